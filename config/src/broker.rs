@@ -1,0 +1,465 @@
+//! All AMQP plumbing of the farm: the queue topology, publishing with confirms, consuming with
+//! manual acknowledgement, dead-lettering with a reason, and reconnecting with backoff.
+//!
+//! Every work queue is a durable quorum queue whose rejected or over-delivered messages go to
+//! `<queue>.dead` (at-least-once dead-lettering, so a dead letter is never lost either).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tracing::{info, warn};
+
+use crate::backoff::Backoff;
+use crate::messages::Message;
+use crate::queues::{QueueName, DEAD_SUFFIX};
+use crate::settings::{BrokerSettings, FarmConfig};
+
+/// Header that carries why the farm dead-lettered a message.
+pub const REASON_HEADER: &str = "x-perestroika-reason";
+/// Header that names the queue a dead letter came from.
+pub const ORIGIN_HEADER: &str = "x-perestroika-queue";
+
+/// A broker operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot reach RabbitMQ at {url}: {source}; is it running? (`rabbitmqctl status`)")]
+    Connect {
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ refused {what} on queue {queue}: {source}")]
+    Queue {
+        what: &'static str,
+        queue: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("queue {queue} does not exist; declare the topology with `perestroika-queue bootstrap`")]
+    Unroutable { queue: String },
+    #[error("RabbitMQ did not confirm the message to {queue} (negative acknowledgement)")]
+    Nacked { queue: String },
+    #[error("RabbitMQ connection failed: {0}")]
+    Channel(#[source] lapin::Error),
+}
+
+/// Depth and consumers of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    pub messages: u32,
+    pub consumers: u32,
+}
+
+/// What a consumer decided about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done; its effect is durable.
+    Ack,
+    /// Put it back for another try (counts against the delivery limit).
+    Retry,
+    /// It can never succeed: move it to the dead-letter queue with this reason.
+    DeadLetter(String),
+}
+
+/// A connection to RabbitMQ with a confirming channel for publishing.
+pub struct Broker {
+    conn: Connection,
+    publish: Channel,
+    settings: BrokerSettings,
+}
+
+fn strip_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+fn queue_err(what: &'static str, queue: &str) -> impl FnOnce(lapin::Error) -> BrokerError {
+    let queue = queue.to_owned();
+    move |source| BrokerError::Queue {
+        what,
+        queue,
+        source,
+    }
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+impl Broker {
+    /// Connects once.
+    pub async fn connect(settings: &BrokerSettings) -> Result<Self, BrokerError> {
+        let name = format!(
+            "{} on {}",
+            std::env::args().next().unwrap_or_default(),
+            hostname()
+        );
+        let props =
+            ConnectionProperties::default().with_connection_name(LongString::from(name.into_bytes()));
+        let connect_err = |source| BrokerError::Connect {
+            url: strip_credentials(&settings.url),
+            source,
+        };
+        let conn = Connection::connect(&settings.url, props)
+            .await
+            .map_err(connect_err)?;
+        let publish = conn.create_channel().await.map_err(connect_err)?;
+        publish
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(connect_err)?;
+        Ok(Self {
+            conn,
+            publish,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Connects, retrying with backoff until it succeeds.
+    pub async fn connect_with_backoff(settings: &BrokerSettings) -> Self {
+        let mut backoff = Backoff::new(
+            Duration::from_millis(200),
+            Duration::from_secs(settings.reconnect_max_secs.max(1)),
+        );
+        loop {
+            match Self::connect(settings).await {
+                Ok(broker) => return broker,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    warn!(error = %e, retry_in = ?delay, "broker unavailable");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Whether the connection is still usable.
+    pub fn is_connected(&self) -> bool {
+        self.conn.status().connected()
+    }
+
+    /// Declares a work queue and its dead-letter queue. Declaring again is harmless.
+    pub async fn declare(&self, queue: &QueueName) -> Result<(), BrokerError> {
+        let name = queue.to_string();
+        let dead = queue.dead_letter();
+        let mut dead_args = FieldTable::default();
+        dead_args.insert("x-queue-type".into(), long("quorum"));
+        self.publish
+            .queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), dead_args)
+            .await
+            .map_err(queue_err("declaring", &dead))?;
+
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long("quorum"));
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.settings.delivery_limit.min(i32::MAX as u32) as i32),
+        );
+        args.insert("x-dead-letter-exchange".into(), long(""));
+        args.insert("x-dead-letter-routing-key".into(), long(&dead));
+        args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
+        args.insert("x-overflow".into(), long("reject-publish"));
+        if queue.stage.single_active_consumer() {
+            args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        }
+        self.publish
+            .queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
+            .await
+            .map_err(queue_err("declaring", &name))?;
+        Ok(())
+    }
+
+    /// Declares every queue the configuration calls for; returns their names.
+    pub async fn declare_all(&self, farm: &FarmConfig) -> Result<Vec<QueueName>, BrokerError> {
+        let queues = crate::queues::all_queues(farm);
+        for q in &queues {
+            self.declare(q).await?;
+        }
+        Ok(queues)
+    }
+
+    /// Depth and consumer count of an existing queue.
+    pub async fn stats(&self, queue: &str) -> Result<QueueStats, BrokerError> {
+        // A passive declare of a missing queue closes the channel, so use a throwaway one.
+        let channel = self.conn.create_channel().await.map_err(BrokerError::Channel)?;
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::default().passive(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(queue_err("inspecting", queue))?;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(QueueStats {
+            messages: q.message_count(),
+            consumers: q.consumer_count(),
+        })
+    }
+
+    /// Publishes a persistent message and waits for the broker's confirm. `message_id` should
+    /// be the job id, so that duplicates are recognisable downstream.
+    pub async fn publish<M: Message>(
+        &self,
+        queue: &str,
+        message: &M,
+        message_id: &str,
+    ) -> Result<(), BrokerError> {
+        self.publish_raw(queue, &message.to_bytes(), message_id, FieldTable::default())
+            .await
+    }
+
+    async fn publish_raw(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        message_id: &str,
+        headers: FieldTable,
+    ) -> Result<(), BrokerError> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into())
+            .with_headers(headers);
+        let confirm = self
+            .publish
+            .basic_publish(
+                ShortString::from(""),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                payload,
+                props,
+            )
+            .await
+            .map_err(queue_err("publishing", queue))?
+            .await
+            .map_err(queue_err("confirming", queue))?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable {
+                queue: queue.to_owned(),
+            }),
+            Confirmation::Nack(_) | Confirmation::NotRequested => Err(BrokerError::Nacked {
+                queue: queue.to_owned(),
+            }),
+        }
+    }
+
+    /// Moves a delivery to its queue's dead-letter queue with a reason, then acknowledges it.
+    pub async fn dead_letter(
+        &self,
+        queue: &str,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<(), BrokerError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(REASON_HEADER.into(), long(reason));
+        headers.insert(ORIGIN_HEADER.into(), long(queue));
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        let dead = format!("{queue}{DEAD_SUFFIX}");
+        self.publish_raw(&dead, &delivery.data, &id, headers).await?;
+        delivery
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(queue_err("acknowledging", queue))?;
+        Ok(())
+    }
+
+    /// Starts consuming with manual acknowledgement and the given prefetch.
+    pub async fn consume(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<(Channel, lapin::Consumer), BrokerError> {
+        let channel = self.conn.create_channel().await.map_err(BrokerError::Channel)?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(queue_err("setting prefetch", queue))?;
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                format!("{}-{}", hostname(), std::process::id()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(queue_err("consuming", queue))?;
+        Ok((channel, consumer))
+    }
+
+    /// Takes one message without acknowledging it (for inspection tools and tests).
+    pub async fn get(&self, queue: &str) -> Result<Option<Delivery>, BrokerError> {
+        let got = self
+            .publish
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .map_err(queue_err("reading", queue))?;
+        Ok(got.map(|m| m.delivery))
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+/// How many times a quorum queue has delivered this message before (0 on the first delivery).
+pub fn delivery_count(delivery: &Delivery) -> u32 {
+    header(delivery, "x-delivery-count")
+        .and_then(|v| match v {
+            AMQPValue::LongLongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongInt(n) => u32::try_from(*n).ok(),
+            AMQPValue::LongUInt(n) => Some(*n),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a AMQPValue> {
+    delivery
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name))
+}
+
+fn value_text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Why a message is in a dead-letter queue: the farm's own reason, or the broker's (from
+/// `x-death`, e.g. `delivery_limit` or `rejected`).
+pub fn dead_reason(delivery: &Delivery) -> String {
+    if let Some(reason) = header(delivery, REASON_HEADER).and_then(value_text) {
+        return reason;
+    }
+    if let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") {
+        for death in deaths.as_slice() {
+            if let AMQPValue::FieldTable(t) = death {
+                if let Some(reason) = t.inner().get("reason").and_then(value_text) {
+                    let queue = t.inner().get("queue").and_then(value_text).unwrap_or_default();
+                    return format!("{reason} (from {queue})");
+                }
+            }
+        }
+    }
+    "unknown".into()
+}
+
+/// Consumes `queue` for ever: connects with backoff, declares the queue, hands each message to
+/// `handle`, and acts on its [`Disposition`]. A lost connection is re-established; messages
+/// that were not acknowledged are redelivered by the broker.
+pub async fn run_consumer<F, Fut>(
+    settings: &BrokerSettings,
+    queue: &QueueName,
+    prefetch: u16,
+    mut handle: F,
+) -> !
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: Future<Output = (Delivery, Disposition)>,
+{
+    let name = queue.to_string();
+    let mut backoff = Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(settings.reconnect_max_secs.max(1)),
+    );
+    loop {
+        let broker = Broker::connect_with_backoff(settings).await;
+        let consumer = match broker.declare(queue).await {
+            Ok(()) => broker.consume(&name, prefetch).await,
+            Err(e) => Err(e),
+        };
+        let (_channel, mut consumer) = match consumer {
+            Ok(c) => c,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(queue = %name, error = %e, retry_in = ?delay, "cannot consume");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        info!(queue = %name, "consuming");
+        backoff.reset();
+        while let Some(next) = consumer.next().await {
+            let delivery = match next {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(queue = %name, error = %e, "consumer stopped");
+                    break;
+                }
+            };
+            let (delivery, disposition) = handle(delivery).await;
+            let done = match &disposition {
+                Disposition::Ack => delivery
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map(drop)
+                    .map_err(queue_err("acknowledging", &name)),
+                Disposition::Retry => delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(drop)
+                    .map_err(queue_err("returning", &name)),
+                Disposition::DeadLetter(reason) => {
+                    warn!(queue = %name, %reason, "dead-lettering message");
+                    broker.dead_letter(&name, &delivery, reason).await
+                }
+            };
+            if let Err(e) = done {
+                warn!(queue = %name, error = %e, "could not settle message; it will be redelivered");
+                break;
+            }
+        }
+        let delay = backoff.next_delay();
+        warn!(queue = %name, retry_in = ?delay, "lost the broker; reconnecting");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// This host's name, for connection names and consumer tags.
+pub fn hostname() -> String {
+    fs_err::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_not_shown() {
+        assert_eq!(
+            strip_credentials("amqp://user:secret@host:5672/%2f"),
+            "amqp://host:5672/%2f"
+        );
+        assert_eq!(strip_credentials("amqp://host/"), "amqp://host/");
+    }
+}

@@ -1,0 +1,18 @@
+//! The contract every Perestroika binary shares: the farm configuration, the rules that map
+//! Gerrit projects to packages, queue names, the messages that cross the queues, and the AMQP
+//! plumbing that carries them.
+
+pub mod backoff;
+pub mod broker;
+pub mod error;
+pub mod logging;
+pub mod mapping;
+pub mod messages;
+pub mod names;
+pub mod queues;
+pub mod settings;
+
+pub use error::ConfigError;
+pub use mapping::{Mapping, ProjectMatch, Role, RuleSpec, Unmapped};
+pub use queues::{QueueName, Stage};
+pub use settings::{Family, FarmConfig, Release, ReleaseState};

@@ -1,0 +1,505 @@
+//! The messages that cross the queues. Every message carries `schema_version`; a consumer
+//! refuses a message of a schema it does not know (it is dead-lettered with that reason).
+
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::names::{check_commit, check_file_name, check_project, check_token, NameError};
+use crate::settings::Family;
+
+/// The schema this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A message could not be taken as work.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("message is not valid JSON for {kind}: {source}")]
+    Json {
+        kind: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{kind} has schema_version {found}; this build understands {SCHEMA_VERSION}")]
+    Schema { kind: &'static str, found: u32 },
+    #[error("{kind}: {source}")]
+    Name {
+        kind: &'static str,
+        #[source]
+        source: NameError,
+    },
+    #[error("{kind}: job_id {found} does not match its content (expected {expected})")]
+    JobId {
+        kind: &'static str,
+        found: String,
+        expected: String,
+    },
+}
+
+/// A message type that crosses a queue.
+pub trait Message: Serialize + DeserializeOwned {
+    /// Name used in errors and logs.
+    const KIND: &'static str;
+    fn schema_version(&self) -> u32;
+    /// Checks every name that will reach a path or a command.
+    fn check(&self) -> Result<(), MessageError>;
+
+    /// Serialises for the wire.
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("message types always serialise")
+    }
+
+    /// Parses and checks a message from the wire.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, MessageError> {
+        #[derive(Deserialize)]
+        struct Head {
+            schema_version: u32,
+        }
+        let json = |source| MessageError::Json {
+            kind: Self::KIND,
+            source,
+        };
+        let head: Head = serde_json::from_slice(bytes).map_err(json)?;
+        if head.schema_version != SCHEMA_VERSION {
+            return Err(MessageError::Schema {
+                kind: Self::KIND,
+                found: head.schema_version,
+            });
+        }
+        let msg: Self = serde_json::from_slice(bytes).map_err(json)?;
+        msg.check()?;
+        Ok(msg)
+    }
+}
+
+fn name(kind: &'static str, r: Result<(), NameError>) -> Result<(), MessageError> {
+    r.map_err(|source| MessageError::Name { kind, source })
+}
+
+/// One git repository at one commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    /// Gerrit project name.
+    pub project: String,
+    /// URL to fetch from.
+    pub url: String,
+    /// The branch the commit was taken from (without `refs/heads/`).
+    pub branch: String,
+    /// The exact commit built.
+    pub commit: String,
+}
+
+/// Where a build's code and packaging come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "layout", rename_all = "lowercase")]
+pub enum Sources {
+    /// Code and packaging in two repositories.
+    Split {
+        code: GitSource,
+        packaging: GitSource,
+    },
+    /// Code and packaging in one repository.
+    Combined { repo: GitSource },
+}
+
+impl Sources {
+    /// The repositories, code first.
+    pub fn repos(&self) -> Vec<&GitSource> {
+        match self {
+            Sources::Split { code, packaging } => vec![code, packaging],
+            Sources::Combined { repo } => vec![repo],
+        }
+    }
+}
+
+/// Which repository a build publishes into.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Target {
+    /// The release itself: its own suite in development, `proposed` in maintenance.
+    Release,
+    /// A per-change review repository.
+    Review { change: u64 },
+    /// A review repository shared by the changes of one Gerrit topic.
+    Topic { topic: String },
+}
+
+/// What made the farm build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerKind {
+    ChangeMerged,
+    PatchsetCreated,
+    RefUpdated,
+    Recheck,
+    Manual,
+    CatchUp,
+}
+
+/// The event behind a build job, for the record (it does not enter the job id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    #[serde(default)]
+    pub change: Option<u64>,
+    #[serde(default)]
+    pub patchset: Option<u32>,
+    /// Gerrit's event time (seconds since the epoch), when the trigger was an event.
+    #[serde(default)]
+    pub event_time: Option<i64>,
+}
+
+/// A job for `build.<customer>.<version>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildJob {
+    pub schema_version: u32,
+    /// Deterministic id: see [`BuildJob::compute_id`].
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub package: String,
+    pub family: Family,
+    pub distro: String,
+    pub sources: Sources,
+    pub target: Target,
+    /// 0 for the first build of these sources; a manual rebuild asks for a higher number,
+    /// which raises the package revision.
+    #[serde(default)]
+    pub rebuild: u32,
+    pub trigger: Trigger,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl BuildJob {
+    /// Builds a job and fills in its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        customer: &str,
+        version: &str,
+        package: &str,
+        family: Family,
+        distro: &str,
+        sources: Sources,
+        target: Target,
+        rebuild: u32,
+        trigger: Trigger,
+    ) -> Self {
+        let mut job = Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: String::new(),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            package: package.to_owned(),
+            family,
+            distro: distro.to_owned(),
+            sources,
+            target,
+            rebuild,
+            trigger,
+            requested_at: Utc::now(),
+        };
+        job.job_id = job.compute_id();
+        job
+    }
+
+    /// A hash of everything that identifies the work: the same sources built for the same
+    /// place give the same id, whichever event asked for them.
+    pub fn compute_id(&self) -> String {
+        let mut parts: Vec<String> = vec![
+            "build".into(),
+            self.customer.clone(),
+            self.version.clone(),
+            self.package.clone(),
+            self.family.to_string(),
+            self.distro.clone(),
+            serde_json::to_string(&self.target).expect("target serialises"),
+            self.rebuild.to_string(),
+        ];
+        for repo in self.sources.repos() {
+            parts.push(repo.project.clone());
+            parts.push(repo.commit.clone());
+        }
+        job_id(&parts)
+    }
+}
+
+/// Hashes identifying parts into a job id: 24 hex digits of their sha256.
+pub fn job_id(parts: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..12])
+}
+
+fn check_target(kind: &'static str, target: &Target) -> Result<(), MessageError> {
+    match target {
+        Target::Topic { topic } => name(kind, check_token("topic", topic)),
+        _ => Ok(()),
+    }
+}
+
+impl Message for BuildJob {
+    const KIND: &'static str = "build job";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("job id", &self.job_id))?;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        name(k, check_token("package", &self.package))?;
+        name(k, check_token("distro", &self.distro))?;
+        check_target(k, &self.target)?;
+        for repo in self.sources.repos() {
+            name(k, check_project(&repo.project))?;
+            name(k, check_commit(&repo.commit))?;
+            name(k, check_project(&repo.branch))?;
+        }
+        let expected = self.compute_id();
+        if expected != self.job_id {
+            return Err(MessageError::JobId {
+                kind: k,
+                found: self.job_id.clone(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A file a build produced, with its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// File name within the job's staging directory (never a path).
+    pub name: String,
+    /// Lower-case hex sha256.
+    pub sha256: String,
+    pub size: u64,
+}
+
+fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), MessageError> {
+    for a in artifacts {
+        name(kind, check_file_name(&a.name))?;
+        let ok = a.sha256.len() == 64
+            && a.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !ok {
+            return Err(MessageError::Name {
+                kind,
+                source: NameError {
+                    what: "sha256",
+                    name: a.sha256.clone(),
+                    why: "it must be 64 lower-case hex digits",
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum BuildOutcome {
+    Succeeded,
+    /// `step` names what failed (e.g. `build-deps`, `dpkg-buildpackage`, `timeout`).
+    Failed { step: String, reason: String },
+}
+
+/// The record a worker writes of a build (`<staging>/<job id>/result.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildResult {
+    pub schema_version: u32,
+    pub job_id: String,
+    pub outcome: BuildOutcome,
+    /// The version the build gave the package, once known.
+    #[serde(default)]
+    pub package_version: Option<String>,
+    pub artifacts: Vec<Artifact>,
+    /// The build log, among the staged files.
+    #[serde(default)]
+    pub log: Option<Artifact>,
+    /// Docker image id of the base the build ran in.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    pub worker: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+impl Message for BuildResult {
+    const KIND: &'static str = "build result";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        name(Self::KIND, check_token("job id", &self.job_id))?;
+        check_artifacts(Self::KIND, &self.artifacts)?;
+        check_artifacts(Self::KIND, self.log.as_slice())
+    }
+}
+
+/// A job for `publish.<customer>.<version>`: include these staged files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishJob {
+    pub schema_version: u32,
+    /// The build job's id; the staged files are under `<staging>/<job id>/`.
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub distro: String,
+    pub family: Family,
+    pub package: String,
+    pub package_version: String,
+    pub target: Target,
+    /// Every file to include, with the checksum the publisher verifies before trusting it.
+    pub artifacts: Vec<Artifact>,
+}
+
+impl Message for PublishJob {
+    const KIND: &'static str = "publish job";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("job id", &self.job_id))?;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        name(k, check_token("distro", &self.distro))?;
+        name(k, check_token("package", &self.package))?;
+        name(k, check_token("package version", &self.package_version.replace(':', "_")))?;
+        check_target(k, &self.target)?;
+        check_artifacts(k, &self.artifacts)
+    }
+}
+
+/// Sent on `mirror.<customer>.<version>` after each switch of the public tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorAnnouncement {
+    pub schema_version: u32,
+    pub customer: String,
+    pub version: String,
+    /// The snapshot that is now live.
+    pub snapshot: String,
+    /// Increases with every switch of this release; a mirror skips announcements older than
+    /// what it already has.
+    pub generation: u64,
+    /// Path of the release's tree relative to the public root (`<customer>/<version>`, or
+    /// `<customer>/review/<name>`).
+    pub tree: String,
+    pub published_at: DateTime<Utc>,
+}
+
+impl Message for MirrorAnnouncement {
+    const KIND: &'static str = "mirror announcement";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        name(k, check_token("snapshot", &self.snapshot))?;
+        name(k, check_project(&self.tree))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(project: &str, c: char) -> GitSource {
+        GitSource {
+            project: project.into(),
+            url: format!("ssh://gerrit/{project}"),
+            branch: "openstack-ci/fuel-9.0/mitaka".into(),
+            commit: c.to_string().repeat(40),
+        }
+    }
+
+    fn job(kind: TriggerKind, rebuild: u32) -> BuildJob {
+        BuildJob::new(
+            "acme",
+            "9.0",
+            "nova",
+            Family::Deb,
+            "bookworm",
+            Sources::Split {
+                code: src("acme/openstack/nova", 'a'),
+                packaging: src("acme/openstack-build/nova", 'b'),
+            },
+            Target::Release,
+            rebuild,
+            Trigger {
+                kind,
+                change: Some(7),
+                patchset: Some(1),
+                event_time: None,
+            },
+        )
+    }
+
+    #[test]
+    fn job_id_is_deterministic_and_ignores_the_trigger() {
+        let merged = job(TriggerKind::ChangeMerged, 0);
+        let caught_up = job(TriggerKind::CatchUp, 0);
+        assert_eq!(merged.job_id, caught_up.job_id);
+        assert_eq!(merged.job_id.len(), 24);
+        assert_ne!(merged.job_id, job(TriggerKind::Manual, 1).job_id);
+    }
+
+    #[test]
+    fn round_trip_and_checks() {
+        let j = job(TriggerKind::ChangeMerged, 0);
+        let back = BuildJob::from_bytes(&j.to_bytes()).unwrap();
+        assert_eq!(back, j);
+
+        let mut tampered = j.clone();
+        tampered.rebuild = 3;
+        let err = BuildJob::from_bytes(&tampered.to_bytes()).unwrap_err();
+        assert!(matches!(err, MessageError::JobId { .. }), "{err}");
+
+        let mut evil = j.clone();
+        evil.package = "../../etc".into();
+        evil.job_id = evil.compute_id();
+        let err = BuildJob::from_bytes(&evil.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("package"), "{err}");
+    }
+
+    #[test]
+    fn unknown_schema_is_refused() {
+        let mut v = serde_json::to_value(job(TriggerKind::Manual, 0)).unwrap();
+        v["schema_version"] = 99.into();
+        let err = BuildJob::from_bytes(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("schema_version 99"), "{err}");
+        let err = BuildJob::from_bytes(b"{not json").unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn artifact_names_are_checked() {
+        let p = PublishJob {
+            schema_version: SCHEMA_VERSION,
+            job_id: "abc".into(),
+            customer: "acme".into(),
+            version: "9.0".into(),
+            distro: "bookworm".into(),
+            family: Family::Deb,
+            package: "hello".into(),
+            package_version: "1:2.10-3".into(),
+            target: Target::Review { change: 12 },
+            artifacts: vec![Artifact {
+                name: "../x.deb".into(),
+                sha256: "0".repeat(64),
+                size: 1,
+            }],
+        };
+        assert!(PublishJob::from_bytes(&p.to_bytes()).is_err());
+        let mut ok = p.clone();
+        ok.artifacts[0].name = "hello_2.10-3_amd64.deb".into();
+        assert!(PublishJob::from_bytes(&ok.to_bytes()).is_ok());
+    }
+}

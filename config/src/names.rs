@@ -1,0 +1,113 @@
+//! The rules for names that travel through queues, paths and command lines.
+//!
+//! Customers, versions, packages, distros and artifact file names come from configuration and
+//! from Gerrit; every one of them ends up in a path or an argument list. They are checked here,
+//! once, so that nothing downstream has to quote or sanitise.
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {name:?} is not allowed: {why}")]
+pub struct NameError {
+    pub what: &'static str,
+    pub name: String,
+    pub why: &'static str,
+}
+
+/// Checks a path element such as a customer, version, package or distro name.
+///
+/// Allowed: ASCII letters, digits and `. + ~ _ -`, starting with a letter or digit, at most 100
+/// characters. This covers Debian package names and versions and rpm names, and keeps every such
+/// name safe as a file name, a queue name component and a command argument.
+pub fn check_token(what: &'static str, name: &str) -> Result<(), NameError> {
+    let err = |why| {
+        Err(NameError {
+            what,
+            name: name.to_owned(),
+            why,
+        })
+    };
+    if name.is_empty() {
+        return err("it is empty");
+    }
+    if name.len() > 100 {
+        return err("it is longer than 100 characters");
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return err("it must start with a letter or digit");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+    {
+        return err("only letters, digits and . _ + ~ - may appear");
+    }
+    Ok(())
+}
+
+/// Checks an artifact file name: a token that may also contain `:` (epochs in .buildinfo names
+/// never do, but some tools write them), never a path.
+pub fn check_file_name(name: &str) -> Result<(), NameError> {
+    check_token("file name", &name.replace(':', "_"))
+}
+
+/// Checks a Gerrit project name: path elements separated by `/`, each a token.
+pub fn check_project(name: &str) -> Result<(), NameError> {
+    if name.is_empty() || name.split('/').any(|part| check_token("project", part).is_err()) {
+        return Err(NameError {
+            what: "project",
+            name: name.to_owned(),
+            why: "it must be path elements of letters, digits and . _ + ~ - separated by /",
+        });
+    }
+    Ok(())
+}
+
+/// Checks a git commit id: 40 (sha1) or 64 (sha256) lower-case hex digits.
+pub fn check_commit(commit: &str) -> Result<(), NameError> {
+    let ok = matches!(commit.len(), 40 | 64)
+        && commit
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError {
+            what: "commit",
+            name: commit.to_owned(),
+            why: "it must be 40 or 64 lower-case hex digits",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        for ok in ["acme", "9.0", "python-nova", "g++", "1.2~rc1", "el9"] {
+            assert!(check_token("t", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", "-rf", ".hidden", "a b", "a;b", "$(x)", "ä"] {
+            assert!(check_token("t", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn projects_and_commits() {
+        assert!(check_project("acme/openstack/nova").is_ok());
+        assert!(check_project("acme//nova").is_err());
+        assert!(check_project("/acme").is_err());
+        assert!(check_project("acme/../x").is_err());
+        assert!(check_commit(&"a".repeat(40)).is_ok());
+        assert!(check_commit(&"A".repeat(40)).is_err());
+        assert!(check_commit("deadbeef").is_err());
+    }
+
+    #[test]
+    fn file_names() {
+        assert!(check_file_name("hello_2.10-3_amd64.deb").is_ok());
+        assert!(check_file_name("../hello.deb").is_err());
+        assert!(check_file_name("dir/hello.deb").is_err());
+    }
+}

@@ -1,0 +1,104 @@
+//! Queue names: `build.<customer>.<version>`, `publish.…`, `mirror.…`, each with a `.dead` twin.
+
+use std::fmt;
+
+use crate::settings::FarmConfig;
+
+/// The stage a queue feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Build jobs, consumed by workers.
+    Build,
+    /// Publish jobs, consumed by the publisher (one active consumer per queue).
+    Publish,
+    /// Announcements of a new public state, consumed by the mirror daemon.
+    Mirror,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Build, Stage::Publish, Stage::Mirror];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Publish => "publish",
+            Stage::Mirror => "mirror",
+        }
+    }
+
+    /// Whether only one consumer at a time may take from the queue (so that two publishers
+    /// never write one repository, and mirror syncs of one release never overlap).
+    pub fn single_active_consumer(self) -> bool {
+        !matches!(self, Stage::Build)
+    }
+}
+
+/// The name of a work queue of one customer and version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueueName {
+    pub stage: Stage,
+    pub customer: String,
+    pub version: String,
+}
+
+/// Suffix of a work queue's dead-letter queue.
+pub const DEAD_SUFFIX: &str = ".dead";
+
+impl QueueName {
+    pub fn new(stage: Stage, customer: &str, version: &str) -> Self {
+        Self {
+            stage,
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+        }
+    }
+
+    /// The name of the queue that takes this queue's dead letters.
+    pub fn dead_letter(&self) -> String {
+        format!("{self}{DEAD_SUFFIX}")
+    }
+
+    /// Parses `stage.customer.version` (versions may contain dots; customers may not, as they
+    /// come from validated tokens that the first dot ends).
+    pub fn parse(name: &str) -> Option<Self> {
+        let (stage, rest) = name.split_once('.')?;
+        let stage = Stage::ALL.into_iter().find(|s| s.prefix() == stage)?;
+        let (customer, version) = rest.split_once('.')?;
+        if version.ends_with(DEAD_SUFFIX) || customer.is_empty() || version.is_empty() {
+            return None;
+        }
+        Some(Self::new(stage, customer, version))
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.stage.prefix(), self.customer, self.version)
+    }
+}
+
+/// Every work queue the configuration calls for, in a stable order.
+pub fn all_queues(farm: &FarmConfig) -> Vec<QueueName> {
+    let mut out = Vec::new();
+    for (customer, release) in farm.releases() {
+        for stage in Stage::ALL {
+            out.push(QueueName::new(stage, &customer.name, &release.name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let q = QueueName::new(Stage::Publish, "acme", "9.0");
+        assert_eq!(q.to_string(), "publish.acme.9.0");
+        assert_eq!(q.dead_letter(), "publish.acme.9.0.dead");
+        assert_eq!(QueueName::parse("publish.acme.9.0"), Some(q));
+        assert_eq!(QueueName::parse("publish.acme.9.0.dead"), None);
+        assert_eq!(QueueName::parse("other.acme.9.0"), None);
+    }
+}

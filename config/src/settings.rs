@@ -1,0 +1,631 @@
+//! The farm configuration: one TOML file plus `PERESTROIKA_<SECTION>__<KEY>` environment overrides.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::mapping::{Mapping, RuleSpec};
+use crate::names::check_token;
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "PERESTROIKA";
+
+/// The whole farm configuration, as loaded and validated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FarmConfig {
+    /// The file this was loaded from (not part of the file itself).
+    #[serde(skip)]
+    pub source: PathBuf,
+    pub broker: BrokerSettings,
+    #[serde(default)]
+    pub gerrit: Option<GerritSettings>,
+    pub paths: Paths,
+    #[serde(default)]
+    pub signing: Option<SigningSettings>,
+    #[serde(default)]
+    pub build: BuildSettings,
+    #[serde(default)]
+    pub publish: PublishSettings,
+    /// Rules that map Gerrit projects and branches to customer, version and package.
+    /// When absent, the defaults of [`crate::mapping::default_rules`] apply.
+    #[serde(default)]
+    pub mapping: Option<Vec<RuleSpec>>,
+    pub customers: Vec<Customer>,
+    #[serde(default)]
+    pub mirrors: Vec<MirrorTarget>,
+}
+
+/// How to reach RabbitMQ and how queues behave.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSettings {
+    /// AMQP URL, e.g. `amqp://user:pass@127.0.0.1:5672/%2f`.
+    pub url: String,
+    /// Deliveries of one message before it is dead-lettered.
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
+    /// Longest pause between reconnection attempts, in seconds.
+    #[serde(default = "default_reconnect_max_secs")]
+    pub reconnect_max_secs: u64,
+}
+
+/// The Gerrit server the reactor listens to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GerritSettings {
+    pub host: String,
+    #[serde(default = "default_gerrit_port")]
+    pub port: u16,
+    pub user: String,
+    /// Private key for the SSH session.
+    pub key_file: PathBuf,
+    /// known_hosts file holding the server's host key; an unknown or changed key is refused.
+    pub known_hosts: PathBuf,
+    /// Base URL that project names are appended to for cloning; defaults to
+    /// `ssh://<user>@<host>:<port>`.
+    #[serde(default)]
+    pub git_url: Option<String>,
+    /// A review comment containing this phrase asks for a rebuild.
+    #[serde(default = "default_recheck_phrase")]
+    pub recheck_phrase: String,
+    /// How far before the last handled event a catch-up query reaches back, in seconds.
+    #[serde(default = "default_catchup_margin_secs")]
+    pub catchup_margin_secs: u64,
+    /// Seconds between SSH keepalives; a session missing three is considered dead.
+    #[serde(default = "default_keepalive_secs")]
+    pub keepalive_secs: u64,
+}
+
+impl GerritSettings {
+    /// The URL a project is cloned from.
+    pub fn clone_url(&self, project: &str) -> String {
+        let base = self
+            .git_url
+            .clone()
+            .unwrap_or_else(|| format!("ssh://{}@{}:{}", self.user, self.host, self.port));
+        format!("{}/{}", base.trim_end_matches('/'), project)
+    }
+}
+
+/// Where the farm keeps its files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paths {
+    /// The public tree: what the publisher switches live and mirrors copy.
+    pub public_root: PathBuf,
+    /// Where workers leave each job's artifacts (`<staging>/<job id>/`) for the publisher.
+    pub staging: PathBuf,
+    /// Private state of each daemon (keyring, repositories being built, reactor position).
+    pub state: PathBuf,
+}
+
+/// The operator's signing key; read only by the publisher.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSettings {
+    /// ASCII-armored secret key to import with `perestroika-publisher key import`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Fingerprint of the key that signs (40 hex digits); the publisher refuses to start without it.
+    pub fingerprint: String,
+    /// Further keys that sign alongside, for a key rotation.
+    #[serde(default)]
+    pub also_sign_with: Vec<String>,
+    /// File holding the key's passphrase, if it has one.
+    #[serde(default)]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+/// Limits and resources of builds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSettings {
+    /// A build running longer is stopped and reported, in seconds.
+    #[serde(default = "default_build_timeout_secs")]
+    pub timeout_secs: u64,
+    /// A build log growing beyond this is cut and the build stopped.
+    #[serde(default = "default_max_log_bytes")]
+    pub max_log_bytes: u64,
+    /// Builds one worker runs at once.
+    #[serde(default = "default_slots")]
+    pub slots: u16,
+    /// URL of the upstream package cache builds fetch through (apt-cacher-ng), if any.
+    #[serde(default)]
+    pub package_cache: Option<String>,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            timeout_secs: default_build_timeout_secs(),
+            max_log_bytes: default_max_log_bytes(),
+            slots: default_slots(),
+            package_cache: None,
+        }
+    }
+}
+
+/// How the publisher lays out and keeps repositories.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSettings {
+    /// Suites beside the release's own, e.g. `<distro>-proposed`.
+    #[serde(default = "default_suites")]
+    pub suites: Vec<String>,
+    /// Previous states whose index files stay reachable (by-hash) after a switch.
+    #[serde(default = "default_keep_generations")]
+    pub keep_generations: u32,
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        Self {
+            suites: default_suites(),
+            keep_generations: default_keep_generations(),
+        }
+    }
+}
+
+/// A tenant of the farm.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    pub name: String,
+    pub versions: Vec<Release>,
+}
+
+/// A release series of one customer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// The version, e.g. `9.0`.
+    pub name: String,
+    #[serde(default)]
+    pub state: ReleaseState,
+    /// Debian-family distros this release is built for, e.g. `bookworm`.
+    #[serde(default)]
+    pub deb: Vec<String>,
+    /// rpm-family distros this release is built for, e.g. `el9`.
+    #[serde(default)]
+    pub rpm: Vec<String>,
+    /// Debian architectures (rpm architectures are derived: amd64 → x86_64).
+    #[serde(default = "default_arches")]
+    pub arches: Vec<String>,
+}
+
+impl Release {
+    /// The package family a distro of this release belongs to, if it is one of its distros.
+    pub fn family_of(&self, distro: &str) -> Option<Family> {
+        if self.deb.iter().any(|d| d == distro) {
+            Some(Family::Deb)
+        } else if self.rpm.iter().any(|d| d == distro) {
+            Some(Family::Rpm)
+        } else {
+            None
+        }
+    }
+
+    /// Every distro of the release with its family.
+    pub fn distros(&self) -> impl Iterator<Item = (Family, &str)> {
+        let deb = self.deb.iter().map(|d| (Family::Deb, d.as_str()));
+        deb.chain(self.rpm.iter().map(|d| (Family::Rpm, d.as_str())))
+    }
+}
+
+/// Where merges of a release are published.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseState {
+    /// Merges publish into the release suite itself.
+    #[default]
+    Development,
+    /// The release has shipped: merges publish into `proposed`.
+    Maintenance,
+}
+
+/// A package family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Deb,
+    Rpm,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::Deb => "deb",
+            Family::Rpm => "rpm",
+        })
+    }
+}
+
+/// A host the mirror daemon copies the public tree to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorTarget {
+    pub name: String,
+    /// rsync destination: `rsync://host:port/module/` or `user@host:/path/`.
+    pub target: String,
+    /// Public http URL of the mirror, used in the lines printed for clients.
+    #[serde(default)]
+    pub http_url: Option<String>,
+}
+
+fn default_delivery_limit() -> u32 {
+    5
+}
+fn default_reconnect_max_secs() -> u64 {
+    30
+}
+fn default_gerrit_port() -> u16 {
+    29418
+}
+fn default_recheck_phrase() -> String {
+    "recheck".into()
+}
+fn default_catchup_margin_secs() -> u64 {
+    300
+}
+fn default_keepalive_secs() -> u64 {
+    15
+}
+fn default_build_timeout_secs() -> u64 {
+    3 * 3600
+}
+fn default_max_log_bytes() -> u64 {
+    64 << 20
+}
+fn default_slots() -> u16 {
+    1
+}
+fn default_suites() -> Vec<String> {
+    ["proposed", "updates", "security", "holdback", "hotfix"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_keep_generations() -> u32 {
+    3
+}
+fn default_arches() -> Vec<String> {
+    vec!["amd64".into()]
+}
+
+impl FarmConfig {
+    /// Loads `path`, applies `PERESTROIKA_<SECTION>__<KEY>` overrides from the process
+    /// environment, and validates the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// Like [`FarmConfig::load`] with an explicit environment (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let load_err = |source| ConfigError::Load {
+            path: path.to_owned(),
+            source,
+        };
+        if !path.is_file() {
+            return Err(load_err(config::ConfigError::Message(
+                "no such file; pass --config FILE (examples are in config/examples/)".into(),
+            )));
+        }
+        // Only PERESTROIKA_<SECTION>__<KEY> variables are overrides; others with the prefix
+        // (such as PERESTROIKA_CONFIG) are left alone.
+        let overrides: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| {
+                k.strip_prefix(ENV_PREFIX)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .is_some_and(|rest| rest.contains("__"))
+            })
+            .collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true)
+                    .source(Some(overrides)),
+            )
+            .build()
+            .map_err(load_err)?;
+        let mut farm: FarmConfig = built.try_deserialize().map_err(load_err)?;
+        farm.source = path.to_owned();
+        farm.validate()?;
+        Ok(farm)
+    }
+
+    fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.broker.url;
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            return Err(self.invalid(
+                "broker.url",
+                format!("expected an amqp:// or amqps:// URL, found {url:?}"),
+            ));
+        }
+        if self.broker.delivery_limit == 0 {
+            return Err(self.invalid("broker.delivery_limit", "expected at least 1"));
+        }
+        if self.build.slots == 0 {
+            return Err(self.invalid("build.slots", "expected at least 1"));
+        }
+        if self.customers.is_empty() {
+            return Err(self.invalid("customers", "expected at least one [[customers]] entry"));
+        }
+        let mut customers = BTreeSet::new();
+        for (ci, customer) in self.customers.iter().enumerate() {
+            let key = format!("customers[{ci}].name");
+            check_token("customer", &customer.name).map_err(|e| self.invalid(&key, e.to_string()))?;
+            if !customers.insert(&customer.name) {
+                return Err(self.invalid(key, format!("customer {:?} appears twice", customer.name)));
+            }
+            if customer.versions.is_empty() {
+                return Err(self.invalid(
+                    format!("customers[{ci}].versions"),
+                    format!("customer {:?} has no versions", customer.name),
+                ));
+            }
+            let mut versions = BTreeSet::new();
+            for (vi, release) in customer.versions.iter().enumerate() {
+                let key = format!("customers[{ci}].versions[{vi}]");
+                check_token("version", &release.name)
+                    .map_err(|e| self.invalid(format!("{key}.name"), e.to_string()))?;
+                if !versions.insert(&release.name) {
+                    return Err(self.invalid(
+                        format!("{key}.name"),
+                        format!("version {:?} appears twice", release.name),
+                    ));
+                }
+                if release.deb.is_empty() && release.rpm.is_empty() {
+                    return Err(self.invalid(
+                        key,
+                        "expected at least one distro in `deb` (e.g. \"bookworm\") or `rpm` (e.g. \"el9\")",
+                    ));
+                }
+                let mut distros = BTreeSet::new();
+                for (family, distro) in release.distros() {
+                    check_token("distro", distro)
+                        .map_err(|e| self.invalid(format!("{key}.{family}"), e.to_string()))?;
+                    if !distros.insert(distro) {
+                        return Err(self.invalid(
+                            format!("{key}.{family}"),
+                            format!("distro {distro:?} is listed twice"),
+                        ));
+                    }
+                }
+                for arch in &release.arches {
+                    check_token("architecture", arch)
+                        .map_err(|e| self.invalid(format!("{key}.arches"), e.to_string()))?;
+                }
+            }
+        }
+        for (i, suite) in self.publish.suites.iter().enumerate() {
+            check_token("suite", suite)
+                .map_err(|e| self.invalid(format!("publish.suites[{i}]"), e.to_string()))?;
+        }
+        if let Some(signing) = &self.signing {
+            let fpr = &signing.fingerprint;
+            for (key, fpr) in std::iter::once(("signing.fingerprint".to_owned(), fpr)).chain(
+                signing
+                    .also_sign_with
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (format!("signing.also_sign_with[{i}]"), f)),
+            ) {
+                if fpr.len() != 40 || !fpr.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(self.invalid(
+                        key,
+                        format!("expected a 40-hex-digit OpenPGP fingerprint, found {fpr:?}"),
+                    ));
+                }
+            }
+        }
+        if let Some(gerrit) = &self.gerrit {
+            if gerrit.host.is_empty() {
+                return Err(self.invalid("gerrit.host", "expected a host name"));
+            }
+            if gerrit.recheck_phrase.trim().is_empty() {
+                return Err(self.invalid("gerrit.recheck_phrase", "expected a non-empty phrase"));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, mirror) in self.mirrors.iter().enumerate() {
+            check_token("mirror", &mirror.name)
+                .map_err(|e| self.invalid(format!("mirrors[{i}].name"), e.to_string()))?;
+            if !names.insert(&mirror.name) {
+                return Err(self.invalid(
+                    format!("mirrors[{i}].name"),
+                    format!("mirror {:?} appears twice", mirror.name),
+                ));
+            }
+        }
+        self.mapping()?;
+        Ok(())
+    }
+
+    /// The compiled project-mapping rules.
+    pub fn mapping(&self) -> Result<Mapping, ConfigError> {
+        Mapping::compile(self.mapping.as_deref()).map_err(|(index, problem)| {
+            self.invalid(format!("mapping[{index}]"), problem)
+        })
+    }
+
+    /// The customer named `name`.
+    pub fn customer(&self, name: &str) -> Option<&Customer> {
+        self.customers.iter().find(|c| c.name == name)
+    }
+
+    /// The release `version` of `customer`.
+    pub fn release(&self, customer: &str, version: &str) -> Option<&Release> {
+        self.customer(customer)?
+            .versions
+            .iter()
+            .find(|r| r.name == version)
+    }
+
+    /// Every (customer, release) pair of the farm.
+    pub fn releases(&self) -> impl Iterator<Item = (&Customer, &Release)> {
+        self.customers
+            .iter()
+            .flat_map(|c| c.versions.iter().map(move |r| (c, r)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Writes `text` to a temporary file and loads it.
+    fn load_text(text: &str) -> Result<FarmConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("farm.toml");
+        fs_err::write(&path, text).unwrap();
+        FarmConfig::load_with_env(&path, no_env())
+    }
+
+    const MINIMAL: &str = include_str!("../examples/minimal.toml");
+
+    #[test]
+    fn every_example_loads() {
+        let mut seen = 0;
+        for entry in fs_err::read_dir(examples()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                FarmConfig::load_with_env(&path, no_env())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2);
+    }
+
+    #[test]
+    fn example_values_and_defaults() {
+        let farm = FarmConfig::load_with_env(&examples().join("farm.toml"), no_env()).unwrap();
+        assert_eq!(farm.broker.delivery_limit, 5);
+        let r = farm.release("acme", "9.0").unwrap();
+        assert_eq!(r.state, ReleaseState::Maintenance);
+        assert_eq!(r.family_of("el9"), Some(Family::Rpm));
+        assert_eq!(r.family_of("bookworm"), Some(Family::Deb));
+        assert_eq!(r.family_of("trusty"), None);
+        assert_eq!(farm.release("globex", "9.0").unwrap().state, ReleaseState::Development);
+        assert_eq!(
+            farm.gerrit.as_ref().unwrap().clone_url("acme/openstack/nova"),
+            "ssh://perestroika@review.example.org:29418/acme/openstack/nova"
+        );
+
+        let min = load_text(MINIMAL).unwrap();
+        assert_eq!(min.broker.delivery_limit, 5);
+        assert_eq!(min.build.slots, 1);
+        assert_eq!(min.publish.suites.len(), 5);
+        assert!(min.gerrit.is_none() && min.signing.is_none());
+        assert_eq!(min.release("acme", "9.0").unwrap().arches, ["amd64"]);
+    }
+
+    #[test]
+    fn environment_overrides_scalars() {
+        let path = examples().join("minimal.toml");
+        let env = [
+            ("PERESTROIKA_BROKER__URL", "amqp://u:p@other:5673/%2f"),
+            ("PERESTROIKA_BROKER__DELIVERY_LIMIT", "9"),
+            ("PERESTROIKA_PATHS__STAGING", "/tmp/staging"),
+            ("PERESTROIKA_CONFIG", "/not/a/key"),
+            ("OTHER_BROKER__URL", "ignored"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let farm = FarmConfig::load_with_env(&path, env).unwrap();
+        assert_eq!(farm.broker.url, "amqp://u:p@other:5673/%2f");
+        assert_eq!(farm.broker.delivery_limit, 9);
+        assert_eq!(farm.paths.staging, Path::new("/tmp/staging"));
+    }
+
+    #[test]
+    fn a_bad_override_names_its_key() {
+        let path = examples().join("minimal.toml");
+        let env = [("PERESTROIKA_BROKER__DELIVERY_LIMIT".to_owned(), "many".to_owned())];
+        let err = FarmConfig::load_with_env(&path, env).unwrap_err().to_string();
+        assert!(err.contains("minimal.toml"), "{err}");
+        assert!(err.contains("delivery_limit"), "{err}");
+    }
+
+    fn expect_invalid(text: &str, key: &str, words: &str) {
+        let err = load_text(text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("farm.toml"), "{msg}");
+        assert!(msg.contains(key), "expected key {key} in: {msg}");
+        assert!(msg.contains(words), "expected {words:?} in: {msg}");
+    }
+
+    #[test]
+    fn validation_errors_name_file_key_and_expectation() {
+        expect_invalid(
+            &MINIMAL.replace("amqp://guest", "http://guest"),
+            "broker.url",
+            "amqp://",
+        );
+        expect_invalid(
+            &MINIMAL.replace("name = \"acme\"", "name = \"ac/me\""),
+            "customers[0].name",
+            "only letters",
+        );
+        expect_invalid(
+            &MINIMAL.replace("deb = [\"bookworm\"]", "deb = []"),
+            "customers[0].versions[0]",
+            "at least one distro",
+        );
+        expect_invalid(
+            &format!("{MINIMAL}\n[signing]\nfingerprint = \"ABC\"\n"),
+            "signing.fingerprint",
+            "40-hex-digit",
+        );
+        expect_invalid(
+            &format!("{MINIMAL}\n[[mapping]]\nname = \"x\"\ncombined = \"{{customer}}/{{package}}\"\nbranch = \"main\"\n"),
+            "mapping[0]",
+            "{version}",
+        );
+        expect_invalid(
+            &format!("{MINIMAL}\n[[customers]]\nname = \"acme\"\nversions = [{{ name = \"1\", deb = [\"bookworm\"] }}]\n"),
+            "customers[1].name",
+            "appears twice",
+        );
+    }
+
+    #[test]
+    fn unknown_and_missing_keys_are_named() {
+        let err = load_text(&MINIMAL.replace("[broker]", "[broker]\nurll = \"x\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urll"), "{err}");
+        let err = load_text(&MINIMAL.replace("staging = ", "#"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("staging"), "{err}");
+        let err = FarmConfig::load_with_env(Path::new("/nonexistent/farm.toml"), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/farm.toml") && err.contains("no such file"), "{err}");
+    }
+}
