@@ -43,7 +43,9 @@ pub enum BrokerError {
         #[source]
         source: lapin::Error,
     },
-    #[error("queue {queue} does not exist; declare the topology with `perestroika-queue bootstrap`")]
+    #[error(
+        "queue {queue} does not exist; declare the topology with `perestroika-queue bootstrap`"
+    )]
     Unroutable { queue: String },
     #[error("RabbitMQ did not confirm the message to {queue} (negative acknowledgement)")]
     Nacked { queue: String },
@@ -78,7 +80,9 @@ pub struct Broker {
 
 fn strip_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}{}", &url[..scheme + 3], &url[at + 1..])
+        }
         _ => url.to_owned(),
     }
 }
@@ -104,8 +108,8 @@ impl Broker {
             std::env::args().next().unwrap_or_default(),
             hostname()
         );
-        let props =
-            ConnectionProperties::default().with_connection_name(LongString::from(name.into_bytes()));
+        let props = ConnectionProperties::default()
+            .with_connection_name(LongString::from(name.into_bytes()));
         let connect_err = |source| BrokerError::Connect {
             url: strip_credentials(&settings.url),
             source,
@@ -155,7 +159,11 @@ impl Broker {
         let mut dead_args = FieldTable::default();
         dead_args.insert("x-queue-type".into(), long("quorum"));
         self.publish
-            .queue_declare(dead.as_str().into(), QueueDeclareOptions::durable(), dead_args)
+            .queue_declare(
+                dead.as_str().into(),
+                QueueDeclareOptions::durable(),
+                dead_args,
+            )
             .await
             .map_err(queue_err("declaring", &dead))?;
 
@@ -191,7 +199,11 @@ impl Broker {
     /// Depth and consumer count of an existing queue.
     pub async fn stats(&self, queue: &str) -> Result<QueueStats, BrokerError> {
         // A passive declare of a missing queue closes the channel, so use a throwaway one.
-        let channel = self.conn.create_channel().await.map_err(BrokerError::Channel)?;
+        let channel = self
+            .conn
+            .create_channel()
+            .await
+            .map_err(BrokerError::Channel)?;
         let q = channel
             .queue_declare(
                 queue.into(),
@@ -215,8 +227,13 @@ impl Broker {
         message: &M,
         message_id: &str,
     ) -> Result<(), BrokerError> {
-        self.publish_raw(queue, &message.to_bytes(), message_id, FieldTable::default())
-            .await
+        self.publish_raw(
+            queue,
+            &message.to_bytes(),
+            message_id,
+            FieldTable::default(),
+        )
+        .await
     }
 
     async fn publish_raw(
@@ -275,7 +292,8 @@ impl Broker {
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
         let dead = format!("{queue}{DEAD_SUFFIX}");
-        self.publish_raw(&dead, &delivery.data, &id, headers).await?;
+        self.publish_raw(&dead, &delivery.data, &id, headers)
+            .await?;
         delivery
             .ack(BasicAckOptions::default())
             .await
@@ -289,7 +307,11 @@ impl Broker {
         queue: &str,
         prefetch: u16,
     ) -> Result<(Channel, lapin::Consumer), BrokerError> {
-        let channel = self.conn.create_channel().await.map_err(BrokerError::Channel)?;
+        let channel = self
+            .conn
+            .create_channel()
+            .await
+            .map_err(BrokerError::Channel)?;
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
@@ -360,7 +382,11 @@ pub fn dead_reason(delivery: &Delivery) -> String {
         for death in deaths.as_slice() {
             if let AMQPValue::FieldTable(t) = death {
                 if let Some(reason) = t.inner().get("reason").and_then(value_text) {
-                    let queue = t.inner().get("queue").and_then(value_text).unwrap_or_default();
+                    let queue = t
+                        .inner()
+                        .get("queue")
+                        .and_then(value_text)
+                        .unwrap_or_default();
                     return format!("{reason} (from {queue})");
                 }
             }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod broker;
+pub mod cli;
 pub mod error;
 pub mod logging;
 pub mod mapping;

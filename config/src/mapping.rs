@@ -398,8 +398,11 @@ mod tests {
 
     #[test]
     fn split_packaging_project_with_full_ref() {
-        let m = resolve("acme/openstack-build/nova", "refs/heads/openstack-ci/fuel-10.0/newton")
-            .unwrap();
+        let m = resolve(
+            "acme/openstack-build/nova",
+            "refs/heads/openstack-ci/fuel-10.0/newton",
+        )
+        .unwrap();
         assert_eq!(m.role, Role::Packaging);
         assert_eq!(m.version, "10.0");
         assert_eq!(m.code_project, "acme/openstack/nova");
@@ -425,9 +428,15 @@ mod tests {
         let e = resolve("acme/openstack/nova", "master").unwrap_err();
         assert!(e.0.contains("branch \"master\" does not match"), "{e}");
         let e = resolve("initech/openstack/nova", "openstack-ci/fuel-9.0/mitaka").unwrap_err();
-        assert!(e.0.contains("customer \"initech\" is not configured"), "{e}");
+        assert!(
+            e.0.contains("customer \"initech\" is not configured"),
+            "{e}"
+        );
         let e = resolve("acme/openstack/nova", "openstack-ci/fuel-8.0/liberty").unwrap_err();
-        assert!(e.0.contains("version \"8.0\"") && e.0.contains("9.0, 10.0"), "{e}");
+        assert!(
+            e.0.contains("version \"8.0\"") && e.0.contains("9.0, 10.0"),
+            "{e}"
+        );
         let e = resolve("acme/packages/deb/trusty/hello", "9.0").unwrap_err();
         assert!(e.0.contains("distro \"trusty\""), "{e}");
         let e = resolve("acme/packages/rpm/bookworm/hello", "9.0").unwrap_err();
@@ -449,8 +458,12 @@ mod tests {
         assert!(compile(spec(None, None, "{version}")).contains("either"));
         assert!(compile(spec(None, Some("{customer}/{package"), "{version}")).contains("unclosed"));
         assert!(compile(spec(None, Some("{customer}/x"), "{version}")).contains("{package}"));
-        assert!(compile(spec(None, Some("{customer}/{package}/{customer}"), "{version}"))
-            .contains("twice"));
+        assert!(compile(spec(
+            None,
+            Some("{customer}/{package}/{customer}"),
+            "{version}"
+        ))
+        .contains("twice"));
         let mut mismatched = spec(Some("{customer}/code/{package}"), None, "{version}");
         mismatched.packaging = Some("{customer}/pkg/{package}/{distro}".into());
         assert!(compile(mismatched).contains("same placeholders"));

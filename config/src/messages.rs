@@ -284,7 +284,9 @@ fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), Mes
     for a in artifacts {
         name(kind, check_file_name(&a.name))?;
         let ok = a.sha256.len() == 64
-            && a.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && a.sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return Err(MessageError::Name {
                 kind,
@@ -305,7 +307,10 @@ fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), Mes
 pub enum BuildOutcome {
     Succeeded,
     /// `step` names what failed (e.g. `build-deps`, `dpkg-buildpackage`, `timeout`).
-    Failed { step: String, reason: String },
+    Failed {
+        step: String,
+        reason: String,
+    },
 }
 
 /// The record a worker writes of a build (`<staging>/<job id>/result.json`).
@@ -370,7 +375,10 @@ impl Message for PublishJob {
         name(k, check_token("version", &self.version))?;
         name(k, check_token("distro", &self.distro))?;
         name(k, check_token("package", &self.package))?;
-        name(k, check_token("package version", &self.package_version.replace(':', "_")))?;
+        name(
+            k,
+            check_token("package version", &self.package_version.replace(':', "_")),
+        )?;
         check_target(k, &self.target)?;
         check_artifacts(k, &self.artifacts)
     }

@@ -52,7 +52,11 @@ pub fn check_file_name(name: &str) -> Result<(), NameError> {
 
 /// Checks a Gerrit project name: path elements separated by `/`, each a token.
 pub fn check_project(name: &str) -> Result<(), NameError> {
-    if name.is_empty() || name.split('/').any(|part| check_token("project", part).is_err()) {
+    if name.is_empty()
+        || name
+            .split('/')
+            .any(|part| check_token("project", part).is_err())
+    {
         return Err(NameError {
             what: "project",
             name: name.to_owned(),
@@ -88,7 +92,9 @@ mod tests {
         for ok in ["acme", "9.0", "python-nova", "g++", "1.2~rc1", "el9"] {
             assert!(check_token("t", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "../x", "a/b", "-rf", ".hidden", "a b", "a;b", "$(x)", "ä"] {
+        for bad in [
+            "", "../x", "a/b", "-rf", ".hidden", "a b", "a;b", "$(x)", "ä",
+        ] {
             assert!(check_token("t", bad).is_err(), "{bad}");
         }
     }

@@ -73,7 +73,13 @@ impl QueueName {
 
 impl fmt::Display for QueueName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.stage.prefix(), self.customer, self.version)
+        write!(
+            f,
+            "{}.{}.{}",
+            self.stage.prefix(),
+            self.customer,
+            self.version
+        )
     }
 }
 

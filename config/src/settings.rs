@@ -370,9 +370,12 @@ impl FarmConfig {
         let mut customers = BTreeSet::new();
         for (ci, customer) in self.customers.iter().enumerate() {
             let key = format!("customers[{ci}].name");
-            check_token("customer", &customer.name).map_err(|e| self.invalid(&key, e.to_string()))?;
+            check_token("customer", &customer.name)
+                .map_err(|e| self.invalid(&key, e.to_string()))?;
             if !customers.insert(&customer.name) {
-                return Err(self.invalid(key, format!("customer {:?} appears twice", customer.name)));
+                return Err(
+                    self.invalid(key, format!("customer {:?} appears twice", customer.name))
+                );
             }
             if customer.versions.is_empty() {
                 return Err(self.invalid(
@@ -460,9 +463,8 @@ impl FarmConfig {
 
     /// The compiled project-mapping rules.
     pub fn mapping(&self) -> Result<Mapping, ConfigError> {
-        Mapping::compile(self.mapping.as_deref()).map_err(|(index, problem)| {
-            self.invalid(format!("mapping[{index}]"), problem)
-        })
+        Mapping::compile(self.mapping.as_deref())
+            .map_err(|(index, problem)| self.invalid(format!("mapping[{index}]"), problem))
     }
 
     /// The customer named `name`.
@@ -531,9 +533,15 @@ mod tests {
         assert_eq!(r.family_of("el9"), Some(Family::Rpm));
         assert_eq!(r.family_of("bookworm"), Some(Family::Deb));
         assert_eq!(r.family_of("trusty"), None);
-        assert_eq!(farm.release("globex", "9.0").unwrap().state, ReleaseState::Development);
         assert_eq!(
-            farm.gerrit.as_ref().unwrap().clone_url("acme/openstack/nova"),
+            farm.release("globex", "9.0").unwrap().state,
+            ReleaseState::Development
+        );
+        assert_eq!(
+            farm.gerrit
+                .as_ref()
+                .unwrap()
+                .clone_url("acme/openstack/nova"),
             "ssh://perestroika@review.example.org:29418/acme/openstack/nova"
         );
 
@@ -565,8 +573,13 @@ mod tests {
     #[test]
     fn a_bad_override_names_its_key() {
         let path = examples().join("minimal.toml");
-        let env = [("PERESTROIKA_BROKER__DELIVERY_LIMIT".to_owned(), "many".to_owned())];
-        let err = FarmConfig::load_with_env(&path, env).unwrap_err().to_string();
+        let env = [(
+            "PERESTROIKA_BROKER__DELIVERY_LIMIT".to_owned(),
+            "many".to_owned(),
+        )];
+        let err = FarmConfig::load_with_env(&path, env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("minimal.toml"), "{err}");
         assert!(err.contains("delivery_limit"), "{err}");
     }
@@ -626,6 +639,9 @@ mod tests {
         let err = FarmConfig::load_with_env(Path::new("/nonexistent/farm.toml"), no_env())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("/nonexistent/farm.toml") && err.contains("no such file"), "{err}");
+        assert!(
+            err.contains("/nonexistent/farm.toml") && err.contains("no such file"),
+            "{err}"
+        );
     }
 }

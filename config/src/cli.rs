@@ -1,0 +1,68 @@
+//! What every binary does at its edge: logging, the runtime, and turning errors into a message
+//! and an exit code. Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration.
+
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::error::ConfigError;
+use crate::settings::FarmConfig;
+
+/// Where binaries look for the configuration when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/perestroika/farm.toml";
+
+/// An error the operator must fix in the command line or configuration (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Loads and validates the configuration named on the command line.
+pub fn load_config(path: &Path) -> Result<FarmConfig, ConfigError> {
+    FarmConfig::load(path)
+}
+
+/// Runs a binary's body on a multi-threaded runtime, prints any error with its causes, and
+/// picks the exit code.
+pub fn run_main<F>(default_log: &str, body: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    crate::logging::init(default_log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(body) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut shown = err.to_string();
+            eprintln!("error: {shown}");
+            for cause in err.chain().skip(1) {
+                let text = cause.to_string();
+                // Errors that already quote their cause are not repeated.
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                }
+                shown = text;
+            }
+            let usage = err
+                .chain()
+                .any(|c| c.is::<ConfigError>() || c.is::<UsageError>());
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Prints that the configuration is valid and which queues a part consumes.
+pub fn print_check(farm: &FarmConfig, part: &str, stage: crate::queues::Stage) {
+    println!("configuration {} is valid", farm.source.display());
+    for q in crate::queues::all_queues(farm)
+        .into_iter()
+        .filter(|q| q.stage == stage)
+    {
+        println!("{part} consumes {q} (dead letters: {})", q.dead_letter());
+    }
+}

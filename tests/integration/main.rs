@@ -1,0 +1,5 @@
+//! End-to-end tests against real services. Run with `.ci/test` (or `cargo test --workspace
+//! --features perestroika-tests/services` once `cargo build --workspace` and a broker are up).
+
+mod cli;
+mod topology;

@@ -1,0 +1,249 @@
+//! The queue topology on a real RabbitMQ: declaration, confirms, restarts, dead letters.
+
+use std::time::Duration;
+
+use lapin::options::BasicNackOptions;
+use perestroika_config::broker::{dead_reason, run_consumer, Broker, Disposition};
+use perestroika_config::messages::{
+    BuildJob, GitSource, Message, Sources, Target, Trigger, TriggerKind,
+};
+use perestroika_config::{Family, QueueName, Stage};
+use perestroika_tests::rabbit::Rabbit;
+use perestroika_tests::{run, shared_amqp_url, Farm};
+
+fn job(customer: &str, n: u32) -> BuildJob {
+    BuildJob::new(
+        customer,
+        "9.0",
+        "hello",
+        Family::Deb,
+        "bookworm",
+        Sources::Combined {
+            repo: GitSource {
+                project: format!("{customer}/packages/deb/bookworm/hello"),
+                url: "file:///dev/null".into(),
+                branch: "9.0".into(),
+                commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            },
+        },
+        Target::Release,
+        n,
+        Trigger {
+            kind: TriggerKind::Manual,
+            change: None,
+            patchset: None,
+            event_time: None,
+        },
+    )
+}
+
+fn build_queue(farm: &Farm) -> QueueName {
+    QueueName::new(Stage::Build, &farm.customer, "9.0")
+}
+
+async fn wait_for_depth(broker: &Broker, queue: &str, depth: u32) {
+    for _ in 0..100 {
+        if broker.stats(queue).await.unwrap().messages == depth {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "queue {queue} never reached depth {depth}: {:?}",
+        broker.stats(queue).await
+    );
+}
+
+#[tokio::test]
+async fn declaring_the_topology_twice_is_harmless() {
+    let farm = Farm::new(&shared_amqp_url(), "");
+    let cfg = farm.path.to_str().unwrap();
+    let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 queues ready"));
+
+    // A message waiting in a queue survives a second declaration.
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let queue = build_queue(&farm).to_string();
+    let j = job(&farm.customer, 0);
+    broker.publish(&queue, &j, &j.job_id).await.unwrap();
+
+    let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = run("perestroika-queue", &["--config", cfg, "--json", "queues"]);
+    assert!(out.status.success());
+    let report: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.len(), 6);
+    let depth = |name: &str| {
+        report
+            .iter()
+            .find(|r| r["queue"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {report:?}"))["stats"]["messages"]
+            .as_u64()
+    };
+    assert_eq!(depth(&queue), Some(1));
+    assert_eq!(depth(&format!("{queue}.dead")), Some(0));
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn publishing_to_an_undeclared_queue_fails_clearly() {
+    let farm = Farm::new(&shared_amqp_url(), "");
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let j = job(&farm.customer, 0);
+    let err = broker
+        .publish(&build_queue(&farm).to_string(), &j, &j.job_id)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("perestroika-queue bootstrap"),
+        "{err}"
+    );
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_message_survives_a_broker_restart() {
+    let rabbit = Rabbit::start();
+    let farm = Farm::new(&rabbit.url(), "");
+    let queue = build_queue(&farm);
+    let j = job(&farm.customer, 0);
+    {
+        let broker = Broker::connect(&farm.config.broker).await.unwrap();
+        broker.declare(&queue).await.unwrap();
+        broker
+            .publish(&queue.to_string(), &j, &j.job_id)
+            .await
+            .unwrap();
+        broker.close().await;
+    }
+    rabbit.restart();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let delivery = broker
+        .get(&queue.to_string())
+        .await
+        .unwrap()
+        .expect("the message is still there after the restart");
+    assert_eq!(BuildJob::from_bytes(&delivery.data).unwrap(), j);
+    assert_eq!(
+        delivery.properties.message_id().as_ref().unwrap().as_str(),
+        j.job_id
+    );
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_message_rejected_past_the_delivery_limit_is_dead_lettered() {
+    let farm = Farm::new(&shared_amqp_url(), "delivery_limit = 2\n");
+    let queue = build_queue(&farm);
+    let name = queue.to_string();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    broker.declare(&queue).await.unwrap();
+    let j = job(&farm.customer, 0);
+    broker.publish(&name, &j, &j.job_id).await.unwrap();
+
+    // Every delivery fails and is returned; after the limit the broker moves it aside.
+    let mut deliveries = 0;
+    for _ in 0..20 {
+        match broker.get(&name).await.unwrap() {
+            Some(d) => {
+                deliveries += 1;
+                d.nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+            None if deliveries > 0 => break,
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(
+        deliveries, 3,
+        "delivered once plus delivery_limit redeliveries"
+    );
+    wait_for_depth(&broker, &queue.dead_letter(), 1).await;
+    let dead = broker.get(&queue.dead_letter()).await.unwrap().unwrap();
+    assert_eq!(BuildJob::from_bytes(&dead.data).unwrap().job_id, j.job_id);
+    let reason = dead_reason(&dead);
+    assert!(reason.contains("delivery_limit"), "{reason}");
+    assert_eq!(broker.stats(&name).await.unwrap().messages, 0);
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn the_consumer_dead_letters_with_a_reason_and_survives_a_broker_restart() {
+    let rabbit = Rabbit::start();
+    let farm = Farm::new(&rabbit.url(), "");
+    let queue = build_queue(&farm);
+    let name = queue.to_string();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+
+    let settings = farm.config.broker.clone();
+    let consumer_queue = queue.clone();
+    let consumer = tokio::spawn(async move {
+        run_consumer(&settings, &consumer_queue, 1, move |delivery| {
+            let seen = seen_tx.clone();
+            async move {
+                let job = BuildJob::from_bytes(&delivery.data).unwrap();
+                seen.send(job.rebuild).unwrap();
+                let disposition = if job.rebuild == 0 {
+                    Disposition::DeadLetter("artifact checksum differs from the manifest".into())
+                } else {
+                    Disposition::Ack
+                };
+                (delivery, disposition)
+            }
+        })
+        .await
+    });
+
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    // The consumer declares its queue itself; wait until it has.
+    for _ in 0..100 {
+        if broker.stats(&name).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first = job(&farm.customer, 0);
+    broker.publish(&name, &first, &first.job_id).await.unwrap();
+    assert_eq!(recv(&mut seen_rx).await, 0);
+    wait_for_depth(&broker, &queue.dead_letter(), 1).await;
+    let dead = broker.get(&queue.dead_letter()).await.unwrap().unwrap();
+    assert_eq!(
+        dead_reason(&dead),
+        "artifact checksum differs from the manifest"
+    );
+    broker.close().await;
+
+    // The broker goes away and comes back; the consumer reconnects by itself.
+    rabbit.restart();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let second = job(&farm.customer, 1);
+    broker
+        .publish(&name, &second, &second.job_id)
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut seen_rx).await, 1);
+    wait_for_depth(&broker, &name, 0).await;
+    consumer.abort();
+    broker.close().await;
+}
+
+async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) -> u32 {
+    tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("the consumer handled the message within 60 s")
+        .expect("consumer alive")
+}

@@ -1,0 +1,104 @@
+//! Harness for the end-to-end tests: the binaries under test, private service instances, and
+//! throwaway farm configurations. Every helper fails loudly when a service is missing; nothing
+//! is skipped silently.
+
+pub mod rabbit;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_owned()
+}
+
+/// Path of a workspace binary, built by `cargo build --workspace` before the tests run.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace` before the integration tests",
+        path.display()
+    );
+    path
+}
+
+/// Runs a workspace binary with arguments and returns its output.
+pub fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"))
+}
+
+/// A name no other test uses, for customers and queues on a shared broker.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A farm configuration in a temporary directory, pointing at `amqp_url`, with one customer
+/// (a unique name) and one release `9.0` building for bookworm.
+pub struct Farm {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub customer: String,
+    pub config: perestroika_config::FarmConfig,
+}
+
+impl Farm {
+    pub fn new(amqp_url: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let customer = unique("c");
+        let root = dir.path().display();
+        let text = format!(
+            r#"
+[broker]
+url = "{amqp_url}"
+reconnect_max_secs = 2
+{extra}
+[paths]
+public_root = "{root}/public"
+staging = "{root}/staging"
+state = "{root}/state"
+
+[[customers]]
+name = "{customer}"
+versions = [{{ name = "9.0", deb = ["bookworm"] }}]
+"#
+        );
+        let path = dir.path().join("farm.toml");
+        fs_err::write(&path, text).expect("write config");
+        let config = perestroika_config::FarmConfig::load_with_env(&path, Vec::new())
+            .expect("test configuration loads");
+        Self {
+            dir,
+            path,
+            customer,
+            config,
+        }
+    }
+}
+
+/// The AMQP URL of the broker `.ci/test` started for the suite.
+pub fn shared_amqp_url() -> String {
+    std::env::var("FARM_TEST_AMQP_URL").expect(
+        "FARM_TEST_AMQP_URL is not set: run the suite with `.ci/test`, which starts RabbitMQ \
+         and sets it (or start one with `.ci/rabbitmq start DIR PORT` and export its URL)",
+    )
+}
