@@ -87,6 +87,10 @@ pub struct GitSource {
     pub branch: String,
     /// The exact commit built.
     pub commit: String,
+    /// A ref to fetch that contains the commit when no branch does yet (a Gerrit change's
+    /// `refs/changes/…`).
+    #[serde(default)]
+    pub fetch_ref: Option<String>,
 }
 
 /// Where a build's code and packaging come from.
@@ -257,6 +261,9 @@ impl Message for BuildJob {
             name(k, check_project(&repo.project))?;
             name(k, check_commit(&repo.commit))?;
             name(k, check_project(&repo.branch))?;
+            if let Some(r) = &repo.fetch_ref {
+                name(k, check_project(r))?;
+            }
         }
         let expected = self.compute_id();
         if expected != self.job_id {
@@ -425,6 +432,7 @@ mod tests {
             url: format!("ssh://gerrit/{project}"),
             branch: "openstack-ci/fuel-9.0/mitaka".into(),
             commit: c.to_string().repeat(40),
+            fetch_ref: None,
         }
     }
 

@@ -135,6 +135,9 @@ pub struct BuildSettings {
     /// URL of the upstream package cache builds fetch through (apt-cacher-ng), if any.
     #[serde(default)]
     pub package_cache: Option<String>,
+    /// Size of the tmpfs that holds a build's tree (it counts against memory), e.g. "8g".
+    #[serde(default = "default_tmpfs_size")]
+    pub tmpfs_size: String,
 }
 
 impl Default for BuildSettings {
@@ -144,6 +147,7 @@ impl Default for BuildSettings {
             max_log_bytes: default_max_log_bytes(),
             slots: default_slots(),
             package_cache: None,
+            tmpfs_size: default_tmpfs_size(),
         }
     }
 }
@@ -279,6 +283,9 @@ fn default_build_timeout_secs() -> u64 {
 fn default_max_log_bytes() -> u64 {
     64 << 20
 }
+fn default_tmpfs_size() -> String {
+    "8g".into()
+}
 fn default_slots() -> u16 {
     1
 }
@@ -360,6 +367,13 @@ impl FarmConfig {
         }
         if self.broker.delivery_limit == 0 {
             return Err(self.invalid("broker.delivery_limit", "expected at least 1"));
+        }
+        let size = self.build.tmpfs_size.trim_end_matches(['k', 'm', 'g']);
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.invalid(
+                "build.tmpfs_size",
+                format!("expected a size such as \"8g\" or \"512m\", found {:?}", self.build.tmpfs_size),
+            ));
         }
         if self.build.slots == 0 {
             return Err(self.invalid("build.slots", "expected at least 1"));

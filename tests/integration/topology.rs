@@ -24,6 +24,7 @@ fn job(customer: &str, n: u32) -> BuildJob {
                 url: "file:///dev/null".into(),
                 branch: "9.0".into(),
                 commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                fetch_ref: None,
             },
         },
         Target::Release,

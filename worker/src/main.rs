@@ -1,17 +1,26 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, print_check, run_main, DEFAULT_CONFIG};
-use perestroika_config::Stage;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use perestroika_config::broker::hostname;
+use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::messages::{BuildOutcome, GitSource, Sources};
+use perestroika_config::{FarmConfig, Stage};
+use perestroika_worker::build::{self, BuildEnv, BuildRequest};
+use perestroika_worker::git::GitCache;
+use perestroika_worker::source::SourceInput;
+use perestroika_worker::{farm, image, sandbox};
 
 /// Builds packages from git in a fresh, unprivileged container per build.
 #[derive(Parser)]
 #[command(name = "perestroika-worker", version)]
 struct Cli {
-    /// Farm configuration file.
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// Farm configuration file (optional for `build` and `image`).
+    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,15 +29,270 @@ struct Cli {
 enum Command {
     /// Validate the configuration and show the queues this part consumes.
     Check,
+    /// Build one package here, without any queue: a source tree, a .dsc, or git commits.
+    /// Exits 0 when the build succeeded, 1 when it failed (the log says why).
+    Build(BuildArgs),
+    /// Consume the build queues of the configuration and build what arrives.
+    Run,
+    /// Manage the base images builds start from.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Distro of the base image, e.g. bookworm.
+    #[arg(long)]
+    distro: String,
+    /// A source tree (with debian/) or a .dsc file; omit with --git.
+    source: Option<PathBuf>,
+    /// Git repository holding the code (and the packaging, unless --packaging-git is given).
+    #[arg(long, requires = "commit")]
+    git: Option<String>,
+    /// Commit of --git to build.
+    #[arg(long)]
+    commit: Option<String>,
+    /// Git repository holding debian/, when it is apart from the code.
+    #[arg(long, requires = "packaging_commit")]
+    packaging_git: Option<String>,
+    /// Commit of --packaging-git to build.
+    #[arg(long)]
+    packaging_commit: Option<String>,
+    /// Rebuild number (raises the revision of git builds).
+    #[arg(long, default_value_t = 0)]
+    rebuild: u32,
+    /// Where the artifacts, build log and result.json go.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+    /// apt proxy for build dependencies, e.g. http://127.0.0.1:3142 (default: the
+    /// configuration's build.package_cache).
+    #[arg(long)]
+    package_cache: Option<String>,
+    /// Stop the build after this many seconds (default: the configuration's, or 3 hours).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Do not copy the build log to stdout.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Bootstrap a base root with mmdebstrap and import it into Docker.
+    Build {
+        #[arg(long)]
+        distro: String,
+    },
+    /// Make a new base image only if the distro changed since the newest one (run daily).
+    Refresh {
+        #[arg(long)]
+        distro: String,
+    },
+    /// List base images, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove all but the newest images of each distro.
+    Prune {
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+    },
+}
+
+fn config_path(cli: &Option<PathBuf>) -> PathBuf {
+    cli.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("perestroika")
+}
+
+fn git_source(url: &str, commit: &str) -> anyhow::Result<GitSource> {
+    perestroika_config::names::check_commit(commit).map_err(|e| UsageError(e.to_string()))?;
+    Ok(GitSource {
+        project: "local".into(),
+        url: url.to_owned(),
+        branch: "local".into(),
+        commit: commit.to_owned(),
+        fetch_ref: None,
+    })
+}
+
+async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::Result<()> {
+    let farm = match cli_config {
+        Some(path) => Some(load_config(path)?),
+        None => None,
+    };
+    let settings = farm.as_ref().map(|f| f.build.clone()).unwrap_or_default();
+    let input = match (&args.source, &args.git) {
+        (Some(path), None) if path.extension().is_some_and(|e| e == "dsc") => {
+            SourceInput::Dsc(path.clone())
+        }
+        (Some(path), None) if path.is_dir() => SourceInput::Dir(path.clone()),
+        (Some(path), None) => {
+            return Err(UsageError(format!("{}: expected a source directory or a .dsc", path.display())).into())
+        }
+        (None, Some(url)) => {
+            let code = git_source(url, args.commit.as_deref().unwrap_or_default())?;
+            let sources = match (&args.packaging_git, &args.packaging_commit) {
+                (Some(purl), Some(pc)) => Sources::Split {
+                    code,
+                    packaging: git_source(purl, pc)?,
+                },
+                _ => Sources::Combined { repo: code },
+            };
+            SourceInput::Git {
+                sources,
+                rebuild: args.rebuild,
+            }
+        }
+        _ => return Err(UsageError("give either a source (directory or .dsc) or --git with --commit".into()).into()),
+    };
+    perestroika_config::names::check_token("distro", &args.distro).map_err(|e| UsageError(e.to_string()))?;
+    let docker = sandbox::connect()?;
+    let cache = args.package_cache.or(settings.package_cache.clone());
+    let package_cache = match cache {
+        Some(url) => Some(sandbox::url_from_container(&docker, &url).await?),
+        None => None,
+    };
+    let job_id = format!("local-{}-{}", std::process::id(), chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let env = BuildEnv {
+        docker,
+        git: GitCache::new(&cache_dir().join("git")),
+        scratch: std::env::temp_dir().join("perestroika-worker"),
+        owner: format!("local@{}", hostname()),
+        worker_name: hostname(),
+        timeout: Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs)),
+        max_log_bytes: settings.max_log_bytes,
+        package_cache,
+        tmpfs_size: settings.tmpfs_size.clone(),
+    };
+    let req = BuildRequest {
+        job_id,
+        input,
+        distro: args.distro.clone(),
+        release_tree: None,
+        out_dir: args.out.clone(),
+        echo: !args.quiet,
+    };
+    let report = build::run(&env, &req).await?;
+    let result = report.result;
+    match &result.outcome {
+        BuildOutcome::Succeeded => {
+            eprintln!(
+                "built {} in {}:",
+                result.package_version.as_deref().unwrap_or("?"),
+                args.out.display()
+            );
+            for a in &result.artifacts {
+                eprintln!("  {}  {}", a.sha256, a.name);
+            }
+            Ok(())
+        }
+        BuildOutcome::Failed { step, reason } => {
+            anyhow::bail!(
+                "build failed at step {step}: {reason}\n(full log: {})",
+                args.out.join(build::LOG_NAME).display()
+            )
+        }
+    }
+}
+
+async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
+    let docker = sandbox::connect()?;
+    let owner = format!("worker@{}", hostname());
+    let removed = sandbox::remove_leftovers(&docker, &owner)
+        .await
+        .context("cleaning up after an earlier run")?;
+    if removed > 0 {
+        tracing::info!(removed, "removed leftover build containers of an earlier run");
+    }
+    let package_cache = match &farm.build.package_cache {
+        Some(url) => Some(sandbox::url_from_container(&docker, url).await?),
+        None => None,
+    };
+    let state = farm.paths.state.join("worker");
+    fs_err::create_dir_all(&farm.paths.staging).context("creating the staging directory")?;
+    let env = BuildEnv {
+        docker,
+        git: GitCache::new(&state.join("git")),
+        scratch: state.join("scratch"),
+        owner,
+        worker_name: hostname(),
+        timeout: Duration::from_secs(farm.build.timeout_secs),
+        max_log_bytes: farm.build.max_log_bytes,
+        package_cache,
+        tmpfs_size: farm.build.tmpfs_size.clone(),
+    };
+    let (farm, env) = (Arc::new(farm), Arc::new(env));
+    tokio::select! {
+        _ = farm::run(farm, env.clone()) => Ok(()),
+        _ = shutdown_signal() => {
+            // Builds in flight are abandoned; their jobs are redelivered. Remove their containers.
+            let removed = sandbox::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);
+            tracing::info!(removed, "stopped; unfinished jobs go back to the queue");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn image_command(cmd: ImageCommand) -> anyhow::Result<()> {
+    let docker = sandbox::connect()?;
+    let scratch = std::env::temp_dir().join("perestroika-images");
+    match cmd {
+        ImageCommand::Build { distro } => {
+            let img = image::build(&docker, &distro, &scratch).await?;
+            println!("{} {} ({} packages)", img.tag, img.id, img.package_count);
+        }
+        ImageCommand::Refresh { distro } => match image::refresh(&docker, &distro, &scratch).await? {
+            image::Refresh::Unchanged { image } => println!("unchanged: {} is current", image.tag),
+            image::Refresh::New { image } => println!("new: {} {} ({} packages)", image.tag, image.id, image.package_count),
+        },
+        ImageCommand::List { json } => {
+            let images = image::list(&docker, None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&images)?);
+            } else {
+                for i in images {
+                    println!("{:<48} {} {:>5} packages  {}", i.tag, i.distro, i.package_count, &i.id);
+                }
+            }
+        }
+        ImageCommand::Prune { keep } => {
+            for tag in image::prune(&docker, keep.max(1)).await? {
+                println!("removed {tag}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("info", async move {
-        let farm = load_config(&cli.config)?;
         match cli.command {
-            Command::Check => print_check(&farm, "worker", Stage::Build),
+            Command::Check => {
+                let farm = load_config(&config_path(&cli.config))?;
+                print_check(&farm, "worker", Stage::Build);
+                Ok(())
+            }
+            Command::Build(args) => local_build(&cli.config, args).await,
+            Command::Run => farm_run(load_config(&config_path(&cli.config))?).await,
+            Command::Image(cmd) => image_command(cmd).await,
         }
-        Ok(())
     })
 }

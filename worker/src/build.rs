@@ -1,0 +1,377 @@
+//! One build, from input to artifacts: prepare the sources, start a fresh container from the
+//! distro's newest base image, install build dependencies with the network on, cut the
+//! network, build as the unprivileged `builder` user, collect the results, remove the
+//! container — whatever happened.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use chrono::Utc;
+use perestroika_config::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
+use sha2::{Digest, Sha256};
+
+use crate::buildlog::BuildLog;
+use crate::git::GitCache;
+use crate::image::{self, ImageError};
+use crate::sandbox::{As, Sandbox, SandboxError, SandboxSpec};
+use crate::source::{self, PreparedSource, SourceInput};
+
+const UNPACK: &str = include_str!("../scripts/unpack.sh");
+const PREPARE: &str = include_str!("../scripts/prepare.sh");
+const DEPS: &str = include_str!("../scripts/deps.sh");
+const BUILD: &str = include_str!("../scripts/build.sh");
+const COLLECT: &str = include_str!("../scripts/collect.sh");
+
+/// Name of the build log among a build's files.
+pub const LOG_NAME: &str = "build.log";
+/// Name of the record of a build among its files.
+pub const RESULT_NAME: &str = "result.json";
+/// Every package of the build root with its version, after the build dependencies went in.
+pub const BUILD_ROOT_NAME: &str = "build-root.list";
+
+/// The build could not be attempted: the farm, not the package, is at fault (retry later).
+#[derive(Debug, thiserror::Error)]
+pub enum InfraError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InfraError + '_ {
+    move |source| InfraError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What to build and where the results go.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub job_id: String,
+    pub input: SourceInput,
+    pub distro: String,
+    /// The release's public tree (`<public root>/<customer>/<version>`), if it has a deb
+    /// repository yet: its packages are available as build dependencies.
+    pub release_tree: Option<PathBuf>,
+    /// Where the artifacts, log and record are written.
+    pub out_dir: PathBuf,
+    /// Copy the build log to stdout as it comes.
+    pub echo: bool,
+}
+
+/// How builds run on this worker.
+#[derive(Debug, Clone)]
+pub struct BuildEnv {
+    pub docker: Docker,
+    pub git: GitCache,
+    /// Scratch space for preparing inputs.
+    pub scratch: PathBuf,
+    /// Names the containers of this worker, to clean up after a crash.
+    pub owner: String,
+    pub worker_name: String,
+    pub timeout: Duration,
+    pub max_log_bytes: u64,
+    /// apt proxy URL as seen from inside a container.
+    pub package_cache: Option<String>,
+    pub tmpfs_size: String,
+}
+
+/// A build failure, with the step that failed.
+struct Failure {
+    step: &'static str,
+    reason: String,
+}
+
+fn fail(step: &'static str, reason: impl Into<String>) -> Failure {
+    Failure {
+        step,
+        reason: reason.into(),
+    }
+}
+
+/// The build's outcome plus timings of its stages (for progress output and benchmarks).
+#[derive(Debug, Clone)]
+pub struct BuildReport {
+    pub result: BuildResult,
+    /// (stage, seconds) in order.
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// Runs one build. Build failures are reported in the result; only problems of the farm
+/// itself (Docker down, no base image, a full disk) are errors.
+pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, InfraError> {
+    let started_at = Utc::now();
+    fs_err::create_dir_all(&req.out_dir).map_err(io(&req.out_dir))?;
+    let log_path = req.out_dir.join(LOG_NAME);
+    let mut log = BuildLog::create(&log_path, env.max_log_bytes, req.echo).map_err(io(&log_path))?;
+    let image = image::for_build(&env.docker, &req.distro).await?;
+    log.note(&format!(
+        "job {} on {}: {} (image {})",
+        req.job_id, env.worker_name, image.tag, image.id
+    ));
+
+    let work = env.scratch.join(&req.job_id);
+    let _ = fs_err::remove_dir_all(&work);
+    let mut timings = Vec::new();
+    let t = Instant::now();
+    let prepared = source::prepare(&req.input, &req.distro, &env.git, &work);
+    timings.push(("source", t.elapsed().as_secs_f64()));
+
+    let mut package_version = None;
+    let outcome = match prepared {
+        Err(e) => Err(fail("source", e.to_string())),
+        Ok(prepared) => {
+            log.note(&format!("source package {} version {}", prepared.source, prepared.version));
+            package_version = Some(prepared.version.clone());
+            let spec = SandboxSpec {
+                image: image.id.clone(),
+                job_id: req.job_id.clone(),
+                owner: env.owner.clone(),
+                tmpfs_size: env.tmpfs_size.clone(),
+                read_only_binds: release_bind(req),
+            };
+            let t = Instant::now();
+            let sandbox = Sandbox::start(&env.docker, &spec).await?;
+            timings.push(("container start", t.elapsed().as_secs_f64()));
+            let inside = tokio::time::timeout(
+                env.timeout,
+                in_container(env, req, &sandbox, &prepared, &mut log, &mut timings),
+            )
+            .await;
+            let t = Instant::now();
+            sandbox.remove().await;
+            timings.push(("container removal", t.elapsed().as_secs_f64()));
+            match inside {
+                Ok(Ok(files)) => Ok(files),
+                Ok(Err(Step::Failed(f))) => Err(f),
+                Ok(Err(Step::Infra(e))) => {
+                    let _ = fs_err::remove_dir_all(&work);
+                    return Err(e);
+                }
+                Err(_) => Err(fail(
+                    "timeout",
+                    format!("the build ran longer than {} s and was stopped", env.timeout.as_secs()),
+                )),
+            }
+        }
+    };
+    let _ = fs_err::remove_dir_all(&work);
+
+    let (outcome, artifacts) = match outcome {
+        Ok(artifacts) => (BuildOutcome::Succeeded, artifacts),
+        Err(f) => {
+            log.note(&format!("build failed at step {}: {}", f.step, f.reason));
+            (
+                BuildOutcome::Failed {
+                    step: f.step.to_owned(),
+                    reason: f.reason,
+                },
+                Vec::new(),
+            )
+        }
+    };
+    let summary = timings
+        .iter()
+        .map(|(stage, secs)| format!("{stage} {secs:.2}s"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    log.note(&format!("timings: {summary}"));
+    let result = BuildResult {
+        schema_version: SCHEMA_VERSION,
+        job_id: req.job_id.clone(),
+        outcome,
+        package_version,
+        artifacts,
+        log: Some(describe(&log_path).map_err(io(&log_path))?),
+        image_id: Some(image.id),
+        worker: env.worker_name.clone(),
+        started_at,
+        finished_at: Utc::now(),
+    };
+    let record = req.out_dir.join(RESULT_NAME);
+    let json = serde_json::to_vec_pretty(&result).expect("result serialises");
+    fs_err::write(&record, json).map_err(io(&record))?;
+    Ok(BuildReport { result, timings })
+}
+
+fn release_bind(req: &BuildRequest) -> Vec<(String, String)> {
+    match &req.release_tree {
+        Some(tree) if has_deb_repo(tree, &req.distro) => {
+            vec![(tree.display().to_string(), "/srv/release".to_owned())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn has_deb_repo(tree: &Path, distro: &str) -> bool {
+    tree.join("KEY.asc").is_file() && tree.join("deb/dists").join(distro).join("InRelease").is_file()
+}
+
+enum Step {
+    Failed(Failure),
+    Infra(InfraError),
+}
+
+impl From<SandboxError> for Step {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::LogFull(full) => Step::Failed(fail("log-limit", full.to_string())),
+            other => Step::Infra(other.into()),
+        }
+    }
+}
+
+/// The last lines of the log that say what went wrong.
+fn reason_from(log: &BuildLog, fallback: &str) -> String {
+    let tail = log.tail(40);
+    let wanted: Vec<&str> = tail
+        .lines()
+        .filter(|l| {
+            l.starts_with("E: ")
+                || l.contains("but it is not installable")
+                || l.contains("but it is not going to be installed")
+                || l.contains("Unmet build dependencies")
+                || l.contains("syntax error")
+                || l.contains("error:")
+                || l.starts_with("dpkg-buildpackage: error")
+                || l.starts_with("make: ***")
+                || l.starts_with("dpkg-source: error")
+        })
+        .collect();
+    if wanted.is_empty() {
+        fallback.to_owned()
+    } else {
+        wanted.join("\n")
+    }
+}
+
+async fn in_container(
+    env: &BuildEnv,
+    req: &BuildRequest,
+    sandbox: &Sandbox,
+    prepared: &PreparedSource,
+    log: &mut BuildLog,
+    timings: &mut Vec<(&'static str, f64)>,
+) -> Result<Vec<Artifact>, Step> {
+    let t = Instant::now();
+    let input = input_tar(prepared).map_err(|e| Step::Infra(io(&prepared.dir)(e)))?;
+    let code = sandbox
+        .exec(As::Root, &["sh", "-c", UNPACK], &[], Some(input), log)
+        .await?;
+    if code != 0 {
+        return Err(Step::Failed(fail("unpack", reason_from(log, "unpacking the sources failed"))));
+    }
+    let dsc = prepared.dsc.as_deref().unwrap_or("");
+    let code = sandbox
+        .exec(As::Builder, &["sh", "-c", PREPARE, "prepare", prepared.layout, dsc], &[], None, log)
+        .await?;
+    if code != 0 {
+        let step = if code == 3 { "control" } else { "unpack" };
+        return Err(Step::Failed(fail(step, reason_from(log, "preparing the source tree failed"))));
+    }
+    timings.push(("unpack", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let release = if release_bind(req).is_empty() { "no" } else { "yes" };
+    let cache = env.package_cache.as_deref().unwrap_or("");
+    let code = sandbox
+        .exec(As::Root, &["sh", "-c", DEPS, "deps", &req.distro, release, cache], &[], None, log)
+        .await?;
+    if code != 0 {
+        return Err(Step::Failed(fail(
+            "build-deps",
+            reason_from(log, "the build dependencies could not be installed"),
+        )));
+    }
+    timings.push(("build-deps", t.elapsed().as_secs_f64()));
+    let (_, root_list) = sandbox
+        .exec_capture(As::Root, &["dpkg-query", "-W", "-f=${Package} ${Version} ${Architecture}\\n"], log)
+        .await?;
+    let root_list_path = req.out_dir.join(BUILD_ROOT_NAME);
+    fs_err::write(&root_list_path, &root_list).map_err(|e| Step::Infra(io(&root_list_path)(e)))?;
+
+    sandbox.cut_network().await?;
+    log.note("network cut; building as user builder");
+    let t = Instant::now();
+    let code = sandbox
+        .exec(As::Builder, &["sh", "-c", BUILD, "build", prepared.build_type], &[], None, log)
+        .await?;
+    timings.push(("build", t.elapsed().as_secs_f64()));
+    if code != 0 {
+        return Err(Step::Failed(fail(
+            "dpkg-buildpackage",
+            reason_from(log, &format!("dpkg-buildpackage exited with {code}")),
+        )));
+    }
+
+    let t = Instant::now();
+    let (code, tar) = sandbox.exec_capture(As::Root, &["sh", "-c", COLLECT], log).await?;
+    if code != 0 {
+        return Err(Step::Failed(fail("collect", reason_from(log, "collecting the results failed"))));
+    }
+    let mut artifacts = extract_results(&tar, &req.out_dir).map_err(|e| Step::Infra(io(&req.out_dir)(e)))?;
+    artifacts.push(describe(&root_list_path).map_err(|e| Step::Infra(io(&root_list_path)(e)))?);
+    timings.push(("collect", t.elapsed().as_secs_f64()));
+    for a in &artifacts {
+        log.note(&format!("artifact {} ({} bytes, sha256 {})", a.name, a.size, a.sha256));
+    }
+    Ok(artifacts)
+}
+
+/// The tar the container unpacks into /build: `in/` plus the helper scripts.
+fn input_tar(prepared: &PreparedSource) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all("in", &prepared.dir)?;
+    builder.into_inner()
+}
+
+/// Writes the regular files of a result tar into `out`, refusing anything but plain names.
+fn extract_results(tar: &[u8], out: &Path) -> std::io::Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    let mut archive = tar::Archive::new(tar);
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry.path()?.into_owned();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if perestroika_config::names::check_file_name(&name).is_err()
+            || path.components().count() != 1
+        {
+            tracing::warn!(path = %path.display(), "skipping an unexpected file in the build results");
+            continue;
+        }
+        let dest = out.join(&name);
+        entry.unpack(&dest)?;
+        artifacts.push(describe(&dest)?);
+    }
+    Ok(artifacts)
+}
+
+/// Name, size and sha256 of a file.
+pub fn describe(path: &Path) -> std::io::Result<Artifact> {
+    let mut file = fs_err::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    Ok(Artifact {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: hex::encode(hasher.finalize()),
+        size,
+    })
+}

@@ -1,0 +1,132 @@
+//! Farm mode: consume `build.<customer>.<version>`, build, hand the artifacts to staging, and
+//! queue the publish job. A job is acknowledged only once its artifacts are in staging and the
+//! publish job is confirmed; a worker that dies mid-build leaves the job to be redelivered.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use perestroika_config::broker::{run_consumer, Broker, Disposition};
+use perestroika_config::messages::{BuildJob, BuildOutcome, Message, PublishJob, SCHEMA_VERSION};
+use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use tokio::sync::Semaphore;
+use tracing::{error, info, warn};
+
+use crate::build::{self, BuildEnv, BuildRequest};
+use crate::source::SourceInput;
+
+/// Consumes every build queue of the configuration until the process is stopped.
+pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
+    let slots = Arc::new(Semaphore::new(farm.build.slots as usize));
+    let mut tasks = Vec::new();
+    for (customer, release) in farm.releases() {
+        let queue = QueueName::new(Stage::Build, &customer.name, &release.name);
+        let (farm, env, slots) = (farm.clone(), env.clone(), slots.clone());
+        tasks.push(tokio::spawn(async move {
+            let settings = farm.broker.clone();
+            run_consumer(&settings, &queue.clone(), 1, |delivery| {
+                let (farm, env, slots, queue) = (farm.clone(), env.clone(), slots.clone(), queue.clone());
+                async move {
+                    let _slot = slots.acquire_owned().await.expect("semaphore open");
+                    let disposition = handle(&farm, &env, &queue, &delivery.data).await;
+                    (delivery, disposition)
+                }
+            })
+            .await
+        }));
+    }
+    futures_util::future::join_all(tasks).await;
+}
+
+/// Where a job's files end up for the publisher.
+pub fn staged_dir(staging: &Path, job_id: &str) -> PathBuf {
+    staging.join(job_id)
+}
+
+async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8]) -> Disposition {
+    let job = match BuildJob::from_bytes(data) {
+        Ok(job) => job,
+        Err(e) => return Disposition::DeadLetter(format!("not a valid build job: {e}")),
+    };
+    if job.customer != queue.customer || job.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "job for {} {} arrived on {queue}",
+            job.customer, job.version
+        ));
+    }
+    if job.family != Family::Deb {
+        return Disposition::DeadLetter(format!(
+            "job {} is an {} build; this worker builds deb packages only",
+            job.job_id, job.family
+        ));
+    }
+    info!(job = %job.job_id, package = %job.package, distro = %job.distro, "building");
+    let staging = &farm.paths.staging;
+    let incoming = staging.join(format!(".incoming-{}-{}", job.job_id, std::process::id()));
+    let _ = fs_err::remove_dir_all(&incoming);
+    let req = BuildRequest {
+        job_id: job.job_id.clone(),
+        input: SourceInput::Git {
+            sources: job.sources.clone(),
+            rebuild: job.rebuild,
+        },
+        distro: job.distro.clone(),
+        release_tree: Some(farm.paths.public_root.join(&job.customer).join(&job.version)),
+        out_dir: incoming.clone(),
+        echo: false,
+    };
+    let report = match build::run(env, &req).await {
+        Ok(report) => report,
+        Err(e) => {
+            error!(job = %job.job_id, error = %e, "could not build; returning the job");
+            let _ = fs_err::remove_dir_all(&incoming);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return Disposition::Retry;
+        }
+    };
+    // Hand over: the job's directory appears complete or not at all.
+    let dest = staged_dir(staging, &job.job_id);
+    let _ = fs_err::remove_dir_all(&dest);
+    if let Err(e) = fs_err::rename(&incoming, &dest) {
+        error!(job = %job.job_id, error = %e, "could not stage the results");
+        return Disposition::Retry;
+    }
+    let result = report.result;
+    match result.outcome {
+        BuildOutcome::Failed { step, reason } => {
+            warn!(job = %job.job_id, %step, %reason, "build failed");
+            Disposition::DeadLetter(format!(
+                "build failed at step {step}: {reason} (log: {})",
+                dest.join(build::LOG_NAME).display()
+            ))
+        }
+        BuildOutcome::Succeeded => {
+            let publish = PublishJob {
+                schema_version: SCHEMA_VERSION,
+                job_id: job.job_id.clone(),
+                customer: job.customer.clone(),
+                version: job.version.clone(),
+                distro: job.distro.clone(),
+                family: job.family,
+                package: job.package.clone(),
+                package_version: result.package_version.clone().unwrap_or_default(),
+                target: job.target.clone(),
+                artifacts: result.artifacts.clone(),
+            };
+            let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
+            let broker = Broker::connect_with_backoff(&farm.broker).await;
+            let sent = broker.publish(&queue, &publish, &job.job_id).await;
+            broker.close().await;
+            match sent {
+                Ok(()) => {
+                    info!(job = %job.job_id, version = ?result.package_version, "built and handed to the publisher");
+                    Disposition::Ack
+                }
+                Err(e) => {
+                    error!(job = %job.job_id, error = %e, "could not queue the publish job");
+                    Disposition::Retry
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The worker: builds packages from git in a fresh, unprivileged container per build.
+
+pub mod apt_sources;
+pub mod build;
+pub mod buildlog;
+pub mod changelog;
+pub mod farm;
+pub mod git;
+pub mod image;
+pub mod sandbox;
+pub mod source;
+pub mod version;

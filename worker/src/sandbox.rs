@@ -1,0 +1,360 @@
+//! The build container's whole life: created fresh from a base image, fed through exec,
+//! cut off the network, emptied, removed. Nothing else in the worker talks to Docker about
+//! containers.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, NetworkDisconnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use crate::buildlog::{BuildLog, LogFull};
+
+/// Label naming the worker that owns a container (to clean up after a crash).
+pub const OWNER_LABEL: &str = "perestroika.owner";
+/// Label naming the job a container builds.
+pub const JOB_LABEL: &str = "perestroika.job";
+
+/// A container operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("Docker: {what}: {source}; is the Docker engine running (`docker info`)?")]
+    Docker {
+        what: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(transparent)]
+    LogFull(#[from] LogFull),
+}
+
+fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
+    let what = what.into();
+    move |source| SandboxError::Docker { what, source }
+}
+
+/// What a build container is made from.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    pub image: String,
+    pub job_id: String,
+    pub owner: String,
+    /// Size of the tmpfs at /build, e.g. "8g".
+    pub tmpfs_size: String,
+    /// Read-only bind mounts: (host path, container path).
+    pub read_only_binds: Vec<(String, String)>,
+}
+
+/// A running build container. Call [`Sandbox::remove`] when done, whatever happened.
+pub struct Sandbox {
+    docker: Docker,
+    pub id: String,
+}
+
+/// Who runs a command inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum As {
+    Root,
+    /// The unprivileged `builder` user baked into every base image.
+    Builder,
+}
+
+impl Sandbox {
+    /// Creates and starts a fresh container: build tree on tmpfs, no extra privileges,
+    /// no new privileges, on the default bridge network until [`Sandbox::cut_network`].
+    pub async fn start(docker: &Docker, spec: &SandboxSpec) -> Result<Self, SandboxError> {
+        let labels = HashMap::from([
+            (OWNER_LABEL.to_owned(), spec.owner.clone()),
+            (JOB_LABEL.to_owned(), spec.job_id.clone()),
+        ]);
+        let host_config = HostConfig {
+            tmpfs: Some(HashMap::from([(
+                "/build".to_owned(),
+                format!("rw,exec,nosuid,nodev,size={},mode=1777", spec.tmpfs_size),
+            )])),
+            binds: Some(
+                spec.read_only_binds
+                    .iter()
+                    .map(|(h, c)| format!("{h}:{c}:ro"))
+                    .collect(),
+            ),
+            cap_drop: Some(
+                ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "NET_BIND_SERVICE"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            privileged: Some(false),
+            init: Some(true),
+            pids_limit: Some(4096),
+            network_mode: Some("bridge".into()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["sleep".into(), "infinity".into()]),
+            labels: Some(labels),
+            host_config: Some(host_config),
+            network_disabled: Some(false),
+            working_dir: Some("/build".into()),
+            ..Default::default()
+        };
+        let name = format!("perestroika-{}", spec.job_id);
+        // A container of the same name is a leftover of an earlier attempt at this job.
+        let _ = remove_container(docker, &name).await;
+        let created = docker
+            .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
+            .await
+            .map_err(docker_err(format!("creating a container from {}", spec.image)))?;
+        let sandbox = Self {
+            docker: docker.clone(),
+            id: created.id,
+        };
+        if let Err(e) = docker
+            .start_container(&sandbox.id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+        {
+            sandbox.remove().await;
+            return Err(docker_err("starting the build container")(e));
+        }
+        Ok(sandbox)
+    }
+
+    /// Runs a command, sending `stdin` to it and its output to `log`; returns the exit code.
+    pub async fn exec(
+        &self,
+        who: As,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<Vec<u8>>,
+        log: &mut BuildLog,
+    ) -> Result<i64, SandboxError> {
+        let mut sink = |chunk: &[u8]| log.write(chunk);
+        self.run(who, cmd, env, stdin, &mut sink).await
+    }
+
+    /// Runs a command and returns its exit code and standard output (stderr goes to `log`).
+    pub async fn exec_capture(
+        &self,
+        who: As,
+        cmd: &[&str],
+        log: &mut BuildLog,
+    ) -> Result<(i64, Vec<u8>), SandboxError> {
+        let mut out = Vec::new();
+        let code = {
+            let mut sink = |chunk: &[u8]| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            };
+            self.run_split(who, cmd, &[], None, &mut sink, log).await?
+        };
+        Ok((code, out))
+    }
+
+    async fn run(
+        &self,
+        who: As,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<Vec<u8>>,
+        sink: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+    ) -> Result<i64, SandboxError> {
+        self.exec_inner(who, cmd, env, stdin, sink, None).await
+    }
+
+    async fn run_split(
+        &self,
+        who: As,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<Vec<u8>>,
+        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+        stderr: &mut BuildLog,
+    ) -> Result<i64, SandboxError> {
+        self.exec_inner(who, cmd, env, stdin, stdout, Some(stderr))
+            .await
+    }
+
+    async fn exec_inner(
+        &self,
+        who: As,
+        cmd: &[&str],
+        env: &[(&str, &str)],
+        stdin: Option<Vec<u8>>,
+        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+        mut stderr: Option<&mut BuildLog>,
+    ) -> Result<i64, SandboxError> {
+        let user = match who {
+            As::Root => "root",
+            As::Builder => "builder",
+        };
+        let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if who == As::Builder {
+            env.push("HOME=/home/builder".into());
+        }
+        let exec = self
+            .docker
+            .create_exec(
+                &self.id,
+                ExecConfig {
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                    env: Some(env),
+                    user: Some(user.into()),
+                    working_dir: Some("/build".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_err(format!("preparing `{}`", cmd.join(" "))))?;
+        let started = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_err(format!("running `{}`", cmd.join(" "))))?;
+        let bollard::exec::StartExecResults::Attached { mut output, mut input } = started else {
+            unreachable!("exec is attached");
+        };
+        let feeder = tokio::spawn(async move {
+            if let Some(data) = stdin {
+                // The command may exit before reading everything; that is its exit code's story.
+                let _ = input.write_all(&data).await;
+            }
+            let _ = input.shutdown().await;
+        });
+        let mut result = Ok(());
+        while let Some(item) = output.next().await {
+            use bollard::container::LogOutput;
+            let item = item.map_err(docker_err(format!("reading `{}`", cmd.join(" "))))?;
+            let step = match (item, stderr.as_deref_mut()) {
+                (LogOutput::StdErr { message }, Some(log)) => log.write(&message),
+                (LogOutput::StdOut { message }, _)
+                | (LogOutput::StdErr { message }, None)
+                | (LogOutput::Console { message }, _) => stdout(&message),
+                _ => Ok(()),
+            };
+            if let Err(full) = step {
+                result = Err(full);
+                break;
+            }
+        }
+        feeder.abort();
+        result?;
+        let inspected = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(docker_err("reading an exit code"))?;
+        Ok(inspected.exit_code.unwrap_or(-1))
+    }
+
+    /// Disconnects the container from every network: from here on it has loopback only.
+    pub async fn cut_network(&self) -> Result<(), SandboxError> {
+        let info = self
+            .docker
+            .inspect_container(&self.id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .map_err(docker_err("inspecting the build container"))?;
+        let networks = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        for network in networks.keys() {
+            self.docker
+                .disconnect_network(
+                    network,
+                    NetworkDisconnectRequest {
+                        container: self.id.clone(),
+                        force: Some(true),
+                    },
+                )
+                .await
+                .map_err(docker_err(format!("disconnecting from network {network}")))?;
+        }
+        Ok(())
+    }
+
+    /// Kills and removes the container with everything in it.
+    pub async fn remove(self) {
+        if let Err(e) = remove_container(&self.docker, &self.id).await {
+            tracing::warn!(container = %self.id, error = %e, "could not remove build container");
+        }
+    }
+}
+
+async fn remove_container(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()),
+        )
+        .await
+}
+
+/// The containers of `owner` (all of them when `None`), running or not.
+pub async fn list_owned(docker: &Docker, owner: Option<&str>) -> Result<Vec<String>, SandboxError> {
+    let label = match owner {
+        Some(o) => format!("{OWNER_LABEL}={o}"),
+        None => OWNER_LABEL.to_owned(),
+    };
+    let filters = HashMap::from([("label".to_owned(), vec![label])]);
+    let list = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(docker_err("listing build containers"))?;
+    Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// Removes the containers a previous run of this worker left behind (after a crash or kill).
+pub async fn remove_leftovers(docker: &Docker, owner: &str) -> Result<usize, SandboxError> {
+    let ids = list_owned(docker, Some(owner)).await?;
+    for id in &ids {
+        tracing::info!(container = %id, "removing a leftover build container");
+        let _ = remove_container(docker, id).await;
+    }
+    Ok(ids.len())
+}
+
+/// Connects to the local Docker engine.
+pub fn connect() -> Result<Docker, SandboxError> {
+    Docker::connect_with_local_defaults().map_err(docker_err("connecting"))
+}
+
+/// Rewrites a URL on this host (`127.0.0.1`, `localhost`) so that a build container reaches it
+/// through the default bridge's gateway.
+pub async fn url_from_container(docker: &Docker, url: &str) -> Result<String, SandboxError> {
+    let local = ["127.0.0.1", "localhost", "[::1]"];
+    let Some(host) = local.iter().find(|h| url.contains(&format!("://{h}"))) else {
+        return Ok(url.to_owned());
+    };
+    let network = docker
+        .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+        .map_err(docker_err("inspecting the bridge network"))?;
+    let config = network.ipam.and_then(|i| i.config).unwrap_or_default();
+    let gateway = config.iter().find_map(|c| {
+        c.gateway.clone().or_else(|| {
+            // No gateway recorded: Docker uses the subnet's first address.
+            let subnet = c.subnet.as_deref()?;
+            let (base, _) = subnet.split_once('/')?;
+            let mut octets: Vec<u8> = base.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+            *octets.last_mut()? += 1;
+            Some(octets.iter().map(u8::to_string).collect::<Vec<_>>().join("."))
+        })
+    });
+    match gateway {
+        Some(gw) => Ok(url.replacen(&format!("://{host}"), &format!("://{gw}"), 1)),
+        None => Ok(url.to_owned()),
+    }
+}

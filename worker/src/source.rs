@@ -1,0 +1,311 @@
+//! Turning a build's input into what the build container unpacks: a source tree with the
+//! farm's changelog entry and its upstream tarball, or a `.dsc` with its files.
+//!
+//! Upstream tarball convention for non-native packages built from git: the code repository's
+//! tree at the code commit without its `debian/` directory, as
+//! `<source>_<upstream version>.orig.tar.gz` with the top directory
+//! `<source>-<upstream version>/`, made by `git archive` (so it is byte-identical every time).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{TimeZone, Utc};
+use perestroika_config::messages::Sources;
+
+use crate::changelog::{farm_entry, parse_head};
+use crate::git::{GitCache, GitError, Repo};
+use crate::version::{farm_version, Counts, DebVersion};
+
+/// What went wrong with the sources (the build fails at step `source`).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+    move |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What a build starts from.
+#[derive(Debug, Clone)]
+pub enum SourceInput {
+    /// Code and packaging at exact commits, with the job's rebuild number.
+    Git { sources: Sources, rebuild: u32 },
+    /// An unpacked source tree on this machine (version taken as is).
+    Dir(PathBuf),
+    /// A source package on this machine (version taken as is).
+    Dsc(PathBuf),
+}
+
+/// The build input laid out in `dir/in/`, ready to be sent to the container.
+#[derive(Debug, Clone)]
+pub struct PreparedSource {
+    pub source: String,
+    pub version: String,
+    /// `tree` or `dsc`, the layout `prepare.sh` expects.
+    pub layout: &'static str,
+    /// With the `dsc` layout, the .dsc's file name.
+    pub dsc: Option<String>,
+    /// `-F` (source and binaries) or `-b` (binaries; the given source package is kept).
+    pub build_type: &'static str,
+    /// Where the input was laid out (its `in/` directory).
+    pub dir: PathBuf,
+}
+
+/// Lays out the input under `work/in/`.
+pub fn prepare(
+    input: &SourceInput,
+    distro: &str,
+    git: &GitCache,
+    work: &Path,
+) -> Result<PreparedSource, SourceError> {
+    let dir = work.join("in");
+    fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+    match input {
+        SourceInput::Git { sources, rebuild } => from_git(sources, *rebuild, distro, git, &dir),
+        SourceInput::Dir(path) => from_dir(path, &dir),
+        SourceInput::Dsc(path) => from_dsc(path, &dir),
+    }
+}
+
+fn unpack(tar: &[u8], into: &Path) -> Result<(), SourceError> {
+    fs_err::create_dir_all(into).map_err(io(into))?;
+    tar::Archive::new(tar).unpack(into).map_err(io(into))
+}
+
+fn is_native(format: Option<&str>, version: &DebVersion) -> bool {
+    match format.map(str::trim) {
+        Some(f) if f.contains("native") => true,
+        Some(f) if f.contains("quilt") => false,
+        _ => version.revision.is_none(),
+    }
+}
+
+fn from_git(
+    sources: &Sources,
+    rebuild: u32,
+    distro: &str,
+    git: &GitCache,
+    dir: &Path,
+) -> Result<PreparedSource, SourceError> {
+    let fetch = |s: &perestroika_config::messages::GitSource| -> Result<Repo, SourceError> {
+        Ok(git.fetch(&s.url, &s.commit, s.fetch_ref.as_deref())?)
+    };
+    let (code, packaging) = match sources {
+        Sources::Split { code, packaging } => (code, packaging),
+        Sources::Combined { repo } => (repo, repo),
+    };
+    let code_repo = fetch(code)?;
+    let pkg_repo = if matches!(sources, Sources::Split { .. }) {
+        fetch(packaging)?
+    } else {
+        code_repo.clone()
+    };
+    let changelog = pkg_repo
+        .read(&packaging.commit, "debian/changelog")
+        .ok_or_else(|| {
+            SourceError::Invalid(format!(
+                "{} at {} has no debian/changelog",
+                packaging.project, packaging.commit
+            ))
+        })?;
+    let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
+    let format = pkg_repo.read(&packaging.commit, "debian/source/format");
+    let native = is_native(format.as_deref(), &head.version);
+    let counts = match sources {
+        Sources::Split { .. } => Counts::Split {
+            code: code_repo.count(&code.commit)?,
+            packaging: pkg_repo.count(&packaging.commit)?,
+        },
+        Sources::Combined { .. } => Counts::Combined(code_repo.count(&code.commit)?),
+    };
+    let version = farm_version(&head.version, native, counts, rebuild);
+    let time = code_repo
+        .time(&code.commit)?
+        .max(pkg_repo.time(&packaging.commit)?);
+
+    let tree = dir.join("tree");
+    if native {
+        unpack(&code_repo.archive(&code.commit, "tar", "", &[])?, &tree)?;
+    } else {
+        let prefix = format!("{}-{}/", head.source, version.upstream);
+        let orig = code_repo.archive(&code.commit, "tar.gz", &prefix, &[".", ":(exclude)debian"])?;
+        let orig_name = format!("{}_{}.orig.tar.gz", head.source, version.upstream);
+        let orig_path = dir.join(&orig_name);
+        fs_err::write(&orig_path, orig).map_err(io(&orig_path))?;
+        unpack(&code_repo.archive(&code.commit, "tar", "", &[".", ":(exclude)debian"])?, &tree)?;
+    }
+    if matches!(sources, Sources::Split { .. }) || !native {
+        let debian = tree.join("debian");
+        if debian.exists() {
+            fs_err::remove_dir_all(&debian).map_err(io(&debian))?;
+        }
+        unpack(&pkg_repo.archive(&packaging.commit, "tar", "", &["debian"])?, &tree)?;
+    }
+
+    let built_from: Vec<String> = sources
+        .repos()
+        .iter()
+        .map(|r| format!("{} {}", r.project, r.commit))
+        .collect();
+    let date = Utc.timestamp_opt(time, 0).single().unwrap_or_else(Utc::now);
+    let entry = farm_entry(&head.source, &version, distro, &built_from, date);
+    let path = tree.join("debian/changelog");
+    fs_err::write(&path, format!("{entry}{changelog}")).map_err(io(&path))?;
+
+    Ok(PreparedSource {
+        source: head.source,
+        version: version.to_string(),
+        layout: "tree",
+        dsc: None,
+        build_type: "-F",
+        dir: dir.to_owned(),
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
+    fs_err::create_dir_all(to).map_err(io(to))?;
+    for entry in fs_err::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let (src, dst) = (entry.path(), to.join(&name));
+        let kind = entry.file_type().map_err(io(&src))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            let target = fs_err::read_link(&src).map_err(io(&src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io(&dst))?;
+        } else {
+            fs_err::copy(&src, &dst).map_err(io(&src))?;
+        }
+    }
+    Ok(())
+}
+
+fn from_dir(path: &Path, dir: &Path) -> Result<PreparedSource, SourceError> {
+    let changelog_path = path.join("debian/changelog");
+    let changelog = fs_err::read_to_string(&changelog_path).map_err(|_| {
+        SourceError::Invalid(format!("{} is not a Debian source tree (no debian/changelog)", path.display()))
+    })?;
+    let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
+    let format = fs_err::read_to_string(path.join("debian/source/format")).ok();
+    if !is_native(format.as_deref(), &head.version) {
+        let parent = path.parent().unwrap_or(Path::new("."));
+        let stem = format!("{}_{}.orig.tar.", head.source, head.version.upstream);
+        let orig = fs_err::read_dir(parent)
+            .map_err(io(parent))?
+            .filter_map(Result::ok)
+            .find(|e| e.file_name().to_string_lossy().starts_with(&stem))
+            .ok_or_else(|| {
+                SourceError::Invalid(format!(
+                    "non-native package: expected its upstream tarball {stem}* in {}",
+                    parent.display()
+                ))
+            })?;
+        let dst = dir.join(orig.file_name());
+        fs_err::copy(orig.path(), &dst).map_err(io(&dst))?;
+    }
+    copy_tree(path, &dir.join("tree"))?;
+    Ok(PreparedSource {
+        source: head.source,
+        version: head.version.to_string(),
+        layout: "tree",
+        dsc: None,
+        build_type: "-F",
+        dir: dir.to_owned(),
+    })
+}
+
+/// The fields of a .dsc the worker needs.
+fn parse_dsc(text: &str) -> Result<(String, String, Vec<String>), String> {
+    let mut source = None;
+    let mut version = None;
+    let mut files = Vec::new();
+    let mut in_files = false;
+    for line in text.lines() {
+        if line.starts_with("-----BEGIN PGP SIGNATURE") {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix(' ') {
+            if in_files {
+                if let Some(name) = rest.split_whitespace().nth(2) {
+                    files.push(name.to_owned());
+                }
+            }
+            continue;
+        }
+        in_files = false;
+        if let Some((key, value)) = line.split_once(':') {
+            match key {
+                "Source" => source = Some(value.trim().to_owned()),
+                "Version" => version = Some(value.trim().to_owned()),
+                "Files" => in_files = true,
+                _ => {}
+            }
+        }
+    }
+    let source = source.ok_or("no Source field")?;
+    let version = version.ok_or("no Version field")?;
+    perestroika_config::names::check_token("source package", &source).map_err(|e| e.to_string())?;
+    DebVersion::parse(&version).ok_or_else(|| format!("Version {version:?} is not a Debian version"))?;
+    for f in &files {
+        perestroika_config::names::check_file_name(f).map_err(|e| e.to_string())?;
+    }
+    if files.is_empty() {
+        return Err("no Files field".into());
+    }
+    Ok((source, version, files))
+}
+
+fn from_dsc(path: &Path, dir: &Path) -> Result<PreparedSource, SourceError> {
+    let text = fs_err::read_to_string(path).map_err(io(path))?;
+    let (source, version, files) = parse_dsc(&text)
+        .map_err(|e| SourceError::Invalid(format!("{}: {e}", path.display())))?;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    perestroika_config::names::check_file_name(&name)
+        .map_err(|e| SourceError::Invalid(e.to_string()))?;
+    for f in files.iter().chain(std::iter::once(&name)) {
+        let src = parent.join(f);
+        fs_err::copy(&src, dir.join(f)).map_err(io(&src))?;
+    }
+    Ok(PreparedSource {
+        source,
+        version,
+        layout: "dsc",
+        dsc: Some(name),
+        build_type: "-b",
+        dir: dir.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsc_fields() {
+        let dsc = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nFormat: 3.0 (quilt)\nSource: hello\nVersion: 2.10-3\nFiles:\n 6cd0ffea3884a4e79330338dcc2987d6 725946 hello_2.10.orig.tar.gz\n e5ca2 12688 hello_2.10-3.debian.tar.xz\nChecksums-Sha256:\n abc 725946 hello_2.10.orig.tar.gz\n\n-----BEGIN PGP SIGNATURE-----\n x y z\n";
+        let (s, v, f) = parse_dsc(dsc).unwrap();
+        assert_eq!((s.as_str(), v.as_str()), ("hello", "2.10-3"));
+        assert_eq!(f, ["hello_2.10.orig.tar.gz", "hello_2.10-3.debian.tar.xz"]);
+        assert!(parse_dsc("Source: x\nVersion: 1\nFiles:\n a 1 ../../etc/passwd\n").is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! The farm's version rule: deterministic from git history, strictly increasing with every
+//! merge and every manual rebuild.
+//!
+//! Given the top `debian/changelog` version `[E:]U[-R]`, the commit counts of the code and
+//! packaging commits (`git rev-list --count`), and the job's rebuild number `r`:
+//!
+//! - non-native: `[E:]U+git<Ncode>-R+p<Npackaging>.<r>`: the upstream part names the code
+//!   commit, so every distinct upstream tarball gets a distinct file name;
+//! - native: `[E:]U+p<Ncode+Npackaging>.<r>` (for one repository holding both, `N` once).
+
+use std::fmt;
+
+/// A Debian version split into its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebVersion {
+    pub epoch: Option<String>,
+    pub upstream: String,
+    pub revision: Option<String>,
+}
+
+impl DebVersion {
+    /// Splits `[epoch:]upstream[-revision]`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (epoch, rest) = match text.split_once(':') {
+            Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                (Some(e.to_owned()), rest)
+            }
+            Some(_) => return None,
+            None => (None, text),
+        };
+        let (upstream, revision) = match rest.rsplit_once('-') {
+            Some((u, r)) => (u, Some(r.to_owned())),
+            None => (rest, None),
+        };
+        let ok = |s: &str, extra: &[u8]| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".+~".contains(&b) || extra.contains(&b))
+        };
+        if !ok(upstream, b"-") || !upstream.as_bytes()[0].is_ascii_digit() {
+            return None;
+        }
+        if revision.as_deref().is_some_and(|r| !ok(r, b"")) {
+            return None;
+        }
+        Some(Self {
+            epoch,
+            upstream: upstream.to_owned(),
+            revision,
+        })
+    }
+
+    /// The version without its epoch, as it appears in file names.
+    pub fn without_epoch(&self) -> String {
+        match &self.revision {
+            Some(r) => format!("{}-{}", self.upstream, r),
+            None => self.upstream.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DebVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(e) = &self.epoch {
+            write!(f, "{e}:")?;
+        }
+        f.write_str(&self.without_epoch())
+    }
+}
+
+/// Commit counts of the sources of one build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counts {
+    /// Code and packaging in two repositories.
+    Split { code: u64, packaging: u64 },
+    /// One repository holding both.
+    Combined(u64),
+}
+
+/// The version the farm gives a build (see the module documentation).
+pub fn farm_version(base: &DebVersion, native: bool, counts: Counts, rebuild: u32) -> DebVersion {
+    let (code, packaging, total) = match counts {
+        Counts::Split { code, packaging } => (code, packaging, code + packaging),
+        Counts::Combined(n) => (n, n, n),
+    };
+    if native {
+        DebVersion {
+            epoch: base.epoch.clone(),
+            upstream: format!("{}+p{total}.{rebuild}", base.upstream),
+            revision: None,
+        }
+    } else {
+        DebVersion {
+            epoch: base.epoch.clone(),
+            upstream: format!("{}+git{code}", base.upstream),
+            revision: Some(format!(
+                "{}+p{packaging}.{rebuild}",
+                base.revision.as_deref().unwrap_or("0")
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// dpkg is the judge of version order.
+    fn dpkg_lt(a: &str, b: &str) -> bool {
+        Command::new("dpkg")
+            .args(["--compare-versions", a, "lt", b])
+            .status()
+            .expect("dpkg is installed")
+            .success()
+    }
+
+    fn v(s: &str) -> DebVersion {
+        DebVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_and_prints() {
+        assert_eq!(v("1:2.10-3").to_string(), "1:2.10-3");
+        assert_eq!(v("1:2.10-3").without_epoch(), "2.10-3");
+        assert_eq!(v("2.0.0-1-2").upstream, "2.0.0-1");
+        assert_eq!(v("1.0").revision, None);
+        for bad in ["", "a1.0", "1.0-", "x:1.0", "1.0 2", "1.0;rm"] {
+            assert!(DebVersion::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_rule_as_documented() {
+        let split = Counts::Split { code: 42, packaging: 7 };
+        assert_eq!(farm_version(&v("2.10-3"), false, split, 0).to_string(), "2.10+git42-3+p7.0");
+        assert_eq!(farm_version(&v("1:2.10-3"), false, split, 2).to_string(), "1:2.10+git42-3+p7.2");
+        assert_eq!(farm_version(&v("1.4"), true, split, 1).to_string(), "1.4+p49.1");
+        assert_eq!(farm_version(&v("1.4"), true, Counts::Combined(5), 0).to_string(), "1.4+p5.0");
+    }
+
+    #[test]
+    fn every_change_and_rebuild_sorts_higher_for_dpkg() {
+        let base = v("2.10-3");
+        let at = |code, packaging, r| {
+            farm_version(&base, false, Counts::Split { code, packaging }, r).to_string()
+        };
+        let steps = [
+            at(9, 9, 0),
+            at(9, 9, 1),
+            at(9, 10, 0),
+            at(10, 10, 0),
+            at(10, 10, 11),
+            at(100, 10, 0),
+            at(100, 100, 0),
+        ];
+        for pair in steps.windows(2) {
+            assert!(dpkg_lt(&pair[0], &pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+        // The farm's builds sort above the changelog version they start from.
+        assert!(dpkg_lt("2.10-3", &at(1, 1, 0)));
+        let native = |n, r| farm_version(&v("1.4"), true, Counts::Combined(n), r).to_string();
+        assert!(dpkg_lt(&native(9, 0), &native(9, 1)));
+        assert!(dpkg_lt(&native(9, 5), &native(10, 0)));
+    }
+}
