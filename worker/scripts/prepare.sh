@@ -4,7 +4,7 @@
 #   $1: "tree" (in/tree plus upstream tarballs) or "dsc" (in/ holds a .dsc and its files)
 #   $2: with "dsc", the .dsc file name
 set -eu
-mkdir -p /build/work
+
 case "$1" in
   tree)
     mv /build/in/tree /build/work/tree
