@@ -372,7 +372,10 @@ impl FarmConfig {
         if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid(
                 "build.tmpfs_size",
-                format!("expected a size such as \"8g\" or \"512m\", found {:?}", self.build.tmpfs_size),
+                format!(
+                    "expected a size such as \"8g\" or \"512m\", found {:?}",
+                    self.build.tmpfs_size
+                ),
             ));
         }
         if self.build.slots == 0 {

@@ -3,3 +3,4 @@
 
 mod cli;
 mod topology;
+mod worker;

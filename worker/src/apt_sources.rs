@@ -26,7 +26,9 @@ impl HostMirrors {
             let mut paths: Vec<_> = dir.filter_map(Result::ok).map(|e| e.path()).collect();
             paths.sort();
             for path in paths {
-                let Ok(text) = fs_err::read_to_string(&path) else { continue };
+                let Ok(text) = fs_err::read_to_string(&path) else {
+                    continue;
+                };
                 match path.extension().and_then(|e| e.to_str()) {
                     Some("list") => entries.extend(one_line_entries(&text)),
                     Some("sources") => entries.extend(deb822_entries(&text)),
@@ -100,7 +102,9 @@ fn deb822_entries(text: &str) -> Vec<(String, String)> {
         let mut suites = Vec::new();
         let mut enabled = true;
         for line in stanza.lines().filter(|l| !l.trim_start().starts_with('#')) {
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let values: Vec<String> = value.split_whitespace().map(String::from).collect();
             match key.trim().to_ascii_lowercase().as_str() {
                 "types" => types = values,
@@ -130,7 +134,10 @@ mod tests {
         let deb822 = "Types: deb\n# comment\nURIs: http://archive.test/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://security.test/debian-security\nSuites: bookworm-security\nComponents: main\n";
         let m = HostMirrors::from_entries(&deb822_entries(deb822));
         assert_eq!(m.archive.as_deref(), Some("http://archive.test/debian"));
-        assert_eq!(m.security.as_deref(), Some("http://security.test/debian-security"));
+        assert_eq!(
+            m.security.as_deref(),
+            Some("http://security.test/debian-security")
+        );
         assert_eq!(
             m.lines_for("trixie"),
             [
@@ -139,7 +146,10 @@ mod tests {
                 "deb http://security.test/debian-security trixie-security main"
             ]
         );
-        assert_eq!(m.lines_for("sid"), ["deb http://archive.test/debian sid main"]);
+        assert_eq!(
+            m.lines_for("sid"),
+            ["deb http://archive.test/debian sid main"]
+        );
 
         let list = "# x\ndeb [arch=amd64 signed-by=/k.gpg] http://a.test/debian bookworm main\ndeb-src http://a.test/debian bookworm main\n";
         let m = HostMirrors::from_entries(&one_line_entries(list));

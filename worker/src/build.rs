@@ -111,7 +111,8 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let started_at = Utc::now();
     fs_err::create_dir_all(&req.out_dir).map_err(io(&req.out_dir))?;
     let log_path = req.out_dir.join(LOG_NAME);
-    let mut log = BuildLog::create(&log_path, env.max_log_bytes, req.echo).map_err(io(&log_path))?;
+    let mut log =
+        BuildLog::create(&log_path, env.max_log_bytes, req.echo).map_err(io(&log_path))?;
     let image = image::for_build(&env.docker, &req.distro).await?;
     log.note(&format!(
         "job {} on {}: {} (image {})",
@@ -129,7 +130,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let outcome = match prepared {
         Err(e) => Err(fail("source", e.to_string())),
         Ok(prepared) => {
-            log.note(&format!("source package {} version {}", prepared.source, prepared.version));
+            log.note(&format!(
+                "source package {} version {}",
+                prepared.source, prepared.version
+            ));
             package_version = Some(prepared.version.clone());
             let spec = SandboxSpec {
                 image: image.id.clone(),
@@ -158,7 +162,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 }
                 Err(_) => Err(fail(
                     "timeout",
-                    format!("the build ran longer than {} s and was stopped", env.timeout.as_secs()),
+                    format!(
+                        "the build ran longer than {} s and was stopped",
+                        env.timeout.as_secs()
+                    ),
                 )),
             }
         }
@@ -212,7 +219,12 @@ fn release_bind(req: &BuildRequest) -> Vec<(String, String)> {
 }
 
 fn has_deb_repo(tree: &Path, distro: &str) -> bool {
-    tree.join("KEY.asc").is_file() && tree.join("deb/dists").join(distro).join("InRelease").is_file()
+    tree.join("KEY.asc").is_file()
+        && tree
+            .join("deb/dists")
+            .join(distro)
+            .join("InRelease")
+            .is_file()
 }
 
 enum Step {
@@ -267,23 +279,45 @@ async fn in_container(
         .exec(As::Root, &["sh", "-c", UNPACK], &[], Some(input), log)
         .await?;
     if code != 0 {
-        return Err(Step::Failed(fail("unpack", reason_from(log, "unpacking the sources failed"))));
+        return Err(Step::Failed(fail(
+            "unpack",
+            reason_from(log, "unpacking the sources failed"),
+        )));
     }
     let dsc = prepared.dsc.as_deref().unwrap_or("");
     let code = sandbox
-        .exec(As::Builder, &["sh", "-c", PREPARE, "prepare", prepared.layout, dsc], &[], None, log)
+        .exec(
+            As::Builder,
+            &["sh", "-c", PREPARE, "prepare", prepared.layout, dsc],
+            &[],
+            None,
+            log,
+        )
         .await?;
     if code != 0 {
         let step = if code == 3 { "control" } else { "unpack" };
-        return Err(Step::Failed(fail(step, reason_from(log, "preparing the source tree failed"))));
+        return Err(Step::Failed(fail(
+            step,
+            reason_from(log, "preparing the source tree failed"),
+        )));
     }
     timings.push(("unpack", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let release = if release_bind(req).is_empty() { "no" } else { "yes" };
+    let release = if release_bind(req).is_empty() {
+        "no"
+    } else {
+        "yes"
+    };
     let cache = env.package_cache.as_deref().unwrap_or("");
     let code = sandbox
-        .exec(As::Root, &["sh", "-c", DEPS, "deps", &req.distro, release, cache], &[], None, log)
+        .exec(
+            As::Root,
+            &["sh", "-c", DEPS, "deps", &req.distro, release, cache],
+            &[],
+            None,
+            log,
+        )
         .await?;
     if code != 0 {
         return Err(Step::Failed(fail(
@@ -293,7 +327,15 @@ async fn in_container(
     }
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
     let (_, root_list) = sandbox
-        .exec_capture(As::Root, &["dpkg-query", "-W", "-f=${Package} ${Version} ${Architecture}\\n"], log)
+        .exec_capture(
+            As::Root,
+            &[
+                "dpkg-query",
+                "-W",
+                "-f=${Package} ${Version} ${Architecture}\\n",
+            ],
+            log,
+        )
         .await?;
     let root_list_path = req.out_dir.join(BUILD_ROOT_NAME);
     fs_err::write(&root_list_path, &root_list).map_err(|e| Step::Infra(io(&root_list_path)(e)))?;
@@ -302,7 +344,13 @@ async fn in_container(
     log.note("network cut; building as user builder");
     let t = Instant::now();
     let code = sandbox
-        .exec(As::Builder, &["sh", "-c", BUILD, "build", prepared.build_type], &[], None, log)
+        .exec(
+            As::Builder,
+            &["sh", "-c", BUILD, "build", prepared.build_type],
+            &[],
+            None,
+            log,
+        )
         .await?;
     timings.push(("build", t.elapsed().as_secs_f64()));
     if code != 0 {
@@ -313,15 +361,24 @@ async fn in_container(
     }
 
     let t = Instant::now();
-    let (code, tar) = sandbox.exec_capture(As::Root, &["sh", "-c", COLLECT], log).await?;
+    let (code, tar) = sandbox
+        .exec_capture(As::Root, &["sh", "-c", COLLECT], log)
+        .await?;
     if code != 0 {
-        return Err(Step::Failed(fail("collect", reason_from(log, "collecting the results failed"))));
+        return Err(Step::Failed(fail(
+            "collect",
+            reason_from(log, "collecting the results failed"),
+        )));
     }
-    let mut artifacts = extract_results(&tar, &req.out_dir).map_err(|e| Step::Infra(io(&req.out_dir)(e)))?;
+    let mut artifacts =
+        extract_results(&tar, &req.out_dir).map_err(|e| Step::Infra(io(&req.out_dir)(e)))?;
     artifacts.push(describe(&root_list_path).map_err(|e| Step::Infra(io(&root_list_path)(e)))?);
     timings.push(("collect", t.elapsed().as_secs_f64()));
     for a in &artifacts {
-        log.note(&format!("artifact {} ({} bytes, sha256 {})", a.name, a.size, a.sha256));
+        log.note(&format!(
+            "artifact {} ({} bytes, sha256 {})",
+            a.name, a.size, a.sha256
+        ));
     }
     Ok(artifacts)
 }

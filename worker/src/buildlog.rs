@@ -49,7 +49,9 @@ impl BuildLog {
         }
         self.written += take as u64;
         if take < bytes.len() {
-            let _ = self.file.write_all(b"\n[perestroika] log limit reached; build stopped\n");
+            let _ = self
+                .file
+                .write_all(b"\n[perestroika] log limit reached; build stopped\n");
             return Err(LogFull { limit: self.limit });
         }
         Ok(())

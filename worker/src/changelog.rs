@@ -17,9 +17,9 @@ pub fn parse_head(changelog: &str) -> Result<ChangelogHead, String> {
         .lines()
         .find(|l| !l.trim().is_empty())
         .ok_or("debian/changelog is empty")?;
-    let (source, rest) = line
-        .split_once(" (")
-        .ok_or_else(|| format!("debian/changelog: first line {line:?} is not `source (version) …`"))?;
+    let (source, rest) = line.split_once(" (").ok_or_else(|| {
+        format!("debian/changelog: first line {line:?} is not `source (version) …`")
+    })?;
     let (version, _) = rest
         .split_once(')')
         .ok_or_else(|| format!("debian/changelog: first line {line:?} has no closing `)`"))?;
@@ -65,9 +65,13 @@ mod tests {
         assert_eq!(head.source, "hello");
         assert_eq!(head.version.to_string(), "2.10-3");
         assert!(parse_head("").is_err());
-        assert!(parse_head("hello 2.10 unstable").unwrap_err().contains("first line"));
+        assert!(parse_head("hello 2.10 unstable")
+            .unwrap_err()
+            .contains("first line"));
         assert!(parse_head("he llo (1.0) x").is_err());
-        assert!(parse_head("hello (x1.0) x").unwrap_err().contains("not a Debian version"));
+        assert!(parse_head("hello (x1.0) x")
+            .unwrap_err()
+            .contains("not a Debian version"));
     }
 
     #[test]

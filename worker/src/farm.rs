@@ -25,7 +25,8 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
         tasks.push(tokio::spawn(async move {
             let settings = farm.broker.clone();
             run_consumer(&settings, &queue.clone(), 1, |delivery| {
-                let (farm, env, slots, queue) = (farm.clone(), env.clone(), slots.clone(), queue.clone());
+                let (farm, env, slots, queue) =
+                    (farm.clone(), env.clone(), slots.clone(), queue.clone());
                 async move {
                     let _slot = slots.acquire_owned().await.expect("semaphore open");
                     let disposition = handle(&farm, &env, &queue, &delivery.data).await;
@@ -71,7 +72,12 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             rebuild: job.rebuild,
         },
         distro: job.distro.clone(),
-        release_tree: Some(farm.paths.public_root.join(&job.customer).join(&job.version)),
+        release_tree: Some(
+            farm.paths
+                .public_root
+                .join(&job.customer)
+                .join(&job.version),
+        ),
         out_dir: incoming.clone(),
         echo: false,
     };

@@ -36,7 +36,12 @@ impl GitCache {
     }
 
     /// The mirror of `url`, holding `commit` (fetching `fetch_ref` and the branches if needed).
-    pub fn fetch(&self, url: &str, commit: &str, fetch_ref: Option<&str>) -> Result<Repo, GitError> {
+    pub fn fetch(
+        &self,
+        url: &str,
+        commit: &str,
+        fetch_ref: Option<&str>,
+    ) -> Result<Repo, GitError> {
         let key = hex::encode(&Sha256::digest(url.as_bytes())[..10]);
         let repo = Repo {
             path: self.root.join(format!("{key}.git")),
@@ -52,16 +57,27 @@ impl GitCache {
                 .output()
                 .map_err(|e| repo.err("clone", e.to_string()))?;
             if !out.status.success() {
-                return Err(repo.err("clone", String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+                return Err(repo.err(
+                    "clone",
+                    String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                ));
             }
             fs_err::rename(&tmp, &repo.path).map_err(|e| repo.err("clone", e.to_string()))?;
         }
         if !repo.has_commit(commit) {
-            let mut refspecs = vec!["+refs/heads/*:refs/heads/*".to_owned(), "+refs/tags/*:refs/tags/*".to_owned()];
+            let mut refspecs = vec![
+                "+refs/heads/*:refs/heads/*".to_owned(),
+                "+refs/tags/*:refs/tags/*".to_owned(),
+            ];
             if let Some(r) = fetch_ref {
                 refspecs.push(format!("+{r}:refs/perestroika/{commit}"));
             }
-            let mut args = vec!["fetch".to_owned(), "--quiet".into(), "--".into(), url.to_owned()];
+            let mut args = vec![
+                "fetch".to_owned(),
+                "--quiet".into(),
+                "--".into(),
+                url.to_owned(),
+            ];
             args.extend(refspecs);
             repo.git(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
@@ -89,13 +105,17 @@ impl Repo {
             .output()
             .map_err(|e| self.err(args[0], e.to_string()))?;
         if !out.status.success() {
-            return Err(self.err(args[0], String::from_utf8_lossy(&out.stderr).trim().to_owned()));
+            return Err(self.err(
+                args[0],
+                String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            ));
         }
         Ok(out.stdout)
     }
 
     fn has_commit(&self, commit: &str) -> bool {
-        self.git(&["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_ok()
+        self.git(&["cat-file", "-e", &format!("{commit}^{{commit}}")])
+            .is_ok()
     }
 
     /// Number of commits reachable from `commit`, itself included.
@@ -124,7 +144,13 @@ impl Repo {
     }
 
     /// A tar of the tree at `commit`, limited to `paths` (git pathspecs; empty for all).
-    pub fn archive(&self, commit: &str, format: &str, prefix: &str, paths: &[&str]) -> Result<Vec<u8>, GitError> {
+    pub fn archive(
+        &self,
+        commit: &str,
+        format: &str,
+        prefix: &str,
+        paths: &[&str],
+    ) -> Result<Vec<u8>, GitError> {
         let fmt = format!("--format={format}");
         let prefix = format!("--prefix={prefix}");
         let mut args = vec!["archive", &fmt, &prefix, commit, "--"];

@@ -26,14 +26,22 @@ const COUNT_LABEL: &str = "perestroika.package-count";
 /// Inside every base image: the packages it holds, `name version` per line.
 pub const PACKAGE_LIST: &str = "/etc/perestroika-base.list";
 
-/// Packages every base image holds beyond mmdebstrap's buildd variant.
-const EXTRA_PACKAGES: &str = "ca-certificates";
+/// Packages every base image holds beyond mmdebstrap's buildd variant (fakeroot for packages
+/// that do not declare `Rules-Requires-Root: no`).
+const EXTRA_PACKAGES: &str = "ca-certificates,fakeroot";
+/// Changes whenever what goes into a base image changes; images of another recipe are not used.
+const RECIPE: &str = "1";
+const RECIPE_LABEL: &str = "perestroika.recipe";
 
 /// Something went wrong with base images.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("mmdebstrap failed for {distro} (exit {code}): {tail}")]
-    Bootstrap { distro: String, code: i32, tail: String },
+    Bootstrap {
+        distro: String,
+        code: i32,
+        tail: String,
+    },
     #[error("Docker: {what}: {source}")]
     Docker {
         what: String,
@@ -88,7 +96,9 @@ pub async fn refresh(docker: &Docker, distro: &str, scratch: &Path) -> Result<Re
     let (tarball, list) = bootstrap(distro, scratch).await?;
     let current = latest(docker, distro).await?;
     let result = match current {
-        Some(image) if image.packages_sha256 == packages_hash(&list) => Refresh::Unchanged { image },
+        Some(image) if image.packages_sha256 == packages_hash(&list) => {
+            Refresh::Unchanged { image }
+        }
         _ => Refresh::New {
             image: import(docker, distro, &tarball, &list).await?,
         },
@@ -102,7 +112,10 @@ fn packages_hash(list: &str) -> String {
 }
 
 /// Runs mmdebstrap; returns the tarball and the package list.
-async fn bootstrap(distro: &str, scratch: &Path) -> Result<(std::path::PathBuf, String), ImageError> {
+async fn bootstrap(
+    distro: &str,
+    scratch: &Path,
+) -> Result<(std::path::PathBuf, String), ImageError> {
     perestroika_config::names::check_token("distro", distro)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     fs_err::create_dir_all(scratch)?;
@@ -148,7 +161,12 @@ async fn bootstrap(distro: &str, scratch: &Path) -> Result<(std::path::PathBuf, 
     Ok((tarball, list))
 }
 
-async fn import(docker: &Docker, distro: &str, tarball: &Path, list: &str) -> Result<BaseImage, ImageError> {
+async fn import(
+    docker: &Docker,
+    distro: &str,
+    tarball: &Path,
+    list: &str,
+) -> Result<BaseImage, ImageError> {
     let created = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let hash = packages_hash(list);
     let count = list.lines().count();
@@ -158,6 +176,7 @@ async fn import(docker: &Docker, distro: &str, tarball: &Path, list: &str) -> Re
         format!("LABEL {CREATED_LABEL}={created}"),
         format!("LABEL {PACKAGES_LABEL}={hash}"),
         format!("LABEL {COUNT_LABEL}={count}"),
+        format!("LABEL {RECIPE_LABEL}={RECIPE}"),
         "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC".to_owned(),
     ];
     let options = CreateImageOptionsBuilder::new()
@@ -189,15 +208,18 @@ async fn import(docker: &Docker, distro: &str, tarball: &Path, list: &str) -> Re
     })
 }
 
-/// Base images (of one distro, or all), newest first.
+/// Base images of the current recipe (of one distro, or all), newest first.
 pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage>, ImageError> {
-    let label = match distro {
+    let mut labels = vec![format!("{RECIPE_LABEL}={RECIPE}")];
+    labels.push(match distro {
         Some(d) => format!("{DISTRO_LABEL}={d}"),
         None => DISTRO_LABEL.to_owned(),
-    };
-    let filters = HashMap::from([("label".to_owned(), vec![label])]);
+    });
+    let filters = HashMap::from([("label".to_owned(), labels)]);
     let summaries = docker
-        .list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build()))
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(docker_err("listing images"))?;
     let mut images: Vec<BaseImage> = summaries
@@ -230,9 +252,11 @@ pub async fn latest(docker: &Docker, distro: &str) -> Result<Option<BaseImage>, 
 
 /// The image a build of `distro` uses, or a clear error if there is none.
 pub async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, ImageError> {
-    latest(docker, distro).await?.ok_or_else(|| ImageError::Missing {
-        distro: distro.to_owned(),
-    })
+    latest(docker, distro)
+        .await?
+        .ok_or_else(|| ImageError::Missing {
+            distro: distro.to_owned(),
+        })
 }
 
 /// Removes all but the newest `keep` images of each distro; returns the removed tags. An image
@@ -248,7 +272,11 @@ pub async fn prune(docker: &Docker, keep: usize) -> Result<Vec<String>, ImageErr
             continue;
         }
         match docker
-            .remove_image(&image.id, Some(RemoveImageOptionsBuilder::new().build()), None)
+            .remove_image(
+                &image.id,
+                Some(RemoveImageOptionsBuilder::new().build()),
+                None,
+            )
             .await
         {
             Ok(_) => removed.push(image.tag),

@@ -135,7 +135,11 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         }
         (Some(path), None) if path.is_dir() => SourceInput::Dir(path.clone()),
         (Some(path), None) => {
-            return Err(UsageError(format!("{}: expected a source directory or a .dsc", path.display())).into())
+            return Err(UsageError(format!(
+                "{}: expected a source directory or a .dsc",
+                path.display()
+            ))
+            .into())
         }
         (None, Some(url)) => {
             let code = git_source(url, args.commit.as_deref().unwrap_or_default())?;
@@ -151,16 +155,26 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
                 rebuild: args.rebuild,
             }
         }
-        _ => return Err(UsageError("give either a source (directory or .dsc) or --git with --commit".into()).into()),
+        _ => {
+            return Err(UsageError(
+                "give either a source (directory or .dsc) or --git with --commit".into(),
+            )
+            .into())
+        }
     };
-    perestroika_config::names::check_token("distro", &args.distro).map_err(|e| UsageError(e.to_string()))?;
+    perestroika_config::names::check_token("distro", &args.distro)
+        .map_err(|e| UsageError(e.to_string()))?;
     let docker = sandbox::connect()?;
     let cache = args.package_cache.or(settings.package_cache.clone());
     let package_cache = match cache {
         Some(url) => Some(sandbox::url_from_container(&docker, &url).await?),
         None => None,
     };
-    let job_id = format!("local-{}-{}", std::process::id(), chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let job_id = format!(
+        "local-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().format("%Y%m%d%H%M%S")
+    );
     let env = BuildEnv {
         docker,
         git: GitCache::new(&cache_dir().join("git")),
@@ -210,7 +224,10 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
         .await
         .context("cleaning up after an earlier run")?;
     if removed > 0 {
-        tracing::info!(removed, "removed leftover build containers of an earlier run");
+        tracing::info!(
+            removed,
+            "removed leftover build containers of an earlier run"
+        );
     }
     let package_cache = match &farm.build.package_cache {
         Some(url) => Some(sandbox::url_from_container(&docker, url).await?),
@@ -258,9 +275,13 @@ async fn image_command(cmd: ImageCommand) -> anyhow::Result<()> {
             let img = image::build(&docker, &distro, &scratch).await?;
             println!("{} {} ({} packages)", img.tag, img.id, img.package_count);
         }
-        ImageCommand::Refresh { distro } => match image::refresh(&docker, &distro, &scratch).await? {
+        ImageCommand::Refresh { distro } => match image::refresh(&docker, &distro, &scratch).await?
+        {
             image::Refresh::Unchanged { image } => println!("unchanged: {} is current", image.tag),
-            image::Refresh::New { image } => println!("new: {} {} ({} packages)", image.tag, image.id, image.package_count),
+            image::Refresh::New { image } => println!(
+                "new: {} {} ({} packages)",
+                image.tag, image.id, image.package_count
+            ),
         },
         ImageCommand::List { json } => {
             let images = image::list(&docker, None).await?;
@@ -268,7 +289,10 @@ async fn image_command(cmd: ImageCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&images)?);
             } else {
                 for i in images {
-                    println!("{:<48} {} {:>5} packages  {}", i.tag, i.distro, i.package_count, &i.id);
+                    println!(
+                        "{:<48} {} {:>5} packages  {}",
+                        i.tag, i.distro, i.package_count, &i.id
+                    );
                 }
             }
         }

@@ -83,9 +83,15 @@ impl Sandbox {
                     .collect(),
             ),
             cap_drop: Some(
-                ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT", "NET_BIND_SERVICE"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "NET_RAW",
+                    "MKNOD",
+                    "AUDIT_WRITE",
+                    "SYS_CHROOT",
+                    "NET_BIND_SERVICE",
+                ]
+                .map(String::from)
+                .to_vec(),
             ),
             security_opt: Some(vec!["no-new-privileges".into()]),
             privileged: Some(false),
@@ -107,15 +113,24 @@ impl Sandbox {
         // A container of the same name is a leftover of an earlier attempt at this job.
         let _ = remove_container(docker, &name).await;
         let created = docker
-            .create_container(Some(CreateContainerOptionsBuilder::new().name(&name).build()), body)
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                body,
+            )
             .await
-            .map_err(docker_err(format!("creating a container from {}", spec.image)))?;
+            .map_err(docker_err(format!(
+                "creating a container from {}",
+                spec.image
+            )))?;
         let sandbox = Self {
             docker: docker.clone(),
             id: created.id,
         };
         if let Err(e) = docker
-            .start_container(&sandbox.id, None::<bollard::query_parameters::StartContainerOptions>)
+            .start_container(
+                &sandbox.id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
             .await
         {
             sandbox.remove().await;
@@ -218,7 +233,11 @@ impl Sandbox {
             .start_exec(&exec.id, None)
             .await
             .map_err(docker_err(format!("running `{}`", cmd.join(" "))))?;
-        let bollard::exec::StartExecResults::Attached { mut output, mut input } = started else {
+        let bollard::exec::StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
             unreachable!("exec is attached");
         };
         let feeder = tokio::spawn(async move {
@@ -258,7 +277,10 @@ impl Sandbox {
     pub async fn cut_network(&self) -> Result<(), SandboxError> {
         let info = self
             .docker
-            .inspect_container(&self.id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                &self.id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
             .map_err(docker_err("inspecting the build container"))?;
         let networks = info
@@ -292,7 +314,12 @@ async fn remove_container(docker: &Docker, id: &str) -> Result<(), bollard::erro
     docker
         .remove_container(
             id,
-            Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()),
+            Some(
+                RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build(),
+            ),
         )
         .await
 }
@@ -339,7 +366,10 @@ pub async fn url_from_container(docker: &Docker, url: &str) -> Result<String, Sa
         return Ok(url.to_owned());
     };
     let network = docker
-        .inspect_network("bridge", None::<bollard::query_parameters::InspectNetworkOptions>)
+        .inspect_network(
+            "bridge",
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
         .await
         .map_err(docker_err("inspecting the bridge network"))?;
     let config = network.ipam.and_then(|i| i.config).unwrap_or_default();
@@ -348,9 +378,18 @@ pub async fn url_from_container(docker: &Docker, url: &str) -> Result<String, Sa
             // No gateway recorded: Docker uses the subnet's first address.
             let subnet = c.subnet.as_deref()?;
             let (base, _) = subnet.split_once('/')?;
-            let mut octets: Vec<u8> = base.split('.').map(|o| o.parse().ok()).collect::<Option<_>>()?;
+            let mut octets: Vec<u8> = base
+                .split('.')
+                .map(|o| o.parse().ok())
+                .collect::<Option<_>>()?;
             *octets.last_mut()? += 1;
-            Some(octets.iter().map(u8::to_string).collect::<Vec<_>>().join("."))
+            Some(
+                octets
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join("."),
+            )
         })
     });
     match gateway {

@@ -140,18 +140,25 @@ fn from_git(
         unpack(&code_repo.archive(&code.commit, "tar", "", &[])?, &tree)?;
     } else {
         let prefix = format!("{}-{}/", head.source, version.upstream);
-        let orig = code_repo.archive(&code.commit, "tar.gz", &prefix, &[".", ":(exclude)debian"])?;
+        let orig =
+            code_repo.archive(&code.commit, "tar.gz", &prefix, &[".", ":(exclude)debian"])?;
         let orig_name = format!("{}_{}.orig.tar.gz", head.source, version.upstream);
         let orig_path = dir.join(&orig_name);
         fs_err::write(&orig_path, orig).map_err(io(&orig_path))?;
-        unpack(&code_repo.archive(&code.commit, "tar", "", &[".", ":(exclude)debian"])?, &tree)?;
+        unpack(
+            &code_repo.archive(&code.commit, "tar", "", &[".", ":(exclude)debian"])?,
+            &tree,
+        )?;
     }
     if matches!(sources, Sources::Split { .. }) || !native {
         let debian = tree.join("debian");
         if debian.exists() {
             fs_err::remove_dir_all(&debian).map_err(io(&debian))?;
         }
-        unpack(&pkg_repo.archive(&packaging.commit, "tar", "", &["debian"])?, &tree)?;
+        unpack(
+            &pkg_repo.archive(&packaging.commit, "tar", "", &["debian"])?,
+            &tree,
+        )?;
     }
 
     let built_from: Vec<String> = sources
@@ -199,7 +206,10 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
 fn from_dir(path: &Path, dir: &Path) -> Result<PreparedSource, SourceError> {
     let changelog_path = path.join("debian/changelog");
     let changelog = fs_err::read_to_string(&changelog_path).map_err(|_| {
-        SourceError::Invalid(format!("{} is not a Debian source tree (no debian/changelog)", path.display()))
+        SourceError::Invalid(format!(
+            "{} is not a Debian source tree (no debian/changelog)",
+            path.display()
+        ))
     })?;
     let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
     let format = fs_err::read_to_string(path.join("debian/source/format")).ok();
@@ -261,7 +271,8 @@ fn parse_dsc(text: &str) -> Result<(String, String, Vec<String>), String> {
     let source = source.ok_or("no Source field")?;
     let version = version.ok_or("no Version field")?;
     perestroika_config::names::check_token("source package", &source).map_err(|e| e.to_string())?;
-    DebVersion::parse(&version).ok_or_else(|| format!("Version {version:?} is not a Debian version"))?;
+    DebVersion::parse(&version)
+        .ok_or_else(|| format!("Version {version:?} is not a Debian version"))?;
     for f in &files {
         perestroika_config::names::check_file_name(f).map_err(|e| e.to_string())?;
     }
@@ -273,8 +284,8 @@ fn parse_dsc(text: &str) -> Result<(String, String, Vec<String>), String> {
 
 fn from_dsc(path: &Path, dir: &Path) -> Result<PreparedSource, SourceError> {
     let text = fs_err::read_to_string(path).map_err(io(path))?;
-    let (source, version, files) = parse_dsc(&text)
-        .map_err(|e| SourceError::Invalid(format!("{}: {e}", path.display())))?;
+    let (source, version, files) =
+        parse_dsc(&text).map_err(|e| SourceError::Invalid(format!("{}: {e}", path.display())))?;
     let parent = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()

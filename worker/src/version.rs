@@ -133,11 +133,26 @@ mod tests {
 
     #[test]
     fn the_rule_as_documented() {
-        let split = Counts::Split { code: 42, packaging: 7 };
-        assert_eq!(farm_version(&v("2.10-3"), false, split, 0).to_string(), "2.10+git42-3+p7.0");
-        assert_eq!(farm_version(&v("1:2.10-3"), false, split, 2).to_string(), "1:2.10+git42-3+p7.2");
-        assert_eq!(farm_version(&v("1.4"), true, split, 1).to_string(), "1.4+p49.1");
-        assert_eq!(farm_version(&v("1.4"), true, Counts::Combined(5), 0).to_string(), "1.4+p5.0");
+        let split = Counts::Split {
+            code: 42,
+            packaging: 7,
+        };
+        assert_eq!(
+            farm_version(&v("2.10-3"), false, split, 0).to_string(),
+            "2.10+git42-3+p7.0"
+        );
+        assert_eq!(
+            farm_version(&v("1:2.10-3"), false, split, 2).to_string(),
+            "1:2.10+git42-3+p7.2"
+        );
+        assert_eq!(
+            farm_version(&v("1.4"), true, split, 1).to_string(),
+            "1.4+p49.1"
+        );
+        assert_eq!(
+            farm_version(&v("1.4"), true, Counts::Combined(5), 0).to_string(),
+            "1.4+p5.0"
+        );
     }
 
     #[test]

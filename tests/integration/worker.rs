@@ -1,0 +1,297 @@
+//! The deb worker: real Docker, real Debian source packages, real dpkg.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use perestroika_tests::debian::{
+    base_image, containers_of_job, debian_source, files, greet_code, greet_packaging,
+    minimal_package, package_cache, GitRepo,
+};
+use perestroika_tests::run;
+
+/// Runs `perestroika-worker build` and returns its output and result.json.
+fn build(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+    base_image("bookworm");
+    let cache = package_cache();
+    let mut all = vec![
+        "build",
+        "--quiet",
+        "--distro",
+        "bookworm",
+        "--package-cache",
+        &cache,
+    ];
+    let out_s = out.to_str().unwrap();
+    all.extend(["--out", out_s]);
+    all.extend_from_slice(args);
+    let output = run("perestroika-worker", &all);
+    let record = fs_err::read(out.join("result.json")).unwrap_or_else(|_| {
+        panic!(
+            "no result.json; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let result: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    let job = result["job_id"].as_str().unwrap();
+    assert!(
+        containers_of_job(job).is_empty(),
+        "the build container of {job} is still there"
+    );
+    (output, result)
+}
+
+fn artifact_names(result: &serde_json::Value) -> Vec<String> {
+    result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn failure(result: &serde_json::Value) -> (String, String) {
+    assert_eq!(result["outcome"]["status"], "failed", "{result}");
+    (
+        result["outcome"]["step"].as_str().unwrap().to_owned(),
+        result["outcome"]["reason"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Installs .debs from `dir` with dpkg in a fresh container without network, then runs `check`.
+fn install_and_run(dir: &Path, debs: &[&str], check: &str) -> String {
+    let image = base_image("bookworm");
+    let mut script = String::from("set -e; dpkg -i");
+    for d in debs {
+        script.push_str(&format!(" /debs/{d}"));
+    }
+    script.push_str(&format!("; {check}"));
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "-v"])
+        .arg(format!("{}:/debs:ro", dir.display()))
+        .args([&image, "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "installing {debs:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What `check` printed: the last line (dpkg talks first).
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn hello_from_bookworm_sources_builds_and_installs() {
+    let dsc = debian_source("hello");
+    let out = tempfile::tempdir().unwrap();
+    let (output, result) = build(&[dsc.to_str().unwrap()], out.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(result["outcome"]["status"], "succeeded");
+    let names = artifact_names(&result);
+    for wanted in [
+        "hello_2.10-3_amd64.deb",
+        "hello_2.10-3_amd64.buildinfo",
+        "hello_2.10-3_amd64.changes",
+        "hello_2.10-3.dsc",
+        "build-root.list",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "{wanted} missing from {names:?}"
+        );
+    }
+    // The record's checksums are the files' checksums.
+    for a in result["artifacts"].as_array().unwrap() {
+        let path = out.path().join(a["name"].as_str().unwrap());
+        let sum = perestroika_worker::build::describe(&path).unwrap().sha256;
+        assert_eq!(a["sha256"], sum.as_str());
+    }
+    // The build root is recorded: build dependencies with exact versions.
+    let root = fs_err::read_to_string(out.path().join("build-root.list")).unwrap();
+    assert!(root.lines().any(|l| l.starts_with("debhelper ")), "{root}");
+    let buildinfo =
+        fs_err::read_to_string(out.path().join("hello_2.10-3_amd64.buildinfo")).unwrap();
+    assert!(buildinfo.contains("Installed-Build-Depends:"));
+    assert!(result["image_id"].as_str().unwrap().starts_with("sha256:"));
+    let log = fs_err::read_to_string(out.path().join("build.log")).unwrap();
+    assert!(
+        log.contains("network cut; building as user builder"),
+        "{log}"
+    );
+
+    let said = install_and_run(out.path(), &["hello_2.10-3_amd64.deb"], "hello");
+    assert_eq!(said.trim(), "Hello, world!");
+}
+
+#[test]
+fn a_package_with_a_udeb_yields_the_udeb() {
+    let dsc = debian_source("libtextwrap");
+    let out = tempfile::tempdir().unwrap();
+    let (output, result) = build(&[dsc.to_str().unwrap()], out.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let names = artifact_names(&result);
+    let udeb = names
+        .iter()
+        .find(|n| n.ends_with(".udeb"))
+        .unwrap_or_else(|| panic!("no udeb in {names:?}"));
+    assert!(udeb.starts_with("libtextwrap1-udeb_"));
+    let changes = names.iter().find(|n| n.ends_with(".changes")).unwrap();
+    let changes = fs_err::read_to_string(out.path().join(changes)).unwrap();
+    assert!(changes.contains(udeb.as_str()), "{changes}");
+    // dpkg sees a real udeb.
+    let info = Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(out.path().join(udeb))
+        .arg("Package")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&info.stdout).trim(),
+        "libtextwrap1-udeb"
+    );
+}
+
+#[test]
+fn own_package_from_two_git_repositories_is_versioned_and_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut code = GitRepo::init(&dir.path().join("code"));
+    code.commit(&files(&greet_code("Hello from code 1")), "first");
+    let code_commit = code.commit(&files(&greet_code("Hello from the farm")), "second");
+    let mut packaging = GitRepo::init(&dir.path().join("packaging"));
+    let pkg_commit = packaging.commit(&files(&greet_packaging()), "packaging");
+
+    let git_args = |rebuild: &'static str| {
+        vec![
+            "--git".to_owned(),
+            code.url(),
+            "--commit".into(),
+            code_commit.clone(),
+            "--packaging-git".into(),
+            packaging.url(),
+            "--packaging-commit".into(),
+            pkg_commit.clone(),
+            "--rebuild".into(),
+            rebuild.into(),
+        ]
+    };
+    let outs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut debs = Vec::new();
+    for out in &outs {
+        let args = git_args("0");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (output, result) = build(&args, out.path());
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // 2 code commits, 1 packaging commit, first build: the rule in the README.
+        assert_eq!(result["package_version"], "1.0+git2-1+p1.0");
+        let deb = out.path().join("greet_1.0+git2-1+p1.0_amd64.deb");
+        debs.push(fs_err::read(&deb).unwrap());
+        let names = artifact_names(&result);
+        assert!(
+            names.contains(&"greet_1.0+git2.orig.tar.gz".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"greet_1.0+git2-1+p1.0.dsc".to_owned()),
+            "{names:?}"
+        );
+    }
+    assert!(debs[0] == debs[1], "two builds of the same commits differ");
+    let orig = |i: usize| fs_err::read(outs[i].path().join("greet_1.0+git2.orig.tar.gz")).unwrap();
+    assert!(
+        orig(0) == orig(1),
+        "the generated upstream tarball is not reproducible"
+    );
+
+    let said = install_and_run(
+        outs[0].path(),
+        &["greet_1.0+git2-1+p1.0_amd64.deb"],
+        "greet",
+    );
+    assert_eq!(said.trim(), "Hello from the farm");
+
+    // The farm's entry is in the built package's changelog, naming the commits.
+    let changes =
+        fs_err::read_to_string(outs[0].path().join("greet_1.0+git2-1+p1.0_amd64.changes")).unwrap();
+    assert!(changes.contains(&code_commit), "{changes}");
+}
+
+#[test]
+fn a_build_that_needs_the_network_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = GitRepo::init(&dir.path().join("net"));
+    let commit = repo.commit(
+        &files(&minimal_package("needsnet", "apt-get download hello")),
+        "net",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let (output, result) = build(&["--git", &repo.url(), "--commit", &commit], out.path());
+    assert_eq!(output.status.code(), Some(1));
+    let (step, _) = failure(&result);
+    assert_eq!(step, "dpkg-buildpackage");
+    let log = fs_err::read_to_string(out.path().join("build.log")).unwrap();
+    assert!(
+        log.contains("Temporary failure resolving")
+            || log.contains("unreachable")
+            || log.contains("Could not resolve"),
+        "the log does not show a network failure:\n{log}"
+    );
+}
+
+#[test]
+fn a_broken_control_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = GitRepo::init(&dir.path().join("broken"));
+    let mut pkg = minimal_package("broken", "true");
+    pkg.retain(|(n, _)| *n != "debian/control");
+    pkg.push((
+        "debian/control",
+        "Source broken\nthis is not a control file\n".into(),
+    ));
+    let commit = repo.commit(&files(&pkg), "broken");
+    let out = tempfile::tempdir().unwrap();
+    let (output, result) = build(&["--git", &repo.url(), "--commit", &commit], out.path());
+    assert_eq!(output.status.code(), Some(1));
+    let (step, reason) = failure(&result);
+    assert_eq!(step, "control");
+    assert!(reason.contains("debian/control"), "{reason}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("build failed at step control"), "{stderr}");
+}
+
+#[test]
+fn a_build_past_its_timeout_is_stopped_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = GitRepo::init(&dir.path().join("slow"));
+    let commit = repo.commit(&files(&minimal_package("slow", "sleep 600")), "slow");
+    let out = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (output, result) = build(
+        &["--timeout", "8", "--git", &repo.url(), "--commit", &commit],
+        out.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        started.elapsed().as_secs() < 120,
+        "the timeout did not stop the build"
+    );
+    let (step, reason) = failure(&result);
+    assert_eq!(step, "timeout");
+    assert!(reason.contains("longer than 8 s"), "{reason}");
+}
