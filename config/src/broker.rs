@@ -338,6 +338,29 @@ impl Broker {
         Ok(got.map(|m| m.delivery))
     }
 
+    /// Waits up to `within` for one message, acknowledges it and returns it. Works on every
+    /// queue, including single-active-consumer queues where `basic.get` is refused.
+    pub async fn take(
+        &self,
+        queue: &str,
+        within: Duration,
+    ) -> Result<Option<Delivery>, BrokerError> {
+        let (channel, mut consumer) = self.consume(queue, 1).await?;
+        let got = tokio::time::timeout(within, consumer.next()).await;
+        let delivery = match got {
+            Ok(Some(Ok(d))) => {
+                d.ack(BasicAckOptions::default())
+                    .await
+                    .map_err(queue_err("acknowledging", queue))?;
+                Some(d)
+            }
+            Ok(Some(Err(e))) => return Err(queue_err("consuming", queue)(e)),
+            Ok(None) | Err(_) => None,
+        };
+        let _ = channel.close(200, "done".into()).await;
+        Ok(delivery)
+    }
+
     /// Closes the connection cleanly.
     pub async fn close(self) {
         let _ = self.conn.close(200, "bye".into()).await;

@@ -4,3 +4,4 @@
 mod cli;
 mod topology;
 mod worker;
+mod worker_farm;

@@ -236,7 +236,7 @@ pub fn minimal_package(name: &str, build_step: &str) -> Vec<(&'static str, Strin
             format!(
                 "#!/usr/bin/make -f\nbuild build-arch build-indep:\n\t{build_step}\n\n\
                  binary binary-arch binary-indep: build\n\tmkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/{name}\n\
-                 \techo {name} > debian/tmp/usr/share/{name}/README\n\tdpkg-gencontrol -P debian/tmp\n\
+                 \techo {name} > debian/tmp/usr/share/{name}/README\n\tdpkg-gencontrol -Pdebian/tmp\n\
                  \tdpkg-deb --root-owner-group -b debian/tmp ..\n\nclean:\n\trm -rf debian/tmp\n"
             ),
         ),

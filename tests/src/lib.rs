@@ -63,7 +63,13 @@ pub struct Farm {
 }
 
 impl Farm {
+    /// A farm whose `[broker]` section also holds `extra`.
     pub fn new(amqp_url: &str, extra: &str) -> Self {
+        Self::with_sections(amqp_url, extra, "")
+    }
+
+    /// Like [`Farm::new`], with more TOML sections appended (e.g. `[build]`).
+    pub fn with_sections(amqp_url: &str, extra: &str, sections: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let customer = unique("c");
         let root = dir.path().display();
@@ -77,6 +83,8 @@ reconnect_max_secs = 2
 public_root = "{root}/public"
 staging = "{root}/staging"
 state = "{root}/state"
+
+{sections}
 
 [[customers]]
 name = "{customer}"
@@ -93,6 +101,47 @@ versions = [{{ name = "9.0", deb = ["bookworm"] }}]
             customer,
             config,
         }
+    }
+}
+
+/// A daemon started by a test, killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a workspace binary with arguments; its stderr and stdout go to `log`.
+    pub fn start(name: &str, args: &[&str], log: &Path) -> Self {
+        let file = fs_err::File::create(log).expect("daemon log");
+        let child = Command::new(bin(name))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().expect("clone").into_parts().0)
+            .stderr(file.into_parts().0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    /// Kills the daemon at once, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What the daemon logged so far.
+    pub fn output(&self) -> String {
+        fs_err::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -68,7 +68,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
     let req = BuildRequest {
         job_id: job.job_id.clone(),
         input: SourceInput::Git {
-            sources: job.sources.clone(),
+            sources: Box::new(job.sources.clone()),
             rebuild: job.rebuild,
         },
         distro: job.distro.clone(),

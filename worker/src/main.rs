@@ -151,7 +151,7 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
                 _ => Sources::Combined { repo: code },
             };
             SourceInput::Git {
-                sources,
+                sources: Box::new(sources),
                 rebuild: args.rebuild,
             }
         }

@@ -41,7 +41,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
 #[derive(Debug, Clone)]
 pub enum SourceInput {
     /// Code and packaging at exact commits, with the job's rebuild number.
-    Git { sources: Sources, rebuild: u32 },
+    Git { sources: Box<Sources>, rebuild: u32 },
     /// An unpacked source tree on this machine (version taken as is).
     Dir(PathBuf),
     /// A source package on this machine (version taken as is).

@@ -1,0 +1,186 @@
+//! The worker in farm mode: jobs from RabbitMQ, artifacts to staging, publish jobs onward.
+
+use std::time::{Duration, Instant};
+
+use perestroika_config::broker::Broker;
+use perestroika_config::messages::{
+    BuildJob, GitSource, Message, PublishJob, Sources, Target, Trigger, TriggerKind,
+};
+use perestroika_config::{Family, QueueName, Stage};
+use perestroika_tests::debian::{
+    base_image, containers_of_job, files, minimal_package, package_cache, GitRepo,
+};
+use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
+
+fn farm() -> Farm {
+    let farm = Farm::with_sections(
+        &shared_amqp_url(),
+        "",
+        &format!(
+            "[build]\npackage_cache = \"{}\"\ntimeout_secs = 600\n",
+            package_cache()
+        ),
+    );
+    let out = run(
+        "perestroika-queue",
+        &["--config", farm.path.to_str().unwrap(), "bootstrap"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    farm
+}
+
+fn job_for(farm: &Farm, repo: &GitRepo, package: &str) -> BuildJob {
+    BuildJob::new(
+        &farm.customer,
+        "9.0",
+        package,
+        Family::Deb,
+        "bookworm",
+        Sources::Combined {
+            repo: GitSource {
+                project: format!("{}/packages/deb/bookworm/{package}", farm.customer),
+                url: repo.url(),
+                branch: "9.0".into(),
+                commit: repo.head(),
+                fetch_ref: None,
+            },
+        },
+        Target::Release,
+        0,
+        Trigger {
+            kind: TriggerKind::Manual,
+            change: None,
+            patchset: None,
+            event_time: None,
+        },
+    )
+}
+
+async fn next_publish_job(
+    broker: &Broker,
+    farm: &Farm,
+    within: Duration,
+    worker: &Daemon,
+) -> PublishJob {
+    let queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
+    match broker.take(&queue, within).await.unwrap() {
+        Some(d) => PublishJob::from_bytes(&d.data).unwrap(),
+        None => panic!(
+            "no publish job within {within:?}; worker log:\n{}",
+            worker.output()
+        ),
+    }
+}
+
+fn assert_staged(farm: &Farm, job: &PublishJob) {
+    let dir = farm.config.paths.staging.join(&job.job_id);
+    assert!(!job.artifacts.is_empty());
+    for a in &job.artifacts {
+        let described = perestroika_worker::build::describe(&dir.join(&a.name)).unwrap();
+        assert_eq!(
+            &described, a,
+            "staged file differs from the publish job's manifest"
+        );
+    }
+    assert!(job.artifacts.iter().any(|a| a.name.ends_with("_all.deb")));
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(dir.join("result.json")).unwrap()).unwrap();
+    assert_eq!(record["outcome"]["status"], "succeeded");
+    assert!(dir.join("build.log").is_file());
+}
+
+#[tokio::test]
+async fn a_queued_job_is_built_staged_and_handed_to_the_publisher() {
+    base_image("bookworm");
+    let farm = farm();
+    let mut repo = GitRepo::init(&farm.dir.path().join("farmpkg"));
+    repo.commit(&files(&minimal_package("farmpkg", "true")), "one");
+    let job = job_for(&farm, &repo, "farmpkg");
+
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker
+        .publish(&build_queue, &job, &job.job_id)
+        .await
+        .unwrap();
+
+    let cfg = farm.path.to_str().unwrap();
+    let worker = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("worker.log"),
+    );
+    let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &worker).await;
+    assert_eq!(published.job_id, job.job_id);
+    assert_eq!(published.package_version, "1.0+p1.0");
+    assert_eq!(published.target, Target::Release);
+    assert_staged(&farm, &published);
+    // Acknowledged: nothing left in the build queue, nothing dead.
+    let stats = broker.stats(&build_queue).await.unwrap();
+    assert_eq!(stats.messages, 0, "{}", worker.output());
+    assert_eq!(
+        broker
+            .stats(&format!("{build_queue}.dead"))
+            .await
+            .unwrap()
+            .messages,
+        0
+    );
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_build_leaves_the_job_to_the_next_one() {
+    base_image("bookworm");
+    let farm = farm();
+    let mut repo = GitRepo::init(&farm.dir.path().join("slowpkg"));
+    repo.commit(&files(&minimal_package("slowpkg", "sleep 20")), "one");
+    let job = job_for(&farm, &repo, "slowpkg");
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker
+        .publish(&build_queue, &job, &job.job_id)
+        .await
+        .unwrap();
+
+    let cfg = farm.path.to_str().unwrap();
+    let mut first = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("first.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while containers_of_job(&job.job_id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first worker never started the build:\n{}",
+            first.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    first.kill();
+    assert!(
+        !containers_of_job(&job.job_id).is_empty(),
+        "a killed worker cannot have cleaned up"
+    );
+
+    let second = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("second.log"),
+    );
+    let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &second).await;
+    assert_eq!(published.job_id, job.job_id);
+    assert_staged(&farm, &published);
+    assert!(
+        containers_of_job(&job.job_id).is_empty(),
+        "{}",
+        second.output()
+    );
+    assert_eq!(broker.stats(&build_queue).await.unwrap().messages, 0);
+    broker.close().await;
+}
