@@ -4,8 +4,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use perestroika_tests::debian::{
-    base_image, containers_of_job, debian_source, files, greet_code, greet_packaging,
-    minimal_package, package_cache, GitRepo,
+    base_image, containers_of_job, debian_source, greet_code, greet_packaging, minimal_package,
+    package_cache, GitRepo,
 };
 use perestroika_tests::run;
 
@@ -130,6 +130,18 @@ fn hello_from_bookworm_sources_builds_and_installs() {
 
     let said = install_and_run(out.path(), &["hello_2.10-3_amd64.deb"], "hello");
     assert_eq!(said.trim(), "Hello, world!");
+
+    // Nothing of the build survived in the shared base roots the builds are overlaid on.
+    let roots =
+        std::path::Path::new(&std::env::var("HOME").unwrap()).join(".cache/perestroika/roots");
+    for root in fs_err::read_dir(&roots).unwrap() {
+        let status =
+            fs_err::read_to_string(root.unwrap().path().join("var/lib/dpkg/status")).unwrap();
+        assert!(
+            !status.contains("Package: debhelper\n"),
+            "a build dependency leaked into a base root"
+        );
+    }
 }
 
 #[test]
@@ -168,10 +180,10 @@ fn a_package_with_a_udeb_yields_the_udeb() {
 fn own_package_from_two_git_repositories_is_versioned_and_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let mut code = GitRepo::init(&dir.path().join("code"));
-    code.commit(&files(&greet_code("Hello from code 1")), "first");
-    let code_commit = code.commit(&files(&greet_code("Hello from the farm")), "second");
+    code.commit(&greet_code("Hello from code 1"), "first");
+    let code_commit = code.commit(&greet_code("Hello from the farm"), "second");
     let mut packaging = GitRepo::init(&dir.path().join("packaging"));
-    let pkg_commit = packaging.commit(&files(&greet_packaging()), "packaging");
+    let pkg_commit = packaging.commit(&greet_packaging(), "packaging");
 
     let git_args = |rebuild: &'static str| {
         vec![
@@ -237,7 +249,7 @@ fn a_build_that_needs_the_network_fails() {
     let dir = tempfile::tempdir().unwrap();
     let mut repo = GitRepo::init(&dir.path().join("net"));
     let commit = repo.commit(
-        &files(&minimal_package("needsnet", "apt-get download hello")),
+        &minimal_package("needsnet", "apt-get download hello"),
         "net",
     );
     let out = tempfile::tempdir().unwrap();
@@ -259,12 +271,12 @@ fn a_broken_control_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut repo = GitRepo::init(&dir.path().join("broken"));
     let mut pkg = minimal_package("broken", "true");
-    pkg.retain(|(n, _)| *n != "debian/control");
+    pkg.retain(|(n, _)| n != "debian/control");
     pkg.push((
-        "debian/control",
+        "debian/control".into(),
         "Source broken\nthis is not a control file\n".into(),
     ));
-    let commit = repo.commit(&files(&pkg), "broken");
+    let commit = repo.commit(&pkg, "broken");
     let out = tempfile::tempdir().unwrap();
     let (output, result) = build(&["--git", &repo.url(), "--commit", &commit], out.path());
     assert_eq!(output.status.code(), Some(1));
@@ -279,7 +291,7 @@ fn a_broken_control_file_is_a_clear_error() {
 fn a_build_past_its_timeout_is_stopped_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let mut repo = GitRepo::init(&dir.path().join("slow"));
-    let commit = repo.commit(&files(&minimal_package("slow", "sleep 600")), "slow");
+    let commit = repo.commit(&minimal_package("slow", "sleep 600"), "slow");
     let out = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
     let (output, result) = build(
@@ -294,4 +306,114 @@ fn a_build_past_its_timeout_is_stopped_and_removed() {
     let (step, reason) = failure(&result);
     assert_eq!(step, "timeout");
     assert!(reason.contains("longer than 8 s"), "{reason}");
+}
+
+#[test]
+fn a_source_tree_builds_with_the_version_of_its_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("treepkg");
+    for (name, content) in minimal_package("treepkg", "true") {
+        let path = tree.join(name);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(&path, content).unwrap();
+    }
+    Command::new("chmod")
+        .arg("+x")
+        .arg(tree.join("debian/rules"))
+        .status()
+        .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (output, result) = build(&[tree.to_str().unwrap()], out.path());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(result["package_version"], "1.0");
+    assert!(out.path().join("treepkg_1.0_all.deb").is_file());
+    assert!(out.path().join("treepkg_1.0.tar.xz").is_file());
+}
+
+fn trixie_images() -> Vec<serde_json::Value> {
+    let out = run("perestroika-worker", &["image", "list", "--json"]);
+    assert!(out.status.success());
+    let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    all.into_iter()
+        .filter(|i| i["distro"] == "trixie")
+        .collect()
+}
+
+/// trixie end to end: two images, refresh finds nothing new, prune keeps the newest, and a
+/// package builds on it.
+#[test]
+fn trixie_images_are_built_refreshed_pruned_and_used() {
+    for _ in 0..2 {
+        let out = run(
+            "perestroika-worker",
+            &["image", "build", "--distro", "trixie"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(trixie_images().len() >= 2);
+    let out = run(
+        "perestroika-worker",
+        &["image", "refresh", "--distro", "trixie"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("unchanged:"), "{said}");
+
+    let out = run(
+        "perestroika-worker",
+        &["image", "prune", "--keep", "1", "--distro", "trixie"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = trixie_images();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = GitRepo::init(&dir.path().join("trixiepkg"));
+    let commit = repo.commit(&minimal_package("trixiepkg", "true"), "one");
+    let out = tempfile::tempdir().unwrap();
+    let cache = package_cache();
+    let output = run(
+        "perestroika-worker",
+        &[
+            "build",
+            "--quiet",
+            "--distro",
+            "trixie",
+            "--package-cache",
+            &cache,
+            "--out",
+            out.path().to_str().unwrap(),
+            "--git",
+            &repo.url(),
+            "--commit",
+            &commit,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let log = fs_err::read_to_string(out.path().join("build.log")).unwrap();
+    assert!(
+        log.contains(left[0]["id"].as_str().unwrap()),
+        "the build did not use the newest trixie image"
+    );
+    assert!(out.path().join("trixiepkg_1.0+p1.0_all.deb").is_file());
 }

@@ -8,7 +8,7 @@ use perestroika_config::messages::{
 };
 use perestroika_config::{Family, QueueName, Stage};
 use perestroika_tests::debian::{
-    base_image, containers_of_job, files, minimal_package, package_cache, GitRepo,
+    base_image, containers_of_job, minimal_package, package_cache, GitRepo,
 };
 use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
 
@@ -98,7 +98,7 @@ async fn a_queued_job_is_built_staged_and_handed_to_the_publisher() {
     base_image("bookworm");
     let farm = farm();
     let mut repo = GitRepo::init(&farm.dir.path().join("farmpkg"));
-    repo.commit(&files(&minimal_package("farmpkg", "true")), "one");
+    repo.commit(&minimal_package("farmpkg", "true"), "one");
     let job = job_for(&farm, &repo, "farmpkg");
 
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
@@ -138,7 +138,7 @@ async fn a_worker_killed_mid_build_leaves_the_job_to_the_next_one() {
     base_image("bookworm");
     let farm = farm();
     let mut repo = GitRepo::init(&farm.dir.path().join("slowpkg"));
-    repo.commit(&files(&minimal_package("slowpkg", "sleep 20")), "one");
+    repo.commit(&minimal_package("slowpkg", "sleep 20"), "one");
     let job = job_for(&farm, &repo, "slowpkg");
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
     let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();

@@ -142,7 +142,7 @@ impl GitRepo {
     }
 
     /// Writes files (path, content) and commits them; returns the commit id.
-    pub fn commit(&mut self, files: &[(&str, &str)], message: &str) -> String {
+    pub fn commit(&mut self, files: &[(String, String)], message: &str) -> String {
         for (name, content) in files {
             let p = self.path.join(name);
             fs_err::create_dir_all(p.parent().unwrap()).unwrap();
@@ -183,48 +183,50 @@ impl GitRepo {
     }
 }
 
-/// A small C program, as upstream code.
-pub fn greet_code(greeting: &str) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "greet.c",
-            format!("#include <stdio.h>\nint main(void) {{ puts(\"{greeting}\"); return 0; }}\n"),
-        ),
-        (
-            "Makefile",
-            "greet: greet.c\n\t$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o greet greet.c\n".into(),
-        ),
-    ]
+/// The files of a directory of the bundled example (`worker/examples/greet/<part>`), as
+/// (relative path, content).
+fn example(part: &str) -> Vec<(String, String)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in fs_err::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                out.push((rel, fs_err::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let base = repo_root().join("worker/examples/greet").join(part);
+    let mut out = Vec::new();
+    walk(&base, &base, &mut out);
+    out.sort();
+    out
 }
 
-/// Packaging for `greet` with debhelper: `debian/` of a non-native (3.0 quilt) package.
-pub fn greet_packaging() -> Vec<(&'static str, String)> {
-    vec![
-        ("debian/changelog", changelog("greet", "1.0-1")),
-        ("debian/source/format", "3.0 (quilt)\n".into()),
-        (
-            "debian/control",
-            "Source: greet\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
-             Build-Depends: debhelper-compat (= 13)\nStandards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
-             Package: greet\nArchitecture: any\nDepends: ${shlibs:Depends}, ${misc:Depends}\n\
-             Description: greets the world\n A test package of the build farm.\n"
-                .into(),
-        ),
-        (
-            "debian/rules",
-            "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_install:\n\tinstall -D -m755 greet debian/greet/usr/bin/greet\n"
-                .into(),
-        ),
-    ]
+/// The example's upstream code (a small C program), printing `greeting`.
+pub fn greet_code(greeting: &str) -> Vec<(String, String)> {
+    example("code")
+        .into_iter()
+        .map(|(name, text)| {
+            let text = text.replace("Hello from the farm", greeting);
+            (name, text)
+        })
+        .collect()
+}
+
+/// The example's Debian packaging (debhelper, 3.0 quilt): the `debian/` directory.
+pub fn greet_packaging() -> Vec<(String, String)> {
+    example("packaging")
 }
 
 /// A native package without build dependencies whose build runs `build_step` (a shell line).
-pub fn minimal_package(name: &str, build_step: &str) -> Vec<(&'static str, String)> {
+pub fn minimal_package(name: &str, build_step: &str) -> Vec<(String, String)> {
     vec![
-        ("debian/changelog", changelog(name, "1.0")),
-        ("debian/source/format", "3.0 (native)\n".into()),
+        ("debian/changelog".into(), changelog(name, "1.0")),
+        ("debian/source/format".into(), "3.0 (native)\n".into()),
         (
-            "debian/control",
+            "debian/control".into(),
             format!(
                 "Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
                  Standards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
@@ -232,7 +234,7 @@ pub fn minimal_package(name: &str, build_step: &str) -> Vec<(&'static str, Strin
             ),
         ),
         (
-            "debian/rules",
+            "debian/rules".into(),
             format!(
                 "#!/usr/bin/make -f\nbuild build-arch build-indep:\n\t{build_step}\n\n\
                  binary binary-arch binary-indep: build\n\tmkdir -p debian/tmp/DEBIAN debian/tmp/usr/share/{name}\n\
@@ -247,11 +249,6 @@ fn changelog(name: &str, version: &str) -> String {
     format!(
         "{name} ({version}) unstable; urgency=medium\n\n  * Initial release.\n\n -- Test <test@example.invalid>  Mon, 01 Jan 2024 00:00:00 +0000\n"
     )
-}
-
-/// Borrowed view of generated files, for [`GitRepo::commit`].
-pub fn files<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    list.iter().map(|(n, c)| (*n, c.as_str())).collect()
 }
 
 /// Containers still present for a job (any state).

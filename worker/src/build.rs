@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::buildlog::BuildLog;
 use crate::git::GitCache;
 use crate::image::{self, ImageError};
+use crate::rootfs::{self, BuildRoot, RootError};
 use crate::sandbox::{As, Sandbox, SandboxError, SandboxSpec};
 use crate::source::{self, PreparedSource, SourceInput};
 
@@ -37,6 +38,8 @@ pub enum InfraError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Root(#[from] RootError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -72,8 +75,10 @@ pub struct BuildRequest {
 pub struct BuildEnv {
     pub docker: Docker,
     pub git: GitCache,
-    /// Scratch space for preparing inputs.
+    /// Scratch space for preparing inputs and mounting build roots.
     pub scratch: PathBuf,
+    /// Where base images are kept as plain directories for overlay build roots.
+    pub roots: PathBuf,
     /// Names the containers of this worker, to clean up after a crash.
     pub owner: String,
     pub worker_name: String,
@@ -135,15 +140,38 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 prepared.source, prepared.version
             ));
             package_version = Some(prepared.version.clone());
+            let t = Instant::now();
+            let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
+            let root_dir = env.scratch.join(format!("{}-root", req.job_id));
+            let root = match BuildRoot::mount(&base, &root_dir, &env.tmpfs_size) {
+                Ok(root) => Some(root),
+                Err(why) => {
+                    log.note(&format!(
+                        "no overlay build root ({why}); using the image's own root"
+                    ));
+                    None
+                }
+            };
+            timings.push(("root", t.elapsed().as_secs_f64()));
             let spec = SandboxSpec {
                 image: image.id.clone(),
                 job_id: req.job_id.clone(),
                 owner: env.owner.clone(),
                 tmpfs_size: env.tmpfs_size.clone(),
                 read_only_binds: release_bind(req),
+                binds: root.as_ref().map(BuildRoot::binds).unwrap_or_default(),
             };
             let t = Instant::now();
-            let sandbox = Sandbox::start(&env.docker, &spec).await?;
+            let sandbox = match Sandbox::start(&env.docker, &spec).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Some(root) = root {
+                        root.release();
+                    }
+                    let _ = fs_err::remove_dir_all(&work);
+                    return Err(e.into());
+                }
+            };
             timings.push(("container start", t.elapsed().as_secs_f64()));
             let inside = tokio::time::timeout(
                 env.timeout,
@@ -152,6 +180,9 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             .await;
             let t = Instant::now();
             sandbox.remove().await;
+            if let Some(root) = root {
+                root.release();
+            }
             timings.push(("container removal", t.elapsed().as_secs_f64()));
             match inside {
                 Ok(Ok(files)) => Ok(files),

@@ -259,11 +259,15 @@ pub async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, Image
         })
 }
 
-/// Removes all but the newest `keep` images of each distro; returns the removed tags. An image
-/// still used by a container is kept.
-pub async fn prune(docker: &Docker, keep: usize) -> Result<Vec<String>, ImageError> {
+/// Removes all but the newest `keep` images of each distro (or of `distro` only); returns the
+/// removed tags. An image still used by a container is kept.
+pub async fn prune(
+    docker: &Docker,
+    keep: usize,
+    distro: Option<&str>,
+) -> Result<Vec<String>, ImageError> {
     let mut removed = Vec::new();
-    let images = list(docker, None).await?;
+    let images = list(docker, distro).await?;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for image in images {
         let n = seen.entry(image.distro.clone()).or_default();

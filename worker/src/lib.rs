@@ -7,6 +7,7 @@ pub mod changelog;
 pub mod farm;
 pub mod git;
 pub mod image;
+pub mod rootfs;
 pub mod sandbox;
 pub mod source;
 pub mod version;

@@ -93,10 +93,13 @@ enum ImageCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove all but the newest images of each distro.
+    /// Remove all but the newest images of each distro (images in use are kept).
     Prune {
         #[arg(long, default_value_t = 3)]
         keep: usize,
+        /// Only this distro's images.
+        #[arg(long)]
+        distro: Option<String>,
     },
 }
 
@@ -179,6 +182,7 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         docker,
         git: GitCache::new(&cache_dir().join("git")),
         scratch: std::env::temp_dir().join("perestroika-worker"),
+        roots: cache_dir().join("roots"),
         owner: format!("local@{}", hostname()),
         worker_name: hostname(),
         timeout: Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs)),
@@ -223,6 +227,9 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
     let removed = sandbox::remove_leftovers(&docker, &owner)
         .await
         .context("cleaning up after an earlier run")?;
+    let state = farm.paths.state.join("worker");
+    perestroika_worker::rootfs::release_leftovers(&state.join("scratch"));
+    let _ = fs_err::remove_dir_all(state.join("scratch"));
     if removed > 0 {
         tracing::info!(
             removed,
@@ -233,12 +240,12 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
         Some(url) => Some(sandbox::url_from_container(&docker, url).await?),
         None => None,
     };
-    let state = farm.paths.state.join("worker");
     fs_err::create_dir_all(&farm.paths.staging).context("creating the staging directory")?;
     let env = BuildEnv {
         docker,
         git: GitCache::new(&state.join("git")),
         scratch: state.join("scratch"),
+        roots: state.join("roots"),
         owner,
         worker_name: hostname(),
         timeout: Duration::from_secs(farm.build.timeout_secs),
@@ -267,7 +274,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn image_command(cmd: ImageCommand) -> anyhow::Result<()> {
+async fn image_command(cli_config: &Option<PathBuf>, cmd: ImageCommand) -> anyhow::Result<()> {
     let docker = sandbox::connect()?;
     let scratch = std::env::temp_dir().join("perestroika-images");
     match cmd {
@@ -296,9 +303,21 @@ async fn image_command(cmd: ImageCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        ImageCommand::Prune { keep } => {
-            for tag in image::prune(&docker, keep.max(1)).await? {
+        ImageCommand::Prune { keep, distro } => {
+            for tag in image::prune(&docker, keep.max(1), distro.as_deref()).await? {
                 println!("removed {tag}");
+            }
+            let live: Vec<String> = image::list(&docker, None)
+                .await?
+                .into_iter()
+                .map(|i| i.id)
+                .collect();
+            let mut roots = vec![cache_dir().join("roots")];
+            if let Some(path) = cli_config {
+                roots.push(load_config(path)?.paths.state.join("worker/roots"));
+            }
+            for dir in roots {
+                perestroika_worker::rootfs::prune_roots(&dir, &live);
             }
         }
     }
@@ -316,7 +335,7 @@ fn main() -> ExitCode {
             }
             Command::Build(args) => local_build(&cli.config, args).await,
             Command::Run => farm_run(load_config(&config_path(&cli.config))?).await,
-            Command::Image(cmd) => image_command(cmd).await,
+            Command::Image(cmd) => image_command(&cli.config, cmd).await,
         }
     })
 }

@@ -47,6 +47,8 @@ pub struct SandboxSpec {
     pub tmpfs_size: String,
     /// Read-only bind mounts: (host path, container path).
     pub read_only_binds: Vec<(String, String)>,
+    /// Writable bind mounts: (host path, container path) — the build root's directories.
+    pub binds: Vec<(String, String)>,
 }
 
 /// A running build container. Call [`Sandbox::remove`] when done, whatever happened.
@@ -72,14 +74,25 @@ impl Sandbox {
             (JOB_LABEL.to_owned(), spec.job_id.clone()),
         ]);
         let host_config = HostConfig {
-            tmpfs: Some(HashMap::from([(
-                "/build".to_owned(),
-                format!("rw,exec,nosuid,nodev,size={},mode=1777", spec.tmpfs_size),
-            )])),
+            tmpfs: Some(HashMap::from([
+                (
+                    "/build".to_owned(),
+                    format!("rw,exec,nosuid,nodev,size={},mode=1777", spec.tmpfs_size),
+                ),
+                (
+                    "/tmp".to_owned(),
+                    "rw,exec,nosuid,nodev,mode=1777".to_owned(),
+                ),
+            ])),
             binds: Some(
-                spec.read_only_binds
+                spec.binds
                     .iter()
-                    .map(|(h, c)| format!("{h}:{c}:ro"))
+                    .map(|(h, c)| format!("{h}:{c}"))
+                    .chain(
+                        spec.read_only_binds
+                            .iter()
+                            .map(|(h, c)| format!("{h}:{c}:ro")),
+                    )
                     .collect(),
             ),
             cap_drop: Some(
@@ -95,7 +108,7 @@ impl Sandbox {
             ),
             security_opt: Some(vec!["no-new-privileges".into()]),
             privileged: Some(false),
-            init: Some(true),
+            // No docker-init: it would be mounted into /sbin, which is the build root's.
             pids_limit: Some(4096),
             network_mode: Some("bridge".into()),
             ..Default::default()

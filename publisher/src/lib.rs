@@ -1,0 +1,3 @@
+//! The publisher: signed deb and rpm repositories, switched live atomically.
+
+pub mod signing;
