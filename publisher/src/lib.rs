@@ -1,3 +1,6 @@
 //! The publisher: signed deb and rpm repositories, switched live atomically.
 
+pub mod deb;
+pub mod release_file;
 pub mod signing;
+pub mod tree;

@@ -312,7 +312,9 @@ fn a_build_past_its_timeout_is_stopped_and_removed() {
 fn a_source_tree_builds_with_the_version_of_its_changelog() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("treepkg");
-    for (name, content) in minimal_package("treepkg", "true") {
+    // The build sees the container's /proc and /dev inside its build root.
+    let step = "test -r /proc/self/status && test -c /dev/null && test -d /dev/shm";
+    for (name, content) in minimal_package("treepkg", step) {
         let path = tree.join(name);
         fs_err::create_dir_all(path.parent().unwrap()).unwrap();
         fs_err::write(&path, content).unwrap();
@@ -416,4 +418,63 @@ fn trixie_images_are_built_refreshed_pruned_and_used() {
         "the build did not use the newest trixie image"
     );
     assert!(out.path().join("trixiepkg_1.0+p1.0_all.deb").is_file());
+}
+
+/// Inside a build root, no command the build runs keeps CAP_SYS_ADMIN: root cannot mount.
+#[tokio::test]
+async fn commands_in_a_build_root_cannot_mount() {
+    use perestroika_worker::buildlog::BuildLog;
+    use perestroika_worker::rootfs::{base_root, BuildRoot};
+    use perestroika_worker::sandbox::{self, As, Sandbox, SandboxSpec};
+
+    let tag = base_image("bookworm");
+    let docker = sandbox::connect().unwrap();
+    let id = docker.inspect_image(&tag).await.unwrap().id.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let base = base_root(&docker, &id, &scratch.path().join("roots"))
+        .await
+        .unwrap();
+    let root = BuildRoot::mount(&base, &scratch.path().join("root"), "1g").expect("overlayfs");
+    let job = perestroika_tests::unique("capcheck");
+    let spec = SandboxSpec {
+        image: id,
+        job_id: job.clone(),
+        owner: "test".into(),
+        tmpfs_size: "1g".into(),
+        read_only_binds: Vec::new(),
+        root: Some(root.path()),
+    };
+    let sandbox = Sandbox::start(&docker, &spec).await.unwrap();
+    let mut log = BuildLog::create(&scratch.path().join("log"), 1 << 20, false).unwrap();
+    let mount = sandbox
+        .exec(
+            As::Root,
+            &["mount", "-t", "tmpfs", "x", "/mnt"],
+            &[],
+            None,
+            &mut log,
+        )
+        .await
+        .unwrap();
+    let (_, status) = sandbox
+        .exec_capture(As::Root, &["cat", "/proc/self/status"], &mut log)
+        .await
+        .unwrap();
+    let (_, who) = sandbox
+        .exec_capture(As::Builder, &["id", "-u"], &mut log)
+        .await
+        .unwrap();
+    sandbox.remove().await;
+    root.release();
+    assert_ne!(mount, 0, "root mounted a file system inside the build root");
+    let status = String::from_utf8(status).unwrap();
+    let bounding = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    let bits = u64::from_str_radix(bounding.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        bits & (1 << 21),
+        0,
+        "CAP_SYS_ADMIN is in the bounding set: {bounding}"
+    );
+    assert_eq!(String::from_utf8(who).unwrap().trim(), "1000");
+    assert!(containers_of_job(&job).is_empty());
 }

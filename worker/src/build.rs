@@ -159,7 +159,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 owner: env.owner.clone(),
                 tmpfs_size: env.tmpfs_size.clone(),
                 read_only_binds: release_bind(req),
-                binds: root.as_ref().map(BuildRoot::binds).unwrap_or_default(),
+                root: root.as_ref().map(BuildRoot::path),
             };
             let t = Instant::now();
             let sandbox = match Sandbox::start(&env.docker, &spec).await {

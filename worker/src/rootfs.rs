@@ -2,10 +2,11 @@
 //!
 //! Docker's storage driver may be slow for build work (fuse-overlayfs doubles the time of a
 //! typical build). So each base image is exported once into a plain directory, and every build
-//! gets a fresh kernel overlay of it — writes go to a private tmpfs — whose top-level
-//! directories are bound over the container's. The container stays the unit of isolation; the
-//! overlay only carries the files. Where overlayfs cannot be mounted (a worker not running as
-//! root, say), builds fall back to the image's own root file system.
+//! gets a fresh kernel overlay of it — writes go to a private tmpfs — bound into the container,
+//! which runs every command of the build chrooted into it. The container stays the unit of
+//! isolation (namespaces, seccomp, capabilities, network); the overlay only carries the files.
+//! Where overlayfs cannot be mounted (a worker not running as root, say), builds fall back to
+//! the image's own root file system.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,11 +16,6 @@ use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
-
-/// Top-level directories of a build root that are bound into the container.
-const BOUND: [&str; 10] = [
-    "etc", "home", "media", "mnt", "opt", "root", "srv", "usr", "var", "boot",
-];
 
 /// A root file system problem.
 #[derive(Debug, thiserror::Error)]
@@ -218,13 +214,9 @@ impl BuildRoot {
         Ok(root)
     }
 
-    /// Bind mounts (host path, container path) that put this root under the container.
-    pub fn binds(&self) -> Vec<(String, String)> {
-        BOUND
-            .iter()
-            .filter(|d| self.merged.join(d).is_dir() && !self.merged.join(d).is_symlink())
-            .map(|d| (self.merged.join(d).display().to_string(), format!("/{d}")))
-            .collect()
+    /// The root directory to bind into the container.
+    pub fn path(&self) -> String {
+        self.merged.display().to_string()
     }
 
     /// Unmounts the overlay and its tmpfs and removes the directory.

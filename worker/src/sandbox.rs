@@ -30,6 +30,8 @@ pub enum SandboxError {
     },
     #[error(transparent)]
     LogFull(#[from] LogFull),
+    #[error("preparing the build root in the container failed: {0}")]
+    Setup(String),
 }
 
 fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
@@ -47,14 +49,32 @@ pub struct SandboxSpec {
     pub tmpfs_size: String,
     /// Read-only bind mounts: (host path, container path).
     pub read_only_binds: Vec<(String, String)>,
-    /// Writable bind mounts: (host path, container path) — the build root's directories.
-    pub binds: Vec<(String, String)>,
+    /// A build root (a host directory) to run every command in, chrooted at [`NEW_ROOT`];
+    /// `None` runs commands in the image's own root.
+    pub root: Option<String>,
 }
+
+/// Where a build root is mounted inside the container.
+pub const NEW_ROOT: &str = "/newroot";
+
+/// Prefix of every command in a container with a build root: CAP_SYS_ADMIN leaves the bounding
+/// set before anything else runs, so it is gone for good.
+const DROP_ADMIN: [&str; 3] = ["setpriv", "--bounding-set=-sys_admin", "--"];
+
+/// Run once, before anything of the build, as the only process that holds CAP_SYS_ADMIN: gives
+/// the build root the container's own /proc, /dev and (read-only) /sys, and its resolver
+/// configuration. Every later command drops CAP_SYS_ADMIN from its bounding set (see
+/// [`DROP_ADMIN`]), so nothing the build runs can mount anything.
+const ROOT_SETUP: &str = "set -e; r=/newroot
+mount --rbind /proc $r/proc; mount --rbind /dev $r/dev
+mount --rbind /sys $r/sys; mount -o remount,bind,ro $r/sys
+cp /etc/resolv.conf /etc/hosts $r/etc/";
 
 /// A running build container. Call [`Sandbox::remove`] when done, whatever happened.
 pub struct Sandbox {
     docker: Docker,
     pub id: String,
+    chroot: bool,
 }
 
 /// Who runs a command inside the container.
@@ -73,39 +93,39 @@ impl Sandbox {
             (OWNER_LABEL.to_owned(), spec.owner.clone()),
             (JOB_LABEL.to_owned(), spec.job_id.clone()),
         ]);
+        // With a build root, every path the build sees lives under NEW_ROOT.
+        let under = if spec.root.is_some() { NEW_ROOT } else { "" };
+        let mut binds: Vec<String> = spec
+            .root
+            .iter()
+            .map(|r| format!("{r}:{NEW_ROOT}"))
+            .collect();
+        binds.extend(
+            spec.read_only_binds
+                .iter()
+                .map(|(h, c)| format!("{h}:{under}{c}:ro")),
+        );
+        let mut cap_drop = vec!["NET_RAW", "MKNOD", "AUDIT_WRITE", "NET_BIND_SERVICE"];
+        let mut cap_add = Vec::new();
+        match spec.root {
+            // Only the setup command uses it; see ROOT_SETUP and DROP_ADMIN.
+            Some(_) => cap_add.push("SYS_ADMIN".to_owned()),
+            None => cap_drop.push("SYS_CHROOT"),
+        }
         let host_config = HostConfig {
             tmpfs: Some(HashMap::from([
                 (
-                    "/build".to_owned(),
+                    format!("{under}/build"),
                     format!("rw,exec,nosuid,nodev,size={},mode=1777", spec.tmpfs_size),
                 ),
                 (
-                    "/tmp".to_owned(),
+                    format!("{under}/tmp"),
                     "rw,exec,nosuid,nodev,mode=1777".to_owned(),
                 ),
             ])),
-            binds: Some(
-                spec.binds
-                    .iter()
-                    .map(|(h, c)| format!("{h}:{c}"))
-                    .chain(
-                        spec.read_only_binds
-                            .iter()
-                            .map(|(h, c)| format!("{h}:{c}:ro")),
-                    )
-                    .collect(),
-            ),
-            cap_drop: Some(
-                [
-                    "NET_RAW",
-                    "MKNOD",
-                    "AUDIT_WRITE",
-                    "SYS_CHROOT",
-                    "NET_BIND_SERVICE",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
+            binds: Some(binds),
+            cap_drop: Some(cap_drop.into_iter().map(String::from).collect()),
+            cap_add: Some(cap_add),
             security_opt: Some(vec!["no-new-privileges".into()]),
             privileged: Some(false),
             // No docker-init: it would be mounted into /sbin, which is the build root's.
@@ -119,7 +139,6 @@ impl Sandbox {
             labels: Some(labels),
             host_config: Some(host_config),
             network_disabled: Some(false),
-            working_dir: Some("/build".into()),
             ..Default::default()
         };
         let name = format!("perestroika-{}", spec.job_id);
@@ -138,6 +157,7 @@ impl Sandbox {
         let sandbox = Self {
             docker: docker.clone(),
             id: created.id,
+            chroot: spec.root.is_some(),
         };
         if let Err(e) = docker
             .start_container(
@@ -148,6 +168,29 @@ impl Sandbox {
         {
             sandbox.remove().await;
             return Err(docker_err("starting the build container")(e));
+        }
+        if sandbox.chroot {
+            let mut out = Vec::new();
+            let mut sink = |c: &[u8]| {
+                out.extend_from_slice(c);
+                Ok(())
+            };
+            let code = sandbox
+                .raw_exec(
+                    &["sh", "-c", ROOT_SETUP],
+                    "root",
+                    Vec::new(),
+                    None,
+                    &mut sink,
+                    None,
+                )
+                .await;
+            if !matches!(code, Ok(0)) {
+                sandbox.remove().await;
+                return Err(SandboxError::Setup(
+                    String::from_utf8_lossy(&out).trim().to_owned(),
+                ));
+            }
         }
         Ok(sandbox)
     }
@@ -214,16 +257,43 @@ impl Sandbox {
         env: &[(&str, &str)],
         stdin: Option<Vec<u8>>,
         stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
-        mut stderr: Option<&mut BuildLog>,
+        stderr: Option<&mut BuildLog>,
     ) -> Result<i64, SandboxError> {
-        let user = match who {
-            As::Root => "root",
-            As::Builder => "builder",
-        };
         let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         if who == As::Builder {
-            env.push("HOME=/home/builder".into());
+            env.extend(["HOME=/home/builder", "USER=builder", "LOGNAME=builder"].map(String::from));
         }
+        // In a build root, root enters it with chroot, and the builder is entered as root and
+        // dropped to uid 1000 by chroot itself (no new privileges can be gained afterwards).
+        let mut full: Vec<&str> = Vec::new();
+        if self.chroot {
+            full.extend(DROP_ADMIN);
+        }
+        let user = match (self.chroot, who) {
+            (true, As::Root) => {
+                full.extend(["chroot", NEW_ROOT]);
+                "root"
+            }
+            (true, As::Builder) => {
+                full.extend(["chroot", "--userspec=1000:1000", NEW_ROOT]);
+                "root"
+            }
+            (false, As::Root) => "root",
+            (false, As::Builder) => "builder",
+        };
+        full.extend_from_slice(cmd);
+        self.raw_exec(&full, user, env, stdin, stdout, stderr).await
+    }
+
+    async fn raw_exec(
+        &self,
+        cmd: &[&str],
+        user: &str,
+        env: Vec<String>,
+        stdin: Option<Vec<u8>>,
+        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+        mut stderr: Option<&mut BuildLog>,
+    ) -> Result<i64, SandboxError> {
         let exec = self
             .docker
             .create_exec(
@@ -235,7 +305,7 @@ impl Sandbox {
                     cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
                     env: Some(env),
                     user: Some(user.into()),
-                    working_dir: Some("/build".into()),
+                    working_dir: Some("/".into()),
                     ..Default::default()
                 },
             )

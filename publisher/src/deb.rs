@@ -1,0 +1,148 @@
+//! Debian repositories, maintained with reprepro: one reprepro database per customer and
+//! version, one distribution per suite (`<distro>`, `<distro>-proposed`, …), components `main`
+//! and `restricted`, udebs in each component's `debian-installer` index, every version kept.
+//! reprepro signs nothing: the publisher signs the final `Release` itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The components of every suite.
+pub const COMPONENTS: [&str; 2] = ["main", "restricted"];
+
+/// reprepro failed or a file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    #[error("reprepro {action} failed: {detail}")]
+    Reprepro { action: String, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One release's reprepro repository: private database and unsigned indexes under `base`,
+/// package files in the shared public pool under `out` (`out/pool/…`).
+#[derive(Debug, Clone)]
+pub struct DebRepo {
+    base: PathBuf,
+}
+
+impl DebRepo {
+    /// Writes reprepro's configuration for `suites` (each `(codename, description)`) and
+    /// `architectures`; safe to call on every start.
+    pub fn open(
+        base: &Path,
+        out: &Path,
+        suites: &[String],
+        architectures: &[String],
+        origin: &str,
+    ) -> Result<Self, DebError> {
+        let conf = base.join("conf");
+        fs_err::create_dir_all(&conf).map_err(|source| DebError::Io {
+            path: conf.clone(),
+            source,
+        })?;
+        let mut text = String::new();
+        let arches = architectures.join(" ");
+        let components = COMPONENTS.join(" ");
+        for suite in suites {
+            text.push_str(&format!(
+                "Origin: {origin}\nLabel: {origin}\nCodename: {suite}\nSuite: {suite}\n\
+                 Architectures: {arches} source\nComponents: {components}\nUDebComponents: {components}\n\
+                 DebIndices: Packages Release . .gz .xz\nUDebIndices: Packages . .gz .xz\n\
+                 DscIndices: Sources Release . .gz .xz\nLimit: 0\nDescription: {origin} {suite}\n\n"
+            ));
+        }
+        let write = |name: &str, content: &str| {
+            let path = conf.join(name);
+            fs_err::write(&path, content).map_err(|source| DebError::Io { path, source })
+        };
+        write("distributions", &text)?;
+        write(
+            "options",
+            &format!(
+                "outdir {}\ndistdir {}\n",
+                out.display(),
+                base.join("dists").display()
+            ),
+        )?;
+        Ok(Self {
+            base: base.to_owned(),
+        })
+    }
+
+    /// Where reprepro writes the (unsigned) indexes: `dists/<suite>/…`.
+    pub fn dists(&self) -> PathBuf {
+        self.base.join("dists")
+    }
+
+    fn run(&self, action: &str, args: &[&str]) -> Result<String, DebError> {
+        let out = Command::new("reprepro")
+            .arg("--basedir")
+            .arg(&self.base)
+            .args(["--export=silent-never"])
+            .args(args)
+            .output()
+            .map_err(|e| DebError::Reprepro {
+                action: action.to_owned(),
+                detail: format!("cannot run reprepro: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(DebError::Reprepro {
+                action: action.to_owned(),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Includes packages into `suite`, component `component`: `.deb` and `.ddeb`... as debs,
+    /// `.udeb` as udebs, `.dsc` with its files. The indexes are written by [`DebRepo::export`].
+    pub fn include(&self, suite: &str, component: &str, files: &[PathBuf]) -> Result<(), DebError> {
+        for file in files {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = file.to_string_lossy();
+            let action = if name.ends_with(".udeb") {
+                "includeudeb"
+            } else if name.ends_with(".deb") {
+                "includedeb"
+            } else if name.ends_with(".dsc") {
+                "includedsc"
+            } else {
+                continue;
+            };
+            self.run(action, &["-C", component, action, suite, &path])
+                .map_err(|e| match e {
+                    DebError::Reprepro { detail, .. } => DebError::Reprepro {
+                        action: format!("{action} {name} into {suite}"),
+                        detail,
+                    },
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Writes every suite's indexes (`dists/…`), unsigned.
+    pub fn export(&self) -> Result<(), DebError> {
+        self.run("export", &["--export=force", "export"]).map(drop)
+    }
+
+    /// `package version arch` of every package in `suite` (debs, udebs and sources).
+    pub fn list(&self, suite: &str) -> Result<Vec<String>, DebError> {
+        let out = self.run(
+            "list",
+            &[
+                "--list-format=${package} ${version} ${architecture} ${$type}\n",
+                "list",
+                suite,
+            ],
+        )?;
+        Ok(out.lines().map(str::to_owned).collect())
+    }
+}

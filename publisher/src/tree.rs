@@ -1,0 +1,136 @@
+//! The public tree of one release (or review repository) and its atomic switch.
+//!
+//! ```text
+//! <root>/<name>            symlink to .<name>.gen/<N>: what clients read
+//! <root>/.<name>.gen/<N>/  generation N: KEY.asc, deb/dists, rpm/…/repodata, snapshot.json —
+//!                          immutable once complete; every generation is a snapshot
+//! <root>/.<name>.pool/     package files (deb/pool, rpm/<suite>/<arch>/Packages) and logs,
+//!                          shared by all generations; a file name is never reused
+//! ```
+//!
+//! A new generation is written as `.<name>.gen/<N>.tmp`, renamed to `<N>` when complete, and
+//! made live by renaming a new symlink over `<name>` (rename(2): readers see the old tree or the
+//! new one, never neither).
+
+use std::path::{Path, PathBuf};
+
+/// A tree operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct TreeError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn err(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
+    move |source| TreeError {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The public tree `<root>/<name>`.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    root: PathBuf,
+    name: String,
+}
+
+impl Tree {
+    pub fn new(root: &Path, name: &str) -> Self {
+        Self {
+            root: root.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The path clients read (a symlink).
+    pub fn live(&self) -> PathBuf {
+        self.root.join(&self.name)
+    }
+
+    pub fn generations_dir(&self) -> PathBuf {
+        self.root.join(format!(".{}.gen", self.name))
+    }
+
+    /// Shared package files and logs.
+    pub fn pool(&self) -> PathBuf {
+        self.root.join(format!(".{}.pool", self.name))
+    }
+
+    /// Path from inside a generation's `<sub>` directory (e.g. `deb`) to the shared pool's
+    /// `<sub>` directory, for relative symlinks.
+    pub fn pool_link_from(&self, depth: usize, sub: &str) -> PathBuf {
+        let mut p = PathBuf::new();
+        for _ in 0..depth + 2 {
+            p.push("..");
+        }
+        p.join(format!(".{}.pool", self.name)).join(sub)
+    }
+
+    /// The generation clients see now.
+    pub fn current(&self) -> Option<u64> {
+        let target = fs_err::read_link(self.live()).ok()?;
+        target.file_name()?.to_str()?.parse().ok()
+    }
+
+    /// Every complete generation, oldest first.
+    pub fn generations(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = fs_err::read_dir(self.generations_dir())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_unstable();
+        out
+    }
+
+    /// The directory of generation `n`.
+    pub fn generation(&self, n: u64) -> PathBuf {
+        self.generations_dir().join(n.to_string())
+    }
+
+    /// Starts generation N+1 in a temporary directory (removing any unfinished one).
+    pub fn begin(&self) -> Result<(u64, PathBuf), TreeError> {
+        let gens = self.generations_dir();
+        fs_err::create_dir_all(&gens).map_err(err(&gens))?;
+        for entry in fs_err::read_dir(&gens)
+            .map_err(err(&gens))?
+            .filter_map(Result::ok)
+        {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs_err::remove_dir_all(entry.path());
+            }
+        }
+        let next = self.generations().last().map_or(1, |n| n + 1);
+        let dir = gens.join(format!("{next}.tmp"));
+        fs_err::create_dir_all(&dir).map_err(err(&dir))?;
+        Ok((next, dir))
+    }
+
+    /// Completes generation `n` and makes it live.
+    pub fn commit(&self, n: u64) -> Result<(), TreeError> {
+        let gens = self.generations_dir();
+        let tmp = gens.join(format!("{n}.tmp"));
+        let done = gens.join(n.to_string());
+        sync_dir(&tmp);
+        fs_err::rename(&tmp, &done).map_err(err(&done))?;
+        let link = self.root.join(format!(".{}.next", self.name));
+        let _ = fs_err::remove_file(&link);
+        let target = Path::new(&format!(".{}.gen", self.name)).join(n.to_string());
+        std::os::unix::fs::symlink(&target, &link).map_err(err(&link))?;
+        fs_err::rename(&link, self.live()).map_err(err(&self.live()))?;
+        sync_dir(&self.root);
+        Ok(())
+    }
+}
+
+/// Flushes a directory's entries to disk (best effort).
+fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
