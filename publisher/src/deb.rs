@@ -1,7 +1,11 @@
 //! Debian repositories, maintained with reprepro: one reprepro database per customer and
 //! version, one distribution per suite (`<distro>`, `<distro>-proposed`, …), components `main`
-//! and `restricted`, udebs in each component's `debian-installer` index, every version kept.
-//! reprepro signs nothing: the publisher signs the final `Release` itself.
+//! and `restricted`, udebs in each component's `debian-installer` index. reprepro signs
+//! nothing: the publisher signs the final `Release` itself.
+//!
+//! Debian 12's reprepro (5.3.1) has no `Limit:` field, so a suite's index holds the newest
+//! version of each package; older versions stay in the pool (`--keepunreferencedfiles`) and in
+//! the indexes of the earlier generations, which are kept as snapshots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,7 +56,7 @@ impl DebRepo {
                 "Origin: {origin}\nLabel: {origin}\nCodename: {suite}\nSuite: {suite}\n\
                  Architectures: {arches} source\nComponents: {components}\nUDebComponents: {components}\n\
                  DebIndices: Packages Release . .gz .xz\nUDebIndices: Packages . .gz .xz\n\
-                 DscIndices: Sources Release . .gz .xz\nLimit: 0\nDescription: {origin} {suite}\n\n"
+                 DscIndices: Sources Release . .gz .xz\nDescription: {origin} {suite}\n\n"
             ));
         }
         let write = |name: &str, content: &str| {
@@ -82,7 +86,7 @@ impl DebRepo {
         let out = Command::new("reprepro")
             .arg("--basedir")
             .arg(&self.base)
-            .args(["--export=silent-never"])
+            .args(["--export=silent-never", "--keepunreferencedfiles"])
             .args(args)
             .output()
             .map_err(|e| DebError::Reprepro {

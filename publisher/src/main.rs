@@ -3,7 +3,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::messages::Target;
 use perestroika_config::{FarmConfig, Stage};
+use perestroika_publisher::publish::{PublishRequest, Publisher};
 use perestroika_publisher::signing::{import_secret_key, Signer};
 
 /// Includes built packages into signed deb and rpm repositories and switches them live
@@ -27,6 +29,25 @@ enum Command {
     Key(KeyCommand),
     /// Print the public half of the signing key(s), ASCII-armored.
     ExportKey,
+    /// Publish .deb, .udeb and .dsc files without any queue, exactly as a publish job would:
+    /// same checks, signing and atomic switch.
+    Include {
+        #[arg(long)]
+        customer: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        distro: String,
+        /// Publish into the review repository of this Gerrit change instead of the release.
+        #[arg(long, conflicts_with = "topic")]
+        review: Option<u64>,
+        /// Publish into the review repository of this Gerrit topic instead of the release.
+        #[arg(long)]
+        topic: Option<String>,
+        /// The files; a .dsc's tarballs must lie beside it.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -112,6 +133,58 @@ fn main() -> ExitCode {
                             signing.fingerprint
                         );
                     }
+                }
+            }
+            Command::Include {
+                customer,
+                version,
+                distro,
+                review,
+                topic,
+                files,
+            } => {
+                for f in &files {
+                    let name = f
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    perestroika_config::names::check_file_name(&name)
+                        .map_err(|e| UsageError(e.to_string()))?;
+                    if !f.is_file() {
+                        return Err(UsageError(format!("{}: no such file", f.display())).into());
+                    }
+                }
+                let target = match (review, topic) {
+                    (Some(change), _) => Target::Review { change },
+                    (None, Some(topic)) => {
+                        perestroika_config::names::check_token("topic", &topic)
+                            .map_err(|e| UsageError(e.to_string()))?;
+                        Target::Topic { topic }
+                    }
+                    (None, None) => Target::Release,
+                };
+                let signer = signer(&farm)?;
+                let publisher = Publisher {
+                    farm: &farm,
+                    signer: &signer,
+                };
+                let published = publisher.publish(&PublishRequest {
+                    customer,
+                    version,
+                    distro,
+                    target,
+                    files,
+                })?;
+                if published.changed {
+                    println!(
+                        "published {} generation {}",
+                        published.tree, published.generation
+                    );
+                } else {
+                    println!(
+                        "unchanged: {} generation {} already holds these files",
+                        published.tree, published.generation
+                    );
                 }
             }
             Command::ExportKey => {

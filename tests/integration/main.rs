@@ -2,6 +2,7 @@
 //! --features perestroika-tests/services` once `cargo build --workspace` and a broker are up).
 
 mod cli;
+mod publisher;
 mod topology;
 mod worker;
 mod worker_farm;

@@ -2,6 +2,7 @@
 //! throwaway farm configurations. Every helper fails loudly when a service is missing; nothing
 //! is skipped silently.
 
+pub mod apt;
 pub mod debian;
 pub mod rabbit;
 

@@ -1,0 +1,326 @@
+//! One publish: check the staged files against their checksums, include them, write the next
+//! generation of the public tree (indexes with by-hash copies, signed `Release`, the public
+//! key), and switch it live. Running the same publish twice changes nothing the second time.
+
+use std::path::{Path, PathBuf};
+
+use perestroika_config::messages::{Artifact, Target};
+use perestroika_config::{Family, FarmConfig, ReleaseState};
+use sha2::{Digest, Sha256};
+
+use crate::deb::{DebError, DebRepo};
+use crate::release_file::{by_hash_path, sha256_entries, with_acquire_by_hash};
+use crate::signing::{SignError, Signer};
+use crate::tree::{Tree, TreeError};
+
+/// Why a publish did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{name}: checksum differs from the job's manifest (expected sha256 {expected}, found {found}); nothing was published")]
+    Checksum {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{name}: missing from the staging directory {dir}")]
+    Missing { name: String, dir: PathBuf },
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Checks every artifact in `dir` against its manifest entry; returns their paths.
+pub fn verify_staged(dir: &Path, artifacts: &[Artifact]) -> Result<Vec<PathBuf>, PublishError> {
+    let mut out = Vec::new();
+    for a in artifacts {
+        let path = dir.join(&a.name);
+        let mut file = fs_err::File::open(&path).map_err(|_| PublishError::Missing {
+            name: a.name.clone(),
+            dir: dir.to_owned(),
+        })?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(io(&path))?;
+        let found = hex::encode(hasher.finalize());
+        if found != a.sha256 {
+            return Err(PublishError::Checksum {
+                name: a.name.clone(),
+                expected: a.sha256.clone(),
+                found,
+            });
+        }
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// What to publish.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub customer: String,
+    pub version: String,
+    pub distro: String,
+    pub target: Target,
+    /// Verified files: .deb, .udeb, .dsc (with its tarballs beside it); others are ignored.
+    pub files: Vec<PathBuf>,
+}
+
+/// The result of a publish.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    /// Path of the tree relative to the public root (`acme/9.0`, `acme/review/1234`).
+    pub tree: String,
+    /// The generation (snapshot) now live.
+    pub generation: u64,
+    /// Whether this publish made a new generation (false when nothing changed).
+    pub changed: bool,
+}
+
+/// Publishes into one farm's public tree with one signer.
+pub struct Publisher<'a> {
+    pub farm: &'a FarmConfig,
+    pub signer: &'a Signer,
+}
+
+impl Publisher<'_> {
+    /// The public tree a target publishes into, and its path relative to the public root.
+    pub fn tree(&self, customer: &str, version: &str, target: &Target) -> (Tree, String) {
+        let public = &self.farm.paths.public_root;
+        match target {
+            Target::Release => (
+                Tree::new(&public.join(customer), version),
+                format!("{customer}/{version}"),
+            ),
+            Target::Review { change } => {
+                let name = change.to_string();
+                (
+                    Tree::new(&public.join(customer).join("review"), &name),
+                    format!("{customer}/review/{name}"),
+                )
+            }
+            Target::Topic { topic } => (
+                Tree::new(&public.join(customer).join("review"), topic),
+                format!("{customer}/review/{topic}"),
+            ),
+        }
+    }
+
+    /// Every deb suite of a release's distros: `<distro>` and `<distro>-<suite>`.
+    fn deb_suites(&self, customer: &str, version: &str) -> Result<Vec<String>, PublishError> {
+        let release = self.farm.release(customer, version).ok_or_else(|| {
+            PublishError::Refused(format!("{customer} {version} is not in the configuration"))
+        })?;
+        let mut out = Vec::new();
+        for (family, distro) in release.distros() {
+            if family == Family::Deb {
+                out.push(distro.to_owned());
+                out.extend(
+                    self.farm
+                        .publish
+                        .suites
+                        .iter()
+                        .map(|s| format!("{distro}-{s}")),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The suite a merge publishes into: the release itself in development, `proposed` once
+    /// it is in maintenance. Review repositories use the distro's own suite.
+    pub fn suite_for(
+        &self,
+        customer: &str,
+        version: &str,
+        distro: &str,
+        target: &Target,
+    ) -> String {
+        let maintenance = self
+            .farm
+            .release(customer, version)
+            .is_some_and(|r| r.state == ReleaseState::Maintenance);
+        match target {
+            Target::Release if maintenance => format!("{distro}-proposed"),
+            _ => distro.to_owned(),
+        }
+    }
+
+    fn state_dir(&self, tree: &str) -> PathBuf {
+        self.farm.paths.state.join("publisher/deb").join(tree)
+    }
+
+    /// Includes the files and switches the tree to a new generation if anything changed.
+    pub fn publish(&self, req: &PublishRequest) -> Result<Published, PublishError> {
+        let release = self
+            .farm
+            .release(&req.customer, &req.version)
+            .ok_or_else(|| {
+                PublishError::Refused(format!(
+                    "{} {} is not in the configuration",
+                    req.customer, req.version
+                ))
+            })?;
+        if release.family_of(&req.distro) != Some(Family::Deb) {
+            return Err(PublishError::Refused(format!(
+                "{} is not a deb distro of {} {}",
+                req.distro, req.customer, req.version
+            )));
+        }
+        let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
+        let suites = self.deb_suites(&req.customer, &req.version)?;
+        let repo = DebRepo::open(
+            &self.state_dir(&tree_name),
+            &tree.pool().join("deb"),
+            &suites,
+            &release.arches,
+            &format!("{} {}", req.customer, req.version),
+        )?;
+        let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
+        repo.include(&suite, "main", &req.files)?;
+        repo.export()?;
+
+        if let Some(current) = tree.current() {
+            if same_indexes(
+                &repo.dists(),
+                &tree.generation(current).join("deb/dists"),
+                &suites,
+            ) {
+                return Ok(Published {
+                    tree: tree_name,
+                    generation: current,
+                    changed: false,
+                });
+            }
+        }
+        let generation = self.write_generation(&tree, &repo, &suites)?;
+        Ok(Published {
+            tree: tree_name,
+            generation,
+            changed: true,
+        })
+    }
+
+    fn write_generation(
+        &self,
+        tree: &Tree,
+        repo: &DebRepo,
+        suites: &[String],
+    ) -> Result<u64, PublishError> {
+        let (n, dir) = tree.begin()?;
+        let key = dir.join("KEY.asc");
+        fs_err::write(&key, self.signer.export_public()?).map_err(io(&key))?;
+        let dists = dir.join("deb/dists");
+        copy_dir(&repo.dists(), &dists)?;
+        let previous: Vec<PathBuf> = tree
+            .generations()
+            .iter()
+            .rev()
+            .take(self.farm.publish.keep_generations as usize)
+            .map(|g| tree.generation(*g).join("deb/dists"))
+            .collect();
+        for suite in suites {
+            let suite_dir = dists.join(suite);
+            let release_path = suite_dir.join("Release");
+            let Ok(release) = fs_err::read_to_string(&release_path) else {
+                continue;
+            };
+            for entry in sha256_entries(&release) {
+                let index = suite_dir.join(&entry.path);
+                if index.is_file() {
+                    link_or_copy(&index, &by_hash_path(&suite_dir, &entry))?;
+                }
+            }
+            // Indexes of recent generations stay reachable by hash for clients that read an
+            // older InRelease.
+            for old in &previous {
+                let old_suite = old.join(suite);
+                let Ok(old_release) = fs_err::read_to_string(old_suite.join("Release")) else {
+                    continue;
+                };
+                for entry in sha256_entries(&old_release) {
+                    let from = by_hash_path(&old_suite, &entry);
+                    let to = by_hash_path(&suite_dir, &entry);
+                    if from.is_file() && !to.exists() {
+                        link_or_copy(&from, &to)?;
+                    }
+                }
+            }
+            let signed = with_acquire_by_hash(&release);
+            fs_err::write(&release_path, &signed).map_err(io(&release_path))?;
+            let inline = suite_dir.join("InRelease");
+            fs_err::write(&inline, self.signer.clearsign(signed.as_bytes())?)
+                .map_err(io(&inline))?;
+            let detached = suite_dir.join("Release.gpg");
+            fs_err::write(&detached, self.signer.detach_sign(signed.as_bytes())?)
+                .map_err(io(&detached))?;
+        }
+        let pool_link = dir.join("deb/pool");
+        std::os::unix::fs::symlink(tree.pool_link_from(1, "deb/pool"), &pool_link)
+            .map_err(io(&pool_link))?;
+        let mut snapshot = serde_json::Map::new();
+        snapshot.insert("generation".into(), n.into());
+        snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
+        let mut contents = serde_json::Map::new();
+        for suite in suites {
+            contents.insert(suite.clone(), repo.list(suite)?.into());
+        }
+        snapshot.insert("deb".into(), contents.into());
+        let record = dir.join("snapshot.json");
+        fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
+            .map_err(io(&record))?;
+        tree.commit(n)?;
+        Ok(n)
+    }
+}
+
+/// Whether every suite's unsigned indexes equal those of a published generation.
+fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) -> bool {
+    suites.iter().all(|suite| {
+        let read = |base: &Path| fs_err::read_to_string(base.join(suite).join("Release")).ok();
+        match (read(fresh), read(published)) {
+            (Some(a), Some(b)) => sha256_entries(&a) == sha256_entries(&b),
+            _ => false,
+        }
+    })
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
+    if let Some(parent) = to.parent() {
+        fs_err::create_dir_all(parent).map_err(io(parent))?;
+    }
+    if fs_err::hard_link(from, to).is_err() {
+        fs_err::copy(from, to).map_err(io(to))?;
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<(), PublishError> {
+    fs_err::create_dir_all(to).map_err(io(to))?;
+    for entry in fs_err::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().map_err(io(&src))?.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            fs_err::copy(&src, &dst).map_err(io(&src))?;
+        }
+    }
+    Ok(())
+}

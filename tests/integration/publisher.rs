@@ -1,0 +1,296 @@
+//! The publisher's deb path, judged by real gpg and a real apt with signature checking on.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use perestroika_tests::apt::{make_deb, AptRoot, OperatorKey};
+use perestroika_tests::{run, Farm};
+
+/// A farm with the operator's key imported into the publisher.
+struct Published {
+    farm: Farm,
+    _key: OperatorKey,
+    debs: tempfile::TempDir,
+}
+
+impl Published {
+    fn new() -> Self {
+        let key = OperatorKey::new();
+        let farm = Farm::with_sections(
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+            "",
+            &format!("[signing]\nfingerprint = \"{}\"\n", key.fingerprint),
+        );
+        let out = run(
+            "perestroika-publisher",
+            &[
+                "--config",
+                farm.path.to_str().unwrap(),
+                "key",
+                "import",
+                key.secret_file.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(&key.fingerprint));
+        Self {
+            farm,
+            _key: key,
+            debs: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn include(&self, files: &[&Path]) -> Output {
+        let cfg = self.farm.path.to_str().unwrap().to_owned();
+        let mut args = vec![
+            "--config",
+            &cfg,
+            "include",
+            "--customer",
+            &self.farm.customer,
+            "--version",
+            "9.0",
+            "--distro",
+            "bookworm",
+        ];
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        args.extend(names.iter().map(String::as_str));
+        run("perestroika-publisher", &args)
+    }
+
+    fn tree(&self) -> PathBuf {
+        self.farm
+            .config
+            .paths
+            .public_root
+            .join(&self.farm.customer)
+            .join("9.0")
+    }
+
+    fn apt(&self) -> AptRoot {
+        let tree = self.tree();
+        AptRoot::new(
+            &tree.join("KEY.asc"),
+            &format!("file:{}/deb bookworm main", tree.display()),
+        )
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
+    let p = Published::new();
+    let deb = make_deb(p.debs.path(), "pubtest", "1.0", false, "a");
+    let udeb = make_deb(p.debs.path(), "pubtest-udeb", "1.0", true, "a");
+    let out = p.include(&[&deb, &udeb]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout(&out).contains("generation 1"), "{}", stdout(&out));
+
+    // The live tree is a symlink to a complete generation.
+    let tree = p.tree();
+    assert!(std::fs::symlink_metadata(&tree)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let suite = tree.join("deb/dists/bookworm");
+    for f in ["InRelease", "Release", "Release.gpg"] {
+        assert!(suite.join(f).is_file(), "{f} missing");
+    }
+    let release = fs_err::read_to_string(suite.join("Release")).unwrap();
+    assert!(release.contains("Acquire-By-Hash: yes"));
+
+    // The udeb is only in the debian-installer index.
+    let debs_index = fs_err::read_to_string(suite.join("main/binary-amd64/Packages")).unwrap();
+    let udebs_index =
+        fs_err::read_to_string(suite.join("main/debian-installer/binary-amd64/Packages")).unwrap();
+    assert!(debs_index.contains("Package: pubtest\n") && !debs_index.contains("pubtest-udeb"));
+    assert!(udebs_index.contains("Package: pubtest-udeb\n"));
+
+    // apt trusts it with the published key only, and installs from it.
+    let apt = p.apt();
+    apt.update();
+    assert_eq!(apt.versions("pubtest"), ["1.0"]);
+    let dl = apt.apt_get(&["install", "-y", "--download-only", "pubtest"]);
+    assert!(
+        dl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dl.stderr)
+    );
+
+    // The public key beside the repository is the operator's.
+    let export = run(
+        "perestroika-publisher",
+        &["--config", p.farm.path.to_str().unwrap(), "export-key"],
+    );
+    assert_eq!(
+        stdout(&export),
+        fs_err::read_to_string(tree.join("KEY.asc")).unwrap()
+    );
+}
+
+#[test]
+fn the_same_files_twice_change_nothing_and_different_content_is_refused() {
+    let p = Published::new();
+    let deb = make_deb(p.debs.path(), "idem", "1.0", false, "a");
+    assert!(p.include(&[&deb]).status.success());
+    let again = p.include(&[&deb]);
+    assert!(again.status.success());
+    assert!(
+        stdout(&again).starts_with("unchanged:"),
+        "{}",
+        stdout(&again)
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let changed = make_deb(other.path(), "idem", "1.0", false, "b");
+    let out = p.include(&[&changed]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("idem_1.0_all.deb"), "{err}");
+    // The live repository still serves the original.
+    let apt = p.apt();
+    apt.update();
+    assert_eq!(apt.versions("idem"), ["1.0"]);
+}
+
+#[test]
+fn an_older_inrelease_still_finds_its_indexes_by_hash() {
+    let p = Published::new();
+    let first = make_deb(p.debs.path(), "hashy", "1.0", false, "a");
+    assert!(p.include(&[&first]).status.success());
+    let old_gen = fs_err::read_link(p.tree()).unwrap();
+    let old_release = fs_err::read_to_string(p.tree().join("deb/dists/bookworm/Release")).unwrap();
+    let second = make_deb(p.debs.path(), "other", "2.0", false, "a");
+    let out = p.include(&[&second]);
+    assert!(stdout(&out).contains("generation 2"), "{}", stdout(&out));
+    assert_ne!(fs_err::read_link(p.tree()).unwrap(), old_gen);
+    let live_suite = p.tree().join("deb/dists/bookworm");
+    let mut checked = 0;
+    for line in old_release.lines().skip_while(|l| *l != "SHA256:").skip(1) {
+        let mut parts = line.split_whitespace();
+        let (Some(sum), Some(_), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            break;
+        };
+        let by_hash = live_suite
+            .join(path)
+            .parent()
+            .unwrap()
+            .join("by-hash/SHA256")
+            .join(sum);
+        assert!(
+            by_hash.is_file(),
+            "{path} of the older generation is not reachable by hash"
+        );
+        checked += 1;
+    }
+    assert!(checked > 3);
+}
+
+#[test]
+fn a_tampered_repository_is_rejected_by_apt() {
+    let p = Published::new();
+    let deb = make_deb(p.debs.path(), "tamper", "1.0", false, "a");
+    assert!(p.include(&[&deb]).status.success());
+    let index = p
+        .tree()
+        .join("deb/dists/bookworm/main/binary-amd64/Packages");
+    let text = fs_err::read_to_string(&index).unwrap();
+    // Break the hard link to the by-hash copy first, then change the index.
+    fs_err::remove_file(&index).unwrap();
+    fs_err::write(
+        &index,
+        text.replace("Priority: optional", "Priority: required"),
+    )
+    .unwrap();
+    for ext in ["gz", "xz"] {
+        let _ = fs_err::remove_file(index.with_extension(ext));
+    }
+    let apt = AptRoot::new(
+        &p.tree().join("KEY.asc"),
+        &format!("file:{}/deb bookworm main", p.tree().display()),
+    );
+    let _ = apt.apt_get(&["update", "-q", "-o", "Acquire::By-Hash=no"]);
+    let versions = apt.versions("tamper");
+    assert!(
+        versions.is_empty(),
+        "apt accepted a tampered index: {versions:?}"
+    );
+
+    // And a key the client does not trust is rejected outright.
+    let stranger = OperatorKey::new();
+    let p2 = Published::new();
+    let deb2 = make_deb(p2.debs.path(), "stranger", "1.0", false, "a");
+    assert!(p2.include(&[&deb2]).status.success());
+    let wrong_key = tempfile::tempdir().unwrap();
+    let key_file = wrong_key.path().join("wrong.asc");
+    let out = std::process::Command::new("gpg")
+        .args(["--batch", "--homedir"])
+        .arg(stranger.secret_file.parent().unwrap())
+        .args(["--armor", "--export", &stranger.fingerprint])
+        .output()
+        .unwrap();
+    fs_err::write(&key_file, out.stdout).unwrap();
+    let apt = AptRoot::new(
+        &key_file,
+        &format!("file:{}/deb bookworm main", p2.tree().display()),
+    );
+    let update = apt.apt_get(&["update", "-q"]);
+    let err = String::from_utf8_lossy(&update.stderr);
+    assert!(
+        err.contains("NO_PUBKEY") || err.contains("not signed"),
+        "{err}"
+    );
+    assert!(apt.versions("stranger").is_empty());
+}
+
+#[test]
+fn a_client_updating_in_a_loop_never_fails_during_50_publishes() {
+    let p = Published::new();
+    let first = make_deb(p.debs.path(), "loop0", "1.0", false, "a");
+    assert!(p.include(&[&first]).status.success());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tree = p.tree();
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let apt = AptRoot::new(
+                &tree.join("KEY.asc"),
+                &format!("file:{}/deb bookworm main", tree.display()),
+            );
+            let mut updates = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = apt.apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"]);
+                assert!(
+                    out.status.success(),
+                    "apt-get update failed during publishing:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                updates += 1;
+            }
+            updates
+        })
+    };
+    for i in 1..=50 {
+        let deb = make_deb(p.debs.path(), &format!("loop{i}"), "1.0", false, "a");
+        let out = p.include(&[&deb]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let updates = client.join().expect("the client never failed");
+    assert!(updates >= 5, "the client ran only {updates} updates");
+}

@@ -1,0 +1,183 @@
+//! Real clients and real packages for the publisher tests: debs made with dpkg-deb, the
+//! operator's key made with gpg, and apt in a private root judging what was published.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Builds a small binary package with dpkg-deb; `udeb` makes a `.udeb`. `marker` goes into a
+/// file, so that two packages of the same name and version can differ.
+pub fn make_deb(dir: &Path, name: &str, version: &str, udeb: bool, marker: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}-{marker}"));
+    fs_err::create_dir_all(root.join("DEBIAN")).unwrap();
+    fs_err::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
+    fs_err::write(root.join(format!("usr/share/{name}/marker")), marker).unwrap();
+    let extra = if udeb {
+        "Section: debian-installer\nPackage-Type: udeb\n"
+    } else {
+        "Section: misc\n"
+    };
+    fs_err::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.invalid>\n{extra}Priority: optional\nDescription: test package {name}\n A package of the publisher tests.\n"),
+    )
+    .unwrap();
+    let ext = if udeb { "udeb" } else { "deb" };
+    let file = dir.join(format!("{name}_{version}_all.{ext}"));
+    ok(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zgzip", "-b"])
+            .arg(&root)
+            .arg(&file)
+            .output()
+            .unwrap(),
+        "dpkg-deb",
+    );
+    file
+}
+
+/// The operator's own signing key, made with gpg in a private home.
+pub struct OperatorKey {
+    home: tempfile::TempDir,
+    pub fingerprint: String,
+    /// The ASCII-armored secret key file, as `key import` takes it.
+    pub secret_file: PathBuf,
+}
+
+impl OperatorKey {
+    pub fn new() -> Self {
+        let home = tempfile::Builder::new()
+            .prefix("op")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let gpg = |args: &[&str]| {
+            ok(
+                Command::new("gpg")
+                    .arg("--homedir")
+                    .arg(home.path())
+                    .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                    .args(args)
+                    .output()
+                    .unwrap(),
+                "gpg",
+            )
+        };
+        gpg(&[
+            "--quick-gen-key",
+            "Farm Operator <ops@example.invalid>",
+            "ed25519",
+            "sign",
+            "2y",
+        ]);
+        let listing =
+            String::from_utf8(gpg(&["--with-colons", "--list-secret-keys"]).stdout).unwrap();
+        let fingerprint = listing
+            .lines()
+            .find(|l| l.starts_with("fpr:"))
+            .and_then(|l| l.split(':').nth(9))
+            .unwrap()
+            .to_owned();
+        let secret = gpg(&["--armor", "--export-secret-keys", &fingerprint]).stdout;
+        let secret_file = home.path().join("secret.asc");
+        fs_err::write(&secret_file, secret).unwrap();
+        Self {
+            home,
+            fingerprint,
+            secret_file,
+        }
+    }
+}
+
+impl Default for OperatorKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for OperatorKey {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+/// apt in a private root, trusting only `key` for one repository line.
+pub struct AptRoot {
+    pub dir: tempfile::TempDir,
+}
+
+impl AptRoot {
+    /// `source` is the part after `deb [signed-by=KEY]`, e.g. `file:/srv/acme/9.0/deb bookworm main`.
+    pub fn new(key: &Path, source: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in [
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "etc/apt/apt.conf.d",
+            "var/lib/apt/lists/partial",
+            "var/cache/apt/archives/partial",
+            "var/lib/dpkg",
+        ] {
+            fs_err::create_dir_all(d.join(sub)).unwrap();
+        }
+        fs_err::write(d.join("var/lib/dpkg/status"), "").unwrap();
+        fs_err::write(
+            d.join("etc/apt/sources.list"),
+            format!("deb [signed-by={}] {source}\n", key.display()),
+        )
+        .unwrap();
+        fs_err::write(
+            d.join("apt.conf"),
+            format!(
+                "Dir \"{0}/\";\nDir::State::status \"{0}/var/lib/dpkg/status\";\nAPT::Sandbox::User \"root\";\nAcquire::Languages \"none\";\nAPT::Architecture \"amd64\";\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    /// Runs apt-get with this root's configuration.
+    pub fn apt_get(&self, args: &[&str]) -> Output {
+        Command::new("apt-get")
+            .args(args)
+            .env("APT_CONFIG", self.dir.path().join("apt.conf"))
+            .output()
+            .unwrap()
+    }
+
+    /// `apt-get update`, asserting success and no warnings about signatures or hashes.
+    pub fn update(&self) -> Output {
+        let out = ok(
+            self.apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"]),
+            "apt-get update",
+        );
+        out
+    }
+
+    /// Versions of `package` apt knows of.
+    pub fn versions(&self, package: &str) -> Vec<String> {
+        let out = Command::new("apt-cache")
+            .args(["madison", package])
+            .env("APT_CONFIG", self.dir.path().join("apt.conf"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split('|').nth(1).map(|v| v.trim().to_owned()))
+            .collect()
+    }
+}
