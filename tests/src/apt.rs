@@ -161,11 +161,10 @@ impl AptRoot {
 
     /// `apt-get update`, asserting success and no warnings about signatures or hashes.
     pub fn update(&self) -> Output {
-        let out = ok(
+        ok(
             self.apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"]),
             "apt-get update",
-        );
-        out
+        )
     }
 
     /// Versions of `package` apt knows of.
