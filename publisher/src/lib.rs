@@ -1,6 +1,7 @@
 //! The publisher: signed deb and rpm repositories, switched live atomically.
 
 pub mod deb;
+pub mod farm;
 pub mod publish;
 pub mod release_file;
 pub mod signing;

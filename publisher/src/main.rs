@@ -24,6 +24,12 @@ struct Cli {
 enum Command {
     /// Validate the configuration and show the queues this part consumes.
     Check,
+    /// Consume the publish queues of the configuration and publish what arrives. Refuses to
+    /// start without a usable signing key.
+    Run,
+    /// List the snapshots (generations) of a release, or show one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Manage the signing key.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -47,6 +53,18 @@ enum Command {
         /// The files; a .dsc's tarballs must lie beside it.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Every snapshot of a release, oldest first; `*` marks the live one.
+    List { customer: String, version: String },
+    /// What a snapshot holds (its snapshot.json).
+    Show {
+        customer: String,
+        version: String,
+        id: u64,
     },
 }
 
@@ -174,6 +192,7 @@ fn main() -> ExitCode {
                     distro,
                     target,
                     files,
+                    log: None,
                 })?;
                 if published.changed {
                     println!(
@@ -185,6 +204,44 @@ fn main() -> ExitCode {
                         "unchanged: {} generation {} already holds these files",
                         published.tree, published.generation
                     );
+                }
+            }
+            Command::Run => {
+                let signer = signer(&farm)?;
+                tracing::info!(key = signer.fingerprint(), "signing key ready");
+                let farm = std::sync::Arc::new(farm);
+                tokio::select! {
+                    _ = perestroika_publisher::farm::run(farm, std::sync::Arc::new(signer)) => {}
+                    _ = tokio::signal::ctrl_c() => tracing::info!("stopped"),
+                }
+            }
+            Command::Snapshot(cmd) => {
+                let signer = signer(&farm)?;
+                let publisher = Publisher {
+                    farm: &farm,
+                    signer: &signer,
+                };
+                match cmd {
+                    SnapshotCommand::List { customer, version } => {
+                        let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
+                        let live = tree.current();
+                        for g in tree.generations() {
+                            let mark = if Some(g) == live { "*" } else { " " };
+                            println!("{mark} {name} {g}  {}", tree.generation(g).display());
+                        }
+                    }
+                    SnapshotCommand::Show {
+                        customer,
+                        version,
+                        id,
+                    } => {
+                        let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
+                        let record = tree.generation(id).join("snapshot.json");
+                        let text = fs_err::read_to_string(&record).map_err(|_| {
+                            UsageError(format!("{name} has no snapshot {id} (see `snapshot list`)"))
+                        })?;
+                        println!("{text}");
+                    }
                 }
             }
             Command::ExportKey => {

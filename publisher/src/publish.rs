@@ -80,6 +80,8 @@ pub struct PublishRequest {
     pub target: Target,
     /// Verified files: .deb, .udeb, .dsc (with its tarballs beside it); others are ignored.
     pub files: Vec<PathBuf>,
+    /// The build log to publish as `logs/<job id>.log`, if any.
+    pub log: Option<(String, PathBuf)>,
 }
 
 /// The result of a publish.
@@ -195,6 +197,14 @@ impl Publisher<'_> {
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         repo.include(&suite, "main", &req.files)?;
         repo.export()?;
+        if let Some((job_id, log)) = &req.log {
+            let logs = tree.pool().join("logs");
+            fs_err::create_dir_all(&logs).map_err(io(&logs))?;
+            if log.is_file() {
+                let dest = logs.join(format!("{job_id}.log"));
+                fs_err::copy(log, &dest).map_err(io(&dest))?;
+            }
+        }
 
         if let Some(current) = tree.current() {
             if same_indexes(
@@ -274,6 +284,9 @@ impl Publisher<'_> {
         let pool_link = dir.join("deb/pool");
         std::os::unix::fs::symlink(tree.pool_link_from(1, "deb/pool"), &pool_link)
             .map_err(io(&pool_link))?;
+        let logs_link = dir.join("logs");
+        std::os::unix::fs::symlink(tree.pool_link_from(0, "logs"), &logs_link)
+            .map_err(io(&logs_link))?;
         let mut snapshot = serde_json::Map::new();
         snapshot.insert("generation".into(), n.into());
         snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());

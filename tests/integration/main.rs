@@ -3,6 +3,7 @@
 
 mod cli;
 mod publisher;
+mod publisher_farm;
 mod topology;
 mod worker;
 mod worker_farm;

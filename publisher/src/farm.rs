@@ -1,0 +1,156 @@
+//! Farm mode: consume `publish.<customer>.<version>` (one active consumer per queue), check the
+//! staged files, publish, announce the new state on `mirror.<customer>.<version>`, and only then
+//! acknowledge. Bad input is dead-lettered with its reason; a failure of the publisher itself
+//! returns the job to the queue.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use perestroika_config::broker::{run_consumer, Broker, Disposition};
+use perestroika_config::messages::{Message, MirrorAnnouncement, PublishJob, SCHEMA_VERSION};
+use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use tracing::{error, info, warn};
+
+use crate::publish::{verify_staged, PublishError, PublishRequest, Publisher};
+use crate::signing::Signer;
+
+/// Name of the record the publisher leaves beside a job's staged files.
+pub const RECORD_NAME: &str = "publish.json";
+
+/// Consumes every publish queue of the configuration until the process is stopped.
+pub async fn run(farm: Arc<FarmConfig>, signer: Arc<Signer>) {
+    let mut tasks = Vec::new();
+    for (customer, release) in farm.releases() {
+        let queue = QueueName::new(Stage::Publish, &customer.name, &release.name);
+        let (farm, signer) = (farm.clone(), signer.clone());
+        tasks.push(tokio::spawn(async move {
+            let settings = farm.broker.clone();
+            run_consumer(&settings, &queue.clone(), 1, |delivery| {
+                let (farm, signer, queue) = (farm.clone(), signer.clone(), queue.clone());
+                async move {
+                    let disposition = handle(farm, signer, &queue, delivery.data.clone()).await;
+                    (delivery, disposition)
+                }
+            })
+            .await
+        }));
+    }
+    futures_util::future::join_all(tasks).await;
+}
+
+fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
+    let path = farm.paths.staging.join(job_id).join(RECORD_NAME);
+    if let Err(e) = fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")) {
+        warn!(error = %e, "could not write the publish record");
+    }
+}
+
+async fn handle(
+    farm: Arc<FarmConfig>,
+    signer: Arc<Signer>,
+    queue: &QueueName,
+    data: Vec<u8>,
+) -> Disposition {
+    let job = match PublishJob::from_bytes(&data) {
+        Ok(job) => job,
+        Err(e) => return Disposition::DeadLetter(format!("not a valid publish job: {e}")),
+    };
+    if job.customer != queue.customer || job.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "job for {} {} arrived on {queue}",
+            job.customer, job.version
+        ));
+    }
+    if job.family != Family::Deb {
+        return Disposition::DeadLetter(format!(
+            "job {}: {} publishing is not supported yet",
+            job.job_id, job.family
+        ));
+    }
+    let staged = farm.paths.staging.join(&job.job_id);
+    let files = match verify_staged(&staged, &job.artifacts) {
+        Ok(files) => files,
+        Err(e) => {
+            error!(job = %job.job_id, error = %e, "refusing to publish");
+            record(
+                &farm,
+                &job.job_id,
+                serde_json::json!({"job_id": job.job_id, "published": false, "error": e.to_string()}),
+            );
+            return Disposition::DeadLetter(e.to_string());
+        }
+    };
+    let request = PublishRequest {
+        customer: job.customer.clone(),
+        version: job.version.clone(),
+        distro: job.distro.clone(),
+        target: job.target.clone(),
+        files,
+        log: Some((job.job_id.clone(), staged.join("build.log"))),
+    };
+    let (f2, s2) = (farm.clone(), signer.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        Publisher {
+            farm: &f2,
+            signer: &s2,
+        }
+        .publish(&request)
+    })
+    .await
+    .expect("publish task");
+    let published = match outcome {
+        Ok(p) => p,
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_))) => {
+            error!(job = %job.job_id, error = %e, "refused");
+            record(
+                &farm,
+                &job.job_id,
+                serde_json::json!({"job_id": job.job_id, "published": false, "error": e.to_string()}),
+            );
+            return Disposition::DeadLetter(e.to_string());
+        }
+        Err(e) => {
+            error!(job = %job.job_id, error = %e, "publish failed; returning the job");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Disposition::Retry;
+        }
+    };
+    record(
+        &farm,
+        &job.job_id,
+        serde_json::json!({"job_id": job.job_id, "published": true, "tree": published.tree, "generation": published.generation}),
+    );
+    let announcement = MirrorAnnouncement {
+        schema_version: SCHEMA_VERSION,
+        customer: job.customer.clone(),
+        version: job.version.clone(),
+        snapshot: published.generation.to_string(),
+        generation: published.generation,
+        tree: published.tree.clone(),
+        published_at: chrono::Utc::now(),
+    };
+    let mirror_queue = QueueName::new(Stage::Mirror, &job.customer, &job.version).to_string();
+    let broker = Broker::connect_with_backoff(&farm.broker).await;
+    let sent = broker
+        .publish(
+            &mirror_queue,
+            &announcement,
+            &format!(
+                "{}-{}",
+                published.tree.replace('/', "-"),
+                published.generation
+            ),
+        )
+        .await;
+    broker.close().await;
+    match sent {
+        Ok(()) => {
+            info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");
+            Disposition::Ack
+        }
+        Err(e) => {
+            error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
+            Disposition::Retry
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The publisher in farm mode, and the first joined-up stretch of the farm: build job →
+//! worker → publish job → publisher → signed repository → mirror announcement → apt.
+
+use std::time::Duration;
+
+use perestroika_config::broker::{dead_reason, Broker};
+use perestroika_config::messages::{
+    BuildJob, GitSource, Message, MirrorAnnouncement, PublishJob, Sources, Target, Trigger,
+    TriggerKind, SCHEMA_VERSION,
+};
+use perestroika_config::{Family, QueueName, Stage};
+use perestroika_tests::apt::{make_deb, AptRoot, OperatorKey};
+use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
+use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
+
+struct Setup {
+    farm: Farm,
+    _key: OperatorKey,
+}
+
+fn setup() -> Setup {
+    let key = OperatorKey::new();
+    let farm = Farm::with_sections(
+        &shared_amqp_url(),
+        "",
+        &format!(
+            "[signing]\nfingerprint = \"{}\"\n[build]\npackage_cache = \"{}\"\n",
+            key.fingerprint,
+            package_cache()
+        ),
+    );
+    let cfg = farm.path.to_str().unwrap();
+    for args in [vec!["key", "import", key.secret_file.to_str().unwrap()]] {
+        let mut all = vec!["--config", cfg];
+        all.extend(args);
+        let out = run("perestroika-publisher", &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
+    assert!(out.status.success());
+    Setup { farm, _key: key }
+}
+
+fn queue(farm: &Farm, stage: Stage) -> String {
+    QueueName::new(stage, &farm.customer, "9.0").to_string()
+}
+
+fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
+    let dir = farm.config.paths.staging.join(job_id);
+    fs_err::create_dir_all(&dir).unwrap();
+    let mut artifacts = Vec::new();
+    for name in names {
+        let deb = make_deb(&dir, name, "1.0", false, "a");
+        artifacts.push(perestroika_worker::build::describe(&deb).unwrap());
+    }
+    fs_err::write(dir.join("build.log"), "the build log\n").unwrap();
+    PublishJob {
+        schema_version: SCHEMA_VERSION,
+        job_id: job_id.to_owned(),
+        customer: farm.customer.clone(),
+        version: "9.0".into(),
+        distro: "bookworm".into(),
+        family: Family::Deb,
+        package: names[0].to_owned(),
+        package_version: "1.0".into(),
+        target: Target::Release,
+        artifacts,
+    }
+}
+
+fn apt_for(farm: &Farm) -> AptRoot {
+    let tree = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join("9.0");
+    AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm main", tree.display()),
+    )
+}
+
+async fn announcement(
+    broker: &Broker,
+    farm: &Farm,
+    within: Duration,
+    daemons: &[&Daemon],
+) -> MirrorAnnouncement {
+    match broker
+        .take(&queue(farm, Stage::Mirror), within)
+        .await
+        .unwrap()
+    {
+        Some(d) => MirrorAnnouncement::from_bytes(&d.data).unwrap(),
+        None => panic!(
+            "no announcement within {within:?}; logs:\n{}",
+            daemons
+                .iter()
+                .map(|d| d.output())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_publish_job_is_published_recorded_and_announced() {
+    let s = setup();
+    let job = stage_debs(&s.farm, &unique("job"), &["farmpub"]);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    broker
+        .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
+        .await
+        .unwrap();
+    let cfg = s.farm.path.to_str().unwrap();
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("pub.log"),
+    );
+    let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
+    assert_eq!(ann.tree, format!("{}/9.0", s.farm.customer));
+    assert_eq!(ann.generation, 1);
+    let apt = apt_for(&s.farm);
+    apt.update();
+    assert_eq!(apt.versions("farmpub"), ["1.0"]);
+    let record: serde_json::Value = serde_json::from_slice(
+        &fs_err::read(
+            s.farm
+                .config
+                .paths
+                .staging
+                .join(&job.job_id)
+                .join("publish.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["published"], true);
+    let log = s
+        .farm
+        .config
+        .paths
+        .public_root
+        .join(&s.farm.customer)
+        .join("9.0/logs")
+        .join(format!("{}.log", job.job_id));
+    assert_eq!(fs_err::read_to_string(log).unwrap(), "the build log\n");
+    assert_eq!(
+        broker
+            .stats(&queue(&s.farm, Stage::Publish))
+            .await
+            .unwrap()
+            .messages,
+        0
+    );
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_published() {
+    let s = setup();
+    let mut job = stage_debs(&s.farm, &unique("job"), &["badsum"]);
+    job.artifacts[0].sha256 = "0".repeat(64);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    broker
+        .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
+        .await
+        .unwrap();
+    let cfg = s.farm.path.to_str().unwrap();
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("pub.log"),
+    );
+    let dead = format!("{}.dead", queue(&s.farm, Stage::Publish));
+    let mut reason = None;
+    for _ in 0..120 {
+        if let Some(d) = broker.get(&dead).await.unwrap() {
+            reason = Some(dead_reason(&d));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let reason = reason.unwrap_or_else(|| panic!("nothing dead-lettered:\n{}", publisher.output()));
+    assert!(reason.contains("checksum differs"), "{reason}");
+    assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
+    let live = s
+        .farm
+        .config
+        .paths
+        .public_root
+        .join(&s.farm.customer)
+        .join("9.0");
+    assert!(!live.exists(), "something was published");
+    let record = fs_err::read_to_string(
+        s.farm
+            .config
+            .paths
+            .staging
+            .join(&job.job_id)
+            .join("publish.json"),
+    )
+    .unwrap();
+    assert!(record.contains("checksum differs"), "{record}");
+    broker.close().await;
+}
+
+#[tokio::test]
+async fn a_build_job_becomes_an_installable_signed_package() {
+    base_image("bookworm");
+    let s = setup();
+    let mut repo = GitRepo::init(&s.farm.dir.path().join("chain"));
+    repo.commit(&minimal_package("chainpkg", "true"), "one");
+    let job = BuildJob::new(
+        &s.farm.customer,
+        "9.0",
+        "chainpkg",
+        Family::Deb,
+        "bookworm",
+        Sources::Combined {
+            repo: GitSource {
+                project: format!("{}/packages/deb/bookworm/chainpkg", s.farm.customer),
+                url: repo.url(),
+                branch: "9.0".into(),
+                commit: repo.head(),
+                fetch_ref: None,
+            },
+        },
+        Target::Release,
+        0,
+        Trigger {
+            kind: TriggerKind::Manual,
+            change: None,
+            patchset: None,
+            event_time: None,
+        },
+    );
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    broker
+        .publish(&queue(&s.farm, Stage::Build), &job, &job.job_id)
+        .await
+        .unwrap();
+    let cfg = s.farm.path.to_str().unwrap();
+    let worker = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("worker.log"),
+    );
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("pub.log"),
+    );
+    let ann = announcement(
+        &broker,
+        &s.farm,
+        Duration::from_secs(180),
+        &[&worker, &publisher],
+    )
+    .await;
+    assert_eq!(ann.generation, 1);
+    let apt = apt_for(&s.farm);
+    apt.update();
+    assert_eq!(apt.versions("chainpkg"), ["1.0+p1.0"]);
+    let dl = apt.apt_get(&["install", "-y", "--download-only", "chainpkg"]);
+    assert!(
+        dl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dl.stderr)
+    );
+    broker.close().await;
+}
