@@ -30,16 +30,16 @@ fn setup() -> Setup {
         ),
     );
     let cfg = farm.path.to_str().unwrap();
-    for args in [vec!["key", "import", key.secret_file.to_str().unwrap()]] {
-        let mut all = vec!["--config", cfg];
-        all.extend(args);
-        let out = run("perestroika-publisher", &all);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let secret = key.secret_file.to_str().unwrap();
+    let out = run(
+        "perestroika-publisher",
+        &["--config", cfg, "key", "import", secret],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
     assert!(out.status.success());
     Setup { farm, _key: key }
