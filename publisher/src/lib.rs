@@ -1,5 +1,6 @@
 //! The publisher: signed deb and rpm repositories, switched live atomically.
 
+pub mod crash;
 pub mod deb;
 pub mod farm;
 pub mod publish;

@@ -196,7 +196,9 @@ impl Publisher<'_> {
         )?;
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         repo.include(&suite, "main", &req.files)?;
+        crate::crash::point("included");
         repo.export()?;
+        crate::crash::point("exported");
         if let Some((job_id, log)) = &req.log {
             let logs = tree.pool().join("logs");
             fs_err::create_dir_all(&logs).map_err(io(&logs))?;
@@ -298,7 +300,9 @@ impl Publisher<'_> {
         let record = dir.join("snapshot.json");
         fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
             .map_err(io(&record))?;
+        crate::crash::point("generation-written");
         tree.commit(n)?;
+        crate::crash::point("switched");
         Ok(n)
     }
 }

@@ -118,6 +118,7 @@ impl Tree {
         let done = gens.join(n.to_string());
         sync_dir(&tmp);
         fs_err::rename(&tmp, &done).map_err(err(&done))?;
+        crate::crash::point("generation-renamed");
         let link = self.root.join(format!(".{}.next", self.name));
         let _ = fs_err::remove_file(&link);
         let target = Path::new(&format!(".{}.gen", self.name)).join(n.to_string());

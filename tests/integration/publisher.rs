@@ -294,3 +294,56 @@ fn a_client_updating_in_a_loop_never_fails_during_50_publishes() {
     let updates = client.join().expect("the client never failed");
     assert!(updates >= 5, "the client ran only {updates} updates");
 }
+
+#[test]
+fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_completes_it() {
+    let p = Published::new();
+    let first = make_deb(p.debs.path(), "before", "1.0", false, "a");
+    assert!(p.include(&[&first]).status.success());
+    let cfg = p.farm.path.to_str().unwrap().to_owned();
+    for (i, point) in [
+        "included",
+        "exported",
+        "generation-written",
+        "generation-renamed",
+        "switched",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("crash{i}");
+        let deb = make_deb(p.debs.path(), &name, "1.0", false, "a");
+        let out = std::process::Command::new(perestroika_tests::bin("perestroika-publisher"))
+            .args([
+                "--config",
+                &cfg,
+                "include",
+                "--customer",
+                &p.farm.customer,
+                "--version",
+                "9.0",
+                "--distro",
+                "bookworm",
+            ])
+            .arg(&deb)
+            .env("PERESTROIKA_CRASH_AT", point)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "no crash at {point}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("crash point {point}")));
+        // Whatever the point, a client sees a complete, correctly signed repository.
+        let apt = p.apt();
+        apt.update();
+        assert_eq!(apt.versions("before"), ["1.0"], "after a crash at {point}");
+        // Doing the publish again completes it.
+        let redo = p.include(&[&deb]);
+        assert!(
+            redo.status.success(),
+            "redo after {point}: {}",
+            String::from_utf8_lossy(&redo.stderr)
+        );
+        let apt = p.apt();
+        apt.update();
+        assert_eq!(apt.versions(&name), ["1.0"], "after the redo of {point}");
+    }
+}
