@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{Message, MirrorAnnouncement, PublishJob, SCHEMA_VERSION};
-use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
 
 use crate::publish::{verify_staged, PublishError, PublishRequest, Publisher};
@@ -61,12 +61,6 @@ async fn handle(
             job.customer, job.version
         ));
     }
-    if job.family != Family::Deb {
-        return Disposition::DeadLetter(format!(
-            "job {}: {} publishing is not supported yet",
-            job.job_id, job.family
-        ));
-    }
     let staged = farm.paths.staging.join(&job.job_id);
     let files = match verify_staged(&staged, &job.artifacts) {
         Ok(files) => files,
@@ -100,7 +94,7 @@ async fn handle(
     .expect("publish task");
     let published = match outcome {
         Ok(p) => p,
-        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_))) => {
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
             error!(job = %job.job_id, error = %e, "refused");
             record(
                 &farm,

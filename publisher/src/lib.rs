@@ -5,5 +5,6 @@ pub mod deb;
 pub mod farm;
 pub mod publish;
 pub mod release_file;
+pub mod rpm;
 pub mod signing;
 pub mod tree;

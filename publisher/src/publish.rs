@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, sha256_entries, with_acquire_by_hash};
+use crate::rpm::{self, RpmError};
 use crate::signing::{SignError, Signer};
 use crate::tree::{Tree, TreeError};
 
@@ -28,6 +29,8 @@ pub enum PublishError {
     Refused(String),
     #[error(transparent)]
     Deb(#[from] DebError),
+    #[error(transparent)]
+    Rpm(#[from] RpmError),
     #[error(transparent)]
     Sign(#[from] SignError),
     #[error(transparent)]
@@ -179,26 +182,38 @@ impl Publisher<'_> {
                     req.customer, req.version
                 ))
             })?;
-        if release.family_of(&req.distro) != Some(Family::Deb) {
-            return Err(PublishError::Refused(format!(
-                "{} is not a deb distro of {} {}",
+        let family = release.family_of(&req.distro).ok_or_else(|| {
+            PublishError::Refused(format!(
+                "{} is not a distro of {} {}",
                 req.distro, req.customer, req.version
-            )));
-        }
+            ))
+        })?;
         let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
-        let suites = self.deb_suites(&req.customer, &req.version)?;
-        let repo = DebRepo::open(
-            &self.state_dir(&tree_name),
-            &tree.pool().join("deb"),
-            &suites,
-            &release.arches,
-            &format!("{} {}", req.customer, req.version),
-        )?;
+        let deb_suites = self.deb_suites(&req.customer, &req.version)?;
+        let deb = if deb_suites.is_empty() {
+            None
+        } else {
+            Some(DebRepo::open(
+                &self.state_dir(&tree_name),
+                &tree.pool().join("deb"),
+                &deb_suites,
+                &release.arches,
+                &format!("{} {}", req.customer, req.version),
+            )?)
+        };
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
-        repo.include(&suite, "main", &req.files)?;
-        crate::crash::point("included");
-        repo.export()?;
-        crate::crash::point("exported");
+        match (family, &deb) {
+            (Family::Deb, Some(repo)) => {
+                repo.include(&suite, "main", &req.files)?;
+                crate::crash::point("included");
+                repo.export()?;
+                crate::crash::point("exported");
+            }
+            _ => {
+                self.include_rpms(&tree, &tree_name, &release.arches, &suite, &req.files)?;
+                crate::crash::point("included");
+            }
+        }
         if let Some((job_id, log)) = &req.log {
             let logs = tree.pool().join("logs");
             fs_err::create_dir_all(&logs).map_err(io(&logs))?;
@@ -207,13 +222,22 @@ impl Publisher<'_> {
                 fs_err::copy(log, &dest).map_err(io(&dest))?;
             }
         }
-
+        let rpm_repos = self.rpm_repos(&tree, &tree_name, &req.customer, &req.version);
         if let Some(current) = tree.current() {
-            if same_indexes(
-                &repo.dists(),
-                &tree.generation(current).join("deb/dists"),
-                &suites,
-            ) {
+            let generation = tree.generation(current);
+            let deb_same = deb.as_ref().is_none_or(|repo| {
+                same_indexes(&repo.dists(), &generation.join("deb/dists"), &deb_suites)
+            });
+            let rpm_same = rpm_repos.iter().all(|r| {
+                let read = |p: PathBuf| {
+                    fs_err::read_to_string(p)
+                        .ok()
+                        .map(|t| rpm::repomd_locations(&t))
+                };
+                read(r.output.join("repodata/repomd.xml"))
+                    == read(generation.join(&r.public).join("repodata/repomd.xml"))
+            });
+            if deb_same && rpm_same {
                 return Ok(Published {
                     tree: tree_name,
                     generation: current,
@@ -221,7 +245,7 @@ impl Publisher<'_> {
                 });
             }
         }
-        let generation = self.write_generation(&tree, &repo, &suites)?;
+        let generation = self.write_generation(&tree, deb.as_ref(), &deb_suites, &rpm_repos)?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -229,24 +253,214 @@ impl Publisher<'_> {
         })
     }
 
+    fn rpm_state(&self, tree: &str) -> PathBuf {
+        self.farm.paths.state.join("publisher/rpm").join(tree)
+    }
+
+    /// Every rpm repository of a release (`<suite>/<arch>`), with where its index is kept.
+    fn rpm_repos(
+        &self,
+        tree: &Tree,
+        tree_name: &str,
+        customer: &str,
+        version: &str,
+    ) -> Vec<RpmRepo> {
+        let Some(release) = self.farm.release(customer, version) else {
+            return Vec::new();
+        };
+        let mut arches: Vec<String> = release
+            .arches
+            .iter()
+            .map(|a| rpm::rpm_arch(a).to_owned())
+            .collect();
+        arches.push("source".into());
+        let mut out = Vec::new();
+        for (family, distro) in release.distros() {
+            if family != Family::Rpm {
+                continue;
+            }
+            let suites = std::iter::once(distro.to_owned()).chain(
+                self.farm
+                    .publish
+                    .suites
+                    .iter()
+                    .map(|s| format!("{distro}-{s}")),
+            );
+            for suite in suites {
+                for arch in &arches {
+                    let public = PathBuf::from("rpm").join(&suite).join(arch);
+                    out.push(RpmRepo {
+                        pool: tree.pool().join(&public),
+                        output: self.rpm_state(tree_name).join(&suite).join(arch),
+                        public,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Signs rpms into the shared pool of `suite` and reindexes the repositories they went to.
+    fn include_rpms(
+        &self,
+        tree: &Tree,
+        tree_name: &str,
+        deb_arches: &[String],
+        suite: &str,
+        files: &[PathBuf],
+    ) -> Result<(), PublishError> {
+        let arches: Vec<&str> = deb_arches.iter().map(|a| rpm::rpm_arch(a)).collect();
+        let passphrase = self
+            .farm
+            .signing
+            .as_ref()
+            .and_then(|s| s.passphrase_file.clone());
+        let mut touched = std::collections::BTreeSet::new();
+        for file in files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rpm"))
+        {
+            let arch = rpm::file_arch(file)?;
+            let targets: Vec<String> = match arch.as_str() {
+                "noarch" => arches.iter().map(|a| a.to_string()).collect(),
+                "src" => vec!["source".into()],
+                a if arches.contains(&a) => vec![a.to_owned()],
+                a => {
+                    return Err(PublishError::Refused(format!(
+                        "{}: architecture {a} is not one of the release's ({})",
+                        file.display(),
+                        arches.join(", ")
+                    )))
+                }
+            };
+            for arch in targets {
+                let public = PathBuf::from("rpm").join(suite).join(&arch);
+                rpm::add_to_pool(
+                    file,
+                    &tree.pool().join(&public).join("Packages"),
+                    self.signer.home(),
+                    self.signer.fingerprint(),
+                    passphrase.as_deref(),
+                )?;
+                touched.insert(arch);
+            }
+        }
+        for arch in touched {
+            let public = PathBuf::from("rpm").join(suite).join(&arch);
+            rpm::index(
+                &tree.pool().join(&public),
+                &self.rpm_state(tree_name).join(suite).join(&arch),
+            )?;
+        }
+        Ok(())
+    }
+
     fn write_generation(
         &self,
         tree: &Tree,
-        repo: &DebRepo,
+        deb: Option<&DebRepo>,
         suites: &[String],
+        rpm_repos: &[RpmRepo],
     ) -> Result<u64, PublishError> {
         let (n, dir) = tree.begin()?;
         let key = dir.join("KEY.asc");
         fs_err::write(&key, self.signer.export_public()?).map_err(io(&key))?;
-        let dists = dir.join("deb/dists");
-        copy_dir(&repo.dists(), &dists)?;
         let previous: Vec<PathBuf> = tree
             .generations()
             .iter()
             .rev()
             .take(self.farm.publish.keep_generations as usize)
-            .map(|g| tree.generation(*g).join("deb/dists"))
+            .map(|g| tree.generation(*g))
             .collect();
+        self.write_rpm(tree, &dir, rpm_repos, &previous)?;
+        let mut snapshot = serde_json::Map::new();
+        snapshot.insert("generation".into(), n.into());
+        snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
+        if let Some(repo) = deb {
+            self.write_deb(tree, &dir, repo, suites, &previous)?;
+            let mut contents = serde_json::Map::new();
+            for suite in suites {
+                contents.insert(suite.clone(), repo.list(suite)?.into());
+            }
+            snapshot.insert("deb".into(), contents.into());
+        }
+        let mut rpms = serde_json::Map::new();
+        for r in rpm_repos {
+            let packages: Vec<String> = fs_err::read_dir(r.pool.join("Packages"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".rpm"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !packages.is_empty() {
+                rpms.insert(r.public.display().to_string(), packages.into());
+            }
+        }
+        snapshot.insert("rpm".into(), rpms.into());
+        let logs_link = dir.join("logs");
+        std::os::unix::fs::symlink(tree.pool_link_from(0, "logs"), &logs_link)
+            .map_err(io(&logs_link))?;
+        let record = dir.join("snapshot.json");
+        fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
+            .map_err(io(&record))?;
+        crate::crash::point("generation-written");
+        tree.commit(n)?;
+        crate::crash::point("switched");
+        Ok(n)
+    }
+
+    fn write_rpm(
+        &self,
+        tree: &Tree,
+        dir: &Path,
+        repos: &[RpmRepo],
+        previous: &[PathBuf],
+    ) -> Result<(), PublishError> {
+        for r in repos {
+            let repomd_src = r.output.join("repodata/repomd.xml");
+            if !repomd_src.is_file() {
+                continue;
+            }
+            let dest = dir.join(&r.public);
+            copy_dir(&r.output.join("repodata"), &dest.join("repodata"))?;
+            // The metadata of recent generations stays, for clients holding an older repomd.xml.
+            for old in previous {
+                let old_repo = old.join(&r.public);
+                let Ok(text) = fs_err::read_to_string(old_repo.join("repodata/repomd.xml")) else {
+                    continue;
+                };
+                for location in rpm::repomd_locations(&text) {
+                    let (from, to) = (old_repo.join(&location), dest.join(&location));
+                    if from.is_file() && !to.exists() {
+                        link_or_copy(&from, &to)?;
+                    }
+                }
+            }
+            let repomd = fs_err::read(dest.join("repodata/repomd.xml")).map_err(io(&dest))?;
+            let asc = dest.join("repodata/repomd.xml.asc");
+            fs_err::write(&asc, self.signer.detach_sign(&repomd)?).map_err(io(&asc))?;
+            let link = dest.join("Packages");
+            let depth = r.public.components().count();
+            let target =
+                tree.pool_link_from(depth, &r.public.join("Packages").display().to_string());
+            std::os::unix::fs::symlink(target, &link).map_err(io(&link))?;
+        }
+        Ok(())
+    }
+
+    fn write_deb(
+        &self,
+        tree: &Tree,
+        dir: &Path,
+        repo: &DebRepo,
+        suites: &[String],
+        previous_gens: &[PathBuf],
+    ) -> Result<(), PublishError> {
+        let dists = dir.join("deb/dists");
+        copy_dir(&repo.dists(), &dists)?;
+        let previous: Vec<PathBuf> = previous_gens.iter().map(|g| g.join("deb/dists")).collect();
         for suite in suites {
             let suite_dir = dists.join(suite);
             let release_path = suite_dir.join("Release");
@@ -286,25 +500,19 @@ impl Publisher<'_> {
         let pool_link = dir.join("deb/pool");
         std::os::unix::fs::symlink(tree.pool_link_from(1, "deb/pool"), &pool_link)
             .map_err(io(&pool_link))?;
-        let logs_link = dir.join("logs");
-        std::os::unix::fs::symlink(tree.pool_link_from(0, "logs"), &logs_link)
-            .map_err(io(&logs_link))?;
-        let mut snapshot = serde_json::Map::new();
-        snapshot.insert("generation".into(), n.into());
-        snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
-        let mut contents = serde_json::Map::new();
-        for suite in suites {
-            contents.insert(suite.clone(), repo.list(suite)?.into());
-        }
-        snapshot.insert("deb".into(), contents.into());
-        let record = dir.join("snapshot.json");
-        fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
-            .map_err(io(&record))?;
-        crate::crash::point("generation-written");
-        tree.commit(n)?;
-        crate::crash::point("switched");
-        Ok(n)
+        Ok(())
     }
+}
+
+/// One rpm repository of a tree: `<suite>/<arch>`.
+#[derive(Debug, Clone)]
+struct RpmRepo {
+    /// Path within a generation: `rpm/<suite>/<arch>`.
+    public: PathBuf,
+    /// The shared pool directory holding `Packages/`.
+    pool: PathBuf,
+    /// Where createrepo_c keeps this repository's `repodata/`.
+    output: PathBuf,
 }
 
 /// Whether every suite's unsigned indexes equal those of a published generation.

@@ -4,6 +4,7 @@
 mod cli;
 mod publisher;
 mod publisher_farm;
+mod publisher_rpm;
 mod topology;
 mod worker;
 mod worker_farm;

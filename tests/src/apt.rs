@@ -180,3 +180,35 @@ impl AptRoot {
             .collect()
     }
 }
+
+/// Builds a small noarch rpm (and its source rpm) with rpmbuild; returns (binary, source).
+pub fn make_rpm(dir: &Path, name: &str, version: &str, marker: &str) -> (PathBuf, PathBuf) {
+    let top = dir.join(format!("rpmbuild-{name}-{marker}"));
+    for sub in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS"] {
+        fs_err::create_dir_all(top.join(sub)).unwrap();
+    }
+    let spec = top.join(format!("SPECS/{name}.spec"));
+    fs_err::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test package {name}\nLicense: MIT\nBuildArch: noarch\n\n\
+             %description\nA package of the publisher tests.\n\n%install\nmkdir -p %{{buildroot}}/usr/share/{name}\n\
+             echo {marker} > %{{buildroot}}/usr/share/{name}/marker\n\n%files\n/usr/share/{name}/marker\n"
+        ),
+    )
+    .unwrap();
+    ok(
+        Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .args(["--nodeps", "-ba"])
+            .arg(&spec)
+            .output()
+            .unwrap(),
+        "rpmbuild",
+    );
+    let binary = top.join(format!("RPMS/noarch/{name}-{version}-1.noarch.rpm"));
+    let source = top.join(format!("SRPMS/{name}-{version}-1.src.rpm"));
+    assert!(binary.is_file() && source.is_file());
+    (binary, source)
+}

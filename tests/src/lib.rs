@@ -71,6 +71,17 @@ impl Farm {
 
     /// Like [`Farm::new`], with more TOML sections appended (e.g. `[build]`).
     pub fn with_sections(amqp_url: &str, extra: &str, sections: &str) -> Self {
+        Self::custom(
+            amqp_url,
+            extra,
+            sections,
+            r#"{ name = "9.0", deb = ["bookworm"] }"#,
+        )
+    }
+
+    /// Like [`Farm::with_sections`], with the customer's release `9.0` written as `release`
+    /// (an inline TOML table).
+    pub fn custom(amqp_url: &str, extra: &str, sections: &str, release: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let customer = unique("c");
         let root = dir.path().display();
@@ -89,7 +100,7 @@ state = "{root}/state"
 
 [[customers]]
 name = "{customer}"
-versions = [{{ name = "9.0", deb = ["bookworm"] }}]
+versions = [{release}]
 "#
         );
         let path = dir.path().join("farm.toml");

@@ -1,0 +1,152 @@
+//! The publisher's rpm path, judged by rpm -K and dnf with gpgcheck and repo_gpgcheck on.
+
+use std::path::Path;
+use std::process::Command;
+
+use perestroika_tests::apt::{make_rpm, OperatorKey};
+use perestroika_tests::{run, Farm};
+
+fn dnf_install(tree: &Path, root: &Path, package: &str) -> std::process::Output {
+    Command::new("dnf")
+        .arg(format!("--installroot={}", root.display()))
+        .args([
+            "--releasever=9",
+            "--disablerepo=*",
+            "-y",
+            "-q",
+            "--setopt=install_weak_deps=False",
+        ])
+        .arg(format!(
+            "--repofrompath=farm,file://{}/rpm/el9/x86_64",
+            tree.display()
+        ))
+        .args(["--setopt=farm.gpgcheck=1", "--setopt=farm.repo_gpgcheck=1"])
+        .arg(format!(
+            "--setopt=farm.gpgkey=file://{}/KEY.asc",
+            tree.display()
+        ))
+        .args(["--enablerepo=farm", "install", package])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rpms_are_signed_indexed_and_installable_with_dnf() {
+    let key = OperatorKey::new();
+    let farm = Farm::custom(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "",
+        &format!("[signing]\nfingerprint = \"{}\"\n", key.fingerprint),
+        r#"{ name = "9.0", rpm = ["el9"] }"#,
+    );
+    let cfg = farm.path.to_str().unwrap();
+    let out = run(
+        "perestroika-publisher",
+        &[
+            "--config",
+            cfg,
+            "key",
+            "import",
+            key.secret_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let work = tempfile::tempdir().unwrap();
+    let (binary, source) = make_rpm(work.path(), "rpmtest", "1.0", "a");
+    let include = |files: &[&Path]| {
+        let mut args = vec![
+            "--config",
+            cfg,
+            "include",
+            "--customer",
+            &farm.customer,
+            "--version",
+            "9.0",
+            "--distro",
+            "el9",
+        ];
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        args.extend(names.iter().map(String::as_str));
+        run("perestroika-publisher", &args)
+    };
+    let out = include(&[&binary, &source]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join("9.0");
+    let repo = tree.join("rpm/el9/x86_64");
+    assert!(repo.join("repodata/repomd.xml.asc").is_file());
+    assert!(tree.join("rpm/el9/source/repodata/repomd.xml").is_file());
+
+    // rpm -K passes with the published key imported into an rpm database.
+    let db = tempfile::tempdir().unwrap();
+    let dbpath = format!("--dbpath={}", db.path().display());
+    let import = Command::new("rpm")
+        .arg(&dbpath)
+        .arg("--import")
+        .arg(tree.join("KEY.asc"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let published = repo.join("Packages/rpmtest-1.0-1.noarch.rpm");
+    let check = Command::new("rpm")
+        .arg(&dbpath)
+        .arg("-K")
+        .arg(&published)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("signatures OK"),
+        "{said}"
+    );
+
+    // dnf installs it with both package and repository signatures checked.
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(&tree, root.path(), "rpmtest");
+    assert!(
+        out.status.success(),
+        "dnf failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(root.path().join("usr/share/rpmtest/marker").is_file());
+
+    // The same rpm again changes nothing; another rpm under the same name is refused.
+    let again = include(&[&binary]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).starts_with("unchanged:"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let other = tempfile::tempdir().unwrap();
+    let (changed, _) = make_rpm(other.path(), "rpmtest", "1.0", "b");
+    let refused = include(&[&changed]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr)
+        .contains("already published with different content"));
+
+    // A repository whose metadata was altered after signing is rejected by dnf.
+    let repomd = repo.join("repodata/repomd.xml");
+    let text = fs_err::read_to_string(&repomd).unwrap();
+    fs_err::remove_file(&repomd).unwrap();
+    fs_err::write(&repomd, text.replace("<revision>", "<revision>1")).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(&tree, root.path(), "rpmtest");
+    assert!(!out.status.success(), "dnf accepted a tampered repomd.xml");
+}
