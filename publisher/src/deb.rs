@@ -102,32 +102,30 @@ impl DebRepo {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Includes packages into `suite`, component `component`: `.deb` and `.ddeb`... as debs,
-    /// `.udeb` as udebs, `.dsc` with its files. The indexes are written by [`DebRepo::export`].
+    /// Includes packages into `suite`, component `component`: `.deb` as debs, `.udeb` as
+    /// udebs, `.dsc` with its files. The indexes are written by [`DebRepo::export`].
     pub fn include(&self, suite: &str, component: &str, files: &[PathBuf]) -> Result<(), DebError> {
-        for file in files {
-            let name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let path = file.to_string_lossy();
-            let action = if name.ends_with(".udeb") {
-                "includeudeb"
-            } else if name.ends_with(".deb") {
-                "includedeb"
-            } else if name.ends_with(".dsc") {
-                "includedsc"
-            } else {
+        // One reprepro run per kind of file: reprepro takes many .debs or .udebs at once.
+        let of_kind = |ext: &str| -> Vec<String> {
+            files
+                .iter()
+                .filter(|f| f.extension().is_some_and(|e| e == ext))
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect()
+        };
+        for (action, ext) in [("includedeb", "deb"), ("includeudeb", "udeb")] {
+            let paths = of_kind(ext);
+            if paths.is_empty() {
                 continue;
-            };
-            self.run(action, &["-C", component, action, suite, &path])
-                .map_err(|e| match e {
-                    DebError::Reprepro { detail, .. } => DebError::Reprepro {
-                        action: format!("{action} {name} into {suite}"),
-                        detail,
-                    },
-                    other => other,
-                })?;
+            }
+            let mut args = vec!["-C", component, action, suite];
+            args.extend(paths.iter().map(String::as_str));
+            self.run(action, &args)
+                .map_err(|e| name_files(e, action, suite, &paths))?;
+        }
+        for dsc in of_kind("dsc") {
+            self.run("includedsc", &["-C", component, "includedsc", suite, &dsc])
+                .map_err(|e| name_files(e, "includedsc", suite, std::slice::from_ref(&dsc)))?;
         }
         Ok(())
     }
@@ -148,5 +146,22 @@ impl DebRepo {
             ],
         )?;
         Ok(out.lines().map(str::to_owned).collect())
+    }
+}
+
+/// Names the files of a failed inclusion in its error.
+fn name_files(e: DebError, action: &str, suite: &str, paths: &[String]) -> DebError {
+    match e {
+        DebError::Reprepro { detail, .. } => {
+            let names: Vec<&str> = paths
+                .iter()
+                .map(|p| p.rsplit('/').next().unwrap_or(p))
+                .collect();
+            DebError::Reprepro {
+                action: format!("{action} {} into {suite}", names.join(" ")),
+                detail,
+            }
+        }
+        other => other,
     }
 }
