@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use perestroika_config::broker::{dead_reason, Broker};
 use perestroika_config::messages::{
-    BuildJob, GitSource, Message, MirrorAnnouncement, PublishJob, Sources, Target, Trigger,
-    TriggerKind, SCHEMA_VERSION,
+    Message, MirrorAnnouncement, PublishJob, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{Family, QueueName, Stage};
 use perestroika_tests::apt::{make_deb, AptRoot, OperatorKey};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
-use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{combined_job, run, shared_amqp_url, unique, Daemon, Farm};
 
 struct Setup {
     farm: Farm,
@@ -217,30 +216,7 @@ async fn a_build_job_becomes_an_installable_signed_package() {
     let s = setup();
     let mut repo = GitRepo::init(&s.farm.dir.path().join("chain"));
     repo.commit(&minimal_package("chainpkg", "true"), "one");
-    let job = BuildJob::new(
-        &s.farm.customer,
-        "9.0",
-        "chainpkg",
-        Family::Deb,
-        "bookworm",
-        Sources::Combined {
-            repo: GitSource {
-                project: format!("{}/packages/deb/bookworm/chainpkg", s.farm.customer),
-                url: repo.url(),
-                branch: "9.0".into(),
-                commit: repo.head(),
-                fetch_ref: None,
-            },
-        },
-        Target::Release,
-        0,
-        Trigger {
-            kind: TriggerKind::Manual,
-            change: None,
-            patchset: None,
-            event_time: None,
-        },
-    );
+    let job = combined_job(&s.farm.customer, "chainpkg", &repo.url(), &repo.head(), 0);
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     broker
         .publish(&queue(&s.farm, Stage::Build), &job, &job.job_id)

@@ -4,37 +4,18 @@ use std::time::Duration;
 
 use lapin::options::BasicNackOptions;
 use perestroika_config::broker::{dead_reason, run_consumer, Broker, Disposition};
-use perestroika_config::messages::{
-    BuildJob, GitSource, Message, Sources, Target, Trigger, TriggerKind,
-};
-use perestroika_config::{Family, QueueName, Stage};
+use perestroika_config::messages::{BuildJob, Message};
+use perestroika_config::{QueueName, Stage};
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{run, shared_amqp_url, Farm};
+use perestroika_tests::{combined_job, run, shared_amqp_url, Farm};
 
 fn job(customer: &str, n: u32) -> BuildJob {
-    BuildJob::new(
+    combined_job(
         customer,
-        "9.0",
         "hello",
-        Family::Deb,
-        "bookworm",
-        Sources::Combined {
-            repo: GitSource {
-                project: format!("{customer}/packages/deb/bookworm/hello"),
-                url: "file:///dev/null".into(),
-                branch: "9.0".into(),
-                commit: "0123456789abcdef0123456789abcdef01234567".into(),
-                fetch_ref: None,
-            },
-        },
-        Target::Release,
+        "file:///dev/null",
+        "0123456789abcdef0123456789abcdef01234567",
         n,
-        Trigger {
-            kind: TriggerKind::Manual,
-            change: None,
-            patchset: None,
-            event_time: None,
-        },
     )
 }
 

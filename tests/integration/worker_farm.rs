@@ -3,14 +3,12 @@
 use std::time::{Duration, Instant};
 
 use perestroika_config::broker::Broker;
-use perestroika_config::messages::{
-    BuildJob, GitSource, Message, PublishJob, Sources, Target, Trigger, TriggerKind,
-};
-use perestroika_config::{Family, QueueName, Stage};
+use perestroika_config::messages::{BuildJob, Message, PublishJob, Target};
+use perestroika_config::{QueueName, Stage};
 use perestroika_tests::debian::{
     base_image, containers_of_job, minimal_package, package_cache, GitRepo,
 };
-use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
+use perestroika_tests::{combined_job, run, shared_amqp_url, Daemon, Farm};
 
 fn farm() -> Farm {
     let farm = Farm::with_sections(
@@ -34,30 +32,7 @@ fn farm() -> Farm {
 }
 
 fn job_for(farm: &Farm, repo: &GitRepo, package: &str) -> BuildJob {
-    BuildJob::new(
-        &farm.customer,
-        "9.0",
-        package,
-        Family::Deb,
-        "bookworm",
-        Sources::Combined {
-            repo: GitSource {
-                project: format!("{}/packages/deb/bookworm/{package}", farm.customer),
-                url: repo.url(),
-                branch: "9.0".into(),
-                commit: repo.head(),
-                fetch_ref: None,
-            },
-        },
-        Target::Release,
-        0,
-        Trigger {
-            kind: TriggerKind::Manual,
-            change: None,
-            patchset: None,
-            event_time: None,
-        },
-    )
+    combined_job(&farm.customer, package, &repo.url(), &repo.head(), 0)
 }
 
 async fn next_publish_job(

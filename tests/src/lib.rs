@@ -164,3 +164,41 @@ pub fn shared_amqp_url() -> String {
          and sets it (or start one with `.ci/rabbitmq start DIR PORT` and export its URL)",
     )
 }
+
+/// A manual build job of release `9.0` of `customer` for `package` on bookworm, from one
+/// repository holding code and packaging (`url` at `commit`).
+pub fn combined_job(
+    customer: &str,
+    package: &str,
+    url: &str,
+    commit: &str,
+    rebuild: u32,
+) -> perestroika_config::messages::BuildJob {
+    use perestroika_config::messages::{
+        BuildJob, GitSource, Sources, Target, Trigger, TriggerKind,
+    };
+    BuildJob::new(
+        customer,
+        "9.0",
+        package,
+        perestroika_config::Family::Deb,
+        "bookworm",
+        Sources::Combined {
+            repo: GitSource {
+                project: format!("{customer}/packages/deb/bookworm/{package}"),
+                url: url.to_owned(),
+                branch: "9.0".into(),
+                commit: commit.to_owned(),
+                fetch_ref: None,
+            },
+        },
+        Target::Release,
+        rebuild,
+        Trigger {
+            kind: TriggerKind::Manual,
+            change: None,
+            patchset: None,
+            event_time: None,
+        },
+    )
+}
