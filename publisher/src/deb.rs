@@ -86,7 +86,7 @@ impl DebRepo {
         let out = Command::new("reprepro")
             .arg("--basedir")
             .arg(&self.base)
-            .args(["--export=silent-never", "--keepunreferencedfiles"])
+            .args(["--keepunreferencedfiles"])
             .args(args)
             .output()
             .map_err(|e| DebError::Reprepro {
@@ -103,7 +103,7 @@ impl DebRepo {
     }
 
     /// Includes packages into `suite`, component `component`: `.deb` as debs, `.udeb` as
-    /// udebs, `.dsc` with its files. The indexes are written by [`DebRepo::export`].
+    /// udebs, `.dsc` with its files, and rewrites that suite's indexes.
     pub fn include(&self, suite: &str, component: &str, files: &[PathBuf]) -> Result<(), DebError> {
         // One reprepro run per kind of file: reprepro takes many .debs or .udebs at once.
         let of_kind = |ext: &str| -> Vec<String> {
@@ -130,9 +130,13 @@ impl DebRepo {
         Ok(())
     }
 
-    /// Writes every suite's indexes (`dists/…`), unsigned.
-    pub fn export(&self) -> Result<(), DebError> {
-        self.run("export", &["--export=force", "export"]).map(drop)
+    /// Writes the indexes (`dists/…`, unsigned) of suites that have none yet. Inclusion
+    /// rewrites the indexes of the suite it changed by itself.
+    pub fn export_missing(&self, suites: &[String]) -> Result<(), DebError> {
+        if suites.iter().all(|s| self.dists().join(s).join("Release").is_file()) {
+            return Ok(());
+        }
+        self.run("export", &["export"]).map(drop)
     }
 
     /// `package version arch` of every package in `suite` (debs, udebs and sources).

@@ -206,7 +206,7 @@ impl Publisher<'_> {
             (Family::Deb, Some(repo)) => {
                 repo.include(&suite, "main", &req.files)?;
                 crate::crash::point("included");
-                repo.export()?;
+                repo.export_missing(&deb_suites)?;
                 crate::crash::point("exported");
             }
             _ => {
