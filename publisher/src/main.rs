@@ -241,6 +241,16 @@ fn main() -> ExitCode {
                             UsageError(format!("{name} has no snapshot {id} (see `snapshot list`)"))
                         })?;
                         println!("{text}");
+                        let record: serde_json::Value = serde_json::from_str(&text)?;
+                        for suite in record["deb_suites"].as_array().into_iter().flatten() {
+                            let suite = suite.as_str().unwrap_or_default();
+                            for line in perestroika_publisher::publish::deb_contents(
+                                &tree.generation(id),
+                                suite,
+                            ) {
+                                println!("{suite} {line}");
+                            }
+                        }
                     }
                 }
             }

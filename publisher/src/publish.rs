@@ -378,11 +378,7 @@ impl Publisher<'_> {
         snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
         if let Some(repo) = deb {
             self.write_deb(tree, &dir, repo, suites, &previous)?;
-            let mut contents = serde_json::Map::new();
-            for suite in suites {
-                contents.insert(suite.clone(), repo.list(suite)?.into());
-            }
-            snapshot.insert("deb".into(), contents.into());
+            snapshot.insert("deb_suites".into(), suites.to_vec().into());
         }
         let mut rpms = serde_json::Map::new();
         for r in rpm_repos {
@@ -548,4 +544,49 @@ fn copy_dir(from: &Path, to: &Path) -> Result<(), PublishError> {
         }
     }
     Ok(())
+}
+
+/// `package version architecture` of every binary package a generation's deb suite indexes
+/// (debs and udebs), read from its `Packages` files.
+pub fn deb_contents(generation: &Path, suite: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let suite_dir = generation.join("deb/dists").join(suite);
+    for component in crate::deb::COMPONENTS {
+        let Ok(entries) = fs_err::read_dir(suite_dir.join(component)) else {
+            continue;
+        };
+        let mut dirs: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        dirs.extend(
+            fs_err::read_dir(suite_dir.join(component).join("debian-installer"))
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        );
+        for dir in dirs {
+            let Ok(text) = fs_err::read_to_string(dir.join("Packages")) else {
+                continue;
+            };
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+                        .unwrap_or_default()
+                };
+                let package = field("Package:");
+                if !package.is_empty() {
+                    out.push(format!(
+                        "{component} {package} {} {}",
+                        field("Version:"),
+                        field("Architecture:")
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -117,6 +117,8 @@ pub struct Signer {
     home: PathBuf,
     fingerprints: Vec<String>,
     passphrase: Option<String>,
+    /// The armored public keys, exported once.
+    public: Vec<u8>,
 }
 
 impl Signer {
@@ -161,10 +163,18 @@ impl Signer {
                 return Err(unusable("no subkey can sign (all expired or revoked)"));
             }
         }
+        let mut public = Vec::new();
+        ctx.export(
+            fingerprints.iter().map(String::as_str),
+            ExportMode::empty(),
+            &mut public,
+        )
+        .map_err(gpg("exporting the public key"))?;
         Ok(Self {
             home: home.to_owned(),
             fingerprints: fingerprints.to_vec(),
             passphrase,
+            public,
         })
     }
 
@@ -196,15 +206,7 @@ impl Signer {
 
     /// The public halves of the signing keys, armored (`KEY.asc`).
     pub fn export_public(&self) -> Result<Vec<u8>, SignError> {
-        let mut ctx = context(&self.home, None)?;
-        let mut out = Vec::new();
-        ctx.export(
-            self.fingerprints.iter().map(String::as_str),
-            ExportMode::empty(),
-            &mut out,
-        )
-        .map_err(gpg("exporting the public key"))?;
-        Ok(out)
+        Ok(self.public.clone())
     }
 
     /// The keyring directory (for tools that call gpg themselves, such as rpmsign).

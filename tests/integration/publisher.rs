@@ -195,6 +195,31 @@ fn an_older_inrelease_still_finds_its_indexes_by_hash() {
         checked += 1;
     }
     assert!(checked > 3);
+
+    // Both states are snapshots; the first still holds only the first package.
+    let cfg = p.farm.path.to_str().unwrap();
+    let list = run(
+        "perestroika-publisher",
+        &["--config", cfg, "snapshot", "list", &p.farm.customer, "9.0"],
+    );
+    let listed = stdout(&list);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(listed.lines().nth(1).unwrap().starts_with("* "), "{listed}");
+    let show = run(
+        "perestroika-publisher",
+        &[
+            "--config",
+            cfg,
+            "snapshot",
+            "show",
+            &p.farm.customer,
+            "9.0",
+            "1",
+        ],
+    );
+    let shown = stdout(&show);
+    assert!(shown.contains("bookworm main hashy 1.0 all"), "{shown}");
+    assert!(!shown.contains(" other "), "{shown}");
 }
 
 #[test]
