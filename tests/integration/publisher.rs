@@ -372,3 +372,86 @@ fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_complet
         assert_eq!(apt.versions(&name), ["1.0"], "after the redo of {point}");
     }
 }
+
+/// During a key rotation both keys sign: a client trusting only the old key and one trusting
+/// only the new key both accept the repository.
+#[test]
+fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
+    let old = OperatorKey::new();
+    let new = OperatorKey::new();
+    let farm = Farm::with_sections(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "",
+        &format!(
+            "[signing]\nfingerprint = \"{}\"\nalso_sign_with = [\"{}\"]\n",
+            old.fingerprint, new.fingerprint
+        ),
+    );
+    let cfg = farm.path.to_str().unwrap();
+    for key in [&old, &new] {
+        let out = run(
+            "perestroika-publisher",
+            &[
+                "--config",
+                cfg,
+                "key",
+                "import",
+                key.secret_file.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let debs = tempfile::tempdir().unwrap();
+    let deb = make_deb(debs.path(), "rotated", "1.0", false, "a");
+    let out = run(
+        "perestroika-publisher",
+        &[
+            "--config",
+            cfg,
+            "include",
+            "--customer",
+            &farm.customer,
+            "--version",
+            "9.0",
+            "--distro",
+            "bookworm",
+            deb.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join("9.0");
+    for key in [&old, &new] {
+        let public = key.secret_file.with_file_name("public.asc");
+        let exported = std::process::Command::new("gpg")
+            .args(["--batch", "--homedir"])
+            .arg(key.secret_file.parent().unwrap())
+            .args(["--armor", "--export", &key.fingerprint])
+            .output()
+            .unwrap();
+        fs_err::write(&public, exported.stdout).unwrap();
+        let apt = AptRoot::new(
+            &public,
+            &format!("file:{}/deb bookworm main", tree.display()),
+        );
+        apt.update();
+        assert_eq!(
+            apt.versions("rotated"),
+            ["1.0"],
+            "a client trusting only {}",
+            key.fingerprint
+        );
+    }
+}

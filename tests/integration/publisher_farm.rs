@@ -252,3 +252,65 @@ async fn a_build_job_becomes_an_installable_signed_package() {
     );
     broker.close().await;
 }
+
+/// Two publishers on one queue: only one publishes; when it dies the other takes over.
+#[tokio::test]
+async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
+    let s = setup();
+    let cfg = s.farm.path.to_str().unwrap();
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let mut first = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("first.log"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("second.log"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for name in ["sac1", "sac2"] {
+        let job = stage_debs(&s.farm, &unique(name), &[name]);
+        broker
+            .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
+            .await
+            .unwrap();
+        announcement(
+            &broker,
+            &s.farm,
+            Duration::from_secs(60),
+            &[&first, &second],
+        )
+        .await;
+    }
+    let published_by = |d: &Daemon| d.output().matches("published").count();
+    assert_eq!(
+        published_by(&first),
+        2,
+        "the active publisher did not do both:\n{}",
+        first.output()
+    );
+    assert_eq!(
+        published_by(&second),
+        0,
+        "the standby publisher published:\n{}",
+        second.output()
+    );
+
+    first.kill();
+    let job = stage_debs(&s.farm, &unique("sac3"), &["sac3"]);
+    broker
+        .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
+        .await
+        .unwrap();
+    announcement(&broker, &s.farm, Duration::from_secs(60), &[&second]).await;
+    assert_eq!(published_by(&second), 1, "{}", second.output());
+    let apt = apt_for(&s.farm);
+    apt.update();
+    for name in ["sac1", "sac2", "sac3"] {
+        assert_eq!(apt.versions(name), ["1.0"], "{name}");
+    }
+    broker.close().await;
+}
