@@ -316,11 +316,13 @@ impl Publisher<'_> {
             .as_ref()
             .and_then(|s| s.passphrase_file.clone());
         let mut touched = std::collections::BTreeSet::new();
-        for file in files
+        let rpms: Vec<&Path> = files
             .iter()
             .filter(|f| f.extension().is_some_and(|e| e == "rpm"))
-        {
-            let arch = rpm::file_arch(file)?;
+            .map(PathBuf::as_path)
+            .collect();
+        let mut plan = Vec::new();
+        for (file, arch) in rpms.iter().zip(rpm::file_arches(&rpms)?) {
             let targets: Vec<String> = match arch.as_str() {
                 "noarch" => arches.iter().map(|a| a.to_string()).collect(),
                 "src" => vec!["source".into()],
@@ -335,16 +337,19 @@ impl Publisher<'_> {
             };
             for arch in targets {
                 let public = PathBuf::from("rpm").join(suite).join(&arch);
-                rpm::add_to_pool(
-                    file,
-                    &tree.pool().join(&public).join("Packages"),
-                    self.signer.home(),
-                    self.signer.fingerprint(),
-                    passphrase.as_deref(),
-                )?;
+                plan.push((
+                    file.to_path_buf(),
+                    tree.pool().join(&public).join("Packages"),
+                ));
                 touched.insert(arch);
             }
         }
+        rpm::add_to_pool(
+            &plan,
+            self.signer.home(),
+            self.signer.fingerprint(),
+            passphrase.as_deref(),
+        )?;
         for arch in touched {
             let public = PathBuf::from("rpm").join(suite).join(&arch);
             rpm::index(

@@ -58,47 +58,52 @@ pub fn rpm_arch(deb_arch: &str) -> &str {
     }
 }
 
-/// The architecture an rpm file is built for (`noarch`, `x86_64`, `src`).
-pub fn file_arch(path: &Path) -> Result<String, RpmError> {
-    let name = path.display().to_string();
-    let arch = run(
+/// One query of many rpm files: a `--qf` format applied to each, one line per file.
+fn query(files: &[&Path], format: &str) -> Result<Vec<String>, RpmError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let subject = format!("{} files", files.len());
+    let out = run(
         "rpm",
-        &name,
+        &subject,
         Command::new("rpm")
-            .args(["-qp", "--nosignature", "--qf", "%{ARCH}"])
-            .arg(path),
+            .args(["-qp", "--nosignature", "--qf"])
+            .arg(format!("{format}\n"))
+            .args(files),
     )?;
-    let source = run(
-        "rpm",
-        &name,
-        Command::new("rpm")
-            .args(["-qp", "--nosignature", "--qf", "%{SOURCERPM}"])
-            .arg(path),
-    )?;
-    Ok(if source.is_empty() || source == "(none)" {
-        "src".into()
-    } else {
-        arch
-    })
+    let lines: Vec<String> = out.lines().map(str::to_owned).collect();
+    if lines.len() != files.len() {
+        return Err(RpmError::Tool {
+            tool: "rpm",
+            subject,
+            detail: format!("expected {} answers, got {}", files.len(), lines.len()),
+        });
+    }
+    Ok(lines)
 }
 
-fn header_digest(path: &Path) -> Result<String, RpmError> {
-    run(
-        "rpm",
-        &path.display().to_string(),
-        Command::new("rpm")
-            .args(["-qp", "--nosignature", "--qf", "%{SHA256HEADER}"])
-            .arg(path),
-    )
+/// The architecture each rpm file is built for (`noarch`, `x86_64`, or `src` for a source rpm).
+pub fn file_arches(files: &[&Path]) -> Result<Vec<String>, RpmError> {
+    Ok(query(files, "%{ARCH} %{SOURCERPM}")?
+        .into_iter()
+        .map(|line| match line.split_once(' ') {
+            Some((_, "(none)")) | None => "src".to_owned(),
+            Some((arch, _)) => arch.to_owned(),
+        })
+        .collect())
 }
 
-/// Signs `file` in place with rpmsign, using the keyring at `gnupg_home`.
+/// Signs files in place with one rpmsign run, using the keyring at `gnupg_home`.
 pub fn sign(
-    file: &Path,
+    files: &[PathBuf],
     gnupg_home: &Path,
     fingerprint: &str,
     passphrase_file: Option<&Path>,
 ) -> Result<(), RpmError> {
+    if files.is_empty() {
+        return Ok(());
+    }
     let mut cmd = Command::new("rpmsign");
     cmd.arg("--addsign")
         .arg("--define")
@@ -114,40 +119,71 @@ pub fn sign(
             pass.display()
         ));
     }
-    cmd.arg(file);
-    run("rpmsign", &file.display().to_string(), &mut cmd).map(drop)
+    cmd.args(files);
+    run("rpmsign", &format!("{} files", files.len()), &mut cmd).map(drop)
 }
 
-/// Places a signed copy of `file` in `packages/` (the shared pool). Idempotent: the same
-/// package again is a no-op; a different one under the same name is refused.
+/// Places signed copies of rpm files in pool directories: `(file, packages dir)` pairs.
+/// Idempotent: a package already there is skipped; a different one under the same name is
+/// refused before anything is written. Returns how many were added.
 pub fn add_to_pool(
-    file: &Path,
-    packages: &Path,
+    plan: &[(PathBuf, PathBuf)],
     gnupg_home: &Path,
     fingerprint: &str,
     passphrase_file: Option<&Path>,
-) -> Result<bool, RpmError> {
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let dest = packages.join(&name);
-    if dest.exists() {
-        // Signing changes the file but not its header digest.
-        if header_digest(&dest)? == header_digest(file)? {
-            return Ok(false);
+) -> Result<usize, RpmError> {
+    let name = |f: &Path| {
+        f.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let existing: Vec<(&PathBuf, PathBuf)> = plan
+        .iter()
+        .map(|(file, packages)| (file, packages.join(name(file))))
+        .filter(|(_, dest)| dest.exists())
+        .collect();
+    // Signing changes a file but not its header digest.
+    let theirs = query(
+        &existing
+            .iter()
+            .map(|(_, d)| d.as_path())
+            .collect::<Vec<_>>(),
+        "%{SHA256HEADER}",
+    )?;
+    let ours = query(
+        &existing
+            .iter()
+            .map(|(f, _)| f.as_path())
+            .collect::<Vec<_>>(),
+        "%{SHA256HEADER}",
+    )?;
+    for ((file, _), (a, b)) in existing.iter().zip(theirs.iter().zip(&ours)) {
+        if a != b {
+            return Err(RpmError::Conflict { name: name(file) });
         }
-        return Err(RpmError::Conflict { name });
     }
-    fs_err::create_dir_all(packages).map_err(io(packages))?;
-    let tmp = packages.join(format!(".{name}.tmp"));
-    fs_err::copy(file, &tmp).map_err(io(&tmp))?;
-    if let Err(e) = sign(&tmp, gnupg_home, fingerprint, passphrase_file) {
-        let _ = fs_err::remove_file(&tmp);
+    let mut moves = Vec::new();
+    for (file, packages) in plan {
+        let dest = packages.join(name(file));
+        if dest.exists() || moves.iter().any(|(_, d)| d == &dest) {
+            continue;
+        }
+        fs_err::create_dir_all(packages).map_err(io(packages))?;
+        let tmp = packages.join(format!(".{}.tmp", name(file)));
+        fs_err::copy(file, &tmp).map_err(io(&tmp))?;
+        moves.push((tmp, dest));
+    }
+    let tmps: Vec<PathBuf> = moves.iter().map(|(t, _)| t.clone()).collect();
+    if let Err(e) = sign(&tmps, gnupg_home, fingerprint, passphrase_file) {
+        for t in &tmps {
+            let _ = fs_err::remove_file(t);
+        }
         return Err(e);
     }
-    fs_err::rename(&tmp, &dest).map_err(io(&dest))?;
-    Ok(true)
+    for (tmp, dest) in &moves {
+        fs_err::rename(tmp, dest).map_err(io(dest))?;
+    }
+    Ok(moves.len())
 }
 
 /// Indexes `repo_root/Packages/*.rpm` with createrepo_c into `output/repodata`.
