@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use perestroika_tests::apt::{make_deb, AptRoot, OperatorKey};
+use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::{run, Farm};
 
 /// A farm with the operator's key imported into the publisher.
@@ -16,27 +16,12 @@ struct Published {
 impl Published {
     fn new() -> Self {
         let key = OperatorKey::new();
-        let farm = Farm::with_sections(
+        let farm = signed_farm(
             "amqp://guest:guest@127.0.0.1:1/%2f",
+            &[&key],
             "",
-            &format!("[signing]\nfingerprint = \"{}\"\n", key.fingerprint),
+            BOOKWORM_RELEASE,
         );
-        let out = run(
-            "perestroika-publisher",
-            &[
-                "--config",
-                farm.path.to_str().unwrap(),
-                "key",
-                "import",
-                key.secret_file.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains(&key.fingerprint));
         Self {
             farm,
             _key: key,
@@ -379,32 +364,13 @@ fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_complet
 fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
     let old = OperatorKey::new();
     let new = OperatorKey::new();
-    let farm = Farm::with_sections(
+    let farm = signed_farm(
         "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&old, &new],
         "",
-        &format!(
-            "[signing]\nfingerprint = \"{}\"\nalso_sign_with = [\"{}\"]\n",
-            old.fingerprint, new.fingerprint
-        ),
+        BOOKWORM_RELEASE,
     );
     let cfg = farm.path.to_str().unwrap();
-    for key in [&old, &new] {
-        let out = run(
-            "perestroika-publisher",
-            &[
-                "--config",
-                cfg,
-                "key",
-                "import",
-                key.secret_file.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     let debs = tempfile::tempdir().unwrap();
     let deb = make_deb(debs.path(), "rotated", "1.0", false, "a");
     let out = run(

@@ -8,7 +8,7 @@ use perestroika_config::messages::{
     Message, MirrorAnnouncement, PublishJob, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{Family, QueueName, Stage};
-use perestroika_tests::apt::{make_deb, AptRoot, OperatorKey};
+use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
 use perestroika_tests::{combined_job, run, shared_amqp_url, unique, Daemon, Farm};
 
@@ -19,26 +19,18 @@ struct Setup {
 
 fn setup() -> Setup {
     let key = OperatorKey::new();
-    let farm = Farm::with_sections(
+    let farm = signed_farm(
         &shared_amqp_url(),
-        "",
+        &[&key],
         &format!(
-            "[signing]\nfingerprint = \"{}\"\n[build]\npackage_cache = \"{}\"\n",
-            key.fingerprint,
+            "[build]
+package_cache = \"{}\"
+",
             package_cache()
         ),
+        BOOKWORM_RELEASE,
     );
     let cfg = farm.path.to_str().unwrap();
-    let secret = key.secret_file.to_str().unwrap();
-    let out = run(
-        "perestroika-publisher",
-        &["--config", cfg, "key", "import", secret],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
     assert!(out.status.success());
     Setup { farm, _key: key }
@@ -285,15 +277,24 @@ async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
         )
         .await;
     }
-    let published_by = |d: &Daemon| d.output().matches("published").count();
+    // The log line follows the announcement: give it a moment.
+    let published_by = |d: &Daemon, expected: usize| {
+        for _ in 0..50 {
+            if d.output().matches("published").count() >= expected {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d.output().matches("published").count()
+    };
     assert_eq!(
-        published_by(&first),
+        published_by(&first, 2),
         2,
         "the active publisher did not do both:\n{}",
         first.output()
     );
     assert_eq!(
-        published_by(&second),
+        published_by(&second, 0),
         0,
         "the standby publisher published:\n{}",
         second.output()
@@ -306,7 +307,7 @@ async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
         .await
         .unwrap();
     announcement(&broker, &s.farm, Duration::from_secs(60), &[&second]).await;
-    assert_eq!(published_by(&second), 1, "{}", second.output());
+    assert_eq!(published_by(&second, 1), 1, "{}", second.output());
     let apt = apt_for(&s.farm);
     apt.update();
     for name in ["sac1", "sac2", "sac3"] {

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use perestroika_tests::apt::{make_rpm, OperatorKey};
-use perestroika_tests::{run, Farm};
+use perestroika_tests::apt::{make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::run;
 
 fn dnf_install(tree: &Path, root: &Path, package: &str) -> std::process::Output {
     Command::new("dnf")
@@ -33,28 +33,13 @@ fn dnf_install(tree: &Path, root: &Path, package: &str) -> std::process::Output 
 #[test]
 fn rpms_are_signed_indexed_and_installable_with_dnf() {
     let key = OperatorKey::new();
-    let farm = Farm::custom(
+    let farm = signed_farm(
         "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
         "",
-        &format!("[signing]\nfingerprint = \"{}\"\n", key.fingerprint),
         r#"{ name = "9.0", rpm = ["el9"] }"#,
     );
     let cfg = farm.path.to_str().unwrap();
-    let out = run(
-        "perestroika-publisher",
-        &[
-            "--config",
-            cfg,
-            "key",
-            "import",
-            key.secret_file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let work = tempfile::tempdir().unwrap();
     let (binary, source) = make_rpm(work.path(), "rpmtest", "1.0", "a");
     let include = |files: &[&Path]| {

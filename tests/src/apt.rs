@@ -212,3 +212,45 @@ pub fn make_rpm(dir: &Path, name: &str, version: &str, marker: &str) -> (PathBuf
     assert!(binary.is_file() && source.is_file());
     (binary, source)
 }
+
+/// A farm whose publisher holds `keys` (the first signs, the others sign alongside), with
+/// more `sections` and the customer's release `9.0` written as `release`.
+pub fn signed_farm(
+    amqp_url: &str,
+    keys: &[&OperatorKey],
+    sections: &str,
+    release: &str,
+) -> crate::Farm {
+    let also: Vec<String> = keys[1..]
+        .iter()
+        .map(|k| format!("\"{}\"", k.fingerprint))
+        .collect();
+    let signing = format!(
+        "[signing]\nfingerprint = \"{}\"\nalso_sign_with = [{}]\n{sections}",
+        keys[0].fingerprint,
+        also.join(", ")
+    );
+    let farm = crate::Farm::custom(amqp_url, "", &signing, release);
+    let cfg = farm.path.to_str().unwrap();
+    for key in keys {
+        let out = crate::run(
+            "perestroika-publisher",
+            &[
+                "--config",
+                cfg,
+                "key",
+                "import",
+                key.secret_file.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "key import: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    farm
+}
+
+/// The release line of the test farms: 9.0 for bookworm.
+pub const BOOKWORM_RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"] }"#;
