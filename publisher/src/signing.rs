@@ -119,6 +119,8 @@ pub struct Signer {
     passphrase: Option<String>,
     /// The armored public keys, exported once.
     public: Vec<u8>,
+    /// The signing keys, looked up once.
+    keys: Vec<gpgme::Key>,
 }
 
 impl Signer {
@@ -130,6 +132,7 @@ impl Signer {
         passphrase: Option<String>,
     ) -> Result<Self, SignError> {
         let mut ctx = context(home, passphrase.as_deref())?;
+        let mut keys = Vec::new();
         for fpr in fingerprints {
             let key = ctx
                 .get_secret_key(fpr.as_str())
@@ -162,6 +165,7 @@ impl Signer {
             if !usable_subkey {
                 return Err(unusable("no subkey can sign (all expired or revoked)"));
             }
+            keys.push(key);
         }
         let mut public = Vec::new();
         ctx.export(
@@ -175,16 +179,14 @@ impl Signer {
             fingerprints: fingerprints.to_vec(),
             passphrase,
             public,
+            keys,
         })
     }
 
     fn sign(&self, mode: SignMode, data: &[u8]) -> Result<Vec<u8>, SignError> {
         let mut ctx = context(&self.home, self.passphrase.as_deref())?;
-        for fpr in &self.fingerprints {
-            let key = ctx
-                .get_secret_key(fpr.as_str())
-                .map_err(gpg(format!("finding key {fpr}")))?;
-            ctx.add_signer(&key)
+        for (key, fpr) in self.keys.iter().zip(&self.fingerprints) {
+            ctx.add_signer(key)
                 .map_err(gpg(format!("selecting key {fpr}")))?;
         }
         with_passphrase(ctx, self.passphrase.as_deref(), |ctx| {

@@ -223,7 +223,13 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
 
 async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
     let docker = sandbox::connect()?;
-    let owner = format!("worker@{}", hostname());
+    // A worker instance is its host plus its state directory: a restarted instance finds its
+    // own leftovers, and other workers on the same host keep theirs.
+    let instance = {
+        use sha2::{Digest, Sha256};
+        hex::encode(&Sha256::digest(farm.paths.state.display().to_string().as_bytes())[..6])
+    };
+    let owner = format!("worker@{}:{instance}", hostname());
     let removed = sandbox::remove_leftovers(&docker, &owner)
         .await
         .context("cleaning up after an earlier run")?;
