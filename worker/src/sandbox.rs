@@ -205,7 +205,7 @@ impl Sandbox {
         log: &mut BuildLog,
     ) -> Result<i64, SandboxError> {
         let mut sink = |chunk: &[u8]| log.write(chunk);
-        self.run(who, cmd, env, stdin, &mut sink).await
+        self.exec_inner(who, cmd, env, stdin, &mut sink, None).await
     }
 
     /// Runs a command and returns its exit code and standard output (stderr goes to `log`).
@@ -221,33 +221,10 @@ impl Sandbox {
                 out.extend_from_slice(chunk);
                 Ok(())
             };
-            self.run_split(who, cmd, &[], None, &mut sink, log).await?
+            self.exec_inner(who, cmd, &[], None, &mut sink, Some(log))
+                .await?
         };
         Ok((code, out))
-    }
-
-    async fn run(
-        &self,
-        who: As,
-        cmd: &[&str],
-        env: &[(&str, &str)],
-        stdin: Option<Vec<u8>>,
-        sink: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
-    ) -> Result<i64, SandboxError> {
-        self.exec_inner(who, cmd, env, stdin, sink, None).await
-    }
-
-    async fn run_split(
-        &self,
-        who: As,
-        cmd: &[&str],
-        env: &[(&str, &str)],
-        stdin: Option<Vec<u8>>,
-        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
-        stderr: &mut BuildLog,
-    ) -> Result<i64, SandboxError> {
-        self.exec_inner(who, cmd, env, stdin, stdout, Some(stderr))
-            .await
     }
 
     async fn exec_inner(
