@@ -227,7 +227,18 @@ impl Broker {
         message: &M,
         message_id: &str,
     ) -> Result<(), BrokerError> {
-        self.publish_raw(
+        self.send(queue, message, message_id).await?.await
+    }
+
+    /// Sends a persistent message and returns the broker's confirm still to come, so that a
+    /// caller can keep several messages in flight and settle them in order.
+    pub async fn send<M: Message>(
+        &self,
+        queue: &str,
+        message: &M,
+        message_id: &str,
+    ) -> Result<impl Future<Output = Result<(), BrokerError>> + Send + 'static, BrokerError> {
+        self.send_raw(
             queue,
             &message.to_bytes(),
             message_id,
@@ -236,19 +247,30 @@ impl Broker {
         .await
     }
 
-    async fn publish_raw(
+    /// [`Broker::send`] for a payload already encoded.
+    pub async fn send_bytes(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        message_id: &str,
+    ) -> Result<impl Future<Output = Result<(), BrokerError>> + Send + 'static, BrokerError> {
+        self.send_raw(queue, payload, message_id, FieldTable::default())
+            .await
+    }
+
+    async fn send_raw(
         &self,
         queue: &str,
         payload: &[u8],
         message_id: &str,
         headers: FieldTable,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<impl Future<Output = Result<(), BrokerError>> + Send + 'static, BrokerError> {
         let props = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(message_id.into())
             .with_headers(headers);
-        let confirm = self
+        let pending = self
             .publish
             .basic_publish(
                 ShortString::from(""),
@@ -261,18 +283,18 @@ impl Broker {
                 props,
             )
             .await
-            .map_err(queue_err("publishing", queue))?
-            .await
-            .map_err(queue_err("confirming", queue))?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable {
-                queue: queue.to_owned(),
-            }),
-            Confirmation::Nack(_) | Confirmation::NotRequested => Err(BrokerError::Nacked {
-                queue: queue.to_owned(),
-            }),
-        }
+            .map_err(queue_err("publishing", queue))?;
+        let queue = queue.to_owned();
+        Ok(async move {
+            let confirm = pending.await.map_err(queue_err("confirming", &queue))?;
+            match confirm {
+                Confirmation::Ack(None) => Ok(()),
+                Confirmation::Ack(Some(_)) => Err(BrokerError::Unroutable { queue }),
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    Err(BrokerError::Nacked { queue })
+                }
+            }
+        })
     }
 
     /// Moves a delivery to its queue's dead-letter queue with a reason, then acknowledges it.
@@ -292,7 +314,8 @@ impl Broker {
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
         let dead = format!("{queue}{DEAD_SUFFIX}");
-        self.publish_raw(&dead, &delivery.data, &id, headers)
+        self.send_raw(&dead, &delivery.data, &id, headers)
+            .await?
             .await?;
         delivery
             .ack(BasicAckOptions::default())

@@ -391,6 +391,63 @@ impl Message for PublishJob {
     }
 }
 
+/// Sent on `publish.<customer>.<version>` when a change is merged, abandoned or deleted: its
+/// review repository is taken down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewRetirement {
+    pub schema_version: u32,
+    /// Deterministic: see [`ReviewRetirement::new`].
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub change: u64,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl ReviewRetirement {
+    /// A retirement with its id (the same change always gives the same id).
+    pub fn new(customer: &str, version: &str, change: u64) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: Self::id(customer, version, change),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            change,
+            requested_at: Utc::now(),
+        }
+    }
+
+    fn id(customer: &str, version: &str, change: u64) -> String {
+        job_id(&[
+            "retire-review".into(),
+            customer.to_owned(),
+            version.to_owned(),
+            change.to_string(),
+        ])
+    }
+}
+
+impl Message for ReviewRetirement {
+    const KIND: &'static str = "review retirement";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        let expected = Self::id(&self.customer, &self.version, self.change);
+        if expected != self.job_id {
+            return Err(MessageError::JobId {
+                kind: k,
+                found: self.job_id.clone(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Sent on `mirror.<customer>.<version>` after each switch of the public tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorAnnouncement {

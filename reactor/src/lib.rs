@@ -1,4 +1,10 @@
 //! The reactor turns Gerrit events into build jobs; `perestroika-queue` is the operator's view
 //! of the queues.
 
+pub mod daemon;
+pub mod events;
+pub mod outbox;
+pub mod plan;
+pub mod ssh;
+pub mod state;
 pub mod topology;

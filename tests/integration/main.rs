@@ -5,6 +5,7 @@ mod cli;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;
+mod reactor;
 mod topology;
 mod worker;
 mod worker_farm;

@@ -4,6 +4,7 @@
 
 pub mod apt;
 pub mod debian;
+pub mod gerrit;
 pub mod rabbit;
 
 use std::path::{Path, PathBuf};

@@ -72,6 +72,11 @@ impl Rabbit {
         self.ctl("stop");
     }
 
+    /// Starts a stopped node again on the same data.
+    pub fn start_again(&self) {
+        self.ctl("start");
+    }
+
     /// Stops the node and starts it again on the same data.
     pub fn restart(&self) {
         self.stop();

@@ -3,6 +3,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::settings::{FarmConfig, GerritSettings};
+use perestroika_reactor::daemon::Reactor;
 
 /// Listens to Gerrit and turns merges, patch sets and rebuild requests into build jobs.
 #[derive(Parser)]
@@ -17,6 +19,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Listen to Gerrit's stream-events and queue build jobs until stopped. Reconnects by
+    /// itself and catches up on what happened meanwhile; exits 1 when the operator must act
+    /// (unknown or changed host key, refused credentials, unreadable state).
+    Run,
     /// Validate the configuration and show the mapping rules in force.
     Check,
     /// Show what the farm builds for a Gerrit project and branch, or why it builds nothing.
@@ -34,14 +40,17 @@ fn main() -> ExitCode {
     run_main("info", async move {
         let farm = load_config(&cli.config)?;
         match cli.command {
+            Command::Run => {
+                let gerrit = gerrit_settings(&farm)?.clone();
+                let mapping = farm.mapping()?;
+                let reactor = Reactor::start(farm, gerrit, mapping).await?;
+                tokio::select! {
+                    e = reactor.run() => Err(e.into()),
+                    _ = tokio::signal::ctrl_c() => Ok(()),
+                }
+            }
             Command::Check => {
-                let Some(gerrit) = &farm.gerrit else {
-                    return Err(UsageError(format!(
-                        "configuration {} has no [gerrit] section; the reactor needs host, user, key_file and known_hosts",
-                        farm.source.display()
-                    ))
-                    .into());
-                };
+                let gerrit = gerrit_settings(&farm)?;
                 println!("configuration {} is valid", farm.source.display());
                 println!("gerrit: {}@{}:{}", gerrit.user, gerrit.host, gerrit.port);
                 let rules = farm
@@ -69,5 +78,14 @@ fn main() -> ExitCode {
                 }
             }
         }
+    })
+}
+
+fn gerrit_settings(farm: &FarmConfig) -> Result<&GerritSettings, UsageError> {
+    farm.gerrit.as_ref().ok_or_else(|| {
+        UsageError(format!(
+            "configuration {} has no [gerrit] section; the reactor needs host, user, key_file and known_hosts",
+            farm.source.display()
+        ))
     })
 }

@@ -1,0 +1,336 @@
+//! The reactor proper: one SSH session with Gerrit at a time, its stream of events turned
+//! into jobs, a catch-up query after every (re)connect, and the state that makes both safe.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use perestroika_config::backoff::Backoff;
+use perestroika_config::messages::{Message, ReviewRetirement, TriggerKind};
+use perestroika_config::queues::{QueueName, Stage};
+use perestroika_config::settings::{FarmConfig, GerritSettings};
+use perestroika_config::Mapping;
+use tracing::{debug, info, warn};
+
+use crate::events::{parse_event, parse_query_line, Event, QueryLine, Skip, Stamped};
+use crate::outbox::{Batch, Outbox, Outgoing};
+use crate::plan::{Action, NotPlanned, Planner};
+use crate::ssh::{shell_quote, GerritSession, SshError};
+use crate::state::{State, StateError};
+
+/// Why the reactor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReactorError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// How often the state is written while events flow.
+const SAVE_EVERY: Duration = Duration::from_millis(250);
+/// Rows per catch-up query page.
+const QUERY_PAGE: u32 = 200;
+
+/// The running reactor.
+pub struct Reactor {
+    farm: FarmConfig,
+    gerrit: GerritSettings,
+    mapping: Mapping,
+    state_path: PathBuf,
+    state: State,
+    dirty: bool,
+    outbox: Outbox,
+}
+
+impl Reactor {
+    /// Loads the state and connects to the broker (waiting for it if it is down).
+    pub async fn start(
+        farm: FarmConfig,
+        gerrit: GerritSettings,
+        mapping: Mapping,
+    ) -> Result<Self, ReactorError> {
+        let state_path = State::path(&farm.paths.state);
+        let state = State::load(&state_path)?;
+        info!(state = %state_path.display(), last_event_time = ?state.last_event_time, remembered_jobs = state.queued.len(), "reactor state loaded");
+        let outbox = Outbox::connect(&farm).await;
+        Ok(Self {
+            farm,
+            gerrit,
+            mapping,
+            state_path,
+            state,
+            dirty: false,
+            outbox,
+        })
+    }
+
+    /// Runs for ever; returns only when the operator must act (host key, credentials, state).
+    pub async fn run(mut self) -> ReactorError {
+        let mut backoff = Backoff::new(
+            Duration::from_millis(500),
+            Duration::from_secs(self.farm.broker.reconnect_max_secs.max(1)),
+        );
+        loop {
+            let ended = self.session(&mut backoff).await;
+            self.finish_batches().await;
+            if let Err(e) = self.save() {
+                return e;
+            }
+            match ended {
+                Err(ReactorError::Ssh(e)) if !e.is_fatal() => {
+                    let delay = backoff.next_delay();
+                    warn!(error = %e, retry_in = ?delay, "Gerrit session lost; reconnecting, then catching up");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return e,
+                Ok(()) => {}
+            }
+        }
+    }
+
+    async fn session(&mut self, backoff: &mut Backoff) -> Result<(), ReactorError> {
+        let session = GerritSession::connect(&self.gerrit).await?;
+        // Listen first, then catch up: whatever happens meanwhile waits in the stream.
+        let mut lines = session.stream_events().await?;
+        info!(host = %self.gerrit.host, port = self.gerrit.port, "listening to gerrit stream-events");
+        self.catch_up(&session).await?;
+        backoff.reset();
+        let mut tick = tokio::time::interval(SAVE_EVERY);
+        loop {
+            tokio::select! {
+                biased;
+                settled = self.outbox.settle(), if !self.outbox.is_empty() => match settled {
+                    Ok(batch) => self.handled(batch),
+                    Err(e) => {
+                        warn!(error = %e, "broker did not confirm; holding events and reconnecting");
+                        self.outbox.recover().await;
+                    }
+                },
+                line = lines.next_line(), if self.outbox.has_room() => {
+                    let line = line?;
+                    self.on_line(&session, &line).await?;
+                }
+                _ = tick.tick() => self.save()?,
+            }
+        }
+    }
+
+    async fn on_line(&mut self, session: &GerritSession, line: &str) -> Result<(), ReactorError> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(());
+        }
+        match parse_event(line) {
+            Ok(stamped) => self.on_event(session, &stamped, false).await,
+            Err(Skip::Ignored(kind)) => {
+                debug!(%kind, "skipped event: not acted on");
+                Ok(())
+            }
+            Err(e @ Skip::Malformed(_)) => {
+                let shown: String = line.chars().take(200).collect();
+                warn!(reason = %e, line = %shown, "skipped event");
+                Ok(())
+            }
+        }
+    }
+
+    /// Plans an event and hands its messages to the outbox, skipping work already queued.
+    async fn on_event(
+        &mut self,
+        session: &GerritSession,
+        stamped: &Stamped,
+        catch_up: bool,
+    ) -> Result<(), ReactorError> {
+        let planner = Planner {
+            farm: &self.farm,
+            mapping: &self.mapping,
+            gerrit: &self.gerrit,
+        };
+        let actions = match planner.plan(session, stamped, catch_up).await {
+            Ok(actions) => actions,
+            Err(NotPlanned::Nothing(why)) => {
+                info!(event = %describe(&stamped.event), reason = %why, "skipped event");
+                return Ok(());
+            }
+            Err(NotPlanned::Lookup(e)) => return Err(e.into()),
+        };
+        let mut messages = Vec::new();
+        for action in actions {
+            let (queue, id, payload, what, forced) = match action {
+                Action::Build(job) => {
+                    let queue = QueueName::new(Stage::Build, &job.customer, &job.version);
+                    let forced =
+                        matches!(job.trigger.kind, TriggerKind::Recheck | TriggerKind::Manual);
+                    let what = format!(
+                        "build {} for {} ({:?})",
+                        job.package, job.distro, job.target
+                    );
+                    (queue, job.job_id.clone(), job.to_bytes(), what, forced)
+                }
+                Action::Retire {
+                    customer,
+                    version,
+                    change,
+                } => {
+                    let retire = ReviewRetirement::new(&customer, &version, change);
+                    let queue = QueueName::new(Stage::Publish, &customer, &version);
+                    let what = format!("retire the review repository of change {change}");
+                    (queue, retire.job_id.clone(), retire.to_bytes(), what, false)
+                }
+            };
+            if !forced && (self.state.was_queued(&id) || self.outbox.holds(&id)) {
+                debug!(job = %id, %what, "already queued");
+                continue;
+            }
+            info!(event = %describe(&stamped.event), job = %id, queue = %queue, %what, "queueing");
+            messages.push(Outgoing {
+                queue: queue.to_string(),
+                id,
+                payload,
+            });
+        }
+        let event_time = Some(stamped.created_on.unwrap_or_else(|| Utc::now().timestamp()));
+        self.outbox
+            .push(Batch {
+                messages,
+                event_time,
+            })
+            .await;
+        Ok(())
+    }
+
+    fn handled(&mut self, batch: Batch) {
+        let ids: Vec<String> = batch.messages.into_iter().map(|m| m.id).collect();
+        self.state
+            .record(&ids, batch.event_time, Utc::now().timestamp());
+        self.dirty = true;
+    }
+
+    async fn finish_batches(&mut self) {
+        for batch in self.outbox.drain().await {
+            self.handled(batch);
+        }
+    }
+
+    fn save(&mut self) -> Result<(), ReactorError> {
+        if self.dirty {
+            self.state.prune(Utc::now().timestamp());
+            self.state.save(&self.state_path)?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Queries what changed since the last handled event (minus the safety margin): merged
+    /// changes build for the release, open changes' current patch sets for review.
+    async fn catch_up(&mut self, session: &GerritSession) -> Result<(), ReactorError> {
+        let Some(last) = self.state.last_event_time else {
+            info!("first start: nothing to catch up on");
+            return Ok(());
+        };
+        let since = last - self.gerrit.catchup_margin_secs as i64;
+        let after = Utc
+            .timestamp_opt(since, 0)
+            .single()
+            .unwrap_or_else(Utc::now)
+            .format("%Y-%m-%d %H:%M:%S +0000")
+            .to_string();
+        let mut events = Vec::new();
+        for status in ["merged", "open"] {
+            let mut start = 0;
+            loop {
+                let command = format!(
+                    "gerrit query --format=JSON --current-patch-set --start {start} {} {} limit:{QUERY_PAGE}",
+                    shell_quote(&format!("status:{status}")),
+                    shell_quote(&format!("after:\"{after}\""))
+                );
+                let out = session.run(&command).await?;
+                let (mut rows, mut more) = (0, false);
+                for line in String::from_utf8_lossy(&out)
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                {
+                    match parse_query_line(line) {
+                        Ok(QueryLine::Row(row)) => {
+                            rows += 1;
+                            let Some(patch_set) = row.current_patch_set else {
+                                warn!(
+                                    change = row.change.number,
+                                    "query row without current patch set; skipped"
+                                );
+                                continue;
+                            };
+                            let event = if status == "merged" {
+                                Event::ChangeMerged {
+                                    change: row.change,
+                                    patch_set,
+                                }
+                            } else {
+                                Event::PatchsetCreated {
+                                    change: row.change,
+                                    patch_set,
+                                }
+                            };
+                            events.push(Stamped {
+                                event,
+                                created_on: row.last_updated,
+                            });
+                        }
+                        Ok(QueryLine::Stats { more_changes, .. }) => more = more_changes,
+                        Err(e) => warn!(reason = %e, "skipped query line"),
+                    }
+                }
+                if !more || rows == 0 {
+                    break;
+                }
+                start += rows;
+            }
+        }
+        events.sort_by_key(|e| e.created_on);
+        info!(since = %after, changes = events.len(), "catching up");
+        for stamped in &events {
+            self.on_event(session, stamped, true).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A short description of an event for the log.
+pub fn describe(event: &Event) -> String {
+    match event {
+        Event::ChangeMerged { change, patch_set } => {
+            format!(
+                "change-merged {} {},{}",
+                change.project, change.number, patch_set.number
+            )
+        }
+        Event::PatchsetCreated { change, patch_set } => {
+            format!(
+                "patchset-created {} {},{}",
+                change.project, change.number, patch_set.number
+            )
+        }
+        Event::CommentAdded {
+            change, patch_set, ..
+        } => {
+            format!(
+                "comment-added {} {},{}",
+                change.project, change.number, patch_set.number
+            )
+        }
+        Event::RefUpdated {
+            project,
+            refname,
+            new_rev,
+        } => {
+            format!(
+                "ref-updated {project} {refname} {}",
+                &new_rev[..new_rev.len().min(12)]
+            )
+        }
+        Event::ChangeClosed { change } => {
+            format!("change-closed {} {}", change.project, change.number)
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! From a Gerrit event to the work it asks for: build jobs per distro, or retiring a change's
+//! review repository. Events the farm does not act on come back with the reason.
+
+use perestroika_config::mapping::{branch_name, Mapping, ProjectMatch, Role};
+use perestroika_config::messages::{BuildJob, GitSource, Sources, Target, Trigger, TriggerKind};
+use perestroika_config::settings::{FarmConfig, GerritSettings};
+
+use crate::events::{Change, Event, PatchSet, Stamped, NULL_REV};
+use crate::ssh::{GerritSession, SshError};
+
+/// What an event asks the farm to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Build(Box<BuildJob>),
+    /// The change was merged, abandoned or deleted: its review repository goes.
+    Retire {
+        customer: String,
+        version: String,
+        change: u64,
+    },
+}
+
+/// Why an event leads to nothing, or could not be planned now.
+#[derive(Debug, thiserror::Error)]
+pub enum NotPlanned {
+    /// The event is valid but asks for nothing (unmapped project, a tag, a plain comment…).
+    #[error("{0}")]
+    Nothing(String),
+    /// Looking up the other project's branch head failed; try again later.
+    #[error(transparent)]
+    Lookup(#[from] SshError),
+}
+
+/// Where branch heads come from (the Gerrit session; a table in unit tests).
+pub trait Heads {
+    /// The commit `branch` of `project` points at, if the branch exists.
+    fn branch_head(
+        &self,
+        project: &str,
+        branch: &str,
+    ) -> impl std::future::Future<Output = Result<Option<String>, SshError>> + Send;
+}
+
+impl Heads for GerritSession {
+    async fn branch_head(&self, project: &str, branch: &str) -> Result<Option<String>, SshError> {
+        GerritSession::branch_head(self, project, branch).await
+    }
+}
+
+/// Turns events into actions with the farm's mapping rules.
+pub struct Planner<'a> {
+    pub farm: &'a FarmConfig,
+    pub mapping: &'a Mapping,
+    pub gerrit: &'a GerritSettings,
+}
+
+/// Whether a review comment asks for a rebuild: one of its lines is the phrase.
+pub fn asks_for_rebuild(comment: &str, phrase: &str) -> bool {
+    let phrase = phrase.trim();
+    !phrase.is_empty()
+        && comment
+            .lines()
+            .any(|line| line.trim().eq_ignore_ascii_case(phrase))
+}
+
+impl Planner<'_> {
+    /// Plans an event. `catch_up` marks events recovered by a query after a gap.
+    pub async fn plan<H: Heads>(
+        &self,
+        heads: &H,
+        stamped: &Stamped,
+        catch_up: bool,
+    ) -> Result<Vec<Action>, NotPlanned> {
+        let time = stamped.created_on;
+        let kind = |live| if catch_up { TriggerKind::CatchUp } else { live };
+        match &stamped.event {
+            Event::ChangeMerged { change, patch_set } => {
+                let found = self.map(&change.project, &change.branch)?;
+                let trigger = trigger(kind(TriggerKind::ChangeMerged), change, patch_set, time);
+                let mut actions = self
+                    .builds(
+                        heads,
+                        &found,
+                        &patch_set.revision,
+                        None,
+                        Target::Release,
+                        trigger,
+                    )
+                    .await?;
+                actions.push(retire(&found, change));
+                Ok(actions)
+            }
+            Event::PatchsetCreated { change, patch_set } => {
+                let trigger = trigger(kind(TriggerKind::PatchsetCreated), change, patch_set, time);
+                self.review(heads, change, patch_set, trigger).await
+            }
+            Event::CommentAdded {
+                change,
+                patch_set,
+                comment,
+            } => {
+                if !asks_for_rebuild(comment, &self.gerrit.recheck_phrase) {
+                    return Err(NotPlanned::Nothing(format!(
+                        "comment on change {} does not ask for a rebuild ({:?})",
+                        change.number, self.gerrit.recheck_phrase
+                    )));
+                }
+                if change.status.as_deref().is_some_and(|s| s != "NEW") {
+                    return Err(NotPlanned::Nothing(format!(
+                        "recheck on change {} ignored: the change is {}",
+                        change.number,
+                        change.status.as_deref().unwrap_or_default()
+                    )));
+                }
+                let trigger = trigger(TriggerKind::Recheck, change, patch_set, time);
+                self.review(heads, change, patch_set, trigger).await
+            }
+            Event::RefUpdated {
+                project,
+                refname,
+                new_rev,
+            } => {
+                let branch = branch_name(refname).map_err(|e| {
+                    NotPlanned::Nothing(format!("{e}; only branch updates are built"))
+                })?;
+                if new_rev == NULL_REV {
+                    return Err(NotPlanned::Nothing(format!(
+                        "branch {branch:?} of {project:?} was deleted"
+                    )));
+                }
+                let found = self.map(project, branch)?;
+                let trigger = Trigger {
+                    kind: kind(TriggerKind::RefUpdated),
+                    change: None,
+                    patchset: None,
+                    event_time: time,
+                };
+                self.builds(heads, &found, new_rev, None, Target::Release, trigger)
+                    .await
+            }
+            Event::ChangeClosed { change } => {
+                let found = self.map(&change.project, &change.branch)?;
+                Ok(vec![retire(&found, change)])
+            }
+        }
+    }
+
+    fn map(&self, project: &str, branch: &str) -> Result<ProjectMatch, NotPlanned> {
+        self.mapping
+            .resolve(self.farm, project, branch)
+            .map_err(|e| NotPlanned::Nothing(e.to_string()))
+    }
+
+    async fn review<H: Heads>(
+        &self,
+        heads: &H,
+        change: &Change,
+        patch_set: &PatchSet,
+        trigger: Trigger,
+    ) -> Result<Vec<Action>, NotPlanned> {
+        let found = self.map(&change.project, &change.branch)?;
+        let target = Target::Review {
+            change: change.number,
+        };
+        self.builds(
+            heads,
+            &found,
+            &patch_set.revision,
+            Some(&patch_set.fetch_ref),
+            target,
+            trigger,
+        )
+        .await
+    }
+
+    /// One build job per distro the project builds for, with `commit` for the event's project
+    /// and the other project (code or packaging) at the same branch's head.
+    async fn builds<H: Heads>(
+        &self,
+        heads: &H,
+        found: &ProjectMatch,
+        commit: &str,
+        fetch_ref: Option<&str>,
+        target: Target,
+        trigger: Trigger,
+    ) -> Result<Vec<Action>, NotPlanned> {
+        let source = |project: &str, commit: &str, fetch_ref: Option<&str>| GitSource {
+            project: project.to_owned(),
+            url: self.gerrit.clone_url(project),
+            branch: found.branch.clone(),
+            commit: commit.to_owned(),
+            fetch_ref: fetch_ref.map(str::to_owned),
+        };
+        let sources = match found.role {
+            Role::Combined => Sources::Combined {
+                repo: source(&found.code_project, commit, fetch_ref),
+            },
+            Role::Code | Role::Packaging => {
+                let other = if found.role == Role::Code {
+                    &found.packaging_project
+                } else {
+                    &found.code_project
+                };
+                let Some(head) = heads.branch_head(other, &found.branch).await? else {
+                    return Err(NotPlanned::Nothing(format!(
+                        "{other:?} has no branch {:?} to build {} with",
+                        found.branch, found.package
+                    )));
+                };
+                let this = source(
+                    if found.role == Role::Code {
+                        &found.code_project
+                    } else {
+                        &found.packaging_project
+                    },
+                    commit,
+                    fetch_ref,
+                );
+                let other = source(other, &head, None);
+                let (code, packaging) = if found.role == Role::Code {
+                    (this, other)
+                } else {
+                    (other, this)
+                };
+                Sources::Split { code, packaging }
+            }
+        };
+        let release = self
+            .farm
+            .release(&found.customer, &found.version)
+            .ok_or_else(|| {
+                NotPlanned::Nothing(format!(
+                    "{} {} is not configured",
+                    found.customer, found.version
+                ))
+            })?;
+        let distros: Vec<_> = release
+            .distros()
+            .filter(|(family, distro)| {
+                found.distro.as_deref().is_none_or(|d| d == *distro)
+                    && found.family.is_none_or(|f| f == *family)
+            })
+            .collect();
+        if distros.is_empty() {
+            return Err(NotPlanned::Nothing(format!(
+                "{} {} has no distro to build {} for",
+                found.customer, found.version, found.package
+            )));
+        }
+        Ok(distros
+            .into_iter()
+            .map(|(family, distro)| {
+                Action::Build(Box::new(BuildJob::new(
+                    &found.customer,
+                    &found.version,
+                    &found.package,
+                    family,
+                    distro,
+                    sources.clone(),
+                    target.clone(),
+                    0,
+                    trigger.clone(),
+                )))
+            })
+            .collect())
+    }
+}
+
+fn trigger(kind: TriggerKind, change: &Change, patch_set: &PatchSet, time: Option<i64>) -> Trigger {
+    Trigger {
+        kind,
+        change: Some(change.number),
+        patchset: Some(patch_set.number),
+        event_time: time,
+    }
+}
+
+fn retire(found: &ProjectMatch, change: &Change) -> Action {
+    Action::Retire {
+        customer: found.customer.clone(),
+        version: found.version.clone(),
+        change: change.number,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::parse_event;
+    use std::path::Path;
+
+    struct Table;
+
+    impl Heads for Table {
+        async fn branch_head(&self, project: &str, _: &str) -> Result<Option<String>, SshError> {
+            Ok((project == "acme/openstack-build/nova").then(|| "b".repeat(40)))
+        }
+    }
+
+    fn farm() -> FarmConfig {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/farm.toml");
+        FarmConfig::load_with_env(&path, Vec::new()).unwrap()
+    }
+
+    async fn plan(line: &str) -> Result<Vec<Action>, NotPlanned> {
+        let farm = farm();
+        let mapping = farm.mapping().unwrap();
+        let gerrit = farm.gerrit.clone().unwrap();
+        let planner = Planner {
+            farm: &farm,
+            mapping: &mapping,
+            gerrit: &gerrit,
+        };
+        planner
+            .plan(&Table, &parse_event(line).unwrap(), false)
+            .await
+    }
+
+    fn event(kind: &str, project: &str, branch: &str, extra: &str) -> String {
+        format!(
+            r#"{{"type":"{kind}","change":{{"project":"{project}","branch":"{branch}","number":"42","status":"NEW"}},"patchSet":{{"number":"2","revision":"{}","ref":"refs/changes/42/42/2"}}{extra}}}"#,
+            "a".repeat(40)
+        )
+    }
+
+    fn jobs(actions: &[Action]) -> Vec<&BuildJob> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Build(job) => Some(job.as_ref()),
+                Action::Retire { .. } => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn merge_of_code_builds_with_packaging_head_and_retires_review() {
+        let actions = plan(&event(
+            "change-merged",
+            "acme/openstack/nova",
+            "openstack-ci/fuel-9.0/mitaka",
+            "",
+        ))
+        .await
+        .unwrap();
+        let builds = jobs(&actions);
+        assert!(!builds.is_empty());
+        for job in &builds {
+            assert_eq!(job.target, Target::Release);
+            let Sources::Split { code, packaging } = &job.sources else {
+                panic!()
+            };
+            assert_eq!(code.commit, "a".repeat(40));
+            assert_eq!(packaging.commit, "b".repeat(40));
+            assert_eq!(packaging.project, "acme/openstack-build/nova");
+        }
+        assert!(actions.contains(&Action::Retire {
+            customer: "acme".into(),
+            version: "9.0".into(),
+            change: 42
+        }));
+    }
+
+    #[tokio::test]
+    async fn patch_set_builds_for_review_from_its_ref() {
+        let actions = plan(&event(
+            "patchset-created",
+            "acme/openstack/nova",
+            "openstack-ci/fuel-9.0/mitaka",
+            "",
+        ))
+        .await
+        .unwrap();
+        for job in jobs(&actions) {
+            assert_eq!(job.target, Target::Review { change: 42 });
+            let Sources::Split { code, .. } = &job.sources else {
+                panic!()
+            };
+            assert_eq!(code.fetch_ref.as_deref(), Some("refs/changes/42/42/2"));
+        }
+    }
+
+    #[tokio::test]
+    async fn recheck_only_on_the_phrase() {
+        let asks = event(
+            "comment-added",
+            "acme/openstack/nova",
+            "openstack-ci/fuel-9.0/mitaka",
+            r#","comment":"Patch Set 2:\n\nrecheck""#,
+        );
+        let jobs_of_recheck = plan(&asks).await.unwrap();
+        assert_eq!(jobs(&jobs_of_recheck)[0].trigger.kind, TriggerKind::Recheck);
+        let chat = asks.replace("recheck", "looks good, please recheck later");
+        let e = plan(&chat).await.unwrap_err();
+        assert!(e.to_string().contains("does not ask for a rebuild"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unmapped_and_missing_heads_say_why() {
+        let e = plan(&event("change-merged", "other/x", "master", ""))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no mapping rule"), "{e}");
+        let e = plan(&event(
+            "change-merged",
+            "acme/openstack-build/cinder",
+            "openstack-ci/fuel-9.0/mitaka",
+            "",
+        ))
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("has no branch"), "{e}");
+        let tag = r#"{"type":"ref-updated","refUpdate":{"project":"acme/openstack/nova","refName":"refs/tags/1.0","oldRev":"0","newRev":"1"}}"#;
+        let e = plan(tag).await.unwrap_err();
+        assert!(e.to_string().contains("only branch updates"), "{e}");
+    }
+
+    #[test]
+    fn rebuild_phrase() {
+        assert!(asks_for_rebuild("Patch Set 3:\n\n  Recheck ", "recheck"));
+        assert!(!asks_for_rebuild("Patch Set 3: Code-Review+2", "recheck"));
+        assert!(!asks_for_rebuild("recheck", " "));
+    }
+}

@@ -1,0 +1,430 @@
+//! The reactor against a Gerrit stand-in (real sshd, real git) and a real RabbitMQ.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::BasicAckOptions;
+use perestroika_config::broker::Broker;
+use perestroika_config::messages::{
+    BuildJob, Message, ReviewRetirement, Sources, Target, TriggerKind,
+};
+use perestroika_config::{QueueName, Stage};
+use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
+use perestroika_tests::rabbit::Rabbit;
+use perestroika_tests::{shared_amqp_url, unique, Daemon, Farm};
+use serde_json::json;
+
+const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
+
+struct Setup {
+    gerrit: Gerrit,
+    farm: Farm,
+}
+
+fn setup(amqp_url: &str) -> Setup {
+    let gerrit = Gerrit::start();
+    let farm = Farm::with_sections(amqp_url, "", &gerrit.config_section());
+    Setup { gerrit, farm }
+}
+
+impl Setup {
+    fn reactor(&self) -> Daemon {
+        let log = self
+            .farm
+            .dir
+            .path()
+            .join(format!("{}.log", unique("reactor")));
+        let daemon = Daemon::start(
+            "perestroika-reactor",
+            &["--config", self.farm.path.to_str().unwrap(), "run"],
+            &log,
+        );
+        wait_for_log(&daemon, "listening to gerrit stream-events", 1);
+        self.gerrit.wait_for_streams(1);
+        daemon
+    }
+
+    fn combined(&self, package: &str) -> String {
+        format!("{}/packages/deb/bookworm/{package}", self.farm.customer)
+    }
+
+    fn change(&self, project: &str, branch: &str, number: u64, revision: &str) -> ChangeSpec {
+        ChangeSpec {
+            project: project.to_owned(),
+            branch: branch.to_owned(),
+            number,
+            patch_set: 1,
+            revision: revision.to_owned(),
+        }
+    }
+
+    /// Emits a merge of a combined-project change with a made-up revision, and records it for
+    /// `gerrit query`.
+    fn merge(&self, number: u64, live: bool) -> ChangeSpec {
+        let change = self.change(
+            &self.combined("hello"),
+            "9.0",
+            number,
+            &format!("{number:040x}"),
+        );
+        self.gerrit.record(&change.row("MERGED"));
+        if live {
+            self.gerrit.emit(&change.event("change-merged", json!({})));
+        }
+        change
+    }
+
+    fn queue(&self, stage: Stage) -> String {
+        QueueName::new(stage, &self.farm.customer, "9.0").to_string()
+    }
+}
+
+fn wait_for_log(daemon: &Daemon, needle: &str, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon.output().matches(needle).count() < times {
+        assert!(
+            Instant::now() < deadline,
+            "the reactor never logged {needle:?} {times} times:\n{}",
+            daemon.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Consumes messages from `queue` until `done` says so (or the time is up), acknowledging
+/// them; then keeps listening for `quiet` to catch extras.
+async fn collect<M: Message>(
+    broker: &Broker,
+    queue: &str,
+    done: impl Fn(&[M]) -> bool,
+    quiet: Duration,
+) -> Vec<M> {
+    let (_channel, mut consumer) = broker.consume(queue, 500).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_until = None;
+    loop {
+        if quiet_until.is_none() && done(&got) {
+            quiet_until = Some(Instant::now() + quiet);
+        }
+        let until = quiet_until.unwrap_or(deadline);
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, consumer.next()).await {
+            Ok(Some(Ok(d))) => {
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                got.push(M::from_bytes(&d.data).unwrap());
+            }
+            _ => break,
+        }
+    }
+    got
+}
+
+fn ids(jobs: &[BuildJob]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for j in jobs {
+        *seen.entry(j.job_id.clone()).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn events_become_jobs_and_everything_else_is_skipped_with_a_reason() {
+    let s = setup(&shared_amqp_url());
+    let c = s.farm.customer.clone();
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    let code_head = s.gerrit.push(
+        &code,
+        SPLIT_BRANCH,
+        &[("README".into(), "code\n".into())],
+        "code",
+    );
+    let packaging_head = s.gerrit.push(
+        &packaging,
+        SPLIT_BRANCH,
+        &[("debian/control".into(), "x\n".into())],
+        "pkg",
+    );
+    let reactor = s.reactor();
+
+    let merged = s.change(&code, SPLIT_BRANCH, 101, &code_head);
+    let review = s.change(&s.combined("hello"), "9.0", 102, &"c".repeat(40));
+    let review = ChangeSpec {
+        patch_set: 2,
+        ..review
+    };
+    s.gerrit.emit_raw(&[
+        merged
+            .event("change-merged", json!({"newRev": code_head}))
+            .to_string(),
+        review.event("patchset-created", json!({})).to_string(),
+    ]);
+    // Two builds and the merged change's review retirement.
+    wait_for_log(&reactor, "queueing", 3);
+    let mut lines = Vec::new();
+    let pushed = s.gerrit.push(
+        &packaging,
+        SPLIT_BRANCH,
+        &[("debian/rules".into(), "y\n".into())],
+        "push",
+    );
+    // A direct push, as Gerrit 2 reports it: short ref name, string numbers, no time.
+    lines.push(
+        json!({"type": "ref-updated", "submitter": {"name": "Dev"},
+               "refUpdate": {"oldRev": packaging_head, "newRev": pushed,
+                             "refName": SPLIT_BRANCH, "project": packaging}})
+        .to_string(),
+    );
+    lines.push(
+        review
+            .event(
+                "comment-added",
+                json!({"comment": "Patch Set 2:\n\nrecheck", "author": {"name": "Dev"}}),
+            )
+            .to_string(),
+    );
+    lines.push(
+        review
+            .event(
+                "comment-added",
+                json!({"comment": "Patch Set 2: Code-Review+1\n\nnice"}),
+            )
+            .to_string(),
+    );
+    lines.push(
+        review
+            .event("change-abandoned", json!({"reason": "superseded"}))
+            .to_string(),
+    );
+    let unmapped = s.change("other/thing", "master", 104, &"d".repeat(40));
+    lines.push(unmapped.event("change-merged", json!({})).to_string());
+    lines.push("{this is not json".into());
+    lines.push(json!({"type": "change-merged", "change": {"project": code}}).to_string());
+    // Every line real Gerrit servers sent (other projects, other event types).
+    lines.extend(
+        include_str!("../data/gerrit/events.jsonl")
+            .lines()
+            .map(str::to_owned),
+    );
+    // The first merge again: already queued, so not queued twice.
+    lines.push(
+        merged
+            .event("change-merged", json!({"newRev": code_head}))
+            .to_string(),
+    );
+    let sentinel = s.change(&s.combined("hello"), "9.0", 103, &"e".repeat(40));
+    lines.push(sentinel.event("change-merged", json!({})).to_string());
+    s.gerrit.emit_raw(&lines);
+
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let jobs: Vec<BuildJob> = collect(
+        &broker,
+        &s.queue(Stage::Build),
+        |got: &[BuildJob]| got.iter().any(|j| j.trigger.change == Some(103)),
+        Duration::from_secs(2),
+    )
+    .await;
+    let kinds: Vec<_> = jobs
+        .iter()
+        .map(|j| (j.trigger.kind, j.trigger.change))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (TriggerKind::ChangeMerged, Some(101)),
+            (TriggerKind::PatchsetCreated, Some(102)),
+            (TriggerKind::RefUpdated, None),
+            (TriggerKind::Recheck, Some(102)),
+            (TriggerKind::ChangeMerged, Some(103)),
+        ],
+        "{}",
+        reactor.output()
+    );
+    // The merge builds the merged code with the packaging branch's head, for the release.
+    let Sources::Split {
+        code: c0,
+        packaging: p0,
+    } = &jobs[0].sources
+    else {
+        panic!("{:?}", jobs[0].sources)
+    };
+    assert_eq!(
+        (c0.commit.as_str(), p0.commit.as_str()),
+        (code_head.as_str(), packaging_head.as_str())
+    );
+    assert_eq!(jobs[0].target, Target::Release);
+    assert!(c0.url.ends_with(&format!("/git/{code}")), "{}", c0.url);
+    // The patch set builds for review from its change ref.
+    assert_eq!(jobs[1].target, Target::Review { change: 102 });
+    let Sources::Combined { repo } = &jobs[1].sources else {
+        panic!()
+    };
+    assert_eq!(repo.fetch_ref.as_deref(), Some("refs/changes/02/102/2"));
+    assert_eq!(repo.commit, "c".repeat(40));
+    // The push builds the pushed packaging with the code branch's head.
+    let Sources::Split {
+        code: c2,
+        packaging: p2,
+    } = &jobs[2].sources
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (c2.commit.as_str(), p2.commit.as_str()),
+        (code_head.as_str(), pushed.as_str())
+    );
+    // A recheck is the same work asked for again.
+    assert_eq!(jobs[3].job_id, jobs[1].job_id);
+
+    let retired: Vec<ReviewRetirement> = collect(
+        &broker,
+        &s.queue(Stage::Publish),
+        |got: &[ReviewRetirement]| got.len() >= 3,
+        Duration::from_secs(1),
+    )
+    .await;
+    let changes: Vec<u64> = retired.iter().map(|r| r.change).collect();
+    assert_eq!(changes, [101, 102, 103]);
+
+    let log = reactor.output();
+    for reason in [
+        "no mapping rule matches project \"other/thing\"",
+        "not JSON",
+        "no \"change.branch\"",
+        "does not ask for a rebuild",
+    ] {
+        assert!(log.contains(reason), "log lacks {reason:?}:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_session_during_a_burst_of_merges_builds_every_merge_once() {
+    let mut s = setup(&shared_amqp_url());
+    let reactor = s.reactor();
+    s.merge(1, true);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let first: Vec<BuildJob> = collect(
+        &broker,
+        &s.queue(Stage::Build),
+        |g: &[BuildJob]| !g.is_empty(),
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(first.len(), 1, "{}", reactor.output());
+
+    // A burst: the session dies in the middle of it; the rest happens while it is down.
+    for n in 2..=12 {
+        s.merge(n, true);
+    }
+    s.gerrit.stop();
+    for n in 13..=20 {
+        s.merge(n, true);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    s.gerrit.start_sshd();
+    wait_for_log(&reactor, "listening to gerrit stream-events", 2);
+    s.gerrit.wait_for_streams(2);
+    // And the session ends again, this time with only the stream command killed.
+    s.gerrit.kill_commands();
+    wait_for_log(&reactor, "listening to gerrit stream-events", 3);
+    s.gerrit.wait_for_streams(3);
+    s.merge(21, true);
+
+    let jobs: Vec<BuildJob> = collect(
+        &broker,
+        &s.queue(Stage::Build),
+        |g: &[BuildJob]| g.iter().any(|j| j.trigger.change == Some(21)) && g.len() >= 20,
+        Duration::from_secs(3),
+    )
+    .await;
+    let mut all = first;
+    all.extend(jobs);
+    let per_id = ids(&all);
+    let changes: std::collections::BTreeSet<u64> =
+        all.iter().filter_map(|j| j.trigger.change).collect();
+    assert_eq!(changes, (1..=21).collect(), "{}", reactor.output());
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "a job was queued twice: {per_id:?}\n{}",
+        reactor.output()
+    );
+    assert_eq!(all.len(), 21);
+    assert!(all.iter().any(|j| j.trigger.kind == TriggerKind::CatchUp));
+    assert!(s
+        .gerrit
+        .commands()
+        .contains("gerrit query --format=JSON --current-patch-set"));
+}
+
+#[tokio::test]
+async fn an_unknown_or_changed_host_key_is_refused() {
+    let mut s = setup(&shared_amqp_url());
+    s.gerrit.change_host_key();
+    let check = |needle: &str| {
+        let log = s.farm.dir.path().join(format!("{}.log", unique("reactor")));
+        let mut daemon = Daemon::start(
+            "perestroika-reactor",
+            &["--config", s.farm.path.to_str().unwrap(), "run"],
+            &log,
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reactor kept going:\n{}",
+                daemon.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(1), "{}", daemon.output());
+        assert!(
+            daemon.output().contains(needle),
+            "{needle:?} missing:\n{}",
+            daemon.output()
+        );
+        assert!(
+            !daemon.output().contains("listening"),
+            "{}",
+            daemon.output()
+        );
+    };
+    check("host key CHANGED");
+    fs_err::write(&s.gerrit.known_hosts, "").unwrap();
+    check("is not in");
+}
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    let rabbit = Rabbit::start();
+    let s = setup(&rabbit.url());
+    let reactor = s.reactor();
+    for n in 1..=5 {
+        s.merge(n, true);
+    }
+    wait_for_log(&reactor, "queueing", 10);
+    rabbit.stop();
+    for n in 6..=10 {
+        s.merge(n, true);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    rabbit.start_again();
+    for n in 11..=15 {
+        s.merge(n, true);
+    }
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let jobs: Vec<BuildJob> = collect(
+        &broker,
+        &s.queue(Stage::Build),
+        |g: &[BuildJob]| g.iter().any(|j| j.trigger.change == Some(15)),
+        Duration::from_secs(2),
+    )
+    .await;
+    let changes: std::collections::BTreeSet<u64> =
+        jobs.iter().filter_map(|j| j.trigger.change).collect();
+    assert_eq!(changes, (1..=15).collect(), "{}", reactor.output());
+}

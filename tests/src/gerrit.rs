@@ -1,0 +1,418 @@
+//! A Gerrit stand-in made of real parts: OpenSSH's sshd on a loopback port with its own host
+//! key, whose forced command (`tests/gerrit/gerrit-shell`) answers `gerrit stream-events`,
+//! `gerrit query` and `git-upload-pack` from files this helper writes, plus real bare git
+//! repositories.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::repo_root;
+
+/// A running stand-in. Dropping it stops sshd and everything it started.
+pub struct Gerrit {
+    pub dir: tempfile::TempDir,
+    /// Data root: events.jsonl, changes.jsonl, git/<project> (bare), commands.log.
+    pub root: PathBuf,
+    pub port: u16,
+    /// The client's private key, authorised for the current user.
+    pub key_file: PathBuf,
+    /// A known-hosts file holding the server's host key.
+    pub known_hosts: PathBuf,
+    pub user: String,
+    host_key: PathBuf,
+    sshd: Option<Child>,
+}
+
+fn sh(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn keygen(path: &Path) {
+    sh(Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "perestroika-test",
+            "-f",
+        ])
+        .arg(path));
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+impl Gerrit {
+    /// Generates keys, writes sshd's configuration and starts it.
+    pub fn start() -> Self {
+        assert!(
+            Path::new("/usr/sbin/sshd").exists(),
+            "/usr/sbin/sshd is missing: install openssh-server (`.ci/setup` does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("gerrit");
+        fs_err::create_dir_all(root.join("git")).unwrap();
+        fs_err::write(root.join("events.jsonl"), "").unwrap();
+        let key_file = dir.path().join("client_key");
+        keygen(&key_file);
+        let host_key = dir.path().join("host_key");
+        keygen(&host_key);
+        fs_err::copy(
+            dir.path().join("client_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let user = sh(Command::new("id").arg("-un")).trim().to_owned();
+        let mut gerrit = Self {
+            port: free_port(),
+            known_hosts: dir.path().join("known_hosts"),
+            root,
+            key_file,
+            user,
+            host_key,
+            sshd: None,
+            dir,
+        };
+        gerrit.trust_current_host_key();
+        gerrit.start_sshd();
+        gerrit
+    }
+
+    /// Writes the current host key into the known-hosts file.
+    pub fn trust_current_host_key(&self) {
+        let public = fs_err::read_to_string(self.host_key.with_extension("pub")).unwrap();
+        let mut parts = public.split_whitespace();
+        let (kind, key) = (parts.next().unwrap(), parts.next().unwrap());
+        fs_err::write(
+            &self.known_hosts,
+            format!("[127.0.0.1]:{} {kind} {key}\n", self.port),
+        )
+        .unwrap();
+    }
+
+    /// Replaces the server's host key (as a man in the middle would) and restarts sshd; the
+    /// known-hosts file keeps the old key.
+    pub fn change_host_key(&mut self) {
+        self.stop();
+        let _ = fs_err::remove_file(&self.host_key);
+        let _ = fs_err::remove_file(self.host_key.with_extension("pub"));
+        keygen(&self.host_key);
+        self.start_sshd();
+    }
+
+    /// Starts sshd (again), in its own process group.
+    pub fn start_sshd(&mut self) {
+        if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+            // sshd's privilege separation directory, when running as root.
+            let _ = fs_err::create_dir_all("/run/sshd");
+        }
+        let shell = repo_root().join("tests/gerrit/gerrit-shell");
+        let config = self.dir.path().join("sshd_config");
+        let d = self.dir.path().display();
+        fs_err::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nAllowTcpForwarding no\nX11Forwarding no\nPermitTTY no\n\
+                 MaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n\
+                 ForceCommand /usr/bin/python3 {shell} {root}\n",
+                port = self.port,
+                host_key = self.host_key.display(),
+                shell = shell.display(),
+                root = self.root.display(),
+            ),
+        )
+        .unwrap();
+        let log = fs_err::File::create(self.dir.path().join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(log.into_parts().0)
+            .process_group(0)
+            .spawn()
+            .expect("start sshd");
+        self.sshd = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on {}: {}",
+                self.port,
+                fs_err::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops sshd and every session it serves (SIGKILL to its process group).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.sshd.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+        // Sessions whose processes left the group (none expected), by their data root.
+        let _ = Command::new("pkill")
+            .args([
+                "-KILL",
+                "-f",
+                &format!("gerrit-shell {}", self.root.display()),
+            ])
+            .status();
+    }
+
+    /// Ends every running `gerrit` command (the stream included) without touching sshd.
+    pub fn kill_commands(&self) {
+        let _ = Command::new("pkill")
+            .args([
+                "-KILL",
+                "-f",
+                &format!("gerrit-shell {}", self.root.display()),
+            ])
+            .status();
+    }
+
+    /// The `[gerrit]` section of a farm configuration for this stand-in; projects clone from
+    /// the bare repositories directly.
+    pub fn config_section(&self) -> String {
+        format!(
+            "[gerrit]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{}\"\n\
+             known_hosts = \"{}\"\ngit_url = \"file://{}/git\"\nkeepalive_secs = 2\ncatchup_margin_secs = 60\n",
+            self.port,
+            self.user,
+            self.key_file.display(),
+            self.known_hosts.display(),
+            self.root.display()
+        )
+    }
+
+    /// The bare repository of a project (created on first use).
+    pub fn repo(&self, project: &str) -> PathBuf {
+        let path = self.root.join("git").join(project);
+        if !path.exists() {
+            fs_err::create_dir_all(&path).unwrap();
+            sh(Command::new("git")
+                .args(["init", "-q", "--bare", "-b", "main"])
+                .arg(&path));
+        }
+        path
+    }
+
+    /// Commits files on top of `branch` of `project` and pushes; returns the commit id.
+    pub fn push(
+        &self,
+        project: &str,
+        branch: &str,
+        files: &[(String, String)],
+        message: &str,
+    ) -> String {
+        let bare = self.repo(project);
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        sh(Command::new("git").arg("clone").arg("-q").arg(&bare).arg(w));
+        let has_branch = !sh(Command::new("git")
+            .args(["ls-remote", "--heads", "origin", branch])
+            .current_dir(w))
+        .trim()
+        .is_empty();
+        if has_branch {
+            sh(Command::new("git")
+                .args(["checkout", "-q", branch])
+                .current_dir(w));
+        } else {
+            sh(Command::new("git")
+                .args(["checkout", "-q", "--orphan", branch])
+                .current_dir(w));
+        }
+        for (name, content) in files {
+            let p = w.join(name);
+            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
+            fs_err::write(&p, content).unwrap();
+            if name.ends_with("rules") {
+                sh(Command::new("chmod").arg("+x").arg(&p));
+            }
+        }
+        sh(Command::new("git").args(["add", "-A"]).current_dir(w));
+        sh(Command::new("git")
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.invalid",
+            ])
+            .args(["commit", "-q", "--allow-empty", "-m", message])
+            .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+            .current_dir(w));
+        sh(Command::new("git")
+            .args(["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")])
+            .current_dir(w));
+        sh(Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(w))
+        .trim()
+        .to_owned()
+    }
+
+    /// Appends raw lines to the event stream.
+    pub fn emit_raw(&self, lines: &[String]) {
+        use std::io::Write;
+        let mut f = fs_err::OpenOptions::new()
+            .append(true)
+            .open(self.root.join("events.jsonl"))
+            .unwrap();
+        let mut text = String::new();
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// Appends one event to the stream.
+    pub fn emit(&self, event: &Value) {
+        self.emit_raw(&[event.to_string()]);
+    }
+
+    /// Records a change as `gerrit query` will report it.
+    pub fn record(&self, row: &Value) {
+        use std::io::Write;
+        let mut f = fs_err::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("changes.jsonl"))
+            .unwrap();
+        writeln!(f, "{row}").unwrap();
+    }
+
+    /// Waits until `n` stream-events sessions have started in all (each sees events
+    /// emitted after its start, as on Gerrit).
+    pub fn wait_for_streams(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let started = fs_err::read_to_string(self.root.join("streams.log"))
+                .unwrap_or_default()
+                .lines()
+                .count();
+            if started >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {started} of {n} stream-events sessions started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Commands the stand-in was asked to run, one per line.
+    pub fn commands(&self) -> String {
+        fs_err::read_to_string(self.root.join("commands.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Gerrit {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A change of `project` on `branch` at one patch set.
+#[derive(Debug, Clone)]
+pub struct ChangeSpec {
+    pub project: String,
+    pub branch: String,
+    pub number: u64,
+    pub patch_set: u32,
+    pub revision: String,
+}
+
+impl ChangeSpec {
+    fn change(&self, status: &str) -> Value {
+        json!({
+            "project": self.project,
+            "branch": self.branch,
+            "id": format!("I{:040x}", self.number),
+            "number": self.number,
+            "subject": format!("change {}", self.number),
+            "owner": {"name": "Dev", "email": "dev@example.invalid", "username": "dev"},
+            "url": format!("http://gerrit.invalid/{}", self.number),
+            "status": status,
+        })
+    }
+
+    fn patch_set(&self) -> Value {
+        json!({
+            "number": self.patch_set,
+            "revision": self.revision,
+            "parents": [],
+            "ref": format!("refs/changes/{:02}/{}/{}", self.number % 100, self.number, self.patch_set),
+            "uploader": {"name": "Dev", "email": "dev@example.invalid", "username": "dev"},
+            "createdOn": now(),
+        })
+    }
+
+    /// A stream event of this change (`change-merged`, `patchset-created`, …) in Gerrit 3's
+    /// shape; `extra` fields are merged in.
+    pub fn event(&self, kind: &str, extra: Value) -> Value {
+        let status = match kind {
+            "change-merged" => "MERGED",
+            "change-abandoned" => "ABANDONED",
+            _ => "NEW",
+        };
+        let mut v = json!({
+            "type": kind,
+            "change": self.change(status),
+            "patchSet": self.patch_set(),
+            "project": self.project,
+            "refName": format!("refs/heads/{}", self.branch),
+            "changeKey": {"id": format!("I{:040x}", self.number)},
+            "eventCreatedOn": now(),
+        });
+        if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
+            v.extend(extra);
+        }
+        v
+    }
+
+    /// The row `gerrit query --current-patch-set` gives for this change.
+    pub fn row(&self, status: &str) -> Value {
+        let mut row = self.change(status);
+        row["currentPatchSet"] = self.patch_set();
+        row["patchSets"] = json!([self.patch_set()]);
+        row["lastUpdated"] = json!(now());
+        row["open"] = json!(status == "NEW");
+        row
+    }
+}
