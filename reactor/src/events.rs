@@ -128,6 +128,8 @@ pub fn parse_event(line: &str) -> Result<Stamped, Skip> {
 pub struct QueryRow {
     pub change: Change,
     pub current_patch_set: Option<PatchSet>,
+    /// Every patch set, when the query asked for them (`--patch-sets`).
+    pub patch_sets: Vec<PatchSet>,
     /// `lastUpdated`, seconds since the epoch.
     pub last_updated: Option<i64>,
 }
@@ -161,6 +163,12 @@ pub fn parse_query_line(line: &str) -> Result<QueryLine, Skip> {
                 Some(ps) => Some(patch_set_fields(ps)?),
                 None => None,
             },
+            patch_sets: value
+                .get("patchSets")
+                .and_then(Value::as_array)
+                .map(|all| all.iter().map(patch_set_fields).collect())
+                .transpose()?
+                .unwrap_or_default(),
             last_updated: value.get("lastUpdated").and_then(int),
         })),
     }

@@ -2,9 +2,11 @@
 //! of the queues.
 
 pub mod daemon;
+pub mod dead;
 pub mod events;
 pub mod outbox;
 pub mod plan;
+pub mod retrigger;
 pub mod ssh;
 pub mod state;
 pub mod topology;

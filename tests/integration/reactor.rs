@@ -7,12 +7,14 @@ use futures_util::StreamExt;
 use lapin::options::BasicAckOptions;
 use perestroika_config::broker::Broker;
 use perestroika_config::messages::{
-    BuildJob, Message, ReviewRetirement, Sources, Target, TriggerKind,
+    BuildJob, Message, MirrorAnnouncement, ReviewRetirement, Sources, Target, TriggerKind,
 };
 use perestroika_config::{QueueName, Stage};
+use perestroika_tests::apt::{signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
+use perestroika_tests::debian::{base_image, greet_code, greet_packaging, package_cache};
 use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{combined_job, run, shared_amqp_url, unique, Daemon, Farm};
 use serde_json::json;
 
 const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
@@ -76,7 +78,7 @@ impl Setup {
     }
 
     fn queue(&self, stage: Stage) -> String {
-        QueueName::new(stage, &self.farm.customer, "9.0").to_string()
+        s_queue(&self.farm.customer, stage)
     }
 }
 
@@ -427,4 +429,198 @@ async fn a_broker_restart_mid_stream_loses_nothing() {
     let changes: std::collections::BTreeSet<u64> =
         jobs.iter().filter_map(|j| j.trigger.change).collect();
     assert_eq!(changes, (1..=15).collect(), "{}", reactor.output());
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_with_their_reason_and_requeued() {
+    let s = setup(&shared_amqp_url());
+    let cfg = s.farm.path.to_str().unwrap();
+    assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+        .status
+        .success());
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let queue = s.queue(Stage::Build);
+    let job = combined_job(
+        &s.farm.customer,
+        "hello",
+        "file:///dev/null",
+        &"a".repeat(40),
+        0,
+    );
+    broker.publish(&queue, &job, &job.job_id).await.unwrap();
+    let delivery = broker
+        .get(&queue)
+        .await
+        .unwrap()
+        .expect("the job is queued");
+    broker
+        .dead_letter(
+            &queue,
+            &delivery,
+            "build failed at step deps: no such package",
+        )
+        .await
+        .unwrap();
+
+    let out = run("perestroika-queue", &["--config", cfg, "dead"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&job.job_id) && text.contains("no such package"),
+        "{text}"
+    );
+    assert!(text.contains("hello for bookworm"), "{text}");
+    // Listing twice lists the same: nothing is taken away by looking.
+    let out = run("perestroika-queue", &["--config", cfg, "--json", "dead"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["origin"], queue);
+
+    let out = run(
+        "perestroika-queue",
+        &["--config", cfg, "dead", "requeue", "nosuchjob"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no dead-lettered job nosuchjob"));
+    let out = run(
+        "perestroika-queue",
+        &["--config", cfg, "dead", "requeue", &job.job_id],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = broker.get(&queue).await.unwrap().expect("requeued");
+    assert_eq!(BuildJob::from_bytes(&back.data).unwrap(), job);
+    assert_eq!(
+        broker
+            .stats(&format!("{queue}.dead"))
+            .await
+            .unwrap()
+            .messages,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publisher() {
+    base_image("bookworm");
+    let gerrit = Gerrit::start();
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        &shared_amqp_url(),
+        &[&key],
+        &format!(
+            "{}\n[build]\npackage_cache = \"{}\"\ntimeout_secs = 600\n",
+            gerrit.config_section(),
+            package_cache()
+        ),
+        BOOKWORM_RELEASE,
+    );
+    let cfg = farm.path.to_str().unwrap();
+    assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+        .status
+        .success());
+    let c = &farm.customer;
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    let code_head = gerrit.push(&code, SPLIT_BRANCH, &greet_code("Hello again"), "code");
+    let packaging_head = gerrit.push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+
+    // A dry run shows the job and queues nothing.
+    let out = run(
+        "perestroika-queue",
+        &[
+            "--config",
+            cfg,
+            "retrigger",
+            &code,
+            SPLIT_BRANCH,
+            "--dry-run",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("would queue") && text.contains("rebuild 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&code_head[..12]) && text.contains(&packaging_head[..12]),
+        "{text}"
+    );
+    // An unmapped project says why.
+    let out = run(
+        "perestroika-queue",
+        &["--config", cfg, "retrigger", "other/x", "main"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no mapping rule"));
+
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let worker = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("worker.log"),
+    );
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("pub.log"),
+    );
+    let tree = farm.config.paths.public_root.join(c).join("9.0");
+    let apt = AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm main", tree.display()),
+    );
+    let mut versions = Vec::new();
+    for round in 1..=2u64 {
+        let out = run(
+            "perestroika-queue",
+            &["--config", cfg, "--json", "retrigger", &code, SPLIT_BRANCH],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let jobs: Vec<BuildJob> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].rebuild as u64, round);
+        assert_eq!(jobs[0].trigger.kind, TriggerKind::Manual);
+        let queue = s_queue(c, Stage::Mirror);
+        let Some(d) = broker.take(&queue, Duration::from_secs(240)).await.unwrap() else {
+            panic!(
+                "round {round}: nothing published:\n{}\n---\n{}",
+                worker.output(),
+                publisher.output()
+            )
+        };
+        let ann = MirrorAnnouncement::from_bytes(&d.data).unwrap();
+        assert_eq!(ann.generation, round);
+        apt.update();
+        versions.push(apt.versions("greet").remove(0));
+    }
+    assert!(
+        versions[0].ends_with(".1") && versions[1].ends_with(".2"),
+        "{versions:?}"
+    );
+    let cmp = std::process::Command::new("dpkg")
+        .args(["--compare-versions", &versions[1], "gt", &versions[0]])
+        .status()
+        .unwrap();
+    assert!(cmp.success(), "{versions:?}");
+}
+
+fn s_queue(customer: &str, stage: Stage) -> String {
+    QueueName::new(stage, customer, "9.0").to_string()
 }

@@ -1,0 +1,282 @@
+//! Manual rebuilds: the operator names a Gerrit project and branch (at its head or a commit)
+//! or a change and patch set; the jobs are planned exactly as for the matching event, with a
+//! rebuild number above every one published, so the rebuilt version sorts higher.
+
+use std::io::Read;
+use std::path::Path;
+
+use perestroika_config::messages::{BuildJob, Target, TriggerKind};
+use perestroika_config::names::check_commit;
+use perestroika_config::settings::{FarmConfig, GerritSettings};
+use perestroika_config::Mapping;
+use regex::Regex;
+
+use crate::events::{parse_query_line, Event, QueryLine, Stamped};
+use crate::plan::{Action, NotPlanned, Planner};
+use crate::ssh::{shell_quote, GerritSession, SshError};
+
+/// Where the rebuild takes its sources from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    /// A branch's current head.
+    Head { project: String, branch: String },
+    /// An exact commit of a project's branch.
+    Commit {
+        project: String,
+        branch: String,
+        commit: String,
+    },
+    /// A change's patch set (the current one when `None`): a review build while the change
+    /// is open, a release build once it is merged.
+    Change { number: u64, patch_set: Option<u32> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetriggerError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The jobs of a manual rebuild, not yet queued.
+pub async fn plan(
+    farm: &FarmConfig,
+    gerrit: &GerritSettings,
+    mapping: &Mapping,
+    session: &GerritSession,
+    at: &At,
+    rebuild: Option<u32>,
+    distro: Option<&str>,
+) -> Result<Vec<BuildJob>, RetriggerError> {
+    if let At::Head { project, branch }
+    | At::Commit {
+        project, branch, ..
+    } = at
+    {
+        mapping
+            .resolve(farm, project, branch)
+            .map_err(|e| RetriggerError::Refused(format!("nothing to build: {e}")))?;
+    }
+    let event = match at {
+        At::Head { project, branch } => {
+            let Some(head) = session.branch_head(project, branch).await? else {
+                return Err(RetriggerError::Refused(format!(
+                    "{project:?} has no branch {branch:?}"
+                )));
+            };
+            Event::RefUpdated {
+                project: project.clone(),
+                refname: format!("refs/heads/{branch}"),
+                new_rev: head,
+            }
+        }
+        At::Commit {
+            project,
+            branch,
+            commit,
+        } => {
+            check_commit(commit).map_err(|e| RetriggerError::Refused(e.to_string()))?;
+            Event::RefUpdated {
+                project: project.clone(),
+                refname: format!("refs/heads/{branch}"),
+                new_rev: commit.clone(),
+            }
+        }
+        At::Change { number, patch_set } => change_event(session, *number, *patch_set).await?,
+    };
+    let planner = Planner {
+        farm,
+        mapping,
+        gerrit,
+    };
+    let stamped = Stamped {
+        event,
+        created_on: None,
+    };
+    let actions = planner
+        .plan(session, &stamped, false)
+        .await
+        .map_err(|e| match e {
+            NotPlanned::Nothing(why) => RetriggerError::Refused(format!("nothing to build: {why}")),
+            NotPlanned::Lookup(e) => RetriggerError::Ssh(e),
+        })?;
+    let mut jobs: Vec<BuildJob> = actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Build(job) => Some(*job),
+            Action::Retire { .. } => None,
+        })
+        .filter(|job| distro.is_none_or(|d| d == job.distro))
+        .collect();
+    if jobs.is_empty() {
+        return Err(RetriggerError::Refused(format!(
+            "the package is not built for distro {}",
+            distro.unwrap_or_default()
+        )));
+    }
+    for job in &mut jobs {
+        job.rebuild = match rebuild {
+            Some(n) => n,
+            None => next_rebuild(farm, job),
+        };
+        job.trigger.kind = TriggerKind::Manual;
+        job.job_id = job.compute_id();
+    }
+    Ok(jobs)
+}
+
+async fn change_event(
+    session: &GerritSession,
+    number: u64,
+    patch_set: Option<u32>,
+) -> Result<Event, RetriggerError> {
+    let command = format!(
+        "gerrit query --format=JSON --current-patch-set --patch-sets {}",
+        shell_quote(&format!("change:{number}"))
+    );
+    let out = session.run(&command).await?;
+    let row = String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| parse_query_line(l).ok())
+        .find_map(|l| match l {
+            QueryLine::Row(row) if row.change.number == number => Some(row),
+            _ => None,
+        })
+        .ok_or_else(|| RetriggerError::Refused(format!("Gerrit knows no change {number}")))?;
+    let wanted = match patch_set {
+        None => row.current_patch_set.clone(),
+        Some(n) => row
+            .patch_sets
+            .iter()
+            .chain(row.current_patch_set.iter())
+            .find(|ps| ps.number == n)
+            .cloned(),
+    }
+    .ok_or_else(|| {
+        RetriggerError::Refused(format!(
+            "change {number} has no patch set {}",
+            patch_set.map_or("(current)".into(), |n| n.to_string())
+        ))
+    })?;
+    let merged = row.change.status.as_deref() == Some("MERGED");
+    Ok(if merged {
+        Event::ChangeMerged {
+            change: row.change,
+            patch_set: wanted,
+        }
+    } else {
+        Event::PatchsetCreated {
+            change: row.change,
+            patch_set: wanted,
+        }
+    })
+}
+
+/// One above the highest rebuild number published for the job's package in its repository
+/// (read from the live tree's deb source indexes); 1 when nothing is published yet.
+pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
+    let tree = match &job.target {
+        Target::Release => farm
+            .paths
+            .public_root
+            .join(&job.customer)
+            .join(&job.version),
+        Target::Review { change } => farm
+            .paths
+            .public_root
+            .join(&job.customer)
+            .join("review")
+            .join(change.to_string()),
+        Target::Topic { topic } => farm
+            .paths
+            .public_root
+            .join(&job.customer)
+            .join("review")
+            .join(topic),
+    };
+    highest_rebuild(&tree, &job.package).map_or(1, |n| n + 1)
+}
+
+/// The highest rebuild number among the published versions of a source package.
+fn highest_rebuild(tree: &Path, package: &str) -> Option<u32> {
+    let rebuild = Regex::new(r"\+p\d+\.(\d+)$").expect("valid regex");
+    let dists = tree.join("deb").join("dists");
+    let mut best = None;
+    for suite in fs_err::read_dir(&dists).ok()?.flatten() {
+        let Ok(components) = fs_err::read_dir(suite.path()) else {
+            continue;
+        };
+        for component in components.flatten() {
+            let index = component.path().join("source").join("Sources.gz");
+            let Ok(file) = fs_err::File::open(&index) else {
+                continue;
+            };
+            let mut text = String::new();
+            if flate2::read::GzDecoder::new(file)
+                .read_to_string(&mut text)
+                .is_err()
+            {
+                continue;
+            }
+            for stanza in text.split("\n\n") {
+                let field = |name: &str| {
+                    stanza
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::trim))
+                };
+                if field("Package:") != Some(package) {
+                    continue;
+                }
+                let n = field("Version:")
+                    .and_then(|v| rebuild.captures(v))
+                    .and_then(|c| c[1].parse::<u32>().ok());
+                best = best.max(n);
+            }
+        }
+    }
+    best
+}
+
+/// A one-line description of a planned job for people.
+pub fn describe(job: &BuildJob) -> String {
+    let commits: Vec<String> = job
+        .sources
+        .repos()
+        .iter()
+        .map(|r| format!("{}@{}", r.project, &r.commit[..r.commit.len().min(12)]))
+        .collect();
+    format!(
+        "{} {} {} for {} into {:?}, rebuild {}: {}",
+        job.customer,
+        job.version,
+        job.package,
+        job.distro,
+        job.target,
+        job.rebuild,
+        commits.join(" + ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn highest_rebuild_from_source_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("deb/dists/bookworm/main/source");
+        fs_err::create_dir_all(&source).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+        gz.write_all(
+            b"Package: greet\nVersion: 1.0+git3-1+p2.0\n\nPackage: greet\nVersion: 1.0+git3-1+p2.4\n\nPackage: other\nVersion: 1.0+p1.9\n",
+        )
+        .unwrap();
+        fs_err::write(source.join("Sources.gz"), gz.finish().unwrap()).unwrap();
+        assert_eq!(highest_rebuild(dir.path(), "greet"), Some(4));
+        assert_eq!(highest_rebuild(dir.path(), "other"), Some(9));
+        assert_eq!(highest_rebuild(dir.path(), "missing"), None);
+        assert_eq!(highest_rebuild(&dir.path().join("nothing"), "greet"), None);
+    }
+}
