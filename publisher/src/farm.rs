@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
-use perestroika_config::messages::{Message, MirrorAnnouncement, PublishJob, SCHEMA_VERSION};
+use perestroika_config::messages::{
+    Message, MirrorAnnouncement, PublishJob, ReviewRetirement, SCHEMA_VERSION,
+};
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
 
@@ -38,6 +40,41 @@ pub async fn run(farm: Arc<FarmConfig>, signer: Arc<Signer>) {
     futures_util::future::join_all(tasks).await;
 }
 
+/// Takes down a change's review repository (the change was merged, abandoned or deleted).
+async fn retire_review(
+    farm: Arc<FarmConfig>,
+    signer: Arc<Signer>,
+    queue: &QueueName,
+    retire: ReviewRetirement,
+) -> Disposition {
+    if retire.customer != queue.customer || retire.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "retirement for {} {} arrived on {queue}",
+            retire.customer, retire.version
+        ));
+    }
+    let outcome = tokio::task::spawn_blocking(move || {
+        Publisher {
+            farm: &farm,
+            signer: &signer,
+        }
+        .retire_review(&retire.customer, retire.change)
+    })
+    .await
+    .expect("retire task");
+    match outcome {
+        Ok((tree, removed)) => {
+            info!(%tree, removed, "review repository retired");
+            Disposition::Ack
+        }
+        Err(e) => {
+            error!(error = %e, "could not retire the review repository; returning the job");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Disposition::Retry
+        }
+    }
+}
+
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
     let path = farm.paths.staging.join(job_id).join(RECORD_NAME);
     if let Err(e) = fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")) {
@@ -53,7 +90,12 @@ async fn handle(
 ) -> Disposition {
     let job = match PublishJob::from_bytes(&data) {
         Ok(job) => job,
-        Err(e) => return Disposition::DeadLetter(format!("not a valid publish job: {e}")),
+        Err(e) => {
+            return match ReviewRetirement::from_bytes(&data) {
+                Ok(retire) => retire_review(farm, signer, queue, retire).await,
+                Err(_) => Disposition::DeadLetter(format!("not a valid publish job: {e}")),
+            }
+        }
     };
     if job.customer != queue.customer || job.version != queue.version {
         return Disposition::DeadLetter(format!(

@@ -171,6 +171,25 @@ impl Publisher<'_> {
         self.farm.paths.state.join("publisher/deb").join(tree)
     }
 
+    /// Takes down the review repository of a change with its private state. Returns the
+    /// tree's path relative to the public root, and whether there was anything to remove.
+    pub fn retire_review(
+        &self,
+        customer: &str,
+        change: u64,
+    ) -> Result<(String, bool), PublishError> {
+        let target = Target::Review { change };
+        let (tree, tree_name) = self.tree(customer, "", &target);
+        let mut found = tree.remove()?;
+        for state in [self.state_dir(&tree_name), self.rpm_state(&tree_name)] {
+            if state.exists() {
+                fs_err::remove_dir_all(&state).map_err(io(&state))?;
+                found = true;
+            }
+        }
+        Ok((tree_name, found))
+    }
+
     /// Includes the files and switches the tree to a new generation if anything changed.
     pub fn publish(&self, req: &PublishRequest) -> Result<Published, PublishError> {
         let release = self

@@ -111,6 +111,30 @@ impl Tree {
         Ok((next, dir))
     }
 
+    /// Takes the tree down: first the live link disappears (renamed away, so clients see
+    /// the whole tree or none), then its generations and pool. Returns whether anything was
+    /// there; running it again after a crash finishes the job.
+    pub fn remove(&self) -> Result<bool, TreeError> {
+        let retired = self.root.join(format!(".{}.retired", self.name));
+        let live = self.live();
+        let mut found = false;
+        if fs_err::symlink_metadata(&live).is_ok() {
+            fs_err::rename(&live, &retired).map_err(err(&live))?;
+            sync_dir(&self.root);
+            found = true;
+        }
+        for path in [self.generations_dir(), self.pool()] {
+            if path.exists() {
+                fs_err::remove_dir_all(&path).map_err(err(&path))?;
+                found = true;
+            }
+        }
+        if fs_err::symlink_metadata(&retired).is_ok() {
+            fs_err::remove_file(&retired).map_err(err(&retired))?;
+        }
+        Ok(found)
+    }
+
     /// Completes generation `n` and makes it live.
     pub fn commit(&self, n: u64) -> Result<(), TreeError> {
         let gens = self.generations_dir();

@@ -40,6 +40,8 @@ pub struct Reactor {
     state_path: PathBuf,
     state: State,
     dirty: bool,
+    /// A state write running off the event loop, so that fsync never delays events.
+    saving: Option<tokio::task::JoinHandle<Result<(), StateError>>>,
     outbox: Outbox,
 }
 
@@ -61,6 +63,7 @@ impl Reactor {
             state_path,
             state,
             dirty: false,
+            saving: None,
             outbox,
         })
     }
@@ -74,7 +77,7 @@ impl Reactor {
         loop {
             let ended = self.session(&mut backoff).await;
             self.finish_batches().await;
-            if let Err(e) = self.save() {
+            if let Err(e) = self.save().await {
                 return e;
             }
             match ended {
@@ -111,7 +114,7 @@ impl Reactor {
                     let line = line?;
                     self.on_line(&session, &line).await?;
                 }
-                _ = tick.tick() => self.save()?,
+                _ = tick.tick() => self.save_in_background()?,
             }
         }
     }
@@ -213,7 +216,29 @@ impl Reactor {
         }
     }
 
-    fn save(&mut self) -> Result<(), ReactorError> {
+    /// Starts writing the state if it changed and no write is running; reports the error of
+    /// a finished write.
+    fn save_in_background(&mut self) -> Result<(), ReactorError> {
+        if self.saving.as_ref().is_some_and(|h| !h.is_finished()) || !self.dirty {
+            return Ok(());
+        }
+        if let Some(done) = self.saving.take() {
+            if let Some(Ok(Err(e))) = futures_util::FutureExt::now_or_never(done) {
+                return Err(e.into());
+            }
+        }
+        self.state.prune(Utc::now().timestamp());
+        let (state, path) = (self.state.clone(), self.state_path.clone());
+        self.saving = Some(tokio::task::spawn_blocking(move || state.save(&path)));
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Writes the state now (after any write still running).
+    async fn save(&mut self) -> Result<(), ReactorError> {
+        if let Some(running) = self.saving.take() {
+            running.await.expect("state writer panicked")?;
+        }
         if self.dirty {
             self.state.prune(Utc::now().timestamp());
             self.state.save(&self.state_path)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use perestroika_config::broker::{dead_reason, Broker};
 use perestroika_config::messages::{
-    Message, MirrorAnnouncement, PublishJob, Target, SCHEMA_VERSION,
+    Message, MirrorAnnouncement, PublishJob, ReviewRetirement, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{Family, QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
@@ -313,5 +313,88 @@ async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
     for name in ["sac1", "sac2", "sac3"] {
         assert_eq!(apt.versions(name), ["1.0"], "{name}");
     }
+    broker.close().await;
+}
+
+/// A change's review repository is published like a release and taken down when the change
+/// is merged or abandoned; a later publish starts it afresh.
+#[tokio::test]
+async fn a_review_repository_is_retired_and_can_start_again() {
+    let s = setup();
+    let mut job = stage_debs(&s.farm, &unique("job"), &["reviewpkg"]);
+    job.target = Target::Review { change: 4242 };
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let publish = queue(&s.farm, Stage::Publish);
+    broker.publish(&publish, &job, &job.job_id).await.unwrap();
+    let cfg = s.farm.path.to_str().unwrap();
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("pub.log"),
+    );
+    let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
+    let review_root = s
+        .farm
+        .config
+        .paths
+        .public_root
+        .join(&s.farm.customer)
+        .join("review");
+    assert_eq!(ann.tree, format!("{}/review/4242", s.farm.customer));
+    let tree = review_root.join("4242");
+    let apt = AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm main", tree.display()),
+    );
+    apt.update();
+    assert_eq!(apt.versions("reviewpkg"), ["1.0"]);
+    // Nothing of the review reaches the release.
+    assert!(!s
+        .farm
+        .config
+        .paths
+        .public_root
+        .join(&s.farm.customer)
+        .join("9.0")
+        .exists());
+
+    let retire = ReviewRetirement::new(&s.farm.customer, "9.0", 4242);
+    broker
+        .publish(&publish, &retire, &retire.job_id)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fs_err::symlink_metadata(&tree).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            publisher.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: Vec<_> = fs_err::read_dir(&review_root).unwrap().collect();
+    assert!(left.is_empty(), "review leftovers: {left:?}");
+    assert!(!s
+        .farm
+        .config
+        .paths
+        .state
+        .join("publisher/deb")
+        .join(&ann.tree)
+        .exists());
+
+    // The same review published again starts at generation 1.
+    let again = stage_debs(&s.farm, &unique("job"), &["reviewpkg"]);
+    let again = PublishJob {
+        target: Target::Review { change: 4242 },
+        ..again
+    };
+    broker
+        .publish(&publish, &again, &again.job_id)
+        .await
+        .unwrap();
+    let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
+    assert_eq!(ann.generation, 1);
+    assert!(publisher.output().contains("review repository retired"));
     broker.close().await;
 }
