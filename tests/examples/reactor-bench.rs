@@ -147,6 +147,7 @@ async fn main() {
     }
     let plain = start.elapsed().as_secs_f64();
     let _ = ssh.kill();
+    let _ = ssh.wait();
     println!(
         "plain `ssh gerrit stream-events` reading the same burst: {plain:.2} s = {:.0} events/s (transport only, no jobs)",
         burst as f64 / plain
