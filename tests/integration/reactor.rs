@@ -361,6 +361,40 @@ async fn a_killed_session_during_a_burst_of_merges_builds_every_merge_once() {
 }
 
 #[tokio::test]
+async fn a_silent_session_is_found_dead_by_keepalives_and_replaced() {
+    let s = setup(&shared_amqp_url());
+    let reactor = s.reactor();
+    s.merge(1, true);
+    wait_for_log(&reactor, "queueing", 2);
+    // The connection goes silent: no reset, no answers. Keepalives every 2 s, three missed.
+    let frozen = s.gerrit.freeze_connections();
+    s.merge(2, false);
+    let started = Instant::now();
+    wait_for_log(&reactor, "listening to gerrit stream-events", 2);
+    let noticed = started.elapsed();
+    s.gerrit.thaw(&frozen);
+    s.gerrit.wait_for_streams(2);
+    s.merge(3, true);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let jobs: Vec<BuildJob> = collect(
+        &broker,
+        &s.queue(Stage::Build),
+        |g: &[BuildJob]| g.len() >= 3,
+        Duration::from_secs(1),
+    )
+    .await;
+    let changes: Vec<u64> = jobs.iter().filter_map(|j| j.trigger.change).collect();
+    // Merge 2 happened while the session was silent: the catch-up builds it.
+    assert_eq!(changes, [1, 2, 3], "{}", reactor.output());
+    assert!(noticed < Duration::from_secs(20), "took {noticed:?}");
+    assert!(
+        reactor.output().contains("Gerrit session lost"),
+        "{}",
+        reactor.output()
+    );
+}
+
+#[tokio::test]
 async fn an_unknown_or_changed_host_key_is_refused() {
     let mut s = setup(&shared_amqp_url());
     s.gerrit.change_host_key();

@@ -192,6 +192,43 @@ impl Gerrit {
             .status();
     }
 
+    /// Freezes (SIGSTOP) every connection sshd serves now, as a network partition would:
+    /// the TCP connections stay open and nothing answers. New connections are served.
+    /// Returns the frozen processes, for [`Gerrit::thaw`].
+    pub fn freeze_connections(&self) -> Vec<String> {
+        let listener = self.sshd.as_ref().expect("sshd runs").id().to_string();
+        // Every descendant of the listening sshd: its per-connection processes and commands.
+        let table = sh(Command::new("ps").args(["-e", "-o", "pid=,ppid="]));
+        let pairs: Vec<(String, String)> = table
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_owned(), w.next()?.to_owned()))
+            })
+            .collect();
+        let mut frozen: Vec<String> = Vec::new();
+        let mut parents = vec![listener];
+        while let Some(parent) = parents.pop() {
+            for (pid, _) in pairs.iter().filter(|(_, ppid)| *ppid == parent) {
+                frozen.push(pid.clone());
+                parents.push(pid.clone());
+            }
+        }
+        assert!(!frozen.is_empty(), "no connection to freeze");
+        for pid in &frozen {
+            let _ = Command::new("kill").args(["-STOP", pid]).status();
+        }
+        frozen
+    }
+
+    /// Ends processes frozen by [`Gerrit::freeze_connections`].
+    pub fn thaw(&self, frozen: &[String]) {
+        for pid in frozen {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+            let _ = Command::new("kill").args(["-CONT", pid]).status();
+        }
+    }
+
     /// Ends every running `gerrit` command (the stream included) without touching sshd.
     pub fn kill_commands(&self) {
         let _ = Command::new("pkill")
