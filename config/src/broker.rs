@@ -227,7 +227,19 @@ impl Broker {
         message: &M,
         message_id: &str,
     ) -> Result<(), BrokerError> {
-        self.send(queue, message, message_id).await?.await
+        // A nack means the broker could not take the message on (e.g. a quorum queue still
+        // electing its leader): sending it again is the documented answer.
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match self.send(queue, message, message_id).await?.await {
+                Err(BrokerError::Nacked { .. }) if delay < Duration::from_secs(2) => {
+                    warn!(%queue, retry_in = ?delay, "broker nacked a message; sending it again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Sends a persistent message and returns the broker's confirm still to come, so that a

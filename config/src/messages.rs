@@ -457,7 +457,7 @@ pub struct MirrorAnnouncement {
     /// The snapshot that is now live.
     pub snapshot: String,
     /// Increases with every switch of this release; a mirror skips announcements older than
-    /// what it already has.
+    /// what it already has. 0 means the tree was taken down (a retired review repository).
     pub generation: u64,
     /// Path of the release's tree relative to the public root (`<customer>/<version>`, or
     /// `<customer>/review/<name>`).

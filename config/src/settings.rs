@@ -257,6 +257,13 @@ pub struct MirrorTarget {
     /// Public http URL of the mirror, used in the lines printed for clients.
     #[serde(default)]
     pub http_url: Option<String>,
+    /// For an rsync-over-SSH target: the private key to log in with.
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// For an rsync-over-SSH target: the known_hosts file holding the host's key (an unknown
+    /// or changed key is refused).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
 }
 
 fn default_delivery_limit() -> u32 {

@@ -1,9 +1,17 @@
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, print_check, run_main, DEFAULT_CONFIG};
-use perestroika_config::Stage;
+use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::{FarmConfig, Stage};
+use perestroika_mirror::rsync::Target;
+use perestroika_mirror::status::Status;
+use perestroika_mirror::sync::TreeRef;
+use perestroika_mirror::{daemon, http, rsyncd, sync, verify};
+use tracing::info;
 
 /// Copies the signed public tree to mirror hosts, indexes last, and serves it.
 #[derive(Parser)]
@@ -12,6 +20,9 @@ struct Cli {
     /// Farm configuration file.
     #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,6 +31,78 @@ struct Cli {
 enum Command {
     /// Validate the configuration and show the queues this part consumes.
     Check,
+    /// Consume the mirror queues and keep every configured target in sync, until stopped.
+    Run,
+    /// Sync one tree (CUSTOMER/VERSION or CUSTOMER/review/NAME) to the targets now, at its
+    /// live generation unless --generation says otherwise.
+    Sync {
+        tree: String,
+        /// Only this target (a [[mirrors]] name).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        generation: Option<u64>,
+    },
+    /// Show, per target and tree, the generation announced, the one synced, and the last error.
+    Status,
+    /// Check a tree's generation (signatures, every indexed file and checksum) and each
+    /// target against it. Exits 1 listing every problem found.
+    Verify {
+        tree: String,
+        #[arg(long)]
+        target: Option<String>,
+        /// Default: what the status says was synced, else the live generation.
+        #[arg(long)]
+        generation: Option<u64>,
+    },
+    /// Serve a mirror tree over http (and, with --rsync, as the read-only rsync module
+    /// `perestroika` for downstream mirrors). Only ROOT is served: point it at the mirror's
+    /// copy of the public tree, never at the publisher's state.
+    Serve {
+        /// The directory to serve.
+        #[arg(long)]
+        root: PathBuf,
+        /// Address for http.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Address for the rsync daemon (off unless given).
+        #[arg(long)]
+        rsync: Option<SocketAddr>,
+        /// Where the rsync daemon's configuration and pid file go.
+        #[arg(long, default_value = "/run/perestroika-mirror")]
+        run_dir: PathBuf,
+    },
+}
+
+fn targets(farm: &FarmConfig, only: Option<&str>) -> anyhow::Result<Vec<Target>> {
+    let chosen: Vec<_> = farm
+        .mirrors
+        .iter()
+        .filter(|m| only.is_none_or(|name| m.name == name))
+        .collect();
+    if chosen.is_empty() {
+        return Err(UsageError(match only {
+            Some(name) => format!("no [[mirrors]] entry named {name:?} in {}", farm.source.display()),
+            None => format!("{} has no [[mirrors]] targets", farm.source.display()),
+        })
+        .into());
+    }
+    Ok(chosen.into_iter().map(Target::new).collect::<Result<_, _>>()?)
+}
+
+fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
+    Ok(TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?)
+}
+
+fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
+    let link = farm.paths.public_root.join(tree.link());
+    let target = fs_err::read_link(&link)
+        .with_context(|| format!("{tree} is not published here ({} is not a link)", link.display()))?;
+    target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("{} points at {}, not a generation", link.display(), target.display()))
 }
 
 fn main() -> ExitCode {
@@ -28,6 +111,115 @@ fn main() -> ExitCode {
         let farm = load_config(&cli.config)?;
         match cli.command {
             Command::Check => print_check(&farm, "mirror", Stage::Mirror),
+            Command::Run => {
+                let targets = targets(&farm, None)?;
+                tokio::select! {
+                    r = daemon::run(Arc::new(farm), targets) => r?,
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Command::Sync { tree, target, generation } => {
+                let tree = tree_ref(&tree)?;
+                let generation = match generation {
+                    Some(g) => g,
+                    None => live_generation(&farm, &tree)?,
+                };
+                let mut failed = 0;
+                for t in targets(&farm, target.as_deref())? {
+                    let scratch = daemon::scratch_dir(&farm, &t.name);
+                    let started = std::time::Instant::now();
+                    match sync::sync(&farm.paths.public_root, &tree, generation, &t, &scratch).await {
+                        Ok(moved) => println!(
+                            "{}: {tree} generation {generation} in sync ({} files, {} bytes sent, {:.2} s)",
+                            t.name,
+                            moved.files,
+                            moved.bytes_sent,
+                            started.elapsed().as_secs_f64()
+                        ),
+                        Err(e) => {
+                            eprintln!("{}: {e}", t.name);
+                            failed += 1;
+                        }
+                    }
+                }
+                if failed > 0 {
+                    anyhow::bail!("{failed} target(s) failed");
+                }
+            }
+            Command::Status => {
+                let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&status)?);
+                } else if status.is_empty() {
+                    println!("nothing announced yet");
+                } else {
+                    println!("{:<16} {:<28} {:>7} {:>7}  STATE", "TARGET", "TREE", "WANTED", "SYNCED");
+                    for (target, trees) in &status {
+                        for (tree, s) in trees {
+                            let state = match (&s.last_error, s.in_sync()) {
+                                (_, true) => "in sync".to_owned(),
+                                (Some(e), false) => format!("failing: {e}"),
+                                (None, false) => "behind".to_owned(),
+                            };
+                            let synced = s.synced.map_or("-".into(), |g| g.to_string());
+                            println!("{target:<16} {tree:<28} {:>7} {synced:>7}  {state}", s.wanted);
+                        }
+                    }
+                }
+            }
+            Command::Verify { tree, target, generation } => {
+                let tree_name = tree.clone();
+                let tree = tree_ref(&tree)?;
+                let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
+                let mut problems = Vec::new();
+                for t in targets(&farm, target.as_deref())? {
+                    let generation = match generation {
+                        Some(g) => g,
+                        None => match status.get(&t.name).and_then(|s| s.get(&tree_name)).and_then(|s| s.synced) {
+                            Some(g) => g,
+                            None => live_generation(&farm, &tree)?,
+                        },
+                    };
+                    let scratch = daemon::scratch_dir(&farm, &t.name);
+                    let dir = farm.paths.public_root.join(tree.generation(generation));
+                    let mut found = verify::check_generation(&dir, &scratch.join("gpg"));
+                    found.extend(verify::compare(&farm.paths.public_root, &tree, generation, &t, &scratch).await?);
+                    if found.is_empty() {
+                        println!("{}: {tree} generation {generation} verified", t.name);
+                    }
+                    for p in found {
+                        problems.push(format!("{}: {p}", t.name));
+                    }
+                }
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&problems)?);
+                }
+                if !problems.is_empty() {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                    anyhow::bail!("{} problem(s) found", problems.len());
+                }
+            }
+            Command::Serve { root, http, rsync, run_dir } => {
+                anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
+                let listener = tokio::net::TcpListener::bind(http)
+                    .await
+                    .with_context(|| format!("cannot listen on {http}"))?;
+                info!(%http, root = %root.display(), "serving http");
+                let _daemon = match rsync {
+                    Some(addr) => {
+                        let conf = rsyncd::write_config(&run_dir, &root)?;
+                        info!(%addr, module = "perestroika", "serving rsync");
+                        Some(rsyncd::start(&conf, addr).context("starting rsync --daemon")?)
+                    }
+                    None => None,
+                };
+                tokio::select! {
+                    r = http::serve(listener, root) => r?,
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
         }
         Ok(())
     })

@@ -53,6 +53,7 @@ async fn retire_review(
             retire.customer, retire.version
         ));
     }
+    let (farm2, customer, version) = (farm.clone(), retire.customer.clone(), retire.version.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         Publisher {
             farm: &farm,
@@ -65,7 +66,14 @@ async fn retire_review(
     match outcome {
         Ok((tree, removed)) => {
             info!(%tree, removed, "review repository retired");
-            Disposition::Ack
+            // Generation 0 tells the mirrors to take the tree down too.
+            match announce(&farm2, &customer, &version, &tree, 0).await {
+                Ok(()) => Disposition::Ack,
+                Err(e) => {
+                    error!(error = %e, "could not announce the retirement; the job will be redone");
+                    Disposition::Retry
+                }
+            }
         }
         Err(e) => {
             error!(error = %e, "could not retire the review repository; returning the job");
@@ -73,6 +81,40 @@ async fn retire_review(
             Disposition::Retry
         }
     }
+}
+
+/// Tells the mirrors that `tree` is now at `generation` (0: taken down).
+async fn announce(
+    farm: &FarmConfig,
+    customer: &str,
+    version: &str,
+    tree: &str,
+    generation: u64,
+) -> Result<(), perestroika_config::broker::BrokerError> {
+    let announcement = MirrorAnnouncement {
+        schema_version: SCHEMA_VERSION,
+        customer: customer.to_owned(),
+        version: version.to_owned(),
+        snapshot: if generation == 0 {
+            "retired".into()
+        } else {
+            generation.to_string()
+        },
+        generation,
+        tree: tree.to_owned(),
+        published_at: chrono::Utc::now(),
+    };
+    let queue = QueueName::new(Stage::Mirror, customer, version).to_string();
+    let broker = Broker::connect_with_backoff(&farm.broker).await;
+    let sent = broker
+        .publish(
+            &queue,
+            &announcement,
+            &format!("{}-{generation}", tree.replace('/', "-")),
+        )
+        .await;
+    broker.close().await;
+    sent
 }
 
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
@@ -156,29 +198,7 @@ async fn handle(
         &job.job_id,
         serde_json::json!({"job_id": job.job_id, "published": true, "tree": published.tree, "generation": published.generation}),
     );
-    let announcement = MirrorAnnouncement {
-        schema_version: SCHEMA_VERSION,
-        customer: job.customer.clone(),
-        version: job.version.clone(),
-        snapshot: published.generation.to_string(),
-        generation: published.generation,
-        tree: published.tree.clone(),
-        published_at: chrono::Utc::now(),
-    };
-    let mirror_queue = QueueName::new(Stage::Mirror, &job.customer, &job.version).to_string();
-    let broker = Broker::connect_with_backoff(&farm.broker).await;
-    let sent = broker
-        .publish(
-            &mirror_queue,
-            &announcement,
-            &format!(
-                "{}-{}",
-                published.tree.replace('/', "-"),
-                published.generation
-            ),
-        )
-        .await;
-    broker.close().await;
+    let sent = announce(&farm, &job.customer, &job.version, &published.tree, published.generation).await;
     match sent {
         Ok(()) => {
             info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");

@@ -1,0 +1,137 @@
+//! The mirror daemon: announcements from every `mirror.<customer>.<version>` queue (one active
+//! consumer per queue) set what each target should have; one task per target brings it there,
+//! always to the newest announced state, retrying with backoff without holding up the others.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use perestroika_config::backoff::Backoff;
+use perestroika_config::broker::{run_consumer, Disposition};
+use perestroika_config::messages::{Message, MirrorAnnouncement};
+use perestroika_config::{FarmConfig, QueueName, Stage};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::rsync::Target;
+use crate::status::Status;
+use crate::sync::{remove, sync, TreeRef};
+
+/// One target's worker and its wake-up call.
+struct Worker {
+    target: Target,
+    wake: Arc<Notify>,
+}
+
+/// Runs until stopped.
+pub async fn run(farm: Arc<FarmConfig>, targets: Vec<Target>) -> anyhow::Result<()> {
+    let status = Arc::new(Status::load(&Status::path(&farm.paths.state))?);
+    let workers: Vec<Worker> = targets
+        .into_iter()
+        .map(|target| Worker {
+            target,
+            wake: Arc::new(Notify::new()),
+        })
+        .collect();
+    let names: Arc<Vec<String>> = Arc::new(workers.iter().map(|w| w.target.name.clone()).collect());
+    let wakes: Arc<Vec<Arc<Notify>>> = Arc::new(workers.iter().map(|w| w.wake.clone()).collect());
+    let mut tasks = Vec::new();
+    for worker in workers {
+        let (farm, status) = (farm.clone(), status.clone());
+        tasks.push(tokio::spawn(async move { keep_in_sync(&farm, &status, worker).await }));
+    }
+    for (customer, release) in farm.releases() {
+        let queue = QueueName::new(Stage::Mirror, &customer.name, &release.name);
+        let (status, names, wakes) = (status.clone(), names.clone(), wakes.clone());
+        let settings = farm.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            run_consumer(&settings, &queue.clone(), 1, |delivery| {
+                let disposition = announced(&status, &names, &wakes, &queue, &delivery.data);
+                async move { (delivery, disposition) }
+            })
+            .await;
+        }));
+    }
+    futures_util::future::join_all(tasks).await;
+    Ok(())
+}
+
+/// Records an announcement for every target, durably, before it is acknowledged.
+fn announced(
+    status: &Status,
+    names: &[String],
+    wakes: &[Arc<Notify>],
+    queue: &QueueName,
+    data: &[u8],
+) -> Disposition {
+    let ann = match MirrorAnnouncement::from_bytes(data) {
+        Ok(a) => a,
+        Err(e) => return Disposition::DeadLetter(format!("not a valid mirror announcement: {e}")),
+    };
+    if ann.customer != queue.customer || ann.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "announcement for {} {} arrived on {queue}",
+            ann.customer, ann.version
+        ));
+    }
+    if let Err(e) = TreeRef::parse(&ann.tree) {
+        return Disposition::DeadLetter(e.to_string());
+    }
+    match status.want(names, &ann.tree, ann.generation) {
+        Ok(newer) => {
+            info!(tree = %ann.tree, generation = ann.generation, newer, "announcement");
+            for wake in wakes {
+                wake.notify_one();
+            }
+            Disposition::Ack
+        }
+        Err(e) => {
+            error!(error = %e, "cannot record the announcement; returning it");
+            Disposition::Retry
+        }
+    }
+}
+
+/// Brings one target to what the status wants, for ever.
+async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
+    let name = worker.target.name.clone();
+    let scratch = scratch_dir(farm, &name);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let Some((tree, generation)) = status.next_for(&name) else {
+            worker.wake.notified().await;
+            continue;
+        };
+        let Ok(tree_ref) = TreeRef::parse(&tree) else {
+            continue;
+        };
+        info!(target = %name, %tree, generation, "syncing");
+        let started = std::time::Instant::now();
+        let outcome = if generation == 0 {
+            remove(&tree_ref, &worker.target, &scratch).await
+        } else {
+            sync(&farm.paths.public_root, &tree_ref, generation, &worker.target, &scratch).await
+        };
+        match outcome {
+            Ok(moved) => {
+                info!(target = %name, %tree, generation, files = moved.files, bytes_sent = moved.bytes_sent, secs = started.elapsed().as_secs_f64(), "in sync");
+                if let Err(e) = status.synced(&name, &tree, generation, moved) {
+                    error!(error = %e, "cannot record the sync");
+                }
+                backoff.reset();
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(target = %name, %tree, generation, error = %e, retry_in = ?delay, "sync failed");
+                let _ = status.failed(&name, &tree, &e.to_string());
+                // A newer announcement does not cut the wait short: the target is failing.
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// A private scratch directory per target.
+pub fn scratch_dir(farm: &FarmConfig, target: &str) -> PathBuf {
+    farm.paths.state.join("mirror").join("scratch").join(target)
+}

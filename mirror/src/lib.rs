@@ -1,0 +1,10 @@
+//! The mirror: copies what the publisher switched live to mirror hosts with rsync, packages
+//! first and indexes last, and serves a mirror tree over http and rsync.
+
+pub mod daemon;
+pub mod http;
+pub mod rsync;
+pub mod rsyncd;
+pub mod status;
+pub mod sync;
+pub mod verify;

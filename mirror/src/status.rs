@@ -1,0 +1,160 @@
+//! What each target should have and what it has: per target and tree, the generation wanted
+//! (the newest announced; 0 for a retired tree), the generation synced, and the last error.
+//! Kept in `<state>/mirror/status.json`, written atomically on every change.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::rsync::Moved;
+
+/// One tree on one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeStatus {
+    /// Newest announced generation; 0 when the tree was retired.
+    pub wanted: u64,
+    /// Generation live on the target (0 after a retirement was carried out).
+    pub synced: Option<u64>,
+    pub last_error: Option<String>,
+    pub last_attempt: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+    /// What the last successful sync moved.
+    pub moved: Option<Moved>,
+}
+
+impl TreeStatus {
+    pub fn in_sync(&self) -> bool {
+        self.synced == Some(self.wanted)
+    }
+}
+
+/// target name → tree → status.
+pub type Targets = BTreeMap<String, BTreeMap<String, TreeStatus>>;
+
+/// The shared, persisted status.
+pub struct Status {
+    path: PathBuf,
+    targets: Mutex<Targets>,
+}
+
+impl Status {
+    /// `<state>/mirror/status.json`.
+    pub fn path(state: &Path) -> PathBuf {
+        state.join("mirror").join("status.json")
+    }
+
+    /// Loads the status file (empty when missing).
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let targets = match fs_err::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Targets::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            targets: Mutex::new(targets),
+        })
+    }
+
+    /// A copy of everything.
+    pub fn snapshot(&self) -> Targets {
+        self.targets.lock().expect("status lock").clone()
+    }
+
+    fn change(&self, f: impl FnOnce(&mut Targets)) -> std::io::Result<()> {
+        let mut targets = self.targets.lock().expect("status lock");
+        f(&mut targets);
+        let bytes = serde_json::to_vec_pretty(&*targets).expect("status serialises");
+        if let Some(dir) = self.path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = fs_err::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        fs_err::rename(&tmp, &self.path)
+    }
+
+    /// Records an announcement for every target. An older generation than one already
+    /// wanted is ignored (announcements can arrive twice or late); 0 retires the tree.
+    pub fn want(&self, targets: &[String], tree: &str, generation: u64) -> std::io::Result<bool> {
+        let mut newer = false;
+        self.change(|all| {
+            for name in targets {
+                let entry = all
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(tree.to_owned())
+                    .or_default();
+                if generation == 0 || generation > entry.wanted {
+                    entry.wanted = generation;
+                    newer = true;
+                }
+            }
+        })?;
+        Ok(newer)
+    }
+
+    /// The tree a target should sync next, with the generation wanted.
+    pub fn next_for(&self, target: &str) -> Option<(String, u64)> {
+        let all = self.targets.lock().expect("status lock");
+        all.get(target)?
+            .iter()
+            .find(|(_, s)| !s.in_sync())
+            .map(|(tree, s)| (tree.clone(), s.wanted))
+    }
+
+    /// Records a finished sync.
+    pub fn synced(&self, target: &str, tree: &str, generation: u64, moved: Moved) -> std::io::Result<()> {
+        self.change(|all| {
+            let s = all.entry(target.to_owned()).or_default().entry(tree.to_owned()).or_default();
+            s.synced = Some(generation);
+            s.last_error = None;
+            s.last_attempt = Some(Utc::now());
+            s.last_success = s.last_attempt;
+            s.moved = Some(moved);
+        })
+    }
+
+    /// Records a failed sync.
+    pub fn failed(&self, target: &str, tree: &str, error: &str) -> std::io::Result<()> {
+        self.change(|all| {
+            let s = all.entry(target.to_owned()).or_default().entry(tree.to_owned()).or_default();
+            s.last_error = Some(error.to_owned());
+            s.last_attempt = Some(Utc::now());
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_announcement_wins_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Status::path(dir.path());
+        let status = Status::load(&path).unwrap();
+        let targets = ["a".to_owned(), "b".to_owned()];
+        assert!(status.want(&targets, "acme/9.0", 3).unwrap());
+        assert!(!status.want(&targets, "acme/9.0", 2).unwrap());
+        assert_eq!(status.next_for("a"), Some(("acme/9.0".into(), 3)));
+        status.synced("a", "acme/9.0", 3, Moved::default()).unwrap();
+        assert_eq!(status.next_for("a"), None);
+        status.failed("b", "acme/9.0", "down").unwrap();
+        let again = Status::load(&path).unwrap();
+        assert_eq!(again.next_for("b"), Some(("acme/9.0".into(), 3)));
+        assert_eq!(again.snapshot()["b"]["acme/9.0"].last_error.as_deref(), Some("down"));
+        assert!(again.want(&targets, "acme/9.0", 0).unwrap());
+        assert_eq!(again.next_for("a"), Some(("acme/9.0".into(), 0)));
+    }
+}

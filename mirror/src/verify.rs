@@ -1,0 +1,259 @@
+//! Checking a mirror against an announced state: first the state itself (every `InRelease`
+//! and `repomd.xml.asc` signature valid against the tree's `KEY.asc`, every file an index
+//! names present with its size and sha256), then the target against it (rsync in checksum
+//! mode, dry run: any file missing or different on the target, or a link pointing elsewhere,
+//! is reported).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::rsync::{relative, Target};
+use crate::sync::TreeRef;
+
+/// A problem found.
+pub type Problem = String;
+
+fn sha256_file(path: &Path) -> Option<(u64, String)> {
+    let mut file = fs_err::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Some((size, hex::encode(hasher.finalize())))
+}
+
+fn read_maybe_gz(path: &Path) -> Option<String> {
+    let bytes = fs_err::read(path).ok()?;
+    let mut text = String::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .ok()?;
+    } else {
+        text = String::from_utf8(bytes).ok()?;
+    }
+    Some(text)
+}
+
+/// Verifies `signed` (clearsigned, or `data` with a detached `signature`) with gpgv against
+/// the armored key `key`.
+fn gpgv(key: &Path, scratch: &Path, files: &[&Path]) -> Result<(), String> {
+    let keyring = scratch.join("key.gpg");
+    if !keyring.exists() {
+        let out = Command::new("gpg")
+            .args(["--batch", "--yes", "--dearmor", "-o"])
+            .arg(&keyring)
+            .arg(key)
+            .output()
+            .map_err(|e| format!("cannot run gpg: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("{}: not a usable public key", key.display()));
+        }
+    }
+    let out = Command::new("gpgv")
+        .arg("--keyring")
+        .arg(&keyring)
+        .args(files)
+        .output()
+        .map_err(|e| format!("cannot run gpgv: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// Checks generation `dir` of a tree on this host; `tree_root` is the directory the tree's
+/// pool links resolve in.
+pub fn check_generation(dir: &Path, scratch: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let key = dir.join("KEY.asc");
+    if !key.is_file() {
+        return vec![format!("{}: missing", key.display())];
+    }
+    let _ = fs_err::create_dir_all(scratch);
+    let _ = fs_err::remove_file(scratch.join("key.gpg"));
+    check_deb(dir, &key, scratch, &mut problems);
+    check_rpm(dir, &key, scratch, &mut problems);
+    problems
+}
+
+fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>) {
+    let dists = dir.join("deb/dists");
+    let Ok(suites) = fs_err::read_dir(&dists) else {
+        return;
+    };
+    let deb_root = dir.join("deb");
+    for suite in suites.flatten() {
+        let suite_dir = suite.path();
+        let inrelease = suite_dir.join("InRelease");
+        if let Err(e) = gpgv(key, scratch, &[&inrelease]) {
+            problems.push(format!("{}: bad signature: {e}", inrelease.display()));
+            continue;
+        }
+        let release = suite_dir.join("Release");
+        if let Err(e) = gpgv(key, scratch, &[&suite_dir.join("Release.gpg"), &release]) {
+            problems.push(format!("{}: bad detached signature: {e}", release.display()));
+        }
+        let Ok(text) = fs_err::read_to_string(&release) else {
+            problems.push(format!("{}: missing", release.display()));
+            continue;
+        };
+        let mut in_sha256 = false;
+        for line in text.lines() {
+            if !line.starts_with(' ') {
+                in_sha256 = line.starts_with("SHA256:");
+                continue;
+            }
+            if !in_sha256 {
+                continue;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [sum, size, name] = parts.as_slice() else {
+                continue;
+            };
+            let path = suite_dir.join(name);
+            match sha256_file(&path) {
+                None => {} // reprepro lists uncompressed names it does not write
+                Some((s, h)) if s.to_string() == *size && h == *sum => {
+                    if name.ends_with("Packages.gz") || name.ends_with("Sources.gz") {
+                        check_index(&deb_root, &path, problems);
+                    }
+                }
+                Some(_) => problems.push(format!("{}: size or sha256 differs from Release", path.display())),
+            }
+        }
+    }
+}
+
+/// Every file a Packages or Sources index names, with its size and sha256.
+fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
+    let Some(text) = read_maybe_gz(index) else {
+        problems.push(format!("{}: unreadable", index.display()));
+        return;
+    };
+    for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
+        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name).map(str::trim));
+        if let Some(filename) = field("Filename:") {
+            let want = (field("Size:").unwrap_or(""), field("SHA256:").unwrap_or(""));
+            match sha256_file(&deb_root.join(filename)) {
+                Some((s, h)) if s.to_string() == want.0 && h == want.1 => {}
+                Some(_) => problems.push(format!("{filename}: differs from {}", index.display())),
+                None => problems.push(format!("{filename}: named by {} but missing", index.display())),
+            }
+        } else if let Some(directory) = field("Directory:") {
+            let mut lines = stanza.lines().skip_while(|l| !l.starts_with("Checksums-Sha256:"));
+            lines.next();
+            for line in lines.take_while(|l| l.starts_with(' ')) {
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                let [sum, size, name] = parts.as_slice() else {
+                    continue;
+                };
+                let path = deb_root.join(directory).join(name);
+                match sha256_file(&path) {
+                    Some((s, h)) if s.to_string() == *size && h == *sum => {}
+                    _ => problems.push(format!("{directory}/{name}: missing or differs from {}", index.display())),
+                }
+            }
+        }
+    }
+}
+
+fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>) {
+    let Ok(suites) = fs_err::read_dir(dir.join("rpm")) else {
+        return;
+    };
+    let data = Regex::new(r#"(?s)<data type="([^"]+)">.*?<checksum type="sha256">([0-9a-f]+)</checksum>.*?<location href="([^"]+)"/>"#)
+        .expect("regex");
+    let package = Regex::new(r#"(?s)<package type="rpm">.*?<checksum type="sha256"[^>]*>([0-9a-f]+)</checksum>.*?<location href="([^"]+)"/>"#)
+        .expect("regex");
+    for suite in suites.flatten() {
+        let Ok(arches) = fs_err::read_dir(suite.path()) else {
+            continue;
+        };
+        for arch in arches.flatten() {
+            let repo = arch.path();
+            let repomd = repo.join("repodata/repomd.xml");
+            let Ok(text) = fs_err::read_to_string(&repomd) else {
+                continue;
+            };
+            if let Err(e) = gpgv(key, scratch, &[&repo.join("repodata/repomd.xml.asc"), &repomd]) {
+                problems.push(format!("{}: bad signature: {e}", repomd.display()));
+            }
+            for cap in data.captures_iter(&text) {
+                let path = repo.join(&cap[3]);
+                match sha256_file(&path) {
+                    Some((_, h)) if h == cap[2] => {}
+                    _ => {
+                        problems.push(format!("{}: missing or differs from repomd.xml", path.display()));
+                        continue;
+                    }
+                }
+                if &cap[1] == "primary" {
+                    let Some(primary) = read_maybe_gz(&path) else {
+                        continue;
+                    };
+                    for p in package.captures_iter(&primary) {
+                        let file = repo.join(&p[2]);
+                        match sha256_file(&file) {
+                            Some((_, h)) if h == p[1] => {}
+                            _ => problems.push(format!("{}: missing or differs from primary", file.display())),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Compares the target with the tree at `generation` (rsync, checksums, dry run). Returns
+/// each difference rsync reports.
+pub async fn compare(
+    root: &Path,
+    tree: &TreeRef,
+    generation: u64,
+    target: &Target,
+    scratch: &Path,
+) -> Result<Vec<Problem>, crate::rsync::RsyncError> {
+    let link_dir = scratch.join("verify").join(&tree.parent);
+    let _ = fs_err::create_dir_all(&link_dir);
+    let link = link_dir.join(&tree.name);
+    let _ = fs_err::remove_file(&link);
+    let _ = std::os::unix::fs::symlink(
+        Path::new(&format!(".{}.gen", tree.name)).join(generation.to_string()),
+        &link,
+    );
+    let sources: Vec<PathBuf> = vec![
+        relative(root, &format!("{}/", tree.pool())),
+        relative(root, &format!("{}/", tree.generation(generation))),
+    ];
+    let mut problems = Vec::new();
+    for (what, args, srcs) in [
+        ("files", vec!["-rlc", "--relative", "--dry-run", "--itemize-changes"], sources),
+        (
+            "link",
+            vec!["-lc", "--relative", "--dry-run", "--itemize-changes"],
+            vec![relative(&scratch.join("verify"), &tree.link())],
+        ),
+    ] {
+        let out = target.itemize(what, &args, &srcs).await?;
+        for line in out.lines() {
+            // ".d..t......" lines are directory time stamps, not content.
+            if line.len() > 12 && !line.starts_with(".d") && !line.starts_with("cd") {
+                problems.push(format!("target differs: {line}"));
+            }
+        }
+    }
+    Ok(problems)
+}
