@@ -38,7 +38,9 @@ pub async fn run(farm: Arc<FarmConfig>, targets: Vec<Target>) -> anyhow::Result<
     let mut tasks = Vec::new();
     for worker in workers {
         let (farm, status) = (farm.clone(), status.clone());
-        tasks.push(tokio::spawn(async move { keep_in_sync(&farm, &status, worker).await }));
+        tasks.push(tokio::spawn(async move {
+            keep_in_sync(&farm, &status, worker).await
+        }));
     }
     for (customer, release) in farm.releases() {
         let queue = QueueName::new(Stage::Mirror, &customer.name, &release.name);
@@ -110,7 +112,14 @@ async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
         let outcome = if generation == 0 {
             remove(&tree_ref, &worker.target, &scratch).await
         } else {
-            sync(&farm.paths.public_root, &tree_ref, generation, &worker.target, &scratch).await
+            sync(
+                &farm.paths.public_root,
+                &tree_ref,
+                generation,
+                &worker.target,
+                &scratch,
+            )
+            .await
         };
         match outcome {
             Ok(moved) => {

@@ -43,7 +43,11 @@ pub async fn serve(listener: TcpListener, root: PathBuf) -> std::io::Result<()> 
 }
 
 fn full(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(text.into()).map_err(|never| match never {}).boxed());
+    let mut resp = Response::new(
+        Full::new(text.into())
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *resp.status_mut() = status;
     resp
 }
@@ -59,7 +63,9 @@ fn plain(status: StatusCode, text: &str) -> Response<Body> {
 
 /// The file a request path names, if it lies within `root`.
 fn resolve(root: &Path, raw: &str) -> Option<PathBuf> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     let mut path = root.to_path_buf();
     for part in Path::new(decoded.as_ref()).components() {
         match part {
@@ -127,11 +133,16 @@ pub fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     Some(Ok(range))
 }
 
-async fn respond(root: &Path, req: Request<hyper::body::Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn respond(
+    root: &Path,
+    req: Request<hyper::body::Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let raw_path = req.uri().path().to_owned();
@@ -172,7 +183,9 @@ async fn respond(root: &Path, req: Request<hyper::body::Incoming>, peer: SocketA
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
     let body: Body = if head || count == 0 {
-        Full::new(Bytes::new()).map_err(|never| match never {}).boxed()
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed()
     } else {
         match tokio::fs::File::open(&path).await {
             Ok(mut file) => {
@@ -189,7 +202,10 @@ async fn respond(root: &Path, req: Request<hyper::body::Incoming>, peer: SocketA
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(modified) = meta.modified() {
@@ -236,13 +252,19 @@ async fn listing(dir: &Path, raw_path: &str, head: bool) -> Response<Body> {
             .replace("%2E", ".")
             .replace("%2D", "-")
             .replace("%5F", "_");
-        html.push_str(&format!("<li><a href=\"{href}\">{}</a></li>\n", escape(name)));
+        html.push_str(&format!(
+            "<li><a href=\"{href}\">{}</a></li>\n",
+            escape(name)
+        ));
     }
     html.push_str("</ul></body></html>\n");
     let len = html.len();
     let mut resp = full(StatusCode::OK, if head { String::new() } else { html });
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     resp
 }
@@ -270,10 +292,16 @@ mod tests {
         std::os::unix::fs::symlink(".9.gen/1", root.join("a/9")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("a/out")).unwrap();
         assert_eq!(resolve(&root, "/a/9/"), Some(root.join("a/.9.gen/1")));
-        assert_eq!(resolve(&root, "/a/%2E9.gen/1"), Some(root.join("a/.9.gen/1")));
+        assert_eq!(
+            resolve(&root, "/a/%2E9.gen/1"),
+            Some(root.join("a/.9.gen/1"))
+        );
         assert_eq!(resolve(&root, "/a/../../etc/passwd"), None);
         assert_eq!(resolve(&root, "/a/out/passwd"), None);
         assert_eq!(content_type("InRelease"), "text/plain; charset=utf-8");
-        assert_eq!(content_type("x_1.0_all.deb"), "application/vnd.debian.binary-package");
+        assert_eq!(
+            content_type("x_1.0_all.deb"),
+            "application/vnd.debian.binary-package"
+        );
     }
 }

@@ -82,12 +82,18 @@ fn targets(farm: &FarmConfig, only: Option<&str>) -> anyhow::Result<Vec<Target>>
         .collect();
     if chosen.is_empty() {
         return Err(UsageError(match only {
-            Some(name) => format!("no [[mirrors]] entry named {name:?} in {}", farm.source.display()),
+            Some(name) => format!(
+                "no [[mirrors]] entry named {name:?} in {}",
+                farm.source.display()
+            ),
             None => format!("{} has no [[mirrors]] targets", farm.source.display()),
         })
         .into());
     }
-    Ok(chosen.into_iter().map(Target::new).collect::<Result<_, _>>()?)
+    Ok(chosen
+        .into_iter()
+        .map(Target::new)
+        .collect::<Result<_, _>>()?)
 }
 
 fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
@@ -96,13 +102,23 @@ fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
 
 fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
     let link = farm.paths.public_root.join(tree.link());
-    let target = fs_err::read_link(&link)
-        .with_context(|| format!("{tree} is not published here ({} is not a link)", link.display()))?;
+    let target = fs_err::read_link(&link).with_context(|| {
+        format!(
+            "{tree} is not published here ({} is not a link)",
+            link.display()
+        )
+    })?;
     target
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.parse().ok())
-        .with_context(|| format!("{} points at {}, not a generation", link.display(), target.display()))
+        .with_context(|| {
+            format!(
+                "{} points at {}, not a generation",
+                link.display(),
+                target.display()
+            )
+        })
 }
 
 fn main() -> ExitCode {
@@ -118,7 +134,11 @@ fn main() -> ExitCode {
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
-            Command::Sync { tree, target, generation } => {
+            Command::Sync {
+                tree,
+                target,
+                generation,
+            } => {
                 let tree = tree_ref(&tree)?;
                 let generation = match generation {
                     Some(g) => g,
@@ -153,7 +173,10 @@ fn main() -> ExitCode {
                 } else if status.is_empty() {
                     println!("nothing announced yet");
                 } else {
-                    println!("{:<16} {:<28} {:>7} {:>7}  STATE", "TARGET", "TREE", "WANTED", "SYNCED");
+                    println!(
+                        "{:<16} {:<28} {:>7} {:>7}  STATE",
+                        "TARGET", "TREE", "WANTED", "SYNCED"
+                    );
                     for (target, trees) in &status {
                         for (tree, s) in trees {
                             let state = match (&s.last_error, s.in_sync()) {
@@ -162,12 +185,19 @@ fn main() -> ExitCode {
                                 (None, false) => "behind".to_owned(),
                             };
                             let synced = s.synced.map_or("-".into(), |g| g.to_string());
-                            println!("{target:<16} {tree:<28} {:>7} {synced:>7}  {state}", s.wanted);
+                            println!(
+                                "{target:<16} {tree:<28} {:>7} {synced:>7}  {state}",
+                                s.wanted
+                            );
                         }
                     }
                 }
             }
-            Command::Verify { tree, target, generation } => {
+            Command::Verify {
+                tree,
+                target,
+                generation,
+            } => {
                 let tree_name = tree.clone();
                 let tree = tree_ref(&tree)?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
@@ -175,7 +205,11 @@ fn main() -> ExitCode {
                 for t in targets(&farm, target.as_deref())? {
                     let generation = match generation {
                         Some(g) => g,
-                        None => match status.get(&t.name).and_then(|s| s.get(&tree_name)).and_then(|s| s.synced) {
+                        None => match status
+                            .get(&t.name)
+                            .and_then(|s| s.get(&tree_name))
+                            .and_then(|s| s.synced)
+                        {
                             Some(g) => g,
                             None => live_generation(&farm, &tree)?,
                         },
@@ -183,7 +217,10 @@ fn main() -> ExitCode {
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let dir = farm.paths.public_root.join(tree.generation(generation));
                     let mut found = verify::check_generation(&dir, &scratch.join("gpg"));
-                    found.extend(verify::compare(&farm.paths.public_root, &tree, generation, &t, &scratch).await?);
+                    found.extend(
+                        verify::compare(&farm.paths.public_root, &tree, generation, &t, &scratch)
+                            .await?,
+                    );
                     if found.is_empty() {
                         println!("{}: {tree} generation {generation} verified", t.name);
                     }
@@ -201,7 +238,12 @@ fn main() -> ExitCode {
                     anyhow::bail!("{} problem(s) found", problems.len());
                 }
             }
-            Command::Serve { root, http, rsync, run_dir } => {
+            Command::Serve {
+                root,
+                http,
+                rsync,
+                run_dir,
+            } => {
                 anyhow::ensure!(root.is_dir(), "{} is not a directory", root.display());
                 let listener = tokio::net::TcpListener::bind(http)
                     .await

@@ -79,7 +79,11 @@ impl Target {
                     t.target
                 )));
             }
-            let mut cmd = vec!["ssh".to_owned(), "-oBatchMode=yes".into(), "-oStrictHostKeyChecking=yes".into()];
+            let mut cmd = vec![
+                "ssh".to_owned(),
+                "-oBatchMode=yes".into(),
+                "-oStrictHostKeyChecking=yes".into(),
+            ];
             if let Some(key) = &t.ssh_key {
                 no_blanks(&t.name, "ssh_key", &key.display().to_string())?;
                 cmd.push(format!("-i{}", key.display()));
@@ -90,7 +94,10 @@ impl Target {
             }
             Some(cmd.join(" "))
         } else {
-            return Err(bad(format!("target {:?} is not an rsync destination", t.target)));
+            return Err(bad(format!(
+                "target {:?} is not an rsync destination",
+                t.target
+            )));
         };
         Ok(Self {
             name: t.name.clone(),

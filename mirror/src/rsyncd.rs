@@ -13,7 +13,8 @@ pub fn write_config(dir: &Path, root: &Path) -> std::io::Result<PathBuf> {
         format!(
             "# Written by perestroika-mirror serve.\n\
              pid file = {dir}/rsyncd.pid\n\
-             use chroot = no\n\
+             use chroot = {chroot}\n\
+             munge symlinks = no\n\
              max connections = 50\n\
              timeout = 300\n\
              [perestroika]\n\
@@ -23,10 +24,19 @@ pub fn write_config(dir: &Path, root: &Path) -> std::io::Result<PathBuf> {
              list = yes\n\
              exclude = *.tmp\n",
             dir = dir.display(),
-            root = root.display()
+            root = root.display(),
+            // The tree's links are relative and stay inside it; chroot where we may.
+            chroot = if is_root() { "yes" } else { "no" },
         ),
     )?;
     Ok(conf)
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
 }
 
 /// Starts `rsync --daemon` in the foreground on `addr`; it stops when the child is dropped.

@@ -114,9 +114,19 @@ impl Status {
     }
 
     /// Records a finished sync.
-    pub fn synced(&self, target: &str, tree: &str, generation: u64, moved: Moved) -> std::io::Result<()> {
+    pub fn synced(
+        &self,
+        target: &str,
+        tree: &str,
+        generation: u64,
+        moved: Moved,
+    ) -> std::io::Result<()> {
         self.change(|all| {
-            let s = all.entry(target.to_owned()).or_default().entry(tree.to_owned()).or_default();
+            let s = all
+                .entry(target.to_owned())
+                .or_default()
+                .entry(tree.to_owned())
+                .or_default();
             s.synced = Some(generation);
             s.last_error = None;
             s.last_attempt = Some(Utc::now());
@@ -128,7 +138,11 @@ impl Status {
     /// Records a failed sync.
     pub fn failed(&self, target: &str, tree: &str, error: &str) -> std::io::Result<()> {
         self.change(|all| {
-            let s = all.entry(target.to_owned()).or_default().entry(tree.to_owned()).or_default();
+            let s = all
+                .entry(target.to_owned())
+                .or_default()
+                .entry(tree.to_owned())
+                .or_default();
             s.last_error = Some(error.to_owned());
             s.last_attempt = Some(Utc::now());
         })
@@ -153,7 +167,10 @@ mod tests {
         status.failed("b", "acme/9.0", "down").unwrap();
         let again = Status::load(&path).unwrap();
         assert_eq!(again.next_for("b"), Some(("acme/9.0".into(), 3)));
-        assert_eq!(again.snapshot()["b"]["acme/9.0"].last_error.as_deref(), Some("down"));
+        assert_eq!(
+            again.snapshot()["b"]["acme/9.0"].last_error.as_deref(),
+            Some("down")
+        );
         assert!(again.want(&targets, "acme/9.0", 0).unwrap());
         assert_eq!(again.next_for("a"), Some(("acme/9.0".into(), 0)));
     }

@@ -206,7 +206,14 @@ mod tests {
         assert_eq!(t.generation(3), "acme/.9.0.gen/3");
         let r = TreeRef::parse("acme/review/1234").unwrap();
         assert_eq!(r.pool(), "acme/review/.1234.pool");
-        for bad in ["acme", "acme/../x", "acme/.9.0.gen", "a/b/c", "/acme/9.0", "acme/review/"] {
+        for bad in [
+            "acme",
+            "acme/../x",
+            "acme/.9.0.gen",
+            "a/b/c",
+            "/acme/9.0",
+            "acme/review/",
+        ] {
             assert!(TreeRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -104,7 +104,10 @@ fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
         }
         let release = suite_dir.join("Release");
         if let Err(e) = gpgv(key, scratch, &[&suite_dir.join("Release.gpg"), &release]) {
-            problems.push(format!("{}: bad detached signature: {e}", release.display()));
+            problems.push(format!(
+                "{}: bad detached signature: {e}",
+                release.display()
+            ));
         }
         let Ok(text) = fs_err::read_to_string(&release) else {
             problems.push(format!("{}: missing", release.display()));
@@ -131,7 +134,10 @@ fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
                         check_index(&deb_root, &path, problems);
                     }
                 }
-                Some(_) => problems.push(format!("{}: size or sha256 differs from Release", path.display())),
+                Some(_) => problems.push(format!(
+                    "{}: size or sha256 differs from Release",
+                    path.display()
+                )),
             }
         }
     }
@@ -144,16 +150,25 @@ fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
         return;
     };
     for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
-        let field = |name: &str| stanza.lines().find_map(|l| l.strip_prefix(name).map(str::trim));
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::trim))
+        };
         if let Some(filename) = field("Filename:") {
             let want = (field("Size:").unwrap_or(""), field("SHA256:").unwrap_or(""));
             match sha256_file(&deb_root.join(filename)) {
                 Some((s, h)) if s.to_string() == want.0 && h == want.1 => {}
                 Some(_) => problems.push(format!("{filename}: differs from {}", index.display())),
-                None => problems.push(format!("{filename}: named by {} but missing", index.display())),
+                None => problems.push(format!(
+                    "{filename}: named by {} but missing",
+                    index.display()
+                )),
             }
         } else if let Some(directory) = field("Directory:") {
-            let mut lines = stanza.lines().skip_while(|l| !l.starts_with("Checksums-Sha256:"));
+            let mut lines = stanza
+                .lines()
+                .skip_while(|l| !l.starts_with("Checksums-Sha256:"));
             lines.next();
             for line in lines.take_while(|l| l.starts_with(' ')) {
                 let parts: Vec<&str> = line.split_whitespace().collect();
@@ -163,7 +178,10 @@ fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
                 let path = deb_root.join(directory).join(name);
                 match sha256_file(&path) {
                     Some((s, h)) if s.to_string() == *size && h == *sum => {}
-                    _ => problems.push(format!("{directory}/{name}: missing or differs from {}", index.display())),
+                    _ => problems.push(format!(
+                        "{directory}/{name}: missing or differs from {}",
+                        index.display()
+                    )),
                 }
             }
         }
@@ -188,7 +206,11 @@ fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
             let Ok(text) = fs_err::read_to_string(&repomd) else {
                 continue;
             };
-            if let Err(e) = gpgv(key, scratch, &[&repo.join("repodata/repomd.xml.asc"), &repomd]) {
+            if let Err(e) = gpgv(
+                key,
+                scratch,
+                &[&repo.join("repodata/repomd.xml.asc"), &repomd],
+            ) {
                 problems.push(format!("{}: bad signature: {e}", repomd.display()));
             }
             for cap in data.captures_iter(&text) {
@@ -196,7 +218,10 @@ fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
                 match sha256_file(&path) {
                     Some((_, h)) if h == cap[2] => {}
                     _ => {
-                        problems.push(format!("{}: missing or differs from repomd.xml", path.display()));
+                        problems.push(format!(
+                            "{}: missing or differs from repomd.xml",
+                            path.display()
+                        ));
                         continue;
                     }
                 }
@@ -208,7 +233,10 @@ fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
                         let file = repo.join(&p[2]);
                         match sha256_file(&file) {
                             Some((_, h)) if h == p[1] => {}
-                            _ => problems.push(format!("{}: missing or differs from primary", file.display())),
+                            _ => problems.push(format!(
+                                "{}: missing or differs from primary",
+                                file.display()
+                            )),
                         }
                     }
                 }
@@ -240,7 +268,11 @@ pub async fn compare(
     ];
     let mut problems = Vec::new();
     for (what, args, srcs) in [
-        ("files", vec!["-rlc", "--relative", "--dry-run", "--itemize-changes"], sources),
+        (
+            "files",
+            vec!["-rlc", "--relative", "--dry-run", "--itemize-changes"],
+            sources,
+        ),
         (
             "link",
             vec!["-lc", "--relative", "--dry-run", "--itemize-changes"],

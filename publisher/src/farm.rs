@@ -53,7 +53,11 @@ async fn retire_review(
             retire.customer, retire.version
         ));
     }
-    let (farm2, customer, version) = (farm.clone(), retire.customer.clone(), retire.version.clone());
+    let (farm2, customer, version) = (
+        farm.clone(),
+        retire.customer.clone(),
+        retire.version.clone(),
+    );
     let outcome = tokio::task::spawn_blocking(move || {
         Publisher {
             farm: &farm,
@@ -198,7 +202,14 @@ async fn handle(
         &job.job_id,
         serde_json::json!({"job_id": job.job_id, "published": true, "tree": published.tree, "generation": published.generation}),
     );
-    let sent = announce(&farm, &job.customer, &job.version, &published.tree, published.generation).await;
+    let sent = announce(
+        &farm,
+        &job.customer,
+        &job.version,
+        &published.tree,
+        published.generation,
+    )
+    .await;
     match sent {
         Ok(()) => {
             info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");

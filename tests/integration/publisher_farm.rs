@@ -374,7 +374,10 @@ async fn a_review_repository_is_retired_and_can_start_again() {
     }
     // The mirrors are told to take it down too.
     let gone = announcement(&broker, &s.farm, Duration::from_secs(30), &[&publisher]).await;
-    assert_eq!((gone.generation, gone.tree.as_str()), (0, ann.tree.as_str()));
+    assert_eq!(
+        (gone.generation, gone.tree.as_str()),
+        (0, ann.tree.as_str())
+    );
     let left: Vec<_> = fs_err::read_dir(&review_root).unwrap().collect();
     assert!(left.is_empty(), "review leftovers: {left:?}");
     assert!(!s

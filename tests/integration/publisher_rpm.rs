@@ -3,32 +3,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use perestroika_tests::apt::{make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
 use perestroika_tests::run;
-
-fn dnf_install(tree: &Path, root: &Path, package: &str) -> std::process::Output {
-    Command::new("dnf")
-        .arg(format!("--installroot={}", root.display()))
-        .args([
-            "--releasever=9",
-            "--disablerepo=*",
-            "-y",
-            "-q",
-            "--setopt=install_weak_deps=False",
-        ])
-        .arg(format!(
-            "--repofrompath=farm,file://{}/rpm/el9/x86_64",
-            tree.display()
-        ))
-        .args(["--setopt=farm.gpgcheck=1", "--setopt=farm.repo_gpgcheck=1"])
-        .arg(format!(
-            "--setopt=farm.gpgkey=file://{}/KEY.asc",
-            tree.display()
-        ))
-        .args(["--enablerepo=farm", "install", package])
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn rpms_are_signed_indexed_and_installable_with_dnf() {
@@ -103,7 +79,11 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
 
     // dnf installs it with both package and repository signatures checked.
     let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(&tree, root.path(), "rpmtest");
+    let out = dnf_install(
+        &format!("file://{}", tree.display()),
+        root.path(),
+        "rpmtest",
+    );
     assert!(
         out.status.success(),
         "dnf failed:\n{}{}",
@@ -132,6 +112,10 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     fs_err::remove_file(&repomd).unwrap();
     fs_err::write(&repomd, text.replace("<revision>", "<revision>1")).unwrap();
     let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(&tree, root.path(), "rpmtest");
+    let out = dnf_install(
+        &format!("file://{}", tree.display()),
+        root.path(),
+        "rpmtest",
+    );
     assert!(!out.status.success(), "dnf accepted a tampered repomd.xml");
 }

@@ -254,3 +254,24 @@ pub fn signed_farm(
 
 /// The release line of the test farms: 9.0 for bookworm.
 pub const BOOKWORM_RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"] }"#;
+
+/// `dnf install` into a private root from the release at `base` (`file:///…/acme/9.0` or
+/// `http://…/acme/9.0`), with package and repository signatures checked against the release's
+/// own `KEY.asc`.
+pub fn dnf_install(base: &str, root: &Path, package: &str) -> Output {
+    Command::new("dnf")
+        .arg(format!("--installroot={}", root.display()))
+        .args([
+            "--releasever=9",
+            "--disablerepo=*",
+            "-y",
+            "-q",
+            "--setopt=install_weak_deps=False",
+        ])
+        .arg(format!("--repofrompath=farm,{base}/rpm/el9/x86_64"))
+        .args(["--setopt=farm.gpgcheck=1", "--setopt=farm.repo_gpgcheck=1"])
+        .arg(format!("--setopt=farm.gpgkey={base}/KEY.asc"))
+        .args(["--enablerepo=farm", "install", package])
+        .output()
+        .unwrap()
+}

@@ -6,6 +6,7 @@ pub mod apt;
 pub mod debian;
 pub mod gerrit;
 pub mod rabbit;
+pub mod rsyncd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,90 @@
+//! A writable rsync daemon on loopback: a mirror host as the mirror daemon sees it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn id(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().expect("id");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// An rsync daemon with one writable module, `mirror`, stopped when dropped.
+pub struct RsyncHost {
+    pub dir: tempfile::TempDir,
+    /// What the module holds: the mirror's copy of the public tree.
+    pub data: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl RsyncHost {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        fs_err::create_dir_all(&data).unwrap();
+        let mut host = Self {
+            data,
+            port: free_port(),
+            child: None,
+            dir,
+        };
+        host.start_again();
+        host
+    }
+
+    /// The rsync URL of the module.
+    pub fn url(&self) -> String {
+        format!("rsync://127.0.0.1:{}/mirror/", self.port)
+    }
+
+    /// Starts the daemon (again) and waits until it listens.
+    pub fn start_again(&mut self) {
+        let conf = self.dir.path().join("rsyncd.conf");
+        fs_err::write(
+            &conf,
+            format!(
+                "use chroot = no\nmunge symlinks = no\nuid = {}\ngid = {}\n[mirror]\npath = {}\nread only = no\n",
+                id("-u"),
+                id("-g"),
+                self.data.display()
+            ),
+        )
+        .unwrap();
+        let log = fs_err::File::create(self.dir.path().join("rsyncd.log")).unwrap();
+        let child = Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--config={}", conf.display()))
+            .stderr(log.into_parts().0)
+            .spawn()
+            .expect("start rsync --daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "rsync daemon did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the daemon: the host is down.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RsyncHost {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
