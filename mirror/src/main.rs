@@ -9,7 +9,7 @@ use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DE
 use perestroika_config::{FarmConfig, Stage};
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
-use perestroika_mirror::sync::TreeRef;
+use perestroika_mirror::sync::{Manifest, TreeRef};
 use perestroika_mirror::{daemon, http, rsyncd, sync, verify};
 use tracing::info;
 
@@ -42,6 +42,10 @@ enum Command {
         target: Option<String>,
         #[arg(long)]
         generation: Option<u64>,
+        /// List both sides whole instead of sending what changed since the last sync (repairs
+        /// a target changed behind the mirror's back).
+        #[arg(long)]
+        full: bool,
     },
     /// Show, per target and tree, the generation announced, the one synced, and the last error.
     Status,
@@ -138,6 +142,7 @@ fn main() -> ExitCode {
                 tree,
                 target,
                 generation,
+                full,
             } => {
                 let tree = tree_ref(&tree)?;
                 let generation = match generation {
@@ -148,14 +153,24 @@ fn main() -> ExitCode {
                 for t in targets(&farm, target.as_deref())? {
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let started = std::time::Instant::now();
-                    match sync::sync(&farm.paths.public_root, &tree, generation, &t, &scratch).await {
-                        Ok(moved) => println!(
-                            "{}: {tree} generation {generation} in sync ({} files, {} bytes sent, {:.2} s)",
-                            t.name,
-                            moved.files,
-                            moved.bytes_sent,
-                            started.elapsed().as_secs_f64()
-                        ),
+                    let manifest_path = Manifest::path(&farm.paths.state, &t.name, &tree);
+                    let known = if full {
+                        None
+                    } else {
+                        Manifest::load(&manifest_path)
+                    };
+                    let root = &farm.paths.public_root;
+                    match sync::sync(root, &tree, generation, &t, &scratch, known.as_ref()).await {
+                        Ok((moved, manifest)) => {
+                            manifest.save(&manifest_path)?;
+                            println!(
+                                "{}: {tree} generation {generation} in sync ({} files, {} bytes sent, {:.2} s)",
+                                t.name,
+                                moved.files,
+                                moved.bytes_sent,
+                                started.elapsed().as_secs_f64()
+                            )
+                        }
                         Err(e) => {
                             eprintln!("{}: {e}", t.name);
                             failed += 1;

@@ -140,7 +140,8 @@ impl Target {
         let mut cmd = Command::new("rsync");
         cmd.arg("--timeout=60");
         if self.dest.starts_with("rsync://") {
-            cmd.arg("--contimeout=20");
+            // Small protocol messages otherwise wait on delayed ACKs (~40 ms each).
+            cmd.args(["--contimeout=20", "--sockopts=TCP_NODELAY"]);
         }
         if let Some(ssh) = &self.ssh {
             cmd.arg("-e").arg(ssh);
@@ -152,7 +153,9 @@ impl Target {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        let started = std::time::Instant::now();
         let out = cmd.output().await.map_err(RsyncError::Spawn)?;
+        tracing::debug!(target = %self.name, stage, secs = started.elapsed().as_secs_f64(), "rsync done");
         if !out.status.success() {
             return Err(RsyncError::Failed {
                 name: self.name.clone(),

@@ -15,6 +15,7 @@ pub fn write_config(dir: &Path, root: &Path) -> std::io::Result<PathBuf> {
              pid file = {dir}/rsyncd.pid\n\
              use chroot = {chroot}\n\
              munge symlinks = no\n\
+             reverse lookup = no\n\
              max connections = 50\n\
              timeout = 300\n\
              [perestroika]\n\

@@ -1,19 +1,24 @@
 //! Syncing one public tree (`<customer>/<version>` or `<customer>/review/<name>`) at one
 //! generation to one target, in the order the Debian mirror network's ftpsync keeps:
 //!
-//! 1. packages first: the shared pool and the generations (each generation holds its indexes,
-//!    signatures and `by-hash/` files, but no client reads a generation until the link points
-//!    at it), added without deleting anything;
+//! 1. packages first: new files of the shared pool, then the announced generation (it holds
+//!    the indexes, signatures and `by-hash/` files, but no client reads a generation until the
+//!    link points at it; what it shares with the previous generation is hard-linked on the
+//!    target and its indexes are sent as deltas), adding without deleting anything;
 //! 2. then the indexes become visible: the tree's link is switched to the generation (rsync
 //!    replaces a symlink with a temporary name and rename(2), so a client sees the old tree or
 //!    the new one);
-//! 3. then what is no longer referenced is deleted.
+//! 3. then what is no longer referenced is deleted (and generations the target missed, e.g.
+//!    while it was down, are copied).
 //!
 //! A sync stopped anywhere leaves the target's live tree as it was or as it should be: stage 1
 //! only adds files nobody reads yet, stage 2 is one rename, stage 3 removes only what the new
 //! tree does not need.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::rsync::{relative, Moved, RsyncError, Target};
 
@@ -93,15 +98,125 @@ impl std::fmt::Display for TreeRef {
 /// Unfinished generations of the publisher, never copied.
 const EXCLUDE_UNFINISHED: &str = "--exclude=*.tmp";
 
+/// What a target holds of a tree after the last complete sync: the pool's files and the
+/// generations. With it the next sync sends and deletes exactly the difference instead of
+/// listing the whole tree on both sides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Pool files, relative to the public root.
+    pub files: BTreeSet<String>,
+    pub generations: BTreeSet<u64>,
+}
+
+impl Manifest {
+    /// Where the manifest of `tree` on `target` is kept.
+    pub fn path(state: &Path, target: &str, tree: &TreeRef) -> PathBuf {
+        state
+            .join("mirror/manifests")
+            .join(target)
+            .join(format!("{}.json", tree.link().replace('/', "_")))
+    }
+
+    pub fn load(path: &Path) -> Option<Self> {
+        serde_json::from_slice(&fs_err::read(path).ok()?).ok()
+    }
+
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            fs_err::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        fs_err::write(&tmp, serde_json::to_vec(self).expect("manifest serialises"))?;
+        fs_err::rename(&tmp, path)
+    }
+
+    /// What this host has of the tree now.
+    pub fn of_local(root: &Path, tree: &TreeRef) -> Result<Self, SyncError> {
+        let mut files = BTreeSet::new();
+        walk(root, &root.join(tree.pool()), &mut files)?;
+        let generations = fs_err::read_dir(root.join(tree.generations()))
+            .map_err(|source| SyncError::Io {
+                path: root.join(tree.generations()),
+                source,
+            })?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .collect();
+        Ok(Self { files, generations })
+    }
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<(), SyncError> {
+    let entries = match fs_err::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(SyncError::Io {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir {
+            walk(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            out.insert(rel.display().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Every symlink under `dir`, relative to `root`.
+fn walk_links(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<(), SyncError> {
+    let entries = fs_err::read_dir(dir).map_err(|source| SyncError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_symlink() {
+            if let Ok(rel) = path.strip_prefix(root) {
+                out.insert(rel.display().to_string());
+            }
+        } else if kind.is_dir() {
+            walk_links(root, &path, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_list(scratch: &Path, name: &str, items: &[String]) -> Result<PathBuf, SyncError> {
+    let path = scratch.join(name);
+    fs_err::create_dir_all(scratch).map_err(|source| SyncError::Io {
+        path: scratch.to_owned(),
+        source,
+    })?;
+    let mut text = items.join("\n");
+    text.push('\n');
+    fs_err::write(&path, text).map_err(|source| SyncError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
+}
+
 /// Copies generation `generation` of `tree` from `root` to `target` and makes it live there.
-/// `scratch` is a private directory for the link to send.
+/// With the target's `known` manifest only the difference is sent and deleted; without it
+/// (a first sync, or a full one) both sides are listed whole. Returns what moved and the
+/// manifest the target now matches. `scratch` is a private working directory.
 pub async fn sync(
     root: &Path,
     tree: &TreeRef,
     generation: u64,
     target: &Target,
     scratch: &Path,
-) -> Result<Moved, SyncError> {
+    known: Option<&Manifest>,
+) -> Result<(Moved, Manifest), SyncError> {
     if !root.join(tree.generation(generation)).is_dir() {
         return Err(SyncError::Missing {
             tree: tree.to_string(),
@@ -109,21 +224,79 @@ pub async fn sync(
             root: root.to_owned(),
         });
     }
+    let local = Manifest::of_local(root, tree)?;
     let dirs = [
         relative(root, &format!("{}/", tree.pool())),
         relative(root, &format!("{}/", tree.generations())),
     ];
-    let mut moved = target
-        .run(
-            "packages and generations",
-            &["-rlt", "--relative", EXCLUDE_UNFINISHED],
-            &dirs,
-            "",
-        )
-        .await?;
+    let root_arg = PathBuf::from(format!("{}/", root.display()));
+    // 1a. New package files (the pool only grows), and the generations directory itself.
+    // The generation's symlinks (into the pool) go with the packages, transferred from the
+    // root: an rsync daemon without chroot would cut a link climbing out of a transfer that
+    // starts inside the generation.
+    let mut links = BTreeSet::new();
+    walk_links(root, &root.join(tree.generation(generation)), &mut links)?;
+    let mut new_files: Vec<String> = match known {
+        Some(known) => local.files.difference(&known.files).cloned().collect(),
+        None => Vec::new(),
+    };
+    new_files.extend(links);
+    let new_list = write_list(scratch, "new-files", &new_files)?;
+    let files_from = format!("--files-from={}", new_list.display());
+    let exclude_generations = format!("--exclude=/{}/*", tree.generations());
+    let listed = async {
+        if new_files.is_empty() {
+            return Ok(Moved::default());
+        }
+        target
+            .run(
+                "packages",
+                &["-lt", &files_from],
+                std::slice::from_ref(&root_arg),
+                "",
+            )
+            .await
+    };
+    // 1b. The new generation. Most of it (by-hash copies of older indexes, KEY.asc) is already
+    // on the target in the previous generation: hard-link that instead of sending it, and
+    // send the new indexes as deltas against the previous ones.
+    // Checksums, not size and time: an index keeps its name from one generation to the next
+    // and may keep its size and second too.
+    let mut args = vec!["-rtHc", "--fuzzy", "--fuzzy"];
+    let link_dest;
+    if let Some(previous) = previous_generation(root, tree, generation) {
+        link_dest = format!("--link-dest=../{previous}");
+        args.push(&link_dest);
+    }
+    let generation_dir = [PathBuf::from(format!(
+        "{}/",
+        root.join(tree.generation(generation)).display()
+    ))];
+    let generation_sub = format!("{}/", tree.generation(generation));
+    let new_generation = target.run("generation", &args, &generation_dir, &generation_sub);
+    // Once the target has the tree's directories (any sync but the first), both go at once.
+    let mut moved = if known.is_some() {
+        let (a, b) = tokio::try_join!(listed, new_generation)?;
+        let mut m = a;
+        m += b;
+        m
+    } else {
+        let mut m = target
+            .run(
+                "packages",
+                &["-rlt", "--relative", &exclude_generations],
+                &dirs,
+                "",
+            )
+            .await?;
+        m += new_generation.await?;
+        m += listed.await?;
+        m
+    };
 
-    // The link to send: <scratch>/<parent>/<name> -> .<name>.gen/<N>
-    let link_dir = scratch.join(&tree.parent);
+    // 2. The link to send: <scratch>/link/<parent>/<name> -> .<name>.gen/<N>
+    let links = scratch.join("link");
+    let link_dir = links.join(&tree.parent);
     fs_err::create_dir_all(&link_dir).map_err(|source| SyncError::Io {
         path: link_dir.clone(),
         source,
@@ -139,20 +312,94 @@ pub async fn sync(
         .run(
             "switch",
             &["-lt", "--relative"],
-            &[relative(scratch, &tree.link())],
+            &[relative(&links, &tree.link())],
             "",
         )
         .await?;
 
-    moved += target
-        .run(
-            "delete unreferenced",
-            &["-rlt", "--relative", "--delete", EXCLUDE_UNFINISHED],
-            &dirs,
-            "",
-        )
-        .await?;
-    Ok(moved)
+    // 3. Delete what is no longer referenced; copy generations the target missed.
+    match known {
+        None => {
+            moved += target
+                .run(
+                    "delete unreferenced",
+                    &["-rltH", "--relative", "--delete", EXCLUDE_UNFINISHED],
+                    &dirs,
+                    "",
+                )
+                .await?;
+        }
+        Some(known) => {
+            let mut gone: Vec<String> = known.files.difference(&local.files).cloned().collect();
+            gone.extend(
+                known
+                    .generations
+                    .difference(&local.generations)
+                    .map(|g| tree.generation(*g)),
+            );
+            if !gone.is_empty() {
+                let list = write_list(scratch, "gone", &gone)?;
+                moved += target
+                    .run(
+                        "delete unreferenced",
+                        &[
+                            "-r",
+                            "--delete-missing-args",
+                            "--force",
+                            &format!("--files-from={}", list.display()),
+                        ],
+                        std::slice::from_ref(&root_arg),
+                        "",
+                    )
+                    .await?;
+            }
+            let missed: Vec<String> = local
+                .generations
+                .iter()
+                .filter(|g| **g < generation && !known.generations.contains(g))
+                .map(|g| format!("{}/", tree.generation(*g)))
+                .collect();
+            if !missed.is_empty() {
+                let sources: Vec<PathBuf> = missed.iter().map(|m| relative(root, m)).collect();
+                moved += target
+                    .run("missed generations", &["-rltH", "--relative"], &sources, "")
+                    .await?;
+            }
+        }
+    }
+    // The target now has the pool as listed, and the generations sent (a generation finished
+    // here during the sync was not necessarily sent).
+    let generations = match known {
+        None => local.generations.clone(),
+        Some(known) => known
+            .generations
+            .intersection(&local.generations)
+            .copied()
+            .chain(
+                local
+                    .generations
+                    .iter()
+                    .copied()
+                    .filter(|g| *g <= generation),
+            )
+            .collect(),
+    };
+    Ok((
+        moved,
+        Manifest {
+            files: local.files,
+            generations,
+        },
+    ))
+}
+
+/// The newest complete generation before `generation` on this host.
+fn previous_generation(root: &Path, tree: &TreeRef, generation: u64) -> Option<u64> {
+    fs_err::read_dir(root.join(tree.generations()))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|g| *g < generation)
+        .max()
 }
 
 /// Takes a retired tree off the target: the link first, then its generations and pool.

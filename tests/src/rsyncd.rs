@@ -51,7 +51,7 @@ impl RsyncHost {
         fs_err::write(
             &conf,
             format!(
-                "use chroot = no\nmunge symlinks = no\nuid = {}\ngid = {}\n[mirror]\npath = {}\nread only = no\n",
+                "use chroot = no\nmunge symlinks = no\nreverse lookup = no\nuid = {}\ngid = {}\n[mirror]\npath = {}\nread only = no\n",
                 id("-u"),
                 id("-g"),
                 self.data.display()
