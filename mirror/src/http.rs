@@ -121,7 +121,7 @@ pub fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
             }
             (len.saturating_sub(n), len.checked_sub(1)?)
         }
-        (s, "") => (s.parse().ok()?, len.checked_sub(1).unwrap_or(0)),
+        (s, "") => (s.parse().ok()?, len.saturating_sub(1)),
         (s, e) => {
             let (s, e): (u64, u64) = (s.parse().ok()?, e.parse().ok()?);
             (s, e.min(len.saturating_sub(1)))

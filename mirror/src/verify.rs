@@ -129,11 +129,14 @@ fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
             let path = suite_dir.join(name);
             match sha256_file(&path) {
                 None => {} // reprepro lists uncompressed names it does not write
-                Some((s, h)) if s.to_string() == *size && h == *sum => {
-                    if name.ends_with("Packages.gz") || name.ends_with("Sources.gz") {
-                        check_index(&deb_root, &path, problems);
-                    }
+                Some((s, h))
+                    if s.to_string() == *size
+                        && h == *sum
+                        && (name.ends_with("Packages.gz") || name.ends_with("Sources.gz")) =>
+                {
+                    check_index(&deb_root, &path, problems);
                 }
+                Some((s, h)) if s.to_string() == *size && h == *sum => {}
                 Some(_) => problems.push(format!(
                     "{}: size or sha256 differs from Release",
                     path.display()
