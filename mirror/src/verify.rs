@@ -74,8 +74,7 @@ fn gpgv(key: &Path, scratch: &Path, files: &[&Path]) -> Result<(), String> {
     }
 }
 
-/// Checks generation `dir` of a tree on this host; `tree_root` is the directory the tree's
-/// pool links resolve in.
+/// Checks generation `dir` of a tree on this host (its pool links resolve beside it).
 pub fn check_generation(dir: &Path, scratch: &Path) -> Vec<Problem> {
     let mut problems = Vec::new();
     let key = dir.join("KEY.asc");
