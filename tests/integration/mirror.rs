@@ -111,12 +111,7 @@ impl Setup {
 
 /// `perestroika-mirror serve` on a mirror host's data.
 fn serve(s: &Setup, host: &RsyncHost) -> (Daemon, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
     let daemon = Daemon::start(
         "perestroika-mirror",
         &[

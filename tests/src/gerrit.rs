@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::repo_root;
+use crate::{free_port, repo_root, sh};
 
 /// A running stand-in. Dropping it stops sshd and everything it started.
 pub struct Gerrit {
@@ -25,26 +25,6 @@ pub struct Gerrit {
     pub user: String,
     host_key: PathBuf,
     sshd: Option<Child>,
-}
-
-fn sh(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 fn keygen(path: &Path) {
@@ -183,13 +163,7 @@ impl Gerrit {
             let _ = child.wait();
         }
         // Sessions whose processes left the group (none expected), by their data root.
-        let _ = Command::new("pkill")
-            .args([
-                "-KILL",
-                "-f",
-                &format!("gerrit-shell {}", self.root.display()),
-            ])
-            .status();
+        self.kill_commands();
     }
 
     /// Freezes (SIGSTOP) every connection sshd serves now, as a network partition would:

@@ -4,12 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use crate::free_port;
 
 fn id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("id");
