@@ -252,7 +252,8 @@ impl std::fmt::Display for Family {
 #[serde(deny_unknown_fields)]
 pub struct MirrorTarget {
     pub name: String,
-    /// rsync destination: `rsync://host:port/module/` or `user@host:/path/`.
+    /// rsync destination: `rsync://host[:port]/module/`, `ssh://[user@]host[:port]/path/`,
+    /// `[user@]host:/path/` (SSH) or a local `/path/`.
     pub target: String,
     /// Public http URL of the mirror, used in the lines printed for clients.
     #[serde(default)]

@@ -70,12 +70,28 @@ impl Target {
         if !dest.ends_with('/') {
             dest.push('/');
         }
+        let mut port = None;
+        if let Some(rest) = dest.strip_prefix("ssh://") {
+            // ssh://[user@]host[:port]/path → [user@]host:/path, with ssh -p port
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = match authority.rsplit_once(':') {
+                Some((host, p)) => {
+                    port = Some(
+                        p.parse::<u16>()
+                            .map_err(|_| bad(format!("target {:?}: bad port {p:?}", t.target)))?,
+                    );
+                    host
+                }
+                None => authority,
+            };
+            dest = format!("{host}:{path}");
+        }
         let ssh = if dest.starts_with("rsync://") || dest.starts_with('/') {
             None
         } else if let Some((host, path)) = dest.split_once(':') {
             if host.is_empty() || !path.starts_with('/') {
                 return Err(bad(format!(
-                    "target {:?}: expected rsync://host[:port]/module/path, [user@]host:/path or /path",
+                    "target {:?}: expected rsync://host[:port]/module/path, ssh://[user@]host[:port]/path, [user@]host:/path or /path",
                     t.target
                 )));
             }
@@ -84,6 +100,9 @@ impl Target {
                 "-oBatchMode=yes".into(),
                 "-oStrictHostKeyChecking=yes".into(),
             ];
+            if let Some(port) = port {
+                cmd.push(format!("-p{port}"));
+            }
             if let Some(key) = &t.ssh_key {
                 no_blanks(&t.name, "ssh_key", &key.display().to_string())?;
                 cmd.push(format!("-i{}", key.display()));
@@ -225,6 +244,13 @@ mod tests {
             Some("ssh -oBatchMode=yes -oStrictHostKeyChecking=yes -i/etc/k -oUserKnownHostsFile=/etc/kh")
         );
         assert!(target("/srv/local").unwrap().ssh.is_none());
+        let url = target("ssh://mirror@127.0.0.1:2222/srv/www").unwrap();
+        assert_eq!(url.dest(), "mirror@127.0.0.1:/srv/www/");
+        assert!(
+            url.ssh.as_deref().unwrap().contains(" -p2222 "),
+            "{:?}",
+            url.ssh
+        );
         assert!(target("host:relative").is_err());
         assert!(target("just-a-name").is_err());
     }

@@ -525,3 +525,100 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
         },
     );
 }
+
+#[test]
+fn an_ssh_target_and_the_served_rsync_module_for_downstream_mirrors() {
+    let ssh = perestroika_tests::gerrit::Gerrit::start_ssh_host();
+    let data = ssh.dir.path().join("mirror-data");
+    fs_err::create_dir_all(&data).unwrap();
+    let key = OperatorKey::new();
+    let section = format!(
+        "[[mirrors]]\nname = \"viassh\"\ntarget = \"ssh://{}@127.0.0.1:{}{}\"\nssh_key = \"{}\"\nknown_hosts = \"{}\"\n",
+        ssh.user,
+        ssh.port,
+        data.display(),
+        ssh.key_file.display(),
+        ssh.known_hosts.display()
+    );
+    let farm = signed_farm(&shared_amqp_url(), &[&key], &section, RELEASE);
+    let s = Setup {
+        farm,
+        _key: key,
+        work: tempfile::tempdir().unwrap(),
+    };
+    s.include("bookworm", &[s.deb("overssh", "1.0")]);
+    s.sync();
+    assert_eq!(
+        fs_err::read_link(data.join(s.tree()))
+            .unwrap()
+            .display()
+            .to_string(),
+        ".9.0.gen/1"
+    );
+    let out = s.mirror(&["verify", &s.tree()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The mirror host offers its copy to downstream mirrors as a read-only rsync module.
+    let rsync_addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
+    let http_addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
+    let run_dir = s.work.path().join("run");
+    let server = Daemon::start(
+        "perestroika-mirror",
+        &[
+            "--config",
+            s.cfg(),
+            "serve",
+            "--root",
+            data.to_str().unwrap(),
+            "--http",
+            &http_addr,
+            "--rsync",
+            &rsync_addr,
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ],
+        &s.farm.dir.path().join("serve.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&rsync_addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no rsync daemon:\n{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let downstream = s.work.path().join("downstream");
+    let out = Command::new("rsync")
+        .args(["-rlt", &format!("rsync://{rsync_addr}/perestroika/")])
+        .arg(format!("{}/", downstream.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs_err::read_link(downstream.join(s.tree()))
+            .unwrap()
+            .display()
+            .to_string(),
+        ".9.0.gen/1"
+    );
+    assert!(downstream
+        .join(s.tree())
+        .join("deb/dists/bookworm/InRelease")
+        .is_file());
+    // It is read-only.
+    let out = Command::new("rsync")
+        .arg(s.work.path().join("big-2").display().to_string())
+        .arg(format!("rsync://{rsync_addr}/perestroika/"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -25,6 +25,8 @@ pub struct Gerrit {
     pub user: String,
     host_key: PathBuf,
     sshd: Option<Child>,
+    /// sshd's ForceCommand: the Gerrit stand-in, or none for a plain SSH host.
+    force_command: Option<String>,
 }
 
 fn keygen(path: &Path) {
@@ -53,6 +55,15 @@ pub fn now() -> i64 {
 impl Gerrit {
     /// Generates keys, writes sshd's configuration and starts it.
     pub fn start() -> Self {
+        Self::start_with(true)
+    }
+
+    /// A plain SSH host (no Gerrit commands, a normal shell): an rsync-over-SSH mirror host.
+    pub fn start_ssh_host() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(gerrit: bool) -> Self {
         assert!(
             Path::new("/usr/sbin/sshd").exists(),
             "/usr/sbin/sshd is missing: install openssh-server (`.ci/setup` does)"
@@ -74,9 +85,16 @@ impl Gerrit {
         let mut gerrit = Self {
             port: free_port(),
             known_hosts: dir.path().join("known_hosts"),
-            root,
             key_file,
             user,
+            force_command: gerrit.then(|| {
+                format!(
+                    "/usr/bin/python3 {} {}",
+                    repo_root().join("tests/gerrit/gerrit-shell").display(),
+                    root.display()
+                )
+            }),
+            root,
             host_key,
             sshd: None,
             dir,
@@ -114,8 +132,12 @@ impl Gerrit {
             // sshd's privilege separation directory, when running as root.
             let _ = fs_err::create_dir_all("/run/sshd");
         }
-        let shell = repo_root().join("tests/gerrit/gerrit-shell");
         let config = self.dir.path().join("sshd_config");
+        let force = self
+            .force_command
+            .as_ref()
+            .map(|c| format!("ForceCommand {c}\n"))
+            .unwrap_or_default();
         let d = self.dir.path().display();
         fs_err::write(
             &config,
@@ -124,12 +146,9 @@ impl Gerrit {
                  AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
                  PermitRootLogin prohibit-password\nAllowTcpForwarding no\nX11Forwarding no\nPermitTTY no\n\
-                 MaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n\
-                 ForceCommand /usr/bin/python3 {shell} {root}\n",
+                 MaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n{force}",
                 port = self.port,
                 host_key = self.host_key.display(),
-                shell = shell.display(),
-                root = self.root.display(),
             ),
         )
         .unwrap();
