@@ -6,9 +6,9 @@
 //! Indexes are written plain and gzip-compressed (xz would triple the time of a publish into a
 //! large repository for no gain to apt).
 //!
-//! Debian 12's reprepro (5.3.1) has no `Limit:` field, so a suite's index holds the newest
-//! version of each package; older versions stay in the pool (`--keepunreferencedfiles`) and in
-//! the indexes of the earlier generations, which are kept as snapshots.
+//! Debian 12's reprepro (5.3.1) has no `Limit:` field, so its indexes hold the newest version
+//! of each package; older versions stay in the pool (`--keepunreferencedfiles`) and
+//! [`crate::history`] puts them back into the indexes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -226,6 +226,9 @@ impl Publisher<'_> {
                 repo.include(&suite, "main", &req.files)?;
                 crate::crash::point("included");
                 repo.export_missing(&deb_suites)?;
+                let history = self.state_dir(&tree_name).join("history");
+                crate::history::keep_every_version(&repo.dists(), &history, &deb_suites)
+                    .map_err(io(&history))?;
                 crate::crash::point("exported");
             }
             _ => {

@@ -150,6 +150,43 @@ fn the_same_files_twice_change_nothing_and_different_content_is_refused() {
 }
 
 #[test]
+fn every_published_version_stays_installable() {
+    let p = Published::new();
+    for v in ["1.0", "2.0", "3.0"] {
+        let deb = make_deb(p.debs.path(), "kept", v, false, v);
+        let out = p.include(&[&deb]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let udeb = make_deb(p.debs.path(), "kept-udeb", "1.0", true, "u");
+    assert!(p.include(&[&udeb]).status.success());
+    let apt = p.apt();
+    apt.update();
+    let mut versions = apt.versions("kept");
+    versions.sort();
+    assert_eq!(versions, ["1.0", "2.0", "3.0"]);
+    // The newest is the candidate; an older one installs when asked for.
+    let dl = apt.apt_get(&["install", "-y", "--download-only", "kept=1.0"]);
+    assert!(
+        dl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dl.stderr)
+    );
+    let policy = apt.apt_get(&["install", "-y", "--download-only", "-s", "kept"]);
+    assert!(stdout(&policy).contains("kept (3.0"), "{}", stdout(&policy));
+    // Publishing the same file again is still a no-op.
+    let again = p.include(&[&make_deb(p.debs.path(), "kept", "3.0", false, "3.0")]);
+    assert!(
+        stdout(&again).starts_with("unchanged:"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
 fn an_older_inrelease_still_finds_its_indexes_by_hash() {
     let p = Published::new();
     let first = make_deb(p.debs.path(), "hashy", "1.0", false, "a");
