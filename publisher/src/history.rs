@@ -7,9 +7,9 @@
 //! appends them to reprepro's index, and rewrites the suite's `Release` (SHA256 only) to match.
 //! apt then offers every published version, and `apt-get install pkg=<older version>` works.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
@@ -21,34 +21,71 @@ fn is_index(path: &str) -> bool {
 }
 
 /// The identity of a stanza: package, version and (for binaries) architecture.
-fn key(stanza: &str) -> Option<(String, String, String)> {
-    let field = |name: &str| {
-        stanza
-            .lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-    };
-    Some((
-        field("Package:")?,
-        field("Version:")?,
-        field("Architecture:").unwrap_or_default(),
-    ))
-}
+type Key<'a> = (&'a str, &'a str, &'a str);
 
-fn stanzas(text: &str) -> BTreeMap<(String, String, String), String> {
+/// Each stanza of an index with its key (stanzas without Package or Version are skipped).
+fn each_stanza(text: &str) -> impl Iterator<Item = (Key<'_>, &str)> {
     text.split("\n\n")
         .map(|s| s.trim_matches('\n'))
         .filter(|s| !s.is_empty())
-        .filter_map(|s| Some((key(s)?, s.to_owned())))
-        .collect()
+        .filter_map(|s| {
+            let (mut package, mut version, mut arch) = (None, None, "");
+            for line in s.lines() {
+                if let Some(v) = line.strip_prefix("Package:") {
+                    package = Some(v.trim());
+                } else if let Some(v) = line.strip_prefix("Version:") {
+                    version = Some(v.trim());
+                } else if let Some(v) = line.strip_prefix("Architecture:") {
+                    arch = v.trim();
+                }
+            }
+            Some(((package?, version?, arch), s))
+        })
 }
 
-fn join(stanzas: impl Iterator<Item = String>) -> String {
+fn join<'a>(stanzas: impl Iterator<Item = &'a str>) -> String {
     let mut out = String::new();
     for s in stanzas {
-        out.push_str(&s);
+        out.push_str(s);
         out.push_str("\n\n");
     }
     out
+}
+
+/// A file this module wrote: its checksum and size for the Release, and what identifies it on
+/// disk (so that a file reprepro has since rewritten is told apart).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Written {
+    sha256: String,
+    size: u64,
+    inode: u64,
+    mtime_ns: i128,
+}
+
+impl Written {
+    fn of(path: &Path, bytes: &[u8]) -> std::io::Result<Self> {
+        let meta = fs_err::metadata(path)?;
+        Ok(Self {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+            mtime_ns: mtime_ns(&meta),
+        })
+    }
+
+    /// Whether the file on disk is still the one written.
+    fn is_on_disk(&self, path: &Path) -> bool {
+        fs_err::metadata(path).is_ok_and(|m| {
+            m.len() == self.size
+                && std::os::unix::fs::MetadataExt::ino(&m) == self.inode
+                && mtime_ns(&m) == self.mtime_ns
+        })
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    let m = std::os::unix::fs::MetadataExt::mtime(meta) as i128;
+    m * 1_000_000_000 + std::os::unix::fs::MetadataExt::mtime_nsec(meta) as i128
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
@@ -62,6 +99,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     fs_err::write(&tmp, bytes)?;
     fs_err::rename(&tmp, path)
+}
+
+/// `to` becomes a hard link to `from` (or a copy of `bytes`, where linking fails).
+fn link_atomic(from: &Path, to: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        fs_err::create_dir_all(dir)?;
+    }
+    let tmp = to.with_extension("tmp");
+    let _ = fs_err::remove_file(&tmp);
+    if fs_err::hard_link(from, &tmp).is_err() {
+        return write_atomic(to, bytes);
+    }
+    fs_err::rename(&tmp, to)
 }
 
 fn gzip(text: &str) -> Vec<u8> {
@@ -84,45 +134,88 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
         if fs_err::read_to_string(&seen_path).ok().as_deref() == Some(release.as_str()) {
             continue;
         }
+        let written_path = history.join(suite).join("written.json");
+        let mut written: BTreeMap<String, Written> = fs_err::read(&written_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        // A merge cut short after its files were renamed into place: they are ours if their
+        // content is what was about to be written.
+        let pending_path = history.join(suite).join("pending.json");
+        let pending: BTreeMap<String, (String, u64)> = fs_err::read(&pending_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for (name, (sha256, _)) in &pending {
+            let path = suite_dir.join(name);
+            if let Ok(bytes) = fs_err::read(&path) {
+                if hex::encode(Sha256::digest(&bytes)) == *sha256 {
+                    written.insert(name.clone(), Written::of(&path, &bytes)?);
+                }
+            }
+        }
+        // Forget what reprepro has rewritten since.
+        written.retain(|name, w| w.is_on_disk(&suite_dir.join(name)));
         for entry in sha256_entries(&release)
             .iter()
             .filter(|e| is_index(&e.path))
         {
+            if written.contains_key(&entry.path) {
+                continue; // still the merged index of last time: reprepro did not touch it
+            }
             let index = suite_dir.join(&entry.path);
             let current = fs_err::read_to_string(&index).map_err(io(&index))?;
             let kept = |ext: &str| history.join(suite).join(format!("{}.{ext}", entry.path));
-            // An index reprepro did not rewrite is still the one merged here last time.
-            let ours = hex::encode(Sha256::digest(current.as_bytes()));
-            if fs_err::read_to_string(kept("merged")).ok().as_deref() == Some(ours.as_str()) {
-                continue;
-            }
             // What reprepro listed last time but no longer lists joins what it dropped before.
-            let now = stanzas(&current);
-            let mut dropped = stanzas(&fs_err::read_to_string(kept("dropped")).unwrap_or_default());
-            for (k, s) in stanzas(&fs_err::read_to_string(kept("last")).unwrap_or_default()) {
-                dropped.entry(k).or_insert(s);
+            let now: HashSet<Key> = each_stanza(&current).map(|(k, _)| k).collect();
+            let before = fs_err::read_to_string(kept("dropped")).unwrap_or_default();
+            let last = fs_err::read_to_string(kept("last")).unwrap_or_default();
+            let mut dropped: BTreeMap<Key, &str> = BTreeMap::new();
+            for (k, s) in each_stanza(&before).chain(each_stanza(&last)) {
+                if !now.contains(&k) {
+                    dropped.entry(k).or_insert(s);
+                }
             }
-            dropped.retain(|k, _| !now.contains_key(k));
-            write_atomic(&kept("last"), current.as_bytes())?;
-            write_atomic(&kept("dropped"), join(dropped.values().cloned()).as_bytes())?;
+            // reprepro replaces an index by renaming a new file over it, so a hard link keeps
+            // this version of it without copying.
+            link_atomic(&index, &kept("last"), current.as_bytes())?;
+            write_atomic(&kept("dropped"), join(dropped.values().copied()).as_bytes())?;
             if dropped.is_empty() {
-                let _ = fs_err::remove_file(kept("merged"));
                 continue;
             }
-            let merged = join(now.into_values().chain(dropped.into_values()));
+            let mut merged = join(each_stanza(&current).map(|(_, s)| s));
+            merged.push_str(&join(dropped.values().copied()));
+            let gz_name = format!("{}.gz", entry.path);
+            let gz_path = suite_dir.join(&gz_name);
+            let gz = gzip(&merged);
+            // Say what is about to replace reprepro's files before replacing them.
+            let about: BTreeMap<&str, (String, u64)> = [
+                (
+                    entry.path.as_str(),
+                    (
+                        hex::encode(Sha256::digest(merged.as_bytes())),
+                        merged.len() as u64,
+                    ),
+                ),
+                (
+                    gz_name.as_str(),
+                    (hex::encode(Sha256::digest(&gz)), gz.len() as u64),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            write_atomic(&pending_path, &serde_json::to_vec(&about).expect("json"))?;
             write_atomic(&index, merged.as_bytes())?;
-            write_atomic(
-                &PathBuf::from(format!("{}.gz", index.display())),
-                &gzip(&merged),
-            )?;
-            write_atomic(
-                &kept("merged"),
-                hex::encode(Sha256::digest(merged.as_bytes())).as_bytes(),
-            )?;
+            write_atomic(&gz_path, &gz)?;
+            written.insert(entry.path.clone(), Written::of(&index, merged.as_bytes())?);
+            written.insert(gz_name, Written::of(&gz_path, &gz)?);
+            write_atomic(&written_path, &serde_json::to_vec(&written).expect("json"))?;
+            let _ = fs_err::remove_file(&pending_path);
         }
-        // reprepro's Release may name checksums of indexes as it last wrote them: describe the
-        // files as they are.
-        let finished = rewrite_release(&suite_dir, &release)?;
+        write_atomic(&written_path, &serde_json::to_vec(&written).expect("json"))?;
+        // reprepro's Release names its own checksums, also of indexes merged here: describe
+        // those as they are.
+        let finished = rewrite_release(&release, &written);
         write_atomic(&release_path, finished.as_bytes())?;
         // What the suite looks like now: unchanged next time means nothing to do.
         write_atomic(&seen_path, finished.as_bytes())?;
@@ -130,9 +223,9 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
     Ok(())
 }
 
-/// The `Release` text with its checksum sections replaced by one SHA256 section computed
-/// from the files as they are now.
-fn rewrite_release(suite_dir: &Path, release: &str) -> std::io::Result<String> {
+/// The `Release` text with one SHA256 section: reprepro's entries, but for the files written
+/// here.
+fn rewrite_release(release: &str, written: &BTreeMap<String, Written>) -> String {
     let mut out = String::new();
     for line in release.lines() {
         if matches!(line.trim_end(), "MD5Sum:" | "SHA1:" | "SHA256:" | "SHA512:") {
@@ -143,18 +236,13 @@ fn rewrite_release(suite_dir: &Path, release: &str) -> std::io::Result<String> {
     }
     out.push_str("SHA256:\n");
     for entry in sha256_entries(release) {
-        let path = suite_dir.join(&entry.path);
-        let Ok(bytes) = fs_err::read(&path) else {
-            continue; // named by reprepro but not written (e.g. an uncompressed variant)
+        let (sum, size) = match written.get(&entry.path) {
+            Some(w) => (w.sha256.as_str(), w.size),
+            None => (entry.sha256.as_str(), entry.size),
         };
-        out.push_str(&format!(
-            " {} {} {}\n",
-            hex::encode(Sha256::digest(&bytes)),
-            bytes.len(),
-            entry.path
-        ));
+        out.push_str(&format!(" {sum} {size} {}\n", entry.path));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -168,8 +256,9 @@ mod tests {
     fn write_suite(dists: &Path, packages: &str) {
         let dir = dists.join("bookworm/main/binary-amd64");
         fs_err::create_dir_all(&dir).unwrap();
-        fs_err::write(dir.join("Packages"), packages).unwrap();
-        fs_err::write(dir.join("Packages.gz"), gzip(packages)).unwrap();
+        // As reprepro does: a new file renamed over the old one.
+        write_atomic(&dir.join("Packages"), packages.as_bytes()).unwrap();
+        write_atomic(&dir.join("Packages.gz"), &gzip(packages)).unwrap();
         let sum = |b: &[u8]| hex::encode(Sha256::digest(b));
         let gz = fs_err::read(dir.join("Packages.gz")).unwrap();
         fs_err::write(
@@ -209,10 +298,10 @@ mod tests {
         keep_every_version(&dists, &history, &suites).unwrap();
         let index = dists.join("bookworm/main/binary-amd64/Packages");
         let text = fs_err::read_to_string(&index).unwrap();
-        let versions: Vec<_> = stanzas(&text)
-            .into_keys()
-            .map(|k| format!("{}={}", k.0, k.1))
+        let mut versions: Vec<_> = each_stanza(&text)
+            .map(|(k, _)| format!("{}={}", k.0, k.1))
             .collect();
+        versions.sort();
         assert_eq!(versions, ["a=1.0", "a=2.0", "a=3.0", "b=1.0"]);
         let release = fs_err::read_to_string(dists.join("bookworm/Release")).unwrap();
         assert!(!release.contains("MD5Sum"));
