@@ -112,6 +112,27 @@ pub fn import_secret_key(
     })
 }
 
+thread_local! {
+    /// One gpgme context per thread and keyring, reused: starting one probes the gpg engine
+    /// (several processes), which would otherwise dominate a small publish.
+    static SIGNING: std::cell::RefCell<Option<(PathBuf, Context)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's context for the keyring at `home` (made on first use).
+fn with_thread_context<R>(
+    home: &Path,
+    f: impl FnOnce(&mut Context) -> Result<R, SignError>,
+) -> Result<R, SignError> {
+    SIGNING.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(h, _)| h != home) {
+            *slot = Some((home.to_owned(), context(home, None)?));
+        }
+        let (_, ctx) = slot.as_mut().expect("just set");
+        f(ctx)
+    })
+}
+
 /// Signs with the configured keys (the primary one, plus any during a rotation).
 pub struct Signer {
     home: PathBuf,
@@ -131,7 +152,19 @@ impl Signer {
         fingerprints: &[String],
         passphrase: Option<String>,
     ) -> Result<Self, SignError> {
+        if passphrase.is_none() {
+            return with_thread_context(home, |ctx| Self::check(ctx, home, fingerprints, None));
+        }
         let mut ctx = context(home, passphrase.as_deref())?;
+        Self::check(&mut ctx, home, fingerprints, passphrase)
+    }
+
+    fn check(
+        ctx: &mut Context,
+        home: &Path,
+        fingerprints: &[String],
+        passphrase: Option<String>,
+    ) -> Result<Self, SignError> {
         let mut keys = Vec::new();
         for fpr in fingerprints {
             let key = ctx
@@ -184,6 +217,18 @@ impl Signer {
     }
 
     fn sign(&self, mode: SignMode, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        if self.passphrase.is_none() {
+            return with_thread_context(&self.home, |ctx| {
+                ctx.clear_signers();
+                for (key, fpr) in self.keys.iter().zip(&self.fingerprints) {
+                    ctx.add_signer(key)
+                        .map_err(gpg(format!("selecting key {fpr}")))?;
+                }
+                let mut out = Vec::new();
+                ctx.sign(mode, data, &mut out).map_err(gpg("signing"))?;
+                Ok(out)
+            });
+        }
         let mut ctx = context(&self.home, self.passphrase.as_deref())?;
         for (key, fpr) in self.keys.iter().zip(&self.fingerprints) {
             ctx.add_signer(key)
