@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use gpgme::{Context, ExportMode, PinentryMode, Protocol, SignMode};
+use sha2::Digest;
 
 /// A signing problem, named so that the operator knows what to do.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,26 @@ fn with_passphrase<R>(
     }
 }
 
+/// Where the armored export of `fingerprints` is kept (inside the keyring directory, which
+/// gpg does not mind).
+fn public_cache(home: &Path, fingerprints: &[String]) -> PathBuf {
+    let id = hex::encode(&sha2::Sha256::digest(fingerprints.join(",").as_bytes())[..8]);
+    home.join(format!("perestroika-public-{id}.asc"))
+}
+
+/// Drops every kept export: an import may change a public key (a new expiry, a new user id).
+fn forget_public_exports(home: &Path) {
+    for entry in fs_err::read_dir(home).into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("perestroika-public-")
+        {
+            let _ = fs_err::remove_file(entry.path());
+        }
+    }
+}
+
 /// Imports an ASCII-armored secret key into the keyring at `home`; returns the fingerprints
 /// of the secret keys it holds afterwards.
 pub fn import_secret_key(
@@ -96,6 +117,7 @@ pub fn import_secret_key(
         ));
     }
     let ctx = context(home, passphrase)?;
+    forget_public_exports(home);
     with_passphrase(ctx, passphrase, |ctx| {
         let result = ctx.import(armored).map_err(gpg("importing the key"))?;
         if result.secret_imported() == 0 && result.secret_unchanged() == 0 {
@@ -200,13 +222,25 @@ impl Signer {
             }
             keys.push(key);
         }
-        let mut public = Vec::new();
-        ctx.export(
-            fingerprints.iter().map(String::as_str),
-            ExportMode::empty(),
-            &mut public,
-        )
-        .map_err(gpg("exporting the public key"))?;
+        // The export is kept beside the keyring until the next key import.
+        let cache = public_cache(home, fingerprints);
+        let public = match fs_err::read(&cache) {
+            Ok(bytes) if !bytes.is_empty() => bytes,
+            _ => {
+                let mut public = Vec::new();
+                ctx.export(
+                    fingerprints.iter().map(String::as_str),
+                    ExportMode::empty(),
+                    &mut public,
+                )
+                .map_err(gpg("exporting the public key"))?;
+                let tmp = cache.with_extension("tmp");
+                if fs_err::write(&tmp, &public).is_ok() {
+                    let _ = fs_err::rename(&tmp, &cache);
+                }
+                public
+            }
+        };
         Ok(Self {
             home: home.to_owned(),
             fingerprints: fingerprints.to_vec(),
