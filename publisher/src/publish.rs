@@ -447,7 +447,7 @@ impl Publisher<'_> {
                 continue;
             }
             let dest = dir.join(&r.public);
-            copy_dir(&r.output.join("repodata"), &dest.join("repodata"))?;
+            link_dir(&r.output.join("repodata"), &dest.join("repodata"))?;
             // The metadata of recent generations stays, for clients holding an older repomd.xml.
             for old in previous {
                 let old_repo = old.join(&r.public);
@@ -482,7 +482,7 @@ impl Publisher<'_> {
         previous_gens: &[PathBuf],
     ) -> Result<(), PublishError> {
         let dists = dir.join("deb/dists");
-        copy_dir(&repo.dists(), &dists)?;
+        link_dir(&repo.dists(), &dists)?;
         let previous: Vec<PathBuf> = previous_gens.iter().map(|g| g.join("deb/dists")).collect();
         for suite in suites {
             let suite_dir = dists.join(suite);
@@ -512,6 +512,8 @@ impl Publisher<'_> {
                 }
             }
             let signed = with_acquire_by_hash(&release);
+            // A new file, not a rewrite: the Release may share its inode with reprepro's.
+            let _ = fs_err::remove_file(&release_path);
             fs_err::write(&release_path, &signed).map_err(io(&release_path))?;
             let inline = suite_dir.join("InRelease");
             fs_err::write(&inline, self.signer.clearsign(signed.as_bytes())?)
@@ -559,14 +561,16 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
     Ok(())
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<(), PublishError> {
+fn link_dir(from: &Path, to: &Path) -> Result<(), PublishError> {
     fs_err::create_dir_all(to).map_err(io(to))?;
     for entry in fs_err::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if entry.file_type().map_err(io(&src))?.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
+            link_dir(&src, &dst)?;
+        } else if fs_err::hard_link(&src, &dst).is_err() {
+            // reprepro and the history step replace indexes by renaming new files over them,
+            // so a generation can share the inode; a copy where linking is not possible.
             fs_err::copy(&src, &dst).map_err(io(&src))?;
         }
     }
