@@ -13,7 +13,7 @@ use perestroika_config::messages::{MirrorAnnouncement, SCHEMA_VERSION};
 use perestroika_config::{QueueName, Stage};
 use perestroika_tests::apt::{dnf_install, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
 use perestroika_tests::rsyncd::RsyncHost;
-use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{run, shared_amqp_url, unique, wait_for_listener, Daemon, Farm};
 
 const RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }"#;
 
@@ -125,15 +125,7 @@ fn serve(s: &Setup, host: &RsyncHost) -> (Daemon, String) {
         ],
         &s.farm.dir.path().join(format!("{}.log", unique("serve"))),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "serve did not listen:\n{}",
-            daemon.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(&addr, "perestroika-mirror serve", || daemon.output());
     (daemon, format!("http://{addr}"))
 }
 
@@ -589,15 +581,7 @@ fn an_ssh_target_and_the_served_rsync_module_for_downstream_mirrors() {
         ],
         &s.farm.dir.path().join("serve.log"),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&rsync_addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no rsync daemon:\n{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(&rsync_addr, "the rsync module", || server.output());
     let downstream = s.work.path().join("downstream");
     let out = Command::new("rsync")
         .args(["-rlt", &format!("rsync://{rsync_addr}/perestroika/")])

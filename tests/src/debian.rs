@@ -130,7 +130,16 @@ impl GitRepo {
         }
     }
 
-    /// Writes files (path, content) and commits them; returns the commit id.
+    /// A repository that already exists (a clone, say).
+    pub fn open(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            commits: 0,
+        }
+    }
+
+    /// Writes files (path, content) and commits them (an empty commit when nothing changed);
+    /// returns the commit id.
     pub fn commit(&mut self, files: &[(String, String)], message: &str) -> String {
         for (name, content) in files {
             let p = self.path.join(name);
@@ -152,7 +161,7 @@ impl GitRepo {
                 "-c",
                 "user.email=test@example.invalid",
             ])
-            .args(["commit", "-q", "-m", message])
+            .args(["commit", "-q", "--allow-empty", "-m", message])
             .env("GIT_AUTHOR_DATE", &date)
             .env("GIT_COMMITTER_DATE", &date)
             .current_dir(&self.path));

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{free_port, repo_root, sh};
+use crate::debian::GitRepo;
+use crate::{free_port, repo_root, sh, wait_for_listener};
 
 /// A running stand-in. Dropping it stops sshd and everything it started.
 pub struct Gerrit {
@@ -161,16 +162,10 @@ impl Gerrit {
             .spawn()
             .expect("start sshd");
         self.sshd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not listen on {}: {}",
-                self.port,
-                fs_err::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.dir.path().join("sshd.log");
+        wait_for_listener(&format!("127.0.0.1:{}", self.port), "sshd", || {
+            fs_err::read_to_string(&log).unwrap_or_default()
+        });
     }
 
     /// Stops sshd and every session it serves (SIGKILL to its process group).
@@ -285,34 +280,11 @@ impl Gerrit {
                 .args(["checkout", "-q", "--orphan", branch])
                 .current_dir(w));
         }
-        for (name, content) in files {
-            let p = w.join(name);
-            fs_err::create_dir_all(p.parent().unwrap()).unwrap();
-            fs_err::write(&p, content).unwrap();
-            if name.ends_with("rules") {
-                sh(Command::new("chmod").arg("+x").arg(&p));
-            }
-        }
-        sh(Command::new("git").args(["add", "-A"]).current_dir(w));
-        sh(Command::new("git")
-            .args([
-                "-c",
-                "user.name=Test",
-                "-c",
-                "user.email=test@example.invalid",
-            ])
-            .args(["commit", "-q", "--allow-empty", "-m", message])
-            .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-            .current_dir(w));
+        let commit = GitRepo::open(w).commit(files, message);
         sh(Command::new("git")
             .args(["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")])
             .current_dir(w));
-        sh(Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(w))
-        .trim()
-        .to_owned()
+        commit
     }
 
     /// Appends raw lines to the event stream.

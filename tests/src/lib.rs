@@ -57,6 +57,20 @@ pub fn sh(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits up to ten seconds until something listens on `addr` (`host:port`); on timeout,
+/// fails with `what` and the log `log` returns.
+pub fn wait_for_listener(addr: &str, what: &str, log: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not listen on {addr}:\n{}",
+            log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,10 +1,8 @@
 //! A writable rsync daemon on loopback: a mirror host as the mirror daemon sees it.
 
+use crate::{free_port, wait_for_listener};
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
-
-use crate::free_port;
 
 fn id(flag: &str) -> String {
     let out = Command::new("id").arg(flag).output().expect("id");
@@ -62,11 +60,10 @@ impl RsyncHost {
             .spawn()
             .expect("start rsync --daemon");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "rsync daemon did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.dir.path().join("rsyncd.log");
+        wait_for_listener(&format!("127.0.0.1:{}", self.port), "rsync daemon", || {
+            fs_err::read_to_string(&log).unwrap_or_default()
+        });
     }
 
     /// Stops the daemon: the host is down.
