@@ -287,6 +287,23 @@ pub struct Artifact {
     pub size: u64,
 }
 
+impl Artifact {
+    /// Describes a file: its name, size and sha256.
+    pub fn of_file(path: &std::path::Path) -> std::io::Result<Self> {
+        let mut file = fs_err::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(&mut file, &mut hasher)?;
+        Ok(Self {
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: hex::encode(hasher.finalize()),
+            size,
+        })
+    }
+}
+
 fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), MessageError> {
     for a in artifacts {
         name(kind, check_file_name(&a.name))?;

@@ -8,8 +8,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use perestroika_config::messages::Artifact;
 use regex::Regex;
-use sha2::{Digest, Sha256};
 
 use crate::rsync::{relative, Target};
 use crate::sync::TreeRef;
@@ -18,19 +18,7 @@ use crate::sync::TreeRef;
 pub type Problem = String;
 
 fn sha256_file(path: &Path) -> Option<(u64, String)> {
-    let mut file = fs_err::File::open(path).ok()?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        size += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Some((size, hex::encode(hasher.finalize())))
+    Artifact::of_file(path).ok().map(|a| (a.size, a.sha256))
 }
 
 fn read_maybe_gz(path: &Path) -> Option<String> {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use perestroika_config::messages::{Artifact, Target};
 use perestroika_config::{Family, FarmConfig, ReleaseState};
-use sha2::{Digest, Sha256};
 
 use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, sha256_entries, with_acquire_by_hash};
@@ -55,13 +54,13 @@ pub fn verify_staged(dir: &Path, artifacts: &[Artifact]) -> Result<Vec<PathBuf>,
     let mut out = Vec::new();
     for a in artifacts {
         let path = dir.join(&a.name);
-        let mut file = fs_err::File::open(&path).map_err(|_| PublishError::Missing {
-            name: a.name.clone(),
-            dir: dir.to_owned(),
-        })?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher).map_err(io(&path))?;
-        let found = hex::encode(hasher.finalize());
+        if !path.is_file() {
+            return Err(PublishError::Missing {
+                name: a.name.clone(),
+                dir: dir.to_owned(),
+            });
+        }
+        let found = Artifact::of_file(&path).map_err(io(&path))?.sha256;
         if found != a.sha256 {
             return Err(PublishError::Checksum {
                 name: a.name.clone(),

@@ -46,7 +46,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
     let mut artifacts = Vec::new();
     for name in names {
         let deb = make_deb(&dir, name, "1.0", false, "a");
-        artifacts.push(perestroika_worker::build::describe(&deb).unwrap());
+        artifacts.push(perestroika_config::messages::Artifact::of_file(&deb).unwrap());
     }
     fs_err::write(dir.join("build.log"), "the build log\n").unwrap();
     PublishJob {

@@ -55,7 +55,8 @@ fn assert_staged(farm: &Farm, job: &PublishJob) {
     let dir = farm.config.paths.staging.join(&job.job_id);
     assert!(!job.artifacts.is_empty());
     for a in &job.artifacts {
-        let described = perestroika_worker::build::describe(&dir.join(&a.name)).unwrap();
+        let described =
+            perestroika_config::messages::Artifact::of_file(&dir.join(&a.name)).unwrap();
         assert_eq!(
             &described, a,
             "staged file differs from the publish job's manifest"

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use chrono::Utc;
 use perestroika_config::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
-use sha2::{Digest, Sha256};
 
 use crate::buildlog::BuildLog;
 use crate::git::GitCache;
@@ -228,7 +227,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
         outcome,
         package_version,
         artifacts,
-        log: Some(describe(&log_path).map_err(io(&log_path))?),
+        log: Some(Artifact::of_file(&log_path).map_err(io(&log_path))?),
         image_id: Some(image.id),
         worker: env.worker_name.clone(),
         started_at,
@@ -403,7 +402,8 @@ async fn in_container(
     }
     let mut artifacts =
         extract_results(&tar, &req.out_dir).map_err(|e| Step::Infra(io(&req.out_dir)(e)))?;
-    artifacts.push(describe(&root_list_path).map_err(|e| Step::Infra(io(&root_list_path)(e)))?);
+    artifacts
+        .push(Artifact::of_file(&root_list_path).map_err(|e| Step::Infra(io(&root_list_path)(e)))?);
     timings.push(("collect", t.elapsed().as_secs_f64()));
     for a in &artifacts {
         log.note(&format!(
@@ -444,22 +444,7 @@ fn extract_results(tar: &[u8], out: &Path) -> std::io::Result<Vec<Artifact>> {
         }
         let dest = out.join(&name);
         entry.unpack(&dest)?;
-        artifacts.push(describe(&dest)?);
+        artifacts.push(Artifact::of_file(&dest)?);
     }
     Ok(artifacts)
-}
-
-/// Name, size and sha256 of a file.
-pub fn describe(path: &Path) -> std::io::Result<Artifact> {
-    let mut file = fs_err::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut file, &mut hasher)?;
-    Ok(Artifact {
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        sha256: hex::encode(hasher.finalize()),
-        size,
-    })
 }
