@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod broker;
 pub mod cli;
 pub mod error;
+pub mod files;
 pub mod logging;
 pub mod mapping;
 pub mod messages;

@@ -3,11 +3,11 @@
 //! Kept in `<state>/mirror/status.json`, written atomically on every change.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use perestroika_config::files::write_durable;
 use serde::{Deserialize, Serialize};
 
 use crate::rsync::Moved;
@@ -74,14 +74,7 @@ impl Status {
         let mut targets = self.targets.lock().expect("status lock");
         f(&mut targets);
         let bytes = serde_json::to_vec_pretty(&*targets).expect("status serialises");
-        if let Some(dir) = self.path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = fs_err::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs_err::rename(&tmp, &self.path)
+        write_durable(&self.path, &bytes)
     }
 
     /// Records an announcement for every target. An older generation than one already

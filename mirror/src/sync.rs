@@ -18,6 +18,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use perestroika_config::files::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::rsync::{relative, Moved, RsyncError, Target};
@@ -122,12 +123,10 @@ impl Manifest {
     }
 
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        fs_err::write(&tmp, serde_json::to_vec(self).expect("manifest serialises"))?;
-        fs_err::rename(&tmp, path)
+        write_atomic(
+            path,
+            &serde_json::to_vec(self).expect("manifest serialises"),
+        )
     }
 
     /// What this host has of the tree now.

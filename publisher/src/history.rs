@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
+use perestroika_config::files::write_atomic;
 use sha2::{Digest, Sha256};
 
 use crate::release_file::sha256_entries;
@@ -90,15 +91,6 @@ fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
     move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)
 }
 
 /// `to` becomes a hard link to `from` (or a copy of `bytes`, where linking fails).

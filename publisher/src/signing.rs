@@ -234,10 +234,7 @@ impl Signer {
                     &mut public,
                 )
                 .map_err(gpg("exporting the public key"))?;
-                let tmp = cache.with_extension("tmp");
-                if fs_err::write(&tmp, &public).is_ok() {
-                    let _ = fs_err::rename(&tmp, &cache);
-                }
+                let _ = perestroika_config::files::write_atomic(&cache, &public);
                 public
             }
         };

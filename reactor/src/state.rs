@@ -2,8 +2,8 @@
 //! catch-up starts) and the ids of recently queued jobs (so catch-up and live events never
 //! queue the same work twice).
 
+use perestroika_config::files::write_durable;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -69,19 +69,11 @@ impl State {
 
     /// Writes the state durably: a temporary file, fsync, rename.
     pub fn save(&self, path: &Path) -> Result<(), StateError> {
-        let err = |source| StateError::Write {
+        let bytes = serde_json::to_vec(self).expect("state serialises");
+        write_durable(path, &bytes).map_err(|source| StateError::Write {
             path: path.to_owned(),
             source,
-        };
-        if let Some(dir) = path.parent() {
-            fs_err::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        let mut file = fs_err::File::create(&tmp).map_err(err)?;
-        file.write_all(&serde_json::to_vec(self).expect("state serialises"))
-            .map_err(err)?;
-        file.sync_all().map_err(err)?;
-        fs_err::rename(&tmp, path).map_err(err)
+        })
     }
 
     /// Whether a job with this id was queued recently.
