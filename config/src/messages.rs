@@ -128,6 +128,18 @@ pub enum Target {
     Topic { topic: String },
 }
 
+impl Target {
+    /// Where the repository lives, relative to the public root: `<customer>/<version>` for a
+    /// release, `<customer>/review/<change or topic>` for a review repository.
+    pub fn tree(&self, customer: &str, version: &str) -> String {
+        match self {
+            Target::Release => format!("{customer}/{version}"),
+            Target::Review { change } => format!("{customer}/review/{change}"),
+            Target::Topic { topic } => format!("{customer}/review/{topic}"),
+        }
+    }
+}
+
 /// What made the farm build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -106,24 +106,12 @@ pub struct Publisher<'a> {
 impl Publisher<'_> {
     /// The public tree a target publishes into, and its path relative to the public root.
     pub fn tree(&self, customer: &str, version: &str, target: &Target) -> (Tree, String) {
-        let public = &self.farm.paths.public_root;
-        match target {
-            Target::Release => (
-                Tree::new(&public.join(customer), version),
-                format!("{customer}/{version}"),
-            ),
-            Target::Review { change } => {
-                let name = change.to_string();
-                (
-                    Tree::new(&public.join(customer).join("review"), &name),
-                    format!("{customer}/review/{name}"),
-                )
-            }
-            Target::Topic { topic } => (
-                Tree::new(&public.join(customer).join("review"), topic),
-                format!("{customer}/review/{topic}"),
-            ),
-        }
+        let path = target.tree(customer, version);
+        let (parent, name) = path
+            .rsplit_once('/')
+            .expect("a tree lies below its customer");
+        let tree = Tree::new(&self.farm.paths.public_root.join(parent), name);
+        (tree, path)
     }
 
     /// Every deb suite of a release's distros: `<distro>` and `<distro>-<suite>`.

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use perestroika_config::messages::{BuildJob, Target, TriggerKind};
+use perestroika_config::messages::{BuildJob, TriggerKind};
 use perestroika_config::names::check_commit;
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
@@ -176,25 +176,10 @@ async fn change_event(
 /// One above the highest rebuild number published for the job's package in its repository
 /// (read from the live tree's deb source indexes); 1 when nothing is published yet.
 pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
-    let tree = match &job.target {
-        Target::Release => farm
-            .paths
-            .public_root
-            .join(&job.customer)
-            .join(&job.version),
-        Target::Review { change } => farm
-            .paths
-            .public_root
-            .join(&job.customer)
-            .join("review")
-            .join(change.to_string()),
-        Target::Topic { topic } => farm
-            .paths
-            .public_root
-            .join(&job.customer)
-            .join("review")
-            .join(topic),
-    };
+    let tree = farm
+        .paths
+        .public_root
+        .join(job.target.tree(&job.customer, &job.version));
     highest_rebuild(&tree, &job.package).map_or(1, |n| n + 1)
 }
 
