@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::rsync::Target;
 use crate::status::Status;
-use crate::sync::{remove, sync, Manifest, TreeRef};
+use crate::sync::{remove, sync_tracked, Manifest, TreeRef};
 
 /// One target's worker and its wake-up call.
 struct Worker {
@@ -109,36 +109,24 @@ async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
         };
         info!(target = %name, %tree, generation, "syncing");
         let started = std::time::Instant::now();
-        let manifest_path = Manifest::path(&farm.paths.state, &name, &tree_ref);
         let outcome = if generation == 0 {
             let removed = remove(&tree_ref, &worker.target, &scratch).await;
             if removed.is_ok() {
-                let _ = fs_err::remove_file(&manifest_path);
+                let _ = fs_err::remove_file(Manifest::path(&farm.paths.state, &name, &tree_ref));
             }
             removed
         } else {
-            let known = Manifest::load(&manifest_path);
-            let root = &farm.paths.public_root;
-            match sync(
+            let (root, state) = (&farm.paths.public_root, &farm.paths.state);
+            sync_tracked(
                 root,
+                state,
                 &tree_ref,
                 generation,
                 &worker.target,
                 &scratch,
-                known.as_ref(),
+                false,
             )
             .await
-            {
-                Ok((moved, manifest)) => {
-                    if let Err(e) = manifest.save(&manifest_path) {
-                        // Without a manifest the next sync lists everything: slower, still right.
-                        warn!(error = %e, "cannot record what the target holds");
-                        let _ = fs_err::remove_file(&manifest_path);
-                    }
-                    Ok(moved)
-                }
-                Err(e) => Err(e),
-            }
         };
         match outcome {
             Ok(moved) => {

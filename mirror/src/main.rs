@@ -9,7 +9,7 @@ use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DE
 use perestroika_config::{FarmConfig, Stage};
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
-use perestroika_mirror::sync::{Manifest, TreeRef};
+use perestroika_mirror::sync::TreeRef;
 use perestroika_mirror::{daemon, http, rsyncd, sync, verify};
 use tracing::info;
 
@@ -153,24 +153,17 @@ fn main() -> ExitCode {
                 for t in targets(&farm, target.as_deref())? {
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let started = std::time::Instant::now();
-                    let manifest_path = Manifest::path(&farm.paths.state, &t.name, &tree);
-                    let known = if full {
-                        None
-                    } else {
-                        Manifest::load(&manifest_path)
-                    };
-                    let root = &farm.paths.public_root;
-                    match sync::sync(root, &tree, generation, &t, &scratch, known.as_ref()).await {
-                        Ok((moved, manifest)) => {
-                            manifest.save(&manifest_path)?;
-                            println!(
-                                "{}: {tree} generation {generation} in sync ({} files, {} bytes sent, {:.2} s)",
-                                t.name,
-                                moved.files,
-                                moved.bytes_sent,
-                                started.elapsed().as_secs_f64()
-                            )
-                        }
+                    let (root, state) = (&farm.paths.public_root, &farm.paths.state);
+                    match sync::sync_tracked(root, state, &tree, generation, &t, &scratch, full)
+                        .await
+                    {
+                        Ok(moved) => println!(
+                            "{}: {tree} generation {generation} in sync ({} files, {} bytes sent, {:.2} s)",
+                            t.name,
+                            moved.files,
+                            moved.bytes_sent,
+                            started.elapsed().as_secs_f64()
+                        ),
                         Err(e) => {
                             eprintln!("{}: {e}", t.name);
                             failed += 1;

@@ -132,7 +132,7 @@ impl Manifest {
     /// What this host has of the tree now.
     pub fn of_local(root: &Path, tree: &TreeRef) -> Result<Self, SyncError> {
         let mut files = BTreeSet::new();
-        walk(root, &root.join(tree.pool()), &mut files)?;
+        walk(root, &root.join(tree.pool()), |_| true, &mut files)?;
         let generations = fs_err::read_dir(root.join(tree.generations()))
             .map_err(|source| SyncError::Io {
                 path: root.join(tree.generations()),
@@ -144,7 +144,14 @@ impl Manifest {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<(), SyncError> {
+/// The entries under `dir` (not directories; links are not followed) of the kind `keep`
+/// accepts, relative to `root`. A missing `dir` holds nothing.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    keep: fn(&std::fs::FileType) -> bool,
+    out: &mut BTreeSet<String>,
+) -> Result<(), SyncError> {
     let entries = match fs_err::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -157,33 +164,15 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<(), SyncE
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-        if is_dir {
-            walk(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.insert(rel.display().to_string());
-        }
-    }
-    Ok(())
-}
-
-/// Every symlink under `dir`, relative to `root`.
-fn walk_links(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<(), SyncError> {
-    let entries = fs_err::read_dir(dir).map_err(|source| SyncError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        if kind.is_symlink() {
+        if kind.is_dir() {
+            walk(root, &path, keep, out)?;
+        } else if keep(&kind) {
             if let Ok(rel) = path.strip_prefix(root) {
                 out.insert(rel.display().to_string());
             }
-        } else if kind.is_dir() {
-            walk_links(root, &path, out)?;
         }
     }
     Ok(())
@@ -234,7 +223,12 @@ pub async fn sync(
     // root: an rsync daemon without chroot would cut a link climbing out of a transfer that
     // starts inside the generation.
     let mut links = BTreeSet::new();
-    walk_links(root, &root.join(tree.generation(generation)), &mut links)?;
+    walk(
+        root,
+        &root.join(tree.generation(generation)),
+        std::fs::FileType::is_symlink,
+        &mut links,
+    )?;
     let mut new_files: Vec<String> = match known {
         Some(known) => local.files.difference(&known.files).cloned().collect(),
         None => Vec::new(),
@@ -390,6 +384,28 @@ pub async fn sync(
             generations,
         },
     ))
+}
+
+/// [`sync`] with the target's manifest kept under `state`: read before (unless `full`) and
+/// renewed after. A manifest that cannot be written is dropped, so that the next sync lists
+/// everything (slower, still right).
+pub async fn sync_tracked(
+    root: &Path,
+    state: &Path,
+    tree: &TreeRef,
+    generation: u64,
+    target: &Target,
+    scratch: &Path,
+    full: bool,
+) -> Result<Moved, SyncError> {
+    let path = Manifest::path(state, &target.name, tree);
+    let known = if full { None } else { Manifest::load(&path) };
+    let (moved, manifest) = sync(root, tree, generation, target, scratch, known.as_ref()).await?;
+    if let Err(e) = manifest.save(&path) {
+        tracing::warn!(error = %e, "cannot record what the target holds");
+        let _ = fs_err::remove_file(&path);
+    }
+    Ok(moved)
 }
 
 /// The newest complete generation before `generation` on this host.
