@@ -56,20 +56,8 @@ impl Setup {
 
     /// Publishes files into the release with the publisher's one-shot `include`.
     fn include(&self, distro: &str, files: &[PathBuf]) {
-        let mut args = vec![
-            "--config".to_owned(),
-            self.cfg().to_owned(),
-            "include".into(),
-            "--customer".into(),
-            self.farm.customer.clone(),
-            "--version".into(),
-            "9.0".into(),
-            "--distro".into(),
-            distro.into(),
-        ];
-        args.extend(files.iter().map(|f| f.display().to_string()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run("perestroika-publisher", &args);
+        let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        let out = self.farm.include(distro, &[], &files).output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -469,23 +457,11 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
             .success()
     );
     let deb = s.deb("reviewed", "1.0");
-    let out = run(
-        "perestroika-publisher",
-        &[
-            "--config",
-            s.cfg(),
-            "include",
-            "--customer",
-            &s.farm.customer,
-            "--version",
-            "9.0",
-            "--distro",
-            "bookworm",
-            "--review",
-            "77",
-            deb.to_str().unwrap(),
-        ],
-    );
+    let out = s
+        .farm
+        .include("bookworm", &["--review", "77"], &[&deb])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -30,21 +30,7 @@ impl Published {
     }
 
     fn include(&self, files: &[&Path]) -> Output {
-        let cfg = self.farm.path.to_str().unwrap().to_owned();
-        let mut args = vec![
-            "--config",
-            &cfg,
-            "include",
-            "--customer",
-            &self.farm.customer,
-            "--version",
-            "9.0",
-            "--distro",
-            "bookworm",
-        ];
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        args.extend(names.iter().map(String::as_str));
-        run("perestroika-publisher", &args)
+        self.farm.include("bookworm", &[], files).output().unwrap()
     }
 
     fn tree(&self) -> PathBuf {
@@ -349,7 +335,6 @@ fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_complet
     let p = Published::new();
     let first = make_deb(p.debs.path(), "before", "1.0", false, "a");
     assert!(p.include(&[&first]).status.success());
-    let cfg = p.farm.path.to_str().unwrap().to_owned();
     for (i, point) in [
         "included",
         "exported",
@@ -362,19 +347,9 @@ fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_complet
     {
         let name = format!("crash{i}");
         let deb = make_deb(p.debs.path(), &name, "1.0", false, "a");
-        let out = std::process::Command::new(perestroika_tests::bin("perestroika-publisher"))
-            .args([
-                "--config",
-                &cfg,
-                "include",
-                "--customer",
-                &p.farm.customer,
-                "--version",
-                "9.0",
-                "--distro",
-                "bookworm",
-            ])
-            .arg(&deb)
+        let out = p
+            .farm
+            .include("bookworm", &[], &[&deb])
             .env("PERESTROIKA_CRASH_AT", point)
             .output()
             .unwrap();
@@ -409,24 +384,9 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
         "",
         BOOKWORM_RELEASE,
     );
-    let cfg = farm.path.to_str().unwrap();
     let debs = tempfile::tempdir().unwrap();
     let deb = make_deb(debs.path(), "rotated", "1.0", false, "a");
-    let out = run(
-        "perestroika-publisher",
-        &[
-            "--config",
-            cfg,
-            "include",
-            "--customer",
-            &farm.customer,
-            "--version",
-            "9.0",
-            "--distro",
-            "bookworm",
-            deb.to_str().unwrap(),
-        ],
-    );
+    let out = farm.include("bookworm", &[], &[&deb]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",

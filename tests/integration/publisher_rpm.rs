@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::Command;
 
 use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
-use perestroika_tests::run;
 
 #[test]
 fn rpms_are_signed_indexed_and_installable_with_dnf() {
@@ -15,25 +14,9 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
         "",
         r#"{ name = "9.0", rpm = ["el9"] }"#,
     );
-    let cfg = farm.path.to_str().unwrap();
     let work = tempfile::tempdir().unwrap();
     let (binary, source) = make_rpm(work.path(), "rpmtest", "1.0", "a");
-    let include = |files: &[&Path]| {
-        let mut args = vec![
-            "--config",
-            cfg,
-            "include",
-            "--customer",
-            &farm.customer,
-            "--version",
-            "9.0",
-            "--distro",
-            "el9",
-        ];
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        args.extend(names.iter().map(String::as_str));
-        run("perestroika-publisher", &args)
-    };
+    let include = |files: &[&Path]| farm.include("el9", &[], files).output().unwrap();
     let out = include(&[&binary, &source]);
     assert!(
         out.status.success(),

@@ -100,6 +100,20 @@ pub struct Farm {
 }
 
 impl Farm {
+    /// `perestroika-publisher include` of `files` into this farm's release `9.0` for `distro`,
+    /// with `extra` arguments (such as `--review 77`); run it with `.output()`.
+    pub fn include(&self, distro: &str, extra: &[&str], files: &[&Path]) -> Command {
+        let mut cmd = Command::new(bin("perestroika-publisher"));
+        cmd.arg("--config")
+            .arg(&self.path)
+            .args(["include", "--customer", &self.customer])
+            .args(["--version", "9.0", "--distro", distro])
+            .args(extra)
+            .args(files)
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
     /// A farm whose `[broker]` section also holds `extra`.
     pub fn new(amqp_url: &str, extra: &str) -> Self {
         Self::with_sections(amqp_url, extra, "")
