@@ -34,12 +34,7 @@ impl Published {
     }
 
     fn tree(&self) -> PathBuf {
-        self.farm
-            .config
-            .paths
-            .public_root
-            .join(&self.farm.customer)
-            .join("9.0")
+        self.farm.release_tree()
     }
 
     fn apt(&self) -> AptRoot {
@@ -392,12 +387,7 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join("9.0");
+    let tree = farm.release_tree();
     for key in [&old, &new] {
         let public = key.secret_file.with_file_name("public.asc");
         let exported = std::process::Command::new("gpg")

@@ -64,12 +64,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
 }
 
 fn apt_for(farm: &Farm) -> AptRoot {
-    let tree = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join("9.0");
+    let tree = farm.release_tree();
     AptRoot::new(
         &tree.join("KEY.asc"),
         &format!("file:{}/deb bookworm main", tree.display()),
@@ -135,11 +130,8 @@ async fn a_publish_job_is_published_recorded_and_announced() {
     assert_eq!(record["published"], true);
     let log = s
         .farm
-        .config
-        .paths
-        .public_root
-        .join(&s.farm.customer)
-        .join("9.0/logs")
+        .release_tree()
+        .join("logs")
         .join(format!("{}.log", job.job_id));
     assert_eq!(fs_err::read_to_string(log).unwrap(), "the build log\n");
     assert_eq!(
@@ -181,13 +173,7 @@ async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_publ
     let reason = reason.unwrap_or_else(|| panic!("nothing dead-lettered:\n{}", publisher.output()));
     assert!(reason.contains("checksum differs"), "{reason}");
     assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
-    let live = s
-        .farm
-        .config
-        .paths
-        .public_root
-        .join(&s.farm.customer)
-        .join("9.0");
+    let live = s.farm.release_tree();
     assert!(!live.exists(), "something was published");
     let record = fs_err::read_to_string(
         s.farm
@@ -349,14 +335,7 @@ async fn a_review_repository_is_retired_and_can_start_again() {
     apt.update();
     assert_eq!(apt.versions("reviewpkg"), ["1.0"]);
     // Nothing of the review reaches the release.
-    assert!(!s
-        .farm
-        .config
-        .paths
-        .public_root
-        .join(&s.farm.customer)
-        .join("9.0")
-        .exists());
+    assert!(!s.farm.release_tree().exists());
 
     let retire = ReviewRetirement::new(&s.farm.customer, "9.0", 4242);
     broker

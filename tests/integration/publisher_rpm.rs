@@ -23,12 +23,7 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join("9.0");
+    let tree = farm.release_tree();
     let repo = tree.join("rpm/el9/x86_64");
     assert!(repo.join("repodata/repomd.xml.asc").is_file());
     assert!(tree.join("rpm/el9/source/repodata/repomd.xml").is_file());

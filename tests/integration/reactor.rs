@@ -611,7 +611,7 @@ async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publishe
         &["--config", cfg, "run"],
         &farm.dir.path().join("pub.log"),
     );
-    let tree = farm.config.paths.public_root.join(c).join("9.0");
+    let tree = farm.release_tree();
     let apt = AptRoot::new(
         &tree.join("KEY.asc"),
         &format!("file:{}/deb bookworm main", tree.display()),

@@ -100,6 +100,15 @@ pub struct Farm {
 }
 
 impl Farm {
+    /// The public tree of this farm's release `9.0` (what clients read).
+    pub fn release_tree(&self) -> PathBuf {
+        self.config
+            .paths
+            .public_root
+            .join(&self.customer)
+            .join("9.0")
+    }
+
     /// `perestroika-publisher include` of `files` into this farm's release `9.0` for `distro`,
     /// with `extra` arguments (such as `--review 77`); run it with `.output()`.
     pub fn include(&self, distro: &str, extra: &[&str], files: &[&Path]) -> Command {
