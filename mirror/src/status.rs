@@ -35,6 +35,14 @@ impl TreeStatus {
 /// target name → tree → status.
 pub type Targets = BTreeMap<String, BTreeMap<String, TreeStatus>>;
 
+/// One tree's status on one target, made when first named.
+fn entry<'a>(all: &'a mut Targets, target: &str, tree: &str) -> &'a mut TreeStatus {
+    all.entry(target.to_owned())
+        .or_default()
+        .entry(tree.to_owned())
+        .or_default()
+}
+
 /// The shared, persisted status.
 pub struct Status {
     path: PathBuf,
@@ -83,11 +91,7 @@ impl Status {
         let mut newer = false;
         self.change(|all| {
             for name in targets {
-                let entry = all
-                    .entry(name.clone())
-                    .or_default()
-                    .entry(tree.to_owned())
-                    .or_default();
+                let entry = entry(all, name, tree);
                 if generation == 0 || generation > entry.wanted {
                     entry.wanted = generation;
                     newer = true;
@@ -115,11 +119,7 @@ impl Status {
         moved: Moved,
     ) -> std::io::Result<()> {
         self.change(|all| {
-            let s = all
-                .entry(target.to_owned())
-                .or_default()
-                .entry(tree.to_owned())
-                .or_default();
+            let s = entry(all, target, tree);
             s.synced = Some(generation);
             s.last_error = None;
             s.last_attempt = Some(Utc::now());
@@ -131,11 +131,7 @@ impl Status {
     /// Records a failed sync.
     pub fn failed(&self, target: &str, tree: &str, error: &str) -> std::io::Result<()> {
         self.change(|all| {
-            let s = all
-                .entry(target.to_owned())
-                .or_default()
-                .entry(tree.to_owned())
-                .or_default();
+            let s = entry(all, target, tree);
             s.last_error = Some(error.to_owned());
             s.last_attempt = Some(Utc::now());
         })

@@ -287,27 +287,10 @@ pub async fn sync(
         m
     };
 
-    // 2. The link to send: <scratch>/link/<parent>/<name> -> .<name>.gen/<N>
-    let links = scratch.join("link");
-    let link_dir = links.join(&tree.parent);
-    fs_err::create_dir_all(&link_dir).map_err(|source| SyncError::Io {
-        path: link_dir.clone(),
-        source,
-    })?;
-    let link = link_dir.join(&tree.name);
-    let _ = fs_err::remove_file(&link);
-    let dest = Path::new(&format!(".{}.gen", tree.name)).join(generation.to_string());
-    std::os::unix::fs::symlink(&dest, &link).map_err(|source| SyncError::Io {
-        path: link.clone(),
-        source,
-    })?;
+    // 2. The switch.
+    let link = link_source(&scratch.join("link"), tree, generation)?;
     moved += target
-        .run(
-            "switch",
-            &["-lt", "--relative"],
-            &[relative(&links, &tree.link())],
-            "",
-        )
+        .run("switch", &["-lt", "--relative"], &[link], "")
         .await?;
 
     // 3. Delete what is no longer referenced; copy generations the target missed.
@@ -406,6 +389,22 @@ pub async fn sync_tracked(
         let _ = fs_err::remove_file(&path);
     }
     Ok(moved)
+}
+
+/// Makes `<dir>/<parent>/<name>` the tree's link as it should be on a target (pointing at
+/// `.<name>.gen/<generation>`); returns it as an rsync `--relative` source rooted at `dir`.
+pub fn link_source(dir: &Path, tree: &TreeRef, generation: u64) -> Result<PathBuf, SyncError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SyncError::Io { path, source }
+    };
+    let link_dir = dir.join(&tree.parent);
+    fs_err::create_dir_all(&link_dir).map_err(io(&link_dir))?;
+    let link = link_dir.join(&tree.name);
+    let _ = fs_err::remove_file(&link);
+    let points_at = Path::new(&format!(".{}.gen", tree.name)).join(generation.to_string());
+    std::os::unix::fs::symlink(&points_at, &link).map_err(io(&link))?;
+    Ok(relative(dir, &tree.link()))
 }
 
 /// The newest complete generation before `generation` on this host.

@@ -12,7 +12,7 @@ use perestroika_config::messages::Artifact;
 use regex::Regex;
 
 use crate::rsync::{relative, Target};
-use crate::sync::TreeRef;
+use crate::sync::{link_source, SyncError, TreeRef};
 
 /// A problem found.
 pub type Problem = String;
@@ -243,15 +243,8 @@ pub async fn compare(
     generation: u64,
     target: &Target,
     scratch: &Path,
-) -> Result<Vec<Problem>, crate::rsync::RsyncError> {
-    let link_dir = scratch.join("verify").join(&tree.parent);
-    let _ = fs_err::create_dir_all(&link_dir);
-    let link = link_dir.join(&tree.name);
-    let _ = fs_err::remove_file(&link);
-    let _ = std::os::unix::fs::symlink(
-        Path::new(&format!(".{}.gen", tree.name)).join(generation.to_string()),
-        &link,
-    );
+) -> Result<Vec<Problem>, SyncError> {
+    let link = link_source(&scratch.join("verify"), tree, generation)?;
     let sources: Vec<PathBuf> = vec![
         relative(root, &format!("{}/", tree.pool())),
         relative(root, &format!("{}/", tree.generation(generation))),
@@ -266,7 +259,7 @@ pub async fn compare(
         (
             "link",
             vec!["-lc", "--relative", "--dry-run", "--itemize-changes"],
-            vec![relative(&scratch.join("verify"), &tree.link())],
+            vec![link],
         ),
     ] {
         let out = target.itemize(what, &args, &srcs).await?;
