@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod messages;
 pub mod names;
 pub mod queues;
+pub mod release_index;
 pub mod settings;
 
 pub use error::ConfigError;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use perestroika_config::messages::Artifact;
+use perestroika_config::release_index::sha256_entries;
 use regex::Regex;
 
 use crate::rsync::{relative, Target};
@@ -100,30 +101,19 @@ fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
             problems.push(format!("{}: missing", release.display()));
             continue;
         };
-        let mut in_sha256 = false;
-        for line in text.lines() {
-            if !line.starts_with(' ') {
-                in_sha256 = line.starts_with("SHA256:");
-                continue;
-            }
-            if !in_sha256 {
-                continue;
-            }
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            let [sum, size, name] = parts.as_slice() else {
-                continue;
-            };
+        for entry in sha256_entries(&text) {
+            let (sum, size, name) = (&entry.sha256, entry.size, &entry.path);
             let path = suite_dir.join(name);
             match sha256_file(&path) {
                 None => {} // reprepro lists uncompressed names it does not write
                 Some((s, h))
-                    if s.to_string() == *size
+                    if s == size
                         && h == *sum
                         && (name.ends_with("Packages.gz") || name.ends_with("Sources.gz")) =>
                 {
                     check_index(&deb_root, &path, problems);
                 }
-                Some((s, h)) if s.to_string() == *size && h == *sum => {}
+                Some((s, h)) if s == size && h == *sum => {}
                 Some(_) => problems.push(format!(
                     "{}: size or sha256 differs from Release",
                     path.display()

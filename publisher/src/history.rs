@@ -14,7 +14,7 @@ use std::path::Path;
 use perestroika_config::files::write_atomic;
 use sha2::{Digest, Sha256};
 
-use crate::release_file::sha256_entries;
+use perestroika_config::release_index::sha256_entries;
 
 /// Indexes whose stanzas are kept: binary and source package lists.
 fn is_index(path: &str) -> bool {

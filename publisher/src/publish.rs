@@ -8,10 +8,11 @@ use perestroika_config::messages::{Artifact, Target};
 use perestroika_config::{Family, FarmConfig, ReleaseState};
 
 use crate::deb::{DebError, DebRepo};
-use crate::release_file::{by_hash_path, sha256_entries, with_acquire_by_hash};
+use crate::release_file::{by_hash_path, with_acquire_by_hash};
 use crate::rpm::{self, RpmError};
 use crate::signing::{SignError, Signer};
 use crate::tree::{Tree, TreeError};
+use perestroika_config::release_index::sha256_entries;
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]

@@ -4,38 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// An index file named in a `Release` file's SHA256 section.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexEntry {
-    pub sha256: String,
-    pub size: u64,
-    /// Path relative to the suite's directory (`main/binary-amd64/Packages.xz`).
-    pub path: String,
-}
-
-/// The SHA256 entries of a `Release` file.
-pub fn sha256_entries(release: &str) -> Vec<IndexEntry> {
-    let mut out = Vec::new();
-    let mut in_section = false;
-    for line in release.lines() {
-        if !line.starts_with(' ') {
-            in_section = line.trim_end() == "SHA256:";
-            continue;
-        }
-        if in_section {
-            let mut parts = line.split_whitespace();
-            if let (Some(sum), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next())
-            {
-                out.push(IndexEntry {
-                    sha256: sum.to_owned(),
-                    size: size.parse().unwrap_or(0),
-                    path: path.to_owned(),
-                });
-            }
-        }
-    }
-    out
-}
+use perestroika_config::release_index::IndexEntry;
 
 /// The `Release` text with `Acquire-By-Hash: yes` among its header fields.
 pub fn with_acquire_by_hash(release: &str) -> String {
@@ -75,6 +44,7 @@ pub fn by_hash_path(suite_dir: &Path, entry: &IndexEntry) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use perestroika_config::release_index::sha256_entries;
 
     const RELEASE: &str = "Origin: acme\nCodename: bookworm\nDate: Mon, 01 Jan 2024 00:00:00 UTC\nArchitectures: amd64 source\nMD5Sum:\n 0123 10 main/binary-amd64/Packages\nSHA256:\n aaaa 10 main/binary-amd64/Packages\n bbbb 7 main/binary-amd64/Packages.xz\n cccc 5 main/debian-installer/binary-amd64/Packages\n";
 
