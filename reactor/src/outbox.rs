@@ -67,10 +67,6 @@ impl Outbox {
         self.ids.contains(id)
     }
 
-    pub fn len(&self) -> usize {
-        self.in_flight.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.in_flight.is_empty()
     }
