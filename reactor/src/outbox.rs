@@ -67,6 +67,7 @@ impl Outbox {
         self.ids.contains(id)
     }
 
+    /// Whether nothing waits for the broker's confirm.
     pub fn is_empty(&self) -> bool {
         self.in_flight.is_empty()
     }
