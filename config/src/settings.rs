@@ -1,6 +1,6 @@
 //! The farm configuration: one TOML file plus `PERESTROIKA_<SECTION>__<KEY>` environment overrides.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,61 @@ pub struct FarmConfig {
     pub customers: Vec<Customer>,
     #[serde(default)]
     pub mirrors: Vec<MirrorTarget>,
+    /// How the base image of each rpm distro is bootstrapped, by distro name. A distro
+    /// without an entry gets a Debian root with Debian's rpm, dnf and createrepo-c.
+    #[serde(default)]
+    pub rpm_roots: BTreeMap<String, RpmRoot>,
+}
+
+/// An rpm distro's build root, installed the way mock does it: `dnf --installroot` from the
+/// distro's own repositories at its release version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RpmRoot {
+    /// The distro's `$releasever`, e.g. "9".
+    pub releasever: String,
+    /// Base URLs of the repositories the root comes from (and build dependencies later),
+    /// e.g. the BaseOS and AppStream trees of a local mirror.
+    pub repos: Vec<String>,
+    /// Keys the repositories' packages are signed with (`file://` or `https://` URLs); without
+    /// any, package signatures are not checked while bootstrapping.
+    #[serde(default)]
+    pub gpgkeys: Vec<String>,
+    /// Packages of the build root (mock's `buildsys-build` set by default).
+    #[serde(default = "default_rpm_root_packages")]
+    pub packages: Vec<String>,
+}
+
+fn default_rpm_root_packages() -> Vec<String> {
+    [
+        "bash",
+        "bzip2",
+        "coreutils",
+        "cpio",
+        "diffutils",
+        "dnf",
+        "dnf-plugins-core",
+        "findutils",
+        "gawk",
+        "gcc",
+        "gcc-c++",
+        "grep",
+        "gzip",
+        "info",
+        "make",
+        "patch",
+        "redhat-rpm-config",
+        "rpm-build",
+        "sed",
+        "shadow-utils",
+        "tar",
+        "unzip",
+        "util-linux",
+        "which",
+        "xz",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// How to reach RabbitMQ and how queues behave.
@@ -441,6 +496,18 @@ impl FarmConfig {
                         .map_err(|e| self.invalid(format!("{key}.arches"), e.to_string()))?;
                 }
             }
+        }
+        for (distro, root) in &self.rpm_roots {
+            let key = format!("rpm_roots.{distro}");
+            check_token("distro", distro).map_err(|e| self.invalid(&key, e.to_string()))?;
+            if root.repos.is_empty() {
+                return Err(self.invalid(
+                    format!("{key}.repos"),
+                    "expected at least one repository URL to bootstrap from",
+                ));
+            }
+            check_token("release version", &root.releasever)
+                .map_err(|e| self.invalid(format!("{key}.releasever"), e.to_string()))?;
         }
         for (i, suite) in self.publish.suites.iter().enumerate() {
             check_token("suite", suite)

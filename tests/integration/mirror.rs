@@ -161,7 +161,12 @@ fn a_synced_mirror_serves_apt_and_dnf_and_verifies() {
         String::from_utf8_lossy(&dl.stderr)
     );
     let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(&format!("{url}/{}", s.tree()), root.path(), "mirroredrpm");
+    let out = dnf_install(
+        &format!("{url}/{}", s.tree()),
+        "el9",
+        root.path(),
+        "mirroredrpm",
+    );
     assert!(
         out.status.success(),
         "dnf: {}{}",

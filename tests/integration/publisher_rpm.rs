@@ -59,6 +59,7 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     let root = tempfile::tempdir().unwrap();
     let out = dnf_install(
         &format!("file://{}", tree.display()),
+        "el9",
         root.path(),
         "rpmtest",
     );
@@ -92,6 +93,7 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     let root = tempfile::tempdir().unwrap();
     let out = dnf_install(
         &format!("file://{}", tree.display()),
+        "el9",
         root.path(),
         "rpmtest",
     );

@@ -255,10 +255,10 @@ pub fn signed_farm(
 /// The release line of the test farms: 9.0 for bookworm.
 pub const BOOKWORM_RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"] }"#;
 
-/// `dnf install` into a private root from the release at `base` (`file:///…/acme/9.0` or
-/// `http://…/acme/9.0`), with package and repository signatures checked against the release's
-/// own `KEY.asc`.
-pub fn dnf_install(base: &str, root: &Path, package: &str) -> Output {
+/// `dnf install` into a private root from the `distro` repository of the release at `base`
+/// (`file:///…/acme/9.0` or `http://…/acme/9.0`), with package and repository signatures
+/// checked against the release's own `KEY.asc`.
+pub fn dnf_install(base: &str, distro: &str, root: &Path, package: &str) -> Output {
     Command::new("dnf")
         .arg(format!("--installroot={}", root.display()))
         .args([
@@ -268,7 +268,7 @@ pub fn dnf_install(base: &str, root: &Path, package: &str) -> Output {
             "-q",
             "--setopt=install_weak_deps=False",
         ])
-        .arg(format!("--repofrompath=farm,{base}/rpm/el9/x86_64"))
+        .arg(format!("--repofrompath=farm,{base}/rpm/{distro}/x86_64"))
         .args(["--setopt=farm.gpgcheck=1", "--setopt=farm.repo_gpgcheck=1"])
         .arg(format!("--setopt=farm.gpgkey={base}/KEY.asc"))
         .args(["--enablerepo=farm", "install", package])

@@ -75,6 +75,19 @@ static IMAGES: Mutex<()> = Mutex::new(());
 /// The newest base image of `distro`, bootstrapped with `perestroika-worker image build` if
 /// there is none yet. Base images are kept between runs (they are the pinned build roots).
 pub fn base_image(distro: &str) -> String {
+    image_of(distro, &[])
+}
+
+/// The rpm build image the tests build rpms in: a Debian root with Debian's rpm, dnf and
+/// createrepo-c (no rpm distribution's mirror is reachable here), made if there is none.
+pub fn rpm_image() -> String {
+    image_of(RPM_DISTRO, &["--rpm"])
+}
+
+/// Name of the tests' rpm distro (see [`rpm_image`]).
+pub const RPM_DISTRO: &str = "bookworm-rpm";
+
+fn image_of(distro: &str, extra: &[&str]) -> String {
     let _lock = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
     let list = |()| {
         let out = run("perestroika-worker", &["image", "list", "--json"]);
@@ -92,10 +105,9 @@ pub fn base_image(distro: &str) -> String {
     if let Some(tag) = list(()) {
         return tag;
     }
-    let out = run(
-        "perestroika-worker",
-        &["image", "build", "--distro", distro],
-    );
+    let mut args = vec!["image", "build", "--distro", distro];
+    args.extend_from_slice(extra);
+    let out = run("perestroika-worker", &args);
     assert!(
         out.status.success(),
         "image build failed:\n{}",
@@ -184,6 +196,11 @@ impl GitRepo {
 /// The files of a directory of the bundled example (`worker/examples/greet/<part>`), as
 /// (relative path, content).
 fn example(part: &str) -> Vec<(String, String)> {
+    example_dir(&format!("worker/examples/greet/{part}"))
+}
+
+/// The files under a directory of the repository, as (relative path, content), sorted.
+fn example_dir(dir: &str) -> Vec<(String, String)> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
         for entry in fs_err::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -195,7 +212,7 @@ fn example(part: &str) -> Vec<(String, String)> {
             }
         }
     }
-    let base = repo_root().join("worker/examples/greet").join(part);
+    let base = repo_root().join(dir);
     let mut out = Vec::new();
     walk(&base, &base, &mut out);
     out.sort();
@@ -213,9 +230,14 @@ pub fn greet_code(greeting: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The example's Debian packaging (debhelper, 3.0 quilt): the `debian/` directory.
+/// The example's packaging: `debian/` (debhelper, 3.0 quilt) and `rpm/greet.spec`.
 pub fn greet_packaging() -> Vec<(String, String)> {
     example("packaging")
+}
+
+/// The second example, `greet-motd`: a noarch rpm that build-requires greet (a spec only).
+pub fn greet_motd_spec() -> Vec<(String, String)> {
+    example_dir("worker/examples/greet-motd")
 }
 
 /// A native package without build dependencies whose build runs `build_step` (a shell line).

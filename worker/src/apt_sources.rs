@@ -72,6 +72,15 @@ impl HostMirrors {
     }
 }
 
+/// The host's own Debian release, e.g. `bookworm` (from `/etc/os-release`).
+pub fn host_codename() -> Option<String> {
+    let text = fs_err::read_to_string("/etc/os-release").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// (URI, suite) of each `deb` line.
 fn one_line_entries(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();

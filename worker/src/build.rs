@@ -1,7 +1,8 @@
 //! One build, from input to artifacts: prepare the sources, start a fresh container from the
 //! distro's newest base image, install build dependencies with the network on, cut the
 //! network, build as the unprivileged `builder` user, collect the results, remove the
-//! container — whatever happened.
+//! container — whatever happened. The steps inside the container are the package family's
+//! (this module for debs, [`crate::rpm_build`] for rpms); everything around them is shared.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,15 +10,17 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use chrono::Utc;
 use perestroika_config::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
+use perestroika_config::Family;
 
 use crate::buildlog::BuildLog;
 use crate::git::GitCache;
 use crate::image::{self, ImageError};
 use crate::rootfs::{self, BuildRoot, RootError};
+use crate::rpm_source::{self, PreparedRpm};
 use crate::sandbox::{As, Sandbox, SandboxError, SandboxSpec};
 use crate::source::{self, PreparedSource, SourceInput};
 
-const UNPACK: &str = include_str!("../scripts/unpack.sh");
+pub(crate) const UNPACK: &str = include_str!("../scripts/unpack.sh");
 const PREPARE: &str = include_str!("../scripts/prepare.sh");
 const DEPS: &str = include_str!("../scripts/deps.sh");
 const BUILD: &str = include_str!("../scripts/build.sh");
@@ -39,6 +42,14 @@ pub enum InfraError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Root(#[from] RootError),
+    #[error("job {job_id} is an {wanted} build, but the newest image of {distro} ({image}) builds {found} packages")]
+    WrongFamily {
+        job_id: String,
+        distro: String,
+        image: String,
+        wanted: Family,
+        found: Family,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -60,8 +71,10 @@ pub struct BuildRequest {
     pub job_id: String,
     pub input: SourceInput,
     pub distro: String,
-    /// The release's public tree (`<public root>/<customer>/<version>`), if it has a deb
-    /// repository yet: its packages are available as build dependencies.
+    /// The family the build must make; `None` takes the family of the distro's image.
+    pub family: Option<Family>,
+    /// The release's public tree (`<public root>/<customer>/<version>`), if it has a
+    /// repository of the distro yet: its packages are available as build dependencies.
     pub release_tree: Option<PathBuf>,
     /// Where the artifacts, log and record are written.
     pub out_dir: PathBuf,
@@ -89,12 +102,12 @@ pub struct BuildEnv {
 }
 
 /// A build failure, with the step that failed.
-struct Failure {
+pub(crate) struct Failure {
     step: &'static str,
     reason: String,
 }
 
-fn fail(step: &'static str, reason: impl Into<String>) -> Failure {
+pub(crate) fn fail(step: &'static str, reason: impl Into<String>) -> Failure {
     Failure {
         step,
         reason: reason.into(),
@@ -118,6 +131,15 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let mut log =
         BuildLog::create(&log_path, env.max_log_bytes, req.echo).map_err(io(&log_path))?;
     let image = image::for_build(&env.docker, &req.distro).await?;
+    if let Some(wanted) = req.family.filter(|f| *f != image.family) {
+        return Err(InfraError::WrongFamily {
+            job_id: req.job_id.clone(),
+            distro: req.distro.clone(),
+            image: image.tag,
+            wanted,
+            found: image.family,
+        });
+    }
     log.note(&format!(
         "job {} on {}: {} (image {})",
         req.job_id, env.worker_name, image.tag, image.id
@@ -127,18 +149,27 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let _ = fs_err::remove_dir_all(&work);
     let mut timings = Vec::new();
     let t = Instant::now();
-    let prepared = source::prepare(&req.input, &req.distro, &env.git, &work);
+    let prepared = match image.family {
+        Family::Deb => source::prepare(&req.input, &req.distro, &env.git, &work).map(Prepared::Deb),
+        Family::Rpm => rpm_source::prepare(&req.input, &env.git, &work).map(Prepared::Rpm),
+    };
     timings.push(("source", t.elapsed().as_secs_f64()));
 
     let mut package_version = None;
     let outcome = match prepared {
         Err(e) => Err(fail("source", e.to_string())),
         Ok(prepared) => {
-            log.note(&format!(
-                "source package {} version {}",
-                prepared.source, prepared.version
-            ));
-            package_version = Some(prepared.version.clone());
+            match &prepared {
+                Prepared::Deb(p) => log.note(&format!(
+                    "source package {} version {}",
+                    p.source, p.version
+                )),
+                Prepared::Rpm(p) => log.note(&format!(
+                    "spec {} release {}",
+                    p.file,
+                    p.release.as_deref().unwrap_or("(the spec's own)")
+                )),
+            }
             let t = Instant::now();
             let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
             let root_dir = env.scratch.join(format!("{}-root", req.job_id));
@@ -157,7 +188,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 job_id: req.job_id.clone(),
                 owner: env.owner.clone(),
                 tmpfs_size: env.tmpfs_size.clone(),
-                read_only_binds: release_bind(req),
+                read_only_binds: release_bind(req, image.family),
                 root: root.as_ref().map(BuildRoot::path),
             };
             let t = Instant::now();
@@ -172,11 +203,25 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 }
             };
             timings.push(("container start", t.elapsed().as_secs_f64()));
-            let inside = tokio::time::timeout(
-                env.timeout,
-                in_container(env, req, &sandbox, &prepared, &mut log, &mut timings),
-            )
-            .await;
+            let steps = async {
+                match &prepared {
+                    Prepared::Deb(p) => {
+                        in_container(env, req, &sandbox, p, &mut log, &mut timings).await
+                    }
+                    Prepared::Rpm(p) => {
+                        crate::rpm_build::in_container(
+                            env,
+                            req,
+                            &sandbox,
+                            p,
+                            &mut log,
+                            &mut timings,
+                        )
+                        .await
+                    }
+                }
+            };
+            let inside = tokio::time::timeout(env.timeout, steps).await;
             let t = Instant::now();
             sandbox.remove().await;
             if let Some(root) = root {
@@ -184,7 +229,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             }
             timings.push(("container removal", t.elapsed().as_secs_f64()));
             match inside {
-                Ok(Ok(files)) => Ok(files),
+                Ok(Ok(built)) => {
+                    package_version = Some(built.version);
+                    Ok(built.artifacts)
+                }
                 Ok(Err(Step::Failed(f))) => Err(f),
                 Ok(Err(Step::Infra(e))) => {
                     let _ = fs_err::remove_dir_all(&work);
@@ -239,27 +287,64 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     Ok(BuildReport { result, timings })
 }
 
-fn release_bind(req: &BuildRequest) -> Vec<(String, String)> {
+/// A build's input, prepared for its family.
+enum Prepared {
+    Deb(PreparedSource),
+    Rpm(PreparedRpm),
+}
+
+/// What a successful build made.
+pub(crate) struct Built {
+    pub artifacts: Vec<Artifact>,
+    /// The version of the built package, as its family writes it.
+    pub version: String,
+}
+
+/// The release's public tree, mounted read-only at `/srv/release` when it has a signed
+/// repository of the build's distro.
+pub(crate) fn release_bind(req: &BuildRequest, family: Family) -> Vec<(String, String)> {
     match &req.release_tree {
-        Some(tree) if has_deb_repo(tree, &req.distro) => {
+        Some(tree) if has_repo(tree, family, &req.distro) => {
             vec![(tree.display().to_string(), "/srv/release".to_owned())]
         }
         _ => Vec::new(),
     }
 }
 
-fn has_deb_repo(tree: &Path, distro: &str) -> bool {
-    tree.join("KEY.asc").is_file()
-        && tree
+fn has_repo(tree: &Path, family: Family, distro: &str) -> bool {
+    if !tree.join("KEY.asc").is_file() {
+        return false;
+    }
+    match family {
+        Family::Deb => tree
             .join("deb/dists")
             .join(distro)
             .join("InRelease")
-            .is_file()
+            .is_file(),
+        Family::Rpm => fs_err::read_dir(tree.join("rpm").join(distro))
+            .map(|arches| {
+                arches
+                    .filter_map(Result::ok)
+                    .any(|a| a.path().join("repodata/repomd.xml").is_file())
+            })
+            .unwrap_or(false),
+    }
 }
 
-enum Step {
+pub(crate) enum Step {
     Failed(Failure),
     Infra(InfraError),
+}
+
+impl Step {
+    /// The build failed at `step`; the reason comes from the log, else `fallback`.
+    pub(crate) fn failed(step: &'static str, log: &BuildLog, fallback: &str) -> Self {
+        Step::Failed(fail(step, reason_from(log, fallback)))
+    }
+
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |e| Step::Infra(io(path)(e))
+    }
 }
 
 impl From<SandboxError> for Step {
@@ -286,6 +371,11 @@ fn reason_from(log: &BuildLog, fallback: &str) -> String {
                 || l.starts_with("dpkg-buildpackage: error")
                 || l.starts_with("make: ***")
                 || l.starts_with("dpkg-source: error")
+                || l.starts_with("Error: ")
+                || l.starts_with("No matching package to install")
+                || l.contains("nothing provides")
+                || l.contains("is needed by")
+                || l.starts_with("[perestroika] Source0")
         })
         .collect();
     if wanted.is_empty() {
@@ -295,6 +385,67 @@ fn reason_from(log: &BuildLog, fallback: &str) -> String {
     }
 }
 
+/// Sends the prepared `in/` directory into the container's /build and hands it to the builder.
+pub(crate) async fn send_input(
+    sandbox: &Sandbox,
+    dir: &Path,
+    log: &mut BuildLog,
+) -> Result<(), Step> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all("in", dir).map_err(Step::io(dir))?;
+    let input = builder.into_inner().map_err(Step::io(dir))?;
+    let code = sandbox
+        .exec(As::Root, &["sh", "-c", UNPACK], &[], Some(input), log)
+        .await?;
+    if code != 0 {
+        return Err(Step::failed("unpack", log, "unpacking the sources failed"));
+    }
+    Ok(())
+}
+
+/// Writes the build root's package list (the output of `cmd`) among the build's files.
+pub(crate) async fn record_build_root(
+    sandbox: &Sandbox,
+    cmd: &[&str],
+    out_dir: &Path,
+    log: &mut BuildLog,
+) -> Result<PathBuf, Step> {
+    let (_, list) = sandbox.exec_capture(As::Root, cmd, log).await?;
+    let path = out_dir.join(BUILD_ROOT_NAME);
+    fs_err::write(&path, &list).map_err(Step::io(&path))?;
+    Ok(path)
+}
+
+/// Runs the family's collect command, unpacks the results into `out_dir` and describes them,
+/// the build root's package list last.
+pub(crate) async fn collect(
+    sandbox: &Sandbox,
+    cmd: &[&str],
+    out_dir: &Path,
+    root_list: &Path,
+    log: &mut BuildLog,
+) -> Result<Vec<Artifact>, Step> {
+    let (code, tar) = sandbox.exec_capture(As::Root, cmd, log).await?;
+    if code != 0 {
+        return Err(Step::failed(
+            "collect",
+            log,
+            "collecting the results failed",
+        ));
+    }
+    let mut artifacts = extract_results(&tar, out_dir).map_err(Step::io(out_dir))?;
+    artifacts.push(Artifact::of_file(root_list).map_err(Step::io(root_list))?);
+    for a in &artifacts {
+        log.note(&format!(
+            "artifact {} ({} bytes, sha256 {})",
+            a.name, a.size, a.sha256
+        ));
+    }
+    Ok(artifacts)
+}
+
+/// The deb steps inside the container.
 async fn in_container(
     env: &BuildEnv,
     req: &BuildRequest,
@@ -302,18 +453,9 @@ async fn in_container(
     prepared: &PreparedSource,
     log: &mut BuildLog,
     timings: &mut Vec<(&'static str, f64)>,
-) -> Result<Vec<Artifact>, Step> {
+) -> Result<Built, Step> {
     let t = Instant::now();
-    let input = input_tar(prepared).map_err(|e| Step::Infra(io(&prepared.dir)(e)))?;
-    let code = sandbox
-        .exec(As::Root, &["sh", "-c", UNPACK], &[], Some(input), log)
-        .await?;
-    if code != 0 {
-        return Err(Step::Failed(fail(
-            "unpack",
-            reason_from(log, "unpacking the sources failed"),
-        )));
-    }
+    send_input(sandbox, &prepared.dir, log).await?;
     let dsc = prepared.dsc.as_deref().unwrap_or("");
     let code = sandbox
         .exec(
@@ -326,15 +468,12 @@ async fn in_container(
         .await?;
     if code != 0 {
         let step = if code == 3 { "control" } else { "unpack" };
-        return Err(Step::Failed(fail(
-            step,
-            reason_from(log, "preparing the source tree failed"),
-        )));
+        return Err(Step::failed(step, log, "preparing the source tree failed"));
     }
     timings.push(("unpack", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let release = if release_bind(req).is_empty() {
+    let release = if release_bind(req, Family::Deb).is_empty() {
         "no"
     } else {
         "yes"
@@ -350,25 +489,24 @@ async fn in_container(
         )
         .await?;
     if code != 0 {
-        return Err(Step::Failed(fail(
+        return Err(Step::failed(
             "build-deps",
-            reason_from(log, "the build dependencies could not be installed"),
-        )));
+            log,
+            "the build dependencies could not be installed",
+        ));
     }
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
-    let (_, root_list) = sandbox
-        .exec_capture(
-            As::Root,
-            &[
-                "dpkg-query",
-                "-W",
-                "-f=${Package} ${Version} ${Architecture}\\n",
-            ],
-            log,
-        )
-        .await?;
-    let root_list_path = req.out_dir.join(BUILD_ROOT_NAME);
-    fs_err::write(&root_list_path, &root_list).map_err(|e| Step::Infra(io(&root_list_path)(e)))?;
+    let root_list = record_build_root(
+        sandbox,
+        &[
+            "dpkg-query",
+            "-W",
+            "-f=${Package} ${Version} ${Architecture}\\n",
+        ],
+        &req.out_dir,
+        log,
+    )
+    .await?;
 
     sandbox.cut_network().await?;
     log.note("network cut; building as user builder");
@@ -384,42 +522,27 @@ async fn in_container(
         .await?;
     timings.push(("build", t.elapsed().as_secs_f64()));
     if code != 0 {
-        return Err(Step::Failed(fail(
+        return Err(Step::failed(
             "dpkg-buildpackage",
-            reason_from(log, &format!("dpkg-buildpackage exited with {code}")),
-        )));
+            log,
+            &format!("dpkg-buildpackage exited with {code}"),
+        ));
     }
 
     let t = Instant::now();
-    let (code, tar) = sandbox
-        .exec_capture(As::Root, &["sh", "-c", COLLECT], log)
-        .await?;
-    if code != 0 {
-        return Err(Step::Failed(fail(
-            "collect",
-            reason_from(log, "collecting the results failed"),
-        )));
-    }
-    let mut artifacts =
-        extract_results(&tar, &req.out_dir).map_err(|e| Step::Infra(io(&req.out_dir)(e)))?;
-    artifacts
-        .push(Artifact::of_file(&root_list_path).map_err(|e| Step::Infra(io(&root_list_path)(e)))?);
+    let artifacts = collect(
+        sandbox,
+        &["sh", "-c", COLLECT],
+        &req.out_dir,
+        &root_list,
+        log,
+    )
+    .await?;
     timings.push(("collect", t.elapsed().as_secs_f64()));
-    for a in &artifacts {
-        log.note(&format!(
-            "artifact {} ({} bytes, sha256 {})",
-            a.name, a.size, a.sha256
-        ));
-    }
-    Ok(artifacts)
-}
-
-/// The tar the container unpacks into /build: `in/` plus the helper scripts.
-fn input_tar(prepared: &PreparedSource) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    builder.append_dir_all("in", &prepared.dir)?;
-    builder.into_inner()
+    Ok(Built {
+        artifacts,
+        version: prepared.version.clone(),
+    })
 }
 
 /// Writes the regular files of a result tar into `out`, refusing anything but plain names.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{BuildJob, BuildOutcome, Message, PublishJob, SCHEMA_VERSION};
-use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -55,12 +55,6 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             job.customer, job.version
         ));
     }
-    if job.family != Family::Deb {
-        return Disposition::DeadLetter(format!(
-            "job {} is an {} build; this worker builds deb packages only",
-            job.job_id, job.family
-        ));
-    }
     info!(job = %job.job_id, package = %job.package, distro = %job.distro, "building");
     let staging = &farm.paths.staging;
     let incoming = staging.join(format!(".incoming-{}-{}", job.job_id, std::process::id()));
@@ -72,6 +66,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             rebuild: job.rebuild,
         },
         distro: job.distro.clone(),
+        family: Some(job.family),
         release_tree: Some(
             farm.paths
                 .public_root

@@ -143,6 +143,28 @@ impl Repo {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// Names of the files (not directories) directly in `dir` (`""` for the top) at `commit`.
+    pub fn files(&self, commit: &str, dir: &str) -> Result<Vec<String>, GitError> {
+        let tree = if dir.is_empty() {
+            commit.to_owned()
+        } else {
+            format!("{commit}:{dir}")
+        };
+        let out = match self.git(&["ls-tree", "-z", &tree]) {
+            Ok(out) => out,
+            Err(_) if !dir.is_empty() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(out
+            .split(|b| *b == 0)
+            .filter_map(|entry| {
+                let entry = std::str::from_utf8(entry).ok()?;
+                let (meta, name) = entry.split_once('\t')?;
+                meta.contains(" blob ").then(|| name.to_owned())
+            })
+            .collect())
+    }
+
     /// A tar of the tree at `commit`, limited to `paths` (git pathspecs; empty for all).
     pub fn archive(
         &self,

@@ -1,7 +1,8 @@
-//! Base images: bootstrapped with mmdebstrap from the host's mirror, imported into Docker
-//! through its API (no registry involved), tagged `perestroika-build/<distro>:<date>` and
-//! labelled with what they contain. A build always uses the newest image of its distro; a new
-//! one only comes from `image build` or `image refresh`.
+//! Base images: bootstrapped from the host's mirror (mmdebstrap) or an rpm distro's own
+//! repositories (`dnf --installroot`, see [`crate::dnf_root`]), imported into Docker through
+//! its API (no registry involved), tagged `perestroika-build/<distro>:<date>` and labelled with
+//! what they contain and the package family they build. A build always uses the newest image
+//! of its distro; a new one only comes from `image build` or `image refresh`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,7 +16,10 @@ use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::apt_sources::HostMirrors;
+use perestroika_config::settings::RpmRoot;
+use perestroika_config::Family;
+
+use crate::apt_sources::{host_codename, HostMirrors};
 
 /// Docker repository prefix of base images.
 pub const IMAGE_REPO: &str = "perestroika-build";
@@ -23,12 +27,17 @@ const DISTRO_LABEL: &str = "perestroika.distro";
 const CREATED_LABEL: &str = "perestroika.created";
 const PACKAGES_LABEL: &str = "perestroika.packages-sha256";
 const COUNT_LABEL: &str = "perestroika.package-count";
+const FAMILY_LABEL: &str = "perestroika.family";
 /// Inside every base image: the packages it holds, `name version` per line.
 pub const PACKAGE_LIST: &str = "/etc/perestroika-base.list";
 
 /// Packages every base image holds beyond mmdebstrap's buildd variant (fakeroot for packages
 /// that do not declare `Rules-Requires-Root: no`).
 const EXTRA_PACKAGES: &str = "ca-certificates,fakeroot";
+/// Debian packages an rpm build image made from a Debian root holds beyond the buildd variant.
+const RPM_ON_DEBIAN_PACKAGES: &str = "rpm,dnf,dnf-plugins-core,createrepo-c,file";
+/// Run chrooted in that root: makes the Debian packages visible to rpm (see the script).
+const RPM_ON_DEBIAN: &str = include_str!("../scripts/rpm-on-debian.sh");
 /// Changes whenever what goes into a base image changes; images of another recipe are not used.
 const RECIPE: &str = "1";
 const RECIPE_LABEL: &str = "perestroika.recipe";
@@ -48,8 +57,10 @@ pub enum ImageError {
         #[source]
         source: bollard::errors::Error,
     },
-    #[error("no base image for {distro}; make one with `perestroika-worker image build --distro {distro}`")]
+    #[error("no base image for {distro}; make one with `perestroika-worker image build --distro {distro}` (add --rpm for an rpm distro)")]
     Missing { distro: String },
+    #[error("bootstrapping the {distro} root with dnf failed: {detail}")]
+    Dnf { distro: String, detail: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -71,12 +82,41 @@ pub struct BaseImage {
     /// sha256 of the package list: equal lists, equal content.
     pub packages_sha256: String,
     pub package_count: usize,
+    /// The package family its builds make.
+    pub family: Family,
 }
 
-/// Bootstraps a base root for `distro` with mmdebstrap and imports it. Progress goes to stderr.
-pub async fn build(docker: &Docker, distro: &str, scratch: &Path) -> Result<BaseImage, ImageError> {
-    let (tarball, list) = bootstrap(distro, scratch).await?;
-    let image = import(docker, distro, &tarball, &list).await;
+/// How a base image is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipe {
+    /// A Debian root of that codename (mmdebstrap, buildd variant).
+    Deb,
+    /// An rpm build root made from a Debian root of the host's own release, with Debian's rpm,
+    /// dnf and createrepo-c: for farms that cannot reach an rpm distribution's mirror.
+    RpmOnDebian,
+    /// An rpm distro's own root, installed with `dnf --installroot` the way mock does it.
+    Rpm(RpmRoot),
+}
+
+impl Recipe {
+    /// The family the image's builds make.
+    pub fn family(&self) -> Family {
+        match self {
+            Recipe::Deb => Family::Deb,
+            Recipe::RpmOnDebian | Recipe::Rpm(_) => Family::Rpm,
+        }
+    }
+}
+
+/// Bootstraps a base root for `distro` by `recipe` and imports it. Progress goes to stderr.
+pub async fn build(
+    docker: &Docker,
+    distro: &str,
+    recipe: &Recipe,
+    scratch: &Path,
+) -> Result<BaseImage, ImageError> {
+    let (tarball, list) = bootstrap(distro, recipe, scratch).await?;
+    let image = import(docker, distro, recipe.family(), &tarball, &list).await;
     let _ = fs_err::remove_file(&tarball);
     image
 }
@@ -92,15 +132,20 @@ pub enum Refresh {
 }
 
 /// Bootstraps `distro` afresh and imports it only if its packages differ from the newest image.
-pub async fn refresh(docker: &Docker, distro: &str, scratch: &Path) -> Result<Refresh, ImageError> {
-    let (tarball, list) = bootstrap(distro, scratch).await?;
+pub async fn refresh(
+    docker: &Docker,
+    distro: &str,
+    recipe: &Recipe,
+    scratch: &Path,
+) -> Result<Refresh, ImageError> {
+    let (tarball, list) = bootstrap(distro, recipe, scratch).await?;
     let current = latest(docker, distro).await?;
     let result = match current {
         Some(image) if image.packages_sha256 == packages_hash(&list) => {
             Refresh::Unchanged { image }
         }
         _ => Refresh::New {
-            image: import(docker, distro, &tarball, &list).await?,
+            image: import(docker, distro, recipe.family(), &tarball, &list).await?,
         },
     };
     let _ = fs_err::remove_file(&tarball);
@@ -111,31 +156,78 @@ fn packages_hash(list: &str) -> String {
     hex::encode(Sha256::digest(list.as_bytes()))
 }
 
-/// Runs mmdebstrap; returns the tarball and the package list.
+/// Makes the root file system of `distro` by `recipe`; returns the tarball and the package
+/// list (`name version` per line, sorted).
 async fn bootstrap(
     distro: &str,
+    recipe: &Recipe,
     scratch: &Path,
 ) -> Result<(std::path::PathBuf, String), ImageError> {
     perestroika_config::names::check_token("distro", distro)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     fs_err::create_dir_all(scratch)?;
     let tarball = scratch.join(format!("{distro}.{}.tar", std::process::id()));
-    let mirrors = HostMirrors::from_host().lines_for(distro);
+    match recipe {
+        Recipe::Deb => mmdebstrap(distro, distro, &[], scratch, &tarball).await?,
+        Recipe::RpmOnDebian => {
+            let debian = host_codename().ok_or_else(|| {
+                std::io::Error::other(
+                    "cannot tell the host's Debian release (no VERSION_CODENAME in /etc/os-release)",
+                )
+            })?;
+            let script = scratch.join(format!("rpm-on-debian.{}.sh", std::process::id()));
+            fs_err::write(&script, RPM_ON_DEBIAN)?;
+            let extra = [
+                format!("--include={RPM_ON_DEBIAN_PACKAGES}"),
+                format!(
+                    "--customize-hook=upload {} /tmp/rpm-on-debian.sh",
+                    script.display()
+                ),
+                format!("--customize-hook=chroot \"$1\" sh /tmp/rpm-on-debian.sh {distro}"),
+                "--customize-hook=rm -f \"$1/tmp/rpm-on-debian.sh\"".to_owned(),
+            ];
+            let made = mmdebstrap(distro, &debian, &extra, scratch, &tarball).await;
+            let _ = fs_err::remove_file(&script);
+            made?
+        }
+        Recipe::Rpm(root) => {
+            return crate::dnf_root::bootstrap(distro, root, scratch, &tarball)
+                .await
+                .map(|list| (tarball, list))
+        }
+    }
+    let copied = scratch.join(Path::new(PACKAGE_LIST).file_name().expect("file name"));
+    let list = fs_err::read_to_string(&copied)?;
+    let _ = fs_err::remove_file(&copied);
+    Ok((tarball, list))
+}
+
+/// Runs mmdebstrap for a Debian root of `suite` into `tarball`, with `extra` options; the
+/// package list is copied out to `scratch`.
+async fn mmdebstrap(
+    distro: &str,
+    suite: &str,
+    extra: &[String],
+    scratch: &Path,
+    tarball: &Path,
+) -> Result<(), ImageError> {
+    let mirrors = HostMirrors::from_host().lines_for(suite);
     let mut cmd = tokio::process::Command::new("mmdebstrap");
     cmd.arg("--variant=buildd")
         .arg(format!("--include={EXTRA_PACKAGES}"))
         .arg("--skip=cleanup/apt/lists")
         .arg("--customize-hook=chroot \"$1\" useradd --create-home --uid 1000 --user-group builder")
+        .args(extra)
         .arg(format!(
             "--customize-hook=chroot \"$1\" dpkg-query -W -f='${{Package}} ${{Version}}\\n' | LC_ALL=C sort > \"$1{PACKAGE_LIST}\""
         ))
         .arg(format!("--customize-hook=copy-out {PACKAGE_LIST} {}", scratch.display()))
-        .arg(distro)
-        .arg(&tarball)
+        .arg(suite)
+        .arg(tarball)
         .args(&mirrors)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    tracing::info!(%distro, mirrors = ?mirrors, "bootstrapping a base root with mmdebstrap");
+    tracing::info!(%distro, %suite, mirrors = ?mirrors, "bootstrapping a base root with mmdebstrap");
     let mut child = cmd.spawn()?;
     let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut tail = Vec::new();
@@ -148,22 +240,20 @@ async fn bootstrap(
     }
     let status = child.wait().await?;
     if !status.success() {
-        let _ = fs_err::remove_file(&tarball);
+        let _ = fs_err::remove_file(tarball);
         return Err(ImageError::Bootstrap {
             distro: distro.to_owned(),
             code: status.code().unwrap_or(-1),
             tail: tail.join("\n"),
         });
     }
-    let copied = scratch.join(Path::new(PACKAGE_LIST).file_name().expect("file name"));
-    let list = fs_err::read_to_string(&copied)?;
-    let _ = fs_err::remove_file(&copied);
-    Ok((tarball, list))
+    Ok(())
 }
 
 async fn import(
     docker: &Docker,
     distro: &str,
+    family: Family,
     tarball: &Path,
     list: &str,
 ) -> Result<BaseImage, ImageError> {
@@ -177,6 +267,7 @@ async fn import(
         format!("LABEL {PACKAGES_LABEL}={hash}"),
         format!("LABEL {COUNT_LABEL}={count}"),
         format!("LABEL {RECIPE_LABEL}={RECIPE}"),
+        format!("LABEL {FAMILY_LABEL}={family}"),
         "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC".to_owned(),
     ];
     let options = CreateImageOptionsBuilder::new()
@@ -205,6 +296,7 @@ async fn import(
         created,
         packages_sha256: hash,
         package_count: count,
+        family,
     })
 }
 
@@ -238,6 +330,11 @@ pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage
                 created: label(CREATED_LABEL),
                 packages_sha256: label(PACKAGES_LABEL),
                 package_count: label(COUNT_LABEL).parse().unwrap_or(0),
+                // Images from before the label build debs.
+                family: match label(FAMILY_LABEL).as_str() {
+                    "rpm" => Family::Rpm,
+                    _ => Family::Deb,
+                },
             }
         })
         .collect();

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use perestroika_config::broker::hostname;
 use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::messages::{BuildOutcome, GitSource, Sources};
+use perestroika_config::settings::RpmRoot;
 use perestroika_config::{FarmConfig, Stage};
 use perestroika_worker::build::{self, BuildEnv, BuildRequest};
 use perestroika_worker::git::GitCache;
@@ -29,7 +30,8 @@ struct Cli {
 enum Command {
     /// Validate the configuration and show the queues this part consumes.
     Check,
-    /// Build one package here, without any queue: a source tree, a .dsc, or git commits.
+    /// Build one package here, without any queue: a source tree, a .dsc, a .src.rpm, or git
+    /// commits. The distro's image says whether a deb or an rpm is built.
     /// Exits 0 when the build succeeded, 1 when it failed (the log says why).
     Build(BuildArgs),
     /// Consume the build queues of the configuration and build what arrives.
@@ -41,10 +43,11 @@ enum Command {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// Distro of the base image, e.g. bookworm.
+    /// Distro of the base image, e.g. bookworm (deb) or el9 (rpm).
     #[arg(long)]
     distro: String,
-    /// A source tree (with debian/) or a .dsc file; omit with --git.
+    /// A source tree (with debian/, or a .spec at its top or in rpm/), a .dsc or a .src.rpm;
+    /// omit with --git.
     source: Option<PathBuf>,
     /// Git repository holding the code (and the packaging, unless --packaging-git is given).
     #[arg(long, requires = "commit")]
@@ -52,20 +55,24 @@ struct BuildArgs {
     /// Commit of --git to build.
     #[arg(long)]
     commit: Option<String>,
-    /// Git repository holding debian/, when it is apart from the code.
+    /// Git repository holding debian/ (or the .spec), when it is apart from the code.
     #[arg(long, requires = "packaging_commit")]
     packaging_git: Option<String>,
     /// Commit of --packaging-git to build.
     #[arg(long)]
     packaging_commit: Option<String>,
+    /// A release's public tree (`<public root>/<customer>/<version>`) whose signed repository
+    /// of the distro provides build dependencies, as in farm mode.
+    #[arg(long, value_name = "DIR")]
+    release: Option<PathBuf>,
     /// Rebuild number (raises the revision of git builds).
     #[arg(long, default_value_t = 0)]
     rebuild: u32,
     /// Where the artifacts, build log and result.json go.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// apt proxy for build dependencies, e.g. http://127.0.0.1:3142 (default: the
-    /// configuration's build.package_cache).
+    /// Proxy for build dependencies (apt's, or dnf's), e.g. http://127.0.0.1:3142 (default:
+    /// the configuration's build.package_cache).
     #[arg(long)]
     package_cache: Option<String>,
     /// Stop the build after this many seconds (default: the configuration's, or 3 hours).
@@ -78,16 +85,12 @@ struct BuildArgs {
 
 #[derive(Subcommand)]
 enum ImageCommand {
-    /// Bootstrap a base root with mmdebstrap and import it into Docker.
-    Build {
-        #[arg(long)]
-        distro: String,
-    },
+    /// Bootstrap a base root and import it into Docker: a Debian root with mmdebstrap, or with
+    /// --rpm an rpm build root (dnf --installroot from the distro's repositories, or a Debian
+    /// root with Debian's rpm and dnf when the distro has no repositories configured).
+    Build(ImageArgs),
     /// Make a new base image only if the distro changed since the newest one (run daily).
-    Refresh {
-        #[arg(long)]
-        distro: String,
-    },
+    Refresh(ImageArgs),
     /// List base images, newest first.
     List {
         #[arg(long)]
@@ -101,6 +104,57 @@ enum ImageCommand {
         #[arg(long)]
         distro: Option<String>,
     },
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    #[arg(long)]
+    distro: String,
+    /// An rpm build root rather than a Debian one.
+    #[arg(long)]
+    rpm: bool,
+    /// With --rpm: a repository to bootstrap from (repeatable; default: the configuration's
+    /// rpm_roots.<distro>.repos).
+    #[arg(long = "repo", requires = "rpm", value_name = "URL")]
+    repos: Vec<String>,
+    /// With --repo: the distro's $releasever.
+    #[arg(long, requires = "repos")]
+    releasever: Option<String>,
+    /// With --repo: a key the repositories are signed with (repeatable).
+    #[arg(long = "gpgkey", requires = "repos", value_name = "URL")]
+    gpgkeys: Vec<String>,
+    /// With --repo: a package of the root (repeatable; default: mock's buildsys-build set).
+    #[arg(long = "package", requires = "repos", value_name = "NAME")]
+    packages: Vec<String>,
+}
+
+/// How the image of `args.distro` is made: the command line's repositories, else the
+/// configuration's `rpm_roots`, else a Debian root (with rpm tools for --rpm).
+fn recipe(cli_config: &Option<PathBuf>, args: &ImageArgs) -> anyhow::Result<image::Recipe> {
+    if !args.rpm {
+        return Ok(image::Recipe::Deb);
+    }
+    if !args.repos.is_empty() {
+        let mut root: RpmRoot = serde_json::from_value(serde_json::json!({
+            "releasever": args.releasever.clone().ok_or_else(|| {
+                UsageError("--repo needs --releasever (the distro's $releasever)".into())
+            })?,
+            "repos": args.repos,
+            "gpgkeys": args.gpgkeys,
+        }))?;
+        if !args.packages.is_empty() {
+            root.packages = args.packages.clone();
+        }
+        return Ok(image::Recipe::Rpm(root));
+    }
+    let configured = match cli_config {
+        Some(path) => load_config(path)?.rpm_roots.remove(&args.distro),
+        None => None,
+    };
+    Ok(match configured {
+        Some(root) => image::Recipe::Rpm(root),
+        None => image::Recipe::RpmOnDebian,
+    })
 }
 
 fn config_path(cli: &Option<PathBuf>) -> PathBuf {
@@ -136,10 +190,13 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         (Some(path), None) if path.extension().is_some_and(|e| e == "dsc") => {
             SourceInput::Dsc(path.clone())
         }
+        (Some(path), None) if path.to_string_lossy().ends_with(".src.rpm") => {
+            SourceInput::Srpm(path.clone())
+        }
         (Some(path), None) if path.is_dir() => SourceInput::Dir(path.clone()),
         (Some(path), None) => {
             return Err(UsageError(format!(
-                "{}: expected a source directory or a .dsc",
+                "{}: expected a source directory, a .dsc or a .src.rpm",
                 path.display()
             ))
             .into())
@@ -160,7 +217,7 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         }
         _ => {
             return Err(UsageError(
-                "give either a source (directory or .dsc) or --git with --commit".into(),
+                "give either a source (directory, .dsc or .src.rpm) or --git with --commit".into(),
             )
             .into())
         }
@@ -194,7 +251,8 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         job_id,
         input,
         distro: args.distro.clone(),
-        release_tree: None,
+        family: None,
+        release_tree: args.release.clone(),
         out_dir: args.out.clone(),
         echo: !args.quiet,
     };
@@ -284,18 +342,27 @@ async fn image_command(cli_config: &Option<PathBuf>, cmd: ImageCommand) -> anyho
     let docker = sandbox::connect()?;
     let scratch = std::env::temp_dir().join("perestroika-images");
     match cmd {
-        ImageCommand::Build { distro } => {
-            let img = image::build(&docker, &distro, &scratch).await?;
-            println!("{} {} ({} packages)", img.tag, img.id, img.package_count);
+        ImageCommand::Build(args) => {
+            let recipe = recipe(cli_config, &args)?;
+            let img = image::build(&docker, &args.distro, &recipe, &scratch).await?;
+            println!(
+                "{} {} ({} packages, builds {})",
+                img.tag, img.id, img.package_count, img.family
+            );
         }
-        ImageCommand::Refresh { distro } => match image::refresh(&docker, &distro, &scratch).await?
-        {
-            image::Refresh::Unchanged { image } => println!("unchanged: {} is current", image.tag),
-            image::Refresh::New { image } => println!(
-                "new: {} {} ({} packages)",
-                image.tag, image.id, image.package_count
-            ),
-        },
+        ImageCommand::Refresh(args) => {
+            match image::refresh(&docker, &args.distro, &recipe(cli_config, &args)?, &scratch)
+                .await?
+            {
+                image::Refresh::Unchanged { image } => {
+                    println!("unchanged: {} is current", image.tag)
+                }
+                image::Refresh::New { image } => println!(
+                    "new: {} {} ({} packages)",
+                    image.tag, image.id, image.package_count
+                ),
+            }
+        }
         ImageCommand::List { json } => {
             let images = image::list(&docker, None).await?;
             if json {
@@ -303,8 +370,8 @@ async fn image_command(cli_config: &Option<PathBuf>, cmd: ImageCommand) -> anyho
             } else {
                 for i in images {
                     println!(
-                        "{:<48} {} {:>5} packages  {}",
-                        i.tag, i.distro, i.package_count, &i.id
+                        "{:<48} {} {} {:>5} packages  {}",
+                        i.tag, i.distro, i.family, i.package_count, &i.id
                     );
                 }
             }

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
-use perestroika_config::messages::Sources;
+use perestroika_config::messages::{GitSource, Sources};
 
 use crate::changelog::{farm_entry, parse_head};
 use crate::git::{GitCache, GitError, Repo};
@@ -30,7 +30,7 @@ pub enum SourceError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     move |source| SourceError::Io {
         path: path.to_owned(),
         source,
@@ -46,6 +46,8 @@ pub enum SourceInput {
     Dir(PathBuf),
     /// A source package on this machine (version taken as is).
     Dsc(PathBuf),
+    /// A source rpm on this machine (version taken as is).
+    Srpm(PathBuf),
 }
 
 /// The build input laid out in `dir/in/`, ready to be sent to the container.
@@ -76,10 +78,74 @@ pub fn prepare(
         SourceInput::Git { sources, rebuild } => from_git(sources, *rebuild, distro, git, &dir),
         SourceInput::Dir(path) => from_dir(path, &dir),
         SourceInput::Dsc(path) => from_dsc(path, &dir),
+        SourceInput::Srpm(path) => Err(SourceError::Invalid(format!(
+            "{}: a source rpm cannot be built for a Debian distro",
+            path.display()
+        ))),
     }
 }
 
-fn unpack(tar: &[u8], into: &Path) -> Result<(), SourceError> {
+/// The repositories of git sources, fetched at their commits.
+pub(crate) struct Fetched<'a> {
+    pub code: &'a GitSource,
+    pub packaging: &'a GitSource,
+    pub code_repo: Repo,
+    pub pkg_repo: Repo,
+    split: bool,
+}
+
+impl<'a> Fetched<'a> {
+    /// Fetches the code and packaging repositories (one repository when combined).
+    pub fn fetch(sources: &'a Sources, git: &GitCache) -> Result<Self, SourceError> {
+        let fetch = |s: &GitSource| -> Result<Repo, SourceError> {
+            Ok(git.fetch(&s.url, &s.commit, s.fetch_ref.as_deref())?)
+        };
+        let (code, packaging, split) = match sources {
+            Sources::Split { code, packaging } => (code, packaging, true),
+            Sources::Combined { repo } => (repo, repo, false),
+        };
+        let code_repo = fetch(code)?;
+        let pkg_repo = if split {
+            fetch(packaging)?
+        } else {
+            code_repo.clone()
+        };
+        Ok(Self {
+            code,
+            packaging,
+            code_repo,
+            pkg_repo,
+            split,
+        })
+    }
+
+    /// Whether code and packaging live in two repositories.
+    pub fn split(&self) -> bool {
+        self.split
+    }
+
+    /// The commit counts the version rule uses.
+    pub fn counts(&self) -> Result<Counts, SourceError> {
+        Ok(if self.split {
+            Counts::Split {
+                code: self.code_repo.count(&self.code.commit)?,
+                packaging: self.pkg_repo.count(&self.packaging.commit)?,
+            }
+        } else {
+            Counts::Combined(self.code_repo.count(&self.code.commit)?)
+        })
+    }
+
+    /// The newer commit time of the two: the build's SOURCE_DATE_EPOCH.
+    pub fn time(&self) -> Result<i64, SourceError> {
+        Ok(self
+            .code_repo
+            .time(&self.code.commit)?
+            .max(self.pkg_repo.time(&self.packaging.commit)?))
+    }
+}
+
+pub(crate) fn unpack(tar: &[u8], into: &Path) -> Result<(), SourceError> {
     fs_err::create_dir_all(into).map_err(io(into))?;
     tar::Archive::new(tar).unpack(into).map_err(io(into))
 }
@@ -99,19 +165,9 @@ fn from_git(
     git: &GitCache,
     dir: &Path,
 ) -> Result<PreparedSource, SourceError> {
-    let fetch = |s: &perestroika_config::messages::GitSource| -> Result<Repo, SourceError> {
-        Ok(git.fetch(&s.url, &s.commit, s.fetch_ref.as_deref())?)
-    };
-    let (code, packaging) = match sources {
-        Sources::Split { code, packaging } => (code, packaging),
-        Sources::Combined { repo } => (repo, repo),
-    };
-    let code_repo = fetch(code)?;
-    let pkg_repo = if matches!(sources, Sources::Split { .. }) {
-        fetch(packaging)?
-    } else {
-        code_repo.clone()
-    };
+    let fetched = Fetched::fetch(sources, git)?;
+    let (code, packaging) = (fetched.code, fetched.packaging);
+    let (code_repo, pkg_repo) = (&fetched.code_repo, &fetched.pkg_repo);
     let changelog = pkg_repo
         .read(&packaging.commit, "debian/changelog")
         .ok_or_else(|| {
@@ -123,17 +179,8 @@ fn from_git(
     let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
     let format = pkg_repo.read(&packaging.commit, "debian/source/format");
     let native = is_native(format.as_deref(), &head.version);
-    let counts = match sources {
-        Sources::Split { .. } => Counts::Split {
-            code: code_repo.count(&code.commit)?,
-            packaging: pkg_repo.count(&packaging.commit)?,
-        },
-        Sources::Combined { .. } => Counts::Combined(code_repo.count(&code.commit)?),
-    };
-    let version = farm_version(&head.version, native, counts, rebuild);
-    let time = code_repo
-        .time(&code.commit)?
-        .max(pkg_repo.time(&packaging.commit)?);
+    let version = farm_version(&head.version, native, fetched.counts()?, rebuild);
+    let time = fetched.time()?;
 
     let tree = dir.join("tree");
     if native {
@@ -150,7 +197,7 @@ fn from_git(
             &tree,
         )?;
     }
-    if matches!(sources, Sources::Split { .. }) || !native {
+    if fetched.split() || !native {
         let debian = tree.join("debian");
         if debian.exists() {
             fs_err::remove_dir_all(&debian).map_err(io(&debian))?;
@@ -181,7 +228,7 @@ fn from_git(
     })
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), SourceError> {
     fs_err::create_dir_all(to).map_err(io(to))?;
     for entry in fs_err::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;

@@ -102,6 +102,17 @@ pub fn farm_version(base: &DebVersion, native: bool, counts: Counts, rebuild: u3
     }
 }
 
+/// The `Release:` the farm gives an rpm build, passed to rpmbuild as the macros
+/// `%{perestroika_release}` and `%autorelease` (the packager's spec is never edited; its
+/// `Version:` stays the upstream version). Ordered by rpm like the deb versions are by dpkg:
+/// by code commits, then packaging commits, then the rebuild number.
+pub fn rpm_release(counts: Counts, rebuild: u32) -> String {
+    match counts {
+        Counts::Split { code, packaging } => format!("git{code}.p{packaging}.{rebuild}"),
+        Counts::Combined(n) => format!("p{n}.{rebuild}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +129,35 @@ mod tests {
 
     fn v(s: &str) -> DebVersion {
         DebVersion::parse(s).unwrap()
+    }
+
+    /// rpm is the judge of release order.
+    fn rpm_lt(a: &str, b: &str) -> bool {
+        let out = Command::new("rpm")
+            .arg("--eval")
+            .arg(format!("%{{lua: print(rpm.vercmp(\"{a}\", \"{b}\"))}}"))
+            .output()
+            .expect("rpm is installed");
+        String::from_utf8_lossy(&out.stdout).trim() == "-1"
+    }
+
+    #[test]
+    fn rpm_releases_rise_with_code_then_packaging_then_rebuild() {
+        let split = |code, packaging, r| rpm_release(Counts::Split { code, packaging }, r);
+        let order = [
+            split(9, 30, 4),
+            split(10, 1, 0),
+            split(10, 2, 0),
+            split(10, 2, 1),
+            split(10, 11, 0),
+        ];
+        for pair in order.windows(2) {
+            assert!(rpm_lt(&pair[0], &pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+        let combined = |n, r| rpm_release(Counts::Combined(n), r);
+        assert_eq!(combined(12, 0), "p12.0");
+        assert!(rpm_lt(&combined(9, 3), &combined(12, 0)));
+        assert!(rpm_lt(&combined(12, 0), &combined(12, 1)));
     }
 
     #[test]

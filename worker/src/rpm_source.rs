@@ -1,0 +1,234 @@
+//! Turning a build's input into what an rpm build container unpacks.
+//!
+//! The spec is the one `*.spec` file in the packaging repository's `rpm/` directory, or else at
+//! its top; every file beside it (patches, further sources) goes to rpmbuild's `SOURCES`. The
+//! code repository at its commit goes along as a plain tar, from which the container makes
+//! `Source0` — named as the spec says once rpm has parsed it there, with the top directory
+//! `<Source0 without its extension>/`, deterministically (sorted, owner 0, every mtime the
+//! commit time) — unless the packaging holds that file itself. The spec is parsed only inside
+//! the container: parsing runs the spec's shell expansions.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{GitCache, Repo};
+use crate::source::{copy_tree, io, unpack, Fetched, SourceError, SourceInput};
+use crate::version::rpm_release;
+
+/// Where the spec lives in a packaging tree, tried in order.
+const SPEC_DIRS: [&str; 2] = ["rpm", ""];
+
+/// The rpm build input laid out in `dir/in/`, ready to be sent to the container.
+#[derive(Debug, Clone)]
+pub struct PreparedRpm {
+    /// `tree` (in/SOURCES/ plus in/code.tar) or `srpm`, the layout `rpm/prepare.sh` expects.
+    pub layout: &'static str,
+    /// The spec's file name in in/SOURCES, or the source rpm's in in/.
+    pub file: String,
+    /// The farm's `Release:` (git builds); `None` keeps the spec's own.
+    pub release: Option<String>,
+    /// SOURCE_DATE_EPOCH (git builds: the newer commit time); `None` lets rpm take it from
+    /// the spec's changelog.
+    pub source_date_epoch: Option<i64>,
+    /// Where the input was laid out (its `in/` directory).
+    pub dir: PathBuf,
+}
+
+/// Lays out the input under `work/in/`.
+pub fn prepare(
+    input: &SourceInput,
+    git: &GitCache,
+    work: &Path,
+) -> Result<PreparedRpm, SourceError> {
+    let dir = work.join("in");
+    fs_err::create_dir_all(&dir).map_err(io(&dir))?;
+    match input {
+        SourceInput::Git { sources, rebuild } => {
+            let fetched = Fetched::fetch(sources, git)?;
+            let (spec_dir, spec) = find_spec_in_git(&fetched.pkg_repo, &fetched.packaging.commit)
+                .map_err(|why| {
+                SourceError::Invalid(format!(
+                    "{} at {}: {why}",
+                    fetched.packaging.project, fetched.packaging.commit
+                ))
+            })?;
+            let commit = &fetched.packaging.commit;
+            let scratch = work.join("packaging");
+            let paths: Vec<String> = fetched
+                .pkg_repo
+                .files(commit, &spec_dir)?
+                .into_iter()
+                .map(|f| join(&spec_dir, &f))
+                .collect();
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            unpack(
+                &fetched.pkg_repo.archive(commit, "tar", "", &paths)?,
+                &scratch,
+            )?;
+            let from = scratch.join(&spec_dir);
+            let sources_dir = dir.join("SOURCES");
+            fs_err::rename(&from, &sources_dir).map_err(io(&from))?;
+            let code = fetched
+                .code_repo
+                .archive(&fetched.code.commit, "tar", "", &[])?;
+            let code_tar = dir.join("code.tar");
+            fs_err::write(&code_tar, code).map_err(io(&code_tar))?;
+            Ok(PreparedRpm {
+                layout: "tree",
+                file: spec,
+                release: Some(rpm_release(fetched.counts()?, *rebuild)),
+                source_date_epoch: Some(fetched.time()?),
+                dir,
+            })
+        }
+        SourceInput::Dir(path) => {
+            let (spec_dir, spec) = find_spec_in_dir(path)
+                .map_err(|why| SourceError::Invalid(format!("{}: {why}", path.display())))?;
+            let sources_dir = dir.join("SOURCES");
+            fs_err::create_dir_all(&sources_dir).map_err(io(&sources_dir))?;
+            let from = path.join(&spec_dir);
+            for entry in fs_err::read_dir(&from).map_err(io(&from))? {
+                let entry = entry.map_err(io(&from))?;
+                if entry.file_type().map_err(io(&from))?.is_file() {
+                    let dst = sources_dir.join(entry.file_name());
+                    fs_err::copy(entry.path(), &dst).map_err(io(&dst))?;
+                }
+            }
+            let code = work.join("code");
+            copy_tree(path, &code)?;
+            let mut tar = tar::Builder::new(Vec::new());
+            tar.follow_symlinks(false);
+            tar.append_dir_all(".", &code).map_err(io(&code))?;
+            let code_tar = dir.join("code.tar");
+            fs_err::write(&code_tar, tar.into_inner().map_err(io(&code))?)
+                .map_err(io(&code_tar))?;
+            Ok(PreparedRpm {
+                layout: "tree",
+                file: spec,
+                release: None,
+                source_date_epoch: None,
+                dir,
+            })
+        }
+        SourceInput::Srpm(path) => {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            perestroika_config::names::check_file_name(&name)
+                .map_err(|e| SourceError::Invalid(e.to_string()))?;
+            if !name.ends_with(".src.rpm") {
+                return Err(SourceError::Invalid(format!(
+                    "{}: expected a source rpm (*.src.rpm)",
+                    path.display()
+                )));
+            }
+            let dst = dir.join(&name);
+            fs_err::copy(path, &dst).map_err(io(path))?;
+            Ok(PreparedRpm {
+                layout: "srpm",
+                file: name,
+                release: None,
+                source_date_epoch: None,
+                dir,
+            })
+        }
+        SourceInput::Dsc(path) => Err(SourceError::Invalid(format!(
+            "{}: a Debian source package cannot be built for an rpm distro",
+            path.display()
+        ))),
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The one spec among `files`, if there is exactly one.
+fn only_spec(files: &[String], dir: &str) -> Result<Option<String>, String> {
+    let specs: Vec<&String> = files.iter().filter(|f| f.ends_with(".spec")).collect();
+    match specs.as_slice() {
+        [] => Ok(None),
+        [one] => {
+            perestroika_config::names::check_file_name(one).map_err(|e| e.to_string())?;
+            Ok(Some((*one).clone()))
+        }
+        many => Err(format!(
+            "{} specs in {}: {}; keep one",
+            many.len(),
+            if dir.is_empty() {
+                "the top directory"
+            } else {
+                dir
+            },
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+fn no_spec() -> String {
+    "no .spec file in rpm/ or at the top of the packaging".to_owned()
+}
+
+/// (directory, spec file name) of the packaging at `commit`.
+fn find_spec_in_git(repo: &Repo, commit: &str) -> Result<(String, String), String> {
+    for dir in SPEC_DIRS {
+        let files = repo.files(commit, dir).map_err(|e| e.to_string())?;
+        if let Some(spec) = only_spec(&files, dir)? {
+            return Ok((dir.to_owned(), spec));
+        }
+    }
+    Err(no_spec())
+}
+
+/// (directory, spec file name) of a packaging tree on this machine.
+fn find_spec_in_dir(path: &Path) -> Result<(String, String), String> {
+    for dir in SPEC_DIRS {
+        let Ok(entries) = fs_err::read_dir(path.join(dir)) else {
+            continue;
+        };
+        let files: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        if let Some(spec) = only_spec(&files, dir)? {
+            return Ok((dir.to_owned(), spec));
+        }
+    }
+    Err(no_spec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_is_found_in_rpm_before_the_top() {
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("top.spec"), "").unwrap();
+        assert_eq!(
+            find_spec_in_dir(dir.path()).unwrap(),
+            ("".to_owned(), "top.spec".to_owned())
+        );
+        fs_err::create_dir(dir.path().join("rpm")).unwrap();
+        fs_err::write(dir.path().join("rpm/pkg.spec"), "").unwrap();
+        assert_eq!(
+            find_spec_in_dir(dir.path()).unwrap(),
+            ("rpm".to_owned(), "pkg.spec".to_owned())
+        );
+        fs_err::write(dir.path().join("rpm/other.spec"), "").unwrap();
+        let err = find_spec_in_dir(dir.path()).unwrap_err();
+        assert!(err.contains("2 specs in rpm"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(find_spec_in_dir(empty.path())
+            .unwrap_err()
+            .contains("no .spec"));
+    }
+}
