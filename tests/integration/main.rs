@@ -10,3 +10,4 @@ mod reactor;
 mod topology;
 mod worker;
 mod worker_farm;
+mod worker_rpm;

@@ -5,19 +5,29 @@ use std::process::{Command, Output};
 
 use perestroika_tests::debian::{
     base_image, containers_of_job, debian_source, greet_code, greet_packaging, minimal_package,
-    package_cache, GitRepo,
+    package_cache, rpm_image, GitRepo, RPM_DISTRO,
 };
 use perestroika_tests::run;
 
-/// Runs `perestroika-worker build` and returns its output and result.json.
+/// Runs `perestroika-worker build` for bookworm and returns its output and result.json.
 fn build(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
-    base_image("bookworm");
+    build_for("bookworm", args, out)
+}
+
+/// Runs `perestroika-worker build` for `distro` (made if missing: the tests' rpm distro or a
+/// Debian one), asserts the build's container is gone, and returns its output and result.json.
+pub(crate) fn build_for(distro: &str, args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+    if distro == RPM_DISTRO {
+        rpm_image();
+    } else {
+        base_image(distro);
+    }
     let cache = package_cache();
     let mut all = vec![
         "build",
         "--quiet",
         "--distro",
-        "bookworm",
+        distro,
         "--package-cache",
         &cache,
     ];
@@ -40,7 +50,7 @@ fn build(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
     (output, result)
 }
 
-fn artifact_names(result: &serde_json::Value) -> Vec<String> {
+pub(crate) fn artifact_names(result: &serde_json::Value) -> Vec<String> {
     result["artifacts"]
         .as_array()
         .unwrap()
@@ -49,7 +59,7 @@ fn artifact_names(result: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn failure(result: &serde_json::Value) -> (String, String) {
+pub(crate) fn failure(result: &serde_json::Value) -> (String, String) {
     assert_eq!(result["outcome"]["status"], "failed", "{result}");
     (
         result["outcome"]["step"].as_str().unwrap().to_owned(),
@@ -479,4 +489,73 @@ async fn commands_in_a_build_root_cannot_mount() {
     );
     assert_eq!(String::from_utf8(who).unwrap().trim(), "1000");
     assert!(containers_of_job(&job).is_empty());
+}
+
+/// A package whose Build-Depends are in the release (not in the base) builds with the
+/// release's signed repository and fails clearly without it.
+#[test]
+fn build_dependencies_come_from_the_release_repository() {
+    let key = perestroika_tests::apt::OperatorKey::new();
+    let farm = perestroika_tests::apt::signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
+        "",
+        r#"{ name = "9.0", deb = ["bookworm"] }"#,
+    );
+    let dir = farm.dir.path();
+    let mut code = GitRepo::init(&dir.join("code"));
+    let code_commit = code.commit(&greet_code("Hello from the release"), "code");
+    let mut packaging = GitRepo::init(&dir.join("packaging"));
+    let pkg_commit = packaging.commit(&greet_packaging(), "packaging");
+    let (code_url, pkg_url) = (code.url(), packaging.url());
+    let greet_out = dir.join("greet");
+    let (output, _) = build(
+        &[
+            "--git",
+            &code_url,
+            "--commit",
+            &code_commit,
+            "--packaging-git",
+            &pkg_url,
+            "--packaging-commit",
+            &pkg_commit,
+        ],
+        &greet_out,
+    );
+    assert!(output.status.success());
+    let deb = greet_out.join("greet_1.0+git1-1+p1.0_amd64.deb");
+    let published = farm.include("bookworm", &[], &[&deb]).output().unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+
+    let mut files = minimal_package("greet-user", "greet > greeting && grep -q release greeting");
+    let control = &mut files.iter_mut().find(|(n, _)| n == "debian/control").unwrap().1;
+    *control = control.replace("Standards-Version:", "Build-Depends: greet\nStandards-Version:");
+    let mut user = GitRepo::init(&dir.join("greet-user"));
+    let user_commit = user.commit(&files, "user");
+    let user_url = user.url();
+    let args = ["--git", user_url.as_str(), "--commit", &user_commit];
+
+    let alone = dir.join("alone");
+    let (output, result) = build(&args, &alone);
+    assert_eq!(output.status.code(), Some(1));
+    let (step, reason) = failure(&result);
+    assert_eq!(step, "build-deps", "{reason}");
+    assert!(reason.contains("greet"), "{reason}");
+
+    let tree = farm.release_tree();
+    let mut with_release = args.to_vec();
+    with_release.extend(["--release", tree.to_str().unwrap()]);
+    let with = dir.join("with-release");
+    let (output, _) = build(&with_release, &with);
+    assert!(
+        output.status.success(),
+        "{}",
+        fs_err::read_to_string(with.join("build.log")).unwrap_or_default()
+    );
+    let root = fs_err::read_to_string(with.join("build-root.list")).unwrap();
+    assert!(root.contains("greet 1.0+git1-1+p1.0 amd64"), "{root}");
 }

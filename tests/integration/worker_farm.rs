@@ -52,6 +52,11 @@ async fn next_publish_job(
 }
 
 fn assert_staged(farm: &Farm, job: &PublishJob) {
+    assert_staged_with(farm, job, "_all.deb")
+}
+
+/// The job's files are in staging as its manifest says, one of them ending in `package`.
+fn assert_staged_with(farm: &Farm, job: &PublishJob, package: &str) {
     let dir = farm.config.paths.staging.join(&job.job_id);
     assert!(!job.artifacts.is_empty());
     for a in &job.artifacts {
@@ -62,7 +67,11 @@ fn assert_staged(farm: &Farm, job: &PublishJob) {
             "staged file differs from the publish job's manifest"
         );
     }
-    assert!(job.artifacts.iter().any(|a| a.name.ends_with("_all.deb")));
+    assert!(
+        job.artifacts.iter().any(|a| a.name.ends_with(package)),
+        "no {package} among {:?}",
+        job.artifacts
+    );
     let record: serde_json::Value =
         serde_json::from_slice(&fs_err::read(dir.join("result.json")).unwrap()).unwrap();
     assert_eq!(record["outcome"]["status"], "succeeded");
@@ -158,5 +167,60 @@ async fn a_worker_killed_mid_build_leaves_the_job_to_the_next_one() {
         second.output()
     );
     assert_eq!(broker.stats(&build_queue).await.unwrap().messages, 0);
+    broker.close().await;
+}
+
+/// An rpm job goes the same way as a deb job: built in the distro's rpm image, its packages
+/// staged with their manifest, the publish job queued.
+#[tokio::test]
+async fn a_queued_rpm_job_is_built_and_handed_to_the_publisher() {
+    use perestroika_config::Family;
+    use perestroika_tests::debian::{greet_code, greet_packaging, rpm_image, RPM_DISTRO};
+
+    rpm_image();
+    let farm = Farm::custom(
+        &shared_amqp_url(),
+        "",
+        &format!(
+            "[build]\npackage_cache = \"{}\"\ntimeout_secs = 600\n",
+            package_cache()
+        ),
+        &format!(r#"{{ name = "9.0", deb = ["bookworm"], rpm = ["{RPM_DISTRO}"] }}"#),
+    );
+    let cfg = farm.path.to_str().unwrap();
+    let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // One repository holding the code and rpm/greet.spec.
+    let mut repo = GitRepo::init(&farm.dir.path().join("greet"));
+    let mut files = greet_code("Hello from the queue");
+    files.extend(greet_packaging());
+    repo.commit(&files, "greet");
+    let job = perestroika_tests::combined_job_for(
+        &farm.customer,
+        "greet",
+        (Family::Rpm, RPM_DISTRO),
+        &repo.url(),
+        &repo.head(),
+        0,
+    );
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker.publish(&build_queue, &job, &job.job_id).await.unwrap();
+
+    let worker = Daemon::start(
+        "perestroika-worker",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("worker.log"),
+    );
+    let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &worker).await;
+    assert_eq!(published.job_id, job.job_id);
+    assert_eq!(published.family, Family::Rpm);
+    assert_eq!(published.package_version, "1.0-p1.0");
+    assert_staged_with(&farm, &published, "greet-1.0-p1.0.x86_64.rpm");
+    assert!(published
+        .artifacts
+        .iter()
+        .any(|a| a.name == "greet-1.0-p1.0.src.rpm"));
+    assert!(containers_of_job(&job.job_id).is_empty());
     broker.close().await;
 }

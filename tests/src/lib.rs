@@ -233,6 +233,25 @@ pub fn combined_job(
     commit: &str,
     rebuild: u32,
 ) -> perestroika_config::messages::BuildJob {
+    combined_job_for(
+        customer,
+        package,
+        (perestroika_config::Family::Deb, "bookworm"),
+        url,
+        commit,
+        rebuild,
+    )
+}
+
+/// Like [`combined_job`], for another (family, distro).
+pub fn combined_job_for(
+    customer: &str,
+    package: &str,
+    (family, distro): (perestroika_config::Family, &str),
+    url: &str,
+    commit: &str,
+    rebuild: u32,
+) -> perestroika_config::messages::BuildJob {
     use perestroika_config::messages::{
         BuildJob, GitSource, Sources, Target, Trigger, TriggerKind,
     };
@@ -240,11 +259,11 @@ pub fn combined_job(
         customer,
         "9.0",
         package,
-        perestroika_config::Family::Deb,
-        "bookworm",
+        family,
+        distro,
         Sources::Combined {
             repo: GitSource {
-                project: format!("{customer}/packages/deb/bookworm/{package}"),
+                project: format!("{customer}/packages/{family}/{distro}/{package}"),
                 url: url.to_owned(),
                 branch: "9.0".into(),
                 commit: commit.to_owned(),

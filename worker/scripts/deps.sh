@@ -1,7 +1,7 @@
 #!/bin/sh
 # Root, network on. Installs the build dependencies of /build/work/tree from the pinned base
 # (whose package lists were baked into the image) plus the release's own repository.
-#   $1: distro   $2: "yes" when the release repository is mounted at /srv/release
+#   $1: distro   $2: the release's public tree, mounted read-only ("" when it has no repository)
 #   $3: package cache URL for apt ("" for none)
 set -eu
 distro=$1 release=$2 proxy=$3
@@ -9,8 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 if [ -n "$proxy" ]; then
   printf 'Acquire::http::Proxy "%s";\n' "$proxy" > /etc/apt/apt.conf.d/90perestroika-cache
 fi
-if [ "$release" = yes ]; then
-  echo "deb [signed-by=/srv/release/KEY.asc] file:/srv/release/deb $distro main" \
+if [ -n "$release" ]; then
+  echo "deb [signed-by=$release/KEY.asc] file:$release/deb $distro main" \
     > /etc/apt/sources.list.d/perestroika-release.list
   echo "[perestroika] reading the release repository"
   # Only the release's own index is refreshed: the base stays as the image pinned it.

@@ -188,7 +188,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 job_id: req.job_id.clone(),
                 owner: env.owner.clone(),
                 tmpfs_size: env.tmpfs_size.clone(),
-                read_only_binds: release_bind(req, image.family),
+                read_only_binds: release_mount(req, image.family)
+                    .map(|m| m.bind)
+                    .into_iter()
+                    .collect(),
                 root: root.as_ref().map(BuildRoot::path),
             };
             let t = Instant::now();
@@ -300,15 +303,30 @@ pub(crate) struct Built {
     pub version: String,
 }
 
-/// The release's public tree, mounted read-only at `/srv/release` when it has a signed
-/// repository of the build's distro.
-pub(crate) fn release_bind(req: &BuildRequest, family: Family) -> Vec<(String, String)> {
-    match &req.release_tree {
-        Some(tree) if has_repo(tree, family, &req.distro) => {
-            vec![(tree.display().to_string(), "/srv/release".to_owned())]
-        }
-        _ => Vec::new(),
+/// Where the release's repository is seen inside the build container.
+pub(crate) struct ReleaseMount {
+    /// (host directory, container directory), read-only.
+    bind: (String, String),
+    /// The release's tree inside the container.
+    pub inside: String,
+}
+
+/// Where the container sees the directory holding the customer's public trees.
+const RELEASES_INSIDE: &str = "/srv/releases";
+
+/// The release's public tree, when it has a signed repository of the build's distro. The
+/// directory that holds it is mounted read-only, not the tree alone: a tree is a link to its
+/// current generation, whose package files link to the pool beside it.
+pub(crate) fn release_mount(req: &BuildRequest, family: Family) -> Option<ReleaseMount> {
+    let tree = req.release_tree.as_ref()?;
+    if !has_repo(tree, family, &req.distro) {
+        return None;
     }
+    let (parent, name) = (tree.parent()?, tree.file_name()?.to_str()?);
+    Some(ReleaseMount {
+        bind: (parent.display().to_string(), RELEASES_INSIDE.to_owned()),
+        inside: format!("{RELEASES_INSIDE}/{name}"),
+    })
 }
 
 fn has_repo(tree: &Path, family: Family, distro: &str) -> bool {
@@ -473,16 +491,14 @@ async fn in_container(
     timings.push(("unpack", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let release = if release_bind(req, Family::Deb).is_empty() {
-        "no"
-    } else {
-        "yes"
-    };
+    let release = release_mount(req, Family::Deb)
+        .map(|m| m.inside)
+        .unwrap_or_default();
     let cache = env.package_cache.as_deref().unwrap_or("");
     let code = sandbox
         .exec(
             As::Root,
-            &["sh", "-c", DEPS, "deps", &req.distro, release, cache],
+            &["sh", "-c", DEPS, "deps", &req.distro, &release, cache],
             &[],
             None,
             log,

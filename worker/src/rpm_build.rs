@@ -8,7 +8,7 @@ use std::time::Instant;
 use perestroika_config::Family;
 
 use crate::build::{
-    collect, record_build_root, release_bind, send_input, BuildEnv, BuildRequest, Built, Step,
+    collect, record_build_root, release_mount, send_input, BuildEnv, BuildRequest, Built, Step,
 };
 use crate::buildlog::BuildLog;
 use crate::rpm_source::PreparedRpm;
@@ -140,11 +140,9 @@ async fn install_build_deps(
     env_vars: &[(&str, &str)],
     log: &mut BuildLog,
 ) -> Result<(), Step> {
-    let release = if release_bind(req, Family::Rpm).is_empty() {
-        "no"
-    } else {
-        "yes"
-    };
+    let release = release_mount(req, Family::Rpm)
+        .map(|m| m.inside)
+        .unwrap_or_default();
     let cache = env.package_cache.as_deref().unwrap_or("");
     for _ in 0..MAX_DEP_ROUNDS {
         let code = sandbox
@@ -158,7 +156,7 @@ async fn install_build_deps(
         let code = sandbox
             .exec(
                 As::Root,
-                &["sh", "-c", DEPS, "deps", &req.distro, release, cache],
+                &["sh", "-c", DEPS, "deps", &req.distro, &release, cache],
                 &[],
                 None,
                 log,

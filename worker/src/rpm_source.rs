@@ -24,7 +24,8 @@ pub struct PreparedRpm {
     pub layout: &'static str,
     /// The spec's file name in in/SOURCES, or the source rpm's in in/.
     pub file: String,
-    /// The farm's `Release:` (git builds); `None` keeps the spec's own.
+    /// The farm's `Release:` (git builds), which the spec must use; `None` for local inputs
+    /// (the macros then hold a source rpm's own release, or 0 for a directory).
     pub release: Option<String>,
     /// SOURCE_DATE_EPOCH (git builds: the newer commit time); `None` lets rpm take it from
     /// the spec's changelog.

@@ -4,22 +4,27 @@
 # when the packaging does not hold it, then the source rpm with `rpmbuild -bs`.
 #   $1: "tree" (in/SOURCES/, in/code.tar) or "srpm" (in/<file>)
 #   $2: the spec's file name in in/SOURCES, or the source rpm's file name
-#   $3: the farm's release for %{perestroika_release} and %autorelease ("" keeps the spec's)
+#   $3: the farm's release for %{perestroika_release} and %autorelease; "" for local inputs:
+#       a source rpm's own release, else 0 (below any release the farm gives)
 # Exit 3: the spec is at fault.
 set -eu
 layout=$1 file=$2 release=$3
 top=/build/work
 mkdir -p $top/SOURCES $top/SPECS $top/SRPMS $top/RPMS $top/BUILD
+if [ -z "$release" ]; then
+  case "$layout" in
+    srpm) release=$(rpm -qp --qf '%{RELEASE}' "/build/in/$file") ;;
+    *) release=0 ;;
+  esac
+fi
 {
   echo "%_topdir $top"
   echo "%_buildhost perestroika"
   echo "%use_source_date_epoch_as_buildtime 1"
   echo "%clamp_mtime_to_source_date_epoch 1"
   echo "%source_date_epoch_from_changelog 1"
-  if [ -n "$release" ]; then
-    echo "%perestroika_release $release"
-    echo "%autorelease $release"
-  fi
+  echo "%perestroika_release $release"
+  echo "%autorelease $release"
 } > "$HOME/.rpmmacros"
 
 case "$layout" in

@@ -1,0 +1,335 @@
+//! The rpm worker: real Docker, real rpmbuild and dnf (Debian's, in an rpm build image made
+//! from a Debian root), the release's repository made by the real publisher.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::debian::{
+    greet_code, greet_motd_spec, greet_packaging, GitRepo, RPM_DISTRO,
+};
+use perestroika_tests::{run, sh, unique, Farm};
+
+use crate::worker::{artifact_names, build_for, failure};
+
+fn build(args: &[&str], out: &Path) -> (std::process::Output, serde_json::Value) {
+    build_for(RPM_DISTRO, args, out)
+}
+
+fn succeeded(result: &serde_json::Value, out: &Path) {
+    assert_eq!(
+        result["outcome"]["status"],
+        "succeeded",
+        "{result}\n{}",
+        fs_err::read_to_string(out.join("build.log")).unwrap_or_default()
+    );
+}
+
+/// `rpm -qp --dump` of a package: every file with its size, mtime, digest, mode and owner.
+fn dump(rpm: &Path) -> String {
+    sh(Command::new("rpm").arg("-qp").arg("--dump").arg(rpm))
+}
+
+/// The files a build made, by name.
+fn file(out: &Path, name: &str) -> PathBuf {
+    let path = out.join(name);
+    assert!(path.is_file(), "{name} is missing in {}", out.display());
+    path
+}
+
+/// A release of the tests' rpm distro with its own signing key.
+fn rpm_release(key: &OperatorKey) -> Farm {
+    signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[key],
+        "",
+        &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
+    )
+}
+
+fn publish(farm: &Farm, files: &[&Path]) {
+    let out = farm.include(RPM_DISTRO, &[], files).output().unwrap();
+    assert!(
+        out.status.success(),
+        "publishing failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// greet (an arch-specific C program, code and spec in two repositories) builds reproducibly;
+/// greet-motd (noarch) build-requires it from the release's signed repository and fails
+/// clearly without it; both install with dnf from the published repository, signatures
+/// checked; and greet's source rpm rebuilds to the same files.
+#[test]
+fn rpm_packages_build_against_the_release_and_install_with_dnf() {
+    let key = OperatorKey::new();
+    let farm = rpm_release(&key);
+    let work = farm.dir.path();
+    let mut code = GitRepo::init(&work.join("greet"));
+    let code_commit = code.commit(&greet_code("Hello from the rpm farm"), "greet");
+    let mut packaging = GitRepo::init(&work.join("greet-packaging"));
+    let packaging_commit = packaging.commit(&greet_packaging(), "packaging");
+    let (code_url, packaging_url) = (code.url(), packaging.url());
+    let git_args = [
+        "--git",
+        &code_url,
+        "--commit",
+        &code_commit,
+        "--packaging-git",
+        &packaging_url,
+        "--packaging-commit",
+        &packaging_commit,
+    ];
+
+    let first = work.join("first");
+    let (_, result) = build(&git_args, &first);
+    succeeded(&result, &first);
+    // Version from the spec, Release from the commits: one code commit, one packaging commit.
+    assert_eq!(result["package_version"], "1.0-git1.p1.0");
+    assert_eq!(
+        artifact_names(&result),
+        [
+            "greet-1.0-git1.p1.0.src.rpm",
+            "greet-1.0-git1.p1.0.x86_64.rpm",
+            "build-root.list"
+        ]
+    );
+    assert_eq!(result["log"]["name"], "build.log");
+    let binary = file(&first, "greet-1.0-git1.p1.0.x86_64.rpm");
+    let source = file(&first, "greet-1.0-git1.p1.0.src.rpm");
+    let log = fs_err::read_to_string(first.join("build.log")).unwrap();
+    assert!(log.contains("network cut; building as user builder"), "{log}");
+    assert!(log.contains("making greet-1.0.tar.gz from the code"), "{log}");
+    let root_list = fs_err::read_to_string(first.join("build-root.list")).unwrap();
+    assert!(root_list.contains("\ngcc "), "{root_list}");
+
+    // The same commits again: the same payload, byte for byte the same packages.
+    let second = work.join("second");
+    let (_, again) = build(&git_args, &second);
+    succeeded(&again, &second);
+    let binary2 = file(&second, "greet-1.0-git1.p1.0.x86_64.rpm");
+    assert_eq!(dump(&binary), dump(&binary2));
+    assert!(dump(&binary).starts_with("/usr/bin/greet "), "{}", dump(&binary));
+    assert_eq!(
+        fs_err::read(&binary).unwrap(),
+        fs_err::read(&binary2).unwrap(),
+        "two builds of the same commits differ"
+    );
+    assert_eq!(
+        fs_err::read(&source).unwrap(),
+        fs_err::read(file(&second, "greet-1.0-git1.p1.0.src.rpm")).unwrap()
+    );
+
+    // The source rpm builds on its own, with its own version, into the same files.
+    let from_srpm = work.join("from-srpm");
+    let (_, rebuilt) = build(&[source.to_str().unwrap()], &from_srpm);
+    succeeded(&rebuilt, &from_srpm);
+    assert_eq!(rebuilt["package_version"], "1.0-git1.p1.0");
+    let names = artifact_names(&rebuilt);
+    assert!(names.contains(&"greet-1.0-git1.p1.0.src.rpm".to_owned()), "{names:?}");
+    let content = |dump: String| -> Vec<String> {
+        // path, size and digest: the mtime of a build without a changelog is its build time.
+        dump.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                format!("{} {} {}", f[0], f[1], f[3])
+            })
+            .collect()
+    };
+    assert_eq!(
+        content(dump(&binary)),
+        content(dump(&file(&from_srpm, "greet-1.0-git1.p1.0.x86_64.rpm")))
+    );
+
+    // greet-motd needs greet at build time: without the release it cannot be built ...
+    let mut motd = GitRepo::init(&work.join("greet-motd"));
+    let motd_commit = motd.commit(&greet_motd_spec(), "motd");
+    let motd_url = motd.url();
+    let motd_args = ["--git", &motd_url, "--commit", &motd_commit];
+    let lonely = work.join("motd-alone");
+    let (output, result) = build(&motd_args, &lonely);
+    assert_eq!(output.status.code(), Some(1));
+    let (step, reason) = failure(&result);
+    assert_eq!(step, "build-deps", "{reason}");
+    assert!(reason.contains("greet"), "the reason does not name greet: {reason}");
+
+    // ... and with greet published in the release, it builds against it.
+    publish(&farm, &[&binary, &source]);
+    let tree = farm.release_tree();
+    let motd_out = work.join("motd");
+    let mut with_release = motd_args.to_vec();
+    let tree_arg = tree.to_str().unwrap();
+    with_release.extend(["--release", tree_arg]);
+    let (_, result) = build(&with_release, &motd_out);
+    succeeded(&result, &motd_out);
+    assert_eq!(result["package_version"], "1.0-p1.0");
+    let root_list = fs_err::read_to_string(motd_out.join("build-root.list")).unwrap();
+    assert!(
+        root_list.contains("greet 1.0-git1.p1.0 x86_64"),
+        "greet from the release is not in the build root:\n{root_list}"
+    );
+    let motd_rpm = file(&motd_out, "greet-motd-1.0-p1.0.noarch.rpm");
+    publish(
+        &farm,
+        &[&motd_rpm, &file(&motd_out, "greet-motd-1.0-p1.0.src.rpm")],
+    );
+
+    // dnf installs both from the published repository, signatures checked.
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(
+        &format!("file://{}", tree.display()),
+        RPM_DISTRO,
+        root.path(),
+        "greet-motd",
+    );
+    assert!(
+        out.status.success(),
+        "dnf failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs_err::read_to_string(root.path().join("usr/share/greet-motd/motd")).unwrap(),
+        "Hello from the rpm farm\n"
+    );
+    let greeted = sh(&mut Command::new(root.path().join("usr/bin/greet")));
+    assert_eq!(greeted, "Hello from the rpm farm\n");
+}
+
+/// A spec that does not parse, and one that ignores the farm's release, fail at step `spec`
+/// with rpm's own words; neither leaves a container behind (checked by `build_for`).
+#[test]
+fn broken_specs_are_clear_errors() {
+    let work = tempfile::tempdir().unwrap();
+    let spec = |name: &str, release: &str, extra: &str| {
+        vec![(
+            format!("{name}.spec"),
+            format!(
+                "Name: {name}\nVersion: 1.0\nRelease: {release}\nSummary: s\nLicense: MIT\n\
+                 BuildArch: noarch\n{extra}\n%description\nd\n\n%files\n"
+            ),
+        )]
+    };
+    let cases = [
+        (
+            "typo",
+            spec("typo", "%{perestroika_release}", "Sumary: misspelt\n"),
+            "Unknown tag",
+        ),
+        (
+            "own-release",
+            spec("own-release", "7", ""),
+            "%{perestroika_release}",
+        ),
+    ];
+    for (name, files, expected) in cases {
+        let mut repo = GitRepo::init(&work.path().join(name));
+        let commit = repo.commit(&files, name);
+        let out = work.path().join(format!("{name}-out"));
+        let url = repo.url();
+        let (output, result) = build(&["--git", &url, "--commit", &commit], &out);
+        assert_eq!(output.status.code(), Some(1), "{name}");
+        let (step, reason) = failure(&result);
+        assert_eq!(step, "spec", "{name}: {reason}");
+        assert!(reason.contains(expected), "{name}: {reason}");
+    }
+}
+
+/// mock's way: an rpm distro's root installed with `dnf --installroot` from the repositories
+/// the configuration names (here a local repository made with createrepo_c), with the
+/// builder user and a repository file for later build dependencies.
+#[test]
+fn an_rpm_root_is_bootstrapped_from_the_configured_repositories() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    fs_err::create_dir_all(&repo).unwrap();
+    for name in ["rootbase", "roottool"] {
+        let (binary, _) = make_rpm(work.path(), name, "2.0", name);
+        fs_err::copy(&binary, repo.join(binary.file_name().unwrap())).unwrap();
+    }
+    sh(Command::new("createrepo_c").arg("-q").arg(&repo));
+    let distro = unique("dnfroot");
+    let farm = Farm::with_sections(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "",
+        &format!(
+            "[rpm_roots.{distro}]\nreleasever = \"1\"\nrepos = [\"file://{}\"]\n\
+             packages = [\"rootbase\", \"roottool\"]\n",
+            repo.display()
+        ),
+    );
+    let out = run(
+        "perestroika-worker",
+        &[
+            "--config",
+            farm.path.to_str().unwrap(),
+            "image",
+            "build",
+            "--rpm",
+            "--distro",
+            &distro,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<serde_json::Value> = serde_json::from_slice(
+        &run("perestroika-worker", &["image", "list", "--json"]).stdout,
+    )
+    .unwrap();
+    let image = listed
+        .iter()
+        .find(|i| i["distro"] == distro.as_str())
+        .expect("the new image is listed")
+        .clone();
+    let tag = image["tag"].as_str().unwrap().to_owned();
+    let removal = scopeguard(&tag);
+    assert_eq!(image["family"], "rpm");
+    assert_eq!(image["package_count"], 2);
+
+    // Read the image's files without running anything of it.
+    let container = sh(Command::new("docker").args(["create", &tag, "/bin/true"]))
+        .trim()
+        .to_owned();
+    let copy_out = |path: &str| -> PathBuf {
+        let dest = work.path().join("out").join(path.trim_start_matches('/'));
+        fs_err::create_dir_all(dest.parent().unwrap()).unwrap();
+        sh(Command::new("docker")
+            .arg("cp")
+            .arg(format!("{container}:{path}"))
+            .arg(&dest));
+        dest
+    };
+    let marker = copy_out("/usr/share/rootbase/marker");
+    let passwd = copy_out("/etc/passwd");
+    let repo_file = copy_out("/etc/yum.repos.d/perestroika-base.repo");
+    let db = copy_out("/var/lib/rpm");
+    sh(Command::new("docker").args(["rm", &container]));
+    assert_eq!(fs_err::read_to_string(marker).unwrap(), "rootbase\n");
+    assert!(fs_err::read_to_string(passwd)
+        .unwrap()
+        .contains("builder:x:1000:1000:"));
+    assert!(fs_err::read_to_string(repo_file)
+        .unwrap()
+        .contains(&format!("baseurl=file://{}\n", repo.display())));
+    let installed = sh(Command::new("rpm")
+        .arg(format!("--dbpath={}", db.display()))
+        .args(["-qa", "--qf", "%{NAME}-%{VERSION}\\n"]));
+    let mut installed: Vec<&str> = installed.lines().collect();
+    installed.sort_unstable();
+    assert_eq!(installed, ["rootbase-2.0", "roottool-2.0"]);
+    drop(removal);
+}
+
+/// Removes the test's image when dropped (also when an assertion failed).
+fn scopeguard(tag: &str) -> impl Drop + '_ {
+    struct Remove<'a>(&'a str);
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rmi", "-f", self.0]).output();
+        }
+    }
+    Remove(tag)
+}
