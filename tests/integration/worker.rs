@@ -532,8 +532,15 @@ fn build_dependencies_come_from_the_release_repository() {
     );
 
     let mut files = minimal_package("greet-user", "greet > greeting && grep -q release greeting");
-    let control = &mut files.iter_mut().find(|(n, _)| n == "debian/control").unwrap().1;
-    *control = control.replace("Standards-Version:", "Build-Depends: greet\nStandards-Version:");
+    let control = &mut files
+        .iter_mut()
+        .find(|(n, _)| n == "debian/control")
+        .unwrap()
+        .1;
+    *control = control.replace(
+        "Standards-Version:",
+        "Build-Depends: greet\nStandards-Version:",
+    );
     let mut user = GitRepo::init(&dir.join("greet-user"));
     let user_commit = user.commit(&files, "user");
     let user_url = user.url();

@@ -189,7 +189,11 @@ async fn a_queued_rpm_job_is_built_and_handed_to_the_publisher() {
     );
     let cfg = farm.path.to_str().unwrap();
     let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // One repository holding the code and rpm/greet.spec.
     let mut repo = GitRepo::init(&farm.dir.path().join("greet"));
     let mut files = greet_code("Hello from the queue");
@@ -205,7 +209,10 @@ async fn a_queued_rpm_job_is_built_and_handed_to_the_publisher() {
     );
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
     let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
-    broker.publish(&build_queue, &job, &job.job_id).await.unwrap();
+    broker
+        .publish(&build_queue, &job, &job.job_id)
+        .await
+        .unwrap();
 
     let worker = Daemon::start(
         "perestroika-worker",

@@ -98,8 +98,14 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     let binary = file(&first, "greet-1.0-git1.p1.0.x86_64.rpm");
     let source = file(&first, "greet-1.0-git1.p1.0.src.rpm");
     let log = fs_err::read_to_string(first.join("build.log")).unwrap();
-    assert!(log.contains("network cut; building as user builder"), "{log}");
-    assert!(log.contains("making greet-1.0.tar.gz from the code"), "{log}");
+    assert!(
+        log.contains("network cut; building as user builder"),
+        "{log}"
+    );
+    assert!(
+        log.contains("making greet-1.0.tar.gz from the code"),
+        "{log}"
+    );
     let root_list = fs_err::read_to_string(first.join("build-root.list")).unwrap();
     assert!(root_list.contains("\ngcc "), "{root_list}");
 
@@ -109,7 +115,11 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     succeeded(&again, &second);
     let binary2 = file(&second, "greet-1.0-git1.p1.0.x86_64.rpm");
     assert_eq!(dump(&binary), dump(&binary2));
-    assert!(dump(&binary).starts_with("/usr/bin/greet "), "{}", dump(&binary));
+    assert!(
+        dump(&binary).starts_with("/usr/bin/greet "),
+        "{}",
+        dump(&binary)
+    );
     assert_eq!(
         fs_err::read(&binary).unwrap(),
         fs_err::read(&binary2).unwrap(),
@@ -126,7 +136,10 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     succeeded(&rebuilt, &from_srpm);
     assert_eq!(rebuilt["package_version"], "1.0-git1.p1.0");
     let names = artifact_names(&rebuilt);
-    assert!(names.contains(&"greet-1.0-git1.p1.0.src.rpm".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"greet-1.0-git1.p1.0.src.rpm".to_owned()),
+        "{names:?}"
+    );
     let content = |dump: String| -> Vec<String> {
         // path, size and digest: the mtime of a build without a changelog is its build time.
         dump.lines()
@@ -151,7 +164,10 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     assert_eq!(output.status.code(), Some(1));
     let (step, reason) = failure(&result);
     assert_eq!(step, "build-deps", "{reason}");
-    assert!(reason.contains("greet"), "the reason does not name greet: {reason}");
+    assert!(
+        reason.contains("greet"),
+        "the reason does not name greet: {reason}"
+    );
 
     // ... and with greet published in the release, it builds against it.
     publish(&farm, &[&binary, &source]);
@@ -275,10 +291,9 @@ fn an_rpm_root_is_bootstrapped_from_the_configured_repositories() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(
-        &run("perestroika-worker", &["image", "list", "--json"]).stdout,
-    )
-    .unwrap();
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&run("perestroika-worker", &["image", "list", "--json"]).stdout)
+            .unwrap();
     let image = listed
         .iter()
         .find(|i| i["distro"] == distro.as_str())

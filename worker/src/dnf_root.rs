@@ -10,9 +10,8 @@ use std::path::Path;
 use std::process::Stdio;
 
 use perestroika_config::settings::RpmRoot;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::image::ImageError;
+use crate::image::{run_streaming, ImageError};
 
 /// The repository file the root keeps, naming the repositories it came from.
 pub const BASE_REPO_FILE: &str = "etc/yum.repos.d/perestroika-base.repo";
@@ -78,7 +77,9 @@ async fn bootstrap_in(
     }
     cmd.arg("install").args(&root.packages);
     tracing::info!(%distro, releasever = %root.releasever, repos = ?root.repos, "bootstrapping an rpm root with dnf --installroot");
-    let tail = stream_stderr(cmd.stdout(Stdio::inherit()).stderr(Stdio::piped())).await?;
+    // dnf's progress goes to stderr with the rest: stdout is the command's result.
+    let progress = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
+    let tail = run_streaming(cmd.stdout(Stdio::from(progress)).stderr(Stdio::piped())).await?;
     if let Some((code, tail)) = tail {
         return Err(failed(format!("dnf exited with {code}: {tail}")));
     }
@@ -129,24 +130,6 @@ async fn bootstrap_in(
         )));
     }
     Ok(list)
-}
-
-/// Runs `cmd`, copying its stderr to ours; returns its exit code and last lines on failure.
-async fn stream_stderr(
-    cmd: &mut tokio::process::Command,
-) -> Result<Option<(i32, String)>, std::io::Error> {
-    let mut child = cmd.spawn()?;
-    let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
-    let mut tail = Vec::new();
-    while let Some(line) = lines.next_line().await? {
-        eprintln!("{line}");
-        tail.push(line);
-        if tail.len() > 10 {
-            tail.remove(0);
-        }
-    }
-    let status = child.wait().await?;
-    Ok((!status.success()).then(|| (status.code().unwrap_or(-1), tail.join("\n"))))
 }
 
 /// The repository file of the root: the repositories it came from, for build dependencies.

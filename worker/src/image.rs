@@ -228,6 +228,22 @@ async fn mmdebstrap(
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     tracing::info!(%distro, %suite, mirrors = ?mirrors, "bootstrapping a base root with mmdebstrap");
+    if let Some((code, tail)) = run_streaming(&mut cmd).await? {
+        let _ = fs_err::remove_file(tarball);
+        return Err(ImageError::Bootstrap {
+            distro: distro.to_owned(),
+            code,
+            tail,
+        });
+    }
+    Ok(())
+}
+
+/// Runs a bootstrap command, copying its stderr (progress) to ours; on failure returns its
+/// exit code and last lines.
+pub(crate) async fn run_streaming(
+    cmd: &mut tokio::process::Command,
+) -> Result<Option<(i32, String)>, std::io::Error> {
     let mut child = cmd.spawn()?;
     let mut lines = BufReader::new(child.stderr.take().expect("piped")).lines();
     let mut tail = Vec::new();
@@ -239,15 +255,7 @@ async fn mmdebstrap(
         }
     }
     let status = child.wait().await?;
-    if !status.success() {
-        let _ = fs_err::remove_file(tarball);
-        return Err(ImageError::Bootstrap {
-            distro: distro.to_owned(),
-            code: status.code().unwrap_or(-1),
-            tail: tail.join("\n"),
-        });
-    }
-    Ok(())
+    Ok((!status.success()).then(|| (status.code().unwrap_or(-1), tail.join("\n"))))
 }
 
 async fn import(
