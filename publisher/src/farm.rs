@@ -182,6 +182,15 @@ async fn handle(
     .expect("publish task");
     let published = match outcome {
         Ok(p) => p,
+        Err(e @ PublishError::Retired { .. }) => {
+            info!(job = %job.job_id, reason = %e, "not published");
+            record(
+                &farm,
+                &job.job_id,
+                serde_json::json!({"job_id": job.job_id, "published": false, "reason": e.to_string()}),
+            );
+            return Disposition::Ack;
+        }
         Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
             error!(job = %job.job_id, error = %e, "refused");
             record(

@@ -27,6 +27,8 @@ pub enum PublishError {
     Missing { name: String, dir: PathBuf },
     #[error("{0}")]
     Refused(String),
+    #[error("the review repository {tree} was retired (its change was merged, abandoned or deleted); a late build of it is not published")]
+    Retired { tree: String },
     #[error(transparent)]
     Deb(#[from] DebError),
     #[error(transparent)]
@@ -159,6 +161,12 @@ impl Publisher<'_> {
         self.farm.paths.state.join("publisher/deb").join(tree)
     }
 
+    /// The mark a retired review repository leaves, so that a build of its change finishing
+    /// after the retirement does not bring the repository back.
+    fn retired_mark(&self, tree: &str) -> PathBuf {
+        self.farm.paths.state.join("publisher/retired").join(tree)
+    }
+
     /// Takes down the review repository of a change with its private state. Returns the
     /// tree's path relative to the public root, and whether there was anything to remove.
     pub fn retire_review(
@@ -168,6 +176,10 @@ impl Publisher<'_> {
     ) -> Result<(String, bool), PublishError> {
         let target = Target::Review { change };
         let (tree, tree_name) = self.tree(customer, "", &target);
+        let mark = self.retired_mark(&tree_name);
+        fs_err::create_dir_all(mark.parent().expect("below the state")).map_err(io(&mark))?;
+        perestroika_config::files::write_durable(&mark, chrono::Utc::now().to_rfc3339().as_bytes())
+            .map_err(io(&mark))?;
         let mut found = tree.remove()?;
         for state in [self.state_dir(&tree_name), self.rpm_state(&tree_name)] {
             if state.exists() {
@@ -196,6 +208,9 @@ impl Publisher<'_> {
             ))
         })?;
         let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
+        if self.retired_mark(&tree_name).exists() {
+            return Err(PublishError::Retired { tree: tree_name });
+        }
         let deb_suites = self.deb_suites(&req.customer, &req.version)?;
         let deb = if deb_suites.is_empty() {
             None
@@ -214,9 +229,13 @@ impl Publisher<'_> {
                 repo.include(&suite, "main", &req.files)?;
                 crate::crash::point("included");
                 repo.export_missing(&deb_suites)?;
-                let history = self.state_dir(&tree_name).join("history");
-                crate::history::keep_every_version(&repo.dists(), &history, &deb_suites)
-                    .map_err(io(&history))?;
+                // A release keeps every version; a review repository shows its change's
+                // latest patch set only (reprepro's indexes name the newest version).
+                if req.target == Target::Release {
+                    let history = self.state_dir(&tree_name).join("history");
+                    crate::history::keep_every_version(&repo.dists(), &history, &deb_suites)
+                        .map_err(io(&history))?;
+                }
                 crate::crash::point("exported");
             }
             _ => {

@@ -247,6 +247,13 @@ impl Planner<'_> {
                 found.customer, found.version, found.package
             )));
         }
+        // A review build's rebuild number is its patch set: a later patch set (often with the
+        // same commit counts as the one it replaces) sorts higher in the review repository and
+        // never collides with an earlier patch set's files.
+        let rebuild = match target {
+            Target::Release => 0,
+            Target::Review { .. } | Target::Topic { .. } => trigger.patchset.unwrap_or(0),
+        };
         Ok(distros
             .into_iter()
             .map(|(family, distro)| {
@@ -258,7 +265,7 @@ impl Planner<'_> {
                     distro,
                     sources.clone(),
                     target.clone(),
-                    0,
+                    rebuild,
                     trigger.clone(),
                 )))
             })
@@ -377,6 +384,8 @@ mod tests {
                 panic!()
             };
             assert_eq!(code.fetch_ref.as_deref(), Some("refs/changes/42/42/2"));
+            // Patch set 2: its builds sort above patch set 1's in the review repository.
+            assert_eq!(job.rebuild, 2);
         }
     }
 

@@ -2,6 +2,7 @@
 //! --features perestroika-tests/services` once `cargo build --workspace` and a broker are up).
 
 mod cli;
+mod farm;
 mod mirror;
 mod publisher;
 mod publisher_farm;

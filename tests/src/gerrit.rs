@@ -139,20 +139,13 @@ impl Gerrit {
             .as_ref()
             .map(|c| format!("ForceCommand {c}\n"))
             .unwrap_or_default();
-        let d = self.dir.path().display();
-        fs_err::write(
-            &config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {d}/sshd.pid\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-                 PermitRootLogin prohibit-password\nAllowTcpForwarding no\nX11Forwarding no\nPermitTTY no\n\
-                 MaxSessions 100\nMaxStartups 100\nLogLevel ERROR\n{force}",
-                port = self.port,
-                host_key = self.host_key.display(),
-            ),
-        )
-        .unwrap();
+        let template =
+            fs_err::read_to_string(repo_root().join("tests/gerrit/sshd_config.in")).unwrap();
+        let text = template
+            .replace("@PORT@", &self.port.to_string())
+            .replace("@HOST_KEY@", &self.host_key.display().to_string())
+            .replace("@DIR@", &self.dir.path().display().to_string());
+        fs_err::write(&config, format!("{text}{force}")).unwrap();
         let log = fs_err::File::create(self.dir.path().join("sshd.log")).unwrap();
         let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
@@ -262,6 +255,45 @@ impl Gerrit {
         files: &[(String, String)],
         message: &str,
     ) -> String {
+        self.push_to(project, branch, None, files, message, |_| {})
+    }
+
+    /// Commits a directory's content (replacing the branch's files) on top of `branch` of
+    /// `project` and pushes it to the branch; returns the commit id.
+    pub fn push_dir(&self, project: &str, branch: &str, dir: &Path, message: &str) -> String {
+        self.push_to(project, branch, None, &[], message, |w| {
+            sh(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", dir.display()))
+                .arg(w));
+        })
+    }
+
+    /// Commits files on top of `branch` of `project` as patch set `patch_set` of change
+    /// `change`: pushed to `refs/changes/NN/<change>/<patch set>`, not to the branch.
+    pub fn push_change(
+        &self,
+        project: &str,
+        branch: &str,
+        (change, patch_set): (u64, u32),
+        files: &[(String, String)],
+        message: &str,
+    ) -> String {
+        let refname = format!("refs/changes/{:02}/{change}/{patch_set}", change % 100);
+        self.push_to(project, branch, Some(&refname), files, message, |_| {})
+    }
+
+    /// Clones `project`, checks out `branch` (new if missing), lets `prepare` change the work
+    /// tree, commits it with `files` written, and pushes to `refname` (default: the branch).
+    fn push_to(
+        &self,
+        project: &str,
+        branch: &str,
+        refname: Option<&str>,
+        files: &[(String, String)],
+        message: &str,
+        prepare: impl FnOnce(&Path),
+    ) -> String {
         let bare = self.repo(project);
         let work = tempfile::tempdir().unwrap();
         let w = work.path();
@@ -271,18 +303,22 @@ impl Gerrit {
             .current_dir(w))
         .trim()
         .is_empty();
-        if has_branch {
-            sh(Command::new("git")
-                .args(["checkout", "-q", branch])
-                .current_dir(w));
+        let checkout: &[&str] = if has_branch {
+            &["checkout", "-q"]
         } else {
-            sh(Command::new("git")
-                .args(["checkout", "-q", "--orphan", branch])
-                .current_dir(w));
-        }
-        let commit = GitRepo::open(w).commit(files, message);
+            &["checkout", "-q", "--orphan"]
+        };
         sh(Command::new("git")
-            .args(["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")])
+            .args(checkout)
+            .arg(branch)
+            .current_dir(w));
+        prepare(w);
+        let commit = GitRepo::open(w).commit(files, message);
+        let target = refname
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("refs/heads/{branch}"));
+        sh(Command::new("git")
+            .args(["push", "-q", "origin", &format!("HEAD:{target}")])
             .current_dir(w));
         commit
     }

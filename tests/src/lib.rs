@@ -7,6 +7,7 @@ pub mod debian;
 pub mod gerrit;
 pub mod rabbit;
 pub mod rsyncd;
+pub mod whole;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
-use perestroika_config::messages::{BuildJob, BuildOutcome, Message, PublishJob, SCHEMA_VERSION};
+use perestroika_config::messages::{
+    BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
+};
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
@@ -64,6 +66,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         input: SourceInput::Git {
             sources: Box::new(job.sources.clone()),
             rebuild: job.rebuild,
+            review: job.target != Target::Release,
         },
         distro: job.distro.clone(),
         family: Some(job.family),

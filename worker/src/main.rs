@@ -213,6 +213,7 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
             SourceInput::Git {
                 sources: Box::new(sources),
                 rebuild: args.rebuild,
+                review: false,
             }
         }
         _ => {

@@ -43,7 +43,9 @@ pub fn prepare(
     let dir = work.join("in");
     fs_err::create_dir_all(&dir).map_err(io(&dir))?;
     match input {
-        SourceInput::Git { sources, rebuild } => {
+        SourceInput::Git {
+            sources, rebuild, ..
+        } => {
             let fetched = Fetched::fetch(sources, git)?;
             let (spec_dir, spec) = find_spec_in_git(&fetched.pkg_repo, &fetched.packaging.commit)
                 .map_err(|why| {

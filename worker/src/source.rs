@@ -40,8 +40,13 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_
 /// What a build starts from.
 #[derive(Debug, Clone)]
 pub enum SourceInput {
-    /// Code and packaging at exact commits, with the job's rebuild number.
-    Git { sources: Box<Sources>, rebuild: u32 },
+    /// Code and packaging at exact commits, with the job's rebuild number; `review` for a
+    /// review build (whose rebuild number is its patch set).
+    Git {
+        sources: Box<Sources>,
+        rebuild: u32,
+        review: bool,
+    },
     /// An unpacked source tree on this machine (version taken as is).
     Dir(PathBuf),
     /// A source package on this machine (version taken as is).
@@ -75,7 +80,11 @@ pub fn prepare(
     let dir = work.join("in");
     fs_err::create_dir_all(&dir).map_err(io(&dir))?;
     match input {
-        SourceInput::Git { sources, rebuild } => from_git(sources, *rebuild, distro, git, &dir),
+        SourceInput::Git {
+            sources,
+            rebuild,
+            review,
+        } => from_git(sources, *rebuild, *review, distro, git, &dir),
         SourceInput::Dir(path) => from_dir(path, &dir),
         SourceInput::Dsc(path) => from_dsc(path, &dir),
         SourceInput::Srpm(path) => Err(SourceError::Invalid(format!(
@@ -161,6 +170,7 @@ fn is_native(format: Option<&str>, version: &DebVersion) -> bool {
 fn from_git(
     sources: &Sources,
     rebuild: u32,
+    review: bool,
     distro: &str,
     git: &GitCache,
     dir: &Path,
@@ -179,7 +189,7 @@ fn from_git(
     let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
     let format = pkg_repo.read(&packaging.commit, "debian/source/format");
     let native = is_native(format.as_deref(), &head.version);
-    let version = farm_version(&head.version, native, fetched.counts()?, rebuild);
+    let version = farm_version(&head.version, native, fetched.counts()?, rebuild, review);
     let time = fetched.time()?;
 
     let tree = dir.join("tree");

@@ -6,7 +6,9 @@
 //!
 //! - non-native: `[E:]U+git<Ncode>-R+p<Npackaging>.<r>`: the upstream part names the code
 //!   commit, so every distinct upstream tarball gets a distinct file name;
-//! - native: `[E:]U+p<Ncode+Npackaging>.<r>` (for one repository holding both, `N` once).
+//! - native: `[E:]U+p<Ncode+Npackaging>.<r>` (for one repository holding both, `N` once);
+//! - a review build's `r` is its patch set, and a non-native one's upstream part is
+//!   `U+git<Ncode>.<r>`: patch sets of a change share commit counts, not code.
 
 use std::fmt;
 
@@ -78,8 +80,17 @@ pub enum Counts {
     Combined(u64),
 }
 
-/// The version the farm gives a build (see the module documentation).
-pub fn farm_version(base: &DebVersion, native: bool, counts: Counts, rebuild: u32) -> DebVersion {
+/// The version the farm gives a build (see the module documentation). A review build's
+/// `rebuild` is its patch set, and it goes into the upstream part too: patch sets of one
+/// change often share the commit counts while their code differs, and each needs its own
+/// upstream tarball name.
+pub fn farm_version(
+    base: &DebVersion,
+    native: bool,
+    counts: Counts,
+    rebuild: u32,
+    review: bool,
+) -> DebVersion {
     let (code, packaging, total) = match counts {
         Counts::Split { code, packaging } => (code, packaging, code + packaging),
         Counts::Combined(n) => (n, n, n),
@@ -93,7 +104,11 @@ pub fn farm_version(base: &DebVersion, native: bool, counts: Counts, rebuild: u3
     } else {
         DebVersion {
             epoch: base.epoch.clone(),
-            upstream: format!("{}+git{code}", base.upstream),
+            upstream: if review {
+                format!("{}+git{code}.{rebuild}", base.upstream)
+            } else {
+                format!("{}+git{code}", base.upstream)
+            },
             revision: Some(format!(
                 "{}+p{packaging}.{rebuild}",
                 base.revision.as_deref().unwrap_or("0")
@@ -161,6 +176,22 @@ mod tests {
     }
 
     #[test]
+    fn review_patch_sets_get_their_own_upstream_part_and_sort_in_order() {
+        let split = Counts::Split {
+            code: 2,
+            packaging: 1,
+        };
+        let ps = |n| farm_version(&v("1.0-1"), false, split, n, true).to_string();
+        assert_eq!(ps(1), "1.0+git2.1-1+p1.1");
+        assert!(dpkg_lt(&ps(1), &ps(2)) && dpkg_lt(&ps(2), &ps(10)));
+        // Native packages carry the rebuild in their only part already.
+        assert_eq!(
+            farm_version(&v("1.4"), true, Counts::Combined(5), 3, true).to_string(),
+            "1.4+p5.3"
+        );
+    }
+
+    #[test]
     fn parses_and_prints() {
         assert_eq!(v("1:2.10-3").to_string(), "1:2.10-3");
         assert_eq!(v("1:2.10-3").without_epoch(), "2.10-3");
@@ -178,19 +209,19 @@ mod tests {
             packaging: 7,
         };
         assert_eq!(
-            farm_version(&v("2.10-3"), false, split, 0).to_string(),
+            farm_version(&v("2.10-3"), false, split, 0, false).to_string(),
             "2.10+git42-3+p7.0"
         );
         assert_eq!(
-            farm_version(&v("1:2.10-3"), false, split, 2).to_string(),
+            farm_version(&v("1:2.10-3"), false, split, 2, false).to_string(),
             "1:2.10+git42-3+p7.2"
         );
         assert_eq!(
-            farm_version(&v("1.4"), true, split, 1).to_string(),
+            farm_version(&v("1.4"), true, split, 1, false).to_string(),
             "1.4+p49.1"
         );
         assert_eq!(
-            farm_version(&v("1.4"), true, Counts::Combined(5), 0).to_string(),
+            farm_version(&v("1.4"), true, Counts::Combined(5), 0, false).to_string(),
             "1.4+p5.0"
         );
     }
@@ -199,7 +230,7 @@ mod tests {
     fn every_change_and_rebuild_sorts_higher_for_dpkg() {
         let base = v("2.10-3");
         let at = |code, packaging, r| {
-            farm_version(&base, false, Counts::Split { code, packaging }, r).to_string()
+            farm_version(&base, false, Counts::Split { code, packaging }, r, false).to_string()
         };
         let steps = [
             at(9, 9, 0),
@@ -215,7 +246,8 @@ mod tests {
         }
         // The farm's builds sort above the changelog version they start from.
         assert!(dpkg_lt("2.10-3", &at(1, 1, 0)));
-        let native = |n, r| farm_version(&v("1.4"), true, Counts::Combined(n), r).to_string();
+        let native =
+            |n, r| farm_version(&v("1.4"), true, Counts::Combined(n), r, false).to_string();
         assert!(dpkg_lt(&native(9, 0), &native(9, 1)));
         assert!(dpkg_lt(&native(9, 5), &native(10, 0)));
     }

@@ -1,0 +1,183 @@
+//! The whole farm end to end on one host: Gerrit stand-in (real sshd, real git), reactor,
+//! worker (real Docker), publisher (real gpg, reprepro), mirror (rsync, http), real RabbitMQ,
+//! and apt installing from the mirror with signature checks on.
+
+use std::time::Duration;
+
+use perestroika_tests::debian::{debian_source, greet_code, greet_packaging, minimal_package};
+use perestroika_tests::gerrit::ChangeSpec;
+use perestroika_tests::whole::{unpacked_source, WholeFarm};
+
+const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
+const BUILD_TIME: Duration = Duration::from_secs(600);
+
+fn change(project: &str, branch: &str, number: u64, patch_set: u32, revision: &str) -> ChangeSpec {
+    ChangeSpec {
+        project: project.to_owned(),
+        branch: branch.to_owned(),
+        number,
+        patch_set,
+        revision: revision.to_owned(),
+    }
+}
+
+/// A merge of bookworm's own `hello` (unpacked from `apt-get source` into the packaging
+/// repository, patches unapplied) is built, published, signed, mirrored, and installs with apt
+/// from the mirror's http server; the stages' times are printed.
+#[test]
+fn a_merge_of_hello_is_installable_from_the_mirror() {
+    let f = WholeFarm::start();
+    let work = tempfile::tempdir().unwrap();
+    let tree = unpacked_source(&debian_source("hello"), work.path());
+    let project = format!("{}/packages/deb/bookworm/hello", f.farm.customer);
+    let head = f
+        .gerrit
+        .push_dir(&project, "9.0", &tree, "hello 2.10-3 from bookworm");
+    let merged = change(&project, "9.0", 101, 1, &head);
+    let emitted = f.event(&merged, "change-merged");
+
+    let release = f.tree("9.0");
+    let generation = f.wait_mirrored(&release, 1, BUILD_TIME);
+    assert_eq!(f.mirrored_versions("9.0", "hello"), ["2.10+git1-3+p1.0"]);
+    let said = f.apt_install_from_mirror(&["hello"], "hello; dpkg-query -W hello");
+    assert!(said.contains("Hello, world!"), "{said}");
+    assert!(said.contains("2.10+git1-3+p1.0"), "{said}");
+
+    let jobs = f.queued_jobs();
+    assert_eq!(jobs.len(), 1, "one merge, one build job: {jobs:?}");
+    let trace = f.trace(emitted, &jobs[0], &release);
+    eprintln!("hello, merge to installable from the mirror (generation {generation}):\n{trace}");
+}
+
+/// Two packages, greet-user build-depending on greet: a merge in greet rebuilds greet only,
+/// and every published version of greet is higher than the last.
+#[test]
+fn a_merge_rebuilds_only_the_package_whose_sources_changed() {
+    let f = WholeFarm::start();
+    let c = f.farm.customer.clone();
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    f.gerrit
+        .push(&code, SPLIT_BRANCH, &greet_code("Hello, first"), "code");
+    let pkg_head = f
+        .gerrit
+        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    f.event(
+        &change(&packaging, SPLIT_BRANCH, 201, 1, &pkg_head),
+        "change-merged",
+    );
+    let release = f.tree("9.0");
+    let first = f.wait_mirrored(&release, 1, BUILD_TIME);
+
+    // greet-user: its build runs greet, so greet must come from the release.
+    let mut files = minimal_package("greet-user", "greet > greeting && grep -q first greeting");
+    let control = &mut files
+        .iter_mut()
+        .find(|(n, _)| n == "debian/control")
+        .unwrap()
+        .1;
+    *control = control.replace(
+        "Standards-Version:",
+        "Build-Depends: greet\nStandards-Version:",
+    );
+    let user_project = format!("{c}/packages/deb/bookworm/greet-user");
+    let user_head = f.gerrit.push(&user_project, "9.0", &files, "greet-user");
+    f.event(
+        &change(&user_project, "9.0", 202, 1, &user_head),
+        "change-merged",
+    );
+    let second = f.wait_mirrored(&release, first + 1, BUILD_TIME);
+    assert_eq!(f.mirrored_versions("9.0", "greet-user"), ["1.0+p1.0"]);
+
+    // A new greet: greet is rebuilt, greet-user is not.
+    let code_head = f
+        .gerrit
+        .push(&code, SPLIT_BRANCH, &greet_code("Hello, second"), "code 2");
+    f.event(
+        &change(&code, SPLIT_BRANCH, 203, 1, &code_head),
+        "change-merged",
+    );
+    f.wait_mirrored(&release, second + 1, BUILD_TIME);
+    let mut greet = f.mirrored_versions("9.0", "greet");
+    greet.sort();
+    assert_eq!(greet, ["1.0+git1-1+p1.0", "1.0+git2-1+p1.0"]);
+    assert_eq!(f.mirrored_versions("9.0", "greet-user"), ["1.0+p1.0"]);
+    let jobs = f.queued_jobs();
+    assert_eq!(jobs.len(), 3, "three merges, three builds: {jobs:?}");
+    let said = f.apt_install_from_mirror(&["greet", "greet-user"], "greet");
+    assert_eq!(said.trim(), "Hello, second");
+}
+
+/// A patch set builds into its change's review repository only; a later patch set replaces
+/// it there; abandoning the change takes the repository down, on the mirror too, and a build
+/// of it finishing after that does not bring it back.
+#[test]
+fn review_repositories_follow_their_change() {
+    let f = WholeFarm::start();
+    let c = f.farm.customer.clone();
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    f.gerrit
+        .push(&code, SPLIT_BRANCH, &greet_code("Hello, released"), "code");
+    f.gerrit
+        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    let review = f.tree("review/301");
+
+    let mut versions = Vec::new();
+    for (ps, greeting) in [(1, "Hello, patch set 1"), (2, "Hello, patch set 2")] {
+        let rev = f.gerrit.push_change(
+            &code,
+            SPLIT_BRANCH,
+            (301, ps),
+            &greet_code(greeting),
+            "a change under review",
+        );
+        f.event(
+            &change(&code, SPLIT_BRANCH, 301, ps, &rev),
+            "patchset-created",
+        );
+        f.wait_mirrored(&review, u64::from(ps), BUILD_TIME);
+        versions.push(f.mirrored_versions("review/301", "greet"));
+    }
+    // Patch set 2 replaced patch set 1 (same commit counts; the patch set is in the version).
+    assert_eq!(versions[0], ["1.0+git2.1-1+p1.1"]);
+    assert_eq!(versions[1], ["1.0+git2.2-1+p1.2"]);
+    // Never mixed into the release: it has no tree yet.
+    assert!(!f.mirror.join(f.tree("9.0")).exists());
+    assert!(!f.farm.release_tree().exists());
+
+    let abandoned = change(&code, SPLIT_BRANCH, 301, 2, "0".repeat(40).as_str());
+    f.event(&abandoned, "change-abandoned");
+    f.wait_mirrored(&review, 0, Duration::from_secs(60));
+    assert!(
+        !f.mirror.join(&review).exists(),
+        "the mirror still has {review}"
+    );
+    let public = f.farm.config.paths.public_root.join(&review);
+    assert!(!public.exists(), "the publisher still has {review}");
+
+    // A build of the change that finishes after the retirement (here: a patch set the
+    // reactor saw late) is built, but not published.
+    let rev = f.gerrit.push_change(
+        &code,
+        SPLIT_BRANCH,
+        (301, 3),
+        &greet_code("Hello, too late"),
+        "late",
+    );
+    f.event(
+        &change(&code, SPLIT_BRANCH, 301, 3, &rev),
+        "patchset-created",
+    );
+    let deadline = std::time::Instant::now() + BUILD_TIME;
+    while !f.publisher.output().contains("was retired") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late build never reached the publisher:\n{}\n{}",
+            f.worker.output(),
+            f.publisher.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!public.exists(), "a late build brought {review} back");
+}

@@ -1,0 +1,315 @@
+//! The whole farm on one host for the end-to-end tests: the Gerrit stand-in, the four daemons
+//! (reactor, worker, publisher, mirror) with a signed release, a local mirror target and the
+//! mirror's http server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::apt::{signed_farm, OperatorKey};
+use crate::debian::{base_image, package_cache};
+use crate::gerrit::{ChangeSpec, Gerrit};
+use crate::{free_port, run, sh, shared_amqp_url, wait_for_listener, Daemon, Farm};
+
+/// A running farm. Dropping it stops every daemon and the stand-in.
+pub struct WholeFarm {
+    pub key: OperatorKey,
+    pub farm: Farm,
+    pub gerrit: Gerrit,
+    /// The local mirror target's directory.
+    pub mirror: PathBuf,
+    _mirror_dir: tempfile::TempDir,
+    /// The mirror's http server, e.g. `http://127.0.0.1:8123`.
+    pub http: String,
+    pub reactor: Daemon,
+    pub worker: Daemon,
+    pub publisher: Daemon,
+    pub mirror_daemon: Daemon,
+    _server: Daemon,
+}
+
+impl WholeFarm {
+    /// Starts everything for a release `9.0` of bookworm of a fresh customer.
+    pub fn start() -> Self {
+        base_image("bookworm");
+        let gerrit = Gerrit::start();
+        let key = OperatorKey::new();
+        let mirror_tmp = tempfile::tempdir().unwrap();
+        let mirror_dir = mirror_tmp.path().to_owned();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let farm = signed_farm(
+            &shared_amqp_url(),
+            &[&key],
+            &format!(
+                "{}\n[build]\npackage_cache = \"{}\"\ntimeout_secs = 900\n\n\
+                 [[mirrors]]\nname = \"local\"\ntarget = \"{}\"\nhttp_url = \"http://{addr}\"\n",
+                gerrit.config_section(),
+                package_cache(),
+                mirror_dir.display()
+            ),
+            crate::apt::BOOKWORM_RELEASE,
+        );
+        let cfg = farm.path.to_str().unwrap().to_owned();
+        let out = run("perestroika-queue", &["--config", &cfg, "bootstrap"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = |name: &str| farm.dir.path().join(format!("{name}.log"));
+        let daemon = |bin: &str, args: &[&str], name: &str| {
+            let mut all = vec!["--config", cfg.as_str()];
+            all.extend_from_slice(args);
+            Daemon::start(bin, &all, &log(name))
+        };
+        let reactor = daemon("perestroika-reactor", &["run"], "reactor");
+        let worker = daemon("perestroika-worker", &["run"], "worker");
+        let publisher = daemon("perestroika-publisher", &["run"], "publisher");
+        let mirror_daemon = daemon("perestroika-mirror", &["run"], "mirror");
+        let server = daemon(
+            "perestroika-mirror",
+            &[
+                "serve",
+                "--root",
+                mirror_dir.to_str().unwrap(),
+                "--http",
+                &addr,
+            ],
+            "serve",
+        );
+        wait_for_listener(&addr, "perestroika-mirror serve", || server.output());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !reactor
+            .output()
+            .contains("listening to gerrit stream-events")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the reactor did not start:\n{}",
+                reactor.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gerrit.wait_for_streams(1);
+        Self {
+            key,
+            farm,
+            gerrit,
+            mirror: mirror_dir,
+            _mirror_dir: mirror_tmp,
+            http: format!("http://{addr}"),
+            reactor,
+            worker,
+            publisher,
+            mirror_daemon,
+            _server: server,
+        }
+    }
+
+    /// The tree of the release (`<customer>/9.0`) or of a review (`<customer>/review/<n>`).
+    pub fn tree(&self, sub: &str) -> String {
+        format!("{}/{sub}", self.farm.customer)
+    }
+
+    /// Emits `kind` (`change-merged`, `patchset-created`, `change-abandoned`) of `change` and
+    /// records the change for `gerrit query`; returns when it was emitted.
+    pub fn event(&self, change: &ChangeSpec, kind: &str) -> DateTime<Utc> {
+        let status = match kind {
+            "change-merged" => "MERGED",
+            "change-abandoned" => "ABANDONED",
+            _ => "NEW",
+        };
+        self.gerrit.record(&change.row(status));
+        let at = Utc::now();
+        self.gerrit.emit(&change.event(kind, json!({})));
+        at
+    }
+
+    /// Waits until the mirror's status says `tree` is live at a generation of at least
+    /// `generation` (0: retired) on the local target; returns the synced generation.
+    pub fn wait_mirrored(&self, tree: &str, generation: u64, within: Duration) -> u64 {
+        let status = self.farm.config.paths.state.join("mirror/status.json");
+        let deadline = Instant::now() + within;
+        loop {
+            let synced = fs_err::read(&status)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["local"][tree]["synced"].as_u64());
+            match synced {
+                Some(g) if generation == 0 && g == 0 => return 0,
+                Some(g) if generation > 0 && g >= generation => return g,
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{tree} not mirrored at generation {generation} within {within:?}\n\
+                 --- reactor\n{}\n--- worker\n{}\n--- publisher\n{}\n--- mirror\n{}",
+                self.reactor.output(),
+                self.worker.output(),
+                self.publisher.output(),
+                self.mirror_daemon.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Installs `packages` with apt in a fresh container of the bookworm base image, from the
+    /// mirror's http server, trusting only the mirrored `KEY.asc`; runs `check` after and
+    /// returns its output.
+    pub fn apt_install_from_mirror(&self, packages: &[&str], check: &str) -> String {
+        let image = base_image("bookworm");
+        let tree = self.tree("9.0");
+        let key = self.mirror.join(&tree).join("KEY.asc");
+        assert!(key.is_file(), "the mirror has no {tree}/KEY.asc");
+        let line = format!(
+            "deb [signed-by=/farm-key.asc] {}/{tree}/deb bookworm main",
+            self.http
+        );
+        let script = format!(
+            "set -e; echo '{line}' > /etc/apt/sources.list.d/farm.list; \
+             apt-get update -q -o APT::Update::Error-Mode=any \
+               -o Dir::Etc::SourceList=/etc/apt/sources.list.d/farm.list -o Dir::Etc::SourceParts=- >&2; \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -q {} >&2; {check}",
+            packages.join(" ")
+        );
+        sh(Command::new("docker")
+            .args(["run", "--rm", "--network", "host", "-v"])
+            .arg(format!("{}:/farm-key.asc:ro", key.display()))
+            .args([&image, "sh", "-c", &script]))
+    }
+
+    /// The versions of `package` in the mirrored release's `Packages` index.
+    pub fn mirrored_versions(&self, sub: &str, package: &str) -> Vec<String> {
+        let packages = self
+            .mirror
+            .join(self.tree(sub))
+            .join("deb/dists/bookworm/main/binary-amd64/Packages");
+        let text = fs_err::read_to_string(&packages).unwrap_or_default();
+        let mut out = Vec::new();
+        for stanza in text.split("\n\n") {
+            if stanza.lines().any(|l| l == format!("Package: {package}")) {
+                if let Some(v) = stanza.lines().find_map(|l| l.strip_prefix("Version: ")) {
+                    out.push(v.to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// The stages of one job from the event to the mirror, read from the daemons' logs.
+    pub fn trace(&self, emitted: DateTime<Utc>, job: &str, tree: &str) -> StageTrace {
+        let at = |daemon: &Daemon, needles: &[&str]| -> DateTime<Utc> {
+            log_time(&daemon.output(), needles)
+                .unwrap_or_else(|| panic!("no log line with {needles:?}:\n{}", daemon.output()))
+        };
+        let job_field = format!("job={job}");
+        let published = at(&self.publisher, &[&job_field, "published"]);
+        let generation = log_field(
+            &self.publisher.output(),
+            &[&job_field, "published"],
+            "generation",
+        )
+        .expect("the publisher logs the generation");
+        StageTrace {
+            emitted,
+            queued: at(&self.reactor, &[&job_field, "queueing"]),
+            build_started: at(&self.worker, &[&job_field, "building"]),
+            built: at(&self.worker, &[&job_field, "built and handed"]),
+            published,
+            mirrored: at(
+                &self.mirror_daemon,
+                &[
+                    &format!("tree={tree}"),
+                    &format!("generation={generation}"),
+                    "in sync",
+                ],
+            ),
+        }
+    }
+
+    /// The job ids the reactor queued, in order.
+    pub fn queued_jobs(&self) -> Vec<String> {
+        self.reactor
+            .output()
+            .lines()
+            .filter(|l| l.contains("queueing"))
+            .filter_map(|l| field(l, "job"))
+            .collect()
+    }
+}
+
+/// When each stage of a job happened.
+#[derive(Debug, Clone)]
+pub struct StageTrace {
+    pub emitted: DateTime<Utc>,
+    pub queued: DateTime<Utc>,
+    pub build_started: DateTime<Utc>,
+    pub built: DateTime<Utc>,
+    pub published: DateTime<Utc>,
+    pub mirrored: DateTime<Utc>,
+}
+
+impl StageTrace {
+    /// (stage, seconds) in order.
+    pub fn stages(&self) -> Vec<(&'static str, f64)> {
+        let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64 / 1000.0;
+        vec![
+            ("event -> queued", secs(self.emitted, self.queued)),
+            (
+                "queued -> build start",
+                secs(self.queued, self.build_started),
+            ),
+            ("build", secs(self.build_started, self.built)),
+            ("publish", secs(self.built, self.published)),
+            ("mirror", secs(self.published, self.mirrored)),
+            ("total", secs(self.emitted, self.mirrored)),
+        ]
+    }
+}
+
+impl std::fmt::Display for StageTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (stage, secs) in self.stages() {
+            writeln!(f, "  {stage:<24} {secs:>8.3} s")?;
+        }
+        Ok(())
+    }
+}
+
+/// The time stamp of the first log line holding every needle.
+fn log_time(log: &str, needles: &[&str]) -> Option<DateTime<Utc>> {
+    let line = log
+        .lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))?;
+    DateTime::parse_from_rfc3339(line.split_whitespace().next()?)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A `key=value` field of the first log line holding every needle.
+fn log_field(log: &str, needles: &[&str], key: &str) -> Option<String> {
+    let line = log
+        .lines()
+        .find(|l| needles.iter().all(|n| l.contains(n)))?;
+    field(line, key)
+}
+
+fn field(line: &str, key: &str) -> Option<String> {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix))
+        .map(|v| v.trim_matches('"').to_owned())
+}
+
+/// Unpacks a Debian source package (patches unapplied, as a packaging repository keeps it).
+pub fn unpacked_source(dsc: &Path, into: &Path) -> PathBuf {
+    let dir = into.join("tree");
+    sh(Command::new("dpkg-source")
+        .args(["--no-check", "--skip-patches", "-x"])
+        .arg(dsc)
+        .arg(&dir));
+    dir
+}
