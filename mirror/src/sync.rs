@@ -431,6 +431,8 @@ pub async fn remove(tree: &TreeRef, target: &Target, scratch: &Path) -> Result<M
             "remove link",
             &[
                 "-rl",
+                // A tree that never reached this target has no parent directory there.
+                "--mkpath",
                 "--delete",
                 &format!("--include=/{name}"),
                 "--exclude=*",
@@ -444,6 +446,7 @@ pub async fn remove(tree: &TreeRef, target: &Target, scratch: &Path) -> Result<M
             "remove generations and pool",
             &[
                 "-rl",
+                "--mkpath",
                 "--delete",
                 &format!("--include=/.{name}.gen/***"),
                 &format!("--include=/.{name}.pool/***"),

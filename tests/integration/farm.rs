@@ -47,6 +47,24 @@ fn a_merge_of_hello_is_installable_from_the_mirror() {
     assert_eq!(jobs.len(), 1, "one merge, one build job: {jobs:?}");
     let trace = f.trace(emitted, &jobs[0], &release);
     eprintln!("hello, merge to installable from the mirror (generation {generation}):\n{trace}");
+
+    // A second merge, with the caches warm: a higher version, both versions on the mirror.
+    let readme = tree.join("README");
+    let mut text = fs_err::read_to_string(&readme).unwrap();
+    text.push_str("\nBuilt again by the farm.\n");
+    fs_err::write(&readme, text).unwrap();
+    let head = f
+        .gerrit
+        .push_dir(&project, "9.0", &tree, "hello: a second merge");
+    let emitted = f.event(&change(&project, "9.0", 102, 1, &head), "change-merged");
+    let generation = f.wait_mirrored(&release, generation + 1, BUILD_TIME);
+    let mut versions = f.mirrored_versions("9.0", "hello");
+    versions.sort();
+    assert_eq!(versions, ["2.10+git1-3+p1.0", "2.10+git2-3+p2.0"]);
+    let jobs = f.queued_jobs();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    let trace = f.trace(emitted, &jobs[1], &release);
+    eprintln!("hello, a second merge, caches warm (generation {generation}):\n{trace}");
 }
 
 /// Two packages, greet-user build-depending on greet: a merge in greet rebuilds greet only,

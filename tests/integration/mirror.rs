@@ -503,6 +503,29 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
                 .unwrap_or(false)
         },
     );
+
+    // A change whose review tree never reached this mirror (abandoned before any build was
+    // published) is retired at once, without an error and its retries.
+    let mut never = announce(&s, 0);
+    never.tree = format!("{}/review/78", s.farm.customer);
+    never.snapshot = "retired".into();
+    broker.publish(&queue, &never, "retire-78").await.unwrap();
+    let log = s.farm.dir.path().join("m.log");
+    wait_until(
+        "the unknown review tree is retired",
+        &daemon,
+        Duration::from_secs(10),
+        || {
+            fs_err::read_to_string(&log).is_ok_and(|t| {
+                t.contains("in sync target=m1 tree=") && t.contains("/review/78 generation=0")
+            })
+        },
+    );
+    assert!(
+        !daemon.output().contains("sync failed"),
+        "{}",
+        daemon.output()
+    );
 }
 
 #[test]

@@ -230,12 +230,12 @@ impl WholeFarm {
         }
     }
 
-    /// The job ids the reactor queued, in order.
+    /// The build jobs the reactor queued, in order (retirements left out).
     pub fn queued_jobs(&self) -> Vec<String> {
         self.reactor
             .output()
             .lines()
-            .filter(|l| l.contains("queueing"))
+            .filter(|l| l.contains("queueing") && l.contains("queue=build."))
             .filter_map(|l| field(l, "job"))
             .collect()
     }
