@@ -2,11 +2,11 @@
 //! or a change and patch set; the jobs are planned exactly as for the matching event, with a
 //! rebuild number above every one published, so the rebuilt version sorts higher.
 
-use std::io::Read;
 use std::path::Path;
 
 use perestroika_config::messages::{BuildJob, TriggerKind};
 use perestroika_config::names::check_commit;
+use perestroika_config::release_index::{read_index, stanzas};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
 use regex::Regex;
@@ -193,27 +193,16 @@ fn highest_rebuild(tree: &Path, package: &str) -> Option<u32> {
             continue;
         };
         for component in components.flatten() {
-            let index = component.path().join("source").join("Sources.gz");
-            let Ok(file) = fs_err::File::open(&index) else {
+            let index = component.path().join("source").join("Sources");
+            let Some(text) = read_index(&index) else {
                 continue;
             };
-            let mut text = String::new();
-            if flate2::read::GzDecoder::new(file)
-                .read_to_string(&mut text)
-                .is_err()
-            {
-                continue;
-            }
-            for stanza in text.split("\n\n") {
-                let field = |name: &str| {
-                    stanza
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(str::trim))
-                };
-                if field("Package:") != Some(package) {
+            for stanza in stanzas(&text) {
+                if stanza.get("Package").map(String::as_str) != Some(package) {
                     continue;
                 }
-                let n = field("Version:")
+                let n = stanza
+                    .get("Version")
                     .and_then(|v| rebuild.captures(v))
                     .and_then(|c| c[1].parse::<u32>().ok());
                 best = best.max(n);

@@ -8,6 +8,7 @@ mod publisher;
 mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
+mod rebuild;
 mod topology;
 mod worker;
 mod worker_farm;

@@ -265,6 +265,35 @@ pub fn minimal_package(name: &str, build_step: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// A native debhelper package (`Architecture: all`) that build-depends on `build_depends`
+/// (plus debhelper) and ships what `build_step` (a shell line) writes to `output`.
+pub fn dh_package(name: &str, build_depends: &str, build_step: &str) -> Vec<(String, String)> {
+    let deps = if build_depends.is_empty() {
+        "debhelper-compat (= 13)".to_owned()
+    } else {
+        format!("debhelper-compat (= 13), {build_depends}")
+    };
+    vec![
+        ("debian/changelog".into(), changelog(name, "1.0")),
+        ("debian/source/format".into(), "3.0 (native)\n".into()),
+        (
+            "debian/control".into(),
+            format!(
+                "Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
+                 Build-Depends: {deps}\nStandards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
+                 Package: {name}\nArchitecture: all\nDescription: a test package\n A test package of the build farm.\n"
+            ),
+        ),
+        (
+            "debian/rules".into(),
+            format!(
+                "#!/usr/bin/make -f\n%:\n\tdh $@\n\noverride_dh_auto_build:\n\t{build_step} > output\n\n\
+                 override_dh_auto_install:\n\tinstall -D -m644 output debian/{name}/usr/share/{name}/output\n"
+            ),
+        ),
+    ]
+}
+
 fn changelog(name: &str, version: &str) -> String {
     format!(
         "{name} ({version}) unstable; urgency=medium\n\n  * Initial release.\n\n -- Test <test@example.invalid>  Mon, 01 Jan 2024 00:00:00 +0000\n"

@@ -101,6 +101,46 @@ pub struct BuildEnv {
     pub tmpfs_size: String,
 }
 
+impl BuildEnv {
+    /// How builds run on this host outside farm mode (`perestroika-worker build`, release
+    /// rebuilds): containers owned by `local@<host>`, git and exported roots cached under
+    /// `~/.cache/perestroika`, scratch space in the temporary directory. `package_cache` is
+    /// the proxy URL as seen from this host.
+    pub async fn local(
+        settings: &perestroika_config::settings::BuildSettings,
+        package_cache: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Self, SandboxError> {
+        let docker = crate::sandbox::connect()?;
+        let package_cache = match package_cache {
+            Some(url) => Some(crate::sandbox::url_from_container(&docker, url).await?),
+            None => None,
+        };
+        let host = perestroika_config::broker::hostname();
+        Ok(Self {
+            docker,
+            git: GitCache::new(&cache_dir().join("git")),
+            scratch: std::env::temp_dir().join("perestroika-worker"),
+            roots: cache_dir().join("roots"),
+            owner: format!("local@{host}"),
+            worker_name: host,
+            timeout,
+            max_log_bytes: settings.max_log_bytes,
+            package_cache,
+            tmpfs_size: settings.tmpfs_size.clone(),
+        })
+    }
+}
+
+/// The user's cache directory for the worker (`$XDG_CACHE_HOME/perestroika`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("perestroika")
+}
+
 /// A build failure, with the step that failed.
 pub(crate) struct Failure {
     step: &'static str,
@@ -314,18 +354,32 @@ pub(crate) struct ReleaseMount {
 /// Where the container sees the directory holding the customer's public trees.
 const RELEASES_INSIDE: &str = "/srv/releases";
 
-/// The release's public tree, when it has a signed repository of the build's distro. The
-/// directory that holds it is mounted read-only, not the tree alone: a tree is a link to its
-/// current generation, whose package files link to the pool beside it.
+/// The release's public tree (its live link, or one of its snapshots), when it has a signed
+/// repository of the build's distro. The customer's directory is mounted read-only, not the
+/// tree alone: a tree is a link to its current generation, and a generation's package files
+/// link to the pool beside the generations.
 pub(crate) fn release_mount(req: &BuildRequest, family: Family) -> Option<ReleaseMount> {
     let tree = req.release_tree.as_ref()?;
     if !has_repo(tree, family, &req.distro) {
         return None;
     }
     let (parent, name) = (tree.parent()?, tree.file_name()?.to_str()?);
+    let parent_name = parent.file_name()?.to_str()?;
+    // `<customer>/.<version>.gen/<N>`: a snapshot.
+    let (customer_dir, inside) = if parent_name.starts_with('.') && parent_name.ends_with(".gen") {
+        (
+            parent.parent()?,
+            format!("{RELEASES_INSIDE}/{parent_name}/{name}"),
+        )
+    } else {
+        (parent, format!("{RELEASES_INSIDE}/{name}"))
+    };
     Some(ReleaseMount {
-        bind: (parent.display().to_string(), RELEASES_INSIDE.to_owned()),
-        inside: format!("{RELEASES_INSIDE}/{name}"),
+        bind: (
+            customer_dir.display().to_string(),
+            RELEASES_INSIDE.to_owned(),
+        ),
+        inside,
     })
 }
 

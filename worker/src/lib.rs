@@ -8,6 +8,7 @@ pub mod dnf_root;
 pub mod farm;
 pub mod git;
 pub mod image;
+pub mod rebuild;
 pub mod rootfs;
 pub mod rpm_build;
 pub mod rpm_source;

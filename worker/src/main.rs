@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DE
 use perestroika_config::messages::{BuildOutcome, GitSource, Sources};
 use perestroika_config::settings::RpmRoot;
 use perestroika_config::{FarmConfig, Stage};
-use perestroika_worker::build::{self, BuildEnv, BuildRequest};
+use perestroika_worker::build::{self, cache_dir, BuildEnv, BuildRequest};
 use perestroika_worker::git::GitCache;
 use perestroika_worker::source::SourceInput;
 use perestroika_worker::{farm, image, sandbox};
@@ -161,14 +161,6 @@ fn config_path(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
 }
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("perestroika")
-}
-
 fn git_source(url: &str, commit: &str) -> anyhow::Result<GitSource> {
     perestroika_config::names::check_commit(commit).map_err(|e| UsageError(e.to_string()))?;
     Ok(GitSource {
@@ -225,29 +217,14 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
     };
     perestroika_config::names::check_token("distro", &args.distro)
         .map_err(|e| UsageError(e.to_string()))?;
-    let docker = sandbox::connect()?;
     let cache = args.package_cache.or(settings.package_cache.clone());
-    let package_cache = match cache {
-        Some(url) => Some(sandbox::url_from_container(&docker, &url).await?),
-        None => None,
-    };
+    let timeout = Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs));
+    let env = BuildEnv::local(&settings, cache.as_deref(), timeout).await?;
     let job_id = format!(
         "local-{}-{}",
         std::process::id(),
         chrono::Utc::now().format("%Y%m%d%H%M%S")
     );
-    let env = BuildEnv {
-        docker,
-        git: GitCache::new(&cache_dir().join("git")),
-        scratch: std::env::temp_dir().join("perestroika-worker"),
-        roots: cache_dir().join("roots"),
-        owner: format!("local@{}", hostname()),
-        worker_name: hostname(),
-        timeout: Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs)),
-        max_log_bytes: settings.max_log_bytes,
-        package_cache,
-        tmpfs_size: settings.tmpfs_size.clone(),
-    };
     let req = BuildRequest {
         job_id,
         input,

@@ -71,6 +71,77 @@ impl fmt::Display for DebVersion {
     }
 }
 
+/// Orders two versions the way dpkg does (epoch, then upstream, then revision, each by
+/// dpkg's rule: non-digit runs compared with `~` lowest and letters before other characters,
+/// digit runs compared as numbers).
+pub fn compare(a: &DebVersion, b: &DebVersion) -> std::cmp::Ordering {
+    let epoch = |v: &DebVersion| {
+        v.epoch
+            .as_deref()
+            .and_then(|e| e.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    epoch(a)
+        .cmp(&epoch(b))
+        .then_with(|| compare_part(&a.upstream, &b.upstream))
+        .then_with(|| {
+            compare_part(
+                a.revision.as_deref().unwrap_or(""),
+                b.revision.as_deref().unwrap_or(""),
+            )
+        })
+}
+
+/// dpkg's `verrevcmp` for one part of a version.
+fn compare_part(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn order(c: Option<u8>) -> i32 {
+        match c {
+            None => 0,
+            Some(b'~') => -1,
+            Some(c) if c.is_ascii_digit() => 0,
+            Some(c) if c.is_ascii_alphabetic() => i32::from(c),
+            Some(c) => i32::from(c) + 256,
+        }
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        while (i < a.len() && !a[i].is_ascii_digit()) || (j < b.len() && !b[j].is_ascii_digit()) {
+            let (ca, cb) = (order(a.get(i).copied()), order(b.get(j).copied()));
+            if ca != cb {
+                return ca.cmp(&cb);
+            }
+            i += 1;
+            j += 1;
+        }
+        while a.get(i) == Some(&b'0') {
+            i += 1;
+        }
+        while b.get(j) == Some(&b'0') {
+            j += 1;
+        }
+        let mut first = Ordering::Equal;
+        while i < a.len() && a[i].is_ascii_digit() && j < b.len() && b[j].is_ascii_digit() {
+            if first == Ordering::Equal {
+                first = a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+        if i < a.len() && a[i].is_ascii_digit() {
+            return Ordering::Greater;
+        }
+        if j < b.len() && b[j].is_ascii_digit() {
+            return Ordering::Less;
+        }
+        if first != Ordering::Equal {
+            return first;
+        }
+    }
+    Ordering::Equal
+}
+
 /// Commit counts of the sources of one build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counts {
@@ -189,6 +260,34 @@ mod tests {
             farm_version(&v("1.4"), true, Counts::Combined(5), 3, true).to_string(),
             "1.4+p5.3"
         );
+    }
+
+    #[test]
+    fn compare_agrees_with_dpkg() {
+        let versions = [
+            "1.0",
+            "1.0-1",
+            "1.0+git2-1+p1.0",
+            "1.0+git10-1+p1.0",
+            "1.0~rc1",
+            "1:0.1",
+            "2.10-3",
+            "2.10+git1-3+p1.0",
+            "2.10+git1-3+p1.1",
+            "1.0a",
+            "1.0+b1",
+            "1.00",
+        ];
+        for a in versions {
+            for b in versions {
+                let ours = compare(&v(a), &v(b));
+                assert_eq!(
+                    ours == std::cmp::Ordering::Less,
+                    dpkg_lt(a, b),
+                    "{a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,21 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rebuild every package of a release snapshot from its own source packages, with only
+    /// that snapshot (for build dependencies) and the distro's base image, into a scratch
+    /// directory; report per package whether it built and whether it is bit-identical to the
+    /// published one, and name the build dependencies the release lacks. Runs the builds on
+    /// this host (Docker). Exits 0 when every package rebuilt identically, 1 otherwise.
+    RebuildRelease {
+        customer: String,
+        version: String,
+        /// The snapshot to rebuild (see `perestroika-publisher snapshot list`); default: live.
+        #[arg(long)]
+        snapshot: Option<u64>,
+        /// Where the rebuilds go (default: <state>/rebuild/<customer>/<version>/<snapshot>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// List dead-lettered jobs with their reasons, or send one back (`dead requeue JOB_ID`).
     Dead {
         #[command(subcommand)]
@@ -93,6 +108,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("warn", async move {
         let farm = load_config(&cli.config)?;
+        if let Command::RebuildRelease {
+            customer,
+            version,
+            snapshot,
+            out,
+        } = &cli.command
+        {
+            return rebuild_release(&farm, customer, version, *snapshot, out.clone(), cli.json)
+                .await;
+        }
         let broker = Broker::connect(&farm.broker).await?;
         match cli.command {
             Command::Bootstrap => {
@@ -181,6 +206,7 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&jobs)?);
                 }
             }
+            Command::RebuildRelease { .. } => unreachable!("handled before connecting"),
             Command::Dead { action } => match action.unwrap_or(DeadAction::List) {
                 DeadAction::List => {
                     let letters = dead::list(&broker, &farm).await?;
@@ -220,4 +246,114 @@ fn main() -> ExitCode {
         broker.close().await;
         Ok(())
     })
+}
+
+/// `rebuild-release`: rebuilds the snapshot's deb suites, printing each package as it ends.
+async fn rebuild_release(
+    farm: &perestroika_config::FarmConfig,
+    customer: &str,
+    version: &str,
+    snapshot: Option<u64>,
+    out: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<()> {
+    use perestroika_config::Family;
+    use perestroika_worker::rebuild::{self, Rebuilt};
+
+    let release = farm.release(customer, version).ok_or_else(|| {
+        UsageError(format!(
+            "{customer} {version} is not in {}",
+            farm.source.display()
+        ))
+    })?;
+    let (number, dir) =
+        rebuild::snapshot_dir(&farm.paths.public_root, customer, version, snapshot)?;
+    let out = out.unwrap_or_else(|| {
+        farm.paths
+            .state
+            .join("rebuild")
+            .join(customer)
+            .join(version)
+            .join(number.to_string())
+    });
+    let timeout = std::time::Duration::from_secs(farm.build.timeout_secs);
+    let env = perestroika_worker::build::BuildEnv::local(
+        &farm.build,
+        farm.build.package_cache.as_deref(),
+        timeout,
+    )
+    .await?;
+    if !json {
+        println!(
+            "rebuilding snapshot {number} of {customer} {version} into {}",
+            out.display()
+        );
+    }
+    let mut reports = Vec::new();
+    for (family, distro) in release.distros() {
+        if family != Family::Deb {
+            if !json {
+                println!("{distro}: rpm releases are not rebuilt yet; skipped");
+            }
+            continue;
+        }
+        let made = rebuild::rebuild_deb(&env, &dir, distro, &out.join(distro), |r| {
+            if json {
+                return;
+            }
+            let what = match &r.outcome {
+                Rebuilt::Succeeded {
+                    identical: true, ..
+                } => "rebuilt, identical".to_owned(),
+                Rebuilt::Succeeded {
+                    differing,
+                    unmatched,
+                    ..
+                } => format!(
+                    "rebuilt, DIFFERS: {}",
+                    differing
+                        .iter()
+                        .chain(unmatched)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Rebuilt::Failed { step, missing, .. } if !missing.is_empty() => {
+                    format!("FAILED at {step}: the release lacks {}", missing.join(", "))
+                }
+                Rebuilt::Failed { step, reason, .. } => format!("FAILED at {step}: {reason}"),
+            };
+            println!("{:<32} {:<28} {what}", r.source, r.version);
+        })
+        .await?;
+        reports.extend(made);
+    }
+    let bad = reports
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.outcome,
+                Rebuilt::Succeeded {
+                    identical: true,
+                    ..
+                }
+            )
+        })
+        .count();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        println!(
+            "{} of {} packages rebuilt bit-identically",
+            reports.len() - bad,
+            reports.len()
+        );
+    }
+    if bad > 0 {
+        anyhow::bail!(
+            "{bad} of {} packages did not rebuild identically",
+            reports.len()
+        );
+    }
+    Ok(())
 }

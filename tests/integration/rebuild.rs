@@ -1,0 +1,160 @@
+//! `perestroika-queue rebuild-release`: a release snapshot rebuilt from its own source packages
+//! with nothing but the snapshot and the base image (real Docker, real gpg, real reprepro).
+
+use std::path::Path;
+
+use perestroika_tests::apt::{signed_farm, OperatorKey, BOOKWORM_RELEASE};
+use perestroika_tests::debian::{dh_package, greet_code, greet_packaging, package_cache, GitRepo};
+use perestroika_tests::{run, Farm};
+
+use crate::worker::build_for;
+
+fn release(key: &OperatorKey) -> Farm {
+    signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[key],
+        &format!("[build]\npackage_cache = \"{}\"\n", package_cache()),
+        BOOKWORM_RELEASE,
+    )
+}
+
+/// Builds with the worker (against `release`'s tree when given) and returns the .dsc and the
+/// binary packages made.
+fn build(args: &[&str], out: &Path, release: Option<&Farm>) -> Vec<std::path::PathBuf> {
+    let tree = release.map(|f| f.release_tree().display().to_string());
+    let mut all = args.to_vec();
+    if let Some(tree) = &tree {
+        all.extend(["--release", tree]);
+    }
+    let (output, result) = build_for("bookworm", &all, out);
+    assert!(
+        output.status.success(),
+        "{result}\n{}",
+        fs_err::read_to_string(out.join("build.log")).unwrap_or_default()
+    );
+    result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .filter(|n| n.ends_with(".dsc") || n.ends_with(".deb"))
+        .map(|n| out.join(n))
+        .collect()
+}
+
+fn publish(farm: &Farm, files: &[std::path::PathBuf]) {
+    let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let out = farm.include("bookworm", &[], &files).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn rebuild_release(farm: &Farm) -> (std::process::Output, Vec<serde_json::Value>) {
+    let out = run(
+        "perestroika-queue",
+        &[
+            "--config",
+            farm.path.to_str().unwrap(),
+            "--json",
+            "rebuild-release",
+            &farm.customer,
+            "9.0",
+        ],
+    );
+    let reports = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, reports)
+}
+
+/// greet (C), greet-user (build-depends on greet) and greet-more (on greet-user), each built
+/// against the release and published; the release's snapshot rebuilds all three from its own
+/// source packages, bit-identical. A release holding greet-user without greet cannot rebuild
+/// it, and says greet is missing.
+#[test]
+fn a_release_of_three_interdependent_packages_rebuilds_identically() {
+    let key = OperatorKey::new();
+    let farm = release(&key);
+    let work = farm.dir.path();
+    let mut code = GitRepo::init(&work.join("greet"));
+    let code_commit = code.commit(&greet_code("Hello, rebuilt"), "code");
+    let mut packaging = GitRepo::init(&work.join("greet-packaging"));
+    let pkg_commit = packaging.commit(&greet_packaging(), "packaging");
+    let (code_url, pkg_url) = (code.url(), packaging.url());
+    let greet = build(
+        &[
+            "--git",
+            &code_url,
+            "--commit",
+            &code_commit,
+            "--packaging-git",
+            &pkg_url,
+            "--packaging-commit",
+            &pkg_commit,
+        ],
+        &work.join("out-greet"),
+        None,
+    );
+    publish(&farm, &greet);
+    let mut user_files = Vec::new();
+    for (name, depends, step) in [
+        ("greet-user", "greet", "greet"),
+        (
+            "greet-more",
+            "greet-user",
+            "cat /usr/share/greet-user/output",
+        ),
+    ] {
+        let mut repo = GitRepo::init(&work.join(name));
+        let commit = repo.commit(&dh_package(name, depends, step), name);
+        let url = repo.url();
+        let made = build(
+            &["--git", &url, "--commit", &commit],
+            &work.join(format!("out-{name}")),
+            Some(&farm),
+        );
+        publish(&farm, &made);
+        if name == "greet-user" {
+            user_files = made;
+        }
+    }
+
+    let (out, reports) = rebuild_release(&farm);
+    assert!(
+        out.status.success(),
+        "{reports:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sources: Vec<&str> = reports
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["greet", "greet-more", "greet-user"]);
+    for r in &reports {
+        assert_eq!(r["result"], "succeeded", "{r:#}");
+        assert_eq!(r["identical"], true, "{r:#}");
+    }
+
+    // greet-user alone in another release: its build dependency is missing, by name.
+    let lacking = release(&key);
+    publish(&lacking, &user_files);
+    let (out, reports) = rebuild_release(&lacking);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["result"], "failed", "{:#}", reports[0]);
+    assert_eq!(reports[0]["step"], "build-deps");
+    assert_eq!(
+        reports[0]["missing"],
+        serde_json::json!(["greet"]),
+        "{:#}",
+        reports[0]
+    );
+}

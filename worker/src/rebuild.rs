@@ -1,0 +1,334 @@
+//! Rebuilding a release snapshot from its own source packages, with nothing but that snapshot
+//! (the build dependencies' only repository besides the base) and the distro's base image:
+//! the proof that a release is self-contained and reproducible.
+//!
+//! Every source package of the snapshot's deb suites (the newest version of each) is built
+//! from its published `.dsc` into a scratch directory, one after the other, and each binary
+//! package made is compared with the published file of the same name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use perestroika_config::messages::BuildOutcome;
+use perestroika_config::release_index::{read_index, stanzas};
+use perestroika_config::Family;
+use regex::Regex;
+use serde::Serialize;
+
+use crate::build::{self, BuildEnv, BuildRequest, InfraError};
+use crate::source::SourceInput;
+use crate::version::DebVersion;
+
+/// A snapshot cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error("{customer} {version} has no published tree at {path} (nothing was published yet?)")]
+    NoTree {
+        customer: String,
+        version: String,
+        path: PathBuf,
+    },
+    #[error("snapshot {snapshot} of {customer} {version} does not exist (see `perestroika-publisher snapshot list {customer} {version}`)")]
+    NoSnapshot {
+        customer: String,
+        version: String,
+        snapshot: u64,
+    },
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+/// A published source package to rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceToRebuild {
+    pub name: String,
+    pub version: String,
+    pub dsc: PathBuf,
+}
+
+/// What became of one source package.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageReport {
+    pub source: String,
+    pub version: String,
+    pub distro: String,
+    #[serde(flatten)]
+    pub outcome: Rebuilt,
+    /// Where the rebuild's files, log and record are.
+    pub out_dir: PathBuf,
+}
+
+/// A rebuild's outcome.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "result", rename_all = "lowercase")]
+pub enum Rebuilt {
+    /// Built; `identical` when every binary package equals the published one byte for byte.
+    Succeeded {
+        identical: bool,
+        /// Binary packages whose bytes differ from the published ones.
+        differing: Vec<String>,
+        /// Binary packages the rebuild made that the snapshot does not hold, or the reverse.
+        unmatched: Vec<String>,
+    },
+    /// Not built: the step, the log's reason, and the build dependencies the release lacks.
+    Failed {
+        step: String,
+        reason: String,
+        missing: Vec<String>,
+    },
+}
+
+/// The generation directory of snapshot `snapshot` (default: the live one) of a release, and
+/// its number.
+pub fn snapshot_dir(
+    public_root: &Path,
+    customer: &str,
+    version: &str,
+    snapshot: Option<u64>,
+) -> Result<(u64, PathBuf), RebuildError> {
+    let live = public_root.join(customer).join(version);
+    let generations = public_root.join(customer).join(format!(".{version}.gen"));
+    let number = match snapshot {
+        Some(n) => n,
+        None => fs_err::read_link(&live)
+            .ok()
+            .and_then(|t| t.file_name()?.to_str()?.parse().ok())
+            .ok_or_else(|| RebuildError::NoTree {
+                customer: customer.to_owned(),
+                version: version.to_owned(),
+                path: live.clone(),
+            })?,
+    };
+    let dir = generations.join(number.to_string());
+    if !dir.join("snapshot.json").is_file() {
+        return Err(RebuildError::NoSnapshot {
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            snapshot: number,
+        });
+    }
+    Ok((number, dir))
+}
+
+/// The newest version of every source package in the snapshot's `distro` suite.
+pub fn sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
+    let dists = snapshot.join("deb/dists").join(distro);
+    let mut newest: BTreeMap<String, (DebVersion, SourceToRebuild)> = BTreeMap::new();
+    let components = fs_err::read_dir(&dists)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for component in components {
+        let Some(text) = read_index(&component.join("source/Sources")) else {
+            continue;
+        };
+        for stanza in stanzas(&text) {
+            let (Some(name), Some(version), Some(dir), Some(files)) = (
+                stanza.get("Package"),
+                stanza.get("Version"),
+                stanza.get("Directory"),
+                stanza.get("Files"),
+            ) else {
+                continue;
+            };
+            let Some(dsc) = files
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(2))
+                .find(|f| f.ends_with(".dsc"))
+            else {
+                continue;
+            };
+            let Some(parsed) = DebVersion::parse(version) else {
+                continue;
+            };
+            let candidate = SourceToRebuild {
+                name: name.clone(),
+                version: version.clone(),
+                dsc: snapshot.join("deb").join(dir).join(dsc),
+            };
+            let newer = newest
+                .get(name)
+                .is_none_or(|(v, _)| crate::version::compare(&parsed, v).is_gt());
+            if newer {
+                newest.insert(name.clone(), (parsed, candidate));
+            }
+        }
+    }
+    newest.into_values().map(|(_, s)| s).collect()
+}
+
+/// Every binary package file of the snapshot's `distro` suite, by file name, with its sha256.
+pub fn published_binaries(snapshot: &Path, distro: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let dists = snapshot.join("deb/dists").join(distro);
+    let mut indexes = Vec::new();
+    for component in fs_err::read_dir(&dists).into_iter().flatten().flatten() {
+        for arch in fs_err::read_dir(component.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            indexes.push(arch.path().join("Packages"));
+            // udebs live below debian-installer/.
+            for sub in fs_err::read_dir(arch.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                indexes.push(sub.path().join("Packages"));
+            }
+        }
+    }
+    for index in indexes {
+        let Some(text) = read_index(&index) else {
+            continue;
+        };
+        for stanza in stanzas(&text) {
+            if let (Some(file), Some(sum)) = (stanza.get("Filename"), stanza.get("SHA256")) {
+                let name = file.rsplit('/').next().unwrap_or(file).to_owned();
+                out.insert(name, sum.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The build dependencies a failed build could not find, by name, from apt's words.
+pub fn missing_dependencies(reason: &str) -> Vec<String> {
+    let patterns = [
+        r"Unable to locate package (\S+)",
+        r"Depends: (\S+)(?: \([^)]*\))? but it is not (?:installable|going to be installed)",
+        r"No matching package to install: '([^']+)'",
+    ];
+    let mut out = Vec::new();
+    for p in patterns {
+        let re = Regex::new(p).expect("valid regex");
+        for c in re.captures_iter(reason) {
+            let name = c[1].to_owned();
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// Rebuilds every source package of the snapshot's deb suite of `distro` into `out`, reporting
+/// each as it finishes through `progress`.
+pub async fn rebuild_deb(
+    env: &BuildEnv,
+    snapshot: &Path,
+    distro: &str,
+    out: &Path,
+    mut progress: impl FnMut(&PackageReport),
+) -> Result<Vec<PackageReport>, RebuildError> {
+    let published = published_binaries(snapshot, distro);
+    let mut reports = Vec::new();
+    for source in sources_of(snapshot, distro) {
+        let out_dir = out.join(format!("{}_{}", source.name, source.version));
+        let _ = fs_err::remove_dir_all(&out_dir);
+        let req = BuildRequest {
+            job_id: format!(
+                "rebuild-{}-{}-{}",
+                std::process::id(),
+                source.name,
+                source.version.replace([':', '~', '+'], "_")
+            ),
+            input: SourceInput::Dsc(source.dsc.clone()),
+            distro: distro.to_owned(),
+            family: Some(Family::Deb),
+            release_tree: Some(snapshot.to_owned()),
+            out_dir: out_dir.clone(),
+            echo: false,
+        };
+        let result = build::run(env, &req).await?.result;
+        let outcome = match result.outcome {
+            BuildOutcome::Failed { step, reason } => Rebuilt::Failed {
+                missing: missing_dependencies(&reason),
+                step,
+                reason,
+            },
+            BuildOutcome::Succeeded => {
+                let made: Vec<_> = result
+                    .artifacts
+                    .iter()
+                    .filter(|a| a.name.ends_with(".deb") || a.name.ends_with(".udeb"))
+                    .collect();
+                let mut differing = Vec::new();
+                let mut unmatched = Vec::new();
+                for a in &made {
+                    match published.get(&a.name) {
+                        Some(sum) if *sum == a.sha256 => {}
+                        Some(_) => differing.push(a.name.clone()),
+                        None => unmatched.push(a.name.clone()),
+                    }
+                }
+                Rebuilt::Succeeded {
+                    identical: differing.is_empty() && unmatched.is_empty() && !made.is_empty(),
+                    differing,
+                    unmatched,
+                }
+            }
+        };
+        let report = PackageReport {
+            source: source.name,
+            version: source.version,
+            distro: distro.to_owned(),
+            outcome,
+            out_dir,
+        };
+        progress(&report);
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_dependencies_are_named() {
+        let apt = "E: Unable to satisfy dependencies. Reached two conflicting decisions:\n\
+                   builddeps:greet-user : Depends: greet but it is not installable\n\
+                   E: Unable to locate package libfoo-dev\n\
+                   x : Depends: bar (>= 2) but it is not going to be installed";
+        assert_eq!(missing_dependencies(apt), ["libfoo-dev", "greet", "bar"]);
+        assert_eq!(
+            missing_dependencies("No matching package to install: 'greet'"),
+            ["greet"]
+        );
+        assert!(missing_dependencies("make: *** [all] Error 2").is_empty());
+    }
+
+    #[test]
+    fn the_newest_version_of_each_source_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("deb/dists/bookworm/main/source");
+        fs_err::create_dir_all(&source).unwrap();
+        let stanza = |v: &str| {
+            format!(
+                "Package: greet\nVersion: {v}\nDirectory: pool/main/g/greet\nFiles:\n a 1 greet_{v}.dsc\n b 2 greet_1.0.orig.tar.gz\n"
+            )
+        };
+        fs_err::write(
+            source.join("Sources"),
+            format!(
+                "{}\n{}\n{}",
+                stanza("1.0+git2-1+p1.0"),
+                stanza("1.0+git10-1+p1.0"),
+                stanza("1.0+git9-1+p3.0")
+            ),
+        )
+        .unwrap();
+        let found = sources_of(dir.path(), "bookworm");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].version, "1.0+git10-1+p1.0");
+        assert!(found[0]
+            .dsc
+            .ends_with("deb/pool/main/g/greet/greet_1.0+git10-1+p1.0.dsc"));
+    }
+}
