@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use perestroika_tests::debian::{debian_source, greet_code, greet_packaging, minimal_package};
+use perestroika_tests::debian::{debian_source, dh_package, greet_code, greet_packaging};
 use perestroika_tests::gerrit::ChangeSpec;
 use perestroika_tests::whole::{unpacked_source, WholeFarm};
 
@@ -88,16 +88,7 @@ fn a_merge_rebuilds_only_the_package_whose_sources_changed() {
     let first = f.wait_mirrored(&release, 1, BUILD_TIME);
 
     // greet-user: its build runs greet, so greet must come from the release.
-    let mut files = minimal_package("greet-user", "greet > greeting && grep -q first greeting");
-    let control = &mut files
-        .iter_mut()
-        .find(|(n, _)| n == "debian/control")
-        .unwrap()
-        .1;
-    *control = control.replace(
-        "Standards-Version:",
-        "Build-Depends: greet\nStandards-Version:",
-    );
+    let files = dh_package("greet-user", "greet", "greet");
     let user_project = format!("{c}/packages/deb/bookworm/greet-user");
     let user_head = f.gerrit.push(&user_project, "9.0", &files, "greet-user");
     f.event(

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use perestroika_tests::apt::{signed_farm, OperatorKey, BOOKWORM_RELEASE};
-use perestroika_tests::debian::{dh_package, greet_code, greet_packaging, package_cache, GitRepo};
+use perestroika_tests::debian::{dh_package, package_cache, GitRepo, GreetRepos};
 use perestroika_tests::{run, Farm};
 
 use crate::worker::build_for;
@@ -83,25 +83,9 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
     let key = OperatorKey::new();
     let farm = release(&key);
     let work = farm.dir.path();
-    let mut code = GitRepo::init(&work.join("greet"));
-    let code_commit = code.commit(&greet_code("Hello, rebuilt"), "code");
-    let mut packaging = GitRepo::init(&work.join("greet-packaging"));
-    let pkg_commit = packaging.commit(&greet_packaging(), "packaging");
-    let (code_url, pkg_url) = (code.url(), packaging.url());
-    let greet = build(
-        &[
-            "--git",
-            &code_url,
-            "--commit",
-            &code_commit,
-            "--packaging-git",
-            &pkg_url,
-            "--packaging-commit",
-            &pkg_commit,
-        ],
-        &work.join("out-greet"),
-        None,
-    );
+    let args = GreetRepos::init(work, "Hello, rebuilt").build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let greet = build(&args, &work.join("out-greet"), None);
     publish(&farm, &greet);
     let mut user_files = Vec::new();
     for (name, depends, step) in [

@@ -7,6 +7,7 @@ use perestroika_tests::debian::{
     base_image, containers_of_job, debian_source, greet_code, greet_packaging, minimal_package,
     package_cache, rpm_image, GitRepo, RPM_DISTRO,
 };
+use perestroika_tests::debian::{dh_package, GreetRepos};
 use perestroika_tests::run;
 
 /// Runs `perestroika-worker build` for bookworm and returns its output and result.json.
@@ -503,25 +504,10 @@ fn build_dependencies_come_from_the_release_repository() {
         r#"{ name = "9.0", deb = ["bookworm"] }"#,
     );
     let dir = farm.dir.path();
-    let mut code = GitRepo::init(&dir.join("code"));
-    let code_commit = code.commit(&greet_code("Hello from the release"), "code");
-    let mut packaging = GitRepo::init(&dir.join("packaging"));
-    let pkg_commit = packaging.commit(&greet_packaging(), "packaging");
-    let (code_url, pkg_url) = (code.url(), packaging.url());
-    let greet_out = dir.join("greet");
-    let (output, _) = build(
-        &[
-            "--git",
-            &code_url,
-            "--commit",
-            &code_commit,
-            "--packaging-git",
-            &pkg_url,
-            "--packaging-commit",
-            &pkg_commit,
-        ],
-        &greet_out,
-    );
+    let greet_out = dir.join("out-greet");
+    let args = GreetRepos::init(dir, "Hello from the release").build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (output, _) = build(&args, &greet_out);
     assert!(output.status.success());
     let deb = greet_out.join("greet_1.0+git1-1+p1.0_amd64.deb");
     let published = farm.include("bookworm", &[], &[&deb]).output().unwrap();
@@ -531,16 +517,7 @@ fn build_dependencies_come_from_the_release_repository() {
         String::from_utf8_lossy(&published.stderr)
     );
 
-    let mut files = minimal_package("greet-user", "greet > greeting && grep -q release greeting");
-    let control = &mut files
-        .iter_mut()
-        .find(|(n, _)| n == "debian/control")
-        .unwrap()
-        .1;
-    *control = control.replace(
-        "Standards-Version:",
-        "Build-Depends: greet\nStandards-Version:",
-    );
+    let files = dh_package("greet-user", "greet", "greet");
     let mut user = GitRepo::init(&dir.join("greet-user"));
     let user_commit = user.commit(&files, "user");
     let user_url = user.url();

@@ -11,13 +11,19 @@ use perestroika_tests::debian::{
 use perestroika_tests::{combined_job, run, shared_amqp_url, Daemon, Farm};
 
 fn farm() -> Farm {
-    let farm = Farm::with_sections(
+    farm_of(r#"{ name = "9.0", deb = ["bookworm"] }"#)
+}
+
+/// A farm with `release` as its customer's release 9.0, its queues declared.
+fn farm_of(release: &str) -> Farm {
+    let farm = Farm::custom(
         &shared_amqp_url(),
         "",
         &format!(
             "[build]\npackage_cache = \"{}\"\ntimeout_secs = 600\n",
             package_cache()
         ),
+        release,
     );
     let out = run(
         "perestroika-queue",
@@ -29,6 +35,25 @@ fn farm() -> Farm {
         String::from_utf8_lossy(&out.stderr)
     );
     farm
+}
+
+/// Queues `job` on the farm's build queue and starts a worker; returns the publish job it
+/// sends on, with the broker and the worker.
+async fn queue_and_build(farm: &Farm, job: &BuildJob) -> (Broker, Daemon, PublishJob) {
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker
+        .publish(&build_queue, job, &job.job_id)
+        .await
+        .unwrap();
+    let worker = Daemon::start(
+        "perestroika-worker",
+        &["--config", farm.path.to_str().unwrap(), "run"],
+        &farm.dir.path().join("worker.log"),
+    );
+    let published = next_publish_job(&broker, farm, Duration::from_secs(120), &worker).await;
+    assert_eq!(published.job_id, job.job_id);
+    (broker, worker, published)
 }
 
 fn job_for(farm: &Farm, repo: &GitRepo, package: &str) -> BuildJob {
@@ -85,22 +110,8 @@ async fn a_queued_job_is_built_staged_and_handed_to_the_publisher() {
     let mut repo = GitRepo::init(&farm.dir.path().join("farmpkg"));
     repo.commit(&minimal_package("farmpkg", "true"), "one");
     let job = job_for(&farm, &repo, "farmpkg");
-
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let (broker, worker, published) = queue_and_build(&farm, &job).await;
     let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
-    broker
-        .publish(&build_queue, &job, &job.job_id)
-        .await
-        .unwrap();
-
-    let cfg = farm.path.to_str().unwrap();
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("worker.log"),
-    );
-    let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &worker).await;
-    assert_eq!(published.job_id, job.job_id);
     assert_eq!(published.package_version, "1.0+p1.0");
     assert_eq!(published.target, Target::Release);
     assert_staged(&farm, &published);
@@ -178,22 +189,9 @@ async fn a_queued_rpm_job_is_built_and_handed_to_the_publisher() {
     use perestroika_tests::debian::{greet_code, greet_packaging, rpm_image, RPM_DISTRO};
 
     rpm_image();
-    let farm = Farm::custom(
-        &shared_amqp_url(),
-        "",
-        &format!(
-            "[build]\npackage_cache = \"{}\"\ntimeout_secs = 600\n",
-            package_cache()
-        ),
-        &format!(r#"{{ name = "9.0", deb = ["bookworm"], rpm = ["{RPM_DISTRO}"] }}"#),
-    );
-    let cfg = farm.path.to_str().unwrap();
-    let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let farm = farm_of(&format!(
+        r#"{{ name = "9.0", deb = ["bookworm"], rpm = ["{RPM_DISTRO}"] }}"#
+    ));
     // One repository holding the code and rpm/greet.spec.
     let mut repo = GitRepo::init(&farm.dir.path().join("greet"));
     let mut files = greet_code("Hello from the queue");
@@ -207,20 +205,7 @@ async fn a_queued_rpm_job_is_built_and_handed_to_the_publisher() {
         &repo.head(),
         0,
     );
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
-    broker
-        .publish(&build_queue, &job, &job.job_id)
-        .await
-        .unwrap();
-
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("worker.log"),
-    );
-    let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &worker).await;
-    assert_eq!(published.job_id, job.job_id);
+    let (broker, _worker, published) = queue_and_build(&farm, &job).await;
     assert_eq!(published.family, Family::Rpm);
     assert_eq!(published.package_version, "1.0-p1.0");
     assert_staged_with(&farm, &published, "greet-1.0-p1.0.x86_64.rpm");

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
-use perestroika_tests::debian::{
-    greet_code, greet_motd_spec, greet_packaging, GitRepo, RPM_DISTRO,
-};
+use perestroika_tests::debian::{greet_motd_spec, GitRepo, GreetRepos, RPM_DISTRO};
 use perestroika_tests::{run, sh, unique, Farm};
 
 use crate::worker::{artifact_names, build_for, failure};
@@ -65,21 +63,8 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     let key = OperatorKey::new();
     let farm = rpm_release(&key);
     let work = farm.dir.path();
-    let mut code = GitRepo::init(&work.join("greet"));
-    let code_commit = code.commit(&greet_code("Hello from the rpm farm"), "greet");
-    let mut packaging = GitRepo::init(&work.join("greet-packaging"));
-    let packaging_commit = packaging.commit(&greet_packaging(), "packaging");
-    let (code_url, packaging_url) = (code.url(), packaging.url());
-    let git_args = [
-        "--git",
-        &code_url,
-        "--commit",
-        &code_commit,
-        "--packaging-git",
-        &packaging_url,
-        "--packaging-commit",
-        &packaging_commit,
-    ];
+    let git_args = GreetRepos::init(work, "Hello from the rpm farm").build_args();
+    let git_args: Vec<&str> = git_args.iter().map(String::as_str).collect();
 
     let first = work.join("first");
     let (_, result) = build(&git_args, &first);

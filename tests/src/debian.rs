@@ -230,6 +230,37 @@ pub fn greet_code(greeting: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The example in two fresh git repositories (code printing `greeting`, and packaging), one
+/// commit each, below `dir`.
+pub struct GreetRepos {
+    pub code: GitRepo,
+    pub packaging: GitRepo,
+}
+
+impl GreetRepos {
+    pub fn init(dir: &Path, greeting: &str) -> Self {
+        let mut code = GitRepo::init(&dir.join("greet"));
+        code.commit(&greet_code(greeting), "code");
+        let mut packaging = GitRepo::init(&dir.join("greet-packaging"));
+        packaging.commit(&greet_packaging(), "packaging");
+        Self { code, packaging }
+    }
+
+    /// `perestroika-worker build` arguments for the two repositories at their heads.
+    pub fn build_args(&self) -> Vec<String> {
+        vec![
+            "--git".into(),
+            self.code.url(),
+            "--commit".into(),
+            self.code.head(),
+            "--packaging-git".into(),
+            self.packaging.url(),
+            "--packaging-commit".into(),
+            self.packaging.head(),
+        ]
+    }
+}
+
 /// The example's packaging: `debian/` (debhelper, 3.0 quilt) and `rpm/greet.spec`.
 pub fn greet_packaging() -> Vec<(String, String)> {
     example("packaging")

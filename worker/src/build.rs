@@ -358,7 +358,7 @@ const RELEASES_INSIDE: &str = "/srv/releases";
 /// repository of the build's distro. The customer's directory is mounted read-only, not the
 /// tree alone: a tree is a link to its current generation, and a generation's package files
 /// link to the pool beside the generations.
-pub(crate) fn release_mount(req: &BuildRequest, family: Family) -> Option<ReleaseMount> {
+fn release_mount(req: &BuildRequest, family: Family) -> Option<ReleaseMount> {
     let tree = req.release_tree.as_ref()?;
     if !has_repo(tree, family, &req.distro) {
         return None;
@@ -491,7 +491,7 @@ pub(crate) async fn record_build_root(
 
 /// Runs the family's collect command, unpacks the results into `out_dir` and describes them,
 /// the build root's package list last.
-pub(crate) async fn collect(
+async fn collect(
     sandbox: &Sandbox,
     cmd: &[&str],
     out_dir: &Path,
@@ -514,6 +514,79 @@ pub(crate) async fn collect(
             a.name, a.size, a.sha256
         ));
     }
+    Ok(artifacts)
+}
+
+/// Runs a family's dependency script as root with the network on, as
+/// `deps <distro> <the release's tree inside the container, or ""> <package cache URL>`.
+pub(crate) async fn install_deps(
+    env: &BuildEnv,
+    req: &BuildRequest,
+    family: Family,
+    sandbox: &Sandbox,
+    script: &str,
+    log: &mut BuildLog,
+) -> Result<(), Step> {
+    let release = release_mount(req, family)
+        .map(|m| m.inside)
+        .unwrap_or_default();
+    let cache = env.package_cache.as_deref().unwrap_or("");
+    let code = sandbox
+        .exec(
+            As::Root,
+            &["sh", "-c", script, "deps", &req.distro, &release, cache],
+            &[],
+            None,
+            log,
+        )
+        .await?;
+    if code != 0 {
+        return Err(Step::failed(
+            "build-deps",
+            log,
+            "the build dependencies could not be installed",
+        ));
+    }
+    Ok(())
+}
+
+/// The end every family's build shares: what to run with the network off.
+pub(crate) struct Offline<'a> {
+    /// The build command, run as the builder.
+    pub build: &'a [&'a str],
+    pub env: &'a [(&'a str, &'a str)],
+    /// The step a failed build command is reported as.
+    pub step: &'static str,
+    /// The collect command, run as root.
+    pub collect: &'a [&'a str],
+    pub out_dir: &'a Path,
+    pub root_list: &'a Path,
+}
+
+/// Cuts the network, builds as the builder, and collects the results.
+pub(crate) async fn build_offline(
+    sandbox: &Sandbox,
+    run: Offline<'_>,
+    log: &mut BuildLog,
+    timings: &mut Vec<(&'static str, f64)>,
+) -> Result<Vec<Artifact>, Step> {
+    sandbox.cut_network().await?;
+    log.note("network cut; building as user builder");
+    let t = Instant::now();
+    let code = sandbox
+        .exec(As::Builder, run.build, run.env, None, log)
+        .await?;
+    timings.push(("build", t.elapsed().as_secs_f64()));
+    if code != 0 {
+        return Err(Step::failed(
+            run.step,
+            log,
+            &format!("{} exited with {code}", run.step),
+        ));
+    }
+    let t = Instant::now();
+    let artifacts = collect(sandbox, run.collect, run.out_dir, run.root_list, log).await?;
+    timings.push(("collect", t.elapsed().as_secs_f64()));
     Ok(artifacts)
 }
 
@@ -545,26 +618,7 @@ async fn in_container(
     timings.push(("unpack", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let release = release_mount(req, Family::Deb)
-        .map(|m| m.inside)
-        .unwrap_or_default();
-    let cache = env.package_cache.as_deref().unwrap_or("");
-    let code = sandbox
-        .exec(
-            As::Root,
-            &["sh", "-c", DEPS, "deps", &req.distro, &release, cache],
-            &[],
-            None,
-            log,
-        )
-        .await?;
-    if code != 0 {
-        return Err(Step::failed(
-            "build-deps",
-            log,
-            "the build dependencies could not be installed",
-        ));
-    }
+    install_deps(env, req, Family::Deb, sandbox, DEPS, log).await?;
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
     let root_list = record_build_root(
         sandbox,
@@ -578,37 +632,20 @@ async fn in_container(
     )
     .await?;
 
-    sandbox.cut_network().await?;
-    log.note("network cut; building as user builder");
-    let t = Instant::now();
-    let code = sandbox
-        .exec(
-            As::Builder,
-            &["sh", "-c", BUILD, "build", prepared.build_type],
-            &[],
-            None,
-            log,
-        )
-        .await?;
-    timings.push(("build", t.elapsed().as_secs_f64()));
-    if code != 0 {
-        return Err(Step::failed(
-            "dpkg-buildpackage",
-            log,
-            &format!("dpkg-buildpackage exited with {code}"),
-        ));
-    }
-
-    let t = Instant::now();
-    let artifacts = collect(
+    let artifacts = build_offline(
         sandbox,
-        &["sh", "-c", COLLECT],
-        &req.out_dir,
-        &root_list,
+        Offline {
+            build: &["sh", "-c", BUILD, "build", prepared.build_type],
+            env: &[],
+            step: "dpkg-buildpackage",
+            collect: &["sh", "-c", COLLECT],
+            out_dir: &req.out_dir,
+            root_list: &root_list,
+        },
         log,
+        timings,
     )
     .await?;
-    timings.push(("collect", t.elapsed().as_secs_f64()));
     Ok(Built {
         artifacts,
         version: prepared.version.clone(),

@@ -8,7 +8,8 @@ use std::time::Instant;
 use perestroika_config::Family;
 
 use crate::build::{
-    collect, record_build_root, release_mount, send_input, BuildEnv, BuildRequest, Built, Step,
+    build_offline, install_deps, record_build_root, send_input, BuildEnv, BuildRequest, Built,
+    Offline, Step,
 };
 use crate::buildlog::BuildLog;
 use crate::rpm_source::PreparedRpm;
@@ -93,42 +94,25 @@ pub(crate) async fn in_container(
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
     let root_list = record_build_root(sandbox, &["sh", "-c", INSTALLED], &req.out_dir, log).await?;
 
-    sandbox.cut_network().await?;
-    log.note("network cut; building as user builder");
-    let t = Instant::now();
     let what = if prepared.layout == "srpm" {
         "-bb"
     } else {
         "-ba"
     };
-    let code = sandbox
-        .exec(
-            As::Builder,
-            &["sh", "-c", BUILD, "build", what],
-            &env_vars,
-            None,
-            log,
-        )
-        .await?;
-    timings.push(("build", t.elapsed().as_secs_f64()));
-    if code != 0 {
-        return Err(Step::failed(
-            "rpmbuild",
-            log,
-            &format!("rpmbuild exited with {code}"),
-        ));
-    }
-
-    let t = Instant::now();
-    let artifacts = collect(
+    let artifacts = build_offline(
         sandbox,
-        &["sh", "-c", COLLECT, "collect", prepared.layout],
-        &req.out_dir,
-        &root_list,
+        Offline {
+            build: &["sh", "-c", BUILD, "build", what],
+            env: &env_vars,
+            step: "rpmbuild",
+            collect: &["sh", "-c", COLLECT, "collect", prepared.layout],
+            out_dir: &req.out_dir,
+            root_list: &root_list,
+        },
         log,
+        timings,
     )
     .await?;
-    timings.push(("collect", t.elapsed().as_secs_f64()));
     Ok(Built { artifacts, version })
 }
 
@@ -140,10 +124,6 @@ async fn install_build_deps(
     env_vars: &[(&str, &str)],
     log: &mut BuildLog,
 ) -> Result<(), Step> {
-    let release = release_mount(req, Family::Rpm)
-        .map(|m| m.inside)
-        .unwrap_or_default();
-    let cache = env.package_cache.as_deref().unwrap_or("");
     for _ in 0..MAX_DEP_ROUNDS {
         let code = sandbox
             .exec(As::Builder, &["sh", "-c", BUILDREQS], env_vars, None, log)
@@ -153,22 +133,7 @@ async fn install_build_deps(
             MISSING_DEPS => {}
             _ => return Err(Step::failed("spec", log, "rpmbuild -br failed")),
         }
-        let code = sandbox
-            .exec(
-                As::Root,
-                &["sh", "-c", DEPS, "deps", &req.distro, &release, cache],
-                &[],
-                None,
-                log,
-            )
-            .await?;
-        if code != 0 {
-            return Err(Step::failed(
-                "build-deps",
-                log,
-                "the build dependencies could not be installed",
-            ));
-        }
+        install_deps(env, req, Family::Rpm, sandbox, DEPS, log).await?;
     }
     Err(Step::failed(
         "build-deps",
