@@ -397,6 +397,10 @@ pub struct PublishJob {
     pub target: Target,
     /// Every file to include, with the checksum the publisher verifies before trusting it.
     pub artifacts: Vec<Artifact>,
+    /// When the build was asked for (its build job's `requested_at`): a review build asked
+    /// for before its change's review repository was retired is not published.
+    #[serde(default)]
+    pub requested_at: Option<DateTime<Utc>>,
 }
 
 impl Message for PublishJob {
@@ -598,6 +602,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 size: 1,
             }],
+            requested_at: None,
         };
         assert!(PublishJob::from_bytes(&p.to_bytes()).is_err());
         let mut ok = p.clone();

@@ -63,7 +63,7 @@ async fn retire_review(
             farm: &farm,
             signer: &signer,
         }
-        .retire_review(&retire.customer, retire.change)
+        .retire_review(&retire.customer, retire.change, retire.requested_at)
     })
     .await
     .expect("retire task");
@@ -169,6 +169,7 @@ async fn handle(
         target: job.target.clone(),
         files,
         log: Some((job.job_id.clone(), staged.join("build.log"))),
+        requested_at: job.requested_at,
     };
     let (f2, s2) = (farm.clone(), signer.clone());
     let outcome = tokio::task::spawn_blocking(move || {

@@ -193,6 +193,7 @@ fn main() -> ExitCode {
                     target,
                     files,
                     log: None,
+                    requested_at: None,
                 })?;
                 if published.changed {
                     println!(

@@ -87,6 +87,8 @@ pub struct PublishRequest {
     pub files: Vec<PathBuf>,
     /// The build log to publish as `logs/<job id>.log`, if any.
     pub log: Option<(String, PathBuf)>,
+    /// When the build was asked for, if known (see [`PublishError::Retired`]).
+    pub requested_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The result of a publish.
@@ -161,10 +163,34 @@ impl Publisher<'_> {
         self.farm.paths.state.join("publisher/deb").join(tree)
     }
 
-    /// The mark a retired review repository leaves, so that a build of its change finishing
-    /// after the retirement does not bring the repository back.
+    /// The mark a retired review repository leaves (holding the retirement's time), so that a
+    /// build of its change asked for before the retirement but finishing after it does not
+    /// bring the repository back.
     fn retired_mark(&self, tree: &str) -> PathBuf {
         self.farm.paths.state.join("publisher/retired").join(tree)
+    }
+
+    /// Refuses a build asked for before its review repository was retired. A build asked for
+    /// later (the change was restored), or at an unknown time (by hand), starts the repository
+    /// afresh and clears the mark.
+    fn check_not_retired(
+        &self,
+        tree: &str,
+        requested_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), PublishError> {
+        let mark = self.retired_mark(tree);
+        let Ok(text) = fs_err::read_to_string(&mark) else {
+            return Ok(());
+        };
+        let retired = chrono::DateTime::parse_from_rfc3339(text.trim()).ok();
+        if let (Some(asked), Some(retired)) = (requested_at, retired) {
+            if asked <= retired {
+                return Err(PublishError::Retired {
+                    tree: tree.to_owned(),
+                });
+            }
+        }
+        fs_err::remove_file(&mark).map_err(io(&mark))
     }
 
     /// Takes down the review repository of a change with its private state. Returns the
@@ -173,12 +199,13 @@ impl Publisher<'_> {
         &self,
         customer: &str,
         change: u64,
+        requested_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(String, bool), PublishError> {
         let target = Target::Review { change };
         let (tree, tree_name) = self.tree(customer, "", &target);
         let mark = self.retired_mark(&tree_name);
         fs_err::create_dir_all(mark.parent().expect("below the state")).map_err(io(&mark))?;
-        perestroika_config::files::write_durable(&mark, chrono::Utc::now().to_rfc3339().as_bytes())
+        perestroika_config::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())
             .map_err(io(&mark))?;
         let mut found = tree.remove()?;
         for state in [self.state_dir(&tree_name), self.rpm_state(&tree_name)] {
@@ -208,9 +235,7 @@ impl Publisher<'_> {
             ))
         })?;
         let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
-        if self.retired_mark(&tree_name).exists() {
-            return Err(PublishError::Retired { tree: tree_name });
-        }
+        self.check_not_retired(&tree_name, req.requested_at)?;
         let deb_suites = self.deb_suites(&req.customer, &req.version)?;
         let deb = if deb_suites.is_empty() {
             None

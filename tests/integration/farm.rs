@@ -119,7 +119,7 @@ fn a_merge_rebuilds_only_the_package_whose_sources_changed() {
 
 /// A patch set builds into its change's review repository only; a later patch set replaces
 /// it there; abandoning the change takes the repository down, on the mirror too, and a build
-/// of it finishing after that does not bring it back.
+/// asked for before that but finishing after it does not bring it back.
 #[test]
 fn review_repositories_follow_their_change() {
     let f = WholeFarm::start();
@@ -155,18 +155,8 @@ fn review_repositories_follow_their_change() {
     assert!(!f.mirror.join(f.tree("9.0")).exists());
     assert!(!f.farm.release_tree().exists());
 
-    let abandoned = change(&code, SPLIT_BRANCH, 301, 2, "0".repeat(40).as_str());
-    f.event(&abandoned, "change-abandoned");
-    f.wait_mirrored(&review, 0, Duration::from_secs(60));
-    assert!(
-        !f.mirror.join(&review).exists(),
-        "the mirror still has {review}"
-    );
-    let public = f.farm.config.paths.public_root.join(&review);
-    assert!(!public.exists(), "the publisher still has {review}");
-
-    // A build of the change that finishes after the retirement (here: a patch set the
-    // reactor saw late) is built, but not published.
+    // Patch set 3 is asked for, and the change is abandoned while it builds: the review
+    // repository goes, on the mirror too, and the late build is not published.
     let rev = f.gerrit.push_change(
         &code,
         SPLIT_BRANCH,
@@ -178,6 +168,25 @@ fn review_repositories_follow_their_change() {
         &change(&code, SPLIT_BRANCH, 301, 3, &rev),
         "patchset-created",
     );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while f.queued_jobs().len() < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            f.reactor.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f.event(
+        &change(&code, SPLIT_BRANCH, 301, 3, &rev),
+        "change-abandoned",
+    );
+    f.wait_mirrored(&review, 0, Duration::from_secs(60));
+    assert!(
+        !f.mirror.join(&review).exists(),
+        "the mirror still has {review}"
+    );
+    let public = f.farm.config.paths.public_root.join(&review);
     let deadline = std::time::Instant::now() + BUILD_TIME;
     while !f.publisher.output().contains("was retired") {
         assert!(

@@ -60,6 +60,8 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         package_version: "1.0".into(),
         target: Target::Release,
         artifacts,
+        // Asked for now: after any retirement the test made before.
+        requested_at: Some(chrono::Utc::now()),
     }
 }
 

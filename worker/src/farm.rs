@@ -116,6 +116,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
                 package_version: result.package_version.clone().unwrap_or_default(),
                 target: job.target.clone(),
                 artifacts: result.artifacts.clone(),
+                requested_at: Some(job.requested_at),
             };
             let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
             let broker = Broker::connect_with_backoff(&farm.broker).await;
