@@ -142,3 +142,73 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
         reports[0]
     );
 }
+
+/// The rpm side: greet (arch-specific) and greet-motd (noarch, build-requires greet from the
+/// release), built from git, published and signed; the snapshot's source rpms rebuild into
+/// packages with the same header digests (the same headers and payloads; only the publisher's
+/// signature is not made again).
+#[test]
+fn an_rpm_release_rebuilds_identically() {
+    use perestroika_tests::debian::{greet_motd_spec, RPM_DISTRO};
+
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
+        &format!("[build]\npackage_cache = \"{}\"\n", package_cache()),
+        &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
+    );
+    let work = farm.dir.path();
+    let rpms = |out: &Path, result: &serde_json::Value| -> Vec<std::path::PathBuf> {
+        result["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| out.join(a["name"].as_str().unwrap()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+            .collect()
+    };
+    let publish = |files: &[std::path::PathBuf]| {
+        let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let out = farm.include(RPM_DISTRO, &[], &files).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let args = GreetRepos::init(work, "Hello, rebuilt rpm").build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = work.join("out-greet");
+    let (output, result) = build_for(RPM_DISTRO, &args, &out);
+    assert!(output.status.success(), "{result}");
+    publish(&rpms(&out, &result));
+
+    let mut motd = GitRepo::init(&work.join("greet-motd"));
+    let commit = motd.commit(&greet_motd_spec(), "motd");
+    let (url, tree) = (motd.url(), farm.release_tree().display().to_string());
+    let out = work.join("out-motd");
+    let (output, result) = build_for(
+        RPM_DISTRO,
+        &["--git", &url, "--commit", &commit, "--release", &tree],
+        &out,
+    );
+    assert!(output.status.success(), "{result}");
+    publish(&rpms(&out, &result));
+
+    let (out, reports) = rebuild_release(&farm);
+    assert!(
+        out.status.success(),
+        "{reports:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sources: Vec<&str> = reports
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["greet", "greet-motd"]);
+    for r in &reports {
+        assert_eq!(r["identical"], true, "{r:#}");
+    }
+}

@@ -2,9 +2,11 @@
 //! (the build dependencies' only repository besides the base) and the distro's base image:
 //! the proof that a release is self-contained and reproducible.
 //!
-//! Every source package of the snapshot's deb suites (the newest version of each) is built
-//! from its published `.dsc` into a scratch directory, one after the other, and each binary
-//! package made is compared with the published file of the same name.
+//! Every source package of the snapshot's suite of a distro (the newest version of each) is
+//! built from its published `.dsc` or `.src.rpm` into a scratch directory, one after the
+//! other, and each binary package made is compared with the published file of the same name:
+//! debs byte for byte, rpms by their header digest (which covers the payload: the publisher's
+//! signature is the one part a rebuild cannot make).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use crate::build::{self, BuildEnv, BuildRequest, InfraError};
+use crate::rpm_source::query;
 use crate::source::SourceInput;
 use crate::version::DebVersion;
 
@@ -43,7 +46,8 @@ pub enum RebuildError {
 pub struct SourceToRebuild {
     pub name: String,
     pub version: String,
-    pub dsc: PathBuf,
+    /// Its `.dsc` or `.src.rpm`.
+    pub file: PathBuf,
 }
 
 /// What became of one source package.
@@ -147,7 +151,7 @@ pub fn sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
             let candidate = SourceToRebuild {
                 name: name.clone(),
                 version: version.clone(),
-                dsc: snapshot.join("deb").join(dir).join(dsc),
+                file: snapshot.join("deb").join(dir).join(dsc),
             };
             let newer = newest
                 .get(name)
@@ -158,6 +162,62 @@ pub fn sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
         }
     }
     newest.into_values().map(|(_, s)| s).collect()
+}
+
+/// The newest version of every source rpm in the snapshot's `distro` repository.
+pub fn rpm_sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
+    let dir = snapshot.join("rpm").join(distro).join("source/Packages");
+    let mut newest: BTreeMap<String, SourceToRebuild> = BTreeMap::new();
+    for entry in fs_err::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if !path.to_string_lossy().ends_with(".src.rpm") {
+            continue;
+        }
+        let Ok(nevr) = query(&path, "%{NAME} %{EPOCHNUM}:%{VERSION}-%{RELEASE}") else {
+            continue;
+        };
+        let Some((name, evr)) = nevr.split_once(' ') else {
+            continue;
+        };
+        let evr = evr.strip_prefix("0:").unwrap_or(evr).to_owned();
+        let newer = newest
+            .get(name)
+            .is_none_or(|s| crate::version::rpm_compare(&evr, &s.version).is_gt());
+        if newer {
+            newest.insert(
+                name.to_owned(),
+                SourceToRebuild {
+                    name: name.to_owned(),
+                    version: evr,
+                    file: path,
+                },
+            );
+        }
+    }
+    newest.into_values().collect()
+}
+
+/// Every binary rpm of the snapshot's `distro` repositories, by file name, with its header
+/// digest.
+pub fn published_rpms(snapshot: &Path, distro: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let repos = snapshot.join("rpm").join(distro);
+    for arch in fs_err::read_dir(&repos).into_iter().flatten().flatten() {
+        if arch.file_name() == "source" {
+            continue;
+        }
+        for entry in fs_err::read_dir(arch.path().join("Packages"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(digest) = query(&entry.path(), "%{SHA256HEADER}") {
+                out.insert(name, digest);
+            }
+        }
+    }
+    out
 }
 
 /// Every binary package file of the snapshot's `distro` suite, by file name, with its sha256.
@@ -216,30 +276,44 @@ pub fn missing_dependencies(reason: &str) -> Vec<String> {
     out
 }
 
-/// Rebuilds every source package of the snapshot's deb suite of `distro` into `out`, reporting
-/// each as it finishes through `progress`.
-pub async fn rebuild_deb(
+/// Rebuilds every source package of the snapshot's `family` repository of `distro` into
+/// `out`, reporting each as it finishes through `progress`.
+pub async fn rebuild(
     env: &BuildEnv,
     snapshot: &Path,
+    family: Family,
     distro: &str,
     out: &Path,
     mut progress: impl FnMut(&PackageReport),
 ) -> Result<Vec<PackageReport>, RebuildError> {
-    let published = published_binaries(snapshot, distro);
+    let (sources, published) = match family {
+        Family::Deb => (
+            sources_of(snapshot, distro),
+            published_binaries(snapshot, distro),
+        ),
+        Family::Rpm => (
+            rpm_sources_of(snapshot, distro),
+            published_rpms(snapshot, distro),
+        ),
+    };
     let mut reports = Vec::new();
-    for source in sources_of(snapshot, distro) {
+    for source in sources {
         let out_dir = out.join(format!("{}_{}", source.name, source.version));
         let _ = fs_err::remove_dir_all(&out_dir);
+        let input = match family {
+            Family::Deb => SourceInput::Dsc(source.file.clone()),
+            Family::Rpm => SourceInput::Srpm(source.file.clone()),
+        };
         let req = BuildRequest {
             job_id: format!(
                 "rebuild-{}-{}-{}",
                 std::process::id(),
                 source.name,
-                source.version.replace([':', '~', '+'], "_")
+                source.version.replace([':', '~', '+', '^'], "_")
             ),
-            input: SourceInput::Dsc(source.dsc.clone()),
+            input,
             distro: distro.to_owned(),
-            family: Some(Family::Deb),
+            family: Some(family),
             release_tree: Some(snapshot.to_owned()),
             out_dir: out_dir.clone(),
             echo: false,
@@ -252,22 +326,30 @@ pub async fn rebuild_deb(
                 reason,
             },
             BuildOutcome::Succeeded => {
-                let made: Vec<_> = result
-                    .artifacts
-                    .iter()
-                    .filter(|a| a.name.ends_with(".deb") || a.name.ends_with(".udeb"))
-                    .collect();
+                let mut made = 0;
                 let mut differing = Vec::new();
                 let mut unmatched = Vec::new();
-                for a in &made {
+                for a in &result.artifacts {
+                    let digest = match family {
+                        Family::Deb if a.name.ends_with(".deb") || a.name.ends_with(".udeb") => {
+                            a.sha256.clone()
+                        }
+                        Family::Rpm
+                            if a.name.ends_with(".rpm") && !a.name.ends_with(".src.rpm") =>
+                        {
+                            query(&out_dir.join(&a.name), "%{SHA256HEADER}").unwrap_or_default()
+                        }
+                        _ => continue,
+                    };
+                    made += 1;
                     match published.get(&a.name) {
-                        Some(sum) if *sum == a.sha256 => {}
+                        Some(theirs) if *theirs == digest => {}
                         Some(_) => differing.push(a.name.clone()),
                         None => unmatched.push(a.name.clone()),
                     }
                 }
                 Rebuilt::Succeeded {
-                    identical: differing.is_empty() && unmatched.is_empty() && !made.is_empty(),
+                    identical: differing.is_empty() && unmatched.is_empty() && made > 0,
                     differing,
                     unmatched,
                 }
@@ -328,7 +410,7 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].version, "1.0+git10-1+p1.0");
         assert!(found[0]
-            .dsc
+            .file
             .ends_with("deb/pool/main/g/greet/greet_1.0+git10-1+p1.0.dsc"));
     }
 }

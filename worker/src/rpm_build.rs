@@ -94,11 +94,9 @@ pub(crate) async fn in_container(
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
     let root_list = record_build_root(sandbox, &["sh", "-c", INSTALLED], &req.out_dir, log).await?;
 
-    let what = if prepared.layout == "srpm" {
-        "-bb"
-    } else {
-        "-ba"
-    };
+    // -ba for a given source rpm too: rpmbuild writes the source rpm's build cookie into
+    // the binaries only when it makes both (collect keeps the source rpm that was given).
+    let what = "-ba";
     let artifacts = build_offline(
         sandbox,
         Offline {

@@ -131,7 +131,9 @@ pub fn prepare(
                 layout: "srpm",
                 file: name,
                 release: None,
-                source_date_epoch: None,
+                // A source rpm made with SOURCE_DATE_EPOCH records it as its build time: the
+                // rebuild uses the same, so that it can be bit-identical.
+                source_date_epoch: query(&dst, "%{BUILDTIME}")?.trim().parse().ok(),
                 dir,
             })
         }
@@ -140,6 +142,24 @@ pub fn prepare(
             path.display()
         ))),
     }
+}
+
+/// One header field of a package, read by the host's rpm (the header only: no scriptlet or
+/// spec of the package runs).
+pub fn query(package: &Path, format: &str) -> Result<String, SourceError> {
+    let out = std::process::Command::new("rpm")
+        .args(["-qp", "--nosignature", "--nodigest", "--qf", format])
+        .arg(package)
+        .output()
+        .map_err(io(package))?;
+    if !out.status.success() {
+        return Err(SourceError::Invalid(format!(
+            "{}: not a readable rpm: {}",
+            package.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn join(dir: &str, name: &str) -> String {

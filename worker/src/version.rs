@@ -142,6 +142,114 @@ fn compare_part(a: &str, b: &str) -> std::cmp::Ordering {
     Ordering::Equal
 }
 
+/// Orders two rpm versions (`[E:]V-R`) the way rpm does: epoch, then version, then release,
+/// each by `rpmvercmp` (alphanumeric segments, digits above letters, `~` lowest, `^` above the
+/// end).
+pub fn rpm_compare(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(evr: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match evr.split_once(':') {
+            Some((e, r)) => (e.parse().unwrap_or(0), r),
+            None => (0, evr),
+        };
+        let (version, release) = rest.rsplit_once('-').unwrap_or((rest, ""));
+        (epoch, version, release)
+    }
+    let (ea, va, ra) = split(a);
+    let (eb, vb, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| rpmvercmp(va, vb))
+        .then_with(|| rpmvercmp(ra, rb))
+}
+
+/// rpm's `rpmvercmp` for one part of a version.
+fn rpmvercmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    let separator = |c: &u8| !c.is_ascii_alphanumeric() && *c != b'~' && *c != b'^';
+    loop {
+        while a.first().is_some_and(separator) {
+            a = &a[1..];
+        }
+        while b.first().is_some_and(separator) {
+            b = &b[1..];
+        }
+        for mark in [b'~', b'^'] {
+            match (a.first() == Some(&mark), b.first() == Some(&mark)) {
+                (true, true) => {
+                    a = &a[1..];
+                    b = &b[1..];
+                    continue;
+                }
+                (true, false) if mark == b'~' => return Ordering::Less,
+                (false, true) if mark == b'~' => return Ordering::Greater,
+                (true, false) => {
+                    return if b.is_empty() {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    }
+                }
+                (false, true) => {
+                    return if a.is_empty() {
+                        Ordering::Less
+                    } else {
+                        Ordering::Greater
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        if a.is_empty() || b.is_empty() {
+            break;
+        }
+        let numeric = a[0].is_ascii_digit();
+        let take = |s: &[u8]| {
+            s.iter()
+                .take_while(|c| {
+                    if numeric {
+                        c.is_ascii_digit()
+                    } else {
+                        c.is_ascii_alphabetic()
+                    }
+                })
+                .count()
+        };
+        let (na, nb) = (take(a), take(b));
+        if nb == 0 {
+            // Segments of different kinds: the numeric one is newer.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let (sa, sb) = (&a[..na], &b[..nb]);
+        let order = if numeric {
+            let trim = |s: &[u8]| {
+                let zeros = s.iter().take_while(|c| **c == b'0').count();
+                s[zeros..].to_vec()
+            };
+            let (ta, tb) = (trim(sa), trim(sb));
+            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(&tb))
+        } else {
+            sa.cmp(sb)
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+        a = &a[na..];
+        b = &b[nb..];
+    }
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        _ => Ordering::Greater,
+    }
+}
+
 /// Commit counts of the sources of one build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counts {
@@ -225,6 +333,36 @@ mod tests {
             .output()
             .expect("rpm is installed");
         String::from_utf8_lossy(&out.stdout).trim() == "-1"
+    }
+
+    #[test]
+    fn rpm_compare_agrees_with_rpm() {
+        let versions = [
+            "1.0-1",
+            "1.0-p2.0",
+            "1.0-p10.0",
+            "1.0-git9.p30.4",
+            "1.0-git10.p1.0",
+            "1.0~rc1-1",
+            "1.0^post1-1",
+            "1:0.1-1",
+            "1.0a-1",
+            "1.01-1",
+            "2.10-3",
+            "1.0-1.el9",
+        ];
+        for a in versions {
+            for b in versions {
+                let ours = rpm_compare(a, b) == std::cmp::Ordering::Less;
+                let out = Command::new("rpm")
+                    .arg("--eval")
+                    .arg(format!("%{{lua: print(rpm.vercmp(\"{a}\", \"{b}\"))}}"))
+                    .output()
+                    .unwrap();
+                let theirs = String::from_utf8_lossy(&out.stdout).trim() == "-1";
+                assert_eq!(ours, theirs, "{a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -257,7 +257,6 @@ async fn rebuild_release(
     out: Option<PathBuf>,
     json: bool,
 ) -> anyhow::Result<()> {
-    use perestroika_config::Family;
     use perestroika_worker::rebuild::{self, Rebuilt};
 
     let release = farm.release(customer, version).ok_or_else(|| {
@@ -291,13 +290,7 @@ async fn rebuild_release(
     }
     let mut reports = Vec::new();
     for (family, distro) in release.distros() {
-        if family != Family::Deb {
-            if !json {
-                println!("{distro}: rpm releases are not rebuilt yet; skipped");
-            }
-            continue;
-        }
-        let made = rebuild::rebuild_deb(&env, &dir, distro, &out.join(distro), |r| {
+        let made = rebuild::rebuild(&env, &dir, family, distro, &out.join(distro), |r| {
             if json {
                 return;
             }

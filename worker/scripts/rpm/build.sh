@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builder, network off. Runs rpmbuild on the prepared spec.
-#   $1: -ba (source and binaries) or -bb (binaries; the given source rpm is kept)
+#   $1: -ba (source and binaries)
 set -eu
 cd /build/work
 echo "[perestroika] rpmbuild $1 (SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-from the spec's changelog})"
