@@ -168,6 +168,35 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
         &[&motd_rpm, &file(&motd_out, "greet-motd-1.0-p1.0.src.rpm")],
     );
 
+    // Dynamic build requirements: %generate_buildrequires names greet, dnf installs it.
+    let mut dynamic = GitRepo::init(&work.join("greet-dynamic"));
+    let spec =
+        "Name: greet-dynamic\nVersion: 1.0\nRelease: %autorelease\nSummary: s\nLicense: MIT\n\
+                BuildArch: noarch\n\n%description\nBuild requirements found at build time.\n\n\
+                %generate_buildrequires\necho greet\n\n%build\ngreet > said\n\n%install\n\
+                install -D -m 0644 said %{buildroot}%{_datadir}/greet-dynamic/said\n\n\
+                %files\n%{_datadir}/greet-dynamic/said\n";
+    let dynamic_commit = dynamic.commit(&[("greet-dynamic.spec".into(), spec.into())], "dynamic");
+    let dynamic_url = dynamic.url();
+    let dynamic_out = work.join("dynamic");
+    let (_, result) = build(
+        &[
+            "--git",
+            &dynamic_url,
+            "--commit",
+            &dynamic_commit,
+            "--release",
+            tree_arg,
+        ],
+        &dynamic_out,
+    );
+    succeeded(&result, &dynamic_out);
+    let log = fs_err::read_to_string(dynamic_out.join("build.log")).unwrap();
+    assert!(
+        log.contains("greet-dynamic-1.0-p1.0.buildreqs.nosrc.rpm"),
+        "dnf did not install from the dynamic requirements:\n{log}"
+    );
+
     // dnf installs both from the published repository, signatures checked.
     let root = tempfile::tempdir().unwrap();
     let out = dnf_install(
@@ -325,4 +354,26 @@ fn scopeguard(tag: &str) -> impl Drop + '_ {
         }
     }
     Remove(tag)
+}
+
+/// A local directory (code with the spec in rpm/) builds with Release 0, below any build of
+/// the farm.
+#[test]
+fn a_local_directory_builds_with_release_zero() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("greet");
+    for (name, content) in perestroika_tests::debian::greet_code("Hello, local")
+        .into_iter()
+        .chain(perestroika_tests::debian::greet_packaging())
+    {
+        let path = dir.join(name);
+        fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+        fs_err::write(path, content).unwrap();
+    }
+    let out = work.path().join("out");
+    let (_, result) = build(&[dir.to_str().unwrap()], &out);
+    succeeded(&result, &out);
+    assert_eq!(result["package_version"], "1.0-0");
+    file(&out, "greet-1.0-0.x86_64.rpm");
+    file(&out, "greet-1.0-0.src.rpm");
 }
