@@ -74,6 +74,27 @@ fn rebuild_release(farm: &Farm) -> (std::process::Output, Vec<serde_json::Value>
     (out, reports)
 }
 
+/// `rebuild-release` of the farm's live snapshot succeeds and reports exactly `sources`, each
+/// rebuilt identically.
+fn assert_rebuilt_identically(farm: &Farm, sources: &[&str]) {
+    let (out, reports) = rebuild_release(farm);
+    assert!(
+        out.status.success(),
+        "{reports:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rebuilt: Vec<&str> = reports
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    rebuilt.sort_unstable();
+    assert_eq!(rebuilt, sources);
+    for r in &reports {
+        assert_eq!(r["result"], "succeeded", "{r:#}");
+        assert_eq!(r["identical"], true, "{r:#}");
+    }
+}
+
 /// greet (C), greet-user (build-depends on greet) and greet-more (on greet-user), each built
 /// against the release and published; the release's snapshot rebuilds all three from its own
 /// source packages, bit-identical. A release holding greet-user without greet cannot rebuild
@@ -110,22 +131,7 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
         }
     }
 
-    let (out, reports) = rebuild_release(&farm);
-    assert!(
-        out.status.success(),
-        "{reports:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut sources: Vec<&str> = reports
-        .iter()
-        .map(|r| r["source"].as_str().unwrap())
-        .collect();
-    sources.sort_unstable();
-    assert_eq!(sources, ["greet", "greet-more", "greet-user"]);
-    for r in &reports {
-        assert_eq!(r["result"], "succeeded", "{r:#}");
-        assert_eq!(r["identical"], true, "{r:#}");
-    }
+    assert_rebuilt_identically(&farm, &["greet", "greet-more", "greet-user"]);
 
     // greet-user alone in another release: its build dependency is missing, by name.
     let lacking = release(&key);
@@ -196,19 +202,5 @@ fn an_rpm_release_rebuilds_identically() {
     assert!(output.status.success(), "{result}");
     publish(&rpms(&out, &result));
 
-    let (out, reports) = rebuild_release(&farm);
-    assert!(
-        out.status.success(),
-        "{reports:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut sources: Vec<&str> = reports
-        .iter()
-        .map(|r| r["source"].as_str().unwrap())
-        .collect();
-    sources.sort_unstable();
-    assert_eq!(sources, ["greet", "greet-motd"]);
-    for r in &reports {
-        assert_eq!(r["identical"], true, "{r:#}");
-    }
+    assert_rebuilt_identically(&farm, &["greet", "greet-motd"]);
 }

@@ -276,14 +276,7 @@ pub fn minimal_package(name: &str, build_step: &str) -> Vec<(String, String)> {
     vec![
         ("debian/changelog".into(), changelog(name, "1.0")),
         ("debian/source/format".into(), "3.0 (native)\n".into()),
-        (
-            "debian/control".into(),
-            format!(
-                "Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
-                 Standards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
-                 Package: {name}\nArchitecture: all\nDescription: a test package\n A test package of the build farm.\n"
-            ),
-        ),
+        ("debian/control".into(), control(name, "")),
         (
             "debian/rules".into(),
             format!(
@@ -307,14 +300,7 @@ pub fn dh_package(name: &str, build_depends: &str, build_step: &str) -> Vec<(Str
     vec![
         ("debian/changelog".into(), changelog(name, "1.0")),
         ("debian/source/format".into(), "3.0 (native)\n".into()),
-        (
-            "debian/control".into(),
-            format!(
-                "Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
-                 Build-Depends: {deps}\nStandards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
-                 Package: {name}\nArchitecture: all\nDescription: a test package\n A test package of the build farm.\n"
-            ),
-        ),
+        ("debian/control".into(), control(name, &deps)),
         (
             "debian/rules".into(),
             format!(
@@ -323,6 +309,20 @@ pub fn dh_package(name: &str, build_depends: &str, build_step: &str) -> Vec<(Str
             ),
         ),
     ]
+}
+
+/// `debian/control` of a test package with one `Architecture: all` binary of its name.
+fn control(name: &str, build_depends: &str) -> String {
+    let deps = if build_depends.is_empty() {
+        String::new()
+    } else {
+        format!("Build-Depends: {build_depends}\n")
+    };
+    format!(
+        "Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\n\
+         {deps}Standards-Version: 4.6.2\nRules-Requires-Root: no\n\n\
+         Package: {name}\nArchitecture: all\nDescription: a test package\n A test package of the build farm.\n"
+    )
 }
 
 fn changelog(name: &str, version: &str) -> String {
