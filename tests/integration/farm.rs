@@ -199,3 +199,31 @@ fn review_repositories_follow_their_change() {
     }
     assert!(!public.exists(), "a late build brought {review} back");
 }
+
+/// A release in maintenance: a merge publishes into `<distro>-proposed` only, never into the
+/// release's own suite.
+#[test]
+fn a_release_in_maintenance_publishes_merges_into_proposed() {
+    let f = WholeFarm::start_with(r#"{ name = "9.0", deb = ["bookworm"], state = "maintenance" }"#);
+    let c = f.farm.customer.clone();
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    f.gerrit
+        .push(&code, SPLIT_BRANCH, &greet_code("Hello, proposed"), "code");
+    let head = f
+        .gerrit
+        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    f.event(
+        &change(&packaging, SPLIT_BRANCH, 401, 1, &head),
+        "change-merged",
+    );
+    f.wait_mirrored(&f.tree("9.0"), 1, BUILD_TIME);
+    assert_eq!(
+        f.mirrored_versions_in("9.0", "bookworm-proposed", "greet"),
+        ["1.0+git1-1+p1.0"]
+    );
+    assert!(f.mirrored_versions("9.0", "greet").is_empty());
+    assert!(f
+        .mirrored_versions_in("9.0", "bookworm-updates", "greet")
+        .is_empty());
+}

@@ -34,6 +34,11 @@ pub struct WholeFarm {
 impl WholeFarm {
     /// Starts everything for a release `9.0` of bookworm of a fresh customer.
     pub fn start() -> Self {
+        Self::start_with(crate::apt::BOOKWORM_RELEASE)
+    }
+
+    /// Starts everything with `release` (a TOML inline table) as the customer's release 9.0.
+    pub fn start_with(release: &str) -> Self {
         base_image("bookworm");
         let gerrit = Gerrit::start();
         let key = OperatorKey::new();
@@ -50,7 +55,7 @@ impl WholeFarm {
                 package_cache(),
                 mirror_dir.display()
             ),
-            crate::apt::BOOKWORM_RELEASE,
+            release,
         );
         let cfg = farm.path.to_str().unwrap().to_owned();
         let out = run("perestroika-queue", &["--config", &cfg, "bootstrap"]);
@@ -181,12 +186,19 @@ impl WholeFarm {
             .args([&image, "sh", "-c", &script]))
     }
 
-    /// The versions of `package` in the mirrored release's `Packages` index.
+    /// The versions of `package` in the mirrored tree's bookworm `Packages` index.
     pub fn mirrored_versions(&self, sub: &str, package: &str) -> Vec<String> {
+        self.mirrored_versions_in(sub, "bookworm", package)
+    }
+
+    /// The versions of `package` in the mirrored tree's `suite` `Packages` index.
+    pub fn mirrored_versions_in(&self, sub: &str, suite: &str, package: &str) -> Vec<String> {
         let packages = self
             .mirror
             .join(self.tree(sub))
-            .join("deb/dists/bookworm/main/binary-amd64/Packages");
+            .join("deb/dists")
+            .join(suite)
+            .join("main/binary-amd64/Packages");
         let text = fs_err::read_to_string(&packages).unwrap_or_default();
         let mut out = Vec::new();
         for stanza in text.split("\n\n") {
