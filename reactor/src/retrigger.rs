@@ -174,7 +174,8 @@ async fn change_event(
 }
 
 /// One above the highest rebuild number published for the job's package in its repository
-/// (read from the live tree's deb source indexes); 1 when nothing is published yet.
+/// (read from the live tree's deb source indexes and its source rpms); 1 when nothing is
+/// published yet.
 pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
     let tree = farm
         .paths
@@ -183,8 +184,36 @@ pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
     highest_rebuild(&tree, &job.package).map_or(1, |n| n + 1)
 }
 
-/// The highest rebuild number among the published versions of a source package.
+/// The highest rebuild number among the published versions of a source package, deb or rpm.
 fn highest_rebuild(tree: &Path, package: &str) -> Option<u32> {
+    highest_deb_rebuild(tree, package).max(highest_rpm_rebuild(tree, package))
+}
+
+/// The highest rebuild number among the source rpms of `package` in every rpm repository of
+/// the tree: the last number of the farm's release (`git<N>.p<M>.<r>` or `p<N>.<r>`, then
+/// the spec's `%{?dist}`, if any).
+fn highest_rpm_rebuild(tree: &Path, package: &str) -> Option<u32> {
+    let name = Regex::new(&format!(
+        r"^{}-[^-]+-(?:git\d+\.)?p\d+\.(\d+)(?:\.[^-]*)?\.src\.rpm$",
+        regex::escape(package)
+    ))
+    .expect("valid regex");
+    let mut best = None;
+    for repo in fs_err::read_dir(tree.join("rpm")).ok()?.flatten() {
+        let packages = repo.path().join("source").join("Packages");
+        for entry in fs_err::read_dir(&packages).into_iter().flatten().flatten() {
+            let file = entry.file_name();
+            let n = name
+                .captures(&file.to_string_lossy())
+                .and_then(|c| c[1].parse::<u32>().ok());
+            best = best.max(n);
+        }
+    }
+    best
+}
+
+/// The highest rebuild number among the deb source packages of `package` in the tree.
+fn highest_deb_rebuild(tree: &Path, package: &str) -> Option<u32> {
     let rebuild = Regex::new(r"\+p\d+\.(\d+)$").expect("valid regex");
     let dists = tree.join("deb").join("dists");
     let mut best = None;
@@ -252,5 +281,35 @@ mod tests {
         assert_eq!(highest_rebuild(dir.path(), "other"), Some(9));
         assert_eq!(highest_rebuild(dir.path(), "missing"), None);
         assert_eq!(highest_rebuild(&dir.path().join("nothing"), "greet"), None);
+    }
+
+    #[test]
+    fn highest_rebuild_from_source_rpms() {
+        let dir = tempfile::tempdir().unwrap();
+        for (repo, names) in [
+            (
+                "el9",
+                vec![
+                    "greet-1.0-git3.p2.0.src.rpm",
+                    "greet-1.0-git3.p2.6.el9.src.rpm",
+                ],
+            ),
+            (
+                "el9-proposed",
+                vec![
+                    "greet-1.0-git4.p2.3.src.rpm",
+                    "greet-motd-1.0-p1.11.src.rpm",
+                ],
+            ),
+        ] {
+            let packages = dir.path().join("rpm").join(repo).join("source/Packages");
+            fs_err::create_dir_all(&packages).unwrap();
+            for name in names {
+                fs_err::write(packages.join(name), "").unwrap();
+            }
+        }
+        assert_eq!(highest_rebuild(dir.path(), "greet"), Some(6));
+        assert_eq!(highest_rebuild(dir.path(), "greet-motd"), Some(11));
+        assert_eq!(highest_rebuild(dir.path(), "motd"), None);
     }
 }
