@@ -21,6 +21,21 @@ fn change(project: &str, branch: &str, number: u64, patch_set: u32, revision: &s
     }
 }
 
+/// Pushes the greet example (code printing `greeting`, and its packaging) to the stand-in
+/// as the farm customer's projects; returns the code and packaging projects and the
+/// packaging's head.
+fn push_greet(f: &WholeFarm, greeting: &str) -> (String, String, String) {
+    let c = &f.farm.customer;
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    f.gerrit
+        .push(&code, SPLIT_BRANCH, &greet_code(greeting), "code");
+    let head = f
+        .gerrit
+        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    (code, packaging, head)
+}
+
 /// A merge of bookworm's own `hello` (unpacked from `apt-get source` into the packaging
 /// repository, patches unapplied) is built, published, signed, mirrored, and installs with apt
 /// from the mirror's http server; the stages' times are printed.
@@ -73,13 +88,7 @@ fn a_merge_of_hello_is_installable_from_the_mirror() {
 fn a_merge_rebuilds_only_the_package_whose_sources_changed() {
     let f = WholeFarm::start();
     let c = f.farm.customer.clone();
-    let code = format!("{c}/openstack/greet");
-    let packaging = format!("{c}/openstack-build/greet");
-    f.gerrit
-        .push(&code, SPLIT_BRANCH, &greet_code("Hello, first"), "code");
-    let pkg_head = f
-        .gerrit
-        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    let (code, packaging, pkg_head) = push_greet(&f, "Hello, first");
     f.event(
         &change(&packaging, SPLIT_BRANCH, 201, 1, &pkg_head),
         "change-merged",
@@ -123,13 +132,7 @@ fn a_merge_rebuilds_only_the_package_whose_sources_changed() {
 #[test]
 fn review_repositories_follow_their_change() {
     let f = WholeFarm::start();
-    let c = f.farm.customer.clone();
-    let code = format!("{c}/openstack/greet");
-    let packaging = format!("{c}/openstack-build/greet");
-    f.gerrit
-        .push(&code, SPLIT_BRANCH, &greet_code("Hello, released"), "code");
-    f.gerrit
-        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    let (code, _, _) = push_greet(&f, "Hello, released");
     let review = f.tree("review/301");
 
     let mut versions = Vec::new();
@@ -205,14 +208,7 @@ fn review_repositories_follow_their_change() {
 #[test]
 fn a_release_in_maintenance_publishes_merges_into_proposed() {
     let f = WholeFarm::start_with(r#"{ name = "9.0", deb = ["bookworm"], state = "maintenance" }"#);
-    let c = f.farm.customer.clone();
-    let code = format!("{c}/openstack/greet");
-    let packaging = format!("{c}/openstack-build/greet");
-    f.gerrit
-        .push(&code, SPLIT_BRANCH, &greet_code("Hello, proposed"), "code");
-    let head = f
-        .gerrit
-        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
+    let (_, packaging, head) = push_greet(&f, "Hello, proposed");
     f.event(
         &change(&packaging, SPLIT_BRANCH, 401, 1, &head),
         "change-merged",

@@ -42,16 +42,6 @@ fn build(args: &[&str], out: &Path, release: Option<&Farm>) -> Vec<std::path::Pa
         .collect()
 }
 
-fn publish(farm: &Farm, files: &[std::path::PathBuf]) {
-    let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-    let out = farm.include("bookworm", &[], &files).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn rebuild_release(farm: &Farm) -> (std::process::Output, Vec<serde_json::Value>) {
     let out = run(
         "perestroika-queue",
@@ -107,7 +97,7 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
     let args = GreetRepos::init(work, "Hello, rebuilt").build_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let greet = build(&args, &work.join("out-greet"), None);
-    publish(&farm, &greet);
+    farm.publish("bookworm", &greet);
     let mut user_files = Vec::new();
     for (name, depends, step) in [
         ("greet-user", "greet", "greet"),
@@ -125,7 +115,7 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
             &work.join(format!("out-{name}")),
             Some(&farm),
         );
-        publish(&farm, &made);
+        farm.publish("bookworm", &made);
         if name == "greet-user" {
             user_files = made;
         }
@@ -135,7 +125,7 @@ fn a_release_of_three_interdependent_packages_rebuilds_identically() {
 
     // greet-user alone in another release: its build dependency is missing, by name.
     let lacking = release(&key);
-    publish(&lacking, &user_files);
+    lacking.publish("bookworm", &user_files);
     let (out, reports) = rebuild_release(&lacking);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(reports.len(), 1);
@@ -174,21 +164,12 @@ fn an_rpm_release_rebuilds_identically() {
             .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
             .collect()
     };
-    let publish = |files: &[std::path::PathBuf]| {
-        let files: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-        let out = farm.include(RPM_DISTRO, &[], &files).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let args = GreetRepos::init(work, "Hello, rebuilt rpm").build_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = work.join("out-greet");
     let (output, result) = build_for(RPM_DISTRO, &args, &out);
     assert!(output.status.success(), "{result}");
-    publish(&rpms(&out, &result));
+    farm.publish(RPM_DISTRO, &rpms(&out, &result));
 
     let mut motd = GitRepo::init(&work.join("greet-motd"));
     let commit = motd.commit(&greet_motd_spec(), "motd");
@@ -200,7 +181,7 @@ fn an_rpm_release_rebuilds_identically() {
         &out,
     );
     assert!(output.status.success(), "{result}");
-    publish(&rpms(&out, &result));
+    farm.publish(RPM_DISTRO, &rpms(&out, &result));
 
     assert_rebuilt_identically(&farm, &["greet", "greet-motd"]);
 }

@@ -510,12 +510,7 @@ fn build_dependencies_come_from_the_release_repository() {
     let (output, _) = build(&args, &greet_out);
     assert!(output.status.success());
     let deb = greet_out.join("greet_1.0+git1-1+p1.0_amd64.deb");
-    let published = farm.include("bookworm", &[], &[&deb]).output().unwrap();
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
-    );
+    farm.publish("bookworm", &[&deb]);
 
     let files = dh_package("greet-user", "greet", "greet");
     let mut user = GitRepo::init(&dir.join("greet-user"));

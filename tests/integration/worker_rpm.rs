@@ -45,15 +45,6 @@ fn rpm_release(key: &OperatorKey) -> Farm {
     )
 }
 
-fn publish(farm: &Farm, files: &[&Path]) {
-    let out = farm.include(RPM_DISTRO, &[], files).output().unwrap();
-    assert!(
-        out.status.success(),
-        "publishing failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// greet (an arch-specific C program, code and spec in two repositories) builds reproducibly;
 /// greet-motd (noarch) build-requires it from the release's signed repository and fails
 /// clearly without it; both install with dnf from the published repository, signatures
@@ -148,7 +139,7 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     );
 
     // ... and with greet published in the release, it builds against it.
-    publish(&farm, &[&binary, &source]);
+    farm.publish(RPM_DISTRO, &[&binary, &source]);
     let tree = farm.release_tree();
     let motd_out = work.join("motd");
     let mut with_release = motd_args.to_vec();
@@ -163,8 +154,8 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
         "greet from the release is not in the build root:\n{root_list}"
     );
     let motd_rpm = file(&motd_out, "greet-motd-1.0-p1.0.noarch.rpm");
-    publish(
-        &farm,
+    farm.publish(
+        RPM_DISTRO,
         &[&motd_rpm, &file(&motd_out, "greet-motd-1.0-p1.0.src.rpm")],
     );
 

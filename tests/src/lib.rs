@@ -124,6 +124,17 @@ impl Farm {
         cmd
     }
 
+    /// [`Farm::include`] of `files` for `distro`, asserting that it succeeded.
+    pub fn publish<P: AsRef<Path>>(&self, distro: &str, files: &[P]) {
+        let files: Vec<&Path> = files.iter().map(AsRef::as_ref).collect();
+        let out = self.include(distro, &[], &files).output().unwrap();
+        assert!(
+            out.status.success(),
+            "publishing failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A farm whose `[broker]` section also holds `extra`.
     pub fn new(amqp_url: &str, extra: &str) -> Self {
         Self::with_sections(amqp_url, extra, "")
