@@ -78,11 +78,15 @@ pub(crate) async fn in_container(
         .split_once(' ')
         .map(|(_, v)| v.to_owned())
         .unwrap_or_default();
-    if let (Some(wanted), false) = (&prepared.release, version.contains(release)) {
+    let ignores_release = prepared
+        .release
+        .as_deref()
+        .is_some_and(|wanted| !version.contains(wanted));
+    if ignores_release {
         return Err(Step::Failed(crate::build::fail(
             "spec",
             format!(
-                "the spec's Release gives {version:?}, not the farm's {wanted}: write \
+                "the spec's Release gives {version:?}, not the farm's {release}: write \
                  `Release: %{{perestroika_release}}%{{?dist}}` (or `%autorelease`) in the spec"
             ),
         )));
