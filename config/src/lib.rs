@@ -13,6 +13,7 @@ pub mod messages;
 pub mod names;
 pub mod queues;
 pub mod release_index;
+pub mod rpm_header;
 pub mod settings;
 
 pub use error::ConfigError;

@@ -60,27 +60,11 @@ pub fn rpm_arch(deb_arch: &str) -> &str {
 
 /// One query of many rpm files: a `--qf` format applied to each, one line per file.
 fn query(files: &[&Path], format: &str) -> Result<Vec<String>, RpmError> {
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    let subject = format!("{} files", files.len());
-    let out = run(
-        "rpm",
-        &subject,
-        Command::new("rpm")
-            .args(["-qp", "--nosignature", "--qf"])
-            .arg(format!("{format}\n"))
-            .args(files),
-    )?;
-    let lines: Vec<String> = out.lines().map(str::to_owned).collect();
-    if lines.len() != files.len() {
-        return Err(RpmError::Tool {
-            tool: "rpm",
-            subject,
-            detail: format!("expected {} answers, got {}", files.len(), lines.len()),
-        });
-    }
-    Ok(lines)
+    perestroika_config::rpm_header::query(files, format).map_err(|e| RpmError::Tool {
+        tool: "rpm",
+        subject: e.subject,
+        detail: e.detail,
+    })
 }
 
 /// The architecture each rpm file is built for (`noarch`, `x86_64`, or `src` for a source rpm).

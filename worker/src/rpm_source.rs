@@ -144,22 +144,11 @@ pub fn prepare(
     }
 }
 
-/// One header field of a package, read by the host's rpm (the header only: no scriptlet or
-/// spec of the package runs).
+/// One header field of a package, read by the host's rpm (the header only).
 pub fn query(package: &Path, format: &str) -> Result<String, SourceError> {
-    let out = std::process::Command::new("rpm")
-        .args(["-qp", "--nosignature", "--nodigest", "--qf", format])
-        .arg(package)
-        .output()
-        .map_err(io(package))?;
-    if !out.status.success() {
-        return Err(SourceError::Invalid(format!(
-            "{}: not a readable rpm: {}",
-            package.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    perestroika_config::rpm_header::query(&[package], format)
+        .map(|mut lines| lines.remove(0))
+        .map_err(|e| SourceError::Invalid(format!("not a readable rpm: {e}")))
 }
 
 fn join(dir: &str, name: &str) -> String {
