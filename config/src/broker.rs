@@ -187,6 +187,33 @@ impl Broker {
         Ok(())
     }
 
+    /// Declares a private queue for answers to this connection (exclusive, gone when the
+    /// connection closes); returns its name.
+    pub async fn declare_reply_queue(&self) -> Result<String, BrokerError> {
+        let name = format!(
+            "reply.{}.{}.{}",
+            hostname(),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        self.publish
+            .queue_declare(
+                name.as_str().into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(queue_err("declaring", &name))?;
+        Ok(name)
+    }
+
     /// Declares every queue the configuration calls for; returns their names.
     pub async fn declare_all(&self, farm: &FarmConfig) -> Result<Vec<QueueName>, BrokerError> {
         let queues = crate::queues::all_queues(farm);

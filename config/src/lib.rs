@@ -12,9 +12,11 @@ pub mod mapping;
 pub mod messages;
 pub mod names;
 pub mod queues;
+pub mod relations;
 pub mod release_index;
 pub mod rpm_header;
 pub mod settings;
+pub mod versions;
 
 pub use error::ConfigError;
 pub use mapping::{Mapping, ProjectMatch, Role, RuleSpec, Unmapped};

@@ -401,6 +401,9 @@ pub struct PublishJob {
     /// for before its change's review repository was retired is not published.
     #[serde(default)]
     pub requested_at: Option<DateTime<Utc>>,
+    /// The event behind the build, for the feedback to its Gerrit change.
+    #[serde(default)]
+    pub trigger: Option<Trigger>,
 }
 
 impl Message for PublishJob {
@@ -478,6 +481,243 @@ impl Message for ReviewRetirement {
             });
         }
         Ok(())
+    }
+}
+
+/// Sent on `publish.<customer>.<version>` by `perestroika-queue promote`: copy the exact
+/// published files of a source package from one suite of the release to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub schema_version: u32,
+    /// Deterministic: the same promotion asked twice has the same id.
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    /// The source package.
+    pub package: String,
+    /// The package's version; the newest in `from` when absent.
+    #[serde(default)]
+    pub package_version: Option<String>,
+    /// Suite names from the configuration (`proposed`, `updates`, …).
+    pub from: String,
+    pub to: String,
+    /// Distros to promote in; every distro of the release that has the package when empty.
+    #[serde(default)]
+    pub distros: Vec<String>,
+    /// Promote even when dependencies are not satisfiable in the target suite.
+    #[serde(default)]
+    pub force: bool,
+    /// A queue to send the [`PromotionResult`] to (the asking CLI's private queue).
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl Promotion {
+    /// A promotion with its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        customer: &str,
+        version: &str,
+        package: &str,
+        package_version: Option<&str>,
+        from: &str,
+        to: &str,
+        distros: &[String],
+        force: bool,
+    ) -> Self {
+        let mut p = Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: String::new(),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            package: package.to_owned(),
+            package_version: package_version.map(str::to_owned),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            distros: distros.to_vec(),
+            force,
+            reply_to: None,
+            requested_at: Utc::now(),
+        };
+        p.job_id = p.compute_id();
+        p
+    }
+
+    fn compute_id(&self) -> String {
+        let mut parts = vec![
+            "promote".into(),
+            self.customer.clone(),
+            self.version.clone(),
+            self.package.clone(),
+            self.package_version.clone().unwrap_or_default(),
+            self.from.clone(),
+            self.to.clone(),
+            self.force.to_string(),
+        ];
+        parts.extend(self.distros.iter().cloned());
+        job_id(&parts)
+    }
+}
+
+impl Message for Promotion {
+    const KIND: &'static str = "promotion";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        name(k, check_token("package", &self.package))?;
+        if let Some(v) = &self.package_version {
+            name(k, check_token("package version", &v.replace(':', "_")))?;
+        }
+        name(k, check_token("suite", &self.from))?;
+        name(k, check_token("suite", &self.to))?;
+        for d in &self.distros {
+            name(k, check_token("distro", d))?;
+        }
+        if let Some(q) = &self.reply_to {
+            name(k, check_token("reply queue", q))?;
+        }
+        let expected = self.compute_id();
+        if expected != self.job_id {
+            return Err(MessageError::JobId {
+                kind: k,
+                found: self.job_id.clone(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The publisher's answer to a [`Promotion`], sent to its `reply_to` queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionResult {
+    pub schema_version: u32,
+    pub job_id: String,
+    pub promoted: bool,
+    /// What was copied, one line per file (`bookworm-updates: greet_1.1+p2.0_amd64.deb`).
+    #[serde(default)]
+    pub copied: Vec<String>,
+    /// Relations the target suite leaves unsatisfied (`greet-user: greet (>= 1.1)`).
+    #[serde(default)]
+    pub missing: Vec<String>,
+    /// Why nothing was promoted, when it was not.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The generation now live, when the promotion switched the tree.
+    #[serde(default)]
+    pub generation: Option<u64>,
+}
+
+impl Message for PromotionResult {
+    const KIND: &'static str = "promotion result";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        name(Self::KIND, check_token("job id", &self.job_id))
+    }
+}
+
+/// Sent on `feedback.<customer>.<version>` once a build of a Gerrit change has an outcome (by
+/// the worker when the build failed, by the publisher once it is published); the reactor
+/// reports it on the change with `gerrit review`, once per build job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub schema_version: u32,
+    /// The build job's id: feedback is sent once per id.
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub package: String,
+    pub family: Family,
+    pub distro: String,
+    pub target: Target,
+    pub change: u64,
+    pub patchset: u32,
+    pub outcome: BuildOutcome,
+    #[serde(default)]
+    pub package_version: Option<String>,
+    /// The suite the build was published into.
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// The build log, relative to the public root, once published.
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+impl Feedback {
+    /// The feedback for a build job's outcome; `None` when no Gerrit change asked for it (a
+    /// manual retrigger, a direct push).
+    pub fn of_build(
+        job: &BuildJob,
+        outcome: BuildOutcome,
+        package_version: Option<String>,
+    ) -> Option<Self> {
+        Self::of(
+            &job.job_id,
+            &job.customer,
+            &job.version,
+            &job.package,
+            job.family,
+            &job.distro,
+            &job.target,
+            &job.trigger,
+            outcome,
+            package_version,
+        )
+    }
+
+    /// The feedback for a build with these particulars; `None` without a change and patch set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn of(
+        job_id: &str,
+        customer: &str,
+        version: &str,
+        package: &str,
+        family: Family,
+        distro: &str,
+        target: &Target,
+        trigger: &Trigger,
+        outcome: BuildOutcome,
+        package_version: Option<String>,
+    ) -> Option<Self> {
+        Some(Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: job_id.to_owned(),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            package: package.to_owned(),
+            family,
+            distro: distro.to_owned(),
+            target: target.clone(),
+            change: trigger.change?,
+            patchset: trigger.patchset?,
+            outcome,
+            package_version,
+            suite: None,
+            log: None,
+        })
+    }
+}
+
+impl Message for Feedback {
+    const KIND: &'static str = "feedback";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("job id", &self.job_id))?;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        name(k, check_token("package", &self.package))?;
+        name(k, check_token("distro", &self.distro))?;
+        check_target(k, &self.target)
     }
 }
 
@@ -603,6 +843,7 @@ mod tests {
                 size: 1,
             }],
             requested_at: None,
+            trigger: None,
         };
         assert!(PublishJob::from_bytes(&p.to_bytes()).is_err());
         let mut ok = p.clone();

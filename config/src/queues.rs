@@ -13,16 +13,19 @@ pub enum Stage {
     Publish,
     /// Announcements of a new public state, consumed by the mirror daemon.
     Mirror,
+    /// Build outcomes for Gerrit changes, consumed by the reactor (which votes and comments).
+    Feedback,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Build, Stage::Publish, Stage::Mirror];
+    pub const ALL: [Stage; 4] = [Stage::Build, Stage::Publish, Stage::Mirror, Stage::Feedback];
 
     fn prefix(self) -> &'static str {
         match self {
             Stage::Build => "build",
             Stage::Publish => "publish",
             Stage::Mirror => "mirror",
+            Stage::Feedback => "feedback",
         }
     }
 

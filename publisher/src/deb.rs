@@ -133,6 +133,30 @@ impl DebRepo {
         Ok(())
     }
 
+    /// Includes a source package whose section and priority are known from an index (a
+    /// `.dsc` names neither; reprepro otherwise takes them from binaries included with it).
+    pub fn include_source(
+        &self,
+        suite: &str,
+        component: &str,
+        dsc: &Path,
+        section: &str,
+        priority: &str,
+    ) -> Result<(), DebError> {
+        let dsc = dsc.to_string_lossy().into_owned();
+        let mut args = vec!["-C", component];
+        if !section.is_empty() {
+            args.extend(["-S", section]);
+        }
+        if !priority.is_empty() {
+            args.extend(["-P", priority]);
+        }
+        args.extend(["includedsc", suite, &dsc]);
+        self.run("includedsc", &args)
+            .map(drop)
+            .map_err(|e| name_files(e, "includedsc", suite, std::slice::from_ref(&dsc)))
+    }
+
     /// Writes the indexes (`dists/…`, unsigned) of suites that have none yet. Inclusion
     /// rewrites the indexes of the suite it changed by itself.
     pub fn export_missing(&self, suites: &[String]) -> Result<(), DebError> {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{
-    Message, MirrorAnnouncement, PublishJob, ReviewRetirement, SCHEMA_VERSION,
+    BuildOutcome, Feedback, Message, MirrorAnnouncement, Promotion, PromotionResult, PublishJob,
+    ReviewRetirement, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
@@ -137,10 +138,13 @@ async fn handle(
     let job = match PublishJob::from_bytes(&data) {
         Ok(job) => job,
         Err(e) => {
-            return match ReviewRetirement::from_bytes(&data) {
-                Ok(retire) => retire_review(farm, signer, queue, retire).await,
-                Err(_) => Disposition::DeadLetter(format!("not a valid publish job: {e}")),
+            if let Ok(retire) = ReviewRetirement::from_bytes(&data) {
+                return retire_review(farm, signer, queue, retire).await;
             }
+            if let Ok(promotion) = Promotion::from_bytes(&data) {
+                return promote(farm, signer, queue, promotion).await;
+            }
+            return Disposition::DeadLetter(format!("not a valid publish job: {e}"));
         }
     };
     if job.customer != queue.customer || job.version != queue.version {
@@ -199,6 +203,16 @@ async fn handle(
                 &job.job_id,
                 serde_json::json!({"job_id": job.job_id, "published": false, "error": e.to_string()}),
             );
+            let failed = BuildOutcome::Failed {
+                step: "publish".into(),
+                reason: e.to_string(),
+            };
+            if let Some(feedback) = feedback(&job, failed, None, None) {
+                if let Err(e) = send_feedback(&farm, &feedback).await {
+                    error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
+                    return Disposition::Retry;
+                }
+            }
             return Disposition::DeadLetter(e.to_string());
         }
         Err(e) => {
@@ -220,14 +234,147 @@ async fn handle(
         published.generation,
     )
     .await;
+    if let Err(e) = sent {
+        error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
+        return Disposition::Retry;
+    }
+    info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");
+    let suite = Publisher {
+        farm: &farm,
+        signer: &signer,
+    }
+    .suite_for(&job.customer, &job.version, &job.distro, &job.target);
+    let log = format!("{}/logs/{}.log", published.tree, job.job_id);
+    let sent = match feedback(&job, BuildOutcome::Succeeded, Some(suite), Some(log)) {
+        Some(feedback) => send_feedback(&farm, &feedback).await,
+        None => Ok(()),
+    };
     match sent {
-        Ok(()) => {
-            info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");
-            Disposition::Ack
-        }
+        Ok(()) => Disposition::Ack,
         Err(e) => {
-            error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
+            error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
             Disposition::Retry
         }
     }
+}
+
+/// The feedback for a publish job's build, when a Gerrit change asked for it.
+fn feedback(
+    job: &PublishJob,
+    outcome: BuildOutcome,
+    suite: Option<String>,
+    log: Option<String>,
+) -> Option<Feedback> {
+    let mut f = Feedback::of(
+        &job.job_id,
+        &job.customer,
+        &job.version,
+        &job.package,
+        job.family,
+        &job.distro,
+        &job.target,
+        job.trigger.as_ref()?,
+        outcome,
+        Some(job.package_version.clone()).filter(|v| !v.is_empty()),
+    )?;
+    f.suite = suite;
+    f.log = log;
+    Some(f)
+}
+
+/// Queues feedback for the reactor to report on the change.
+async fn send_feedback(
+    farm: &FarmConfig,
+    feedback: &Feedback,
+) -> Result<(), perestroika_config::broker::BrokerError> {
+    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version).to_string();
+    let broker = Broker::connect_with_backoff(&farm.broker).await;
+    let sent = broker.publish(&queue, feedback, &feedback.job_id).await;
+    broker.close().await;
+    sent
+}
+
+/// Promotes a package between suites, announces the new state and answers the asker.
+async fn promote(
+    farm: Arc<FarmConfig>,
+    signer: Arc<Signer>,
+    queue: &QueueName,
+    promotion: Promotion,
+) -> Disposition {
+    if promotion.customer != queue.customer || promotion.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "promotion for {} {} arrived on {queue}",
+            promotion.customer, promotion.version
+        ));
+    }
+    let (f2, s2, p2) = (farm.clone(), signer.clone(), promotion.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        Publisher {
+            farm: &f2,
+            signer: &s2,
+        }
+        .promote(&p2)
+    })
+    .await
+    .expect("promote task");
+    let mut result = PromotionResult {
+        schema_version: SCHEMA_VERSION,
+        job_id: promotion.job_id.clone(),
+        promoted: false,
+        copied: Vec::new(),
+        missing: Vec::new(),
+        error: None,
+        generation: None,
+    };
+    let disposition = match outcome {
+        Ok(done) => {
+            result.missing = done.missing;
+            result.copied = done.copied;
+            match done.published {
+                Some(published) => {
+                    result.promoted = true;
+                    result.generation = Some(published.generation);
+                    let sent = announce(
+                        &farm,
+                        &promotion.customer,
+                        &promotion.version,
+                        &published.tree,
+                        published.generation,
+                    )
+                    .await;
+                    if let Err(e) = sent {
+                        error!(error = %e, "could not announce the promotion; it will be redone");
+                        return Disposition::Retry;
+                    }
+                    info!(package = %promotion.package, from = %promotion.from, to = %promotion.to, generation = published.generation, "promoted");
+                    Disposition::Ack
+                }
+                None => {
+                    warn!(package = %promotion.package, to = %promotion.to, missing = ?result.missing, "promotion refused: unsatisfiable dependencies");
+                    Disposition::DeadLetter(format!(
+                        "promotion refused; unsatisfied in the target suite: {}",
+                        result.missing.join("; ")
+                    ))
+                }
+            }
+        }
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
+            warn!(package = %promotion.package, error = %e, "promotion refused");
+            result.error = Some(e.to_string());
+            Disposition::DeadLetter(format!("promotion refused: {e}"))
+        }
+        Err(e) => {
+            error!(error = %e, "promotion failed; returning the job");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Disposition::Retry;
+        }
+    };
+    if let Some(reply_to) = &promotion.reply_to {
+        let broker = Broker::connect_with_backoff(&farm.broker).await;
+        if let Err(e) = broker.publish(reply_to, &result, &result.job_id).await {
+            warn!(error = %e, "could not answer the promotion's asker (it may have gone)");
+        }
+        broker.close().await;
+    }
+    disposition
 }

@@ -4,6 +4,7 @@ pub mod crash;
 pub mod deb;
 pub mod farm;
 pub mod history;
+pub mod promote;
 pub mod publish;
 pub mod release_file;
 pub mod rpm;

@@ -45,7 +45,7 @@ pub enum PublishError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     move |source| PublishError::Io {
         path: path.to_owned(),
         source,
@@ -159,7 +159,7 @@ impl Publisher<'_> {
         }
     }
 
-    fn state_dir(&self, tree: &str) -> PathBuf {
+    pub(crate) fn state_dir(&self, tree: &str) -> PathBuf {
         self.farm.paths.state.join("publisher/deb").join(tree)
     }
 
@@ -236,18 +236,7 @@ impl Publisher<'_> {
         })?;
         let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
         self.check_not_retired(&tree_name, req.requested_at)?;
-        let deb_suites = self.deb_suites(&req.customer, &req.version)?;
-        let deb = if deb_suites.is_empty() {
-            None
-        } else {
-            Some(DebRepo::open(
-                &self.state_dir(&tree_name),
-                &tree.pool().join("deb"),
-                &deb_suites,
-                &release.arches,
-                &format!("{} {}", req.customer, req.version),
-            )?)
-        };
+        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, &req.customer, &req.version)?;
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         match (family, &deb) {
             (Family::Deb, Some(repo)) => {
@@ -276,11 +265,60 @@ impl Publisher<'_> {
                 fs_err::copy(log, &dest).map_err(io(&dest))?;
             }
         }
-        let rpm_repos = self.rpm_repos(&tree, &tree_name, &req.customer, &req.version);
+        self.switch(
+            &tree,
+            tree_name,
+            deb.as_ref(),
+            &deb_suites,
+            &req.customer,
+            &req.version,
+        )
+    }
+
+    /// The deb repository of a tree (none when the release has no deb distro), and its suites.
+    pub(crate) fn open_deb(
+        &self,
+        tree: &Tree,
+        tree_name: &str,
+        customer: &str,
+        version: &str,
+    ) -> Result<(Option<DebRepo>, Vec<String>), PublishError> {
+        let deb_suites = self.deb_suites(customer, version)?;
+        let arches = self
+            .farm
+            .release(customer, version)
+            .map(|r| r.arches.clone())
+            .unwrap_or_default();
+        let deb = if deb_suites.is_empty() {
+            None
+        } else {
+            Some(DebRepo::open(
+                &self.state_dir(tree_name),
+                &tree.pool().join("deb"),
+                &deb_suites,
+                &arches,
+                &format!("{customer} {version}"),
+            )?)
+        };
+        Ok((deb, deb_suites))
+    }
+
+    /// Switches the tree to a new generation holding the repositories' current state, unless
+    /// it equals the live one.
+    pub(crate) fn switch(
+        &self,
+        tree: &Tree,
+        tree_name: String,
+        deb: Option<&DebRepo>,
+        deb_suites: &[String],
+        customer: &str,
+        version: &str,
+    ) -> Result<Published, PublishError> {
+        let rpm_repos = self.rpm_repos(tree, &tree_name, customer, version);
         if let Some(current) = tree.current() {
             let generation = tree.generation(current);
-            let deb_same = deb.as_ref().is_none_or(|repo| {
-                same_indexes(&repo.dists(), &generation.join("deb/dists"), &deb_suites)
+            let deb_same = deb.is_none_or(|repo| {
+                same_indexes(&repo.dists(), &generation.join("deb/dists"), deb_suites)
             });
             let rpm_same = rpm_repos.iter().all(|r| {
                 let read = |p: PathBuf| {
@@ -299,7 +337,7 @@ impl Publisher<'_> {
                 });
             }
         }
-        let generation = self.write_generation(&tree, deb.as_ref(), &deb_suites, &rpm_repos)?;
+        let generation = self.write_generation(tree, deb, deb_suites, &rpm_repos)?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -307,7 +345,7 @@ impl Publisher<'_> {
         })
     }
 
-    fn rpm_state(&self, tree: &str) -> PathBuf {
+    pub(crate) fn rpm_state(&self, tree: &str) -> PathBuf {
         self.farm.paths.state.join("publisher/rpm").join(tree)
     }
 
@@ -583,7 +621,7 @@ fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) -> bool {
     })
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
+pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
     if let Some(parent) = to.parent() {
         fs_err::create_dir_all(parent).map_err(io(parent))?;
     }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod farm;
+mod lifecycle;
 mod mirror;
 mod publisher;
 mod publisher_farm;

@@ -62,6 +62,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         artifacts,
         // Asked for now: after any retirement the test made before.
         requested_at: Some(chrono::Utc::now()),
+        trigger: None,
     }
 }
 

@@ -17,18 +17,31 @@ fn ok(out: Output, what: &str) -> Output {
 /// Builds a small binary package with dpkg-deb; `udeb` makes a `.udeb`. `marker` goes into a
 /// file, so that two packages of the same name and version can differ.
 pub fn make_deb(dir: &Path, name: &str, version: &str, udeb: bool, marker: &str) -> PathBuf {
-    let root = dir.join(format!("{name}-{version}-{marker}"));
-    fs_err::create_dir_all(root.join("DEBIAN")).unwrap();
-    fs_err::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
-    fs_err::write(root.join(format!("usr/share/{name}/marker")), marker).unwrap();
-    let extra = if udeb {
+    let fields = if udeb {
         "Section: debian-installer\nPackage-Type: udeb\n"
     } else {
         "Section: misc\n"
     };
+    make_deb_with(dir, name, version, udeb, fields, marker)
+}
+
+/// [`make_deb`] with control `fields` of the test's choosing (`Section`, `Depends`, `Source`),
+/// each line ending in a newline; `Section` must be among them.
+pub fn make_deb_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    udeb: bool,
+    fields: &str,
+    marker: &str,
+) -> PathBuf {
+    let root = dir.join(format!("{name}-{version}-{marker}"));
+    fs_err::create_dir_all(root.join("DEBIAN")).unwrap();
+    fs_err::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
+    fs_err::write(root.join(format!("usr/share/{name}/marker")), marker).unwrap();
     fs_err::write(
         root.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.invalid>\n{extra}Priority: optional\nDescription: test package {name}\n A package of the publisher tests.\n"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: Test <test@example.invalid>\n{fields}Priority: optional\nDescription: test package {name}\n A package of the publisher tests.\n"),
     )
     .unwrap();
     let ext = if udeb { "udeb" } else { "deb" };
@@ -43,6 +56,36 @@ pub fn make_deb(dir: &Path, name: &str, version: &str, udeb: bool, marker: &str)
         "dpkg-deb",
     );
     file
+}
+
+/// Builds a native source package with `dpkg-source -b` (no build tools needed); returns its
+/// `.dsc`, with the tarball beside it.
+pub fn make_dsc(dir: &Path, name: &str, version: &str, build_depends: &str) -> PathBuf {
+    let root = dir.join(format!("src-{name}-{version}"));
+    fs_err::create_dir_all(root.join("debian/source")).unwrap();
+    fs_err::write(root.join("debian/source/format"), "3.0 (native)\n").unwrap();
+    fs_err::write(
+        root.join("debian/control"),
+        format!("Source: {name}\nSection: misc\nPriority: optional\nMaintainer: Test <test@example.invalid>\nBuild-Depends: {build_depends}\n\nPackage: {name}\nArchitecture: all\nDescription: test package {name}\n A package of the publisher tests.\n"),
+    )
+    .unwrap();
+    fs_err::write(
+        root.join("debian/changelog"),
+        format!("{name} ({version}) unstable; urgency=medium\n\n  * Test.\n\n -- Test <test@example.invalid>  Thu, 01 Jan 2026 00:00:00 +0000\n"),
+    )
+    .unwrap();
+    ok(
+        Command::new("dpkg-source")
+            .current_dir(dir)
+            .args(["-b"])
+            .arg(root.file_name().unwrap())
+            .output()
+            .unwrap(),
+        "dpkg-source -b",
+    );
+    let dsc = dir.join(format!("{name}_{version}.dsc"));
+    assert!(dsc.is_file(), "dpkg-source made no {}", dsc.display());
+    dsc
 }
 
 /// The operator's own signing key, made with gpg in a private home.

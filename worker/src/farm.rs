@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{
-    BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
+    BuildJob, BuildOutcome, Feedback, Message, PublishJob, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Semaphore;
@@ -99,6 +99,18 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
     match result.outcome {
         BuildOutcome::Failed { step, reason } => {
             warn!(job = %job.job_id, %step, %reason, "build failed");
+            let outcome = BuildOutcome::Failed {
+                step: step.clone(),
+                reason: reason.clone(),
+            };
+            if let Some(feedback) =
+                Feedback::of_build(&job, outcome, result.package_version.clone())
+            {
+                if let Err(e) = send_feedback(farm, &feedback).await {
+                    error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
+                    return Disposition::Retry;
+                }
+            }
             Disposition::DeadLetter(format!(
                 "build failed at step {step}: {reason} (log: {})",
                 dest.join(build::LOG_NAME).display()
@@ -117,6 +129,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
                 target: job.target.clone(),
                 artifacts: result.artifacts.clone(),
                 requested_at: Some(job.requested_at),
+                trigger: Some(job.trigger.clone()),
             };
             let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
             let broker = Broker::connect_with_backoff(&farm.broker).await;
@@ -134,4 +147,16 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             }
         }
     }
+}
+
+/// Queues a build's feedback for its Gerrit change.
+async fn send_feedback(
+    farm: &FarmConfig,
+    feedback: &Feedback,
+) -> Result<(), perestroika_config::broker::BrokerError> {
+    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version).to_string();
+    let broker = Broker::connect_with_backoff(&farm.broker).await;
+    let sent = broker.publish(&queue, feedback, &feedback.job_id).await;
+    broker.close().await;
+    sent
 }

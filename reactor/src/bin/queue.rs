@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::broker::Broker;
 use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::messages::{Message, Promotion, PromotionResult};
 use perestroika_config::{QueueName, Stage};
 use perestroika_reactor::retrigger::{self, At};
 use perestroika_reactor::ssh::GerritSession;
@@ -72,6 +73,36 @@ enum Command {
         /// Where the rebuilds go (default: <state>/rebuild/<customer>/<version>/<snapshot>).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Promote a published package between suites of a release without rebuilding it: the
+    /// same files (source and every binary built from it) are copied into the target suite,
+    /// which is re-signed, snapshotted and announced to the mirrors. Refused, with the missing
+    /// names, when the package's runtime or build dependencies are not satisfiable in the
+    /// target suite, unless --force. Waits for the publisher's answer: exit 0 when promoted,
+    /// 1 when refused.
+    Promote {
+        customer: String,
+        version: String,
+        /// The source package, optionally with its version: greet or greet=1.1+p2.0.
+        package: String,
+        /// The suite to take it from.
+        #[arg(long, default_value = "proposed")]
+        from: String,
+        /// The suite to put it in (updates, security, holdback, …).
+        #[arg(long)]
+        to: String,
+        /// Only these distros (repeatable; default: every distro that has the package).
+        #[arg(long)]
+        distro: Vec<String>,
+        /// Promote even when dependencies are not satisfiable in the target suite.
+        #[arg(long)]
+        force: bool,
+        /// Queue the promotion and return without waiting for its outcome.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for the publisher's answer, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
     /// List dead-lettered jobs with their reasons, or send one back (`dead requeue JOB_ID`).
     Dead {
@@ -207,6 +238,97 @@ fn main() -> ExitCode {
                 }
             }
             Command::RebuildRelease { .. } => unreachable!("handled before connecting"),
+            Command::Promote {
+                customer,
+                version,
+                package,
+                from,
+                to,
+                distro,
+                force,
+                no_wait,
+                timeout,
+            } => {
+                let (name, wanted) = match package.split_once('=') {
+                    Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+                    None => (package.clone(), None),
+                };
+                if farm.release(&customer, &version).is_none() {
+                    return Err(UsageError(format!(
+                        "{customer} {version} is not in {}",
+                        farm.source.display()
+                    ))
+                    .into());
+                }
+                let mut promotion = Promotion::new(
+                    &customer,
+                    &version,
+                    &name,
+                    wanted.as_deref(),
+                    &from,
+                    &to,
+                    &distro,
+                    force,
+                );
+                let reply = if no_wait {
+                    None
+                } else {
+                    Some(broker.declare_reply_queue().await?)
+                };
+                promotion.reply_to = reply.clone();
+                promotion.check().map_err(|e| UsageError(e.to_string()))?;
+                let queue = QueueName::new(Stage::Publish, &customer, &version).to_string();
+                broker
+                    .publish(&queue, &promotion, &promotion.job_id)
+                    .await
+                    .with_context(|| format!("queueing the promotion on {queue}"))?;
+                let Some(reply) = reply else {
+                    println!("queued promotion {} on {queue}", promotion.job_id);
+                    broker.close().await;
+                    return Ok(());
+                };
+                if !cli.json {
+                    eprintln!(
+                        "queued promotion {} of {package} from {from} to {to}; waiting for the publisher",
+                        promotion.job_id
+                    );
+                }
+                let answer = broker
+                    .take(&reply, std::time::Duration::from_secs(timeout))
+                    .await?
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no answer from the publisher within {timeout} s; the promotion {} stays queued on {queue}",
+                            promotion.job_id
+                        )
+                    })?;
+                broker.close().await;
+                let result = PromotionResult::from_bytes(&answer.data)
+                    .context("reading the publisher's answer")?;
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&result)?);
+                } else {
+                    for line in &result.copied {
+                        println!("copied {line}");
+                    }
+                    for line in &result.missing {
+                        println!("unsatisfied {line}");
+                    }
+                    if let Some(g) = result.generation {
+                        println!("promoted {package} from {from} to {to}: generation {g} is live");
+                    }
+                }
+                if let Some(e) = &result.error {
+                    anyhow::bail!("promotion refused: {e}");
+                }
+                if !result.promoted {
+                    anyhow::bail!(
+                        "promotion refused: {} relation(s) unsatisfiable in {to}; promote what they need first, or use --force",
+                        result.missing.len()
+                    );
+                }
+                return Ok(());
+            }
             Command::Dead { action } => match action.unwrap_or(DeadAction::List) {
                 DeadAction::List => {
                     let letters = dead::list(&broker, &farm).await?;

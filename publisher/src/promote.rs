@@ -1,0 +1,640 @@
+//! Promotion: the exact published files of one source package (its source and every binary
+//! built from it) copied from one suite of a release to another — the same bytes, never a
+//! rebuild — then the release is re-signed and switched like any publish.
+//!
+//! Before copying, the promoted packages' runtime and build relations are judged against the
+//! target suite as a client sees it: the release suite, the target suite and the promoted
+//! packages themselves. Only names the release itself publishes (in any suite) are judged; the
+//! rest come from the base distribution, which the publisher does not index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use perestroika_config::messages::{Promotion, Target};
+use perestroika_config::relations::{self, Available, Order, Relation};
+use perestroika_config::release_index::{read_index, stanzas, Stanza};
+use perestroika_config::versions::{compare, rpm_compare, DebVersion};
+use perestroika_config::Family;
+
+use crate::deb::COMPONENTS;
+use crate::publish::{PublishError, Published, Publisher};
+
+/// What a promotion did, or why it did nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Promoted {
+    /// One line per file copied (`bookworm-updates: pool/main/g/greet/greet_1.1_amd64.deb`).
+    pub copied: Vec<String>,
+    /// Unsatisfied relations (`bookworm-updates: greet-user: greet (>= 1.1)`); non-empty and
+    /// not forced means nothing was promoted.
+    pub missing: Vec<String>,
+    /// The tree's state after the promotion (absent when refused).
+    pub published: Option<Published>,
+}
+
+/// The files of one source package in one deb suite.
+struct DebSelection {
+    /// (component, kind `deb`/`udeb`/`dsc`, path relative to the tree's `deb/`).
+    files: Vec<(String, &'static str, String)>,
+    /// Section and priority of the source package, from its `Sources` entry.
+    source_fields: (String, String),
+    /// Runtime relations per binary package, and the source's build relations.
+    relations: Vec<(String, Relation)>,
+    /// (name, version, provides) of each promoted binary.
+    binaries: Vec<(String, String, Option<String>)>,
+}
+
+/// The files of one source package in one rpm suite: (arch directory, path in the tree).
+struct RpmSelection {
+    files: Vec<(String, PathBuf)>,
+}
+
+fn refused(text: impl Into<String>) -> PublishError {
+    PublishError::Refused(text.into())
+}
+
+impl Publisher<'_> {
+    /// Promotes `p` (see the module's documentation).
+    pub fn promote(&self, p: &Promotion) -> Result<Promoted, PublishError> {
+        let release = self.farm.release(&p.customer, &p.version).ok_or_else(|| {
+            refused(format!(
+                "{} {} is not in the configuration",
+                p.customer, p.version
+            ))
+        })?;
+        let suites = &self.farm.publish.suites;
+        for s in [&p.from, &p.to] {
+            if !suites.contains(s) {
+                return Err(refused(format!(
+                    "{s} is not a suite of this farm (publish.suites: {})",
+                    suites.join(", ")
+                )));
+            }
+        }
+        if p.from == p.to {
+            return Err(refused("--from and --to name the same suite"));
+        }
+        let (tree, tree_name) = self.tree(&p.customer, &p.version, &Target::Release);
+        let live = tree
+            .current()
+            .map(|n| tree.generation(n))
+            .ok_or_else(|| refused(format!("{tree_name} has nothing published yet")))?;
+        let distros: Vec<(Family, String)> = release
+            .distros()
+            .filter(|(_, d)| p.distros.is_empty() || p.distros.iter().any(|w| w == d))
+            .map(|(f, d)| (f, d.to_owned()))
+            .collect();
+        if let Some(unknown) = p
+            .distros
+            .iter()
+            .find(|d| !distros.iter().any(|(_, have)| have == *d))
+        {
+            return Err(refused(format!("{unknown} is not a distro of {tree_name}")));
+        }
+
+        let mut out = Promoted::default();
+        let mut debs = Vec::new();
+        let mut rpms = Vec::new();
+        for (family, distro) in &distros {
+            let (from, to) = (format!("{distro}-{}", p.from), format!("{distro}-{}", p.to));
+            match family {
+                Family::Deb => {
+                    let Some(sel) =
+                        select_deb(&live, &from, &p.package, p.package_version.as_deref())?
+                    else {
+                        continue;
+                    };
+                    let missing = deb_missing(&live, distro, &to, &sel);
+                    out.missing
+                        .extend(missing.into_iter().map(|m| format!("{to}: {m}")));
+                    debs.push((to, sel));
+                }
+                Family::Rpm => {
+                    let Some(sel) =
+                        select_rpm(&live, &from, &p.package, p.package_version.as_deref())?
+                    else {
+                        continue;
+                    };
+                    let missing = rpm_missing(&live, distro, &to, &sel)?;
+                    out.missing
+                        .extend(missing.into_iter().map(|m| format!("{to}: {m}")));
+                    rpms.push((to, sel));
+                }
+            }
+        }
+        if debs.is_empty() && rpms.is_empty() {
+            let what = match &p.package_version {
+                Some(v) => format!("{} {v}", p.package),
+                None => p.package.clone(),
+            };
+            return Err(refused(format!(
+                "{what} is not published in the {} suite of {tree_name}",
+                p.from
+            )));
+        }
+        if !out.missing.is_empty() && !p.force {
+            return Ok(out);
+        }
+
+        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, &p.customer, &p.version)?;
+        if let Some(repo) = &deb {
+            let scratch = self.state_dir(&tree_name).join("promote");
+            for (to, sel) in &debs {
+                let _ = fs_err::remove_dir_all(&scratch);
+                fs_err::create_dir_all(&scratch).map_err(crate::publish::io(&scratch))?;
+                for component in COMPONENTS {
+                    let mut binaries = Vec::new();
+                    for (c, kind, rel) in sel.files.iter().filter(|(c, _, _)| c == component) {
+                        let name = Path::new(rel).file_name().expect("a file name");
+                        let dest = scratch.join(component).join(name);
+                        crate::publish::link_or_copy(&live.join("deb").join(rel), &dest)?;
+                        out.copied
+                            .push(format!("{to}: {c}/{}", name.to_string_lossy()));
+                        if *kind != "dsc" {
+                            binaries.push(dest);
+                            continue;
+                        }
+                        // The files the .dsc names lie beside it in the pool.
+                        let dir = live
+                            .join("deb")
+                            .join(rel)
+                            .parent()
+                            .expect("in a directory")
+                            .to_owned();
+                        for part in dsc_files(&live.join("deb").join(rel)) {
+                            crate::publish::link_or_copy(
+                                &dir.join(&part),
+                                &scratch.join(component).join(&part),
+                            )?;
+                        }
+                        let (section, priority) = &sel.source_fields;
+                        repo.include_source(to, component, &dest, section, priority)?;
+                    }
+                    if !binaries.is_empty() {
+                        repo.include(to, component, &binaries)?;
+                    }
+                }
+            }
+            let _ = fs_err::remove_dir_all(&scratch);
+            repo.export_missing(&deb_suites)?;
+            let history = self.state_dir(&tree_name).join("history");
+            crate::history::keep_every_version(&repo.dists(), &history, &deb_suites)
+                .map_err(crate::publish::io(&history))?;
+        }
+        for (to, sel) in &rpms {
+            let mut touched = BTreeSet::new();
+            for (arch, rel) in &sel.files {
+                let name = rel.file_name().expect("a file name");
+                let public = PathBuf::from("rpm").join(to).join(arch);
+                let dest = tree.pool().join(&public).join("Packages").join(name);
+                if !dest.exists() {
+                    crate::publish::link_or_copy(&live.join(rel), &dest)?;
+                }
+                out.copied
+                    .push(format!("{to}: {arch}/{}", name.to_string_lossy()));
+                touched.insert(public);
+            }
+            for public in touched {
+                crate::rpm::index(
+                    &tree.pool().join(&public),
+                    &self
+                        .rpm_state(&tree_name)
+                        .join(public.strip_prefix("rpm").expect("below rpm")),
+                )?;
+            }
+        }
+        out.published = Some(self.switch(
+            &tree,
+            tree_name,
+            deb.as_ref(),
+            &deb_suites,
+            &p.customer,
+            &p.version,
+        )?);
+        Ok(out)
+    }
+}
+
+/// Every stanza of a suite's indexes of one kind: `Packages` (debs and udebs) or `Sources`,
+/// with the component each came from.
+fn suite_stanzas(
+    generation: &Path,
+    suite: &str,
+    sources: bool,
+) -> Vec<(String, &'static str, Stanza)> {
+    let mut out = Vec::new();
+    let suite_dir = generation.join("deb/dists").join(suite);
+    for component in COMPONENTS {
+        let dir = suite_dir.join(component);
+        if sources {
+            if let Some(text) = read_index(&dir.join("source/Sources")) {
+                out.extend(
+                    stanzas(&text)
+                        .into_iter()
+                        .map(|s| (component.to_owned(), "dsc", s)),
+                );
+            }
+            continue;
+        }
+        for (sub, kind) in [(dir.clone(), "deb"), (dir.join("debian-installer"), "udeb")] {
+            let Ok(entries) = fs_err::read_dir(&sub) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with("binary-") {
+                    continue;
+                }
+                if let Some(text) = read_index(&entry.path().join("Packages")) {
+                    out.extend(
+                        stanzas(&text)
+                            .into_iter()
+                            .map(|s| (component.to_owned(), kind, s)),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+fn field<'a>(s: &'a Stanza, name: &str) -> &'a str {
+    s.get(name).map(String::as_str).unwrap_or("")
+}
+
+/// The source package and version a binary stanza was built from.
+fn source_of(s: &Stanza) -> (String, String) {
+    let version = field(s, "Version").to_owned();
+    match s.get("Source") {
+        Some(src) => match src.split_once('(') {
+            Some((name, v)) => (
+                name.trim().to_owned(),
+                v.trim_end_matches(')').trim().to_owned(),
+            ),
+            None => (src.trim().to_owned(), version),
+        },
+        None => (field(s, "Package").to_owned(), version),
+    }
+}
+
+fn newest_deb<'a>(versions: impl Iterator<Item = &'a str>) -> Option<String> {
+    versions
+        .filter_map(|v| DebVersion::parse(v).map(|p| (p, v)))
+        .max_by(|a, b| compare(&a.0, &b.0))
+        .map(|(_, v)| v.to_owned())
+}
+
+fn select_deb(
+    generation: &Path,
+    suite: &str,
+    package: &str,
+    wanted: Option<&str>,
+) -> Result<Option<DebSelection>, PublishError> {
+    let sources = suite_stanzas(generation, suite, true);
+    let binaries = suite_stanzas(generation, suite, false);
+    let version = match wanted {
+        Some(v) => v.to_owned(),
+        None => {
+            let from_sources = sources
+                .iter()
+                .filter(|(_, _, s)| field(s, "Package") == package)
+                .map(|(_, _, s)| field(s, "Version"));
+            let from_binaries = binaries
+                .iter()
+                .map(|(_, _, s)| source_of(s))
+                .filter(|(name, _)| name == package)
+                .map(|(_, v)| v);
+            let all: Vec<String> = from_sources
+                .map(str::to_owned)
+                .chain(from_binaries)
+                .collect();
+            match newest_deb(all.iter().map(String::as_str)) {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        }
+    };
+    let mut sel = DebSelection {
+        files: Vec::new(),
+        source_fields: Default::default(),
+        relations: Vec::new(),
+        binaries: Vec::new(),
+    };
+    for (component, kind, s) in &binaries {
+        if source_of(s) != (package.to_owned(), version.clone()) {
+            continue;
+        }
+        let name = field(s, "Package").to_owned();
+        let entry = (component.clone(), *kind, field(s, "Filename").to_owned());
+        if sel.files.contains(&entry) {
+            continue;
+        }
+        sel.files.push(entry);
+        if *kind == "deb" {
+            let depends = format!("{}, {}", field(s, "Depends"), field(s, "Pre-Depends"));
+            sel.relations
+                .push((name.clone(), relations::parse_deb(&depends)));
+            sel.binaries.push((
+                name,
+                field(s, "Version").to_owned(),
+                s.get("Provides").cloned(),
+            ));
+        }
+    }
+    for (component, _, s) in &sources {
+        if field(s, "Package") != package || field(s, "Version") != version {
+            continue;
+        }
+        let directory = field(s, "Directory");
+        let dsc = field(s, "Files")
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .find(|n| n.ends_with(".dsc"));
+        if let Some(dsc) = dsc {
+            sel.files
+                .push((component.clone(), "dsc", format!("{directory}/{dsc}")));
+            sel.source_fields = (
+                field(s, "Section").to_owned(),
+                field(s, "Priority").to_owned(),
+            );
+        }
+        let build = ["Build-Depends", "Build-Depends-Indep", "Build-Depends-Arch"]
+            .map(|f| field(s, f))
+            .join(", ");
+        sel.relations.push((
+            format!("{package} (to build)"),
+            relations::parse_deb(&build),
+        ));
+    }
+    if sel.files.is_empty() {
+        return Err(refused(format!(
+            "{package} {version} is not published in {suite}"
+        )));
+    }
+    Ok(Some(sel))
+}
+
+/// The files a `.dsc` names (its `Files` field).
+fn dsc_files(dsc: &Path) -> Vec<String> {
+    let text = fs_err::read_to_string(dsc).unwrap_or_default();
+    let body = text
+        .split("\n\n")
+        .find(|block| block.contains("\nFiles:") || block.starts_with("Files:"))
+        .unwrap_or("");
+    stanzas(body)
+        .first()
+        .and_then(|s| s.get("Files").cloned())
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect()
+}
+
+/// The relations of a deb selection that `<distro>` + `to` + the selection leave unsatisfied.
+fn deb_missing(generation: &Path, distro: &str, to: &str, sel: &DebSelection) -> Vec<String> {
+    let mut known = BTreeSet::new();
+    let suites_dir = generation.join("deb/dists");
+    let all_suites: Vec<String> = fs_err::read_dir(&suites_dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n == distro || n.starts_with(&format!("{distro}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut available = Available::new(Order::Dpkg);
+    for suite in &all_suites {
+        for (_, kind, s) in suite_stanzas(generation, suite, false) {
+            if kind != "deb" {
+                continue;
+            }
+            known.insert(field(&s, "Package").to_owned());
+            for provided in relations::parse_deb(field(&s, "Provides"))
+                .into_iter()
+                .flatten()
+            {
+                known.insert(provided.name);
+            }
+            if suite == distro || suite == to {
+                available.add_deb(
+                    field(&s, "Package"),
+                    field(&s, "Version"),
+                    s.get("Provides").map(String::as_str),
+                );
+            }
+        }
+    }
+    for (name, version, provides) in &sel.binaries {
+        available.add_deb(name, version, provides.as_deref());
+    }
+    let mut out = Vec::new();
+    for (who, relation) in &sel.relations {
+        for m in relations::unsatisfied(relation, &available, |n| known.contains(n)) {
+            out.push(format!("{who}: {m}"));
+        }
+    }
+    out
+}
+
+/// The rpm directories (`<arch>` → its `Packages` directory) of a suite in a generation.
+fn rpm_arch_dirs(generation: &Path, suite: &str) -> BTreeMap<String, PathBuf> {
+    fs_err::read_dir(generation.join("rpm").join(suite))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.path().join("Packages"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every rpm of a suite: (arch directory, path, header fields).
+fn suite_rpms(
+    generation: &Path,
+    suite: &str,
+    format: &str,
+) -> Result<Vec<(String, PathBuf, String)>, PublishError> {
+    let mut files = Vec::new();
+    for (arch, dir) in rpm_arch_dirs(generation, suite) {
+        let Ok(entries) = fs_err::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            if e.file_name().to_string_lossy().ends_with(".rpm") {
+                files.push((arch.clone(), e.path()));
+            }
+        }
+    }
+    files.sort();
+    let paths: Vec<&Path> = files.iter().map(|(_, p)| p.as_path()).collect();
+    let headers = perestroika_config::rpm_header::query(&paths, format)
+        .map_err(|e| refused(e.to_string()))?;
+    Ok(files
+        .into_iter()
+        .zip(headers)
+        .map(|((arch, path), h)| (arch, path, h))
+        .collect())
+}
+
+/// `NAME VERSION-RELEASE SOURCERPM`, per file.
+const RPM_IDENTITY: &str = "%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{SOURCERPM}";
+
+/// The source package name of a source rpm file name (`greet-1.0-1.src.rpm` → `greet`).
+fn srpm_name(file: &str) -> Option<&str> {
+    let stem = file.strip_suffix(".src.rpm")?;
+    let (rest, _release) = stem.rsplit_once('-')?;
+    Some(rest.rsplit_once('-')?.0)
+}
+
+fn evr(text: &str) -> String {
+    text.strip_prefix("(none):").unwrap_or(text).to_owned()
+}
+
+fn select_rpm(
+    generation: &Path,
+    suite: &str,
+    package: &str,
+    wanted: Option<&str>,
+) -> Result<Option<RpmSelection>, PublishError> {
+    let rpms = suite_rpms(generation, suite, RPM_IDENTITY)?;
+    // (source name, source version) of each file: a source rpm is its own source.
+    let origin = |header: &str| -> Option<(String, String)> {
+        let mut parts = header.split('\t');
+        let (name, version, source) = (parts.next()?, parts.next()?, parts.next()?);
+        if source == "(none)" {
+            return Some((name.to_owned(), evr(version)));
+        }
+        Some((srpm_name(source)?.to_owned(), evr(version)))
+    };
+    let mine: Vec<(String, PathBuf, String)> = rpms
+        .into_iter()
+        .filter_map(|(arch, path, h)| {
+            let (name, version) = origin(&h)?;
+            (name == package).then_some((arch, path, version))
+        })
+        .collect();
+    let version = match wanted {
+        Some(v) => v.to_owned(),
+        None => match mine
+            .iter()
+            .map(|m| m.2.clone())
+            .max_by(|a, b| rpm_compare(a, b))
+        {
+            Some(v) => v,
+            None => return Ok(None),
+        },
+    };
+    let files: Vec<(String, PathBuf)> = mine
+        .into_iter()
+        .filter(|(_, _, v)| *v == version)
+        .map(|(arch, path, _)| {
+            let rel = path
+                .strip_prefix(generation)
+                .map(Path::to_path_buf)
+                .unwrap_or(path);
+            (arch, rel)
+        })
+        .collect();
+    if files.is_empty() {
+        return Err(refused(format!(
+            "{package} {version} is not published in {suite}"
+        )));
+    }
+    Ok(Some(RpmSelection { files }))
+}
+
+/// rpm's dependency lists as one line per file: `name flags version` entries joined by `@@`.
+const RPM_REQUIRES: &str = "[%{REQUIRENAME} %{REQUIREFLAGS:depflags} %{REQUIREVERSION}@@]";
+const RPM_PROVIDES: &str = "[%{PROVIDENAME} %{PROVIDEFLAGS:depflags} %{PROVIDEVERSION}@@]";
+
+fn rpm_entries(line: &str) -> impl Iterator<Item = &str> {
+    line.split("@@").map(str::trim).filter(|e| !e.is_empty())
+}
+
+fn rpm_missing(
+    generation: &Path,
+    distro: &str,
+    to: &str,
+    sel: &RpmSelection,
+) -> Result<Vec<String>, PublishError> {
+    let suites: Vec<String> = fs_err::read_dir(generation.join("rpm"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n == distro || n.starts_with(&format!("{distro}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut known = BTreeSet::new();
+    let mut available = Available::new(Order::Rpm);
+    let add = |available: &mut Available, line: &str| {
+        for entry in rpm_entries(line) {
+            let mut words = entry.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let version = match (words.next(), words.next()) {
+                (Some("="), Some(v)) => Some(v),
+                _ => None,
+            };
+            available.add(name, version);
+        }
+    };
+    for suite in &suites {
+        for (_, _, line) in suite_rpms(generation, suite, RPM_PROVIDES)? {
+            for entry in rpm_entries(&line) {
+                known.insert(
+                    entry
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+            if suite == distro || suite == to {
+                add(&mut available, &line);
+            }
+        }
+    }
+    let paths: Vec<PathBuf> = sel.files.iter().map(|(_, p)| generation.join(p)).collect();
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let provides = perestroika_config::rpm_header::query(&refs, RPM_PROVIDES)
+        .map_err(|e| refused(e.to_string()))?;
+    for line in &provides {
+        add(&mut available, line);
+    }
+    let requires = perestroika_config::rpm_header::query(&refs, RPM_REQUIRES)
+        .map_err(|e| refused(e.to_string()))?;
+    let mut out = Vec::new();
+    for (path, line) in paths.iter().zip(&requires) {
+        let relation = relations::parse_rpm(rpm_entries(line));
+        let who = path.file_name().unwrap_or_default().to_string_lossy();
+        for m in relations::unsatisfied(&relation, &available, |n| known.contains(n)) {
+            out.push(format!("{who}: {m}"));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_rpm_names() {
+        assert_eq!(srpm_name("greet-1.0-git1.p1.0.src.rpm"), Some("greet"));
+        assert_eq!(srpm_name("greet-motd-1.0-p2.0.src.rpm"), Some("greet-motd"));
+        assert_eq!(srpm_name("greet.rpm"), None);
+    }
+
+    #[test]
+    fn binary_stanzas_name_their_source() {
+        let s = stanzas("Package: libgreet1\nSource: greet (1.0-1)\nVersion: 1.0-1+b1\n");
+        assert_eq!(source_of(&s[0]), ("greet".into(), "1.0-1".into()));
+        let s = stanzas("Package: greet\nVersion: 1.0-1\n");
+        assert_eq!(source_of(&s[0]), ("greet".into(), "1.0-1".into()));
+    }
+}

@@ -1,0 +1,251 @@
+//! The release lifecycle: a release in maintenance publishes into `proposed`, and
+//! `perestroika-queue promote` moves the same files on to `updates` through the publisher
+//! daemon — real broker, gpg, reprepro, apt.
+
+use std::path::Path;
+use std::process::Output;
+
+use perestroika_config::release_index::{read_index, stanzas};
+use perestroika_tests::apt::{make_deb_with, make_dsc, signed_farm, AptRoot, OperatorKey};
+use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
+
+const MAINTENANCE: &str = r#"{ name = "9.0", deb = ["bookworm"], state = "maintenance" }"#;
+
+struct Lifecycle {
+    farm: Farm,
+    _key: OperatorKey,
+    _publisher: Daemon,
+    work: tempfile::TempDir,
+}
+
+impl Lifecycle {
+    /// A signed farm whose release is in maintenance, its queues declared, its publisher
+    /// running.
+    fn start() -> Self {
+        let key = OperatorKey::new();
+        let farm = signed_farm(&shared_amqp_url(), &[&key], "", MAINTENANCE);
+        let cfg = farm.path.to_str().unwrap();
+        assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+            .status
+            .success());
+        let publisher = Daemon::start(
+            "perestroika-publisher",
+            &["--config", cfg, "run"],
+            &farm.dir.path().join("publisher.log"),
+        );
+        Self {
+            farm,
+            _key: key,
+            _publisher: publisher,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Publishes a binary (and optionally its source) the way a merge build would.
+    fn merge(&self, name: &str, version: &str, depends: &str, with_source: bool) {
+        let dir = self.work.path().join(format!("{name}-{version}"));
+        fs_err::create_dir_all(&dir).unwrap();
+        let mut fields = "Section: misc\n".to_owned();
+        if !depends.is_empty() {
+            fields.push_str(&format!("Depends: {depends}\n"));
+        }
+        let mut files = vec![make_deb_with(&dir, name, version, false, &fields, "m")];
+        if with_source {
+            files.push(make_dsc(&dir, name, version, "debhelper-compat (= 13)"));
+        }
+        self.farm.publish("bookworm", &files);
+    }
+
+    fn promote(&self, args: &[&str]) -> Output {
+        let cfg = self.farm.path.to_str().unwrap();
+        let mut all = vec!["--config", cfg, "promote", &self.farm.customer, "9.0"];
+        all.extend_from_slice(args);
+        run("perestroika-queue", &all)
+    }
+
+    /// The stanzas of `package` in a suite's `main/binary-amd64/Packages`.
+    fn packages(
+        &self,
+        suite: &str,
+        package: &str,
+    ) -> Vec<perestroika_config::release_index::Stanza> {
+        let path = self
+            .farm
+            .release_tree()
+            .join("deb/dists")
+            .join(suite)
+            .join("main/binary-amd64/Packages");
+        let text = read_index(&path).unwrap_or_default();
+        stanzas(&text)
+            .into_iter()
+            .filter(|s| s.get("Package").map(String::as_str) == Some(package))
+            .collect()
+    }
+
+    /// Announcements waiting on the release's mirror queue (no mirror runs here).
+    fn announcements(&self) -> u64 {
+        let cfg = self.farm.path.to_str().unwrap();
+        let out = run("perestroika-queue", &["--config", cfg, "--json", "queues"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let name = format!("mirror.{}.9.0", self.farm.customer);
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == name.as_str())
+            .and_then(|q| q["stats"]["messages"].as_u64())
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    }
+
+    fn generation(&self) -> String {
+        fs_err::read_link(self.farm.release_tree())
+            .unwrap()
+            .display()
+            .to_string()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn sha256(path: &Path) -> String {
+    perestroika_config::messages::Artifact::of_file(path)
+        .unwrap()
+        .sha256
+}
+
+/// In maintenance a merge lands in `proposed` only; promotion copies the very same files
+/// (binary and source) to `updates`, which is signed, snapshotted and announced, and
+/// `apt-get install -t bookworm-updates` fetches the file with the checksum it had in
+/// `proposed`.
+#[test]
+fn a_promoted_package_installs_from_updates_with_the_bytes_it_had_in_proposed() {
+    let l = Lifecycle::start();
+    l.merge("fixed", "1.1", "", true);
+    assert_eq!(l.packages("bookworm-proposed", "fixed").len(), 1);
+    assert!(l.packages("bookworm", "fixed").is_empty());
+    assert!(l.packages("bookworm-updates", "fixed").is_empty());
+    let before = l.generation();
+    let announced = l.announcements();
+
+    let out = l.promote(&["fixed", "--to", "updates"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("promoted fixed from proposed to updates"),
+        "{said}"
+    );
+    assert!(said.contains("fixed_1.1_all.deb"), "{said}");
+    assert!(said.contains("fixed_1.1.dsc"), "{said}");
+    assert_ne!(l.generation(), before, "a new generation went live");
+    assert_eq!(l.announcements(), announced + 1, "announced to the mirrors");
+
+    let proposed = &l.packages("bookworm-proposed", "fixed")[0];
+    let updates = &l.packages("bookworm-updates", "fixed")[0];
+    assert_eq!(proposed.get("SHA256"), updates.get("SHA256"));
+    assert_eq!(proposed.get("Filename"), updates.get("Filename"));
+    let sources = read_index(
+        &l.farm
+            .release_tree()
+            .join("deb/dists/bookworm-updates/main/source/Sources"),
+    )
+    .unwrap();
+    assert!(sources.contains("Package: fixed"), "{sources}");
+    // The snapshot of the promotion records the suites it signed.
+    let cfg = l.farm.path.to_str().unwrap();
+    let list = run(
+        "perestroika-publisher",
+        &["--config", cfg, "snapshot", "list", &l.farm.customer, "9.0"],
+    );
+    assert!(list.status.success(), "{}", text(&list));
+
+    // apt with the release, its updates suite and only the release key trusted.
+    let tree = l.farm.release_tree();
+    let apt = AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm-updates main", tree.display()),
+    );
+    apt.update();
+    let got = apt.apt_get(&[
+        "install",
+        "-y",
+        "-q",
+        "--print-uris",
+        "-t",
+        "bookworm-updates",
+        "fixed",
+    ]);
+    assert!(got.status.success(), "{}", text(&got));
+    // `'file:…/fixed_1.1_all.deb' fixed_1.1_all.deb SIZE MD5Sum:…`
+    let said = text(&got);
+    let line = said
+        .lines()
+        .find(|l| l.contains("fixed_1.1_all.deb"))
+        .unwrap_or_else(|| panic!("apt would not fetch fixed: {said}"));
+    let uri = line.split('\'').nth(1).unwrap();
+    let fetched = Path::new(uri.strip_prefix("file:").unwrap());
+    let proposed_sum = proposed.get("SHA256").unwrap();
+    assert_eq!(&sha256(fetched), proposed_sum);
+
+    // Promoting again changes nothing.
+    let live = l.generation();
+    let again = l.promote(&["fixed=1.1", "--to", "updates"]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(l.generation(), live);
+}
+
+/// A package whose dependency is still only in `proposed` is not promoted alone: the
+/// refusal names what is missing, nothing changes, and it goes through once its dependency
+/// is promoted (or when forced).
+#[test]
+fn a_promotion_with_an_unsatisfiable_dependency_is_refused() {
+    let l = Lifecycle::start();
+    l.merge("libfixed", "2.0", "base-files", false);
+    l.merge("fixed-user", "2.0", "libfixed (>= 2.0), base-files", false);
+    let before = l.generation();
+
+    let out = l.promote(&["fixed-user", "--to", "updates"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("libfixed (>= 2.0)"), "{said}");
+    assert!(
+        !said.contains("base-files"),
+        "base packages are not judged: {said}"
+    );
+    assert!(l.packages("bookworm-updates", "fixed-user").is_empty());
+    assert_eq!(l.generation(), before);
+
+    let out = l.promote(&["libfixed", "--to", "updates"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = l.promote(&["fixed-user", "--to", "updates"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(l.packages("bookworm-updates", "fixed-user").len(), 1);
+
+    // Forced past a missing dependency, into security.
+    l.merge("fixed-user", "3.0", "libfixed (>= 3.0)", false);
+    let out = l.promote(&["fixed-user", "--to", "security"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("libfixed (>= 3.0)"), "{}", text(&out));
+    let out = l.promote(&["fixed-user=3.0", "--to", "security", "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let versions: Vec<String> = l
+        .packages("bookworm-security", "fixed-user")
+        .iter()
+        .filter_map(|s| s.get("Version").cloned())
+        .collect();
+    assert_eq!(versions, ["3.0"]);
+
+    // A package that is not in the suite is an error that says so.
+    let out = l.promote(&["nosuch", "--to", "updates"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("nosuch is not published in the proposed suite"),
+        "{}",
+        text(&out)
+    );
+}
