@@ -132,6 +132,16 @@ pub struct GerritSettings {
     /// Seconds between SSH keepalives; a session missing three is considered dead.
     #[serde(default = "default_keepalive_secs")]
     pub keepalive_secs: u64,
+    /// Report each build's outcome on its change with `gerrit review`.
+    #[serde(default = "default_true")]
+    pub feedback: bool,
+    /// Vote on this label (`--label NAME=±1`) instead of `--verified ±1`.
+    #[serde(default)]
+    pub vote_label: Option<String>,
+    /// Base URL of the public tree for the links in feedback; defaults to the first mirror's
+    /// `http_url`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl GerritSettings {
@@ -352,6 +362,10 @@ fn default_tmpfs_size() -> String {
 fn default_slots() -> u16 {
     1
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_suites() -> Vec<String> {
     ["proposed", "updates", "security", "holdback", "hotfix"]
         .map(String::from)
@@ -570,6 +584,15 @@ impl FarmConfig {
             .versions
             .iter()
             .find(|r| r.name == version)
+    }
+
+    /// The suite a merge of `distro` publishes into: the release's own (`<distro>`) in
+    /// development, `<distro>-proposed` in maintenance.
+    pub fn merge_suite(&self, customer: &str, version: &str, distro: &str) -> String {
+        match self.release(customer, version).map(|r| r.state) {
+            Some(ReleaseState::Maintenance) => format!("{distro}-proposed"),
+            _ => distro.to_owned(),
+        }
     }
 
     /// Every (customer, release) pair of the farm.

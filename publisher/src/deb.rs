@@ -170,6 +170,62 @@ impl DebRepo {
     }
 }
 
+/// The component a build's packages go into: the one their `Section` names as a prefix
+/// (`restricted/net` → `restricted`), `main` otherwise — as Debian writes `non-free/net`. The
+/// debs decide (udebs follow them; a build of udebs alone decides by the udebs); debs of one
+/// build that name different components are refused.
+pub fn component_of(files: &[PathBuf]) -> Result<&'static str, DebError> {
+    let of = |ext: &str| -> Vec<&PathBuf> {
+        files
+            .iter()
+            .filter(|f| f.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+    let mut deciding = of("deb");
+    if deciding.is_empty() {
+        deciding = of("udeb");
+    }
+    let mut found: Option<(&'static str, &PathBuf)> = None;
+    for file in deciding {
+        let out = Command::new("dpkg-deb")
+            .args(["--field"])
+            .arg(file)
+            .arg("Section")
+            .output()
+            .map_err(|source| DebError::Io {
+                path: file.clone(),
+                source,
+            })?;
+        let section = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let component = COMPONENTS
+            .iter()
+            .copied()
+            .find(|c| section.starts_with(&format!("{c}/")))
+            .unwrap_or(COMPONENTS[0]);
+        match found {
+            Some((other, first)) if other != component => {
+                let name = |p: &PathBuf| {
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                return Err(DebError::Reprepro {
+                    action: "choosing a component".into(),
+                    detail: format!(
+                        "{} is in {other} but {} is in {component}: a build's packages must share one component (Section: {component}/… on every binary)",
+                        name(first),
+                        name(file)
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => found = Some((component, file)),
+        }
+    }
+    Ok(found.map_or(COMPONENTS[0], |(c, _)| c))
+}
+
 /// Names the files of a failed inclusion in its error.
 fn name_files(e: DebError, action: &str, suite: &str, paths: &[String]) -> DebError {
     match e {

@@ -249,6 +249,7 @@ async fn handle(
         Some(feedback) => send_feedback(&farm, &feedback).await,
         None => Ok(()),
     };
+    crate::crash::point("feedback-sent");
     match sent {
         Ok(()) => Disposition::Ack,
         Err(e) => {

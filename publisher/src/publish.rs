@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use perestroika_config::messages::{Artifact, Target};
-use perestroika_config::{Family, FarmConfig, ReleaseState};
+use perestroika_config::{Family, FarmConfig};
 
 use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, with_acquire_by_hash};
@@ -149,12 +149,8 @@ impl Publisher<'_> {
         distro: &str,
         target: &Target,
     ) -> String {
-        let maintenance = self
-            .farm
-            .release(customer, version)
-            .is_some_and(|r| r.state == ReleaseState::Maintenance);
         match target {
-            Target::Release if maintenance => format!("{distro}-proposed"),
+            Target::Release => self.farm.merge_suite(customer, version, distro),
             _ => distro.to_owned(),
         }
     }
@@ -240,7 +236,8 @@ impl Publisher<'_> {
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         match (family, &deb) {
             (Family::Deb, Some(repo)) => {
-                repo.include(&suite, "main", &req.files)?;
+                let component = crate::deb::component_of(&req.files)?;
+                repo.include(&suite, component, &req.files)?;
                 crate::crash::point("included");
                 repo.export_missing(&deb_suites)?;
                 // A release keeps every version; a review repository shows its change's

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod dead;
 pub mod events;
+pub mod feedback;
 pub mod outbox;
 pub mod plan;
 pub mod retrigger;

@@ -159,9 +159,7 @@ impl Planner<'_> {
         trigger: Trigger,
     ) -> Result<Vec<Action>, NotPlanned> {
         let found = self.map(&change.project, &change.branch)?;
-        let target = Target::Review {
-            change: change.number,
-        };
+        let target = review_target(change);
         self.builds(
             heads,
             &found,
@@ -270,6 +268,24 @@ impl Planner<'_> {
                 )))
             })
             .collect())
+    }
+}
+
+/// Where a change's review builds publish: its topic's shared repository when it has a topic
+/// usable as a name (not all digits, which would collide with a change's own repository),
+/// else its own.
+fn review_target(change: &Change) -> Target {
+    let usable = |t: &&str| {
+        perestroika_config::names::check_token("topic", t).is_ok()
+            && !t.bytes().all(|b| b.is_ascii_digit())
+    };
+    match change.topic.as_deref().filter(usable) {
+        Some(topic) => Target::Topic {
+            topic: topic.to_owned(),
+        },
+        None => Target::Review {
+            change: change.number,
+        },
     }
 }
 
@@ -386,6 +402,36 @@ mod tests {
             assert_eq!(code.fetch_ref.as_deref(), Some("refs/changes/42/42/2"));
             // Patch set 2: its builds sort above patch set 1's in the review repository.
             assert_eq!(job.rebuild, 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_with_a_topic_builds_into_the_topic_repository() {
+        let with_topic = |topic: &str| {
+            event(
+                "patchset-created",
+                "acme/openstack/nova",
+                "openstack-ci/fuel-9.0/mitaka",
+                "",
+            )
+            .replace(
+                r#""status":"NEW""#,
+                &format!(r#""status":"NEW","topic":"{topic}""#),
+            )
+        };
+        for job in jobs(&plan(&with_topic("multi-fix")).await.unwrap()) {
+            assert_eq!(
+                job.target,
+                Target::Topic {
+                    topic: "multi-fix".into()
+                }
+            );
+        }
+        // A topic that cannot be a repository name, or could be a change's, is not used.
+        for topic in ["has space", "1234"] {
+            for job in jobs(&plan(&with_topic(topic)).await.unwrap()) {
+                assert_eq!(job.target, Target::Review { change: 42 }, "{topic}");
+            }
         }
     }
 

@@ -42,6 +42,7 @@ fn line(project: &str, number: u64) -> String {
         number,
         patch_set: 1,
         revision: format!("{:040x}", now_ns()),
+        topic: None,
     }
     .event("change-merged", json!({}))
     .to_string()

@@ -4,37 +4,10 @@
 
 use std::time::Duration;
 
-use perestroika_tests::debian::{debian_source, dh_package, greet_code, greet_packaging};
-use perestroika_tests::gerrit::ChangeSpec;
-use perestroika_tests::whole::{unpacked_source, WholeFarm};
+use perestroika_tests::debian::{debian_source, dh_package, greet_code};
+use perestroika_tests::whole::{change, push_greet, unpacked_source, WholeFarm, SPLIT_BRANCH};
 
-const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
 const BUILD_TIME: Duration = Duration::from_secs(600);
-
-fn change(project: &str, branch: &str, number: u64, patch_set: u32, revision: &str) -> ChangeSpec {
-    ChangeSpec {
-        project: project.to_owned(),
-        branch: branch.to_owned(),
-        number,
-        patch_set,
-        revision: revision.to_owned(),
-    }
-}
-
-/// Pushes the greet example (code printing `greeting`, and its packaging) to the stand-in
-/// as the farm customer's projects; returns the code and packaging projects and the
-/// packaging's head.
-fn push_greet(f: &WholeFarm, greeting: &str) -> (String, String, String) {
-    let c = &f.farm.customer;
-    let code = format!("{c}/openstack/greet");
-    let packaging = format!("{c}/openstack-build/greet");
-    f.gerrit
-        .push(&code, SPLIT_BRANCH, &greet_code(greeting), "code");
-    let head = f
-        .gerrit
-        .push(&packaging, SPLIT_BRANCH, &greet_packaging(), "packaging");
-    (code, packaging, head)
-}
 
 /// A merge of bookworm's own `hello` (unpacked from `apt-get source` into the packaging
 /// repository, patches unapplied) is built, published, signed, mirrored, and installs with apt

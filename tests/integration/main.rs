@@ -10,6 +10,7 @@ mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
 mod rebuild;
+mod review;
 mod topology;
 mod worker;
 mod worker_farm;

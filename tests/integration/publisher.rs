@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
+use perestroika_tests::apt::{
+    make_deb, make_deb_with, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE,
+};
 use perestroika_tests::{run, Farm};
 
 /// A farm with the operator's key imported into the publisher.
@@ -103,6 +105,75 @@ fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
         stdout(&export),
         fs_err::read_to_string(tree.join("KEY.asc")).unwrap()
     );
+}
+
+/// Packages whose Section names `restricted/` go into the `restricted` component of every
+/// suite, udebs into its own `debian-installer` index; a build mixing components is refused.
+#[test]
+fn restricted_packages_and_their_udebs_go_into_the_restricted_component() {
+    let p = Published::new();
+    let dir = p.debs.path();
+    let deb = make_deb_with(
+        dir,
+        "secret",
+        "1.0",
+        false,
+        "Section: restricted/misc\n",
+        "r",
+    );
+    let udeb = make_deb_with(
+        dir,
+        "secret-udeb",
+        "1.0",
+        true,
+        "Section: restricted/debian-installer\nPackage-Type: udeb\n",
+        "r",
+    );
+    let out = p.include(&[&deb, &udeb]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let suite = p.tree().join("deb/dists/bookworm");
+    let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap_or_default();
+    assert!(read("restricted/binary-amd64/Packages").contains("Package: secret\n"));
+    assert!(read("restricted/debian-installer/binary-amd64/Packages")
+        .contains("Package: secret-udeb\n"));
+    assert!(!read("restricted/binary-amd64/Packages").contains("secret-udeb"));
+    assert!(!read("main/binary-amd64/Packages").contains("secret"));
+    // Every suite has both components, udebs included.
+    for sub in [
+        "main/debian-installer/binary-amd64/Packages",
+        "restricted/debian-installer/binary-amd64/Packages",
+    ] {
+        assert!(
+            p.tree()
+                .join("deb/dists/bookworm-updates")
+                .join(sub)
+                .is_file(),
+            "bookworm-updates lacks {sub}"
+        );
+    }
+
+    // apt sees it through the restricted component only.
+    let tree = p.tree();
+    let apt = AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm restricted", tree.display()),
+    );
+    apt.update();
+    assert_eq!(apt.versions("secret"), ["1.0"]);
+    let main_only = p.apt();
+    main_only.update();
+    assert!(main_only.versions("secret").is_empty());
+
+    let plain = make_deb(dir, "plain", "1.0", false, "p");
+    let other = make_deb_with(dir, "other", "1.0", false, "Section: restricted/net\n", "o");
+    let out = p.include(&[&plain, &other]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must share one component"), "{err}");
 }
 
 #[test]

@@ -58,6 +58,7 @@ impl Setup {
             number,
             patch_set: 1,
             revision: revision.to_owned(),
+            topic: None,
         }
     }
 

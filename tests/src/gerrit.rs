@@ -374,6 +374,16 @@ impl Gerrit {
         }
     }
 
+    /// The `gerrit review` commands the stand-in received, in order: each with `target`
+    /// (`CHANGE,PS`), `message`, `labels` (name → value) and `argv`.
+    pub fn reviews(&self) -> Vec<Value> {
+        fs_err::read_to_string(self.root.join("reviews.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a review line is JSON"))
+            .collect()
+    }
+
     /// Commands the stand-in was asked to run, one per line.
     pub fn commands(&self) -> String {
         fs_err::read_to_string(self.root.join("commands.log")).unwrap_or_default()
@@ -394,11 +404,13 @@ pub struct ChangeSpec {
     pub number: u64,
     pub patch_set: u32,
     pub revision: String,
+    /// The change's Gerrit topic, if any.
+    pub topic: Option<String>,
 }
 
 impl ChangeSpec {
     fn change(&self, status: &str) -> Value {
-        json!({
+        let mut change = json!({
             "project": self.project,
             "branch": self.branch,
             "id": format!("I{:040x}", self.number),
@@ -407,7 +419,11 @@ impl ChangeSpec {
             "owner": {"name": "Dev", "email": "dev@example.invalid", "username": "dev"},
             "url": format!("http://gerrit.invalid/{}", self.number),
             "status": status,
-        })
+        });
+        if let Some(topic) = &self.topic {
+            change["topic"] = json!(topic);
+        }
+        change
     }
 
     fn patch_set(&self) -> Value {

@@ -196,10 +196,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a workspace binary with arguments; its stderr and stdout go to `log`.
     pub fn start(name: &str, args: &[&str], log: &Path) -> Self {
+        Self::start_with_env(name, args, &[], log)
+    }
+
+    /// [`Daemon::start`] with more environment variables (e.g. a crash point).
+    pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)], log: &Path) -> Self {
         let file = fs_err::File::create(log).expect("daemon log");
         let child = Command::new(bin(name))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(file.try_clone().expect("clone").into_parts().0)
             .stderr(file.into_parts().0)
             .spawn()

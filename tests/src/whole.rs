@@ -14,6 +14,49 @@ use crate::debian::{base_image, package_cache};
 use crate::gerrit::{ChangeSpec, Gerrit};
 use crate::{free_port, run, sh, shared_amqp_url, wait_for_listener, Daemon, Farm};
 
+/// The branch of the greet example's code and packaging projects.
+pub const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
+
+/// Patch set `patch_set` of change `number` of `project` on `branch`, at `revision`.
+pub fn change(
+    project: &str,
+    branch: &str,
+    number: u64,
+    patch_set: u32,
+    revision: &str,
+) -> ChangeSpec {
+    ChangeSpec {
+        project: project.to_owned(),
+        branch: branch.to_owned(),
+        number,
+        patch_set,
+        revision: revision.to_owned(),
+        topic: None,
+    }
+}
+
+/// Pushes the greet example (code printing `greeting`, and its packaging) to the stand-in
+/// as the farm customer's projects; returns the code and packaging projects and the
+/// packaging's head.
+pub fn push_greet(f: &WholeFarm, greeting: &str) -> (String, String, String) {
+    let c = &f.farm.customer;
+    let code = format!("{c}/openstack/greet");
+    let packaging = format!("{c}/openstack-build/greet");
+    f.gerrit.push(
+        &code,
+        SPLIT_BRANCH,
+        &crate::debian::greet_code(greeting),
+        "code",
+    );
+    let head = f.gerrit.push(
+        &packaging,
+        SPLIT_BRANCH,
+        &crate::debian::greet_packaging(),
+        "packaging",
+    );
+    (code, packaging, head)
+}
+
 /// A running farm. Dropping it stops every daemon and the stand-in.
 pub struct WholeFarm {
     pub key: OperatorKey,
@@ -111,6 +154,39 @@ impl WholeFarm {
             publisher,
             mirror_daemon,
             _server: server,
+        }
+    }
+
+    /// Stops the publisher and starts it again with `env` (e.g. a crash point); its log goes
+    /// to a new file.
+    pub fn restart_publisher(&mut self, env: &[(&str, &str)]) {
+        self.publisher.kill();
+        let cfg = self.farm.path.to_str().unwrap().to_owned();
+        let log = self
+            .farm
+            .dir
+            .path()
+            .join(format!("publisher-{}.log", crate::unique("r")));
+        self.publisher = Daemon::start_with_env(
+            "perestroika-publisher",
+            &["--config", &cfg, "run"],
+            env,
+            &log,
+        );
+    }
+
+    /// Waits up to `within` for `done`, failing with every daemon's log if it never holds.
+    pub fn wait_for(&self, what: &str, within: Duration, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {within:?}\n--- reactor\n{}\n--- worker\n{}\n--- publisher\n{}",
+                self.reactor.output(),
+                self.worker.output(),
+                self.publisher.output(),
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

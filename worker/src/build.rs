@@ -73,13 +73,33 @@ pub struct BuildRequest {
     pub distro: String,
     /// The family the build must make; `None` takes the family of the distro's image.
     pub family: Option<Family>,
-    /// The release's public tree (`<public root>/<customer>/<version>`), if it has a
-    /// repository of the distro yet: its packages are available as build dependencies.
-    pub release_tree: Option<PathBuf>,
+    /// The repositories whose packages are available as build dependencies, besides the base:
+    /// the release's suites, a topic's review repository. Each that has no signed repository
+    /// of the distro yet is skipped. All lie below one customer's directory, or are one
+    /// snapshot.
+    pub dep_repos: Vec<DepRepo>,
     /// Where the artifacts, log and record are written.
     pub out_dir: PathBuf,
     /// Copy the build log to stdout as it comes.
     pub echo: bool,
+}
+
+/// One repository builds may take dependencies from: a public tree and one of its suites.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepRepo {
+    /// `<public root>/<customer>/<version>`, a review tree, or a snapshot of a release.
+    pub tree: PathBuf,
+    /// The deb suite or rpm repository name (`bookworm`, `bookworm-proposed`).
+    pub suite: String,
+}
+
+impl DepRepo {
+    pub fn new(tree: impl Into<PathBuf>, suite: &str) -> Self {
+        Self {
+            tree: tree.into(),
+            suite: suite.to_owned(),
+        }
+    }
 }
 
 /// How builds run on this worker.
@@ -228,7 +248,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 job_id: req.job_id.clone(),
                 owner: env.owner.clone(),
                 tmpfs_size: env.tmpfs_size.clone(),
-                read_only_binds: release_mount(req, image.family)
+                read_only_binds: dep_mount(req, image.family)
                     .map(|m| m.bind)
                     .into_iter()
                     .collect(),
@@ -343,57 +363,65 @@ pub(crate) struct Built {
     pub version: String,
 }
 
-/// Where the release's repository is seen inside the build container.
-pub(crate) struct ReleaseMount {
+/// Where the dependency repositories are seen inside the build container.
+pub(crate) struct DepMount {
     /// (host directory, container directory), read-only.
     bind: (String, String),
-    /// The release's tree inside the container.
-    pub inside: String,
+    /// (tree inside the container, suite) of each repository that exists.
+    pub repos: Vec<(String, String)>,
 }
 
 /// Where the container sees the directory holding the customer's public trees.
 const RELEASES_INSIDE: &str = "/srv/releases";
 
-/// The release's public tree (its live link, or one of its snapshots), when it has a signed
-/// repository of the build's distro. The customer's directory is mounted read-only, not the
-/// tree alone: a tree is a link to its current generation, and a generation's package files
-/// link to the pool beside the generations.
-fn release_mount(req: &BuildRequest, family: Family) -> Option<ReleaseMount> {
-    let tree = req.release_tree.as_ref()?;
-    if !has_repo(tree, family, &req.distro) {
-        return None;
-    }
-    let (parent, name) = (tree.parent()?, tree.file_name()?.to_str()?);
+/// The customer's directory is mounted read-only, not each tree alone: a tree is a link to its
+/// current generation, and a generation's package files link to the pool beside the
+/// generations. A snapshot (`<customer>/.<version>.gen/<N>`) and a review tree
+/// (`<customer>/review/<name>`) are seen below the same mount.
+fn dep_mount(req: &BuildRequest, family: Family) -> Option<DepMount> {
+    let present: Vec<&DepRepo> = req
+        .dep_repos
+        .iter()
+        .filter(|r| has_repo(&r.tree, family, &r.suite))
+        .collect();
+    let parent = present.first()?.tree.parent()?;
     let parent_name = parent.file_name()?.to_str()?;
-    // `<customer>/.<version>.gen/<N>`: a snapshot.
-    let (customer_dir, inside) = if parent_name.starts_with('.') && parent_name.ends_with(".gen") {
-        (
-            parent.parent()?,
-            format!("{RELEASES_INSIDE}/{parent_name}/{name}"),
-        )
+    let snapshot = parent_name.starts_with('.') && parent_name.ends_with(".gen");
+    let customer_dir = if snapshot || parent_name == "review" {
+        parent.parent()?
     } else {
-        (parent, format!("{RELEASES_INSIDE}/{name}"))
+        parent
     };
-    Some(ReleaseMount {
+    let repos = present
+        .iter()
+        .filter_map(|r| {
+            let rel = r.tree.strip_prefix(customer_dir).ok()?;
+            Some((
+                format!("{RELEASES_INSIDE}/{}", rel.display()),
+                r.suite.clone(),
+            ))
+        })
+        .collect();
+    Some(DepMount {
         bind: (
             customer_dir.display().to_string(),
             RELEASES_INSIDE.to_owned(),
         ),
-        inside,
+        repos,
     })
 }
 
-fn has_repo(tree: &Path, family: Family, distro: &str) -> bool {
+fn has_repo(tree: &Path, family: Family, suite: &str) -> bool {
     if !tree.join("KEY.asc").is_file() {
         return false;
     }
     match family {
         Family::Deb => tree
             .join("deb/dists")
-            .join(distro)
+            .join(suite)
             .join("InRelease")
             .is_file(),
-        Family::Rpm => fs_err::read_dir(tree.join("rpm").join(distro))
+        Family::Rpm => fs_err::read_dir(tree.join("rpm").join(suite))
             .map(|arches| {
                 arches
                     .filter_map(Result::ok)
@@ -518,7 +546,7 @@ async fn collect(
 }
 
 /// Runs a family's dependency script as root with the network on, as
-/// `deps <distro> <the release's tree inside the container, or ""> <package cache URL>`.
+/// `deps <distro> <package cache URL or ""> [<tree inside the container> <suite>]…`.
 pub(crate) async fn install_deps(
     env: &BuildEnv,
     req: &BuildRequest,
@@ -527,19 +555,14 @@ pub(crate) async fn install_deps(
     script: &str,
     log: &mut BuildLog,
 ) -> Result<(), Step> {
-    let release = release_mount(req, family)
-        .map(|m| m.inside)
-        .unwrap_or_default();
+    let repos = dep_mount(req, family).map(|m| m.repos).unwrap_or_default();
     let cache = env.package_cache.as_deref().unwrap_or("");
-    let code = sandbox
-        .exec(
-            As::Root,
-            &["sh", "-c", script, "deps", &req.distro, &release, cache],
-            &[],
-            None,
-            log,
-        )
-        .await?;
+    let mut args = vec!["sh", "-c", script, "deps", &req.distro, cache];
+    for (tree, suite) in &repos {
+        args.push(tree);
+        args.push(suite);
+    }
+    let code = sandbox.exec(As::Root, &args, &[], None, log).await?;
     if code != 0 {
         return Err(Step::failed(
             "build-deps",

@@ -14,7 +14,7 @@ use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
-use crate::build::{self, BuildEnv, BuildRequest};
+use crate::build::{self, BuildEnv, BuildRequest, DepRepo};
 use crate::source::SourceInput;
 
 /// Consumes every build queue of the configuration until the process is stopped.
@@ -39,6 +39,24 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
         }));
     }
     futures_util::future::join_all(tasks).await;
+}
+
+/// Where a job's build dependencies may come from besides the base: the release suite (and,
+/// in maintenance, `proposed`, where merges go), and for a topic build the topic's review
+/// repository, so that the topic's changes build against each other.
+fn dep_repos(farm: &FarmConfig, job: &BuildJob) -> Vec<DepRepo> {
+    let root = &farm.paths.public_root;
+    let release = root.join(Target::Release.tree(&job.customer, &job.version));
+    let mut repos = vec![DepRepo::new(&release, &job.distro)];
+    let merges = farm.merge_suite(&job.customer, &job.version, &job.distro);
+    if merges != job.distro {
+        repos.push(DepRepo::new(&release, &merges));
+    }
+    if let Target::Topic { .. } = job.target {
+        let topic = root.join(job.target.tree(&job.customer, &job.version));
+        repos.push(DepRepo::new(topic, &job.distro));
+    }
+    repos
 }
 
 /// Where a job's files end up for the publisher.
@@ -70,12 +88,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         },
         distro: job.distro.clone(),
         family: Some(job.family),
-        release_tree: Some(
-            farm.paths
-                .public_root
-                .join(&job.customer)
-                .join(&job.version),
-        ),
+        dep_repos: dep_repos(farm, &job),
         out_dir: incoming.clone(),
         echo: false,
     };

@@ -230,7 +230,11 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         input,
         distro: args.distro.clone(),
         family: None,
-        release_tree: args.release.clone(),
+        dep_repos: args
+            .release
+            .iter()
+            .map(|tree| build::DepRepo::new(tree, &args.distro))
+            .collect(),
         out_dir: args.out.clone(),
         echo: !args.quiet,
     };

@@ -314,7 +314,7 @@ pub async fn rebuild(
             input,
             distro: distro.to_owned(),
             family: Some(family),
-            release_tree: Some(snapshot.to_owned()),
+            dep_repos: vec![crate::build::DepRepo::new(snapshot, distro)],
             out_dir: out_dir.clone(),
             echo: false,
         };

@@ -43,11 +43,20 @@ fn main() -> ExitCode {
             Command::Run => {
                 let gerrit = gerrit_settings(&farm)?.clone();
                 let mapping = farm.mapping()?;
+                // Build outcomes go back to the changes over their own SSH session.
+                let feedback = gerrit.feedback.then(|| {
+                    let (farm, gerrit) = (std::sync::Arc::new(farm.clone()), gerrit.clone());
+                    tokio::spawn(perestroika_reactor::feedback::run(farm, gerrit))
+                });
                 let reactor = Reactor::start(farm, gerrit, mapping).await?;
-                tokio::select! {
+                let result = tokio::select! {
                     e = reactor.run() => Err(e.into()),
                     _ = tokio::signal::ctrl_c() => Ok(()),
+                };
+                if let Some(task) = feedback {
+                    task.abort();
                 }
+                result
             }
             Command::Check => {
                 let gerrit = gerrit_settings(&farm)?;

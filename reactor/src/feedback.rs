@@ -1,0 +1,339 @@
+//! Feedback to Gerrit: consumes `feedback.<customer>.<version>` and reports each build's
+//! outcome on its change with `gerrit review` over SSH — a vote and the result for a review
+//! build (with the log link and how to install from the review repository), a message with
+//! the published version and suite for a merge.
+//!
+//! Once per build: a build job's feedback is marked sent (`<state>/reactor/feedback/<job id>`)
+//! after Gerrit accepted it, and a redelivered or redone job's feedback is dropped. While
+//! Gerrit cannot be reached the message stays unacknowledged and is tried again with backoff,
+//! so an outage delays feedback but never loses it. A command Gerrit refuses (the change is
+//! gone, the label does not exist) is dead-lettered with Gerrit's answer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use perestroika_config::backoff::Backoff;
+use perestroika_config::broker::{run_consumer, Disposition};
+use perestroika_config::messages::{BuildOutcome, Feedback, Message, Target};
+use perestroika_config::settings::GerritSettings;
+use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::ssh::{shell_quote, GerritSession, SshError};
+
+/// Where the marks of feedback already sent are kept.
+pub fn sent_dir(state: &Path) -> PathBuf {
+    state.join("reactor").join("feedback")
+}
+
+/// Consumes every feedback queue of the configuration until the process is stopped.
+pub async fn run(farm: Arc<FarmConfig>, gerrit: GerritSettings) {
+    let session: Arc<Mutex<Option<GerritSession>>> = Arc::new(Mutex::new(None));
+    let mut tasks = Vec::new();
+    for (customer, release) in farm.releases() {
+        let queue = QueueName::new(Stage::Feedback, &customer.name, &release.name);
+        let (farm, gerrit, session) = (farm.clone(), gerrit.clone(), session.clone());
+        tasks.push(tokio::spawn(async move {
+            let settings = farm.broker.clone();
+            run_consumer(&settings, &queue.clone(), 1, |delivery| {
+                let (farm, gerrit, session) = (farm.clone(), gerrit.clone(), session.clone());
+                async move {
+                    let disposition = handle(&farm, &gerrit, &session, &delivery.data).await;
+                    (delivery, disposition)
+                }
+            })
+            .await
+        }));
+    }
+    futures_util::future::join_all(tasks).await;
+}
+
+async fn handle(
+    farm: &FarmConfig,
+    gerrit: &GerritSettings,
+    session: &Mutex<Option<GerritSession>>,
+    data: &[u8],
+) -> Disposition {
+    let feedback = match Feedback::from_bytes(data) {
+        Ok(f) => f,
+        Err(e) => return Disposition::DeadLetter(format!("not valid feedback: {e}")),
+    };
+    let mark = sent_dir(&farm.paths.state).join(&feedback.job_id);
+    if mark.exists() {
+        info!(job = %feedback.job_id, change = feedback.change, "feedback already sent; dropping the repeat");
+        return Disposition::Ack;
+    }
+    let command = review_command(gerrit, &public_url(farm, gerrit), &feedback);
+    let mut backoff = Backoff::new(
+        Duration::from_millis(500),
+        Duration::from_secs(farm.broker.reconnect_max_secs.clamp(1, 60)),
+    );
+    loop {
+        match send(gerrit, session, &command).await {
+            Ok(()) => break,
+            Err(SshError::Command { status, stderr, .. }) => {
+                return Disposition::DeadLetter(format!(
+                    "Gerrit refused the review of change {},{} (exit {status}): {stderr}",
+                    feedback.change, feedback.patchset
+                ));
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(job = %feedback.job_id, error = %e, retry_in = ?delay, "cannot reach Gerrit; the feedback waits");
+                *session.lock().await = None;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+    if let Err(e) = mark_sent(&mark) {
+        warn!(error = %e, path = %mark.display(), "could not record the feedback as sent");
+    }
+    info!(job = %feedback.job_id, change = feedback.change, patchset = feedback.patchset, "feedback sent to Gerrit");
+    Disposition::Ack
+}
+
+async fn send(
+    gerrit: &GerritSettings,
+    session: &Mutex<Option<GerritSession>>,
+    command: &str,
+) -> Result<(), SshError> {
+    let mut guard = session.lock().await;
+    if guard.is_none() {
+        *guard = Some(GerritSession::connect(gerrit).await?);
+    }
+    let result = guard.as_ref().expect("connected").run(command).await;
+    if result.is_err() {
+        *guard = None;
+    }
+    result.map(drop)
+}
+
+fn mark_sent(mark: &Path) -> std::io::Result<()> {
+    fs_err::create_dir_all(mark.parent().expect("below the state directory"))?;
+    perestroika_config::files::write_durable(mark, chrono::Utc::now().to_rfc3339().as_bytes())
+}
+
+/// The base URL links in feedback start with: `gerrit.public_url`, else the first mirror's
+/// `http_url`; empty when neither is set (links are then paths below the public root).
+pub fn public_url(farm: &FarmConfig, gerrit: &GerritSettings) -> String {
+    gerrit
+        .public_url
+        .clone()
+        .or_else(|| farm.mirrors.iter().find_map(|m| m.http_url.clone()))
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The vote a build's feedback carries: review builds only (a merged change takes no vote).
+pub fn vote(feedback: &Feedback) -> Option<i8> {
+    match (&feedback.target, &feedback.outcome) {
+        (Target::Release, _) => None,
+        (_, BuildOutcome::Succeeded) => Some(1),
+        (_, BuildOutcome::Failed { .. }) => Some(-1),
+    }
+}
+
+/// The text of a build's feedback.
+pub fn message(url: &str, feedback: &Feedback) -> String {
+    let link = |path: &str| {
+        if url.is_empty() {
+            format!("{path} (below the farm's public root)")
+        } else {
+            format!("{url}/{path}")
+        }
+    };
+    let f = feedback;
+    let what = match &f.package_version {
+        Some(v) => format!("{} {v}", f.package),
+        None => f.package.clone(),
+    };
+    let mut lines = Vec::new();
+    match &f.outcome {
+        BuildOutcome::Failed { step, reason } => {
+            lines.push(format!(
+                "Perestroika: the build of {what} for {} ({}) FAILED at step {step}.",
+                f.distro, f.family
+            ));
+            lines.push(String::new());
+            lines.push(format!("Reason: {reason}"));
+            match &f.log {
+                Some(log) => lines.push(format!("Build log: {}", link(log))),
+                None => lines.push(format!(
+                    "Build log: kept by the farm as <staging>/{}/build.log",
+                    f.job_id
+                )),
+            }
+        }
+        BuildOutcome::Succeeded => {
+            let tree = f.target.tree(&f.customer, &f.version);
+            let suite = f.suite.clone().unwrap_or_else(|| f.distro.clone());
+            match &f.target {
+                Target::Release => lines.push(format!(
+                    "Perestroika: {what} is built and published into {suite} of {} {}.",
+                    f.customer, f.version
+                )),
+                _ => lines.push(format!(
+                    "Perestroika: the build of {what} for {} ({}) succeeded.",
+                    f.distro, f.family
+                )),
+            }
+            lines.push(String::new());
+            if let Some(log) = &f.log {
+                lines.push(format!("Build log: {}", link(log)));
+            }
+            if f.target != Target::Release {
+                let key = link(&format!("{tree}/KEY.asc"));
+                let repo = tree.replace('/', "-");
+                lines.push(format!(
+                    "Try it from the review repository (signed; key: {key}):"
+                ));
+                match f.family {
+                    Family::Deb => {
+                        lines.push(format!(
+                            "  deb [signed-by=/etc/apt/keyrings/{repo}.asc] {} {suite} main",
+                            link(&format!("{tree}/deb"))
+                        ));
+                        lines.push(format!("  apt-get update && apt-get install {}", f.package));
+                    }
+                    Family::Rpm => {
+                        lines.push(format!(
+                            "  dnf --repofrompath={repo},{} --setopt={repo}.gpgcheck=1 --setopt={repo}.repo_gpgcheck=1 --setopt={repo}.gpgkey={key} install {}",
+                            link(&format!("{tree}/rpm/{suite}/$basearch")),
+                            f.package
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    lines.push(format!("(job {})", f.job_id));
+    lines.join("\n")
+}
+
+/// The `gerrit review` command for a build's feedback, every argument quoted for Gerrit's
+/// command-line parser.
+pub fn review_command(gerrit: &GerritSettings, url: &str, feedback: &Feedback) -> String {
+    let mut command = format!(
+        "gerrit review {},{} --message {}",
+        feedback.change,
+        feedback.patchset,
+        shell_quote(&message(url, feedback))
+    );
+    if let Some(vote) = vote(feedback) {
+        let value = format!("{vote:+}");
+        match &gerrit.vote_label {
+            Some(label) => {
+                command.push_str(" --label ");
+                command.push_str(&shell_quote(&format!("{label}={value}")));
+            }
+            None => {
+                command.push_str(" --verified ");
+                command.push_str(&value);
+            }
+        }
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perestroika_config::messages::SCHEMA_VERSION;
+
+    fn feedback(target: Target, outcome: BuildOutcome) -> Feedback {
+        Feedback {
+            schema_version: SCHEMA_VERSION,
+            job_id: "abc123".into(),
+            customer: "acme".into(),
+            version: "9.0".into(),
+            package: "greet".into(),
+            family: Family::Deb,
+            distro: "bookworm".into(),
+            target,
+            change: 301,
+            patchset: 2,
+            outcome,
+            package_version: Some("1.0+git2.2-1+p1.2".into()),
+            suite: Some("bookworm".into()),
+            log: Some("acme/review/301/logs/abc123.log".into()),
+        }
+    }
+
+    fn gerrit(label: Option<&str>) -> GerritSettings {
+        serde_json::from_value(serde_json::json!({
+            "host": "h", "user": "farm", "key_file": "k", "known_hosts": "kh", "vote_label": label,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_review_build_votes_and_says_how_to_install() {
+        let f = feedback(Target::Review { change: 301 }, BuildOutcome::Succeeded);
+        let cmd = review_command(&gerrit(None), "http://mirror:8642", &f);
+        assert!(cmd.starts_with("gerrit review 301,2 --message '"), "{cmd}");
+        assert!(cmd.ends_with(" --verified +1"), "{cmd}");
+        let text = message("http://mirror:8642", &f);
+        assert!(text.contains("Build log: http://mirror:8642/acme/review/301/logs/abc123.log"));
+        assert!(text.contains("deb [signed-by=/etc/apt/keyrings/acme-review-301.asc] http://mirror:8642/acme/review/301/deb bookworm main"), "{text}");
+        let words = shlex_split(&cmd);
+        assert_eq!(words[4], text, "the message survives Gerrit's quoting");
+    }
+
+    #[test]
+    fn a_failed_build_votes_minus_one_with_its_step() {
+        let failed = BuildOutcome::Failed {
+            step: "build-deps".into(),
+            reason: "greet (>= 2) is not installable; it's missing".into(),
+        };
+        let mut f = feedback(Target::Review { change: 301 }, failed);
+        f.log = None;
+        let cmd = review_command(&gerrit(Some("Build-Verified")), "", &f);
+        assert!(cmd.ends_with(" --label 'Build-Verified=-1'"), "{cmd}");
+        let text = message("", &f);
+        assert!(text.contains("FAILED at step build-deps"), "{text}");
+        assert!(text.contains("it's missing"), "{text}");
+        assert_eq!(shlex_split(&cmd)[4], text);
+    }
+
+    #[test]
+    fn a_merge_gets_a_message_without_a_vote() {
+        let mut f = feedback(Target::Release, BuildOutcome::Succeeded);
+        f.suite = Some("bookworm-proposed".into());
+        let cmd = review_command(&gerrit(None), "", &f);
+        assert!(
+            !cmd.contains("--verified") && !cmd.contains("--label"),
+            "{cmd}"
+        );
+        assert!(message("", &f).contains("published into bookworm-proposed of acme 9.0"));
+    }
+
+    /// Gerrit's command-line splitting: single quotes literal, backslash escapes outside.
+    fn shlex_split(line: &str) -> Vec<String> {
+        let (mut out, mut word, mut quoted, mut chars) =
+            (Vec::new(), String::new(), false, line.chars());
+        let mut any = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' => {
+                    quoted = !quoted;
+                    any = true;
+                }
+                '\\' if !quoted => word.extend(chars.next()),
+                ' ' if !quoted => {
+                    if any || !word.is_empty() {
+                        out.push(std::mem::take(&mut word));
+                    }
+                    any = false;
+                }
+                c => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            out.push(word);
+        }
+        out
+    }
+}
