@@ -427,6 +427,20 @@ impl Broker {
     pub async fn close(self) {
         let _ = self.conn.close(200, "bye".into()).await;
     }
+
+    /// Connects (waiting for the broker if it is down), publishes one message with
+    /// [`Broker::publish`], and closes: for daemons that send a message now and then.
+    pub async fn publish_once<M: Message>(
+        settings: &BrokerSettings,
+        queue: &str,
+        message: &M,
+        message_id: &str,
+    ) -> Result<(), BrokerError> {
+        let broker = Broker::connect_with_backoff(settings).await;
+        let sent = broker.publish(queue, message, message_id).await;
+        broker.close().await;
+        sent
+    }
 }
 
 /// How many times a quorum queue has delivered this message before (0 on the first delivery).

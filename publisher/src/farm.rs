@@ -110,16 +110,8 @@ async fn announce(
         published_at: chrono::Utc::now(),
     };
     let queue = QueueName::new(Stage::Mirror, customer, version).to_string();
-    let broker = Broker::connect_with_backoff(&farm.broker).await;
-    let sent = broker
-        .publish(
-            &queue,
-            &announcement,
-            &format!("{}-{generation}", tree.replace('/', "-")),
-        )
-        .await;
-    broker.close().await;
-    sent
+    let id = format!("{}-{generation}", tree.replace('/', "-"));
+    Broker::publish_once(&farm.broker, &queue, &announcement, &id).await
 }
 
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
@@ -288,11 +280,8 @@ async fn send_feedback(
     farm: &FarmConfig,
     feedback: &Feedback,
 ) -> Result<(), perestroika_config::broker::BrokerError> {
-    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version).to_string();
-    let broker = Broker::connect_with_backoff(&farm.broker).await;
-    let sent = broker.publish(&queue, feedback, &feedback.job_id).await;
-    broker.close().await;
-    sent
+    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version);
+    Broker::publish_once(&farm.broker, &queue.to_string(), feedback, &feedback.job_id).await
 }
 
 /// Promotes a package between suites, announces the new state and answers the asker.
@@ -371,11 +360,10 @@ async fn promote(
         }
     };
     if let Some(reply_to) = &promotion.reply_to {
-        let broker = Broker::connect_with_backoff(&farm.broker).await;
-        if let Err(e) = broker.publish(reply_to, &result, &result.job_id).await {
+        if let Err(e) = Broker::publish_once(&farm.broker, reply_to, &result, &result.job_id).await
+        {
             warn!(error = %e, "could not answer the promotion's asker (it may have gone)");
         }
-        broker.close().await;
     }
     disposition
 }

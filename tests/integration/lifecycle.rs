@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::Output;
 
 use perestroika_config::release_index::{read_index, stanzas};
-use perestroika_tests::apt::{make_deb_with, make_dsc, signed_farm, AptRoot, OperatorKey};
+use perestroika_tests::apt::{
+    dnf_install, make_deb_with, make_dsc, make_rpm_with, signed_farm, AptRoot, OperatorKey,
+};
 use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
 
 const MAINTENANCE: &str = r#"{ name = "9.0", deb = ["bookworm"], state = "maintenance" }"#;
@@ -19,11 +21,16 @@ struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// A signed farm whose release is in maintenance, its queues declared, its publisher
-    /// running.
+    /// A signed farm whose release (bookworm) is in maintenance, its queues declared, its
+    /// publisher running.
     fn start() -> Self {
+        Self::start_with(MAINTENANCE)
+    }
+
+    /// [`Lifecycle::start`] with `release` as the customer's release 9.0.
+    fn start_with(release: &str) -> Self {
         let key = OperatorKey::new();
-        let farm = signed_farm(&shared_amqp_url(), &[&key], "", MAINTENANCE);
+        let farm = signed_farm(&shared_amqp_url(), &[&key], "", release);
         let cfg = farm.path.to_str().unwrap();
         assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
             .status
@@ -248,4 +255,53 @@ fn a_promotion_with_an_unsatisfiable_dependency_is_refused() {
         "{}",
         text(&out)
     );
+}
+
+/// The rpm side: a source rpm and its binary move from `el9-proposed` to `el9-updates` as the
+/// same files, dnf installs from `el9-updates` with signatures checked, and a binary whose
+/// `Requires` only `proposed` satisfies is refused until its dependency is promoted.
+#[test]
+fn rpms_are_promoted_between_sibling_repositories() {
+    let l = Lifecycle::start_with(r#"{ name = "9.0", rpm = ["el9"], state = "maintenance" }"#);
+    let publish = |name: &str, preamble: &str| {
+        let (binary, source) = make_rpm_with(l.work.path(), name, "2.0", preamble, "m");
+        l.farm.publish("el9", &[binary, source]);
+    };
+    publish("librpmfix", "");
+    publish("rpmfix-user", "Requires: librpmfix >= 2.0\n");
+    let tree = l.farm.release_tree();
+    let proposed = tree.join("rpm/el9-proposed/x86_64/Packages/librpmfix-2.0-1.noarch.rpm");
+    assert!(proposed.is_file());
+    assert!(!tree.join("rpm/el9/x86_64/repodata/repomd.xml").exists());
+
+    let out = l.promote(&["rpmfix-user", "--to", "updates"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("librpmfix (>= 2.0)"), "{}", text(&out));
+
+    let out = l.promote(&["librpmfix", "--to", "updates"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("librpmfix-2.0-1.src.rpm"),
+        "{}",
+        text(&out)
+    );
+    let updates = tree.join("rpm/el9-updates/x86_64/Packages/librpmfix-2.0-1.noarch.rpm");
+    assert_eq!(sha256(&updates), sha256(&proposed));
+    assert!(tree
+        .join("rpm/el9-updates/source/Packages/librpmfix-2.0-1.src.rpm")
+        .is_file());
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(
+        &format!("file://{}", tree.display()),
+        "el9-updates",
+        root.path(),
+        "librpmfix",
+    );
+    assert!(out.status.success(), "dnf: {}", text(&out));
+
+    let out = l.promote(&["rpmfix-user", "--to", "updates"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(tree
+        .join("rpm/el9-updates/x86_64/Packages/rpmfix-user-2.0-1.noarch.rpm")
+        .is_file());
 }

@@ -226,6 +226,17 @@ impl AptRoot {
 
 /// Builds a small noarch rpm (and its source rpm) with rpmbuild; returns (binary, source).
 pub fn make_rpm(dir: &Path, name: &str, version: &str, marker: &str) -> (PathBuf, PathBuf) {
+    make_rpm_with(dir, name, version, "", marker)
+}
+
+/// [`make_rpm`] with more spec preamble lines (e.g. `Requires: libx >= 2.0\n`).
+pub fn make_rpm_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    preamble: &str,
+    marker: &str,
+) -> (PathBuf, PathBuf) {
     let top = dir.join(format!("rpmbuild-{name}-{marker}"));
     for sub in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS"] {
         fs_err::create_dir_all(top.join(sub)).unwrap();
@@ -234,7 +245,7 @@ pub fn make_rpm(dir: &Path, name: &str, version: &str, marker: &str) -> (PathBuf
     fs_err::write(
         &spec,
         format!(
-            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test package {name}\nLicense: MIT\nBuildArch: noarch\n\n\
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test package {name}\nLicense: MIT\nBuildArch: noarch\n{preamble}\n\
              %description\nA package of the publisher tests.\n\n%install\nmkdir -p %{{buildroot}}/usr/share/{name}\n\
              echo {marker} > %{{buildroot}}/usr/share/{name}/marker\n\n%files\n/usr/share/{name}/marker\n"
         ),

@@ -119,7 +119,11 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             if let Some(feedback) =
                 Feedback::of_build(&job, outcome, result.package_version.clone())
             {
-                if let Err(e) = send_feedback(farm, &feedback).await {
+                let queue = QueueName::new(Stage::Feedback, &job.customer, &job.version);
+                let sent =
+                    Broker::publish_once(&farm.broker, &queue.to_string(), &feedback, &job.job_id)
+                        .await;
+                if let Err(e) = sent {
                     error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
                     return Disposition::Retry;
                 }
@@ -145,9 +149,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
                 trigger: Some(job.trigger.clone()),
             };
             let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
-            let broker = Broker::connect_with_backoff(&farm.broker).await;
-            let sent = broker.publish(&queue, &publish, &job.job_id).await;
-            broker.close().await;
+            let sent = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await;
             match sent {
                 Ok(()) => {
                     info!(job = %job.job_id, version = ?result.package_version, "built and handed to the publisher");
@@ -160,16 +162,4 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             }
         }
     }
-}
-
-/// Queues a build's feedback for its Gerrit change.
-async fn send_feedback(
-    farm: &FarmConfig,
-    feedback: &Feedback,
-) -> Result<(), perestroika_config::broker::BrokerError> {
-    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version).to_string();
-    let broker = Broker::connect_with_backoff(&farm.broker).await;
-    let sent = broker.publish(&queue, feedback, &feedback.job_id).await;
-    broker.close().await;
-    sent
 }
