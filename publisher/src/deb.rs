@@ -105,9 +105,16 @@ impl DebRepo {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Includes packages into `suite`, component `component`: `.deb` as debs, `.udeb` as
-    /// udebs, `.dsc` with its files, and rewrites that suite's indexes.
-    pub fn include(&self, suite: &str, component: &str, files: &[PathBuf]) -> Result<(), DebError> {
+    /// Includes packages into `suite`: `.deb` as debs, `.udeb` as udebs, `.dsc` with its
+    /// files, and rewrites that suite's indexes. Without a `component`, each binary goes into
+    /// the component its `Section` names as a prefix (`restricted/net`), else `main`, and the
+    /// source into its first binary's.
+    pub fn include(
+        &self,
+        suite: &str,
+        component: Option<&str>,
+        files: &[PathBuf],
+    ) -> Result<(), DebError> {
         // One reprepro run per kind of file: reprepro takes many .debs or .udebs at once.
         let of_kind = |ext: &str| -> Vec<String> {
             files
@@ -121,14 +128,25 @@ impl DebRepo {
             if paths.is_empty() {
                 continue;
             }
-            let mut args = vec!["-C", component, action, suite];
+            let mut args = Vec::new();
+            if let Some(c) = component {
+                args.extend(["-C", c]);
+            }
+            args.extend([action, suite]);
             args.extend(paths.iter().map(String::as_str));
             self.run(action, &args)
                 .map_err(|e| name_files(e, action, suite, &paths))?;
         }
-        for dsc in of_kind("dsc") {
-            self.run("includedsc", &["-C", component, "includedsc", suite, &dsc])
-                .map_err(|e| name_files(e, "includedsc", suite, std::slice::from_ref(&dsc)))?;
+        let dscs = of_kind("dsc");
+        if !dscs.is_empty() {
+            let component = match component {
+                Some(c) => c,
+                None => source_component(files)?,
+            };
+            for dsc in dscs {
+                self.run("includedsc", &["-C", component, "includedsc", suite, &dsc])
+                    .map_err(|e| name_files(e, "includedsc", suite, std::slice::from_ref(&dsc)))?;
+            }
         }
         Ok(())
     }
@@ -170,60 +188,36 @@ impl DebRepo {
     }
 }
 
-/// The component a build's packages go into: the one their `Section` names as a prefix
-/// (`restricted/net` → `restricted`), `main` otherwise — as Debian writes `non-free/net`. The
-/// debs decide (udebs follow them; a build of udebs alone decides by the udebs); debs of one
-/// build that name different components are refused.
-pub fn component_of(files: &[PathBuf]) -> Result<&'static str, DebError> {
-    let of = |ext: &str| -> Vec<&PathBuf> {
-        files
-            .iter()
-            .filter(|f| f.extension().is_some_and(|e| e == ext))
-            .collect()
+/// The component of a build's source package: the one the `Section` of its first binary names
+/// as a prefix (`restricted/net` → `restricted`), `main` otherwise — the rule reprepro applies
+/// to each binary package it is given without `-C`, as Debian writes `non-free/net`.
+fn source_component(files: &[PathBuf]) -> Result<&'static str, DebError> {
+    let first = files
+        .iter()
+        .find(|f| f.extension().is_some_and(|e| e == "deb"))
+        .or_else(|| {
+            files
+                .iter()
+                .find(|f| f.extension().is_some_and(|e| e == "udeb"))
+        });
+    let Some(first) = first else {
+        return Ok(COMPONENTS[0]);
     };
-    let mut deciding = of("deb");
-    if deciding.is_empty() {
-        deciding = of("udeb");
-    }
-    let mut found: Option<(&'static str, &PathBuf)> = None;
-    for file in deciding {
-        let out = Command::new("dpkg-deb")
-            .args(["--field"])
-            .arg(file)
-            .arg("Section")
-            .output()
-            .map_err(|source| DebError::Io {
-                path: file.clone(),
-                source,
-            })?;
-        let section = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let component = COMPONENTS
-            .iter()
-            .copied()
-            .find(|c| section.starts_with(&format!("{c}/")))
-            .unwrap_or(COMPONENTS[0]);
-        match found {
-            Some((other, first)) if other != component => {
-                let name = |p: &PathBuf| {
-                    p.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned()
-                };
-                return Err(DebError::Reprepro {
-                    action: "choosing a component".into(),
-                    detail: format!(
-                        "{} is in {other} but {} is in {component}: a build's packages must share one component (Section: {component}/… on every binary)",
-                        name(first),
-                        name(file)
-                    ),
-                });
-            }
-            Some(_) => {}
-            None => found = Some((component, file)),
-        }
-    }
-    Ok(found.map_or(COMPONENTS[0], |(c, _)| c))
+    let out = Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(first)
+        .arg("Section")
+        .output()
+        .map_err(|source| DebError::Io {
+            path: first.clone(),
+            source,
+        })?;
+    let section = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    Ok(COMPONENTS
+        .iter()
+        .copied()
+        .find(|c| section.starts_with(&format!("{c}/")))
+        .unwrap_or(COMPONENTS[0]))
 }
 
 /// Names the files of a failed inclusion in its error.

@@ -170,7 +170,7 @@ impl Publisher<'_> {
                         repo.include_source(to, component, &dest, section, priority)?;
                     }
                     if !binaries.is_empty() {
-                        repo.include(to, component, &binaries)?;
+                        repo.include(to, Some(component), &binaries)?;
                     }
                 }
             }

@@ -236,8 +236,7 @@ impl Publisher<'_> {
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         match (family, &deb) {
             (Family::Deb, Some(repo)) => {
-                let component = crate::deb::component_of(&req.files)?;
-                repo.include(&suite, component, &req.files)?;
+                repo.include(&suite, None, &req.files)?;
                 crate::crash::point("included");
                 repo.export_missing(&deb_suites)?;
                 // A release keeps every version; a review repository shows its change's
