@@ -227,6 +227,9 @@ pub struct PublishSettings {
     /// Previous states whose index files stay reachable (by-hash) after a switch.
     #[serde(default = "default_keep_generations")]
     pub keep_generations: u32,
+    /// The suite merges of a release in maintenance publish into (one of `suites`).
+    #[serde(default = "default_proposed")]
+    pub proposed: String,
 }
 
 impl Default for PublishSettings {
@@ -234,8 +237,13 @@ impl Default for PublishSettings {
         Self {
             suites: default_suites(),
             keep_generations: default_keep_generations(),
+            proposed: default_proposed(),
         }
     }
+}
+
+fn default_proposed() -> String {
+    "proposed".into()
 }
 
 /// A tenant of the farm.
@@ -527,6 +535,23 @@ impl FarmConfig {
             check_token("suite", suite)
                 .map_err(|e| self.invalid(format!("publish.suites[{i}]"), e.to_string()))?;
         }
+        let maintained = self
+            .releases()
+            .find(|(_, r)| r.state == ReleaseState::Maintenance);
+        if let Some((customer, release)) = maintained {
+            if !self.publish.suites.contains(&self.publish.proposed) {
+                return Err(self.invalid(
+                    "publish.proposed",
+                    format!(
+                        "{} {} is in maintenance, so its merges publish into the suite {:?}, which publish.suites ({}) lacks: add it there or name another with publish.proposed",
+                        customer.name,
+                        release.name,
+                        self.publish.proposed,
+                        self.publish.suites.join(", ")
+                    ),
+                ));
+            }
+        }
         if let Some(signing) = &self.signing {
             let fpr = &signing.fingerprint;
             for (key, fpr) in std::iter::once(("signing.fingerprint".to_owned(), fpr)).chain(
@@ -587,10 +612,10 @@ impl FarmConfig {
     }
 
     /// The suite a merge of `distro` publishes into: the release's own (`<distro>`) in
-    /// development, `<distro>-proposed` in maintenance.
+    /// development, `<distro>-<publish.proposed>` in maintenance.
     pub fn merge_suite(&self, customer: &str, version: &str, distro: &str) -> String {
         match self.release(customer, version).map(|r| r.state) {
-            Some(ReleaseState::Maintenance) => format!("{distro}-proposed"),
+            Some(ReleaseState::Maintenance) => format!("{distro}-{}", self.publish.proposed),
             _ => distro.to_owned(),
         }
     }
@@ -666,6 +691,32 @@ mod tests {
         assert_eq!(min.publish.suites.len(), 5);
         assert!(min.gerrit.is_none() && min.signing.is_none());
         assert_eq!(min.release("acme", "9.0").unwrap().arches, ["amd64"]);
+    }
+
+    #[test]
+    fn a_release_in_maintenance_needs_its_proposed_suite() {
+        let text = std::fs::read_to_string(examples().join("farm.toml")).unwrap();
+        let dropped = text.replace(
+            r#"suites = ["proposed", "updates", "security", "holdback", "hotfix"]"#,
+            r#"suites = ["updates", "security"]"#,
+        );
+        let e = load_text(&dropped).unwrap_err().to_string();
+        assert!(e.contains("publish.proposed") && e.contains("lacks"), "{e}");
+        let renamed = dropped
+            .replace(
+                r#"suites = ["updates", "security"]"#,
+                r#"suites = ["candidate", "updates"]"#,
+            )
+            .replace(r#"proposed = "proposed""#, r#"proposed = "candidate""#);
+        let farm = load_text(&renamed).unwrap();
+        let (c, r) = farm
+            .releases()
+            .find(|(_, r)| r.state == ReleaseState::Maintenance)
+            .unwrap();
+        assert_eq!(
+            farm.merge_suite(&c.name, &r.name, "bookworm"),
+            "bookworm-candidate"
+        );
     }
 
     #[test]

@@ -67,15 +67,19 @@ fn query(files: &[&Path], format: &str) -> Result<Vec<String>, RpmError> {
     })
 }
 
-/// The architecture each rpm file is built for (`noarch`, `x86_64`, or `src` for a source rpm).
+/// The architecture each rpm file is built for (`noarch`, `x86_64`, or `src` for a source rpm),
+/// read from the files themselves.
 pub fn file_arches(files: &[&Path]) -> Result<Vec<String>, RpmError> {
-    Ok(query(files, "%{ARCH} %{SOURCERPM}")?
-        .into_iter()
-        .map(|line| match line.split_once(' ') {
-            Some((_, "(none)")) | None => "src".to_owned(),
-            Some((arch, _)) => arch.to_owned(),
+    files
+        .iter()
+        .map(|f| {
+            perestroika_config::rpm_header::architecture(f).map_err(|e| RpmError::Tool {
+                tool: "rpm",
+                subject: e.subject,
+                detail: e.detail,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Signs files in place with one rpmsign run, using the keyring at `gnupg_home`.

@@ -85,9 +85,10 @@ enum Command {
         version: String,
         /// The source package, optionally with its version: greet or greet=1.1+p2.0.
         package: String,
-        /// The suite to take it from.
-        #[arg(long, default_value = "proposed")]
-        from: String,
+        /// The suite to take it from (default: `publish.proposed`, where merges of a release in
+        /// maintenance go).
+        #[arg(long)]
+        from: Option<String>,
         /// The suite to put it in (updates, security, holdback, …).
         #[arg(long)]
         to: String,
@@ -249,6 +250,7 @@ fn main() -> ExitCode {
                 no_wait,
                 timeout,
             } => {
+                let from = from.unwrap_or_else(|| farm.publish.proposed.clone());
                 let (name, wanted) = match package.split_once('=') {
                     Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                     None => (package.clone(), None),
