@@ -102,6 +102,12 @@ fn passphrase(farm: &FarmConfig, file: Option<PathBuf>) -> anyhow::Result<Option
 
 /// Opens the configured signing key(s), refusing when missing or expired.
 fn signer(farm: &FarmConfig) -> anyhow::Result<Signer> {
+    let (home, fingerprints, passphrase) = signing_keys(farm)?;
+    Ok(Signer::open(&home, &fingerprints, passphrase)?)
+}
+
+/// The keyring, the fingerprints that sign, and the passphrase, from the configuration.
+fn signing_keys(farm: &FarmConfig) -> anyhow::Result<(PathBuf, Vec<String>, Option<String>)> {
     let Some(signing) = &farm.signing else {
         return Err(UsageError(format!(
             "configuration {} has no [signing] section; the publisher needs the fingerprint of the key it signs with",
@@ -111,11 +117,7 @@ fn signer(farm: &FarmConfig) -> anyhow::Result<Signer> {
     };
     let mut fingerprints = vec![signing.fingerprint.clone()];
     fingerprints.extend(signing.also_sign_with.iter().cloned());
-    Ok(Signer::open(
-        &keyring(farm),
-        &fingerprints,
-        passphrase(farm, None)?,
-    )?)
+    Ok((keyring(farm), fingerprints, passphrase(farm, None)?))
 }
 
 fn main() -> ExitCode {
@@ -181,7 +183,10 @@ fn main() -> ExitCode {
                     }
                     (None, None) => Target::Release,
                 };
-                let signer = signer(&farm)?;
+                // The keys are checked while the files are checked and included (nothing
+                // public changes before the first signature, which waits for the check).
+                let (home, fingerprints, passphrase) = signing_keys(&farm)?;
+                let signer = Signer::open_in_background(&home, &fingerprints, passphrase);
                 let publisher = Publisher {
                     farm: &farm,
                     signer: &signer,
@@ -195,6 +200,8 @@ fn main() -> ExitCode {
                     log: None,
                     requested_at: None,
                 })?;
+                // An unchanged publish signs nothing: the keys must still be usable.
+                signer.ready()?;
                 if published.changed {
                     println!(
                         "published {} generation {}",

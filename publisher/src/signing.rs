@@ -183,6 +183,14 @@ pub struct Signer {
     home: PathBuf,
     fingerprints: Vec<String>,
     passphrase: Option<String>,
+    /// The keys once checked.
+    checked: std::sync::OnceLock<Checked>,
+    /// A check still running on a thread of its own (see [`Signer::open_in_background`]).
+    pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Checked, SignError>>>>,
+}
+
+/// What checking the keys yields.
+struct Checked {
     /// The armored public keys, exported once.
     public: Vec<u8>,
     /// The signing keys, looked up once.
@@ -197,19 +205,74 @@ impl Signer {
         fingerprints: &[String],
         passphrase: Option<String>,
     ) -> Result<Self, SignError> {
-        if passphrase.is_none() {
-            return with_thread_context(home, |ctx| Self::check(ctx, home, fingerprints, None));
+        let signer = Self::unchecked(home, fingerprints, passphrase, None);
+        signer.checked()?;
+        Ok(signer)
+    }
+
+    /// Like [`Signer::open`], with the check (which starts gpg several times) running on a
+    /// thread of its own while the caller goes on; its outcome arrives with the first
+    /// signature or [`Signer::ready`]. For one-shot use, where that start-up would otherwise
+    /// add to every publish.
+    pub fn open_in_background(
+        home: &Path,
+        fingerprints: &[String],
+        passphrase: Option<String>,
+    ) -> Self {
+        let (h, f, p) = (home.to_owned(), fingerprints.to_vec(), passphrase.clone());
+        let check = std::thread::spawn(move || Self::check_keys(&h, &f, p.as_deref()));
+        Self::unchecked(home, fingerprints, passphrase, Some(check))
+    }
+
+    fn unchecked(
+        home: &Path,
+        fingerprints: &[String],
+        passphrase: Option<String>,
+        pending: Option<std::thread::JoinHandle<Result<Checked, SignError>>>,
+    ) -> Self {
+        Self {
+            home: home.to_owned(),
+            fingerprints: fingerprints.to_vec(),
+            passphrase,
+            checked: std::sync::OnceLock::new(),
+            pending: std::sync::Mutex::new(pending),
         }
-        let mut ctx = context(home, passphrase.as_deref())?;
-        Self::check(&mut ctx, home, fingerprints, passphrase)
+    }
+
+    /// Waits for the keys' check; an error says what is wrong with them.
+    pub fn ready(&self) -> Result<(), SignError> {
+        self.checked().map(drop)
+    }
+
+    fn checked(&self) -> Result<&Checked, SignError> {
+        if let Some(c) = self.checked.get() {
+            return Ok(c);
+        }
+        let pending = self.pending.lock().expect("signer lock").take();
+        let checked = match pending {
+            Some(thread) => thread.join().expect("the key check does not panic")?,
+            None => Self::check_keys(&self.home, &self.fingerprints, self.passphrase.as_deref())?,
+        };
+        Ok(self.checked.get_or_init(|| checked))
+    }
+
+    fn check_keys(
+        home: &Path,
+        fingerprints: &[String],
+        passphrase: Option<&str>,
+    ) -> Result<Checked, SignError> {
+        if passphrase.is_none() {
+            return with_thread_context(home, |ctx| Self::check(ctx, home, fingerprints));
+        }
+        let mut ctx = context(home, passphrase)?;
+        Self::check(&mut ctx, home, fingerprints)
     }
 
     fn check(
         ctx: &mut Context,
         home: &Path,
         fingerprints: &[String],
-        passphrase: Option<String>,
-    ) -> Result<Self, SignError> {
+    ) -> Result<Checked, SignError> {
         let mut keys = Vec::new();
         for fpr in fingerprints {
             let key = ctx
@@ -261,20 +324,15 @@ impl Signer {
                 public
             }
         };
-        Ok(Self {
-            home: home.to_owned(),
-            fingerprints: fingerprints.to_vec(),
-            passphrase,
-            public,
-            keys,
-        })
+        Ok(Checked { public, keys })
     }
 
     fn sign(&self, mode: SignMode, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        let keys = &self.checked()?.keys;
         if self.passphrase.is_none() {
             return with_thread_context(&self.home, |ctx| {
                 ctx.clear_signers();
-                for (key, fpr) in self.keys.iter().zip(&self.fingerprints) {
+                for (key, fpr) in keys.iter().zip(&self.fingerprints) {
                     ctx.add_signer(key)
                         .map_err(gpg(format!("selecting key {fpr}")))?;
                 }
@@ -284,7 +342,7 @@ impl Signer {
             });
         }
         let mut ctx = context(&self.home, self.passphrase.as_deref())?;
-        for (key, fpr) in self.keys.iter().zip(&self.fingerprints) {
+        for (key, fpr) in keys.iter().zip(&self.fingerprints) {
             ctx.add_signer(key)
                 .map_err(gpg(format!("selecting key {fpr}")))?;
         }
@@ -307,7 +365,7 @@ impl Signer {
 
     /// The public halves of the signing keys, armored (`KEY.asc`).
     pub fn export_public(&self) -> Result<Vec<u8>, SignError> {
-        Ok(self.public.clone())
+        Ok(self.checked()?.public.clone())
     }
 
     /// The keyring directory (for tools that call gpg themselves, such as rpmsign).
