@@ -249,6 +249,18 @@ pub fn job_id(parts: &[String]) -> String {
     hex::encode(&hasher.finalize()[..12])
 }
 
+/// Refuses a message whose `job_id` is not the one its content gives.
+fn check_id(kind: &'static str, found: &str, expected: String) -> Result<(), MessageError> {
+    if found == expected {
+        return Ok(());
+    }
+    Err(MessageError::JobId {
+        kind,
+        found: found.to_owned(),
+        expected,
+    })
+}
+
 fn check_target(kind: &'static str, target: &Target) -> Result<(), MessageError> {
     match target {
         Target::Topic { topic } => name(kind, check_token("topic", topic)),
@@ -277,15 +289,7 @@ impl Message for BuildJob {
                 name(k, check_project(r))?;
             }
         }
-        let expected = self.compute_id();
-        if expected != self.job_id {
-            return Err(MessageError::JobId {
-                kind: k,
-                found: self.job_id.clone(),
-                expected,
-            });
-        }
-        Ok(())
+        check_id(k, &self.job_id, self.compute_id())
     }
 }
 
@@ -472,15 +476,11 @@ impl Message for ReviewRetirement {
         let k = Self::KIND;
         name(k, check_token("customer", &self.customer))?;
         name(k, check_token("version", &self.version))?;
-        let expected = Self::id(&self.customer, &self.version, self.change);
-        if expected != self.job_id {
-            return Err(MessageError::JobId {
-                kind: k,
-                found: self.job_id.clone(),
-                expected,
-            });
-        }
-        Ok(())
+        check_id(
+            k,
+            &self.job_id,
+            Self::id(&self.customer, &self.version, self.change),
+        )
     }
 }
 
@@ -581,15 +581,7 @@ impl Message for Promotion {
         if let Some(q) = &self.reply_to {
             name(k, check_token("reply queue", q))?;
         }
-        let expected = self.compute_id();
-        if expected != self.job_id {
-            return Err(MessageError::JobId {
-                kind: k,
-                found: self.job_id.clone(),
-                expected,
-            });
-        }
-        Ok(())
+        check_id(k, &self.job_id, self.compute_id())
     }
 }
 
@@ -702,6 +694,13 @@ impl Feedback {
             suite: None,
             log: None,
         })
+    }
+}
+
+impl Feedback {
+    /// The queue feedback of this release goes to: `feedback.<customer>.<version>`.
+    pub fn queue(&self) -> String {
+        crate::QueueName::new(crate::Stage::Feedback, &self.customer, &self.version).to_string()
     }
 }
 

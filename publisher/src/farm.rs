@@ -280,8 +280,7 @@ async fn send_feedback(
     farm: &FarmConfig,
     feedback: &Feedback,
 ) -> Result<(), perestroika_config::broker::BrokerError> {
-    let queue = QueueName::new(Stage::Feedback, &feedback.customer, &feedback.version);
-    Broker::publish_once(&farm.broker, &queue.to_string(), feedback, &feedback.job_id).await
+    Broker::publish_once(&farm.broker, &feedback.queue(), feedback, &feedback.job_id).await
 }
 
 /// Promotes a package between suites, announces the new state and answers the asker.

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 
 use perestroika_config::messages::{Promotion, Target};
 use perestroika_config::relations::{self, Available, Order, Relation};
-use perestroika_config::release_index::{read_index, stanzas, Stanza};
+use perestroika_config::release_index::{stanzas, Stanza};
 use perestroika_config::versions::{compare, rpm_compare, DebVersion};
 use perestroika_config::Family;
 
 use crate::deb::COMPONENTS;
-use crate::publish::{PublishError, Published, Publisher};
+use crate::publish::{suite_stanzas, PublishError, Published, Publisher};
 
 /// What a promotion did, or why it did nothing.
 #[derive(Debug, Clone, Default)]
@@ -214,49 +214,6 @@ impl Publisher<'_> {
     }
 }
 
-/// Every stanza of a suite's indexes of one kind: `Packages` (debs and udebs) or `Sources`,
-/// with the component each came from.
-fn suite_stanzas(
-    generation: &Path,
-    suite: &str,
-    sources: bool,
-) -> Vec<(String, &'static str, Stanza)> {
-    let mut out = Vec::new();
-    let suite_dir = generation.join("deb/dists").join(suite);
-    for component in COMPONENTS {
-        let dir = suite_dir.join(component);
-        if sources {
-            if let Some(text) = read_index(&dir.join("source/Sources")) {
-                out.extend(
-                    stanzas(&text)
-                        .into_iter()
-                        .map(|s| (component.to_owned(), "dsc", s)),
-                );
-            }
-            continue;
-        }
-        for (sub, kind) in [(dir.clone(), "deb"), (dir.join("debian-installer"), "udeb")] {
-            let Ok(entries) = fs_err::read_dir(&sub) else {
-                continue;
-            };
-            for entry in entries.filter_map(Result::ok) {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.starts_with("binary-") {
-                    continue;
-                }
-                if let Some(text) = read_index(&entry.path().join("Packages")) {
-                    out.extend(
-                        stanzas(&text)
-                            .into_iter()
-                            .map(|s| (component.to_owned(), kind, s)),
-                    );
-                }
-            }
-        }
-    }
-    out
-}
-
 fn field<'a>(s: &'a Stanza, name: &str) -> &'a str {
     s.get(name).map(String::as_str).unwrap_or("")
 }
@@ -389,18 +346,24 @@ fn dsc_files(dsc: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The relations of a deb selection that `<distro>` + `to` + the selection leave unsatisfied.
-fn deb_missing(generation: &Path, distro: &str, to: &str, sel: &DebSelection) -> Vec<String> {
-    let mut known = BTreeSet::new();
-    let suites_dir = generation.join("deb/dists");
-    let all_suites: Vec<String> = fs_err::read_dir(&suites_dir)
+/// The suites of `distro` in a generation's `deb/dists` or `rpm` directory: `<distro>` and
+/// `<distro>-<suite>`.
+fn distro_suites(dir: &Path, distro: &str) -> Vec<String> {
+    let prefix = format!("{distro}-");
+    fs_err::read_dir(dir)
         .map(|d| {
             d.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n == distro || n.starts_with(&format!("{distro}-")))
+                .filter(|n| n == distro || n.starts_with(&prefix))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The relations of a deb selection that `<distro>` + `to` + the selection leave unsatisfied.
+fn deb_missing(generation: &Path, distro: &str, to: &str, sel: &DebSelection) -> Vec<String> {
+    let mut known = BTreeSet::new();
+    let all_suites = distro_suites(&generation.join("deb/dists"), distro);
     let mut available = Available::new(Order::Dpkg);
     for suite in &all_suites {
         for (_, kind, s) in suite_stanzas(generation, suite, false) {
@@ -560,14 +523,7 @@ fn rpm_missing(
     to: &str,
     sel: &RpmSelection,
 ) -> Result<Vec<String>, PublishError> {
-    let suites: Vec<String> = fs_err::read_dir(generation.join("rpm"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n == distro || n.starts_with(&format!("{distro}-")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let suites = distro_suites(&generation.join("rpm"), distro);
     let mut known = BTreeSet::new();
     let mut available = Available::new(Order::Rpm);
     let add = |available: &mut Available, line: &str| {
@@ -581,8 +537,10 @@ fn rpm_missing(
             available.add(name, version);
         }
     };
+    // What each rpm of the distro's suites provides, by path (the promoted ones among them).
+    let mut provided = BTreeMap::new();
     for suite in &suites {
-        for (_, _, line) in suite_rpms(generation, suite, RPM_PROVIDES)? {
+        for (_, path, line) in suite_rpms(generation, suite, RPM_PROVIDES)? {
             for entry in rpm_entries(&line) {
                 known.insert(
                     entry
@@ -595,14 +553,15 @@ fn rpm_missing(
             if suite == distro || suite == to {
                 add(&mut available, &line);
             }
+            provided.insert(path, line);
         }
     }
     let paths: Vec<PathBuf> = sel.files.iter().map(|(_, p)| generation.join(p)).collect();
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-    let provides = perestroika_config::rpm_header::query(&refs, RPM_PROVIDES)
-        .map_err(|e| refused(e.to_string()))?;
-    for line in &provides {
-        add(&mut available, line);
+    for path in &paths {
+        if let Some(line) = provided.get(path) {
+            add(&mut available, line);
+        }
     }
     let requires = perestroika_config::rpm_header::query(&refs, RPM_REQUIRES)
         .map_err(|e| refused(e.to_string()))?;

@@ -12,7 +12,7 @@ use crate::release_file::{by_hash_path, with_acquire_by_hash};
 use crate::rpm::{self, RpmError};
 use crate::signing::{SignError, Signer};
 use crate::tree::{Tree, TreeError};
-use perestroika_config::release_index::sha256_entries;
+use perestroika_config::release_index::{read_index, sha256_entries, stanzas, Stanza};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -643,47 +643,65 @@ fn link_dir(from: &Path, to: &Path) -> Result<(), PublishError> {
     Ok(())
 }
 
-/// `package version architecture` of every binary package a generation's deb suite indexes
-/// (debs and udebs), read from its `Packages` files.
-pub fn deb_contents(generation: &Path, suite: &str) -> Vec<String> {
+/// Every stanza of a suite's indexes of one kind: `Packages` (debs and udebs) or `Sources`,
+/// with the component each came from.
+pub(crate) fn suite_stanzas(
+    generation: &Path,
+    suite: &str,
+    sources: bool,
+) -> Vec<(String, &'static str, Stanza)> {
     let mut out = Vec::new();
     let suite_dir = generation.join("deb/dists").join(suite);
     for component in crate::deb::COMPONENTS {
-        let Ok(entries) = fs_err::read_dir(suite_dir.join(component)) else {
+        let dir = suite_dir.join(component);
+        if sources {
+            if let Some(text) = read_index(&dir.join("source/Sources")) {
+                out.extend(
+                    stanzas(&text)
+                        .into_iter()
+                        .map(|s| (component.to_owned(), "dsc", s)),
+                );
+            }
             continue;
-        };
-        let mut dirs: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        dirs.extend(
-            fs_err::read_dir(suite_dir.join(component).join("debian-installer"))
-                .map(|d| {
-                    d.filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
-        );
-        for dir in dirs {
-            let Ok(text) = fs_err::read_to_string(dir.join("Packages")) else {
+        }
+        for (sub, kind) in [(dir.clone(), "deb"), (dir.join("debian-installer"), "udeb")] {
+            let Ok(entries) = fs_err::read_dir(&sub) else {
                 continue;
             };
-            for stanza in text.split("\n\n") {
-                let field = |name: &str| {
-                    stanza
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-                        .unwrap_or_default()
-                };
-                let package = field("Package:");
-                if !package.is_empty() {
-                    out.push(format!(
-                        "{component} {package} {} {}",
-                        field("Version:"),
-                        field("Architecture:")
-                    ));
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.starts_with("binary-") {
+                    continue;
+                }
+                if let Some(text) = read_index(&entry.path().join("Packages")) {
+                    out.extend(
+                        stanzas(&text)
+                            .into_iter()
+                            .map(|s| (component.to_owned(), kind, s)),
+                    );
                 }
             }
         }
     }
+    out
+}
+
+/// `component package version architecture` of every binary package a generation's deb suite
+/// indexes (debs and udebs), read from its `Packages` files.
+pub fn deb_contents(generation: &Path, suite: &str) -> Vec<String> {
+    let field = |s: &Stanza, name: &str| s.get(name).cloned().unwrap_or_default();
+    let mut out: Vec<String> = suite_stanzas(generation, suite, false)
+        .into_iter()
+        .filter(|(_, _, s)| s.contains_key("Package"))
+        .map(|(component, _, s)| {
+            format!(
+                "{component} {} {} {}",
+                field(&s, "Package"),
+                field(&s, "Version"),
+                field(&s, "Architecture")
+            )
+        })
+        .collect();
     out.sort();
     out
 }

@@ -119,9 +119,8 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
             if let Some(feedback) =
                 Feedback::of_build(&job, outcome, result.package_version.clone())
             {
-                let queue = QueueName::new(Stage::Feedback, &job.customer, &job.version);
                 let sent =
-                    Broker::publish_once(&farm.broker, &queue.to_string(), &feedback, &job.job_id)
+                    Broker::publish_once(&farm.broker, &feedback.queue(), &feedback, &job.job_id)
                         .await;
                 if let Err(e) = sent {
                     error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
