@@ -640,6 +640,10 @@ pub struct Feedback {
     /// The build log, relative to the public root, once published.
     #[serde(default)]
     pub log: Option<String>,
+    /// When the build was asked for (the build job's `requested_at`): a recheck asks again
+    /// for the same job and is reported again; a redelivery of one request is not.
+    #[serde(default)]
+    pub requested_at: Option<DateTime<Utc>>,
 }
 
 impl Feedback {
@@ -650,7 +654,7 @@ impl Feedback {
         outcome: BuildOutcome,
         package_version: Option<String>,
     ) -> Option<Self> {
-        Self::of(
+        let mut f = Self::of(
             &job.job_id,
             &job.customer,
             &job.version,
@@ -661,7 +665,9 @@ impl Feedback {
             &job.trigger,
             outcome,
             package_version,
-        )
+        )?;
+        f.requested_at = Some(job.requested_at);
+        Some(f)
     }
 
     /// The feedback for a build with these particulars; `None` without a change and patch set.
@@ -693,6 +699,7 @@ impl Feedback {
             package_version,
             suite: None,
             log: None,
+            requested_at: None,
         })
     }
 }
@@ -701,6 +708,15 @@ impl Feedback {
     /// The queue feedback of this release goes to: `feedback.<customer>.<version>`.
     pub fn queue(&self) -> String {
         crate::QueueName::new(crate::Stage::Feedback, &self.customer, &self.version).to_string()
+    }
+
+    /// What feedback is sent once for: the build job and the request that asked for it
+    /// (`<job id>` or `<job id>.<request time in microseconds>`).
+    pub fn request_key(&self) -> String {
+        match self.requested_at {
+            Some(at) => format!("{}.{}", self.job_id, at.timestamp_micros()),
+            None => self.job_id.clone(),
+        }
     }
 }
 

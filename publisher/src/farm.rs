@@ -272,6 +272,7 @@ fn feedback(
     )?;
     f.suite = suite;
     f.log = log;
+    f.requested_at = job.requested_at;
     Some(f)
 }
 

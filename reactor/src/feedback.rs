@@ -3,8 +3,9 @@
 //! build (with the log link and how to install from the review repository), a message with
 //! the published version and suite for a merge.
 //!
-//! Once per build: a build job's feedback is marked sent (`<state>/reactor/feedback/<job id>`)
-//! after Gerrit accepted it, and a redelivered or redone job's feedback is dropped. While
+//! Once per build: a build request's feedback is marked sent
+//! (`<state>/reactor/feedback/<job id>.<request time>`) after Gerrit accepted it, and a
+//! redelivered or redone job's feedback is dropped; a recheck is a new request and reports. While
 //! Gerrit cannot be reached the message stays unacknowledged and is tried again with backoff,
 //! so an outage delays feedback but never loses it. A command Gerrit refuses (the change is
 //! gone, the label does not exist) is dead-lettered with Gerrit's answer.
@@ -28,8 +29,34 @@ pub fn sent_dir(state: &Path) -> PathBuf {
     state.join("reactor").join("feedback")
 }
 
+/// How long a mark of feedback sent is kept: longer than any redelivery takes.
+const MARK_KEEP: Duration = Duration::from_secs(crate::state::REMEMBER_SECS as u64);
+
+/// Removes the marks older than [`MARK_KEEP`]; returns how many went.
+pub fn prune_marks(dir: &Path, keep: Duration) -> usize {
+    let Ok(entries) = fs_err::read_dir(dir) else {
+        return 0;
+    };
+    let old = |e: &fs_err::DirEntry| {
+        e.metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > keep)
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(old)
+        .filter(|e| fs_err::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Consumes every feedback queue of the configuration until the process is stopped.
 pub async fn run(farm: Arc<FarmConfig>, gerrit: GerritSettings) {
+    let pruned = prune_marks(&sent_dir(&farm.paths.state), MARK_KEEP);
+    if pruned > 0 {
+        info!(pruned, "removed old marks of feedback sent");
+    }
     let session: Arc<Mutex<Option<GerritSession>>> = Arc::new(Mutex::new(None));
     let mut tasks = Vec::new();
     for (customer, release) in farm.releases() {
@@ -60,7 +87,7 @@ async fn handle(
         Ok(f) => f,
         Err(e) => return Disposition::DeadLetter(format!("not valid feedback: {e}")),
     };
-    let mark = sent_dir(&farm.paths.state).join(&feedback.job_id);
+    let mark = sent_dir(&farm.paths.state).join(feedback.request_key());
     if mark.exists() {
         info!(job = %feedback.job_id, change = feedback.change, "feedback already sent; dropping the repeat");
         return Disposition::Ack;
@@ -259,6 +286,7 @@ mod tests {
             package_version: Some("1.0+git2.2-1+p1.2".into()),
             suite: Some("bookworm".into()),
             log: Some("acme/review/301/logs/abc123.log".into()),
+            requested_at: None,
         }
     }
 
@@ -267,6 +295,37 @@ mod tests {
             "host": "h", "user": "farm", "key_file": "k", "known_hosts": "kh", "vote_label": label,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_recheck_is_a_request_of_its_own() {
+        let mut f = feedback(Target::Review { change: 301 }, BuildOutcome::Succeeded);
+        assert_eq!(f.request_key(), "abc123");
+        let first = chrono::Utc::now();
+        f.requested_at = Some(first);
+        let key = f.request_key();
+        assert!(key.starts_with("abc123."), "{key}");
+        let redelivered = Feedback::from_bytes(&f.to_bytes()).unwrap();
+        assert_eq!(
+            redelivered.request_key(),
+            key,
+            "a redelivery is the same request"
+        );
+        f.requested_at = Some(first + chrono::Duration::seconds(1));
+        assert_ne!(f.request_key(), key, "a recheck is another");
+    }
+
+    #[test]
+    fn old_marks_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mark = dir.path().join("abc123");
+        fs_err::write(&mark, "sent").unwrap();
+        assert_eq!(prune_marks(dir.path(), Duration::from_secs(3600)), 0);
+        assert!(mark.exists());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(prune_marks(dir.path(), Duration::from_millis(10)), 1);
+        assert!(!mark.exists());
+        assert_eq!(prune_marks(&dir.path().join("none"), Duration::ZERO), 0);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use perestroika_tests::debian::{dh_package, greet_code};
 use perestroika_tests::whole::{change, push_greet, WholeFarm, SPLIT_BRANCH};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const BUILD_TIME: Duration = Duration::from_secs(600);
 
@@ -85,9 +85,9 @@ fn a_review_build_reports_once_although_its_publish_was_redone() {
 
 /// A review build that cannot get its build dependencies votes -1 and names the step and
 /// the reason; Gerrit is down when the result is ready, and the feedback arrives once it is
-/// back.
+/// back. A recheck asks for the same build again and gets a vote of its own.
 #[test]
-fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage() {
+fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage_and_again_on_recheck() {
     let mut f = WholeFarm::start();
     let project = format!("{}/packages/deb/bookworm/broken", f.farm.customer);
     f.gerrit.push(
@@ -103,7 +103,8 @@ fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage() {
         &dh_package("broken", "no-such-package-anywhere", "true"),
         "needs a package nobody has",
     );
-    f.event(&change(&project, "9.0", 502, 1, &rev), "patchset-created");
+    let spec = change(&project, "9.0", 502, 1, &rev);
+    f.event(&spec, "patchset-created");
     f.wait_for("the build job", Duration::from_secs(60), || {
         !f.queued_jobs().is_empty()
     });
@@ -126,6 +127,25 @@ fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage() {
     let message = reviews[0]["message"].as_str().unwrap();
     assert!(message.contains("FAILED at step build-deps"), "{message}");
     assert!(message.contains("no-such-package-anywhere"), "{message}");
+
+    // The same job asked for again: built again, and reported again (once). The comment
+    // goes to the stream the reactor opened after the outage.
+    f.gerrit.wait_for_streams(2);
+    f.gerrit.emit(&spec.event(
+        "comment-added",
+        json!({"comment": "Patch Set 1:\n\nrecheck", "author": {"name": "Dev"}}),
+    ));
+    f.wait_for("the recheck's review", BUILD_TIME, || {
+        reviews_of(&f, "502,1").len() >= 2
+    });
+    let reviews = reviews_of(&f, "502,1");
+    assert_eq!(reviews.len(), 2, "{reviews:?}");
+    assert_eq!(reviews[1]["labels"]["Verified"], "-1");
+    let again = reviews[1]["message"].as_str().unwrap();
+    assert!(again.contains("FAILED at step build-deps"), "{again}");
+    let jobs = f.queued_jobs();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(jobs[0], jobs[1], "one job, asked for twice");
 }
 
 /// Two changes in one topic: greet's packaging change and a new package build-depending on
