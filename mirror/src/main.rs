@@ -36,6 +36,7 @@ enum Command {
     /// Sync one tree (CUSTOMER/VERSION or CUSTOMER/review/NAME) to the targets now, at its
     /// live generation unless --generation says otherwise.
     Sync {
+        /// The tree, relative to the public root: acme/9.0 or acme/review/1234.
         tree: String,
         /// Only this target (a [[mirrors]] name).
         #[arg(long)]
@@ -52,6 +53,7 @@ enum Command {
     /// Check a tree's generation (signatures, every indexed file and checksum) and each
     /// target against it. Exits 1 listing every problem found.
     Verify {
+        /// The tree, relative to the public root: acme/9.0 or acme/review/1234.
         tree: String,
         #[arg(long)]
         target: Option<String>,

@@ -59,11 +59,19 @@ enum Command {
 #[derive(Subcommand)]
 enum SnapshotCommand {
     /// Every snapshot of a release, oldest first; `*` marks the live one.
-    List { customer: String, version: String },
+    List {
+        /// The customer (e.g. acme).
+        customer: String,
+        /// The release series (e.g. 9.0).
+        version: String,
+    },
     /// What a snapshot holds (its snapshot.json).
     Show {
+        /// The customer (e.g. acme).
         customer: String,
+        /// The release series (e.g. 9.0).
         version: String,
+        /// The snapshot's number, as `snapshot list` shows it.
         id: u64,
     },
 }

@@ -65,7 +65,9 @@ enum Command {
     /// published one, and name the build dependencies the release lacks. Runs the builds on
     /// this host (Docker). Exits 0 when every package rebuilt identically, 1 otherwise.
     RebuildRelease {
+        /// The customer (as in `[[customers]] name`, e.g. acme).
         customer: String,
+        /// The release series (e.g. 9.0).
         version: String,
         /// The snapshot to rebuild (see `perestroika-publisher snapshot list`); default: live.
         #[arg(long)]
@@ -81,7 +83,9 @@ enum Command {
     /// target suite, unless --force. Waits for the publisher's answer: exit 0 when promoted,
     /// 1 when refused.
     Promote {
+        /// The customer (as in `[[customers]] name`, e.g. acme).
         customer: String,
+        /// The release series (e.g. 9.0).
         version: String,
         /// The source package, optionally with its version: greet or greet=1.1+p2.0.
         package: String,
@@ -117,7 +121,10 @@ enum DeadAction {
     /// List every dead-lettered message (the default).
     List,
     /// Send the dead-lettered message with this job id back to the queue it came from.
-    Requeue { job_id: String },
+    Requeue {
+        /// The job id, as `dead` lists it.
+        job_id: String,
+    },
 }
 
 fn parse_change(text: &str) -> Result<At, UsageError> {
