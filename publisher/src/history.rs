@@ -39,6 +39,10 @@ fn each_stanza(text: &str) -> impl Iterator<Item = (Key<'_>, &str)> {
                 } else if let Some(v) = line.strip_prefix("Architecture:") {
                     arch = v.trim();
                 }
+                // Once the three are found (reprepro writes them first), the rest need not be read.
+                if package.is_some() && version.is_some() && !arch.is_empty() {
+                    break;
+                }
             }
             Some(((package?, version?, arch), s))
         })
@@ -156,14 +160,29 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
                 continue; // still the merged index of last time: reprepro did not touch it
             }
             let index = suite_dir.join(&entry.path);
-            let current = fs_err::read_to_string(&index).map_err(io(&index))?;
             let kept = |ext: &str| history.join(suite).join(format!("{}.{ext}", entry.path));
             // What reprepro listed last time but no longer lists joins what it dropped before.
-            let now: HashSet<Key> = each_stanza(&current).map(|(k, _)| k).collect();
-            let before = fs_err::read_to_string(kept("dropped")).unwrap_or_default();
-            let last = fs_err::read_to_string(kept("last")).unwrap_or_default();
+            // The 10,000-stanza indexes of a large release are read and parsed two at a time.
+            let (current, (before, last)) = std::thread::scope(|sc| {
+                let old = sc.spawn(|| {
+                    let read = |ext| fs_err::read_to_string(kept(ext)).unwrap_or_default();
+                    (read("dropped"), read("last"))
+                });
+                let current = fs_err::read_to_string(&index).map_err(io(&index));
+                (current, old.join().expect("reading the kept indexes"))
+            });
+            let current = current?;
+            let (now, old) = std::thread::scope(|sc| {
+                let old = sc.spawn(|| {
+                    each_stanza(&before)
+                        .chain(each_stanza(&last))
+                        .collect::<Vec<_>>()
+                });
+                let now: HashSet<Key> = each_stanza(&current).map(|(k, _)| k).collect();
+                (now, old.join().expect("parsing the kept indexes"))
+            });
             let mut dropped: BTreeMap<Key, &str> = BTreeMap::new();
-            for (k, s) in each_stanza(&before).chain(each_stanza(&last)) {
+            for (k, s) in old {
                 if !now.contains(&k) {
                     dropped.entry(k).or_insert(s);
                 }

@@ -465,12 +465,19 @@ impl Publisher<'_> {
             .take(self.farm.publish.keep_generations as usize)
             .map(|g| tree.generation(*g))
             .collect();
-        self.write_rpm(tree, &dir, rpm_repos, &previous)?;
+        // The newest generation signed with the same keys: its signatures of files that did
+        // not change are reused.
+        let public = fs_err::read(&key).map_err(io(&key))?;
+        let same_keys = previous
+            .first()
+            .filter(|g| fs_err::read(g.join("KEY.asc")).is_ok_and(|k| k == public))
+            .map(PathBuf::as_path);
+        self.write_rpm(tree, &dir, rpm_repos, &previous, same_keys)?;
         let mut snapshot = serde_json::Map::new();
         snapshot.insert("generation".into(), n.into());
         snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
         if let Some(repo) = deb {
-            self.write_deb(tree, &dir, repo, suites, &previous)?;
+            self.write_deb(tree, &dir, repo, suites, &previous, same_keys)?;
             snapshot.insert("deb_suites".into(), suites.to_vec().into());
         }
         let mut rpms = serde_json::Map::new();
@@ -506,6 +513,7 @@ impl Publisher<'_> {
         dir: &Path,
         repos: &[RpmRepo],
         previous: &[PathBuf],
+        same_keys: Option<&Path>,
     ) -> Result<(), PublishError> {
         for r in repos {
             let repomd_src = r.output.join("repodata/repomd.xml");
@@ -528,8 +536,13 @@ impl Publisher<'_> {
                 }
             }
             let repomd = fs_err::read(dest.join("repodata/repomd.xml")).map_err(io(&dest))?;
-            let asc = dest.join("repodata/repomd.xml.asc");
-            fs_err::write(&asc, self.signer.detach_sign(&repomd)?).map_err(io(&asc))?;
+            self.write_signatures(
+                dir,
+                same_keys,
+                &r.public.join("repodata/repomd.xml"),
+                &repomd,
+                &[("repomd.xml.asc", Signature::Detached)],
+            )?;
             let link = dest.join("Packages");
             let depth = r.public.components().count();
             let target =
@@ -546,6 +559,7 @@ impl Publisher<'_> {
         repo: &DebRepo,
         suites: &[String],
         previous_gens: &[PathBuf],
+        same_keys: Option<&Path>,
     ) -> Result<(), PublishError> {
         let dists = dir.join("deb/dists");
         link_dir(&repo.dists(), &dists)?;
@@ -581,16 +595,81 @@ impl Publisher<'_> {
             // A new file, not a rewrite: the Release may share its inode with reprepro's.
             let _ = fs_err::remove_file(&release_path);
             fs_err::write(&release_path, &signed).map_err(io(&release_path))?;
-            let inline = suite_dir.join("InRelease");
-            fs_err::write(&inline, self.signer.clearsign(signed.as_bytes())?)
-                .map_err(io(&inline))?;
-            let detached = suite_dir.join("Release.gpg");
-            fs_err::write(&detached, self.signer.detach_sign(signed.as_bytes())?)
-                .map_err(io(&detached))?;
+            self.write_signatures(
+                dir,
+                same_keys,
+                &Path::new("deb/dists").join(suite).join("Release"),
+                signed.as_bytes(),
+                &[
+                    ("InRelease", Signature::Inline),
+                    ("Release.gpg", Signature::Detached),
+                ],
+            )?;
         }
         let pool_link = dir.join("deb/pool");
         std::os::unix::fs::symlink(tree.pool_link_from(1, "deb/pool"), &pool_link)
             .map_err(io(&pool_link))?;
+        Ok(())
+    }
+}
+
+/// A signature the publisher writes beside a signed file.
+#[derive(Debug, Clone, Copy)]
+enum Signature {
+    /// The file with its signature inline (`InRelease`).
+    Inline,
+    /// A detached armored signature (`Release.gpg`, `repomd.xml.asc`).
+    Detached,
+}
+
+impl Publisher<'_> {
+    /// Writes the signatures of `data`, the file at `file` in the generation `dir`, beside it.
+    /// Where `same_keys` (a generation signed with the same keys) signed the very same bytes,
+    /// its signatures are linked: most suites and repositories of a release do not change in
+    /// one publish. Otherwise they are made anew, side by side.
+    fn write_signatures(
+        &self,
+        dir: &Path,
+        same_keys: Option<&Path>,
+        file: &Path,
+        data: &[u8],
+        signatures: &[(&str, Signature)],
+    ) -> Result<(), PublishError> {
+        let beside = |generation: &Path, name: &str| {
+            generation
+                .join(file)
+                .parent()
+                .expect("a file in a directory")
+                .join(name)
+        };
+        if let Some(old) = same_keys {
+            let signed_before = fs_err::read(old.join(file)).is_ok_and(|d| d == data)
+                && signatures.iter().all(|(n, _)| beside(old, n).is_file());
+            if signed_before {
+                for (name, _) in signatures {
+                    link_or_copy(&beside(old, name), &beside(dir, name))?;
+                }
+                return Ok(());
+            }
+        }
+        let sign = |kind: Signature| match kind {
+            Signature::Inline => self.signer.clearsign(data),
+            Signature::Detached => self.signer.detach_sign(data),
+        };
+        let made: Vec<Result<Vec<u8>, SignError>> = std::thread::scope(|sc| {
+            let threads: Vec<_> = signatures
+                .iter()
+                .map(|(_, kind)| sc.spawn(move || sign(*kind)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| t.join().expect("signing does not panic"))
+                .collect()
+        });
+        for ((name, _), signature) in signatures.iter().zip(made) {
+            let path = beside(dir, name);
+            fs_err::write(&path, signature?).map_err(io(&path))?;
+        }
         Ok(())
     }
 }

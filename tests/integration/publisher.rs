@@ -465,16 +465,8 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
     );
     let tree = farm.release_tree();
     for key in [&old, &new] {
-        let public = key.secret_file.with_file_name("public.asc");
-        let exported = std::process::Command::new("gpg")
-            .args(["--batch", "--homedir"])
-            .arg(key.secret_file.parent().unwrap())
-            .args(["--armor", "--export", &key.fingerprint])
-            .output()
-            .unwrap();
-        fs_err::write(&public, exported.stdout).unwrap();
         let apt = AptRoot::new(
-            &public,
+            &public_key_file(key),
             &format!("file:{}/deb bookworm main", tree.display()),
         );
         apt.update();
@@ -485,4 +477,73 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
             key.fingerprint
         );
     }
+}
+
+/// The public half of an operator's key, armored, in a file beside its secret.
+fn public_key_file(key: &OperatorKey) -> PathBuf {
+    let public = key.secret_file.with_file_name("public.asc");
+    let exported = std::process::Command::new("gpg")
+        .args(["--batch", "--homedir"])
+        .arg(key.secret_file.parent().unwrap())
+        .args(["--armor", "--export", &key.fingerprint])
+        .output()
+        .unwrap();
+    fs_err::write(&public, exported.stdout).unwrap();
+    public
+}
+
+/// A publish re-signs only the suites it changed: the others keep the signatures of the
+/// previous generation (the same files, linked). Once another key signs too, every suite is
+/// signed anew, and a client trusting only the new key accepts an untouched suite.
+#[test]
+fn unchanged_suites_keep_their_signatures_until_the_keys_change() {
+    use std::os::unix::fs::MetadataExt;
+    let old = OperatorKey::new();
+    let new = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&old, &new],
+        "",
+        BOOKWORM_RELEASE,
+    );
+    let both = fs_err::read_to_string(&farm.path).unwrap();
+    let also = format!("also_sign_with = [\"{}\"]", new.fingerprint);
+    assert!(both.contains(&also), "{both}");
+    fs_err::write(&farm.path, both.replace(&also, "also_sign_with = []")).unwrap();
+
+    let debs = tempfile::tempdir().unwrap();
+    let generation = |name: &str| {
+        let deb = make_deb(debs.path(), name, "1.0", false, "a");
+        farm.publish("bookworm", &[deb]);
+        fs_err::canonicalize(farm.release_tree()).unwrap()
+    };
+    let signature = |gen: &Path, suite: &str| gen.join("deb/dists").join(suite).join("InRelease");
+    let inode = |path: PathBuf| fs_err::metadata(path).unwrap().ino();
+
+    let first = generation("first");
+    let second = generation("second");
+    assert_ne!(first, second);
+    assert_eq!(
+        inode(signature(&first, "bookworm-updates")),
+        inode(signature(&second, "bookworm-updates")),
+        "an unchanged suite keeps its signature"
+    );
+    assert_ne!(
+        fs_err::read(signature(&first, "bookworm")).unwrap(),
+        fs_err::read(signature(&second, "bookworm")).unwrap(),
+        "the changed suite is signed anew"
+    );
+
+    fs_err::write(&farm.path, both).unwrap();
+    let third = generation("third");
+    assert_ne!(
+        inode(signature(&second, "bookworm-updates")),
+        inode(signature(&third, "bookworm-updates")),
+        "new keys sign every suite"
+    );
+    let apt = AptRoot::new(
+        &public_key_file(&new),
+        &format!("file:{}/deb bookworm-updates main", third.display()),
+    );
+    apt.update();
 }
