@@ -447,14 +447,7 @@ fn a_publisher_killed_mid_publish_leaves_a_valid_repository_and_the_redo_complet
 /// only the new key both accept the repository.
 #[test]
 fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
-    let old = OperatorKey::new();
-    let new = OperatorKey::new();
-    let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &[&old, &new],
-        "",
-        BOOKWORM_RELEASE,
-    );
+    let (old, new, farm) = farm_signing_with_two_keys();
     let debs = tempfile::tempdir().unwrap();
     let deb = make_deb(debs.path(), "rotated", "1.0", false, "a");
     let out = farm.include("bookworm", &[], &[&deb]).output().unwrap();
@@ -479,6 +472,19 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
     }
 }
 
+/// A farm (no broker) whose publisher signs with two keys, both imported.
+fn farm_signing_with_two_keys() -> (OperatorKey, OperatorKey, Farm) {
+    let old = OperatorKey::new();
+    let new = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&old, &new],
+        "",
+        BOOKWORM_RELEASE,
+    );
+    (old, new, farm)
+}
+
 /// The public half of an operator's key, armored, in a file beside its secret.
 fn public_key_file(key: &OperatorKey) -> PathBuf {
     let public = key.secret_file.with_file_name("public.asc");
@@ -498,14 +504,7 @@ fn public_key_file(key: &OperatorKey) -> PathBuf {
 #[test]
 fn unchanged_suites_keep_their_signatures_until_the_keys_change() {
     use std::os::unix::fs::MetadataExt;
-    let old = OperatorKey::new();
-    let new = OperatorKey::new();
-    let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &[&old, &new],
-        "",
-        BOOKWORM_RELEASE,
-    );
+    let (_old, new, farm) = farm_signing_with_two_keys();
     let both = fs_err::read_to_string(&farm.path).unwrap();
     let also = format!("also_sign_with = [\"{}\"]", new.fingerprint);
     assert!(both.contains(&also), "{both}");
