@@ -32,7 +32,8 @@ pub fn sent_dir(state: &Path) -> PathBuf {
 /// How long a mark of feedback sent is kept: longer than any redelivery takes.
 const MARK_KEEP: Duration = Duration::from_secs(crate::state::REMEMBER_SECS as u64);
 
-/// Removes the marks older than [`MARK_KEEP`]; returns how many went.
+/// Removes the marks in `dir` older than `keep` (the reactor uses [`MARK_KEEP`]); returns how
+/// many went.
 pub fn prune_marks(dir: &Path, keep: Duration) -> usize {
     let Ok(entries) = fs_err::read_dir(dir) else {
         return 0;
