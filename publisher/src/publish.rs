@@ -652,30 +652,13 @@ impl Publisher<'_> {
                 return Ok(());
             }
         }
-        let sign = |kind: Signature| match kind {
-            Signature::Inline => self.signer.clearsign(data),
-            Signature::Detached => self.signer.detach_sign(data),
-        };
-        // The first on this thread (and its reused gpgme context), any others beside it.
-        let Some(((_, first), rest)) = signatures.split_first() else {
-            return Ok(());
-        };
-        let made: Vec<Result<Vec<u8>, SignError>> = std::thread::scope(|sc| {
-            let others: Vec<_> = rest
-                .iter()
-                .map(|(_, kind)| sc.spawn(move || sign(*kind)))
-                .collect();
-            let mut made = vec![sign(*first)];
-            made.extend(
-                others
-                    .into_iter()
-                    .map(|t| t.join().expect("signing does not panic")),
-            );
-            made
-        });
-        for ((name, _), signature) in signatures.iter().zip(made) {
+        for (name, kind) in signatures {
+            let signature = match kind {
+                Signature::Inline => self.signer.clearsign(data)?,
+                Signature::Detached => self.signer.detach_sign(data)?,
+            };
             let path = beside(dir, name);
-            fs_err::write(&path, signature?).map_err(io(&path))?;
+            fs_err::write(&path, signature).map_err(io(&path))?;
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub enum SignError {
     },
     #[error("{0}")]
     Import(String),
+    #[error("gpg returned a malformed {what} ({len} bytes)")]
+    Malformed { what: &'static str, len: usize },
 }
 
 fn gpg(what: impl Into<String>) -> impl FnOnce(gpgme::Error) -> SignError {
@@ -355,12 +357,26 @@ impl Signer {
 
     /// An inline clear-text signature (`InRelease`).
     pub fn clearsign(&self, data: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.sign(SignMode::Clear, data)
+        self.checked_sign(SignMode::Clear, data)
     }
 
     /// A detached armored signature (`Release.gpg`, `repomd.xml.asc`).
     pub fn detach_sign(&self, data: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.sign(SignMode::Detached, data)
+        self.checked_sign(SignMode::Detached, data)
+    }
+
+    /// Signs, and checks gpg's output before anyone publishes it; output that is not well
+    /// formed is made once more before it is an error.
+    fn checked_sign(&self, mode: SignMode, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        let inline = matches!(mode, SignMode::Clear);
+        let first = self.sign(mode, data)?;
+        let Err(err) = well_formed(&first, inline) else {
+            return Ok(first);
+        };
+        tracing::warn!("{err}; signing again");
+        let second = self.sign(mode, data)?;
+        well_formed(&second, inline)?;
+        Ok(second)
     }
 
     /// The public halves of the signing keys, armored (`KEY.asc`).
@@ -377,6 +393,28 @@ impl Signer {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprints[0]
     }
+}
+
+/// Checks the armor of gpg's output: a detached signature is one signature block; a
+/// clear-signed file is its header, the text and one signature block at the end. A client
+/// refuses anything else as unsigned, so it is never published.
+fn well_formed(armored: &[u8], inline: bool) -> Result<(), SignError> {
+    const HEADER: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----\n";
+    const BLOCK: &[u8] = b"-----BEGIN PGP SIGNATURE-----\n";
+    const END: &[u8] = b"\n-----END PGP SIGNATURE-----\n";
+    let blocks = armored.windows(BLOCK.len()).filter(|w| *w == BLOCK).count();
+    let starts = if inline { HEADER } else { BLOCK };
+    if armored.starts_with(starts) && armored.ends_with(END) && blocks == 1 {
+        return Ok(());
+    }
+    Err(SignError::Malformed {
+        what: if inline {
+            "clear-signed file"
+        } else {
+            "detached signature"
+        },
+        len: armored.len(),
+    })
 }
 
 #[cfg(test)]
@@ -510,6 +548,27 @@ mod tests {
         let detached = signer.detach_sign(data).unwrap();
         assert!(gpgv(&public, &detached, Some(data)));
         assert!(!gpgv(&public, &detached, Some(b"tampered")));
+    }
+
+    #[test]
+    fn only_complete_armor_passes_the_check() {
+        let block = "-----BEGIN PGP SIGNATURE-----\n\niHUE\n=abcd\n-----END PGP SIGNATURE-----\n";
+        let inline =
+            format!("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nSuite: x\n{block}");
+        assert!(well_formed(inline.as_bytes(), true).is_ok());
+        assert!(well_formed(block.as_bytes(), false).is_ok());
+        // Cut short, without its signature, twice signed in two blocks, or of the other kind.
+        let cut = &inline.as_bytes()[..inline.len() - 10];
+        let unsigned = inline.replace(block, "");
+        let two = format!("{inline}{block}");
+        for bad in [cut, unsigned.as_bytes(), two.as_bytes(), block.as_bytes()] {
+            let err = well_formed(bad, true).unwrap_err();
+            assert!(
+                err.to_string().contains("malformed clear-signed file"),
+                "{err}"
+            );
+        }
+        assert!(well_formed(inline.as_bytes(), false).is_err());
     }
 
     #[test]
