@@ -248,7 +248,9 @@ impl Reactor {
     }
 
     /// Queries what changed since the last handled event (minus the safety margin): merged
-    /// changes build for the release, open changes' current patch sets for review.
+    /// changes build for the release, open changes' current patch sets for review, and a
+    /// review message written after the last handled event that asks for a rebuild (a
+    /// `recheck` made while the session was down) rebuilds its change's current patch set.
     async fn catch_up(&mut self, session: &GerritSession) -> Result<(), ReactorError> {
         let Some(last) = self.state.last_event_time else {
             info!("first start: nothing to catch up on");
@@ -265,8 +267,9 @@ impl Reactor {
         for status in ["merged", "open"] {
             let mut start = 0;
             loop {
+                let comments = if status == "open" { " --comments" } else { "" };
                 let command = format!(
-                    "gerrit query --format=JSON --current-patch-set --start {start} {} {} limit:{QUERY_PAGE}",
+                    "gerrit query --format=JSON --current-patch-set{comments} --start {start} {} {} limit:{QUERY_PAGE}",
                     shell_quote(&format!("status:{status}")),
                     shell_quote(&format!("after:\"{after}\""))
                 );
@@ -286,6 +289,20 @@ impl Reactor {
                                 );
                                 continue;
                             };
+                            // Messages up to the last handled event were seen live.
+                            for comment in &row.comments {
+                                let Some(written) = comment.timestamp.filter(|t| *t > last) else {
+                                    continue;
+                                };
+                                events.push(Stamped {
+                                    event: Event::CommentAdded {
+                                        change: row.change.clone(),
+                                        patch_set: patch_set.clone(),
+                                        comment: comment.message.clone(),
+                                    },
+                                    created_on: Some(written),
+                                });
+                            }
                             let event = if status == "merged" {
                                 Event::ChangeMerged {
                                     change: row.change,

@@ -132,12 +132,23 @@ pub struct QueryRow {
     pub patch_sets: Vec<PatchSet>,
     /// `lastUpdated`, seconds since the epoch.
     pub last_updated: Option<i64>,
+    /// The change's review messages, when the query asked for them (`--comments`).
+    pub comments: Vec<QueryComment>,
+}
+
+/// A review message of a change, as `gerrit query --comments` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryComment {
+    /// When it was written, seconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// Its text (`Patch Set 2:\n\nrecheck`).
+    pub message: String,
 }
 
 /// A line of a query answer: a change, or the closing stats line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryLine {
-    Row(QueryRow),
+    Row(Box<QueryRow>),
     Stats { rows: u64, more_changes: bool },
 }
 
@@ -157,7 +168,7 @@ pub fn parse_query_line(line: &str) -> Result<QueryLine, Skip> {
             "query error: {}",
             value.get("message").and_then(Value::as_str).unwrap_or("")
         ))),
-        _ => Ok(QueryLine::Row(QueryRow {
+        _ => Ok(QueryLine::Row(Box::new(QueryRow {
             change: change_fields(&value)?,
             current_patch_set: match value.get("currentPatchSet") {
                 Some(ps) => Some(patch_set_fields(ps)?),
@@ -170,7 +181,23 @@ pub fn parse_query_line(line: &str) -> Result<QueryLine, Skip> {
                 .transpose()?
                 .unwrap_or_default(),
             last_updated: value.get("lastUpdated").and_then(int),
-        })),
+            comments: value
+                .get("comments")
+                .and_then(Value::as_array)
+                .map(|all| {
+                    all.iter()
+                        .map(|c| QueryComment {
+                            timestamp: c.get("timestamp").and_then(int),
+                            message: c
+                                .get("message")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }))),
     }
 }
 
@@ -330,6 +357,27 @@ mod tests {
         assert_eq!(e, Skip::Malformed("no \"change.number\"".into()));
         let e = parse_event(r#"{"type":"ref-updated"}"#).unwrap_err();
         assert!(e.to_string().contains("refUpdate"), "{e}");
+    }
+
+    #[test]
+    fn query_rows_carry_their_review_messages() {
+        let line = r#"{"project":"p","branch":"master","number":"7","status":"NEW","comments":[{"timestamp":1700000000,"reviewer":{"name":"Dev"},"message":"Patch Set 1:\n\nrecheck"},{"timestamp":"1700000060","message":"Uploaded patch set 2."}]}"#;
+        let QueryLine::Row(row) = parse_query_line(line).unwrap() else {
+            panic!("not a row")
+        };
+        assert_eq!(
+            row.comments,
+            [
+                QueryComment {
+                    timestamp: Some(1_700_000_000),
+                    message: "Patch Set 1:\n\nrecheck".into()
+                },
+                QueryComment {
+                    timestamp: Some(1_700_000_060),
+                    message: "Uploaded patch set 2.".into()
+                }
+            ]
+        );
     }
 
     #[test]

@@ -361,6 +361,69 @@ async fn a_killed_session_during_a_burst_of_merges_builds_every_merge_once() {
         .contains("gerrit query --format=JSON --current-patch-set"));
 }
 
+/// A `recheck` written while the session was down is found by the catch-up query
+/// (`--comments`) and rebuilt once; messages from before the outage, and chat, are not.
+#[tokio::test]
+async fn a_recheck_written_during_an_outage_is_caught_up_once() {
+    let mut s = setup(&shared_amqp_url());
+    let reactor = s.reactor();
+    let change = s.change(&s.combined("hello"), "9.0", 7, &format!("{:040x}", 7));
+    let before = perestroika_tests::gerrit::now() - 60;
+    let comment = |timestamp: i64, message: &str| json!({"timestamp": timestamp, "reviewer": {"name": "Dev", "username": "dev"}, "message": message});
+    let mut row = change.row("NEW");
+    row["comments"] = json!([comment(before, "Patch Set 1:\n\nrecheck")]);
+    s.gerrit.record(&row);
+    s.gerrit.emit(&change.event("patchset-created", json!({})));
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let queue = s.queue(Stage::Build);
+    let first: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |g: &[BuildJob]| !g.is_empty(),
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(first.len(), 1, "{}", reactor.output());
+
+    // Gerrit goes away; meanwhile a developer asks for a rebuild, and someone chats.
+    s.gerrit.stop();
+    std::thread::sleep(Duration::from_millis(1100));
+    let during = perestroika_tests::gerrit::now();
+    row["comments"] = json!([
+        comment(before, "Patch Set 1:\n\nrecheck"),
+        comment(during, "Patch Set 1:\n\nrecheck"),
+        comment(during, "Patch Set 1:\n\nlooks good, recheck later"),
+    ]);
+    row["lastUpdated"] = json!(during);
+    s.gerrit.record(&row);
+    s.gerrit.start_sshd();
+    s.gerrit.wait_for_streams(2);
+    let rechecked: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |g: &[BuildJob]| !g.is_empty(),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(rechecked.len(), 1, "{}", reactor.output());
+    assert_eq!(rechecked[0].job_id, first[0].job_id);
+    assert_eq!(rechecked[0].trigger.kind, TriggerKind::Recheck);
+    assert!(s.gerrit.commands().contains("--comments"));
+
+    // Another gap without new messages: the recheck already handled is not done again.
+    s.gerrit.kill_commands();
+    s.gerrit.wait_for_streams(3);
+    wait_for_log(&reactor, "catching up", 2);
+    let none: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |_: &[BuildJob]| true,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}\n{}", reactor.output());
+}
+
 #[tokio::test]
 async fn a_silent_session_is_found_dead_by_keepalives_and_replaced() {
     let s = setup(&shared_amqp_url());
