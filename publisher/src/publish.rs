@@ -254,12 +254,7 @@ impl Publisher<'_> {
             }
         }
         if let Some((job_id, log)) = &req.log {
-            let logs = tree.pool().join("logs");
-            fs_err::create_dir_all(&logs).map_err(io(&logs))?;
-            if log.is_file() {
-                let dest = logs.join(format!("{job_id}.log"));
-                fs_err::copy(log, &dest).map_err(io(&dest))?;
-            }
+            keep_log(&tree.pool().join("logs"), job_id, log)?;
         }
         self.switch(
             &tree,
@@ -686,6 +681,22 @@ fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) -> bool {
     })
 }
 
+/// Puts a build's log into the pool's `logs/` as `<job id>.log`, whole (copied beside, then
+/// renamed) or not at all. Like every pool file it is never rewritten: a job redone (a
+/// redelivery, a recheck of the same sources) keeps the log first published, which is also
+/// the one the mirrors have.
+fn keep_log(logs: &Path, job_id: &str, log: &Path) -> Result<(), PublishError> {
+    let dest = logs.join(format!("{job_id}.log"));
+    if !log.is_file() || dest.exists() {
+        return Ok(());
+    }
+    fs_err::create_dir_all(logs).map_err(io(logs))?;
+    let part = logs.join(format!(".{job_id}.log.tmp"));
+    fs_err::copy(log, &part).map_err(io(&part))?;
+    fs_err::rename(&part, &dest).map_err(io(&dest))?;
+    Ok(())
+}
+
 pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
     if let Some(parent) = to.parent() {
         fs_err::create_dir_all(parent).map_err(io(parent))?;
@@ -773,4 +784,31 @@ pub fn deb_contents(generation: &Path, suite: &str) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_published_log_is_whole_and_never_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (logs, staged) = (dir.path().join("pool/logs"), dir.path().join("build.log"));
+        fs_err::write(&staged, "first build\n").unwrap();
+        keep_log(&logs, "job1", &staged).unwrap();
+        fs_err::write(&staged, "the same job, built again\n").unwrap();
+        keep_log(&logs, "job1", &staged).unwrap();
+        let read = |name: &str| fs_err::read_to_string(logs.join(name)).unwrap();
+        assert_eq!(read("job1.log"), "first build\n");
+        keep_log(&logs, "job2", &staged).unwrap();
+        assert_eq!(read("job2.log"), "the same job, built again\n");
+        // No partial copy is left, and a job without a log adds nothing.
+        keep_log(&logs, "job3", &dir.path().join("missing.log")).unwrap();
+        let mut names: Vec<String> = fs_err::read_dir(&logs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["job1.log", "job2.log"]);
+    }
 }
