@@ -342,15 +342,13 @@ fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), Mes
 }
 
 /// How a build ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum BuildOutcome {
+    #[default]
     Succeeded,
     /// `step` names what failed (e.g. `build-deps`, `dpkg-buildpackage`, `timeout`).
-    Failed {
-        step: String,
-        reason: String,
-    },
+    Failed { step: String, reason: String },
 }
 
 /// The record a worker writes of a build (`<staging>/<job id>/result.json`).
@@ -408,6 +406,10 @@ pub struct PublishJob {
     /// The event behind the build, for the feedback to its Gerrit change.
     #[serde(default)]
     pub trigger: Option<Trigger>,
+    /// How the build ended. A failed build has no artifacts: only its log is published, and
+    /// the feedback says which step failed and why.
+    #[serde(default)]
+    pub outcome: BuildOutcome,
 }
 
 impl Message for PublishJob {
@@ -422,10 +424,14 @@ impl Message for PublishJob {
         name(k, check_token("version", &self.version))?;
         name(k, check_token("distro", &self.distro))?;
         name(k, check_token("package", &self.package))?;
-        name(
-            k,
-            check_token("package version", &self.package_version.replace(':', "_")),
-        )?;
+        // A build may fail before its version is known.
+        let failed = matches!(self.outcome, BuildOutcome::Failed { .. });
+        if !(failed && self.package_version.is_empty()) {
+            name(
+                k,
+                check_token("package version", &self.package_version.replace(':', "_")),
+            )?;
+        }
         check_target(k, &self.target)?;
         check_artifacts(k, &self.artifacts)
     }
@@ -647,29 +653,6 @@ pub struct Feedback {
 }
 
 impl Feedback {
-    /// The feedback for a build job's outcome; `None` when no Gerrit change asked for it (a
-    /// manual retrigger, a direct push).
-    pub fn of_build(
-        job: &BuildJob,
-        outcome: BuildOutcome,
-        package_version: Option<String>,
-    ) -> Option<Self> {
-        let mut f = Self::of(
-            &job.job_id,
-            &job.customer,
-            &job.version,
-            &job.package,
-            job.family,
-            &job.distro,
-            &job.target,
-            &job.trigger,
-            outcome,
-            package_version,
-        )?;
-        f.requested_at = Some(job.requested_at);
-        Some(f)
-    }
-
     /// The feedback for a build with these particulars; `None` without a change and patch set.
     #[allow(clippy::too_many_arguments)]
     pub fn of(
@@ -859,6 +842,7 @@ mod tests {
             }],
             requested_at: None,
             trigger: None,
+            outcome: BuildOutcome::Succeeded,
         };
         assert!(PublishJob::from_bytes(&p.to_bytes()).is_err());
         let mut ok = p.clone();

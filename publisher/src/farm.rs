@@ -145,6 +145,9 @@ async fn handle(
             job.customer, job.version
         ));
     }
+    if matches!(job.outcome, BuildOutcome::Failed { .. }) {
+        return publish_failure(farm, signer, job).await;
+    }
     let staged = farm.paths.staging.join(&job.job_id);
     let files = match verify_staged(&staged, &job.artifacts) {
         Ok(files) => files,
@@ -249,6 +252,61 @@ async fn handle(
             Disposition::Retry
         }
     }
+}
+
+/// A failed build: its log is published (see [`Publisher::publish_log`]) and announced, and
+/// the change hears which step failed, with the link to the log.
+async fn publish_failure(
+    farm: Arc<FarmConfig>,
+    signer: Arc<Signer>,
+    job: PublishJob,
+) -> Disposition {
+    let log = farm.paths.staging.join(&job.job_id).join("build.log");
+    let (f2, s2, j2) = (farm.clone(), signer.clone(), job.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        Publisher {
+            farm: &f2,
+            signer: &s2,
+        }
+        .publish_log(
+            &j2.customer,
+            &j2.version,
+            &j2.target,
+            &j2.job_id,
+            &log,
+            j2.requested_at,
+        )
+    })
+    .await
+    .expect("publish task");
+    let published = match outcome {
+        Ok(p) => Some(p),
+        // The change is gone, or the log cannot be published: the failure is still reported.
+        Err(e @ (PublishError::Retired { .. } | PublishError::Refused(_))) => {
+            info!(job = %job.job_id, reason = %e, "log of the failed build not published");
+            None
+        }
+        Err(e) => {
+            error!(job = %job.job_id, error = %e, "could not publish the log of a failed build; returning the job");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return Disposition::Retry;
+        }
+    };
+    if let Some(p) = &published {
+        if let Err(e) = announce(&farm, &job.customer, &job.version, &p.tree, p.generation).await {
+            error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
+            return Disposition::Retry;
+        }
+        info!(job = %job.job_id, tree = %p.tree, generation = p.generation, changed = p.changed, "log of the failed build published");
+    }
+    let link = published.map(|p| format!("{}/logs/{}.log", p.tree, job.job_id));
+    if let Some(feedback) = feedback(&job, job.outcome.clone(), None, link) {
+        if let Err(e) = send_feedback(&farm, &feedback).await {
+            error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
+            return Disposition::Retry;
+        }
+    }
+    Disposition::Ack
 }
 
 /// The feedback for a publish job's build, when a Gerrit change asked for it.

@@ -266,6 +266,64 @@ impl Publisher<'_> {
         )
     }
 
+    /// Publishes the log of a failed build into the tree its build was for, as
+    /// `logs/<job id>.log`, in a generation of its own so that the mirrors carry it too; the
+    /// repositories stay as they were. A tree that has no generation yet (a change's first
+    /// patch set failed) gets one with empty signed indexes. A log already published (a job
+    /// redelivered, or asked for again) changes nothing.
+    pub fn publish_log(
+        &self,
+        customer: &str,
+        version: &str,
+        target: &Target,
+        job_id: &str,
+        log: &Path,
+        requested_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Published, PublishError> {
+        if self.farm.release(customer, version).is_none() {
+            return Err(PublishError::Refused(format!(
+                "{customer} {version} is not in the configuration"
+            )));
+        }
+        if !log.is_file() {
+            return Err(PublishError::Refused(format!(
+                "the failed build left no log at {}",
+                log.display()
+            )));
+        }
+        let (tree, tree_name) = self.tree(customer, version, target);
+        self.check_not_retired(&tree_name, requested_at)?;
+        let logs = tree.pool().join("logs");
+        // Published already when the live generation was written after the log was kept (a
+        // publisher that stopped in between makes the generation on the job's redelivery).
+        let modified = |p: PathBuf| fs_err::metadata(p).and_then(|m| m.modified()).ok();
+        if let Some(current) = tree.current() {
+            let kept = modified(logs.join(format!("{job_id}.log")));
+            let written = modified(tree.generation(current).join("snapshot.json"));
+            if let (Some(kept), Some(written)) = (kept, written) {
+                if kept <= written {
+                    return Ok(Published {
+                        tree: tree_name,
+                        generation: current,
+                        changed: false,
+                    });
+                }
+            }
+        }
+        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version)?;
+        if let Some(repo) = &deb {
+            repo.export_missing(&deb_suites)?;
+        }
+        keep_log(&logs, job_id, log)?;
+        let rpm_repos = self.rpm_repos(&tree, &tree_name, customer, version);
+        let generation = self.write_generation(&tree, deb.as_ref(), &deb_suites, &rpm_repos)?;
+        Ok(Published {
+            tree: tree_name,
+            generation,
+            changed: true,
+        })
+    }
+
     /// The deb repository of a tree (none when the release has no deb distro), and its suites.
     pub(crate) fn open_deb(
         &self,

@@ -63,6 +63,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         // Asked for now: after any retirement the test made before.
         requested_at: Some(chrono::Utc::now()),
         trigger: None,
+        outcome: Default::default(),
     }
 }
 

@@ -84,8 +84,9 @@ fn a_review_build_reports_once_although_its_publish_was_redone() {
 }
 
 /// A review build that cannot get its build dependencies votes -1 and names the step and
-/// the reason; Gerrit is down when the result is ready, and the feedback arrives once it is
-/// back. A recheck asks for the same build again and gets a vote of its own.
+/// the reason, with a link to its log, which the mirror serves; Gerrit is down when the result
+/// is ready, and the feedback arrives once it is back. A recheck asks for the same build again
+/// and gets a vote of its own.
 #[test]
 fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage_and_again_on_recheck() {
     let mut f = WholeFarm::start();
@@ -127,6 +128,27 @@ fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage_and_again_on_r
     let message = reviews[0]["message"].as_str().unwrap();
     assert!(message.contains("FAILED at step build-deps"), "{message}");
     assert!(message.contains("no-such-package-anywhere"), "{message}");
+    // The log is published in the change's (new) review repository, and the mirror serves it.
+    let review = f.tree("review/502");
+    f.wait_mirrored(&review, 1, BUILD_TIME);
+    let log_url = message
+        .lines()
+        .find_map(|l| l.strip_prefix("Build log: "))
+        .unwrap_or_else(|| panic!("no build log link: {message}"));
+    assert_eq!(
+        log_url,
+        format!("{}/{review}/logs/{}.log", f.http, f.queued_jobs()[0])
+    );
+    let log = std::process::Command::new("curl")
+        .args(["-fsS", log_url])
+        .output()
+        .unwrap();
+    assert!(
+        log.status.success(),
+        "{log_url}: {}",
+        String::from_utf8_lossy(&log.stderr)
+    );
+    assert!(String::from_utf8_lossy(&log.stdout).contains("no-such-package-anywhere"));
 
     // The same job asked for again: built again, and reported again (once). The comment
     // goes to the stream the reactor opened after the outage.
@@ -143,6 +165,7 @@ fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage_and_again_on_r
     assert_eq!(reviews[1]["labels"]["Verified"], "-1");
     let again = reviews[1]["message"].as_str().unwrap();
     assert!(again.contains("FAILED at step build-deps"), "{again}");
+    assert!(again.contains(&format!("Build log: {log_url}")), "{again}");
     let jobs = f.queued_jobs();
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     assert_eq!(jobs[0], jobs[1], "one job, asked for twice");

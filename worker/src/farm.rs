@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{
-    BuildJob, BuildOutcome, Feedback, Message, PublishJob, Target, SCHEMA_VERSION,
+    BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Semaphore;
@@ -109,56 +109,47 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         return Disposition::Retry;
     }
     let result = report.result;
-    match result.outcome {
+    let failed = match &result.outcome {
         BuildOutcome::Failed { step, reason } => {
             warn!(job = %job.job_id, %step, %reason, "build failed");
-            let outcome = BuildOutcome::Failed {
-                step: step.clone(),
-                reason: reason.clone(),
-            };
-            if let Some(feedback) =
-                Feedback::of_build(&job, outcome, result.package_version.clone())
-            {
-                let sent =
-                    Broker::publish_once(&farm.broker, &feedback.queue(), &feedback, &job.job_id)
-                        .await;
-                if let Err(e) = sent {
-                    error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
-                    return Disposition::Retry;
-                }
-            }
-            Disposition::DeadLetter(format!(
+            Some(format!(
                 "build failed at step {step}: {reason} (log: {})",
                 dest.join(build::LOG_NAME).display()
             ))
         }
-        BuildOutcome::Succeeded => {
-            let publish = PublishJob {
-                schema_version: SCHEMA_VERSION,
-                job_id: job.job_id.clone(),
-                customer: job.customer.clone(),
-                version: job.version.clone(),
-                distro: job.distro.clone(),
-                family: job.family,
-                package: job.package.clone(),
-                package_version: result.package_version.clone().unwrap_or_default(),
-                target: job.target.clone(),
-                artifacts: result.artifacts.clone(),
-                requested_at: Some(job.requested_at),
-                trigger: Some(job.trigger.clone()),
-            };
-            let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
-            let sent = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await;
-            match sent {
-                Ok(()) => {
-                    info!(job = %job.job_id, version = ?result.package_version, "built and handed to the publisher");
-                    Disposition::Ack
-                }
-                Err(e) => {
-                    error!(job = %job.job_id, error = %e, "could not queue the publish job");
-                    Disposition::Retry
-                }
-            }
+        BuildOutcome::Succeeded => None,
+    };
+    // A failed build goes to the publisher too: it publishes the log and reports the failure.
+    let publish = PublishJob {
+        schema_version: SCHEMA_VERSION,
+        job_id: job.job_id.clone(),
+        customer: job.customer.clone(),
+        version: job.version.clone(),
+        distro: job.distro.clone(),
+        family: job.family,
+        package: job.package.clone(),
+        package_version: result.package_version.clone().unwrap_or_default(),
+        target: job.target.clone(),
+        artifacts: if failed.is_some() {
+            Vec::new()
+        } else {
+            result.artifacts.clone()
+        },
+        requested_at: Some(job.requested_at),
+        trigger: Some(job.trigger.clone()),
+        outcome: result.outcome.clone(),
+    };
+    let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
+    if let Err(e) = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await {
+        error!(job = %job.job_id, error = %e, "could not queue the publish job");
+        return Disposition::Retry;
+    }
+    match failed {
+        // Dead-lettered, so that the operator finds it with `perestroika-queue dead`.
+        Some(reason) => Disposition::DeadLetter(reason),
+        None => {
+            info!(job = %job.job_id, version = ?result.package_version, "built and handed to the publisher");
+            Disposition::Ack
         }
     }
 }
