@@ -66,21 +66,30 @@ fn a_review_build_reports_once_although_its_publish_was_redone() {
     assert!(message.contains("succeeded"), "{message}");
     let apt_line = format!("{}/{review}/deb bookworm main", f.http);
     assert!(message.contains(&apt_line), "{message}");
-    let log_url = message
+    let (log_url, log) = linked_log(message);
+    assert!(log_url.starts_with(&f.http), "{log_url}");
+    assert!(log.contains("dpkg-buildpackage"));
+}
+
+/// The build log link of a feedback message, and the log fetched from it.
+fn linked_log(message: &str) -> (String, String) {
+    let url = message
         .lines()
         .find_map(|l| l.strip_prefix("Build log: "))
         .unwrap_or_else(|| panic!("no build log link: {message}"));
-    assert!(log_url.starts_with(&f.http), "{log_url}");
     let log = std::process::Command::new("curl")
-        .args(["-fsS", log_url])
+        .args(["-fsS", url])
         .output()
         .unwrap();
     assert!(
         log.status.success(),
-        "{log_url}: {}",
+        "{url}: {}",
         String::from_utf8_lossy(&log.stderr)
     );
-    assert!(String::from_utf8_lossy(&log.stdout).contains("dpkg-buildpackage"));
+    (
+        url.to_owned(),
+        String::from_utf8_lossy(&log.stdout).into_owned(),
+    )
 }
 
 /// A review build that cannot get its build dependencies votes -1 and names the step and
@@ -131,24 +140,12 @@ fn a_failed_build_votes_minus_one_with_the_reason_after_an_outage_and_again_on_r
     // The log is published in the change's (new) review repository, and the mirror serves it.
     let review = f.tree("review/502");
     f.wait_mirrored(&review, 1, BUILD_TIME);
-    let log_url = message
-        .lines()
-        .find_map(|l| l.strip_prefix("Build log: "))
-        .unwrap_or_else(|| panic!("no build log link: {message}"));
+    let (log_url, log) = linked_log(message);
     assert_eq!(
         log_url,
         format!("{}/{review}/logs/{}.log", f.http, f.queued_jobs()[0])
     );
-    let log = std::process::Command::new("curl")
-        .args(["-fsS", log_url])
-        .output()
-        .unwrap();
-    assert!(
-        log.status.success(),
-        "{log_url}: {}",
-        String::from_utf8_lossy(&log.stderr)
-    );
-    assert!(String::from_utf8_lossy(&log.stdout).contains("no-such-package-anywhere"));
+    assert!(log.contains("no-such-package-anywhere"), "{log}");
 
     // The same job asked for again: built again, and reported again (once). The comment
     // goes to the stream the reactor opened after the outage.
