@@ -55,12 +55,7 @@ fn refused(text: impl Into<String>) -> PublishError {
 impl Publisher<'_> {
     /// Promotes `p` (see the module's documentation).
     pub fn promote(&self, p: &Promotion) -> Result<Promoted, PublishError> {
-        let release = self.farm.release(&p.customer, &p.version).ok_or_else(|| {
-            refused(format!(
-                "{} {} is not in the configuration",
-                p.customer, p.version
-            ))
-        })?;
+        let release = self.release(&p.customer, &p.version)?;
         let suites = &self.farm.publish.suites;
         for s in [&p.from, &p.to] {
             if !suites.contains(s) {

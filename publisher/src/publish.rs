@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use perestroika_config::messages::{Artifact, Target};
-use perestroika_config::{Family, FarmConfig};
+use perestroika_config::{Family, FarmConfig, Release};
 
 use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, with_acquire_by_hash};
@@ -119,11 +119,16 @@ impl Publisher<'_> {
         (tree, path)
     }
 
+    /// A release of the configuration; refused when it is not there.
+    pub(crate) fn release(&self, customer: &str, version: &str) -> Result<&Release, PublishError> {
+        self.farm.release(customer, version).ok_or_else(|| {
+            PublishError::Refused(format!("{customer} {version} is not in the configuration"))
+        })
+    }
+
     /// Every deb suite of a release's distros: `<distro>` and `<distro>-<suite>`.
     fn deb_suites(&self, customer: &str, version: &str) -> Result<Vec<String>, PublishError> {
-        let release = self.farm.release(customer, version).ok_or_else(|| {
-            PublishError::Refused(format!("{customer} {version} is not in the configuration"))
-        })?;
+        let release = self.release(customer, version)?;
         let mut out = Vec::new();
         for (family, distro) in release.distros() {
             if family == Family::Deb {
@@ -215,15 +220,7 @@ impl Publisher<'_> {
 
     /// Includes the files and switches the tree to a new generation if anything changed.
     pub fn publish(&self, req: &PublishRequest) -> Result<Published, PublishError> {
-        let release = self
-            .farm
-            .release(&req.customer, &req.version)
-            .ok_or_else(|| {
-                PublishError::Refused(format!(
-                    "{} {} is not in the configuration",
-                    req.customer, req.version
-                ))
-            })?;
+        let release = self.release(&req.customer, &req.version)?;
         let family = release.family_of(&req.distro).ok_or_else(|| {
             PublishError::Refused(format!(
                 "{} is not a distro of {} {}",
@@ -280,11 +277,7 @@ impl Publisher<'_> {
         log: &Path,
         requested_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Published, PublishError> {
-        if self.farm.release(customer, version).is_none() {
-            return Err(PublishError::Refused(format!(
-                "{customer} {version} is not in the configuration"
-            )));
-        }
+        self.release(customer, version)?;
         if !log.is_file() {
             return Err(PublishError::Refused(format!(
                 "the failed build left no log at {}",
