@@ -341,6 +341,9 @@ fn check_artifacts(kind: &'static str, artifacts: &[Artifact]) -> Result<(), Mes
     Ok(())
 }
 
+/// Name of the build log among a build's staged files (`<staging>/<job id>/build.log`).
+pub const LOG_NAME: &str = "build.log";
+
 /// How a build ended.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{
     BuildOutcome, Feedback, Message, MirrorAnnouncement, Promotion, PromotionResult, PublishJob,
-    ReviewRetirement, SCHEMA_VERSION,
+    ReviewRetirement, LOG_NAME, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
@@ -167,7 +167,7 @@ async fn handle(
         distro: job.distro.clone(),
         target: job.target.clone(),
         files,
-        log: Some((job.job_id.clone(), staged.join("build.log"))),
+        log: Some((job.job_id.clone(), staged.join(LOG_NAME))),
         requested_at: job.requested_at,
     };
     let (f2, s2) = (farm.clone(), signer.clone());
@@ -261,7 +261,7 @@ async fn publish_failure(
     signer: Arc<Signer>,
     job: PublishJob,
 ) -> Disposition {
-    let log = farm.paths.staging.join(&job.job_id).join("build.log");
+    let log = farm.paths.staging.join(&job.job_id).join(LOG_NAME);
     let (f2, s2, j2) = (farm.clone(), signer.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         Publisher {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use perestroika_config::backoff::Backoff;
 use perestroika_config::broker::{run_consumer, Disposition};
-use perestroika_config::messages::{BuildOutcome, Feedback, Message, Target};
+use perestroika_config::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
 use perestroika_config::settings::GerritSettings;
 use perestroika_config::{Family, FarmConfig, QueueName, Stage};
 use tokio::sync::Mutex;
@@ -190,7 +190,7 @@ pub fn message(url: &str, feedback: &Feedback) -> String {
             match &f.log {
                 Some(log) => lines.push(format!("Build log: {}", link(log))),
                 None => lines.push(format!(
-                    "Build log: kept by the farm as <staging>/{}/build.log",
+                    "Build log: kept by the farm as <staging>/{}/{LOG_NAME}",
                     f.job_id
                 )),
             }

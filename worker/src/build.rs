@@ -26,8 +26,7 @@ const DEPS: &str = include_str!("../scripts/deps.sh");
 const BUILD: &str = include_str!("../scripts/build.sh");
 const COLLECT: &str = include_str!("../scripts/collect.sh");
 
-/// Name of the build log among a build's files.
-pub const LOG_NAME: &str = "build.log";
+pub use perestroika_config::messages::LOG_NAME;
 /// Name of the record of a build among its files.
 pub const RESULT_NAME: &str = "result.json";
 /// Every package of the build root with its version, after the build dependencies went in.
