@@ -266,8 +266,8 @@ impl Reactor {
         let mut events = Vec::new();
         for status in ["merged", "open"] {
             let mut start = 0;
+            let comments = if status == "open" { " --comments" } else { "" };
             loop {
-                let comments = if status == "open" { " --comments" } else { "" };
                 let command = format!(
                     "gerrit query --format=JSON --current-patch-set{comments} --start {start} {} {} limit:{QUERY_PAGE}",
                     shell_quote(&format!("status:{status}")),
