@@ -338,17 +338,8 @@ fn a_tampered_repository_is_rejected_by_apt() {
     let p2 = Published::new();
     let deb2 = make_deb(p2.debs.path(), "stranger", "1.0", false, "a");
     assert!(p2.include(&[&deb2]).status.success());
-    let wrong_key = tempfile::tempdir().unwrap();
-    let key_file = wrong_key.path().join("wrong.asc");
-    let out = std::process::Command::new("gpg")
-        .args(["--batch", "--homedir"])
-        .arg(stranger.secret_file.parent().unwrap())
-        .args(["--armor", "--export", &stranger.fingerprint])
-        .output()
-        .unwrap();
-    fs_err::write(&key_file, out.stdout).unwrap();
     let apt = AptRoot::new(
-        &key_file,
+        &public_key_file(&stranger),
         &format!("file:{}/deb bookworm main", p2.tree().display()),
     );
     let update = apt.apt_get(&["update", "-q"]);
