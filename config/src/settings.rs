@@ -132,6 +132,11 @@ pub struct GerritSettings {
     /// Seconds between SSH keepalives; a session missing three is considered dead.
     #[serde(default = "default_keepalive_secs")]
     pub keepalive_secs: u64,
+    /// How long a branch update (`ref-updated`) waits for the `change-merged` of the submit
+    /// that made it, in milliseconds, so that one submit is one build that reports to its
+    /// change; a branch update without a change (a direct push) is built after this wait.
+    #[serde(default = "default_submit_wait_ms")]
+    pub submit_wait_ms: u64,
     /// Report each build's outcome on its change with `gerrit review`.
     #[serde(default = "default_true")]
     pub feedback: bool,
@@ -357,6 +362,9 @@ fn default_catchup_margin_secs() -> u64 {
 }
 fn default_keepalive_secs() -> u64 {
     15
+}
+fn default_submit_wait_ms() -> u64 {
+    3000
 }
 fn default_build_timeout_secs() -> u64 {
     3 * 3600

@@ -1,18 +1,23 @@
 //! The reactor proper: one SSH session with Gerrit at a time, its stream of events turned
 //! into jobs, a catch-up query after every (re)connect, and the state that makes both safe.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use perestroika_config::backoff::Backoff;
+use perestroika_config::mapping::branch_name;
 use perestroika_config::messages::{Message, ReviewRetirement, TriggerKind};
 use perestroika_config::queues::{QueueName, Stage};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
 use tracing::{debug, info, warn};
 
-use crate::events::{parse_event, parse_query_line, Event, QueryLine, Skip, Stamped};
+use crate::branch_updates::{self, BranchUpdates};
+use crate::events::{
+    parse_event, parse_query_line, Event, QueryLine, QueryRow, Skip, Stamped, NULL_REV,
+};
 use crate::outbox::{Batch, Outbox, Outgoing};
 use crate::plan::{Action, NotPlanned, Planner};
 use crate::ssh::{shell_quote, GerritSession, SshError};
@@ -43,6 +48,19 @@ pub struct Reactor {
     /// A state write running off the event loop, so that fsync never delays events.
     saving: Option<tokio::task::JoinHandle<Result<(), StateError>>>,
     outbox: Outbox,
+    /// Branch states built lately, and branch updates waiting for their change's merge.
+    updates: BranchUpdates,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The live stream.
+    Live,
+    /// A catch-up query after a gap.
+    CatchUp,
+    /// A branch update that waited for its change's merge in vain: a direct push.
+    Held,
 }
 
 impl Reactor {
@@ -56,7 +74,9 @@ impl Reactor {
         let state = State::load(&state_path)?;
         info!(state = %state_path.display(), last_event_time = ?state.last_event_time, remembered_jobs = state.queued.len(), "reactor state loaded");
         let outbox = Outbox::connect(&farm).await;
+        let updates = BranchUpdates::new(Duration::from_millis(gerrit.submit_wait_ms));
         Ok(Self {
+            updates,
             farm,
             gerrit,
             mapping,
@@ -101,6 +121,7 @@ impl Reactor {
         backoff.reset();
         let mut tick = tokio::time::interval(SAVE_EVERY);
         loop {
+            let due = self.updates.next_due();
             tokio::select! {
                 biased;
                 settled = self.outbox.settle(), if !self.outbox.is_empty() => match settled {
@@ -114,6 +135,11 @@ impl Reactor {
                     let line = line?;
                     self.on_line(&session, &line).await?;
                 }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() && self.outbox.has_room() => {
+                    for held in self.updates.due(Instant::now(), false) {
+                        self.on_event(&session, &held, Origin::Held).await?;
+                    }
+                }
                 _ = tick.tick() => self.save_in_background()?,
             }
         }
@@ -125,9 +151,16 @@ impl Reactor {
             return Ok(());
         }
         match parse_event(line) {
-            Ok(stamped) => self.on_event(session, &stamped, false).await,
+            Ok(Stamped {
+                event: Event::DroppedOutput,
+                ..
+            }) => {
+                warn!("Gerrit dropped events of this stream (dropped-output): catching up now");
+                self.catch_up(session).await
+            }
+            Ok(stamped) => self.on_event(session, &stamped, Origin::Live).await,
             Err(Skip::Ignored(kind)) => {
-                debug!(%kind, "skipped event: not acted on");
+                info!(%kind, "skipped event: the farm does not act on this type");
                 Ok(())
             }
             Err(e @ Skip::Malformed(_)) => {
@@ -143,14 +176,90 @@ impl Reactor {
         &mut self,
         session: &GerritSession,
         stamped: &Stamped,
-        catch_up: bool,
+        origin: Origin,
     ) -> Result<(), ReactorError> {
         let planner = Planner {
             farm: &self.farm,
             mapping: &self.mapping,
             gerrit: &self.gerrit,
         };
-        let actions = match planner.plan(session, stamped, catch_up).await {
+        // One submit is one build: the branch state it made is built once, from whichever of
+        // its change-merged and ref-updated events comes first — preferably the change's.
+        let mut resolved;
+        let mut stamped = stamped;
+        match &stamped.event {
+            Event::RefUpdated {
+                project,
+                refname,
+                new_rev,
+            } if new_rev != NULL_REV => {
+                if let Ok(branch) = branch_name(refname) {
+                    let key = branch_updates::state(project, branch, new_rev);
+                    if self.updates.was_built(&key) {
+                        info!(event = %describe(&stamped.event), "skipped event: the same branch update as a merged change, already built");
+                        return Ok(());
+                    }
+                    let mapped = self.mapping.resolve(&self.farm, project, branch).is_ok();
+                    if mapped
+                        && origin == Origin::Live
+                        && self
+                            .updates
+                            .hold(key.clone(), stamped.clone(), Instant::now())
+                    {
+                        debug!(event = %describe(&stamped.event), "waiting for the change-merged of this branch update");
+                        return Ok(());
+                    }
+                    if mapped {
+                        self.updates.building(key, Instant::now());
+                    }
+                }
+            }
+            Event::ChangeMerged {
+                change,
+                patch_set,
+                new_rev,
+            } if self
+                .mapping
+                .resolve(&self.farm, &change.project, &change.branch)
+                .is_ok() =>
+            {
+                let head = match new_rev {
+                    Some(rev) => rev.clone(),
+                    None => match planner.merged_head(session, change).await {
+                        Ok(head) => head,
+                        Err(NotPlanned::Nothing(why)) => {
+                            info!(event = %describe(&stamped.event), reason = %why, "skipped event");
+                            return Ok(());
+                        }
+                        Err(NotPlanned::Lookup(e)) => return Err(e.into()),
+                    },
+                };
+                let key = branch_updates::state(&change.project, &change.branch, &head);
+                resolved = stamped.clone();
+                if self.updates.was_built(&key) {
+                    // Another change of the same submit (a topic or a chain) built it.
+                    info!(event = %describe(&stamped.event), rev = %short(&head), "branch state already built for this submit; retiring the change's review repository only");
+                    resolved.event = Event::ChangeClosed {
+                        change: change.clone(),
+                    };
+                } else {
+                    if self.updates.building(key, Instant::now()) {
+                        info!(event = %describe(&stamped.event), "the ref-updated heard before this merge is the same branch update: one build");
+                    }
+                    resolved.event = Event::ChangeMerged {
+                        change: change.clone(),
+                        patch_set: patch_set.clone(),
+                        new_rev: Some(head),
+                    };
+                }
+                stamped = &resolved;
+            }
+            _ => {}
+        }
+        let actions = match planner
+            .plan(session, stamped, origin == Origin::CatchUp)
+            .await
+        {
             Ok(actions) => actions,
             Err(NotPlanned::Nothing(why)) => {
                 info!(event = %describe(&stamped.event), reason = %why, "skipped event");
@@ -247,10 +356,12 @@ impl Reactor {
         Ok(())
     }
 
-    /// Queries what changed since the last handled event (minus the safety margin): merged
-    /// changes build for the release, open changes' current patch sets for review, and a
-    /// review message written after the last handled event that asks for a rebuild (a
-    /// `recheck` made while the session was down) rebuilds its change's current patch set.
+    /// Queries what changed since the last handled event (minus the safety margin). For each
+    /// branch with merged changes its head now is built once (it holds every one of them;
+    /// the newest change gets the feedback), and every merged change's review repository is
+    /// retired; open changes' current patch sets build for review; and a review message
+    /// written after the last handled event that asks for a rebuild (a `recheck` made while
+    /// the session was down) rebuilds its change's current patch set.
     async fn catch_up(&mut self, session: &GerritSession) -> Result<(), ReactorError> {
         let Some(last) = self.state.last_event_time else {
             info!("first start: nothing to catch up on");
@@ -264,6 +375,7 @@ impl Reactor {
             .format("%Y-%m-%d %H:%M:%S +0000")
             .to_string();
         let mut events = Vec::new();
+        let mut merged: BTreeMap<(String, String), Vec<QueryRow>> = BTreeMap::new();
         for status in ["merged", "open"] {
             let mut start = 0;
             let comments = if status == "open" { " --comments" } else { "" };
@@ -282,7 +394,7 @@ impl Reactor {
                     match parse_query_line(line) {
                         Ok(QueryLine::Row(row)) => {
                             rows += 1;
-                            let Some(patch_set) = row.current_patch_set else {
+                            let Some(patch_set) = row.current_patch_set.clone() else {
                                 warn!(
                                     change = row.change.number,
                                     "query row without current patch set; skipped"
@@ -303,19 +415,18 @@ impl Reactor {
                                     created_on: Some(written),
                                 });
                             }
-                            let event = if status == "merged" {
-                                Event::ChangeMerged {
-                                    change: row.change,
-                                    patch_set,
-                                }
-                            } else {
-                                Event::PatchsetCreated {
-                                    change: row.change,
-                                    patch_set,
-                                }
-                            };
+                            if status == "merged" {
+                                merged
+                                    .entry((row.change.project.clone(), row.change.branch.clone()))
+                                    .or_default()
+                                    .push(*row);
+                                continue;
+                            }
                             events.push(Stamped {
-                                event,
+                                event: Event::PatchsetCreated {
+                                    change: row.change,
+                                    patch_set,
+                                },
                                 created_on: row.last_updated,
                             });
                         }
@@ -329,11 +440,37 @@ impl Reactor {
                 start += rows;
             }
         }
+        for mut rows in merged.into_values() {
+            // Merged in the same second: the later change number is taken as the newer.
+            rows.sort_by_key(|r| (r.last_updated, r.change.number));
+            let newest = rows.pop().expect("a group has a row");
+            for older in rows {
+                events.push(Stamped {
+                    event: Event::ChangeClosed {
+                        change: older.change,
+                    },
+                    created_on: older.last_updated,
+                });
+            }
+            let Some(patch_set) = newest.current_patch_set else {
+                continue;
+            };
+            // The branch head, read when this is planned: what the branch holds now.
+            events.push(Stamped {
+                event: Event::ChangeMerged {
+                    change: newest.change,
+                    patch_set,
+                    new_rev: None,
+                },
+                created_on: newest.last_updated,
+            });
+        }
         events.sort_by_key(|e| e.created_on);
         info!(since = %after, changes = events.len(), "catching up");
         for stamped in &events {
-            self.on_event(session, stamped, true).await?;
+            self.on_event(session, stamped, Origin::CatchUp).await?;
         }
+        info!(since = %after, "caught up");
         Ok(())
     }
 }
@@ -341,9 +478,14 @@ impl Reactor {
 /// A short description of an event for the log.
 pub fn describe(event: &Event) -> String {
     match event {
-        Event::ChangeMerged { change, patch_set } => {
+        Event::ChangeMerged {
+            change,
+            patch_set,
+            new_rev,
+        } => {
+            let rev = new_rev.as_deref().map(short).unwrap_or("?");
             format!(
-                "change-merged {} {},{}",
+                "change-merged {} {},{} -> {rev}",
                 change.project, change.number, patch_set.number
             )
         }
@@ -365,14 +507,27 @@ pub fn describe(event: &Event) -> String {
             project,
             refname,
             new_rev,
-        } => {
-            format!(
-                "ref-updated {project} {refname} {}",
-                &new_rev[..new_rev.len().min(12)]
-            )
-        }
+        } => format!("ref-updated {project} {refname} {}", short(new_rev)),
         Event::ChangeClosed { change } => {
             format!("change-closed {} {}", change.project, change.number)
         }
+        Event::DroppedOutput => "dropped-output".into(),
+    }
+}
+
+/// The first twelve characters of a revision (whatever it holds: it came from the wire).
+fn short(rev: &str) -> &str {
+    rev.char_indices().nth(12).map_or(rev, |(at, _)| &rev[..at])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_is_shortened_on_a_character_boundary() {
+        assert_eq!(short(&"a".repeat(40)), "aaaaaaaaaaaa");
+        assert_eq!(short("abc"), "abc");
+        assert_eq!(short("ééééééééééééé"), "éééééééééééé");
     }
 }

@@ -30,8 +30,14 @@ pub struct PatchSet {
 /// The events the farm acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A change was submitted; its patch set's revision is what landed.
-    ChangeMerged { change: Change, patch_set: PatchSet },
+    /// A change was submitted. What the branch holds now is `new_rev` (Gerrit's `newRev`: a
+    /// merge commit, a rebased or cherry-picked commit, or the patch set's own revision);
+    /// servers older than 2.13 do not send it.
+    ChangeMerged {
+        change: Change,
+        patch_set: PatchSet,
+        new_rev: Option<String>,
+    },
     /// A new patch set to build for review.
     PatchsetCreated { change: Change, patch_set: PatchSet },
     /// A direct push to a branch.
@@ -49,6 +55,9 @@ pub enum Event {
     },
     /// A change was abandoned or deleted: its review repository goes.
     ChangeClosed { change: Change },
+    /// Gerrit dropped events of this stream (its queue for the stream overflowed): whatever
+    /// happened meanwhile must be caught up.
+    DroppedOutput,
 }
 
 /// An event with Gerrit's time stamp (seconds since the epoch), when the server sent one.
@@ -84,7 +93,13 @@ pub fn parse_event(line: &str) -> Result<Stamped, Skip> {
         "change-merged" => Event::ChangeMerged {
             change: change(&value, "change")?,
             patch_set: patch_set(&value, "patchSet")?,
+            new_rev: value
+                .get("newRev")
+                .and_then(Value::as_str)
+                .filter(|rev| !rev.is_empty() && *rev != NULL_REV)
+                .map(str::to_owned),
         },
+        "dropped-output" => Event::DroppedOutput,
         "patchset-created" => Event::PatchsetCreated {
             change: change(&value, "change")?,
             patch_set: patch_set(&value, "patchSet")?,
@@ -278,6 +293,7 @@ mod tests {
                 Event::RefUpdated { .. } => "ref".into(),
                 Event::CommentAdded { .. } => "comment".into(),
                 Event::ChangeClosed { .. } => "closed".into(),
+                Event::DroppedOutput => "dropped".into(),
             },
             Err(Skip::Ignored(t)) => format!("ignored {t}"),
             Err(Skip::Malformed(why)) => format!("malformed: {why}"),
@@ -314,10 +330,17 @@ mod tests {
     fn string_numbers_and_short_ref_names() {
         let lines: Vec<&str> = REAL.lines().collect();
         let merged = parse_event(lines[1]).unwrap();
-        let Event::ChangeMerged { change, patch_set } = merged.event else {
+        let Event::ChangeMerged {
+            change,
+            patch_set,
+            new_rev,
+        } = merged.event
+        else {
             panic!("{merged:?}")
         };
         assert_eq!((change.number, patch_set.number), (235677, 1));
+        // A Gerrit 2 server: no newRev; the branch head is read instead.
+        assert_eq!(new_rev, None);
         assert_eq!(change.project, "qt/qtbase");
         assert_eq!(patch_set.fetch_ref, "refs/changes/77/235677/1");
         let pushed = parse_event(lines[2]).unwrap();
@@ -347,6 +370,27 @@ mod tests {
         assert_eq!(change.topic.as_deref(), Some("t"));
         assert_eq!(patch_set.number, 3);
         assert_eq!(s.created_on, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn a_merge_names_the_branch_state_after_it_and_dropped_output_is_an_event() {
+        let line = format!(
+            r#"{{"type":"change-merged","change":{{"project":"p","branch":"9.0","number":5}},"patchSet":{{"number":2,"revision":"{}","ref":"refs/changes/05/5/2"}},"newRev":"{}","eventCreatedOn":1700000000}}"#,
+            "a".repeat(40),
+            "b".repeat(40)
+        );
+        let Event::ChangeMerged { new_rev, .. } = parse_event(&line).unwrap().event else {
+            panic!()
+        };
+        assert_eq!(new_rev, Some("b".repeat(40)));
+        // An empty or all-zero newRev names nothing.
+        let zero = line.replace(&"b".repeat(40), NULL_REV);
+        let Event::ChangeMerged { new_rev, .. } = parse_event(&zero).unwrap().event else {
+            panic!()
+        };
+        assert_eq!(new_rev, None);
+        let dropped = parse_event(r#"{"type":"dropped-output","eventCreatedOn":1700000001}"#);
+        assert_eq!(dropped.unwrap().event, Event::DroppedOutput);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The reactor turns Gerrit events into build jobs; `perestroika-queue` is the operator's view
 //! of the queues.
 
+pub mod branch_updates;
 pub mod daemon;
 pub mod dead;
 pub mod events;

@@ -26,9 +26,20 @@ pub enum NotPlanned {
     /// The event is valid but asks for nothing (unmapped project, a tag, a plain comment…).
     #[error("{0}")]
     Nothing(String),
-    /// Looking up the other project's branch head failed; try again later.
+    /// Looking up a branch head failed on the way; try again on a new session.
     #[error(transparent)]
-    Lookup(#[from] SshError),
+    Lookup(SshError),
+}
+
+impl From<SshError> for NotPlanned {
+    /// A command Gerrit ran and refused (a project that does not exist, one the farm's
+    /// account may not read) is an answer about the event, not a broken session.
+    fn from(e: SshError) -> Self {
+        match e {
+            SshError::Command { .. } => NotPlanned::Nothing(e.to_string()),
+            other => NotPlanned::Lookup(other),
+        }
+    }
 }
 
 /// Where branch heads come from (the Gerrit session; a table in unit tests).
@@ -74,18 +85,19 @@ impl Planner<'_> {
         let time = stamped.created_on;
         let kind = |live| if catch_up { TriggerKind::CatchUp } else { live };
         match &stamped.event {
-            Event::ChangeMerged { change, patch_set } => {
+            Event::ChangeMerged {
+                change,
+                patch_set,
+                new_rev,
+            } => {
                 let found = self.map(&change.project, &change.branch)?;
+                let head = match new_rev {
+                    Some(rev) => rev.clone(),
+                    None => self.merged_head(heads, change).await?,
+                };
                 let trigger = trigger(kind(TriggerKind::ChangeMerged), change, patch_set, time);
                 let mut actions = self
-                    .builds(
-                        heads,
-                        &found,
-                        &patch_set.revision,
-                        None,
-                        Target::Release,
-                        trigger,
-                    )
+                    .builds(heads, &found, &head, None, Target::Release, trigger)
                     .await?;
                 actions.push(retire(&found, change));
                 Ok(actions)
@@ -142,7 +154,30 @@ impl Planner<'_> {
                 let found = self.map(&change.project, &change.branch)?;
                 Ok(vec![retire(&found, change)])
             }
+            Event::DroppedOutput => Err(NotPlanned::Nothing(
+                "Gerrit dropped events of this stream; they are caught up".into(),
+            )),
         }
+    }
+
+    /// What the branch of a merged change holds now, for a server that does not say
+    /// (`newRev` is missing before Gerrit 2.13): its head from Gerrit's ref advertisement.
+    /// That is the patch set's revision after a fast-forward, the merge or rebased commit
+    /// otherwise — or a later state still, which holds the change too.
+    pub async fn merged_head<H: Heads>(
+        &self,
+        heads: &H,
+        change: &Change,
+    ) -> Result<String, NotPlanned> {
+        heads
+            .branch_head(&change.project, &change.branch)
+            .await?
+            .ok_or_else(|| {
+                NotPlanned::Nothing(format!(
+                    "change {} was merged into {:?} of {:?}, which no longer exists",
+                    change.number, change.branch, change.project
+                ))
+            })
     }
 
     fn map(&self, project: &str, branch: &str) -> Result<ProjectMatch, NotPlanned> {
@@ -316,7 +351,11 @@ mod tests {
 
     impl Heads for Table {
         async fn branch_head(&self, project: &str, _: &str) -> Result<Option<String>, SshError> {
-            Ok((project == "acme/openstack-build/nova").then(|| "b".repeat(40)))
+            Ok(match project {
+                "acme/openstack-build/nova" => Some("b".repeat(40)),
+                "acme/openstack/nova" => Some("c".repeat(40)),
+                _ => None,
+            })
         }
     }
 
@@ -357,31 +396,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn merge_of_code_builds_with_packaging_head_and_retires_review() {
-        let actions = plan(&event(
+    async fn a_merge_builds_the_branch_state_after_it_and_retires_the_review() {
+        let merged = event(
             "change-merged",
             "acme/openstack/nova",
             "openstack-ci/fuel-9.0/mitaka",
-            "",
-        ))
-        .await
-        .unwrap();
-        let builds = jobs(&actions);
-        assert!(!builds.is_empty());
-        for job in &builds {
-            assert_eq!(job.target, Target::Release);
-            let Sources::Split { code, packaging } = &job.sources else {
-                panic!()
-            };
-            assert_eq!(code.commit, "a".repeat(40));
-            assert_eq!(packaging.commit, "b".repeat(40));
-            assert_eq!(packaging.project, "acme/openstack-build/nova");
+            &format!(r#","newRev":"{}""#, "d".repeat(40)),
+        );
+        // newRev (a merge commit, say) is built, not the patch set's revision; without it
+        // (Gerrit 2), the branch head is.
+        let without = merged.replace(&format!(r#","newRev":"{}""#, "d".repeat(40)), "");
+        for (line, built) in [(merged, "d"), (without, "c")] {
+            let actions = plan(&line).await.unwrap();
+            let builds = jobs(&actions);
+            assert!(!builds.is_empty());
+            for job in &builds {
+                assert_eq!(job.target, Target::Release);
+                assert_eq!(job.trigger.change, Some(42));
+                let Sources::Split { code, packaging } = &job.sources else {
+                    panic!()
+                };
+                assert_eq!(code.commit, built.repeat(40));
+                assert_eq!(code.fetch_ref, None);
+                assert_eq!(packaging.commit, "b".repeat(40));
+                assert_eq!(packaging.project, "acme/openstack-build/nova");
+            }
+            assert!(actions.contains(&Action::Retire {
+                customer: "acme".into(),
+                version: "9.0".into(),
+                change: 42
+            }));
         }
-        assert!(actions.contains(&Action::Retire {
-            customer: "acme".into(),
-            version: "9.0".into(),
-            change: 42
-        }));
     }
 
     #[tokio::test]
@@ -456,15 +501,20 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("no mapping rule"), "{e}");
-        let e = plan(&event(
-            "change-merged",
-            "acme/openstack-build/cinder",
-            "openstack-ci/fuel-9.0/mitaka",
-            "",
-        ))
-        .await
-        .unwrap_err();
+        let cinder = |extra: &str| {
+            event(
+                "change-merged",
+                "acme/openstack-build/cinder",
+                "openstack-ci/fuel-9.0/mitaka",
+                extra,
+            )
+        };
+        let e = plan(&cinder(&format!(r#","newRev":"{}""#, "d".repeat(40))))
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("has no branch"), "{e}");
+        let e = plan(&cinder("")).await.unwrap_err();
+        assert!(e.to_string().contains("which no longer exists"), "{e}");
         let tag = r#"{"type":"ref-updated","refUpdate":{"project":"acme/openstack/nova","refName":"refs/tags/1.0","oldRev":"0","newRev":"1"}}"#;
         let e = plan(tag).await.unwrap_err();
         assert!(e.to_string().contains("only branch updates"), "{e}");

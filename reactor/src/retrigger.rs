@@ -161,9 +161,12 @@ async fn change_event(
     })?;
     let merged = row.change.status.as_deref() == Some("MERGED");
     Ok(if merged {
+        // What the branch holds now, which holds the change: a patch set that was merged
+        // by a merge commit or rebased was never the branch's state itself.
         Event::ChangeMerged {
             change: row.change,
             patch_set: wanted,
+            new_rev: None,
         }
     } else {
         Event::PatchsetCreated {

@@ -11,6 +11,7 @@ mod publisher_rpm;
 mod reactor;
 mod rebuild;
 mod review;
+mod submit;
 mod topology;
 mod worker;
 mod worker_farm;

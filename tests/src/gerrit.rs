@@ -323,6 +323,133 @@ impl Gerrit {
         commit
     }
 
+    /// Uploads patch set `patch_set` of change `number`: `files` committed on top of the
+    /// branch's head, pushed to the change's ref, the change recorded as open and
+    /// `patchset-created` sent, as Gerrit does on `git push origin HEAD:refs/for/<branch>`.
+    pub fn upload(
+        &self,
+        project: &str,
+        branch: &str,
+        (number, patch_set): (u64, u32),
+        files: &[(String, String)],
+    ) -> ChangeSpec {
+        let message = format!("change {number}");
+        let revision = self.push_change(project, branch, (number, patch_set), files, &message);
+        let change = ChangeSpec {
+            project: project.to_owned(),
+            branch: branch.to_owned(),
+            number,
+            patch_set,
+            revision,
+            topic: None,
+        };
+        self.record(&change.row("NEW"));
+        self.emit(&change.event("patchset-created", json!({})));
+        change
+    }
+
+    /// Sets a project's submit type where Gerrit keeps it: `submit.action` of
+    /// `project.config` on `refs/meta/config` (e.g. "merge if necessary", "cherry pick").
+    pub fn set_submit_type(&self, project: &str, action: &str) {
+        let bare = self.repo(project);
+        let git = |args: &[&str], input: &str| {
+            use std::io::Write;
+            let mut child = Command::new("git")
+                .args(args)
+                .current_dir(&bare)
+                .env("GIT_AUTHOR_NAME", "Admin")
+                .env("GIT_AUTHOR_EMAIL", "admin@example.invalid")
+                .env("GIT_COMMITTER_NAME", "Admin")
+                .env("GIT_COMMITTER_EMAIL", "admin@example.invalid")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "git {args:?} failed");
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        let blob = git(
+            &["hash-object", "-w", "--stdin"],
+            &format!("[submit]\n\taction = {action}\n"),
+        );
+        let tree = git(
+            &["mktree"],
+            &format!("100644 blob {blob}\tproject.config\n"),
+        );
+        let commit = git(&["commit-tree", &tree, "-m", "Set the submit type"], "");
+        git(&["update-ref", "refs/meta/config", &commit], "");
+    }
+
+    /// Submits patch set `patch_set` of change `number` as a user would (`gerrit review
+    /// N,P --submit`): the stand-in merges it with the project's submit type and sends
+    /// `ref-updated` and `change-merged`. Returns the branch's new head, or Gerrit's refusal.
+    pub fn submit(&self, number: u64, patch_set: u32) -> Result<String, String> {
+        let out = Command::new("python3")
+            .arg(repo_root().join("tests/gerrit/gerrit-shell"))
+            .arg(&self.root)
+            .args([
+                "gerrit",
+                "review",
+                &format!("{number},{patch_set}"),
+                "--submit",
+            ])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let row = self
+            .changes()
+            .into_iter()
+            .rev()
+            .find(|r| r["number"] == json!(number))
+            .expect("the submitted change is recorded");
+        let (project, branch) = (
+            row["project"].as_str().unwrap(),
+            row["branch"].as_str().unwrap(),
+        );
+        Ok(self.head(project, branch))
+    }
+
+    /// The commit `branch` of `project` points at.
+    pub fn head(&self, project: &str, branch: &str) -> String {
+        sh(Command::new("git")
+            .args(["rev-parse", &format!("refs/heads/{branch}")])
+            .current_dir(self.repo(project)))
+        .trim()
+        .to_owned()
+    }
+
+    /// The change rows recorded so far, oldest first (a change's last row is its state).
+    pub fn changes(&self) -> Vec<Value> {
+        fs_err::read_to_string(self.root.join("changes.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a change row is JSON"))
+            .collect()
+    }
+
+    /// Sets how the stand-in's server behaves on submit (`ROOT/server.json`): `new_rev`
+    /// (`false`: `change-merged` without `newRev`, as before Gerrit 2.13) and `drop_events`
+    /// (`true`: the submit's events never reach the stream, as when Gerrit drops them).
+    pub fn server_option(&self, key: &str, value: bool) {
+        let path = self.root.join("server.json");
+        let mut options: Value = fs_err::read(&path)
+            .ok()
+            .map(|b| serde_json::from_slice(&b).expect("server.json is JSON"))
+            .unwrap_or_else(|| json!({}));
+        options[key] = json!(value);
+        fs_err::write(&path, options.to_string()).unwrap();
+    }
+
     /// Appends raw lines to the event stream.
     pub fn emit_raw(&self, lines: &[String]) {
         use std::io::Write;
@@ -438,7 +565,8 @@ impl ChangeSpec {
     }
 
     /// A stream event of this change (`change-merged`, `patchset-created`, …) in Gerrit 3's
-    /// shape; `extra` fields are merged in.
+    /// shape; `extra` fields are merged in. A `change-merged` names the patch set's revision
+    /// as the branch's new state (`newRev`), as a fast-forward submit does.
     pub fn event(&self, kind: &str, extra: Value) -> Value {
         let status = match kind {
             "change-merged" => "MERGED",
@@ -454,6 +582,10 @@ impl ChangeSpec {
             "changeKey": {"id": format!("I{:040x}", self.number)},
             "eventCreatedOn": now(),
         });
+        if kind == "change-merged" {
+            // A fast-forward: the branch now holds the patch set's own revision.
+            v["newRev"] = json!(self.revision);
+        }
         if let (Value::Object(v), Value::Object(extra)) = (&mut v, extra) {
             v.extend(extra);
         }

@@ -11,6 +11,7 @@ pub mod whole;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
@@ -226,6 +227,52 @@ impl Daemon {
     pub fn output(&self) -> String {
         fs_err::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits (30 s at most) until the daemon has logged `needle` `times` times.
+    pub fn wait_for_log(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.output().matches(needle).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "{} never logged {needle:?} {times} times:\n{}",
+                self.log.display(),
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Consumes messages from `queue` until `done` says so (or 60 s are up), acknowledging
+/// them; then keeps listening for `quiet` to catch extras.
+pub async fn collect<M: perestroika_config::messages::Message>(
+    broker: &perestroika_config::broker::Broker,
+    queue: &str,
+    done: impl Fn(&[M]) -> bool,
+    quiet: Duration,
+) -> Vec<M> {
+    use futures_util::StreamExt;
+    let (_channel, mut consumer) = broker.consume(queue, 500).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_until = None;
+    loop {
+        if quiet_until.is_none() && done(&got) {
+            quiet_until = Some(Instant::now() + quiet);
+        }
+        let until = quiet_until.unwrap_or(deadline);
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, consumer.next()).await {
+            Ok(Some(Ok(d))) => {
+                d.ack(lapin::options::BasicAckOptions::default())
+                    .await
+                    .unwrap();
+                got.push(M::from_bytes(&d.data).unwrap());
+            }
+            _ => break,
+        }
+    }
+    got
 }
 
 impl Drop for Daemon {
