@@ -402,6 +402,10 @@ pub struct PublishJob {
     pub target: Target,
     /// Every file to include, with the checksum the publisher verifies before trusting it.
     pub artifacts: Vec<Artifact>,
+    /// The build log (`build.log`), checksummed like the artifacts; a job without it
+    /// publishes no log.
+    #[serde(default)]
+    pub log: Option<Artifact>,
     /// When the build was asked for (its build job's `requested_at`): a review build asked
     /// for before its change's review repository was retired is not published.
     #[serde(default)]
@@ -436,7 +440,19 @@ impl Message for PublishJob {
             )?;
         }
         check_target(k, &self.target)?;
-        check_artifacts(k, &self.artifacts)
+        check_artifacts(k, &self.artifacts)?;
+        check_artifacts(k, self.log.as_slice())?;
+        match &self.log {
+            Some(log) if log.name != LOG_NAME => Err(MessageError::Name {
+                kind: k,
+                source: NameError {
+                    what: "log",
+                    name: log.name.clone(),
+                    why: "a build log is named build.log",
+                },
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -843,6 +859,7 @@ mod tests {
                 sha256: "0".repeat(64),
                 size: 1,
             }],
+            log: None,
             requested_at: None,
             trigger: None,
             outcome: BuildOutcome::Succeeded,
@@ -851,5 +868,14 @@ mod tests {
         let mut ok = p.clone();
         ok.artifacts[0].name = "hello_2.10-3_amd64.deb".into();
         assert!(PublishJob::from_bytes(&ok.to_bytes()).is_ok());
+        // The log is a build log, by name.
+        let mut log = ok.clone();
+        log.log = Some(Artifact {
+            name: "KEY.asc".into(),
+            ..ok.artifacts[0].clone()
+        });
+        assert!(PublishJob::from_bytes(&log.to_bytes()).is_err());
+        log.log.as_mut().unwrap().name = LOG_NAME.into();
+        assert!(PublishJob::from_bytes(&log.to_bytes()).is_ok());
     }
 }

@@ -14,11 +14,47 @@ use perestroika_config::messages::{
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
 
-use crate::publish::{verify_staged, PublishError, PublishRequest, Publisher};
+use crate::publish::{PublishError, PublishRequest, Publisher};
 use crate::signing::Signer;
+use crate::staged::take_staged;
 
-/// Name of the record the publisher leaves beside a job's staged files.
-pub const RECORD_NAME: &str = "publish.json";
+/// Where the publisher records what became of each job: `<state>/publisher/records/<job
+/// id>.json` (its own directory: nothing in staging, which workers write, is written to).
+pub fn record_path(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
+    farm.paths
+        .state
+        .join("publisher/records")
+        .join(format!("{job_id}.json"))
+}
+
+/// The publisher's private copy of a job's staged files, taken by [`take_staged`].
+fn incoming_dir(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
+    farm.paths.state.join("publisher/incoming").join(job_id)
+}
+
+/// The job's files and its build log (when the job names one, within `max_log_bytes`), copied
+/// from staging and checked; returns the files and the log's copy.
+fn take_job_files(
+    farm: &FarmConfig,
+    job: &PublishJob,
+) -> Result<(Vec<std::path::PathBuf>, Option<std::path::PathBuf>), PublishError> {
+    let staged = farm.paths.staging.join(&job.job_id);
+    let mut wanted = job.artifacts.clone();
+    let log = match &job.log {
+        Some(log) if log.size <= farm.build.max_log_bytes => {
+            wanted.push(log.clone());
+            true
+        }
+        Some(log) => {
+            warn!(job = %job.job_id, size = log.size, cap = farm.build.max_log_bytes, "the build log is larger than build.max_log_bytes; not published");
+            false
+        }
+        None => false,
+    };
+    let mut files = take_staged(&staged, &wanted, &incoming_dir(farm, &job.job_id))?;
+    let log = log.then(|| files.pop()).flatten();
+    Ok((files, log))
+}
 
 /// Consumes every publish queue of the configuration until the process is stopped.
 pub async fn run(farm: Arc<FarmConfig>, signer: Arc<Signer>) {
@@ -115,8 +151,12 @@ async fn announce(
 }
 
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
-    let path = farm.paths.staging.join(job_id).join(RECORD_NAME);
-    if let Err(e) = fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")) {
+    let path = record_path(farm, job_id);
+    let written = path
+        .parent()
+        .map_or(Ok(()), fs_err::create_dir_all)
+        .and_then(|()| fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")));
+    if let Err(e) = written {
         warn!(error = %e, "could not write the publish record");
     }
 }
@@ -148,9 +188,8 @@ async fn handle(
     if matches!(job.outcome, BuildOutcome::Failed { .. }) {
         return publish_failure(farm, signer, job).await;
     }
-    let staged = farm.paths.staging.join(&job.job_id);
-    let files = match verify_staged(&staged, &job.artifacts) {
-        Ok(files) => files,
+    let (files, log) = match take_job_files(&farm, &job) {
+        Ok(taken) => taken,
         Err(e) => {
             error!(job = %job.job_id, error = %e, "refusing to publish");
             record(
@@ -167,7 +206,7 @@ async fn handle(
         distro: job.distro.clone(),
         target: job.target.clone(),
         files,
-        log: Some((job.job_id.clone(), staged.join(LOG_NAME))),
+        log: log.map(|log| (job.job_id.clone(), log)),
         requested_at: job.requested_at,
     };
     let (f2, s2) = (farm.clone(), signer.clone());
@@ -180,6 +219,7 @@ async fn handle(
     })
     .await
     .expect("publish task");
+    let _ = fs_err::remove_dir_all(incoming_dir(&farm, &job.job_id));
     let published = match outcome {
         Ok(p) => p,
         Err(e @ PublishError::Retired { .. }) => {
@@ -261,7 +301,14 @@ async fn publish_failure(
     signer: Arc<Signer>,
     job: PublishJob,
 ) -> Disposition {
-    let log = farm.paths.staging.join(&job.job_id).join(LOG_NAME);
+    let log = match take_job_files(&farm, &job) {
+        Ok((_, Some(log))) => log,
+        Ok((_, None)) => incoming_dir(&farm, &job.job_id).join(LOG_NAME),
+        Err(e) => {
+            warn!(job = %job.job_id, error = %e, "the failed build's log is not published");
+            incoming_dir(&farm, &job.job_id).join(LOG_NAME)
+        }
+    };
     let (f2, s2, j2) = (farm.clone(), signer.clone(), job.clone());
     let outcome = tokio::task::spawn_blocking(move || {
         Publisher {
@@ -279,6 +326,7 @@ async fn publish_failure(
     })
     .await
     .expect("publish task");
+    let _ = fs_err::remove_dir_all(incoming_dir(&farm, &job.job_id));
     let published = match outcome {
         Ok(p) => Some(p),
         // The change is gone, or the log cannot be published: the failure is still reported.

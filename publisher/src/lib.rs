@@ -9,4 +9,5 @@ pub mod publish;
 pub mod release_file;
 pub mod rpm;
 pub mod signing;
+pub mod staged;
 pub mod tree;

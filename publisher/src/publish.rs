@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::{Artifact, Target};
+use perestroika_config::messages::Target;
 use perestroika_config::{Family, FarmConfig, Release};
 
 use crate::deb::{DebError, DebRepo};
@@ -50,30 +50,6 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '
         path: path.to_owned(),
         source,
     }
-}
-
-/// Checks every artifact in `dir` against its manifest entry; returns their paths.
-pub fn verify_staged(dir: &Path, artifacts: &[Artifact]) -> Result<Vec<PathBuf>, PublishError> {
-    let mut out = Vec::new();
-    for a in artifacts {
-        let path = dir.join(&a.name);
-        if !path.is_file() {
-            return Err(PublishError::Missing {
-                name: a.name.clone(),
-                dir: dir.to_owned(),
-            });
-        }
-        let found = Artifact::of_file(&path).map_err(io(&path))?.sha256;
-        if found != a.sha256 {
-            return Err(PublishError::Checksum {
-                name: a.name.clone(),
-                expected: a.sha256.clone(),
-                found,
-            });
-        }
-        out.push(path);
-    }
-    Ok(out)
 }
 
 /// What to publish.

@@ -40,6 +40,15 @@ fn queue(farm: &Farm, stage: Stage) -> String {
     QueueName::new(stage, &farm.customer, "9.0").to_string()
 }
 
+/// Where the publisher records what became of a job (its own state, never staging).
+fn record_path(farm: &Farm, job_id: &str) -> std::path::PathBuf {
+    farm.config
+        .paths
+        .state
+        .join("publisher/records")
+        .join(format!("{job_id}.json"))
+}
+
 fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
     let dir = farm.config.paths.staging.join(job_id);
     fs_err::create_dir_all(&dir).unwrap();
@@ -49,6 +58,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         artifacts.push(perestroika_config::messages::Artifact::of_file(&deb).unwrap());
     }
     fs_err::write(dir.join("build.log"), "the build log\n").unwrap();
+    let log = perestroika_config::messages::Artifact::of_file(&dir.join("build.log")).unwrap();
     PublishJob {
         schema_version: SCHEMA_VERSION,
         job_id: job_id.to_owned(),
@@ -60,6 +70,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         package_version: "1.0".into(),
         target: Target::Release,
         artifacts,
+        log: Some(log),
         // Asked for now: after any retirement the test made before.
         requested_at: Some(chrono::Utc::now()),
         trigger: None,
@@ -119,18 +130,8 @@ async fn a_publish_job_is_published_recorded_and_announced() {
     let apt = apt_for(&s.farm);
     apt.update();
     assert_eq!(apt.versions("farmpub"), ["1.0"]);
-    let record: serde_json::Value = serde_json::from_slice(
-        &fs_err::read(
-            s.farm
-                .config
-                .paths
-                .staging
-                .join(&job.job_id)
-                .join("publish.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(record_path(&s.farm, &job.job_id)).unwrap()).unwrap();
     assert_eq!(record["published"], true);
     let log = s
         .farm
@@ -179,15 +180,7 @@ async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_publ
     assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
     let live = s.farm.release_tree();
     assert!(!live.exists(), "something was published");
-    let record = fs_err::read_to_string(
-        s.farm
-            .config
-            .paths
-            .staging
-            .join(&job.job_id)
-            .join("publish.json"),
-    )
-    .unwrap();
+    let record = fs_err::read_to_string(record_path(&s.farm, &job.job_id)).unwrap();
     assert!(record.contains("checksum differs"), "{record}");
     broker.close().await;
 }
@@ -386,4 +379,112 @@ async fn a_review_repository_is_retired_and_can_start_again() {
     assert_eq!(ann.generation, 1);
     assert!(publisher.output().contains("review repository retired"));
     broker.close().await;
+}
+
+/// A compromised worker stages links into the publisher's private files: a build log that is
+/// a link to the publisher's secret keyring, and an artifact that is a link to a private file
+/// with that file's own checksum in the job. Neither is followed: the first job publishes no
+/// log and nothing of the keyring; the second is dead-lettered; a legitimate job afterwards
+/// publishes as usual.
+#[tokio::test]
+async fn staged_links_to_the_publishers_secrets_are_never_followed() {
+    let s = setup();
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let publish = queue(&s.farm, Stage::Publish);
+    let cfg = s.farm.path.to_str().unwrap();
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &s.farm.dir.path().join("pub.log"),
+    );
+    let keys = s
+        .farm
+        .config
+        .paths
+        .state
+        .join("publisher/gnupg/private-keys-v1.d");
+    let secret = fs_err::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "key"))
+        .expect("the imported secret key is in the publisher's keyring");
+    let secret_bytes = fs_err::read(&secret).unwrap();
+
+    // 1. The log a link to the secret key (the job names no log, as before it had to).
+    let mut job = stage_debs(&s.farm, &unique("job"), &["linklog"]);
+    let staged = s.farm.config.paths.staging.join(&job.job_id);
+    fs_err::remove_file(staged.join("build.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, staged.join("build.log")).unwrap();
+    job.log = None;
+    broker.publish(&publish, &job, &job.job_id).await.unwrap();
+    let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
+    assert_eq!(ann.generation, 1);
+    let pool = s.farm.config.paths.public_root.join(&s.farm.customer);
+    assert!(
+        !sh_grep(&pool, &secret_bytes),
+        "the secret key reached the public tree"
+    );
+
+    // 2. The log named in the job with the secret's own size and checksum: a link, refused.
+    let mut job = stage_debs(&s.farm, &unique("job"), &["linklog2"]);
+    let staged = s.farm.config.paths.staging.join(&job.job_id);
+    fs_err::remove_file(staged.join("build.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, staged.join("build.log")).unwrap();
+    let mut described = perestroika_config::messages::Artifact::of_file(&secret).unwrap();
+    described.name = "build.log".into();
+    job.log = Some(described);
+    broker.publish(&publish, &job, &job.job_id).await.unwrap();
+    let dead = format!("{publish}.dead");
+    let mut reason = None;
+    for _ in 0..120 {
+        if let Some(d) = broker.get(&dead).await.unwrap() {
+            reason = Some(dead_reason(&d));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let reason = reason.unwrap_or_else(|| panic!("nothing dead-lettered:\n{}", publisher.output()));
+    assert!(reason.contains("is a link"), "{reason}");
+    assert!(
+        !sh_grep(&pool, &secret_bytes),
+        "the secret key reached the public tree"
+    );
+
+    // 3. The farm goes on: a legitimate job publishes, with its log.
+    let job = stage_debs(&s.farm, &unique("job"), &["afterlinks"]);
+    broker.publish(&publish, &job, &job.job_id).await.unwrap();
+    let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
+    assert_eq!(ann.generation, 2);
+    let apt = apt_for(&s.farm);
+    apt.update();
+    assert_eq!(apt.versions("afterlinks"), ["1.0"]);
+    let logs = s.farm.release_tree().join("logs");
+    assert_eq!(
+        fs_err::read_to_string(logs.join(format!("{}.log", job.job_id))).unwrap(),
+        "the build log\n"
+    );
+    broker.close().await;
+}
+
+/// Whether any file under `dir` holds `needle`.
+fn sh_grep(dir: &std::path::Path, needle: &[u8]) -> bool {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in fs_err::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && fs_err::read(&path)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            {
+                return true;
+            }
+        }
+    }
+    false
 }

@@ -135,6 +135,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         } else {
             result.artifacts.clone()
         },
+        log: result.log.clone(),
         requested_at: Some(job.requested_at),
         trigger: Some(job.trigger.clone()),
         outcome: result.outcome.clone(),
