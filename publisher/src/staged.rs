@@ -154,7 +154,12 @@ mod tests {
 
         // The job's directory itself a link.
         std::os::unix::fs::symlink(&job, root.path().join("job2")).unwrap();
-        let e = take_staged(&root.path().join("job2"), &[good.clone()], &into).unwrap_err();
+        let e = take_staged(
+            &root.path().join("job2"),
+            std::slice::from_ref(&good),
+            &into,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("is a link"), "{e}");
 
         // A FIFO does not hang the publisher.
