@@ -40,6 +40,18 @@ fn queue(farm: &Farm, stage: Stage) -> String {
     QueueName::new(stage, &farm.customer, "9.0").to_string()
 }
 
+/// The reason of the next dead-lettered publish job (30 s at most).
+async fn dead_letter(broker: &Broker, farm: &Farm, publisher: &Daemon) -> String {
+    let dead = format!("{}.dead", queue(farm, Stage::Publish));
+    for _ in 0..120 {
+        if let Some(d) = broker.get(&dead).await.unwrap() {
+            return dead_reason(&d);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("nothing dead-lettered:\n{}", publisher.output())
+}
+
 /// Where the publisher records what became of a job (its own state, never staging).
 fn record_path(farm: &Farm, job_id: &str) -> std::path::PathBuf {
     farm.config
@@ -166,16 +178,7 @@ async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_publ
         &["--config", cfg, "run"],
         &s.farm.dir.path().join("pub.log"),
     );
-    let dead = format!("{}.dead", queue(&s.farm, Stage::Publish));
-    let mut reason = None;
-    for _ in 0..120 {
-        if let Some(d) = broker.get(&dead).await.unwrap() {
-            reason = Some(dead_reason(&d));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let reason = reason.unwrap_or_else(|| panic!("nothing dead-lettered:\n{}", publisher.output()));
+    let reason = dead_letter(&broker, &s.farm, &publisher).await;
     assert!(reason.contains("checksum differs"), "{reason}");
     assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
     let live = s.farm.release_tree();
@@ -435,16 +438,7 @@ async fn staged_links_to_the_publishers_secrets_are_never_followed() {
     described.name = "build.log".into();
     job.log = Some(described);
     broker.publish(&publish, &job, &job.job_id).await.unwrap();
-    let dead = format!("{publish}.dead");
-    let mut reason = None;
-    for _ in 0..120 {
-        if let Some(d) = broker.get(&dead).await.unwrap() {
-            reason = Some(dead_reason(&d));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let reason = reason.unwrap_or_else(|| panic!("nothing dead-lettered:\n{}", publisher.output()));
+    let reason = dead_letter(&broker, &s.farm, &publisher).await;
     assert!(reason.contains("is a link"), "{reason}");
     assert!(
         !sh_grep(&pool, &secret_bytes),
