@@ -68,12 +68,12 @@ impl BranchUpdates {
         self.held.first().map(|(due, _, _)| *due)
     }
 
-    /// The held events whose wait is over (all of them with `all`), oldest first.
-    pub fn due(&mut self, now: Instant, all: bool) -> Vec<Stamped> {
+    /// The held events whose wait is over, oldest first.
+    pub fn due(&mut self, now: Instant) -> Vec<Stamped> {
         let cut = self
             .held
             .iter()
-            .position(|(due, _, _)| !all && *due > now)
+            .position(|(due, _, _)| *due > now)
             .unwrap_or(self.held.len());
         self.held.drain(..cut).map(|(_, _, event)| event).collect()
     }
@@ -120,9 +120,9 @@ mod tests {
         assert!(u.building(state("p", "9.0", "a"), t0));
         assert!(u.was_built(&state("p", "9.0", "a")));
         assert_eq!(u.held(), 1);
-        assert!(u.due(t0 + Duration::from_secs(2), false).is_empty());
+        assert!(u.due(t0 + Duration::from_secs(2)).is_empty());
         // "b" had no change (a direct push): it is planned when its wait is over.
-        assert_eq!(u.due(t0 + Duration::from_secs(3), false), [pushed("b")]);
+        assert_eq!(u.due(t0 + Duration::from_secs(3)), [pushed("b")]);
         assert_eq!(u.held(), 0);
         // Without a wait nothing is held.
         assert!(!BranchUpdates::new(Duration::ZERO).hold(state("p", "9.0", "c"), pushed("c"), t0));

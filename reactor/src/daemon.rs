@@ -136,7 +136,7 @@ impl Reactor {
                     self.on_line(&session, &line).await?;
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() && self.outbox.has_room() => {
-                    for held in self.updates.due(Instant::now(), false) {
+                    for held in self.updates.due(Instant::now()) {
                         self.on_event(&session, &held, Origin::Held).await?;
                     }
                 }
