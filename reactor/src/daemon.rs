@@ -223,16 +223,16 @@ impl Reactor {
                 .resolve(&self.farm, &change.project, &change.branch)
                 .is_ok() =>
             {
-                let head = match new_rev {
-                    Some(rev) => rev.clone(),
-                    None => match planner.merged_head(session, change).await {
-                        Ok(head) => head,
-                        Err(NotPlanned::Nothing(why)) => {
-                            info!(event = %describe(&stamped.event), reason = %why, "skipped event");
-                            return Ok(());
-                        }
-                        Err(NotPlanned::Lookup(e)) => return Err(e.into()),
-                    },
+                let head = match planner
+                    .merged_state(session, change, new_rev.as_deref())
+                    .await
+                {
+                    Ok(head) => head,
+                    Err(NotPlanned::Nothing(why)) => {
+                        info!(event = %describe(&stamped.event), reason = %why, "skipped event");
+                        return Ok(());
+                    }
+                    Err(NotPlanned::Lookup(e)) => return Err(e.into()),
                 };
                 let key = branch_updates::state(&change.project, &change.branch, &head);
                 resolved = stamped.clone();

@@ -91,10 +91,7 @@ impl Planner<'_> {
                 new_rev,
             } => {
                 let found = self.map(&change.project, &change.branch)?;
-                let head = match new_rev {
-                    Some(rev) => rev.clone(),
-                    None => self.merged_head(heads, change).await?,
-                };
+                let head = self.merged_state(heads, change, new_rev.as_deref()).await?;
                 let trigger = trigger(kind(TriggerKind::ChangeMerged), change, patch_set, time);
                 let mut actions = self
                     .builds(heads, &found, &head, None, Target::Release, trigger)
@@ -160,15 +157,19 @@ impl Planner<'_> {
         }
     }
 
-    /// What the branch of a merged change holds now, for a server that does not say
-    /// (`newRev` is missing before Gerrit 2.13): its head from Gerrit's ref advertisement.
-    /// That is the patch set's revision after a fast-forward, the merge or rebased commit
-    /// otherwise — or a later state still, which holds the change too.
-    pub async fn merged_head<H: Heads>(
+    /// What the branch of a merged change holds after the submit: `new_rev` (Gerrit's
+    /// `newRev`) when the server said, else — before Gerrit 2.13 — its head from Gerrit's ref
+    /// advertisement. That is the patch set's revision after a fast-forward, the merge or
+    /// rebased commit otherwise, or a later state still, which holds the change too.
+    pub async fn merged_state<H: Heads>(
         &self,
         heads: &H,
         change: &Change,
+        new_rev: Option<&str>,
     ) -> Result<String, NotPlanned> {
+        if let Some(rev) = new_rev {
+            return Ok(rev.to_owned());
+        }
         heads
             .branch_head(&change.project, &change.branch)
             .await?
