@@ -33,7 +33,8 @@ fn incoming_dir(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
 }
 
 /// The job's files and its build log (when the job names one, within `max_log_bytes`), copied
-/// from staging and checked; returns the files and the log's copy.
+/// from staging and checked; returns the files and the log's copy. Nothing is left in the
+/// incoming directory when this fails; the caller removes it after publishing.
 fn take_job_files(
     farm: &FarmConfig,
     job: &PublishJob,
@@ -51,7 +52,10 @@ fn take_job_files(
         }
         None => false,
     };
-    let mut files = take_staged(&staged, &wanted, &incoming_dir(farm, &job.job_id))?;
+    let incoming = incoming_dir(farm, &job.job_id);
+    let mut files = take_staged(&staged, &wanted, &incoming).inspect_err(|_| {
+        let _ = fs_err::remove_dir_all(&incoming);
+    })?;
     let log = log.then(|| files.pop()).flatten();
     Ok((files, log))
 }
@@ -301,32 +305,33 @@ async fn publish_failure(
     signer: Arc<Signer>,
     job: PublishJob,
 ) -> Disposition {
-    let log = match take_job_files(&farm, &job) {
-        Ok((_, Some(log))) => log,
-        Ok((_, None)) => incoming_dir(&farm, &job.job_id).join(LOG_NAME),
-        Err(e) => {
-            warn!(job = %job.job_id, error = %e, "the failed build's log is not published");
-            incoming_dir(&farm, &job.job_id).join(LOG_NAME)
+    let outcome = match take_job_files(&farm, &job) {
+        Ok((_, Some(log))) => {
+            let (f2, s2, j2) = (farm.clone(), signer.clone(), job.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                Publisher {
+                    farm: &f2,
+                    signer: &s2,
+                }
+                .publish_log(
+                    &j2.customer,
+                    &j2.version,
+                    &j2.target,
+                    &j2.job_id,
+                    &log,
+                    j2.requested_at,
+                )
+            })
+            .await
+            .expect("publish task");
+            let _ = fs_err::remove_dir_all(incoming_dir(&farm, &job.job_id));
+            outcome
         }
+        Ok((_, None)) => Err(PublishError::Refused(format!(
+            "the job names no {LOG_NAME} within build.max_log_bytes"
+        ))),
+        Err(e) => Err(PublishError::Refused(format!("the staged {LOG_NAME}: {e}"))),
     };
-    let (f2, s2, j2) = (farm.clone(), signer.clone(), job.clone());
-    let outcome = tokio::task::spawn_blocking(move || {
-        Publisher {
-            farm: &f2,
-            signer: &s2,
-        }
-        .publish_log(
-            &j2.customer,
-            &j2.version,
-            &j2.target,
-            &j2.job_id,
-            &log,
-            j2.requested_at,
-        )
-    })
-    .await
-    .expect("publish task");
-    let _ = fs_err::remove_dir_all(incoming_dir(&farm, &job.job_id));
     let published = match outcome {
         Ok(p) => Some(p),
         // The change is gone, or the log cannot be published: the failure is still reported.
