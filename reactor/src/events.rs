@@ -4,6 +4,7 @@
 //! name, fields go missing, and plugins add event types of their own. Parsing keeps what a
 //! build farm needs and says why a line is skipped.
 
+use perestroika_config::names::check_commit;
 use serde_json::Value;
 
 /// A change as an event or query row names it.
@@ -93,11 +94,10 @@ pub fn parse_event(line: &str) -> Result<Stamped, Skip> {
         "change-merged" => Event::ChangeMerged {
             change: change(&value, "change")?,
             patch_set: patch_set(&value, "patchSet")?,
-            new_rev: value
-                .get("newRev")
-                .and_then(Value::as_str)
-                .filter(|rev| !rev.is_empty() && *rev != NULL_REV)
-                .map(str::to_owned),
+            new_rev: match value.get("newRev").and_then(Value::as_str) {
+                None | Some("" | NULL_REV) => None,
+                Some(rev) => Some(revision(rev, "newRev")?),
+            },
         },
         "dropped-output" => Event::DroppedOutput,
         "patchset-created" => Event::PatchsetCreated {
@@ -130,7 +130,7 @@ pub fn parse_event(line: &str) -> Result<Stamped, Skip> {
             Event::RefUpdated {
                 project,
                 refname,
-                new_rev: text(update, "newRev", "refUpdate")?,
+                new_rev: revision(&text(update, "newRev", "refUpdate")?, "refUpdate.newRev")?,
             }
         }
         other => return Err(Skip::Ignored(other.to_owned())),
@@ -223,6 +223,13 @@ fn int(v: &Value) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// A commit id the event names, which becomes part of a job: 40 or 64 lower-case hex digits.
+fn revision(rev: &str, field: &str) -> Result<String, Skip> {
+    check_commit(rev)
+        .map(|()| rev.to_owned())
+        .map_err(|e| Skip::Malformed(format!("\"{field}\": {e}")))
 }
 
 fn text(v: &Value, key: &str, within: &str) -> Result<String, Skip> {
@@ -389,6 +396,25 @@ mod tests {
             panic!()
         };
         assert_eq!(new_rev, None);
+        // A forged one is no commit id: the event is malformed, nothing is built from it.
+        for forged in [
+            "../../etc/passwd",
+            "é",
+            "ABCDEF0123456789ABCDEF0123456789ABCDEF01",
+        ] {
+            let line = line.replace(&"b".repeat(40), forged);
+            assert!(
+                matches!(parse_event(&line), Err(Skip::Malformed(why)) if why.contains("newRev")),
+                "{forged}"
+            );
+            let pushed = format!(
+                r#"{{"type":"ref-updated","refUpdate":{{"project":"p","refName":"9.0","oldRev":"{NULL_REV}","newRev":"{forged}"}}}}"#
+            );
+            assert!(
+                matches!(parse_event(&pushed), Err(Skip::Malformed(_))),
+                "{forged}"
+            );
+        }
         let dropped = parse_event(r#"{"type":"dropped-output","eventCreatedOn":1700000001}"#);
         assert_eq!(dropped.unwrap().event, Event::DroppedOutput);
     }

@@ -516,7 +516,7 @@ mod tests {
         assert!(e.to_string().contains("has no branch"), "{e}");
         let e = plan(&cinder("")).await.unwrap_err();
         assert!(e.to_string().contains("which no longer exists"), "{e}");
-        let tag = r#"{"type":"ref-updated","refUpdate":{"project":"acme/openstack/nova","refName":"refs/tags/1.0","oldRev":"0","newRev":"1"}}"#;
+        let tag = r#"{"type":"ref-updated","refUpdate":{"project":"acme/openstack/nova","refName":"refs/tags/1.0","oldRev":"0000000000000000000000000000000000000000","newRev":"1111111111111111111111111111111111111111"}}"#;
         let e = plan(tag).await.unwrap_err();
         assert!(e.to_string().contains("only branch updates"), "{e}");
     }
