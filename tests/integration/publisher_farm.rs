@@ -292,8 +292,28 @@ async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
         .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
         .await
         .unwrap();
-    announcement(&broker, &s.farm, Duration::from_secs(60), &[&second]).await;
-    assert_eq!(published_by(&second, 1), 1, "{}", second.output());
+    // The first publisher may have died after publishing sac2 but before acknowledging it:
+    // the second then does sac2 again (nothing changes, generation 2 is announced again)
+    // before sac3. Wait for the generation that holds sac3.
+    let mut ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&second]).await;
+    while ann.generation < 3 {
+        ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&second]).await;
+    }
+    assert_eq!(ann.generation, 3);
+    // The log line follows the announcement.
+    let sac3_published = || {
+        second
+            .output()
+            .lines()
+            .any(|l| l.contains(&job.job_id) && l.contains("published"))
+    };
+    for _ in 0..300 {
+        if sac3_published() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(sac3_published(), "{}", second.output());
     let apt = apt_for(&s.farm);
     apt.update();
     for name in ["sac1", "sac2", "sac3"] {
