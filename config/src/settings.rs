@@ -208,6 +208,21 @@ pub struct BuildSettings {
     /// Size of the tmpfs that holds a build's tree (it counts against memory), e.g. "8g".
     #[serde(default = "default_tmpfs_size")]
     pub tmpfs_size: String,
+    /// Size of a build's `/tmp` (a tmpfs, counted against memory), e.g. "2g".
+    #[serde(default = "default_tmp_size")]
+    pub tmp_size: String,
+    /// Memory a build container may use, its tmpfs contents included, e.g. "12g".
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// The sources of one build (each repository's `git archive`) may not exceed this.
+    #[serde(default = "default_max_source_bytes")]
+    pub max_source_bytes: u64,
+    /// What one build leaves as its results may not exceed this in all.
+    #[serde(default = "default_max_result_bytes")]
+    pub max_result_bytes: u64,
+    /// Nor this many files.
+    #[serde(default = "default_max_results")]
+    pub max_results: u32,
 }
 
 impl Default for BuildSettings {
@@ -218,6 +233,11 @@ impl Default for BuildSettings {
             slots: default_slots(),
             package_cache: None,
             tmpfs_size: default_tmpfs_size(),
+            tmp_size: default_tmp_size(),
+            memory: default_memory(),
+            max_source_bytes: default_max_source_bytes(),
+            max_result_bytes: default_max_result_bytes(),
+            max_results: default_max_results(),
         }
     }
 }
@@ -375,6 +395,35 @@ fn default_max_log_bytes() -> u64 {
 fn default_tmpfs_size() -> String {
     "8g".into()
 }
+fn default_tmp_size() -> String {
+    "2g".into()
+}
+fn default_memory() -> String {
+    "12g".into()
+}
+fn default_max_source_bytes() -> u64 {
+    2 << 30
+}
+fn default_max_result_bytes() -> u64 {
+    4 << 30
+}
+fn default_max_results() -> u32 {
+    1000
+}
+
+/// Bytes of a size written as digits with an optional `k`, `m` or `g` ("512m", "8g").
+pub fn size_bytes(size: &str) -> Option<u64> {
+    let (digits, shift) = match size.as_bytes().last()? {
+        b'k' => (&size[..size.len() - 1], 10),
+        b'm' => (&size[..size.len() - 1], 20),
+        b'g' => (&size[..size.len() - 1], 30),
+        _ => (size, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
 fn default_slots() -> u16 {
     1
 }
@@ -461,15 +510,17 @@ impl FarmConfig {
         if self.broker.delivery_limit == 0 {
             return Err(self.invalid("broker.delivery_limit", "expected at least 1"));
         }
-        let size = self.build.tmpfs_size.trim_end_matches(['k', 'm', 'g']);
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(self.invalid(
-                "build.tmpfs_size",
-                format!(
-                    "expected a size such as \"8g\" or \"512m\", found {:?}",
-                    self.build.tmpfs_size
-                ),
-            ));
+        for (key, size) in [
+            ("build.tmpfs_size", &self.build.tmpfs_size),
+            ("build.tmp_size", &self.build.tmp_size),
+            ("build.memory", &self.build.memory),
+        ] {
+            if size_bytes(size).is_none_or(|b| b == 0) {
+                return Err(self.invalid(
+                    key,
+                    format!("expected a size such as \"8g\" or \"512m\", found {size:?}"),
+                ));
+            }
         }
         if self.build.slots == 0 {
             return Err(self.invalid("build.slots", "expected at least 1"));
@@ -657,6 +708,16 @@ mod tests {
     }
 
     const MINIMAL: &str = include_str!("../examples/minimal.toml");
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_bytes("512m"), Some(512 << 20));
+        assert_eq!(size_bytes("8g"), Some(8 << 30));
+        assert_eq!(size_bytes("4096"), Some(4096));
+        for bad in ["", "g", "1.5g", "-1m", "8 g", "8G", "99999999999999999999g"] {
+            assert_eq!(size_bytes(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn every_example_loads() {

@@ -3,6 +3,7 @@
 
 mod cli;
 mod farm;
+mod hostile;
 mod lifecycle;
 mod mirror;
 mod publisher;

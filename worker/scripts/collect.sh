@@ -1,5 +1,8 @@
 #!/bin/sh
-# Root. Writes a tar of the build's results (every file beside the tree) to stdout.
+# Builder. Writes a tar of the build's results (every file beside the tree) to stdout. The
+# names are the build's own: passed NUL-separated and verbatim, so that none is read as an
+# option of tar.
 set -eu
 cd /build/work
-find . -maxdepth 1 -type f -printf '%f\n' | sort | tar -c -f - -T -
+find . -maxdepth 1 -type f -printf '%f\0' | sort -z \
+  | tar -c -f - --no-recursion --null --verbatim-files-from -T -

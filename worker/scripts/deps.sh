@@ -1,5 +1,5 @@
 #!/bin/sh
-# Root, network on. Installs the build dependencies of /build/work/tree from the pinned base
+# Root, with the package cache relay open (the only network a build has). Installs the build dependencies of /build/work/tree from the pinned base
 # (whose package lists were baked into the image) plus the farm's own repositories.
 #   $1: distro   $2: package cache URL for apt ("" for none)
 #   then pairs: a public tree, mounted read-only, and one of its suites (the release's suite,
@@ -8,6 +8,8 @@ set -eu
 distro=$1 proxy=$2
 shift 2
 export DEBIAN_FRONTEND=noninteractive
+# The relay's port is new each time; without one there is no network at all.
+rm -f /etc/apt/apt.conf.d/90perestroika-cache
 if [ -n "$proxy" ]; then
   printf 'Acquire::http::Proxy "%s";\n' "$proxy" > /etc/apt/apt.conf.d/90perestroika-cache
 fi
@@ -26,4 +28,8 @@ if [ -s "$list" ]; then
     -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0
 fi
 echo "[perestroika] installing build dependencies (distro $distro)"
-apt-get build-dep -q -y --no-install-recommends /build/work/tree
+rc=0
+apt-get build-dep -q -y --no-install-recommends /build/work/tree || rc=$?
+# The relay closes now: nothing of the build may think it has a proxy.
+rm -f /etc/apt/apt.conf.d/90perestroika-cache
+exit $rc

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builder, network on. Lays out /build/work: the source tree in tree/ and the upstream files
+# Builder, no network. Lays out /build/work: the source tree in tree/ and the upstream files
 # beside it, then checks that debian/control parses.
 #   $1: "tree" (in/tree plus upstream tarballs) or "dsc" (in/ holds a .dsc and its files)
 #   $2: with "dsc", the .dsc file name

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Root, network on. Unpacks the build input from stdin into /build and hands it to the builder.
+# Root, no network. Unpacks the build input from stdin into /build and hands it to the builder.
 set -eu
 tar -x -C /build
 mkdir -p /build/work

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use chrono::Utc;
 use perestroika_config::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
+use perestroika_config::settings::{size_bytes, BuildSettings};
 use perestroika_config::Family;
 
 use crate::buildlog::BuildLog;
 use crate::git::GitCache;
 use crate::image::{self, ImageError};
+use crate::relay::cache_address;
 use crate::rootfs::{self, BuildRoot, RootError};
 use crate::rpm_source::{self, PreparedRpm};
 use crate::sandbox::{As, Sandbox, SandboxError, SandboxSpec};
@@ -114,10 +116,11 @@ pub struct BuildEnv {
     pub owner: String,
     pub worker_name: String,
     pub timeout: Duration,
-    pub max_log_bytes: u64,
-    /// apt proxy URL as seen from inside a container.
+    /// Sizes and limits of builds (`[build]`).
+    pub settings: BuildSettings,
+    /// The package cache's `host:port`, as this host reaches it: the only address a build
+    /// reaches, while its dependencies are installed (see [`crate::relay`]).
     pub package_cache: Option<String>,
-    pub tmpfs_size: String,
 }
 
 impl BuildEnv {
@@ -125,16 +128,13 @@ impl BuildEnv {
     /// rebuilds): containers owned by `local@<host>`, git and exported roots cached under
     /// `~/.cache/perestroika`, scratch space in the temporary directory. `package_cache` is
     /// the proxy URL as seen from this host.
-    pub async fn local(
-        settings: &perestroika_config::settings::BuildSettings,
+    pub fn local(
+        settings: &BuildSettings,
         package_cache: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, SandboxError> {
         let docker = crate::sandbox::connect()?;
-        let package_cache = match package_cache {
-            Some(url) => Some(crate::sandbox::url_from_container(&docker, url).await?),
-            None => None,
-        };
+        let package_cache = package_cache.map(cache_address).transpose()?;
         let host = perestroika_config::broker::hostname();
         Ok(Self {
             docker,
@@ -144,9 +144,8 @@ impl BuildEnv {
             owner: format!("local@{host}"),
             worker_name: host,
             timeout,
-            max_log_bytes: settings.max_log_bytes,
+            settings: settings.clone(),
             package_cache,
-            tmpfs_size: settings.tmpfs_size.clone(),
         })
     }
 }
@@ -188,7 +187,8 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     fs_err::create_dir_all(&req.out_dir).map_err(io(&req.out_dir))?;
     let log_path = req.out_dir.join(LOG_NAME);
     let mut log =
-        BuildLog::create(&log_path, env.max_log_bytes, req.echo).map_err(io(&log_path))?;
+        BuildLog::create(&log_path, env.settings.max_log_bytes, req.echo)
+            .map_err(io(&log_path))?;
     let image = image::for_build(&env.docker, &req.distro).await?;
     if let Some(wanted) = req.family.filter(|f| *f != image.family) {
         return Err(InfraError::WrongFamily {
@@ -209,8 +209,13 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let mut timings = Vec::new();
     let t = Instant::now();
     let prepared = match image.family {
-        Family::Deb => source::prepare(&req.input, &req.distro, &env.git, &work).map(Prepared::Deb),
-        Family::Rpm => rpm_source::prepare(&req.input, &env.git, &work).map(Prepared::Rpm),
+        Family::Deb => {
+            source::prepare(&req.input, &req.distro, &env.git, &env.settings, &work)
+                .map(Prepared::Deb)
+        }
+        Family::Rpm => {
+            rpm_source::prepare(&req.input, &env.git, &env.settings, &work).map(Prepared::Rpm)
+        }
     };
     timings.push(("source", t.elapsed().as_secs_f64()));
 
@@ -232,7 +237,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             let t = Instant::now();
             let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
             let root_dir = env.scratch.join(format!("{}-root", req.job_id));
-            let root = match BuildRoot::mount(&base, &root_dir, &env.tmpfs_size) {
+            let root = match BuildRoot::mount(&base, &root_dir, &env.settings.tmpfs_size) {
                 Ok(root) => Some(root),
                 Err(why) => {
                     log.note(&format!(
@@ -246,7 +251,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 image: image.id.clone(),
                 job_id: req.job_id.clone(),
                 owner: env.owner.clone(),
-                tmpfs_size: env.tmpfs_size.clone(),
+                tmpfs_size: env.settings.tmpfs_size.clone(),
+                tmp_size: env.settings.tmp_size.clone(),
+                // Checked when the configuration was read.
+                memory_bytes: size_bytes(&env.settings.memory).unwrap_or(u64::MAX),
                 read_only_binds: dep_mount(req, image.family)
                     .map(|m| m.bind)
                     .into_iter()
@@ -450,6 +458,9 @@ impl From<SandboxError> for Step {
     fn from(e: SandboxError) -> Self {
         match e {
             SandboxError::LogFull(full) => Step::Failed(fail("log-limit", full.to_string())),
+            too_large @ SandboxError::TooLarge { .. } => {
+                Step::Failed(fail("limit", too_large.to_string()))
+            }
             other => Step::Infra(other.into()),
         }
     }
@@ -510,31 +521,51 @@ pub(crate) async fn record_build_root(
     out_dir: &Path,
     log: &mut BuildLog,
 ) -> Result<PathBuf, Step> {
-    let (_, list) = sandbox.exec_capture(As::Root, cmd, log).await?;
+    let (_, list) = sandbox.exec_capture(As::Root, cmd, 16 << 20, log).await?;
     let path = out_dir.join(BUILD_ROOT_NAME);
     fs_err::write(&path, &list).map_err(Step::io(&path))?;
     Ok(path)
 }
 
-/// Runs the family's collect command, unpacks the results into `out_dir` and describes them,
-/// the build root's package list last.
+/// Runs the family's collect command as the builder, unpacks the results into `out_dir` and
+/// describes them, the build root's package list last. The results' tar goes to a file, never
+/// beyond `build.max_result_bytes`, and holds at most `build.max_results` files.
 async fn collect(
     sandbox: &Sandbox,
-    cmd: &[&str],
-    out_dir: &Path,
-    root_list: &Path,
+    run: &Offline<'_>,
+    settings: &BuildSettings,
     log: &mut BuildLog,
 ) -> Result<Vec<Artifact>, Step> {
-    let (code, tar) = sandbox.exec_capture(As::Root, cmd, log).await?;
-    if code != 0 {
-        return Err(Step::failed(
-            "collect",
+    let tar = run.out_dir.join(".results.tar");
+    let _ = fs_err::remove_file(&tar);
+    let code = sandbox
+        .exec_to_file(
+            As::Builder,
+            run.collect,
+            &tar,
+            settings.max_result_bytes,
+            ("the build's results", "build.max_result_bytes"),
             log,
-            "collecting the results failed",
-        ));
-    }
-    let mut artifacts = extract_results(&tar, out_dir).map_err(Step::io(out_dir))?;
-    artifacts.push(Artifact::of_file(root_list).map_err(Step::io(root_list))?);
+        )
+        .await;
+    let extracted = match code {
+        Ok(0) => extract_results(&tar, run.out_dir, settings.max_results),
+        Ok(_) => {
+            let _ = fs_err::remove_file(&tar);
+            return Err(Step::failed(
+                "collect",
+                log,
+                "collecting the results failed",
+            ));
+        }
+        Err(e) => {
+            let _ = fs_err::remove_file(&tar);
+            return Err(e.into());
+        }
+    };
+    let _ = fs_err::remove_file(&tar);
+    let mut artifacts = extracted?;
+    artifacts.push(Artifact::of_file(run.root_list).map_err(Step::io(run.root_list))?);
     for a in &artifacts {
         log.note(&format!(
             "artifact {} ({} bytes, sha256 {})",
@@ -555,13 +586,23 @@ pub(crate) async fn install_deps(
     log: &mut BuildLog,
 ) -> Result<(), Step> {
     let repos = dep_mount(req, family).map(|m| m.repos).unwrap_or_default();
-    let cache = env.package_cache.as_deref().unwrap_or("");
-    let mut args = vec!["sh", "-c", script, "deps", &req.distro, cache];
+    let relay = match &env.package_cache {
+        Some(cache) => Some(sandbox.relay(cache).await?),
+        None => {
+            log.note("no package cache (build.package_cache): no network while the build dependencies are installed");
+            None
+        }
+    };
+    let proxy = relay.as_ref().map(|r| r.proxy_url()).unwrap_or_default();
+    let mut args = vec!["sh", "-c", script, "deps", &req.distro, &proxy];
     for (tree, suite) in &repos {
         args.push(tree);
         args.push(suite);
     }
-    let code = sandbox.exec(As::Root, &args, &[], None, log).await?;
+    let code = sandbox.exec(As::Root, &args, &[], None, log).await;
+    // Closed before anything else of the build runs.
+    drop(relay);
+    let code = code?;
     if code != 0 {
         return Err(Step::failed(
             "build-deps",
@@ -585,15 +626,15 @@ pub(crate) struct Offline<'a> {
     pub root_list: &'a Path,
 }
 
-/// Cuts the network, builds as the builder, and collects the results.
+/// Builds as the builder, with no network at all, and collects the results.
 pub(crate) async fn build_offline(
     sandbox: &Sandbox,
     run: Offline<'_>,
+    settings: &BuildSettings,
     log: &mut BuildLog,
     timings: &mut Vec<(&'static str, f64)>,
 ) -> Result<Vec<Artifact>, Step> {
-    sandbox.cut_network().await?;
-    log.note("network cut; building as user builder");
+    log.note("no network; building as user builder");
     let t = Instant::now();
     let code = sandbox
         .exec(As::Builder, run.build, run.env, None, log)
@@ -607,7 +648,7 @@ pub(crate) async fn build_offline(
         ));
     }
     let t = Instant::now();
-    let artifacts = collect(sandbox, run.collect, run.out_dir, run.root_list, log).await?;
+    let artifacts = collect(sandbox, &run, settings, log).await?;
     timings.push(("collect", t.elapsed().as_secs_f64()));
     Ok(artifacts)
 }
@@ -664,6 +705,7 @@ async fn in_container(
             out_dir: &req.out_dir,
             root_list: &root_list,
         },
+        &env.settings,
         log,
         timings,
     )
@@ -674,16 +716,24 @@ async fn in_container(
     })
 }
 
-/// Writes the regular files of a result tar into `out`, refusing anything but plain names.
-fn extract_results(tar: &[u8], out: &Path) -> std::io::Result<Vec<Artifact>> {
+/// Writes the regular files of the result tar at `tar` into `out`, refusing anything but
+/// plain names, and more than `max` files.
+fn extract_results(tar: &Path, out: &Path, max: u32) -> Result<Vec<Artifact>, Step> {
+    let file = fs_err::File::open(tar).map_err(Step::io(tar))?;
     let mut artifacts = Vec::new();
-    let mut archive = tar::Archive::new(tar);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive.entries().map_err(Step::io(tar))? {
+        let mut entry = entry.map_err(Step::io(tar))?;
         if !entry.header().entry_type().is_file() {
             continue;
         }
-        let path = entry.path()?.into_owned();
+        if artifacts.len() >= max as usize {
+            return Err(Step::Failed(fail(
+                "limit",
+                format!("the build left more than {max} files as results (build.max_results)"),
+            )));
+        }
+        let path = entry.path().map_err(Step::io(tar))?.into_owned();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -695,8 +745,8 @@ fn extract_results(tar: &[u8], out: &Path) -> std::io::Result<Vec<Artifact>> {
             continue;
         }
         let dest = out.join(&name);
-        entry.unpack(&dest)?;
-        artifacts.push(Artifact::of_file(&dest)?);
+        entry.unpack(&dest).map_err(Step::io(&dest))?;
+        artifacts.push(Artifact::of_file(&dest).map_err(Step::io(&dest))?);
     }
     Ok(artifacts)
 }

@@ -1,8 +1,9 @@
 //! Fetching sources from git: a bare mirror per repository URL under the worker's state,
 //! updated on demand, read with `git archive`.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
@@ -14,6 +15,9 @@ pub struct GitError {
     pub url: String,
     pub detail: String,
 }
+
+/// The largest file [`Repo::read`] reads (a changelog, a spec).
+pub const MAX_READ: u64 = 16 << 20;
 
 /// Bare mirrors of the repositories builds come from.
 #[derive(Debug, Clone)]
@@ -136,9 +140,17 @@ impl Repo {
             .map_err(|_| self.err("log", "unexpected output".into()))
     }
 
-    /// A file's content at `commit`, if it exists.
+    /// A file's content at `commit`, if it exists and holds at most [`MAX_READ`] bytes.
     pub fn read(&self, commit: &str, path: &str) -> Option<String> {
-        self.git(&["show", &format!("{commit}:{path}")])
+        let object = format!("{commit}:{path}");
+        let size: u64 = String::from_utf8_lossy(&self.git(&["cat-file", "-s", &object]).ok()?)
+            .trim()
+            .parse()
+            .ok()?;
+        if size > MAX_READ {
+            return None;
+        }
+        self.git(&["cat-file", "blob", &object])
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
@@ -165,18 +177,55 @@ impl Repo {
             .collect())
     }
 
-    /// A tar of the tree at `commit`, limited to `paths` (git pathspecs; empty for all).
-    pub fn archive(
+    /// Writes a `format` archive (`tar`, `tar.gz`) of the tree at `commit`, limited to `paths`
+    /// (git pathspecs; empty for all), into the new file `dest`; more than `limit` bytes stops
+    /// git and is an error (the sources of one build are bounded).
+    pub fn archive_to(
         &self,
         commit: &str,
         format: &str,
         prefix: &str,
         paths: &[&str],
-    ) -> Result<Vec<u8>, GitError> {
-        let fmt = format!("--format={format}");
-        let prefix = format!("--prefix={prefix}");
-        let mut args = vec!["archive", &fmt, &prefix, commit, "--"];
-        args.extend_from_slice(paths);
-        self.git(&args)
+        dest: &Path,
+        limit: u64,
+    ) -> Result<(), GitError> {
+        let fail = |detail: String| {
+            let _ = fs_err::remove_file(dest);
+            self.err("archive", detail)
+        };
+        let mut out = std::fs::File::create_new(dest)
+            .map_err(|e| self.err("archive", format!("{}: {e}", dest.display())))?;
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.path)
+            .args(["archive", &format!("--format={format}")])
+            .arg(format!("--prefix={prefix}"))
+            .args([commit, "--"])
+            .args(paths)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(e.to_string()))?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let copied = std::io::copy(&mut (&mut stdout).take(limit + 1), &mut out);
+        drop(stdout);
+        let too_large = matches!(copied, Ok(n) if n > limit);
+        if too_large {
+            let _ = child.kill();
+        }
+        let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        if too_large {
+            return Err(fail(format!(
+                "the sources at {commit} are larger than {limit} bytes (build.max_source_bytes)"
+            )));
+        }
+        copied.map_err(|e| fail(e.to_string()))?;
+        if !output.status.success() {
+            return Err(fail(
+                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            ));
+        }
+        Ok(())
     }
 }

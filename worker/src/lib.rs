@@ -9,6 +9,7 @@ pub mod farm;
 pub mod git;
 pub mod image;
 pub mod rebuild;
+pub mod relay;
 pub mod rootfs;
 pub mod rpm_build;
 pub mod rpm_source;

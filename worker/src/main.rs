@@ -219,7 +219,7 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         .map_err(|e| UsageError(e.to_string()))?;
     let cache = args.package_cache.or(settings.package_cache.clone());
     let timeout = Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs));
-    let env = BuildEnv::local(&settings, cache.as_deref(), timeout).await?;
+    let env = BuildEnv::local(&settings, cache.as_deref(), timeout)?;
     let job_id = format!(
         "local-{}-{}",
         std::process::id(),
@@ -282,10 +282,12 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
             "removed leftover build containers of an earlier run"
         );
     }
-    let package_cache = match &farm.build.package_cache {
-        Some(url) => Some(sandbox::url_from_container(&docker, url).await?),
-        None => None,
-    };
+    let package_cache = farm
+        .build
+        .package_cache
+        .as_deref()
+        .map(perestroika_worker::relay::cache_address)
+        .transpose()?;
     fs_err::create_dir_all(&farm.paths.staging).context("creating the staging directory")?;
     let env = BuildEnv {
         docker,
@@ -295,9 +297,8 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
         owner,
         worker_name: hostname(),
         timeout: Duration::from_secs(farm.build.timeout_secs),
-        max_log_bytes: farm.build.max_log_bytes,
+        settings: farm.build.clone(),
         package_cache,
-        tmpfs_size: farm.build.tmpfs_size.clone(),
     };
     let (farm, env) = (Arc::new(farm), Arc::new(env));
     tokio::select! {

@@ -71,7 +71,7 @@ pub(crate) async fn in_container(
         ));
     }
     let (_, nevr) = sandbox
-        .exec_capture(As::Builder, &["cat", "/build/work/nevr"], log)
+        .exec_capture(As::Builder, &["cat", "/build/work/nevr"], 4096, log)
         .await?;
     let nevr = String::from_utf8_lossy(&nevr).trim().to_owned();
     let version = nevr
@@ -111,6 +111,7 @@ pub(crate) async fn in_container(
             out_dir: &req.out_dir,
             root_list: &root_list,
         },
+        &env.settings,
         log,
         timings,
     )

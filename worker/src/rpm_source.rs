@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::git::{GitCache, Repo};
-use crate::source::{copy_tree, io, unpack, Fetched, SourceError, SourceInput};
+use crate::source::{copy_tree, io, Archives, Fetched, SourceError, SourceInput};
 use crate::version::rpm_release;
 
 /// Where the spec lives in a packaging tree, tried in order.
@@ -38,6 +38,7 @@ pub struct PreparedRpm {
 pub fn prepare(
     input: &SourceInput,
     git: &GitCache,
+    settings: &perestroika_config::settings::BuildSettings,
     work: &Path,
 ) -> Result<PreparedRpm, SourceError> {
     let dir = work.join("in");
@@ -63,18 +64,23 @@ pub fn prepare(
                 .map(|f| join(&spec_dir, &f))
                 .collect();
             let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-            unpack(
-                &fetched.pkg_repo.archive(commit, "tar", "", &paths)?,
-                &scratch,
-            )?;
+            let archives = Archives {
+                dir: work.to_owned(),
+                limit: settings.max_source_bytes,
+            };
+            archives.unpack(&fetched.pkg_repo, commit, &paths, &scratch)?;
             let from = scratch.join(&spec_dir);
             let sources_dir = dir.join("SOURCES");
             fs_err::rename(&from, &sources_dir).map_err(io(&from))?;
-            let code = fetched
-                .code_repo
-                .archive(&fetched.code.commit, "tar", "", &[])?;
+            let code = archives.write(
+                &fetched.code_repo,
+                &fetched.code.commit,
+                ("tar", ""),
+                &[],
+                "code.tar",
+            )?;
             let code_tar = dir.join("code.tar");
-            fs_err::write(&code_tar, code).map_err(io(&code_tar))?;
+            fs_err::rename(&code, &code_tar).map_err(io(&code_tar))?;
             Ok(PreparedRpm {
                 layout: "tree",
                 file: spec,

@@ -1,10 +1,20 @@
-//! The build container's whole life: created fresh from a base image, fed through exec,
-//! cut off the network, emptied, removed. Nothing else in the worker talks to Docker about
-//! containers.
+//! The build container's whole life: created fresh from a base image without a network, fed
+//! through exec, emptied, removed. Nothing else in the worker talks to Docker about containers.
+//!
+//! What isolates a build: its own namespaces (pid, mount, network, ipc, uts) and Docker's
+//! seccomp profile; no network but the package cache relay while dependencies are installed
+//! ([`crate::relay`]); memory, `/tmp`, `/build` and process-count limits; with a build root,
+//! the container's own root read-only, so that root inside the build root (a maintainer
+//! script of a build dependency), even out of its chroot, changes nothing a later command of
+//! the build runs with CAP_SYS_ADMIN. What does not: root in the container is root of the
+//! host's user namespace (with Docker's default capabilities, minus those dropped here).
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig, NetworkDisconnectRequest};
+use std::io::Write;
+use std::path::Path;
+
+use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
 };
@@ -13,6 +23,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::buildlog::{BuildLog, LogFull};
+use crate::relay::{Relay, RelayError};
 
 /// Label naming the worker that owns a container (to clean up after a crash).
 pub const OWNER_LABEL: &str = "perestroika.owner";
@@ -32,7 +43,25 @@ pub enum SandboxError {
     LogFull(#[from] LogFull),
     #[error("preparing the build root in the container failed: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// A command's output went beyond what the worker reads back.
+    #[error("{what} is larger than {limit} bytes ({setting})")]
+    TooLarge {
+        what: String,
+        limit: u64,
+        setting: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Where a command's standard output goes; an error stops reading it.
+type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), SandboxError> + Send + 'a;
 
 fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
     let what = what.into();
@@ -47,6 +76,10 @@ pub struct SandboxSpec {
     pub owner: String,
     /// Size of the tmpfs at /build, e.g. "8g".
     pub tmpfs_size: String,
+    /// Size of the tmpfs at /tmp.
+    pub tmp_size: String,
+    /// Memory limit of the container, tmpfs contents included.
+    pub memory_bytes: u64,
     /// Read-only bind mounts: (host path, container path).
     pub read_only_binds: Vec<(String, String)>,
     /// A build root (a host directory) to run every command in, chrooted at [`NEW_ROOT`];
@@ -75,6 +108,8 @@ pub struct Sandbox {
     docker: Docker,
     pub id: String,
     chroot: bool,
+    /// The container's init process on this host (for the package cache relay).
+    pid: i64,
 }
 
 /// Who runs a command inside the container.
@@ -87,7 +122,7 @@ pub enum As {
 
 impl Sandbox {
     /// Creates and starts a fresh container: build tree on tmpfs, no extra privileges,
-    /// no new privileges, on the default bridge network until [`Sandbox::cut_network`].
+    /// no new privileges, no network (see [`Sandbox::relay`]), memory and `/tmp` bounded.
     pub async fn start(docker: &Docker, spec: &SandboxSpec) -> Result<Self, SandboxError> {
         let labels = HashMap::from([
             (OWNER_LABEL.to_owned(), spec.owner.clone()),
@@ -120,7 +155,7 @@ impl Sandbox {
                 ),
                 (
                     format!("{under}/tmp"),
-                    "rw,exec,nosuid,nodev,mode=1777".to_owned(),
+                    format!("rw,exec,nosuid,nodev,size={},mode=1777", spec.tmp_size),
                 ),
             ])),
             binds: Some(binds),
@@ -130,7 +165,13 @@ impl Sandbox {
             privileged: Some(false),
             // No docker-init: it would be mounted into /sbin, which is the build root's.
             pids_limit: Some(4096),
-            network_mode: Some("bridge".into()),
+            memory: Some(i64::try_from(spec.memory_bytes).unwrap_or(i64::MAX)),
+            // No swap beyond the memory limit.
+            memory_swap: Some(i64::try_from(spec.memory_bytes).unwrap_or(i64::MAX)),
+            // With a build root, nothing the build runs writes the container's own root, out
+            // of which every command's setpriv and chroot run.
+            readonly_rootfs: Some(spec.root.is_some()),
+            network_mode: Some("none".into()),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -138,7 +179,6 @@ impl Sandbox {
             cmd: Some(vec!["sleep".into(), "infinity".into()]),
             labels: Some(labels),
             host_config: Some(host_config),
-            network_disabled: Some(false),
             ..Default::default()
         };
         let name = format!("perestroika-{}", spec.job_id);
@@ -154,10 +194,11 @@ impl Sandbox {
                 "creating a container from {}",
                 spec.image
             )))?;
-        let sandbox = Self {
+        let mut sandbox = Self {
             docker: docker.clone(),
             id: created.id,
             chroot: spec.root.is_some(),
+            pid: 0,
         };
         if let Err(e) = docker
             .start_container(
@@ -169,10 +210,19 @@ impl Sandbox {
             sandbox.remove().await;
             return Err(docker_err("starting the build container")(e));
         }
+        match sandbox.init_pid().await {
+            Ok(pid) => sandbox.pid = pid,
+            Err(e) => {
+                sandbox.remove().await;
+                return Err(e);
+            }
+        }
         if sandbox.chroot {
             let mut out = Vec::new();
             let mut sink = |c: &[u8]| {
-                out.extend_from_slice(c);
+                if out.len() < 64 << 10 {
+                    out.extend_from_slice(c);
+                }
                 Ok(())
             };
             let code = sandbox
@@ -204,20 +254,29 @@ impl Sandbox {
         stdin: Option<Vec<u8>>,
         log: &mut BuildLog,
     ) -> Result<i64, SandboxError> {
-        let mut sink = |chunk: &[u8]| log.write(chunk);
+        let mut sink = |chunk: &[u8]| Ok(log.write(chunk)?);
         self.exec_inner(who, cmd, env, stdin, &mut sink, None).await
     }
 
-    /// Runs a command and returns its exit code and standard output (stderr goes to `log`).
+    /// Runs a command and returns its exit code and standard output (stderr goes to `log`);
+    /// output beyond `limit` bytes stops the command and is an error.
     pub async fn exec_capture(
         &self,
         who: As,
         cmd: &[&str],
+        limit: usize,
         log: &mut BuildLog,
     ) -> Result<(i64, Vec<u8>), SandboxError> {
         let mut out = Vec::new();
         let code = {
             let mut sink = |chunk: &[u8]| {
+                if out.len() + chunk.len() > limit {
+                    return Err(SandboxError::TooLarge {
+                        what: format!("the output of `{}`", cmd.join(" ")),
+                        limit: limit as u64,
+                        setting: "fixed",
+                    });
+                }
                 out.extend_from_slice(chunk);
                 Ok(())
             };
@@ -227,13 +286,47 @@ impl Sandbox {
         Ok((code, out))
     }
 
+    /// Runs a command writing its standard output into the new file `path` (stderr goes to
+    /// `log`); more than `limit` bytes stops the command and is [`SandboxError::TooLarge`]
+    /// naming `what` and the `setting` that sets the limit.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn exec_to_file(
+        &self,
+        who: As,
+        cmd: &[&str],
+        path: &Path,
+        limit: u64,
+        (what, setting): (&str, &'static str),
+        log: &mut BuildLog,
+    ) -> Result<i64, SandboxError> {
+        let file_err = |source| SandboxError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = std::fs::File::create_new(path).map_err(file_err)?;
+        let mut written = 0u64;
+        let mut sink = |chunk: &[u8]| {
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(SandboxError::TooLarge {
+                    what: what.to_owned(),
+                    limit,
+                    setting,
+                });
+            }
+            file.write_all(chunk).map_err(file_err)
+        };
+        self.exec_inner(who, cmd, &[], None, &mut sink, Some(log))
+            .await
+    }
+
     async fn exec_inner(
         &self,
         who: As,
         cmd: &[&str],
         env: &[(&str, &str)],
         stdin: Option<Vec<u8>>,
-        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+        stdout: &mut Sink<'_>,
         stderr: Option<&mut BuildLog>,
     ) -> Result<i64, SandboxError> {
         let mut env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -268,7 +361,7 @@ impl Sandbox {
         user: &str,
         env: Vec<String>,
         stdin: Option<Vec<u8>>,
-        stdout: &mut (dyn FnMut(&[u8]) -> Result<(), LogFull> + Send),
+        stdout: &mut Sink<'_>,
         mut stderr: Option<&mut BuildLog>,
     ) -> Result<i64, SandboxError> {
         let exec = self
@@ -307,12 +400,14 @@ impl Sandbox {
             }
             let _ = input.shutdown().await;
         });
-        let mut result = Ok(());
+        let mut result: Result<(), SandboxError> = Ok(());
         while let Some(item) = output.next().await {
             use bollard::container::LogOutput;
             let item = item.map_err(docker_err(format!("reading `{}`", cmd.join(" "))))?;
             let step = match (item, stderr.as_deref_mut()) {
-                (LogOutput::StdErr { message }, Some(log)) => log.write(&message),
+                (LogOutput::StdErr { message }, Some(log)) => {
+                    log.write(&message).map_err(SandboxError::from)
+                }
                 (LogOutput::StdOut { message }, _)
                 | (LogOutput::StdErr { message }, None)
                 | (LogOutput::Console { message }, _) => stdout(&message),
@@ -333,8 +428,13 @@ impl Sandbox {
         Ok(inspected.exit_code.unwrap_or(-1))
     }
 
-    /// Disconnects the container from every network: from here on it has loopback only.
-    pub async fn cut_network(&self) -> Result<(), SandboxError> {
+    /// Opens the package cache relay into the container (see [`crate::relay`]): while it
+    /// lives, `http://127.0.0.1:<port>` inside reaches `cache` (`host:port`), and nothing else.
+    pub async fn relay(&self, cache: &str) -> Result<Relay, SandboxError> {
+        Ok(Relay::open(self.pid, cache.to_owned()).await?)
+    }
+
+    async fn init_pid(&self) -> Result<i64, SandboxError> {
         let info = self
             .docker
             .inspect_container(
@@ -343,23 +443,12 @@ impl Sandbox {
             )
             .await
             .map_err(docker_err("inspecting the build container"))?;
-        let networks = info
-            .network_settings
-            .and_then(|n| n.networks)
-            .unwrap_or_default();
-        for network in networks.keys() {
-            self.docker
-                .disconnect_network(
-                    network,
-                    NetworkDisconnectRequest {
-                        container: self.id.clone(),
-                        force: Some(true),
-                    },
-                )
-                .await
-                .map_err(docker_err(format!("disconnecting from network {network}")))?;
+        match info.state.and_then(|s| s.pid) {
+            Some(pid) if pid > 0 => Ok(pid),
+            _ => Err(SandboxError::Setup(
+                "the build container has no running process".into(),
+            )),
         }
-        Ok(())
     }
 
     /// Kills and removes the container with everything in it.
@@ -416,44 +505,4 @@ pub async fn remove_leftovers(docker: &Docker, owner: &str) -> Result<usize, San
 /// Connects to the local Docker engine.
 pub fn connect() -> Result<Docker, SandboxError> {
     Docker::connect_with_local_defaults().map_err(docker_err("connecting"))
-}
-
-/// Rewrites a URL on this host (`127.0.0.1`, `localhost`) so that a build container reaches it
-/// through the default bridge's gateway.
-pub async fn url_from_container(docker: &Docker, url: &str) -> Result<String, SandboxError> {
-    let local = ["127.0.0.1", "localhost", "[::1]"];
-    let Some(host) = local.iter().find(|h| url.contains(&format!("://{h}"))) else {
-        return Ok(url.to_owned());
-    };
-    let network = docker
-        .inspect_network(
-            "bridge",
-            None::<bollard::query_parameters::InspectNetworkOptions>,
-        )
-        .await
-        .map_err(docker_err("inspecting the bridge network"))?;
-    let config = network.ipam.and_then(|i| i.config).unwrap_or_default();
-    let gateway = config.iter().find_map(|c| {
-        c.gateway.clone().or_else(|| {
-            // No gateway recorded: Docker uses the subnet's first address.
-            let subnet = c.subnet.as_deref()?;
-            let (base, _) = subnet.split_once('/')?;
-            let mut octets: Vec<u8> = base
-                .split('.')
-                .map(|o| o.parse().ok())
-                .collect::<Option<_>>()?;
-            *octets.last_mut()? += 1;
-            Some(
-                octets
-                    .iter()
-                    .map(u8::to_string)
-                    .collect::<Vec<_>>()
-                    .join("."),
-            )
-        })
-    });
-    match gateway {
-        Some(gw) => Ok(url.replacen(&format!("://{host}"), &format!("://{gw}"), 1)),
-        None => Ok(url.to_owned()),
-    }
 }

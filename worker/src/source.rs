@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use perestroika_config::messages::{GitSource, Sources};
+use perestroika_config::settings::BuildSettings;
+use rustix::fs::{Mode, OFlags};
 
 use crate::changelog::{farm_entry, parse_head};
 use crate::git::{GitCache, GitError, Repo};
@@ -70,11 +72,12 @@ pub struct PreparedSource {
     pub dir: PathBuf,
 }
 
-/// Lays out the input under `work/in/`.
+/// Lays out the input under `work/in/`; git sources are bounded by `build.max_source_bytes`.
 pub fn prepare(
     input: &SourceInput,
     distro: &str,
     git: &GitCache,
+    settings: &BuildSettings,
     work: &Path,
 ) -> Result<PreparedSource, SourceError> {
     let dir = work.join("in");
@@ -84,7 +87,13 @@ pub fn prepare(
             sources,
             rebuild,
             review,
-        } => from_git(sources, *rebuild, *review, distro, git, &dir),
+        } => {
+            let archives = Archives {
+                dir: work.to_owned(),
+                limit: settings.max_source_bytes,
+            };
+            from_git(sources, *rebuild, *review, distro, git, &archives, &dir)
+        }
         SourceInput::Dir(path) => from_dir(path, &dir),
         SourceInput::Dsc(path) => from_dsc(path, &dir),
         SourceInput::Srpm(path) => Err(SourceError::Invalid(format!(
@@ -154,9 +163,90 @@ impl<'a> Fetched<'a> {
     }
 }
 
-pub(crate) fn unpack(tar: &[u8], into: &Path) -> Result<(), SourceError> {
-    fs_err::create_dir_all(into).map_err(io(into))?;
-    tar::Archive::new(tar).unpack(into).map_err(io(into))
+/// Where a build's git archives are written on their way to being unpacked, and how large
+/// each may be.
+pub(crate) struct Archives {
+    pub dir: PathBuf,
+    pub limit: u64,
+}
+
+impl Archives {
+    /// Writes `repo`'s archive of `paths` at `commit` to `name` in the archives' directory.
+    pub fn write(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        (format, prefix): (&str, &str),
+        paths: &[&str],
+        name: &str,
+    ) -> Result<PathBuf, SourceError> {
+        let path = self.dir.join(name);
+        let _ = fs_err::remove_file(&path);
+        repo.archive_to(commit, format, prefix, paths, &path, self.limit)?;
+        Ok(path)
+    }
+
+    /// Unpacks `repo`'s tar of `paths` at `commit` into `into`. Links are unpacked as links
+    /// (the build sees them as the repository holds them); no entry lands outside `into`.
+    pub fn unpack(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        paths: &[&str],
+        into: &Path,
+    ) -> Result<(), SourceError> {
+        let tar = self.write(repo, commit, ("tar", ""), paths, ".unpack.tar")?;
+        fs_err::create_dir_all(into).map_err(io(into))?;
+        let file = fs_err::File::open(&tar).map_err(io(&tar))?;
+        let unpacked = tar::Archive::new(file).unpack(into).map_err(io(into));
+        let _ = fs_err::remove_file(&tar);
+        unpacked
+    }
+}
+
+/// Puts the farm's entry on top of `debian/changelog` in `tree` without following a link:
+/// neither `debian` nor `debian/changelog` may be one (the worker writes as root on the host).
+fn write_changelog(tree: &Path, text: &str) -> Result<(), SourceError> {
+    use std::io::Write;
+    let path = tree.join("debian/changelog");
+    let refused = |what: &str| {
+        SourceError::Invalid(format!(
+            "{what} is a symbolic link or not what it should be; the farm writes its changelog \
+             entry there and follows no link in the sources"
+        ))
+    };
+    let open_err = |what: &'static str| {
+        let path = &path;
+        move |e: rustix::io::Errno| match e {
+            rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => refused(what),
+            other => io(path)(other.into()),
+        }
+    };
+    let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let top = rustix::fs::open(tree, OFlags::RDONLY | OFlags::DIRECTORY | flags, Mode::empty())
+        .map_err(|e| io(tree)(e.into()))?;
+    let debian = rustix::fs::openat(
+        &top,
+        "debian",
+        OFlags::RDONLY | OFlags::DIRECTORY | flags,
+        Mode::empty(),
+    )
+    .map_err(open_err("debian"))?;
+    let file = rustix::fs::openat(
+        &debian,
+        "changelog",
+        OFlags::WRONLY | OFlags::NONBLOCK | flags,
+        Mode::empty(),
+    )
+    .map_err(open_err("debian/changelog"))?;
+    let stat = rustix::fs::fstat(&file).map_err(|e| io(&path)(e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(refused("debian/changelog"));
+    }
+    rustix::fs::ftruncate(&file, 0).map_err(|e| io(&path)(e.into()))?;
+    std::fs::File::from(file)
+        .write_all(text.as_bytes())
+        .map_err(io(&path))
 }
 
 fn is_native(format: Option<&str>, version: &DebVersion) -> bool {
@@ -173,6 +263,7 @@ fn from_git(
     review: bool,
     distro: &str,
     git: &GitCache,
+    archives: &Archives,
     dir: &Path,
 ) -> Result<PreparedSource, SourceError> {
     let fetched = Fetched::fetch(sources, git)?;
@@ -194,28 +285,32 @@ fn from_git(
 
     let tree = dir.join("tree");
     if native {
-        unpack(&code_repo.archive(&code.commit, "tar", "", &[])?, &tree)?;
+        archives.unpack(code_repo, &code.commit, &[], &tree)?;
     } else {
+        // The plain tree first: sources beyond the limit are refused before anything is
+        // compressed.
+        let without_debian = [".", ":(exclude)debian"];
+        archives.unpack(code_repo, &code.commit, &without_debian, &tree)?;
         let prefix = format!("{}-{}/", head.source, version.upstream);
-        let orig =
-            code_repo.archive(&code.commit, "tar.gz", &prefix, &[".", ":(exclude)debian"])?;
         let orig_name = format!("{}_{}.orig.tar.gz", head.source, version.upstream);
-        let orig_path = dir.join(&orig_name);
-        fs_err::write(&orig_path, orig).map_err(io(&orig_path))?;
-        unpack(
-            &code_repo.archive(&code.commit, "tar", "", &[".", ":(exclude)debian"])?,
-            &tree,
+        let orig = archives.write(
+            code_repo,
+            &code.commit,
+            ("tar.gz", &prefix),
+            &without_debian,
+            &orig_name,
         )?;
+        let orig_path = dir.join(&orig_name);
+        fs_err::rename(&orig, &orig_path).map_err(io(&orig_path))?;
     }
     if fetched.split() || !native {
         let debian = tree.join("debian");
-        if debian.exists() {
-            fs_err::remove_dir_all(&debian).map_err(io(&debian))?;
+        match fs_err::symlink_metadata(&debian) {
+            Ok(m) if m.is_dir() => fs_err::remove_dir_all(&debian).map_err(io(&debian))?,
+            Ok(_) => fs_err::remove_file(&debian).map_err(io(&debian))?,
+            Err(_) => {}
         }
-        unpack(
-            &pkg_repo.archive(&packaging.commit, "tar", "", &["debian"])?,
-            &tree,
-        )?;
+        archives.unpack(pkg_repo, &packaging.commit, &["debian"], &tree)?;
     }
 
     let built_from: Vec<String> = sources
@@ -225,8 +320,7 @@ fn from_git(
         .collect();
     let date = Utc.timestamp_opt(time, 0).single().unwrap_or_else(Utc::now);
     let entry = farm_entry(&head.source, &version, distro, &built_from, date);
-    let path = tree.join("debian/changelog");
-    fs_err::write(&path, format!("{entry}{changelog}")).map_err(io(&path))?;
+    write_changelog(&tree, &format!("{entry}{changelog}"))?;
 
     Ok(PreparedSource {
         source: head.source,

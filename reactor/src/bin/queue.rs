@@ -411,8 +411,7 @@ async fn rebuild_release(
         &farm.build,
         farm.build.package_cache.as_deref(),
         timeout,
-    )
-    .await?;
+    )?;
     if !json {
         println!(
             "rebuilding snapshot {number} of {customer} {version} into {}",

@@ -1,13 +1,16 @@
 #!/bin/sh
-# Root, network on. Installs what the build still needs with dnf builddep, from the base the
-# image names plus the farm's own rpm repositories.
+# Root, with the package cache relay open (the only network a build has). Installs what the
+# build still needs with dnf builddep, from the base the image names plus the farm's own rpm
+# repositories.
 #   $1: distro   $2: package cache URL, used as dnf's proxy ("" for none)
 #   then pairs: a public tree, mounted read-only, and one of its rpm repositories (the
 #   release's, `<distro>-proposed` in maintenance, a topic's review repository)
 set -eu
 distro=$1 proxy=$2
 shift 2
-if [ -n "$proxy" ] && ! grep -q '^proxy=' /etc/dnf/dnf.conf; then
+# The relay's port is new each round.
+sed -i '/^proxy=/d' /etc/dnf/dnf.conf
+if [ -n "$proxy" ]; then
   echo "proxy=$proxy" >> /etc/dnf/dnf.conf
 fi
 arch=$(rpm --eval '%{_arch}')
@@ -32,4 +35,8 @@ done
 wanted=$(find /build/work/SRPMS -name '*.buildreqs.nosrc.rpm' | head -n 1)
 [ -n "$wanted" ] || wanted=$(cat /build/work/srpm.path)
 echo "[perestroika] installing the build dependencies of ${wanted##*/} (distro $distro)"
-exec dnf -y --setopt=install_weak_deps=False builddep "$wanted"
+rc=0
+dnf -y --setopt=install_weak_deps=False builddep "$wanted" || rc=$?
+# The relay closes now: nothing of the build may think it has a proxy.
+sed -i '/^proxy=/d' /etc/dnf/dnf.conf
+exit $rc

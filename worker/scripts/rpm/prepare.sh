@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builder, network on. Lays out the rpm build in /build/work (rpmbuild's _topdir): the spec and
+# Builder, no network. Lays out the rpm build in /build/work (rpmbuild's _topdir): the spec and
 # the files beside it in SOURCES/ (or a source rpm unpacked there), Source0 made from the code
 # when the packaging does not hold it, then the source rpm with `rpmbuild -bs`.
 #   $1: "tree" (in/SOURCES/, in/code.tar) or "srpm" (in/<file>)
