@@ -167,10 +167,11 @@ fn what_a_build_leaves_is_bounded_and_no_file_name_is_an_option() {
             .any(|n| n.starts_with("names_") && n.ends_with("_all.deb")),
         "{result}"
     );
-    assert!(!log.contains("RAT-YB-DENWP"), "tar ran the build's action:\n{log}");
-    assert!(artifact_names(&result)
-        .iter()
-        .all(|n| !n.starts_with('-')));
+    assert!(
+        !log.contains("RAT-YB-DENWP"),
+        "tar ran the build's action:\n{log}"
+    );
+    assert!(artifact_names(&result).iter().all(|n| !n.starts_with('-')));
 }
 
 /// This host's address on Docker's default bridge (what a container on it reaches the host
@@ -224,7 +225,11 @@ fn a_build_dependency_gets_neither_out_of_the_build_root_nor_onto_the_network() 
     let dir = farm.dir.path();
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
     listener.set_nonblocking(true).unwrap();
-    let target = format!("{}:{}", bridge_gateway(), listener.local_addr().unwrap().port());
+    let target = format!(
+        "{}:{}",
+        bridge_gateway(),
+        listener.local_addr().unwrap().port()
+    );
     let script = format!(
         r##"#!/bin/sh
 echo "evil: postinst as uid $(id -u)"
@@ -283,4 +288,65 @@ exit 0
         .find(|n| n.starts_with("victim_") && n.ends_with(".deb"))
         .unwrap_or_else(|| panic!("no victim package: {result}"));
     farm.publish("bookworm", &[out.join(deb)]);
+}
+
+/// Item 2, at the source: a patch set holding a file far larger than build.max_source_bytes
+/// (a gigabyte of zeros is a few megabytes in git) is refused before it fills the worker's
+/// memory or disk.
+#[test]
+fn sources_beyond_the_limit_are_refused_at_the_source_step() {
+    let farm = Farm::with_sections(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "",
+        "[build]\nmax_source_bytes = 8388608\n",
+    );
+    let dir = farm.dir.path();
+    let mut repo = GitRepo::init(&dir.join("big"));
+    sh(Command::new("truncate")
+        .args(["-s", "1G"])
+        .arg(repo.path.join("zeros")));
+    let commit = repo.commit(&minimal_package("big", "true"), "a gigabyte of zeros");
+    let out = dir.join("out");
+    let (output, result) = build_with(&farm, &repo, &commit, &[], &out);
+    assert_eq!(output.status.code(), Some(1), "{result}");
+    let (step, reason) = failure(&result);
+    assert_eq!(step, "source", "{reason}");
+    assert!(reason.contains("build.max_source_bytes"), "{reason}");
+}
+
+/// Item 4 for rpm: a spec's shell expansions run when it is parsed, before any dependency is
+/// installed; they reach no address (the container has no network at all then).
+#[test]
+fn a_spec_reaches_no_network_while_it_is_parsed() {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let target = format!(
+        "{}:{}",
+        bridge_gateway(),
+        listener.local_addr().unwrap().port()
+    );
+    let spec = format!(
+        "%global reach %(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr => \"{target}\", Timeout => 5) ? \"REACHED\" : \"unreachable\"')\n\
+         Name: reach\nVersion: 1.0\nRelease: %autorelease\nSummary: reach %{{reach}}\nLicense: MIT\nBuildArch: noarch\n\n\
+         %description\nTries the network when parsed: %{{reach}}.\n\n%build\necho parsed-as-%{{reach}}\n\n\
+         %install\nmkdir -p %{{buildroot}}%{{_datadir}}/reach\necho %{{reach}} > %{{buildroot}}%{{_datadir}}/reach/result\n\n\
+         %files\n%{{_datadir}}/reach/result\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = GitRepo::init(&dir.path().join("reach"));
+    let commit = repo.commit(&[("reach.spec".into(), spec)], "reach");
+    let out = dir.path().join("out");
+    let (output, result) = crate::worker::build_for(
+        perestroika_tests::debian::RPM_DISTRO,
+        &["--git", &repo.url(), "--commit", &commit],
+        &out,
+    );
+    succeeded(&output, &result, &out);
+    let log = fs_err::read_to_string(out.join("build.log")).unwrap();
+    assert!(log.contains("parsed-as-unreachable"), "{log}");
+    assert!(!log.contains("REACHED"), "{log}");
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the spec reached the host: {other:?}"),
+    }
 }

@@ -187,8 +187,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     fs_err::create_dir_all(&req.out_dir).map_err(io(&req.out_dir))?;
     let log_path = req.out_dir.join(LOG_NAME);
     let mut log =
-        BuildLog::create(&log_path, env.settings.max_log_bytes, req.echo)
-            .map_err(io(&log_path))?;
+        BuildLog::create(&log_path, env.settings.max_log_bytes, req.echo).map_err(io(&log_path))?;
     let image = image::for_build(&env.docker, &req.distro).await?;
     if let Some(wanted) = req.family.filter(|f| *f != image.family) {
         return Err(InfraError::WrongFamily {
@@ -209,10 +208,8 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let mut timings = Vec::new();
     let t = Instant::now();
     let prepared = match image.family {
-        Family::Deb => {
-            source::prepare(&req.input, &req.distro, &env.git, &env.settings, &work)
-                .map(Prepared::Deb)
-        }
+        Family::Deb => source::prepare(&req.input, &req.distro, &env.git, &env.settings, &work)
+            .map(Prepared::Deb),
         Family::Rpm => {
             rpm_source::prepare(&req.input, &env.git, &env.settings, &work).map(Prepared::Rpm)
         }

@@ -134,8 +134,14 @@ mod tests {
     fn cache_addresses() {
         let ok = |u: &str| cache_address(u).unwrap();
         assert_eq!(ok("http://127.0.0.1:3142"), "127.0.0.1:3142");
-        assert_eq!(ok("http://cache.example.invalid:3142/"), "cache.example.invalid:3142");
-        assert_eq!(ok("http://cache.example.invalid"), "cache.example.invalid:80");
+        assert_eq!(
+            ok("http://cache.example.invalid:3142/"),
+            "cache.example.invalid:3142"
+        );
+        assert_eq!(
+            ok("http://cache.example.invalid"),
+            "cache.example.invalid:80"
+        );
         assert_eq!(ok("http://[::1]:3142/x"), "[::1]:3142");
         assert_eq!(ok("http://[::1]"), "[::1]:80");
         for bad in [

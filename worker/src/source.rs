@@ -223,8 +223,12 @@ fn write_changelog(tree: &Path, text: &str) -> Result<(), SourceError> {
         }
     };
     let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let top = rustix::fs::open(tree, OFlags::RDONLY | OFlags::DIRECTORY | flags, Mode::empty())
-        .map_err(|e| io(tree)(e.into()))?;
+    let top = rustix::fs::open(
+        tree,
+        OFlags::RDONLY | OFlags::DIRECTORY | flags,
+        Mode::empty(),
+    )
+    .map_err(|e| io(tree)(e.into()))?;
     let debian = rustix::fs::openat(
         &top,
         "debian",
