@@ -126,6 +126,13 @@ pub struct GerritSettings {
     /// A review comment containing this phrase asks for a rebuild.
     #[serde(default = "default_recheck_phrase")]
     pub recheck_phrase: String,
+    /// At most this many rechecks of one change are built within `recheck_window_secs`;
+    /// more are refused with a review message on the change. 0 turns rechecks off.
+    #[serde(default = "default_recheck_limit")]
+    pub recheck_limit: u32,
+    /// The window of `recheck_limit`, in seconds (by the rechecks' Gerrit times).
+    #[serde(default = "default_recheck_window_secs")]
+    pub recheck_window_secs: u64,
     /// How far before the last handled event a catch-up query reaches back, in seconds.
     #[serde(default = "default_catchup_margin_secs")]
     pub catchup_margin_secs: u64,
@@ -376,6 +383,15 @@ fn default_gerrit_port() -> u16 {
 }
 fn default_recheck_phrase() -> String {
     "recheck".into()
+}
+/// The longest `recheck_window_secs`: a year.
+pub const MAX_RECHECK_WINDOW_SECS: u64 = 365 * 24 * 3600;
+
+fn default_recheck_limit() -> u32 {
+    3
+}
+fn default_recheck_window_secs() -> u64 {
+    3600
 }
 fn default_catchup_margin_secs() -> u64 {
     300
@@ -635,6 +651,12 @@ impl FarmConfig {
             if gerrit.recheck_phrase.trim().is_empty() {
                 return Err(self.invalid("gerrit.recheck_phrase", "expected a non-empty phrase"));
             }
+            if !(1..=MAX_RECHECK_WINDOW_SECS).contains(&gerrit.recheck_window_secs) {
+                return Err(self.invalid(
+                    "gerrit.recheck_window_secs",
+                    format!("expected 1 to {MAX_RECHECK_WINDOW_SECS} seconds (a year)"),
+                ));
+            }
         }
         let mut names = BTreeSet::new();
         for (i, mirror) in self.mirrors.iter().enumerate() {
@@ -753,6 +775,11 @@ mod tests {
                 .clone_url("acme/openstack/nova"),
             "ssh://perestroika@review.example.org:29418/acme/openstack/nova"
         );
+        let gerrit = farm.gerrit.as_ref().unwrap();
+        assert_eq!(
+            (gerrit.recheck_limit, gerrit.recheck_window_secs),
+            (3, 3600)
+        );
 
         let min = load_text(MINIMAL).unwrap();
         assert_eq!(min.broker.delivery_limit, 5);
@@ -760,6 +787,21 @@ mod tests {
         assert_eq!(min.publish.suites.len(), 5);
         assert!(min.gerrit.is_none() && min.signing.is_none());
         assert_eq!(min.release("acme", "9.0").unwrap().arches, ["amd64"]);
+    }
+
+    #[test]
+    fn a_recheck_window_must_be_one_second_to_a_year() {
+        let text = std::fs::read_to_string(examples().join("farm.toml")).unwrap();
+        for bad in ["0", "31536001"] {
+            let changed = text.replace(
+                "recheck_window_secs = 3600",
+                &format!("recheck_window_secs = {bad}"),
+            );
+            let e = load_text(&changed).unwrap_err().to_string();
+            assert!(e.contains("gerrit.recheck_window_secs"), "{e}");
+        }
+        let off = text.replace("recheck_limit = 3", "recheck_limit = 0");
+        assert_eq!(load_text(&off).unwrap().gerrit.unwrap().recheck_limit, 0);
     }
 
     #[test]

@@ -18,8 +18,10 @@ use crate::branch_updates::{self, BranchUpdates};
 use crate::events::{
     parse_event, parse_query_line, Event, QueryLine, QueryRow, Skip, Stamped, NULL_REV,
 };
+use crate::feedback::Notice;
 use crate::outbox::{Batch, Outbox, Outgoing};
 use crate::plan::{Action, NotPlanned, Planner};
+use crate::recheck::{refusal_message, Decision, RecheckLimit};
 use crate::ssh::{shell_quote, GerritSession, SshError};
 use crate::state::{State, StateError};
 
@@ -50,6 +52,11 @@ pub struct Reactor {
     outbox: Outbox,
     /// Branch states built lately, and branch updates waiting for their change's merge.
     updates: BranchUpdates,
+    /// How many rechecks of a change are built within what time.
+    limit: RecheckLimit,
+    /// Where refused rechecks' notices go to be posted on their changes (none without
+    /// `feedback`).
+    notices: Option<tokio::sync::mpsc::UnboundedSender<Notice>>,
 }
 
 /// Where an event came from.
@@ -75,7 +82,14 @@ impl Reactor {
         info!(state = %state_path.display(), last_event_time = ?state.last_event_time, remembered_jobs = state.queued.len(), "reactor state loaded");
         let outbox = Outbox::connect(&farm).await;
         let updates = BranchUpdates::new(Duration::from_millis(gerrit.submit_wait_ms));
+        let notices = gerrit.feedback.then(|| {
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(crate::feedback::post_notices(gerrit.clone(), receiver));
+            sender
+        });
         Ok(Self {
+            limit: RecheckLimit::of(&gerrit),
+            notices,
             updates,
             farm,
             gerrit,
@@ -256,6 +270,43 @@ impl Reactor {
             }
             _ => {}
         }
+        // A recheck counts against its change's limit, once however often it is heard of.
+        let (mut recheck, mut repeat) = (None, false);
+        if let Some((change, patch_set)) = planner.recheck(&stamped.event) {
+            let at = stamped.created_on.unwrap_or_else(|| Utc::now().timestamp());
+            let decision = self.state.rechecks.decide(self.limit, change.number, at);
+            self.dirty = true;
+            match decision {
+                Decision::Accepted => recheck = Some((change.number, at)),
+                Decision::Repeat { confirmed: true } => {
+                    info!(event = %describe(&stamped.event), change = change.number, "skipped event: the same recheck, heard of before and queued");
+                    return Ok(());
+                }
+                Decision::Repeat { confirmed: false } => {
+                    (recheck, repeat) = (Some((change.number, at)), true);
+                }
+                Decision::Refused { next, notify } => {
+                    let next_at = next.and_then(|t| Utc.timestamp_opt(t, 0).single());
+                    info!(
+                        change = change.number,
+                        patchset = patch_set.number,
+                        limit = self.limit.max,
+                        window_secs = self.limit.window_secs,
+                        next = ?next_at,
+                        notify,
+                        "recheck refused: the change reached its recheck limit"
+                    );
+                    if let (true, Some(notices)) = (notify, &self.notices) {
+                        let _ = notices.send(Notice {
+                            change: change.number,
+                            patch_set: patch_set.number,
+                            message: refusal_message(self.limit, next),
+                        });
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let actions = match planner
             .plan(session, stamped, origin == Origin::CatchUp)
             .await
@@ -272,8 +323,12 @@ impl Reactor {
             let (queue, id, payload, what, forced) = match action {
                 Action::Build(job) => {
                     let queue = QueueName::new(Stage::Build, &job.customer, &job.version);
-                    let forced =
-                        matches!(job.trigger.kind, TriggerKind::Recheck | TriggerKind::Manual);
+                    // A recheck is queued again, unless it is a repeat still on its way.
+                    let forced = match job.trigger.kind {
+                        TriggerKind::Manual => true,
+                        TriggerKind::Recheck => !(repeat && self.outbox.holds(&job.job_id)),
+                        _ => false,
+                    };
                     let what = format!(
                         "build {} for {} ({:?})",
                         job.package, job.distro, job.target
@@ -307,6 +362,7 @@ impl Reactor {
             .push(Batch {
                 messages,
                 event_time,
+                recheck,
             })
             .await;
         Ok(())
@@ -316,6 +372,9 @@ impl Reactor {
         let ids: Vec<String> = batch.messages.into_iter().map(|m| m.id).collect();
         self.state
             .record(&ids, batch.event_time, Utc::now().timestamp());
+        if let Some((change, at)) = batch.recheck {
+            self.state.rechecks.confirm(change, at);
+        }
         self.dirty = true;
     }
 
@@ -323,6 +382,13 @@ impl Reactor {
         for batch in self.outbox.drain().await {
             self.handled(batch);
         }
+    }
+
+    /// Forgets job ids and rechecks too old to matter.
+    fn prune(&mut self) {
+        let now = Utc::now().timestamp();
+        self.state.prune(now);
+        self.state.rechecks.prune(self.limit, now);
     }
 
     /// Starts writing the state if it changed and no write is running; reports the error of
@@ -336,7 +402,7 @@ impl Reactor {
                 return Err(e.into());
             }
         }
-        self.state.prune(Utc::now().timestamp());
+        self.prune();
         let (state, path) = (self.state.clone(), self.state_path.clone());
         self.saving = Some(tokio::task::spawn_blocking(move || state.save(&path)));
         self.dirty = false;
@@ -349,7 +415,7 @@ impl Reactor {
             running.await.expect("state writer panicked")?;
         }
         if self.dirty {
-            self.state.prune(Utc::now().timestamp());
+            self.prune();
             self.state.save(&self.state_path)?;
             self.dirty = false;
         }

@@ -9,6 +9,8 @@
 //! Gerrit cannot be reached the message stays unacknowledged and is tried again with backoff,
 //! so an outage delays feedback but never loses it. A command Gerrit refuses (the change is
 //! gone, the label does not exist) is dead-lettered with Gerrit's answer.
+//!
+//! The reactor's own notices (a refused recheck) go the same way, from [`post_notices`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,6 +138,60 @@ async fn send(
         *guard = None;
     }
     result.map(drop)
+}
+
+/// A review message of the reactor's own (a refused recheck) for a patch set of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub change: u64,
+    pub patch_set: u32,
+    pub message: String,
+}
+
+/// How often a notice is tried while Gerrit cannot be reached before it is given up.
+const NOTICE_TRIES: u32 = 8;
+
+/// Posts the notices it is handed, in order, with `gerrit review --message` on an SSH
+/// session of its own. One Gerrit refuses, or cannot take after [`NOTICE_TRIES`] tries, is
+/// logged and dropped; those waiting when the reactor stops are lost.
+pub async fn post_notices(
+    gerrit: GerritSettings,
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
+) {
+    let session = Mutex::new(None);
+    while let Some(notice) = notices.recv().await {
+        let command = format!(
+            "gerrit review {},{} --message {}",
+            notice.change,
+            notice.patch_set,
+            shell_quote(&notice.message)
+        );
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        for attempt in 1..=NOTICE_TRIES {
+            match send(&gerrit, &session, &command).await {
+                Ok(()) => {
+                    info!(
+                        change = notice.change,
+                        patchset = notice.patch_set,
+                        "notice sent to Gerrit"
+                    );
+                    break;
+                }
+                Err(e @ SshError::Command { .. }) => {
+                    warn!(change = notice.change, error = %e, "Gerrit refused the notice; dropped");
+                    break;
+                }
+                Err(e) if attempt == NOTICE_TRIES => {
+                    warn!(change = notice.change, error = %e, "cannot reach Gerrit; the notice is dropped");
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    warn!(change = notice.change, error = %e, retry_in = ?delay, "cannot reach Gerrit; the notice waits");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
 }
 
 fn mark_sent(mark: &Path) -> std::io::Result<()> {

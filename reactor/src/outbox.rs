@@ -27,6 +27,8 @@ pub struct Batch {
     pub messages: Vec<Outgoing>,
     /// Gerrit time of the event; recorded as handled once every message is confirmed.
     pub event_time: Option<i64>,
+    /// The recheck (change, Gerrit time) these messages build, confirmed with them.
+    pub recheck: Option<(u64, i64)>,
 }
 
 type Confirm = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send>>;

@@ -75,6 +75,24 @@ pub fn asks_for_rebuild(comment: &str, phrase: &str) -> bool {
 }
 
 impl Planner<'_> {
+    /// The change and patch set of a recheck the farm would build: a comment with the
+    /// recheck phrase on an open change of a project the mapping rules build.
+    pub fn recheck<'e>(&self, event: &'e Event) -> Option<(&'e Change, &'e PatchSet)> {
+        match event {
+            Event::CommentAdded {
+                change,
+                patch_set,
+                comment,
+            } if asks_for_rebuild(comment, &self.gerrit.recheck_phrase)
+                && change.status.as_deref().is_none_or(|s| s == "NEW")
+                && self.map(&change.project, &change.branch).is_ok() =>
+            {
+                Some((change, patch_set))
+            }
+            _ => None,
+        }
+    }
+
     /// Plans an event. `catch_up` marks events recovered by a query after a gap.
     pub async fn plan<H: Heads>(
         &self,
@@ -494,6 +512,23 @@ mod tests {
         let chat = asks.replace("recheck", "looks good, please recheck later");
         let e = plan(&chat).await.unwrap_err();
         assert!(e.to_string().contains("does not ask for a rebuild"), "{e}");
+
+        // Only what would build counts against the recheck limit.
+        let farm = farm();
+        let mapping = farm.mapping().unwrap();
+        let gerrit = farm.gerrit.clone().unwrap();
+        let planner = Planner {
+            farm: &farm,
+            mapping: &mapping,
+            gerrit: &gerrit,
+        };
+        let is = |line: &str| planner.recheck(&parse_event(line).unwrap().event).is_some();
+        assert!(is(&asks));
+        assert!(!is(&chat));
+        assert!(!is(
+            &asks.replace(r#""status":"NEW""#, r#""status":"MERGED""#)
+        ));
+        assert!(!is(&asks.replace("acme/openstack/nova", "other/x")));
     }
 
     #[tokio::test]

@@ -1,12 +1,14 @@
 //! What the reactor remembers across restarts: the time of the last handled event (where a
 //! catch-up starts) and the ids of recently queued jobs (so catch-up and live events never
-//! queue the same work twice).
+//! queue the same work twice), and the rechecks counted against the recheck limit.
 
 use perestroika_config::files::write_durable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::recheck::Rechecks;
 
 /// How long a queued job id is remembered, in seconds (longer than any catch-up reaches back).
 pub const REMEMBER_SECS: i64 = 14 * 24 * 3600;
@@ -44,6 +46,9 @@ pub struct State {
     pub last_event_time: Option<i64>,
     /// Job id → when it was queued (seconds since the epoch).
     pub queued: BTreeMap<String, i64>,
+    /// Rechecks accepted lately and refusals told, per change.
+    #[serde(default)]
+    pub rechecks: Rechecks,
 }
 
 impl State {

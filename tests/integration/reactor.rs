@@ -723,3 +723,128 @@ async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publishe
 fn s_queue(customer: &str, stage: Stage) -> String {
     QueueName::new(stage, customer, "9.0").to_string()
 }
+
+/// A recheck storm: of more rechecks of a change than `recheck_limit` within its window, the
+/// limit's number are built; the change is told once (not once per refusal) what the limit
+/// is and from when a recheck is accepted again; a restart and its catch-up, which hears the
+/// refused rechecks again, neither reset the count nor repeat the message; and after the
+/// window a recheck builds again.
+#[tokio::test]
+async fn a_recheck_storm_builds_the_limit_and_tells_the_change_once() {
+    const LIMIT: usize = 2;
+    const WINDOW: i64 = 20;
+    let gerrit = Gerrit::start();
+    let section = format!(
+        "{}recheck_limit = {LIMIT}\nrecheck_window_secs = {WINDOW}\n",
+        gerrit.config_section()
+    );
+    let farm = Farm::with_sections(&shared_amqp_url(), "", &section);
+    let s = Setup { gerrit, farm };
+    let mut reactor = s.reactor();
+    let change = s.change(&s.combined("hello"), "9.0", 9, &format!("{:040x}", 9));
+    let start = perestroika_tests::gerrit::now();
+    let text = "Patch Set 1:\n\nrecheck";
+    let recheck = |at: i64| {
+        change
+            .event(
+                "comment-added",
+                json!({"comment": text, "author": {"name": "Dev"}, "eventCreatedOn": at}),
+            )
+            .to_string()
+    };
+    // Six rechecks in six seconds.
+    let storm: Vec<String> = (0..6).map(|i| recheck(start + i)).collect();
+    s.gerrit.emit_raw(&storm);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let queue = s.queue(Stage::Build);
+    let built: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |g: &[BuildJob]| g.len() >= LIMIT,
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(built.len(), LIMIT, "{built:?}\n{}", reactor.output());
+    for job in &built {
+        assert_eq!(job.trigger.kind, TriggerKind::Recheck);
+        assert_eq!(job.trigger.change, Some(9));
+    }
+    reactor.wait_for_log("recheck refused", 6 - LIMIT);
+    let log = reactor.output();
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("recheck refused"))
+            .all(|l| l.contains("INFO") && l.contains("change=9")),
+        "{log}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.gerrit.reviews().is_empty() {
+        assert!(Instant::now() < deadline, "no notice: {}", reactor.output());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let next = chrono::DateTime::from_timestamp(start + WINDOW, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    let told = |reviews: &[serde_json::Value]| {
+        assert_eq!(reviews.len(), 1, "one notice: {reviews:?}");
+        let r = &reviews[0];
+        assert_eq!(r["target"], "9,1", "{r}");
+        assert_eq!(r["labels"], json!({}), "no vote: {r}");
+        let message = r["message"].as_str().unwrap();
+        assert!(message.contains("recheck refused"), "{message}");
+        assert!(
+            message.contains(&format!("at most {LIMIT} times within {WINDOW} seconds")),
+            "{message}"
+        );
+        assert!(message.contains(&next), "{next}: {message}");
+    };
+    told(&s.gerrit.reviews());
+
+    // A restart: the catch-up hears the storm again from the change's messages, and one
+    // more recheck comes within the window. Nothing is built, and nobody is told again.
+    let comments: Vec<_> = (0..6)
+        .map(|i| json!({"timestamp": start + i, "reviewer": {"name": "Dev"}, "message": text}))
+        .collect();
+    let mut row = change.row("NEW");
+    row["comments"] = json!(comments);
+    s.gerrit.record(&row);
+    std::thread::sleep(Duration::from_millis(600));
+    reactor.kill();
+    let reactor = s.reactor();
+    s.gerrit.wait_for_streams(2);
+    reactor.wait_for_log("caught up", 1);
+    let heard_again = reactor.output().matches("recheck refused").count();
+    assert_eq!(heard_again, 6 - LIMIT, "{}", reactor.output());
+    s.gerrit.emit_raw(&[recheck(start + 6)]);
+    reactor.wait_for_log("recheck refused", 6 - LIMIT + 1);
+    let none: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |_: &[BuildJob]| true,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(none.is_empty(), "{none:?}\n{}", reactor.output());
+    std::thread::sleep(Duration::from_secs(1));
+    told(&s.gerrit.reviews());
+
+    // After the window, a recheck builds again.
+    let wait = (start + WINDOW - perestroika_tests::gerrit::now()).max(0) as u64;
+    std::thread::sleep(Duration::from_secs(wait));
+    s.gerrit.emit_raw(&[recheck(
+        perestroika_tests::gerrit::now().max(start + WINDOW),
+    )]);
+    let again: Vec<BuildJob> = collect(
+        &broker,
+        &queue,
+        |g: &[BuildJob]| !g.is_empty(),
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(again.len(), 1, "{again:?}\n{}", reactor.output());
+    assert_eq!(again[0].trigger.kind, TriggerKind::Recheck);
+    assert_eq!(again[0].job_id, built[0].job_id);
+    told(&s.gerrit.reviews());
+}
