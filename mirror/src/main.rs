@@ -69,7 +69,8 @@ enum Command {
     },
     /// Serve a mirror tree over http (and, with --rsync, as the read-only rsync module
     /// `perestroika` for downstream mirrors). Only ROOT is served: point it at the mirror's
-    /// copy of the public tree, never at the publisher's state.
+    /// copy of the public tree, never at the publisher's state. The http server's limits
+    /// (connections at once, header and stall timeouts) come from the configuration's [serve].
     Serve {
         /// The directory to serve.
         #[arg(long)]
@@ -282,7 +283,15 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(http)
                     .await
                     .with_context(|| format!("cannot listen on {http}"))?;
-                info!(%http, root = %root.display(), "serving http");
+                let limits = http::Limits::from(&farm.serve);
+                info!(
+                    %http,
+                    root = %root.display(),
+                    max_connections = limits.max_connections,
+                    header_timeout_secs = limits.header_timeout.as_secs(),
+                    stall_timeout_secs = limits.stall_timeout.as_secs(),
+                    "serving http"
+                );
                 let _daemon = match rsync {
                     Some(addr) => {
                         let conf = rsyncd::write_config(&run_dir, &root)?;
@@ -292,7 +301,7 @@ fn main() -> ExitCode {
                     None => None,
                 };
                 tokio::select! {
-                    r = http::serve(listener, root) => r?,
+                    r = http::serve(listener, root, limits) => r?,
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }
