@@ -36,6 +36,9 @@ pub struct FarmConfig {
     pub customers: Vec<Customer>,
     #[serde(default)]
     pub mirrors: Vec<MirrorTarget>,
+    /// Limits of the mirror host's http server (`perestroika-mirror serve`).
+    #[serde(default)]
+    pub serve: ServeSettings,
     /// How the base image of each rpm distro is bootstrapped, by distro name. A distro
     /// without an entry gets a Debian root with Debian's rpm, dnf and createrepo-c.
     #[serde(default)]
@@ -179,7 +182,8 @@ pub struct Paths {
     pub state: PathBuf,
 }
 
-/// The operator's signing key; read only by the publisher.
+/// The operator's signing key: the publisher signs with it; `perestroika-mirror verify`
+/// accepts only signatures by these fingerprints.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningSettings {
@@ -194,6 +198,29 @@ pub struct SigningSettings {
     /// File holding the key's passphrase, if it has one.
     #[serde(default)]
     pub passphrase_file: Option<PathBuf>,
+}
+
+impl SigningSettings {
+    /// The pinned fingerprints, as gpg prints them: the signing key first, then
+    /// `also_sign_with`.
+    pub fn pinned(&self) -> Vec<String> {
+        std::iter::once(&self.fingerprint)
+            .chain(&self.also_sign_with)
+            .map(|f| fingerprint(f).unwrap_or_else(|_| f.clone()))
+            .collect()
+    }
+}
+
+/// An OpenPGP fingerprint (40 hex digits; spaces allowed) as gpg prints it: upper case, no
+/// spaces. The error says what was expected.
+pub fn fingerprint(text: &str) -> Result<String, String> {
+    let fpr: String = text.chars().filter(|c| *c != ' ').collect();
+    if fpr.len() != 40 || !fpr.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "expected a 40-hex-digit OpenPGP fingerprint, found {text:?}"
+        ));
+    }
+    Ok(fpr.to_ascii_uppercase())
 }
 
 /// Limits and resources of builds.
@@ -370,6 +397,46 @@ pub struct MirrorTarget {
     /// or changed key is refused).
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
+}
+
+/// Limits of the mirror host's http server, so idle or stalled clients cannot use it up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Connections served at once; further ones wait, unaccepted, until one ends. Each holds
+    /// up to two file descriptors (its socket and the file it sends).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// A request's headers must arrive within this (also the idle limit between requests on
+    /// a kept-alive connection), in seconds.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// A connection that moves no byte either way for this long is closed (a client that
+    /// stops reading a response), in seconds.
+    #[serde(default = "default_stall_timeout_secs")]
+    pub stall_timeout_secs: u64,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            header_timeout_secs: default_header_timeout_secs(),
+            stall_timeout_secs: default_stall_timeout_secs(),
+        }
+    }
+}
+
+fn default_max_connections() -> u32 {
+    256
+}
+
+fn default_header_timeout_secs() -> u64 {
+    10
+}
+
+fn default_stall_timeout_secs() -> u64 {
+    60
 }
 
 fn default_delivery_limit() -> u32 {
@@ -636,12 +703,21 @@ impl FarmConfig {
                     .enumerate()
                     .map(|(i, f)| (format!("signing.also_sign_with[{i}]"), f)),
             ) {
-                if fpr.len() != 40 || !fpr.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(self.invalid(
-                        key,
-                        format!("expected a 40-hex-digit OpenPGP fingerprint, found {fpr:?}"),
-                    ));
+                if let Err(e) = fingerprint(fpr) {
+                    return Err(self.invalid(key, e));
                 }
+            }
+        }
+        for (key, value) in [
+            (
+                "serve.max_connections",
+                u64::from(self.serve.max_connections),
+            ),
+            ("serve.header_timeout_secs", self.serve.header_timeout_secs),
+            ("serve.stall_timeout_secs", self.serve.stall_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "expected at least 1"));
             }
         }
         if let Some(gerrit) = &self.gerrit {
@@ -787,6 +863,35 @@ mod tests {
         assert_eq!(min.publish.suites.len(), 5);
         assert!(min.gerrit.is_none() && min.signing.is_none());
         assert_eq!(min.release("acme", "9.0").unwrap().arches, ["amd64"]);
+        assert_eq!(min.serve.max_connections, 256);
+        assert_eq!(
+            (
+                farm.serve.header_timeout_secs,
+                farm.serve.stall_timeout_secs
+            ),
+            (10, 60)
+        );
+    }
+
+    #[test]
+    fn pinned_fingerprints_are_spelled_as_gpg_prints_them() {
+        let lower = "0123456789abcdef0123456789abcdef01234567";
+        assert_eq!(fingerprint(lower).unwrap(), lower.to_ascii_uppercase());
+        assert_eq!(
+            fingerprint("0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567").unwrap(),
+            "0123456789ABCDEF0123456789ABCDEF01234567"
+        );
+        assert!(fingerprint("0123").unwrap_err().contains("40-hex-digit"));
+        assert!(fingerprint(&"g".repeat(40)).is_err());
+        let farm = load_text(&format!(
+            "{MINIMAL}\n[signing]\nfingerprint = \"{lower}\"\nalso_sign_with = [\"{}\"]\n",
+            "F".repeat(40)
+        ))
+        .unwrap();
+        assert_eq!(
+            farm.signing.unwrap().pinned(),
+            [lower.to_ascii_uppercase(), "F".repeat(40)]
+        );
     }
 
     #[test]
@@ -890,6 +995,11 @@ mod tests {
             &format!("{MINIMAL}\n[signing]\nfingerprint = \"ABC\"\n"),
             "signing.fingerprint",
             "40-hex-digit",
+        );
+        expect_invalid(
+            &format!("{MINIMAL}\n[serve]\nheader_timeout_secs = 0\n"),
+            "serve.header_timeout_secs",
+            "at least 1",
         );
         expect_invalid(
             &format!("{MINIMAL}\n[[mapping]]\nname = \"x\"\ncombined = \"{{customer}}/{{package}}\"\nbranch = \"main\"\n"),

@@ -1,12 +1,19 @@
 //! A small static file server for the mirror tree: GET and HEAD, byte ranges, content types,
 //! `Last-Modified`, and directory listings — what apt, dnf and a browser need. Paths are
 //! resolved inside the served root only: `..` is refused and a symlink leading outside the
-//! root is not followed.
+//! root is not followed. Idle and stalled clients cannot use the server up: connections are
+//! capped, headers must arrive in time, a connection moving nothing is closed, and a failing
+//! `accept` (descriptors exhausted) pauses the server instead of ending it.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -14,31 +21,199 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use perestroika_config::settings::ServeSettings;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::{debug, info, warn};
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
-/// Serves `root` on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, root: PathBuf) -> std::io::Result<()> {
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; further ones wait in the listen backlog, unaccepted.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this, also between requests on a kept-alive
+    /// connection (hyper's `header_read_timeout`).
+    pub header_timeout: Duration,
+    /// A connection that moves no byte either way for this long is closed.
+    pub stall_timeout: Duration,
+}
+
+impl From<&ServeSettings> for Limits {
+    fn from(s: &ServeSettings) -> Self {
+        Self {
+            max_connections: usize::try_from(s.max_connections).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_secs(s.header_timeout_secs),
+            stall_timeout: Duration::from_secs(s.stall_timeout_secs),
+        }
+    }
+}
+
+/// The first pause after a failed `accept` (descriptors exhausted, say); it doubles up to
+/// [`ACCEPT_PAUSE_MAX`] while accepting keeps failing.
+const ACCEPT_PAUSE_MIN: Duration = Duration::from_millis(50);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// Serves `root` on `listener` within `limits` until the task is dropped. A failing `accept`
+/// is logged and retried after a pause; only an unusable `root` ends it.
+pub async fn serve(listener: TcpListener, root: PathBuf, limits: Limits) -> io::Result<()> {
     let root = Arc::new(root.canonicalize()?);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut pause = ACCEPT_PAUSE_MIN;
+    let mut full = false;
     loop {
-        let (stream, peer) = listener.accept().await?;
-        let root = root.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let root = root.clone();
-                async move { Ok::<_, Infallible>(respond(&root, req, peer).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!(%peer, error = %e, "http connection ended");
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            unreachable!("the semaphore is never closed");
+        };
+        if slots.available_permits() == 0 && !full {
+            warn!(
+                max_connections = limits.max_connections,
+                "every connection slot is taken; new connections wait"
+            );
+        }
+        full = slots.available_permits() == 0;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                pause = ACCEPT_PAUSE_MIN;
+                accepted
             }
-        });
+            Err(e) => {
+                warn!(error = %e, pause_ms = pause.as_millis(), "accept failed; serving on after a pause");
+                drop(slot);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(ACCEPT_PAUSE_MAX);
+                continue;
+            }
+        };
+        tokio::spawn(connection(stream, peer, root.clone(), limits, slot));
+    }
+}
+
+/// Serves one connection, holding its `slot` until it ends.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    root: Arc<PathBuf>,
+    limits: Limits,
+    slot: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Tracked {
+        inner: stream,
+        activity: activity.clone(),
+    });
+    let service = hyper::service::service_fn(move |req| {
+        let root = root.clone();
+        async move { Ok::<_, Infallible>(respond(&root, req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    loop {
+        let idle = activity.idle();
+        if idle >= limits.stall_timeout {
+            info!(%peer, idle_secs = idle.as_secs(), "closing a stalled http connection");
+            break;
+        }
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    debug!(%peer, error = %e, "http connection ended");
+                }
+                break;
+            }
+            () = tokio::time::sleep(limits.stall_timeout - idle) => {}
+        }
+    }
+    drop(slot);
+}
+
+/// When a connection last moved a byte.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A stream that records in [`Activity`] each read or write that moves bytes.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -196,7 +371,14 @@ async fn respond(
                 let stream = tokio_util::io::ReaderStream::new(file.take(count));
                 StreamBody::new(stream.map_ok(Frame::data)).boxed()
             }
-            Err(_) => return plain(StatusCode::NOT_FOUND, "not found"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return plain(StatusCode::NOT_FOUND, "not found")
+            }
+            // Descriptors exhausted, say: the client may retry, the file is there.
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot open");
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "cannot open the file now");
+            }
         }
     };
     let mut resp = Response::new(body);
@@ -303,5 +485,85 @@ mod tests {
             content_type("x_1.0_all.deb"),
             "application/vnd.debian.binary-package"
         );
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> Vec<u8> {
+        use tokio::io::AsyncWriteExt;
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    /// Reads until the server closes; `None` if it does not within `within`.
+    async fn closed_within(c: &mut TcpStream, within: Duration) -> Option<usize> {
+        let mut n = 0;
+        let mut buf = vec![0; 1 << 16];
+        tokio::time::timeout(within, async {
+            loop {
+                match c.read(&mut buf).await {
+                    Ok(0) | Err(_) => return n,
+                    Ok(k) => n += k,
+                }
+            }
+        })
+        .await
+        .ok()
+    }
+
+    #[tokio::test]
+    async fn idle_and_stalled_clients_are_closed_and_others_served_past_the_cap() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().unwrap();
+        fs_err::write(dir.path().join("small"), b"hello").unwrap();
+        let big = vec![7u8; 32 << 20];
+        fs_err::write(dir.path().join("big"), &big).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            max_connections: 3,
+            header_timeout: Duration::from_millis(600),
+            stall_timeout: Duration::from_millis(1500),
+        };
+        let server = tokio::spawn(serve(listener, dir.path().to_owned(), limits));
+
+        // A reader that asks for 32 MiB and stops reading holds its slot until the stall
+        // timeout, not forever.
+        let mut stalled = TcpStream::connect(addr).await.unwrap();
+        stalled
+            .write_all(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        // Two that send nothing and two that stop halfway through their headers: more than
+        // the cap.
+        let mut idle = Vec::new();
+        for half in [false, false, true, true] {
+            let mut c = TcpStream::connect(addr).await.unwrap();
+            if half {
+                c.write_all(b"GET /small HTTP/1.1\r\nHost:").await.unwrap();
+            }
+            idle.push(c);
+        }
+        let started = Instant::now();
+        let got = tokio::time::timeout(Duration::from_secs(10), get(addr, "/small"))
+            .await
+            .expect("a client is served once the idle ones are closed");
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{got:?}");
+        assert!(got.ends_with(b"hello"));
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        for (i, c) in idle.iter_mut().enumerate() {
+            let n = closed_within(c, Duration::from_secs(3)).await;
+            assert!(n.is_some(), "idle connection {i} still open");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let sent = closed_within(&mut stalled, Duration::from_secs(10))
+            .await
+            .expect("the stalled reader is closed");
+        assert!(sent < big.len(), "{sent} bytes: the whole file went out");
+        assert!(!server.is_finished());
+        server.abort();
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::settings::fingerprint;
 use perestroika_config::{FarmConfig, Stage};
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
@@ -50,8 +51,9 @@ enum Command {
     },
     /// Show, per target and tree, the generation announced, the one synced, and the last error.
     Status,
-    /// Check a tree's generation (signatures, every indexed file and checksum) and each
-    /// target against it. Exits 1 listing every problem found.
+    /// Check a tree's generation (every signature made by a pinned key, KEY.asc holding only
+    /// pinned keys, every indexed file and checksum) and each target against it. Exits 1
+    /// listing every problem found.
     Verify {
         /// The tree, relative to the public root: acme/9.0 or acme/review/1234.
         tree: String,
@@ -60,10 +62,15 @@ enum Command {
         /// Default: what the status says was synced, else the live generation.
         #[arg(long)]
         generation: Option<u64>,
+        /// A key whose signatures are accepted (40 hex digits; repeatable). Default: the
+        /// configuration's [signing] fingerprint and also_sign_with.
+        #[arg(long = "fingerprint", value_name = "FPR", value_parser = fingerprint)]
+        fingerprints: Vec<String>,
     },
     /// Serve a mirror tree over http (and, with --rsync, as the read-only rsync module
     /// `perestroika` for downstream mirrors). Only ROOT is served: point it at the mirror's
-    /// copy of the public tree, never at the publisher's state.
+    /// copy of the public tree, never at the publisher's state. The http server's limits
+    /// (connections at once, header and stall timeouts) come from the configuration's [serve].
     Serve {
         /// The directory to serve.
         #[arg(long)]
@@ -100,6 +107,22 @@ fn targets(farm: &FarmConfig, only: Option<&str>) -> anyhow::Result<Vec<Target>>
         .into_iter()
         .map(Target::new)
         .collect::<Result<_, _>>()?)
+}
+
+/// The keys `verify` accepts signatures from: those given, else those the configuration pins.
+fn pinned(farm: &FarmConfig, given: Vec<String>) -> anyhow::Result<Vec<String>> {
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    match &farm.signing {
+        Some(signing) => Ok(signing.pinned()),
+        None => Err(UsageError(format!(
+            "{} pins no signing key, so no signature can be checked: set [signing] fingerprint \
+             there (the publisher's key) or pass --fingerprint FPR",
+            farm.source.display()
+        ))
+        .into()),
+    }
 }
 
 fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
@@ -207,9 +230,11 @@ fn main() -> ExitCode {
                 tree,
                 target,
                 generation,
+                fingerprints,
             } => {
                 let tree_name = tree.clone();
                 let tree = tree_ref(&tree)?;
+                let pinned = pinned(&farm, fingerprints)?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 let mut problems = Vec::new();
                 for t in targets(&farm, target.as_deref())? {
@@ -226,7 +251,7 @@ fn main() -> ExitCode {
                     };
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let dir = farm.paths.public_root.join(tree.generation(generation));
-                    let mut found = verify::check_generation(&dir, &scratch.join("gpg"));
+                    let mut found = verify::check_generation(&dir, &scratch.join("gpg"), &pinned);
                     found.extend(
                         verify::compare(&farm.paths.public_root, &tree, generation, &t, &scratch)
                             .await?,
@@ -258,7 +283,15 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(http)
                     .await
                     .with_context(|| format!("cannot listen on {http}"))?;
-                info!(%http, root = %root.display(), "serving http");
+                let limits = http::Limits::from(&farm.serve);
+                info!(
+                    %http,
+                    root = %root.display(),
+                    max_connections = limits.max_connections,
+                    header_timeout_secs = limits.header_timeout.as_secs(),
+                    stall_timeout_secs = limits.stall_timeout.as_secs(),
+                    "serving http"
+                );
                 let _daemon = match rsync {
                     Some(addr) => {
                         let conf = rsyncd::write_config(&run_dir, &root)?;
@@ -268,7 +301,7 @@ fn main() -> ExitCode {
                     None => None,
                 };
                 tokio::select! {
-                    r = http::serve(listener, root) => r?,
+                    r = http::serve(listener, root, limits) => r?,
                     _ = tokio::signal::ctrl_c() => {}
                 }
             }

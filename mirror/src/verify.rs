@@ -1,10 +1,12 @@
-//! Checking a mirror against an announced state: first the state itself (every `InRelease`
-//! and `repomd.xml.asc` signature valid against the tree's `KEY.asc`, every file an index
+//! Checking a mirror against an announced state: first the state itself (every `InRelease`,
+//! `Release.gpg` and `repomd.xml.asc` signature valid and made by a key the configuration
+//! pins, `KEY.asc` holding only pinned keys, every file an index
 //! names present with its size and sha256), then the target against it (rsync in checksum
 //! mode, dry run: any file missing or different on the target, or a link pointing elsewhere,
 //! is reported).
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,49 +37,144 @@ fn read_maybe_gz(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// Verifies `signed` (clearsigned, or `data` with a detached `signature`) with gpgv against
-/// the armored key `key`.
-fn gpgv(key: &Path, scratch: &Path, files: &[&Path]) -> Result<(), String> {
-    let keyring = scratch.join("key.gpg");
-    if !keyring.exists() {
-        let out = Command::new("gpg")
+/// The tree's `KEY.asc` as a gpgv keyring, and the fingerprints every signature must be by.
+struct Keyring<'a> {
+    file: PathBuf,
+    pinned: &'a [String],
+}
+
+impl<'a> Keyring<'a> {
+    /// Reads `key` into `<scratch>/key.gpg`. Returns the keyring and a problem for each key
+    /// in it that is not pinned; `Err` when the file holds no usable key.
+    fn open(
+        key: &Path,
+        scratch: &Path,
+        pinned: &'a [String],
+    ) -> Result<(Self, Vec<Problem>), Problem> {
+        let home = scratch.join("home");
+        let _ = fs_err::create_dir_all(&home);
+        let _ = fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
+        let file = scratch.join("key.gpg");
+        let _ = fs_err::remove_file(&file);
+        let unusable = |why: String| format!("{}: not a usable public key: {why}", key.display());
+        let dearmor = Command::new("gpg")
             .args(["--batch", "--yes", "--dearmor", "-o"])
-            .arg(&keyring)
+            .arg(&file)
             .arg(key)
             .output()
-            .map_err(|e| format!("cannot run gpg: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("{}: not a usable public key", key.display()));
+            .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
+        let listing = Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--with-colons", "--show-keys"])
+            .arg(key)
+            .output()
+            .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
+        if !dearmor.status.success() || !listing.status.success() {
+            return Err(unusable(
+                String::from_utf8_lossy(&listing.stderr).trim().to_owned(),
+            ));
         }
+        let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
+        let problems: Vec<Problem> = held
+            .iter()
+            .filter(|f| !pinned.contains(f))
+            .map(|f| {
+                format!(
+                    "{}: holds key {f}, which is not pinned (expected {})",
+                    key.display(),
+                    pinned.join(" or ")
+                )
+            })
+            .collect();
+        if held.is_empty() {
+            return Err(unusable("no key in it".into()));
+        }
+        Ok((Self { file, pinned }, problems))
     }
-    let out = Command::new("gpgv")
-        .arg("--keyring")
-        .arg(&keyring)
-        .args(files)
-        .output()
-        .map_err(|e| format!("cannot run gpgv: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+
+    /// Verifies `files` (one clearsigned file, or a detached signature and its data) with
+    /// gpgv; every good signature must be by a pinned key.
+    fn check(&self, files: &[&Path]) -> Result<(), String> {
+        let out = Command::new("gpgv")
+            .args(["--status-fd", "1", "--keyring"])
+            .arg(&self.file)
+            .args(files)
+            .output()
+            .map_err(|e| format!("cannot run gpgv: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        let signers = signers(&String::from_utf8_lossy(&out.stdout));
+        if signers.is_empty() {
+            return Err("gpgv reported no valid signature".into());
+        }
+        match signers.iter().find(|f| !self.pinned.contains(f)) {
+            Some(found) => Err(format!(
+                "signed by key {found}, expected {}",
+                self.pinned.join(" or ")
+            )),
+            None => Ok(()),
+        }
     }
 }
 
-/// Checks generation `dir` of a tree on this host (its pool links resolve beside it).
-pub fn check_generation(dir: &Path, scratch: &Path) -> Vec<Problem> {
+/// The primary keys' fingerprints in `gpg --with-colons` output.
+fn primary_fingerprints(listing: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after_pub = false;
+    for line in listing.lines() {
+        let mut fields = line.split(':');
+        match fields.next() {
+            Some("pub") => after_pub = true,
+            Some("fpr") if after_pub => {
+                out.extend(fields.nth(8).map(str::to_ascii_uppercase));
+                after_pub = false;
+            }
+            _ => after_pub = false,
+        }
+    }
+    out
+}
+
+/// The primary key of each good signature in gpgv's `--status-fd` output (`VALIDSIG`).
+fn signers(status: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .filter_map(|rest| {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // The signing (sub)key first; the primary key's fingerprint, when given, last.
+            fields
+                .get(9)
+                .or(fields.first())
+                .map(|f| f.to_ascii_uppercase())
+        })
+        .collect()
+}
+
+/// Checks generation `dir` of a tree on this host (its pool links resolve beside it):
+/// `KEY.asc` may hold only `pinned` keys, and every signature must be by one of them.
+pub fn check_generation(dir: &Path, scratch: &Path, pinned: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
     let key = dir.join("KEY.asc");
     if !key.is_file() {
         return vec![format!("{}: missing", key.display())];
     }
     let _ = fs_err::create_dir_all(scratch);
-    let _ = fs_err::remove_file(scratch.join("key.gpg"));
-    check_deb(dir, &key, scratch, &mut problems);
-    check_rpm(dir, &key, scratch, &mut problems);
+    match Keyring::open(&key, scratch, pinned) {
+        Ok((keyring, found)) => {
+            // A stranger's key in KEY.asc is named, and so is every signature it made.
+            problems.extend(found);
+            check_deb(dir, &keyring, &mut problems);
+            check_rpm(dir, &keyring, &mut problems);
+        }
+        Err(p) => problems.push(p),
+    }
     problems
 }
 
-fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>) {
+fn check_deb(dir: &Path, keyring: &Keyring, problems: &mut Vec<Problem>) {
     let dists = dir.join("deb/dists");
     let Ok(suites) = fs_err::read_dir(&dists) else {
         return;
@@ -86,12 +183,11 @@ fn check_deb(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
     for suite in suites.flatten() {
         let suite_dir = suite.path();
         let inrelease = suite_dir.join("InRelease");
-        if let Err(e) = gpgv(key, scratch, &[&inrelease]) {
+        if let Err(e) = keyring.check(&[&inrelease]) {
             problems.push(format!("{}: bad signature: {e}", inrelease.display()));
-            continue;
         }
         let release = suite_dir.join("Release");
-        if let Err(e) = gpgv(key, scratch, &[&suite_dir.join("Release.gpg"), &release]) {
+        if let Err(e) = keyring.check(&[&suite_dir.join("Release.gpg"), &release]) {
             problems.push(format!(
                 "{}: bad detached signature: {e}",
                 release.display()
@@ -168,7 +264,7 @@ fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
     }
 }
 
-fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>) {
+fn check_rpm(dir: &Path, keyring: &Keyring, problems: &mut Vec<Problem>) {
     let Ok(suites) = fs_err::read_dir(dir.join("rpm")) else {
         return;
     };
@@ -186,11 +282,7 @@ fn check_rpm(dir: &Path, key: &Path, scratch: &Path, problems: &mut Vec<Problem>
             let Ok(text) = fs_err::read_to_string(&repomd) else {
                 continue;
             };
-            if let Err(e) = gpgv(
-                key,
-                scratch,
-                &[&repo.join("repodata/repomd.xml.asc"), &repomd],
-            ) {
+            if let Err(e) = keyring.check(&[&repo.join("repodata/repomd.xml.asc"), &repomd]) {
                 problems.push(format!("{}: bad signature: {e}", repomd.display()));
             }
             for cap in data.captures_iter(&text) {
@@ -261,4 +353,34 @@ pub async fn compare(
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signers_and_held_keys_are_read_from_gpg_output() {
+        let status = "[GNUPG:] NEWSIG\n\
+            [GNUPG:] GOODSIG 1122334455667788 Farm Operator <ops@example.invalid>\n\
+            [GNUPG:] VALIDSIG aaaa000000000000000000000000000000000000 2026-01-01 1767225600 0 4 0 22 10 01 BBBB000000000000000000000000000000000000\n\
+            [GNUPG:] VALIDSIG CCCC000000000000000000000000000000000000 2026-01-01 1767225600 0 4 0 22 10 01\n";
+        assert_eq!(
+            signers(status),
+            [
+                "BBBB000000000000000000000000000000000000",
+                "CCCC000000000000000000000000000000000000"
+            ]
+        );
+        let listing =
+            "pub:u:255:22:1122334455667788:1767225600:1830297600::u:::scSC:::::ed25519:::0:\n\
+            fpr:::::::::DDDD000000000000000000000000000000000000:\n\
+            uid:u::::1767225600::0::Farm Operator <ops@example.invalid>::::::::::0:\n\
+            sub:u:255:18:99AABBCCDDEEFF00:1767225600::::::e:::::cv25519::\n\
+            fpr:::::::::EEEE000000000000000000000000000000000000:\n";
+        assert_eq!(
+            primary_fingerprints(listing),
+            ["DDDD000000000000000000000000000000000000"]
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! The mirror against real rsync daemons on loopback, judged by apt and dnf reading the
 //! mirror's http server with signature checks on.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -615,4 +617,286 @@ fn an_ssh_target_and_the_served_rsync_module_for_downstream_mirrors() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// Regression: `verify` trusted the tree's own `KEY.asc`, so a tree re-signed by another key
+/// with its `KEY.asc` replaced passed. Every signature must be by the pinned key.
+#[test]
+fn a_tree_re_signed_by_a_stranger_with_its_key_replaced_fails_verify() {
+    let host = RsyncHost::start();
+    let s = setup(&[("m1", &host)]);
+    s.include("bookworm", &[s.deb("resigned", "1.0")]);
+    let (rpm, _) = make_rpm(s.work.path(), "resignedrpm", "1.0", "a");
+    s.include("el9", &[rpm]);
+    s.sync();
+    let out = s.mirror(&["verify", &s.tree()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A stranger re-signs every index of the generation and puts its own key beside them.
+    let operator = s.farm.config.signing.as_ref().unwrap().fingerprint.clone();
+    let stranger = OperatorKey::new();
+    let generation = s.farm.config.paths.public_root.join(format!(
+        "{}/.9.0.gen/{}",
+        s.farm.customer,
+        s.live_generation()
+    ));
+    let mut signed = 0;
+    for suite in fs_err::read_dir(generation.join("deb/dists")).unwrap() {
+        let suite = suite.unwrap().path();
+        let release = suite.join("Release");
+        stranger.sign(&release, &suite.join("InRelease"), true);
+        stranger.sign(&release, &suite.join("Release.gpg"), false);
+        signed += 2;
+    }
+    for repomd in walk(&generation.join("rpm"))
+        .into_iter()
+        .filter(|p| p.ends_with("repodata/repomd.xml"))
+    {
+        stranger.sign(&repomd, &repomd.with_extension("xml.asc"), false);
+        signed += 1;
+    }
+    assert!(signed >= 3, "{signed} signatures replaced");
+    let key = generation.join("KEY.asc");
+    fs_err::remove_file(&key).unwrap();
+    fs_err::copy(stranger.public_file(), &key).unwrap();
+    // The tampered tree is what the target holds too: only the signatures are wrong.
+    let out = s.mirror(&["sync", &s.tree(), "--full"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = s.mirror(&["verify", &s.tree()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "KEY.asc: holds key {}, which is not pinned (expected {operator})",
+            stranger.fingerprint
+        )),
+        "{err}"
+    );
+    let bad = format!(
+        "signed by key {}, expected {operator}",
+        stranger.fingerprint
+    );
+    for file in ["InRelease", "Release", "repomd.xml"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("/{file}: bad")) && l.contains(&bad)),
+            "{file} not reported:\n{err}"
+        );
+    }
+    assert!(!err.contains("target differs"), "{err}");
+
+    // The same tree passes once the stranger's key is the one pinned: the refusal above is
+    // the pin's doing.
+    let out = s.mirror(&["verify", &s.tree(), "--fingerprint", &stranger.fingerprint]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A configuration that pins no key cannot verify, and says so.
+    let unpinned = s.farm.dir.path().join("unpinned.toml");
+    let text = fs_err::read_to_string(&s.farm.path).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("[signing]")
+                || l.starts_with("fingerprint")
+                || l.starts_with("also_sign_with"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs_err::write(&unpinned, text).unwrap();
+    let out = run(
+        "perestroika-mirror",
+        &["--config", unpinned.to_str().unwrap(), "verify", &s.tree()],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("pins no signing key") && err.contains("--fingerprint"),
+        "{err}"
+    );
+}
+
+/// Opens `n` connections to `addr`; every `half_every`-th sends half a request head and
+/// stalls. Each is watched by a thread that returns how long it stayed open (up to 60 s).
+fn idle_connections(
+    addr: &str,
+    n: usize,
+    half_every: usize,
+) -> Vec<std::thread::JoinHandle<Option<Duration>>> {
+    (0..n)
+        .map(|i| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let opened = Instant::now();
+            if i % half_every == 0 {
+                c.write_all(b"GET /x HTTP/1.1\r\nHost: mirror\r\nUser-Agent: sl")
+                    .unwrap();
+            }
+            c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) => return Some(opened.elapsed()),
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                            return Some(opened.elapsed())
+                        }
+                        Err(_) => return None,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// How long each connection stayed open; fails on one the server never closed.
+fn lifetimes(watchers: Vec<std::thread::JoinHandle<Option<Duration>>>) -> Vec<Duration> {
+    watchers
+        .into_iter()
+        .enumerate()
+        .map(|(i, w)| {
+            w.join()
+                .unwrap()
+                .unwrap_or_else(|| panic!("connection {i} was still open after 60 s"))
+        })
+        .collect()
+}
+
+fn timed_curl(url: &str) -> (Duration, std::process::Output) {
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "60", url])
+        .output()
+        .unwrap();
+    (started.elapsed(), out)
+}
+
+/// Regression: the http server had no header timeout and no connection cap, and a failing
+/// `accept` (descriptors exhausted) ended it and the rsync daemon with it, so a thousand idle
+/// sockets took a mirror down.
+#[test]
+fn idle_and_half_sent_connections_do_not_take_the_mirror_down() {
+    let farm = perestroika_tests::Farm::with_sections(
+        &shared_amqp_url(),
+        "",
+        "[serve]\nmax_connections = 64\nheader_timeout_secs = 1\nstall_timeout_secs = 5\n",
+    );
+    let root = farm.dir.path().join("mirror");
+    let key = root.join("acme/9.0/KEY.asc");
+    fs_err::create_dir_all(key.parent().unwrap()).unwrap();
+    let content = b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n".repeat(100);
+    fs_err::write(&key, &content).unwrap();
+    let http = format!("127.0.0.1:{}", perestroika_tests::free_port());
+    let rsync = format!("127.0.0.1:{}", perestroika_tests::free_port());
+    let mut server = Daemon::start(
+        "perestroika-mirror",
+        &[
+            "--config",
+            farm.path.to_str().unwrap(),
+            "serve",
+            "--root",
+            root.to_str().unwrap(),
+            "--http",
+            &http,
+            "--rsync",
+            &rsync,
+            "--run-dir",
+            farm.dir.path().join("run").to_str().unwrap(),
+        ],
+        &farm.dir.path().join("serve.log"),
+    );
+    wait_for_listener(&http, "perestroika-mirror serve", || server.output());
+    wait_for_listener(&rsync, "the rsync module", || server.output());
+    let url = format!("http://{http}/acme/9.0/KEY.asc");
+
+    // 600 connections, nine times the cap: every sixth sends half a request head.
+    let opening = Instant::now();
+    let idle = idle_connections(&http, 600, 6);
+    eprintln!("600 connections opened in {:.1?}", opening.elapsed());
+    let (took, out) = timed_curl(&url);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.output()
+    );
+    assert_eq!(out.stdout, content);
+    assert!(took < Duration::from_secs(25), "served after {took:?}");
+    eprintln!("a client behind them was served after {took:.1?}");
+    // Each is closed by the server; the first 64, taken at once, after the header timeout.
+    let lasted = lifetimes(idle);
+    let mut first: Vec<Duration> = lasted[..64].to_vec();
+    first.sort();
+    assert!(
+        first[0] >= Duration::from_millis(900) && first[63] < Duration::from_secs(4),
+        "{first:?}"
+    );
+    eprintln!(
+        "the first 64 lasted {:.2?} to {:.2?}; the longest of all 600 {:.2?}",
+        first[0],
+        first[63],
+        lasted.iter().max().unwrap()
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "{}",
+        server.output()
+    );
+
+    // With descriptors nearly exhausted, accept fails; the server pauses and serves on.
+    let pid = server.child.id().to_string();
+    let out = Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=32:32"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let idle = idle_connections(&http, 200, 4);
+    server.wait_for_log("accept failed", 1);
+    let (took, out) = timed_curl(&url);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.output()
+    );
+    assert_eq!(out.stdout, content);
+    eprintln!(
+        "with 32 descriptors, a client behind 200 idle connections was served after {took:.1?}"
+    );
+    let lasted = lifetimes(idle);
+    eprintln!(
+        "those 200 were all closed, the longest after {:.2?}",
+        lasted.iter().max().unwrap()
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "{}",
+        server.output()
+    );
+    // And the rsync daemon beside it still serves.
+    let out = Command::new("rsync")
+        .arg(format!("rsync://{rsync}/perestroika/acme/9.0/KEY.asc"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("KEY.asc"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -339,7 +339,7 @@ fn a_tampered_repository_is_rejected_by_apt() {
     let deb2 = make_deb(p2.debs.path(), "stranger", "1.0", false, "a");
     assert!(p2.include(&[&deb2]).status.success());
     let apt = AptRoot::new(
-        &public_key_file(&stranger),
+        &stranger.public_file(),
         &format!("file:{}/deb bookworm main", p2.tree().display()),
     );
     let update = apt.apt_get(&["update", "-q"]);
@@ -450,7 +450,7 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
     let tree = farm.release_tree();
     for key in [&old, &new] {
         let apt = AptRoot::new(
-            &public_key_file(key),
+            &key.public_file(),
             &format!("file:{}/deb bookworm main", tree.display()),
         );
         apt.update();
@@ -474,19 +474,6 @@ fn farm_signing_with_two_keys() -> (OperatorKey, OperatorKey, Farm) {
         BOOKWORM_RELEASE,
     );
     (old, new, farm)
-}
-
-/// The public half of an operator's key, armored, in a file beside its secret.
-fn public_key_file(key: &OperatorKey) -> PathBuf {
-    let public = key.secret_file.with_file_name("public.asc");
-    let exported = std::process::Command::new("gpg")
-        .args(["--batch", "--homedir"])
-        .arg(key.secret_file.parent().unwrap())
-        .args(["--armor", "--export", &key.fingerprint])
-        .output()
-        .unwrap();
-    fs_err::write(&public, exported.stdout).unwrap();
-    public
 }
 
 /// A publish re-signs only the suites it changed: the others keep the signatures of the
@@ -532,7 +519,7 @@ fn unchanged_suites_keep_their_signatures_until_the_keys_change() {
         "new keys sign every suite"
     );
     let apt = AptRoot::new(
-        &public_key_file(&new),
+        &new.public_file(),
         &format!("file:{}/deb bookworm-updates main", third.display()),
     );
     apt.update();

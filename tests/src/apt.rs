@@ -140,6 +140,49 @@ impl OperatorKey {
     }
 }
 
+impl OperatorKey {
+    /// The public half, armored, in a file beside the secret.
+    pub fn public_file(&self) -> PathBuf {
+        let public = self.home.path().join("public.asc");
+        let exported = self.gpg(&["--armor", "--export", &self.fingerprint]);
+        fs_err::write(&public, exported.stdout).unwrap();
+        public
+    }
+
+    /// Signs `data` into `out`: clearsigned (an `InRelease`) or as an armored detached
+    /// signature (`Release.gpg`, `repomd.xml.asc`).
+    pub fn sign(&self, data: &Path, out: &Path, clear: bool) {
+        let _ = fs_err::remove_file(out);
+        let how = if clear {
+            "--clearsign"
+        } else {
+            "--detach-sign"
+        };
+        self.gpg(&[
+            "--armor",
+            "--local-user",
+            &self.fingerprint,
+            "--output",
+            out.to_str().unwrap(),
+            how,
+            data.to_str().unwrap(),
+        ]);
+    }
+
+    fn gpg(&self, args: &[&str]) -> Output {
+        ok(
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(self.home.path())
+                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args(args)
+                .output()
+                .unwrap(),
+            "gpg",
+        )
+    }
+}
+
 impl Default for OperatorKey {
     fn default() -> Self {
         Self::new()
