@@ -140,6 +140,12 @@ impl Target {
     }
 }
 
+/// Whether a tree path (relative to the public root, as [`Target::tree`] makes it) is a review
+/// or topic repository's.
+pub fn is_review_tree(tree: &str) -> bool {
+    tree.split('/').nth(1) == Some("review")
+}
+
 /// What made the farm build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -506,6 +512,60 @@ impl Message for ReviewRetirement {
             &self.job_id,
             Self::id(&self.customer, &self.version, self.change),
         )
+    }
+}
+
+/// Sent on `publish.<customer>.<version>` by the publisher itself, on a timer: sign the
+/// release's deb indexes again (new `Date` and `Valid-Until`) if less than half of their
+/// validity is left. Through the queue, so that it never runs beside a publish of the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRefresh {
+    pub schema_version: u32,
+    /// `refresh-signatures` of the release (the same for every refresh: one waiting is enough).
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub refresh: RefreshKind,
+}
+
+/// What a [`SignatureRefresh`] refreshes (one kind; it names the message on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshKind {
+    Signatures,
+}
+
+impl SignatureRefresh {
+    pub fn new(customer: &str, version: &str) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: Self::id(customer, version),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            refresh: RefreshKind::Signatures,
+        }
+    }
+
+    fn id(customer: &str, version: &str) -> String {
+        job_id(&[
+            "refresh-signatures".into(),
+            customer.to_owned(),
+            version.to_owned(),
+        ])
+    }
+}
+
+impl Message for SignatureRefresh {
+    const KIND: &'static str = "signature refresh";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("customer", &self.customer))?;
+        name(k, check_token("version", &self.version))?;
+        check_id(k, &self.job_id, Self::id(&self.customer, &self.version))
     }
 }
 

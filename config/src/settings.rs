@@ -198,9 +198,21 @@ pub struct SigningSettings {
     /// File holding the key's passphrase, if it has one.
     #[serde(default)]
     pub passphrase_file: Option<PathBuf>,
+    /// The key review and topic repositories are signed with, in the same keyring: a client
+    /// trusting the release's key refuses them. Unset, they are signed with the release's key
+    /// (and can be passed off as the release by whoever serves them).
+    #[serde(default)]
+    pub review_fingerprint: Option<String>,
 }
 
 impl SigningSettings {
+    /// The review key's fingerprint as gpg prints it, if one is configured.
+    pub fn review(&self) -> Option<String> {
+        self.review_fingerprint
+            .as_deref()
+            .map(|f| fingerprint(f).unwrap_or_else(|_| f.to_owned()))
+    }
+
     /// The pinned fingerprints, as gpg prints them: the signing key first, then
     /// `also_sign_with`.
     pub fn pinned(&self) -> Vec<String> {
@@ -289,6 +301,10 @@ pub struct PublishSettings {
     /// The suite merges of a release in maintenance publish into (one of `suites`).
     #[serde(default = "default_proposed")]
     pub proposed: String,
+    /// How long a release's signed deb indexes are valid (`Valid-Until`), in seconds; the
+    /// publisher signs them again when less than half of it is left. 0: no `Valid-Until`.
+    #[serde(default = "default_valid_for_secs")]
+    pub valid_for_secs: u64,
 }
 
 impl Default for PublishSettings {
@@ -297,8 +313,13 @@ impl Default for PublishSettings {
             suites: default_suites(),
             keep_generations: default_keep_generations(),
             proposed: default_proposed(),
+            valid_for_secs: default_valid_for_secs(),
         }
     }
+}
+
+fn default_valid_for_secs() -> u64 {
+    7 * 24 * 3600
 }
 
 fn default_proposed() -> String {
@@ -705,6 +726,17 @@ impl FarmConfig {
             ) {
                 if let Err(e) = fingerprint(fpr) {
                     return Err(self.invalid(key, e));
+                }
+            }
+            if let Some(review) = &signing.review_fingerprint {
+                let key = "signing.review_fingerprint";
+                let review = fingerprint(review).map_err(|e| self.invalid(key, e))?;
+                if signing.pinned().contains(&review) {
+                    return Err(self.invalid(
+                        key,
+                        "the review key must not be a key releases are signed with: a client \
+                         trusting the release would take review repositories for it",
+                    ));
                 }
             }
         }

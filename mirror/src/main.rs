@@ -63,7 +63,8 @@ enum Command {
         #[arg(long)]
         generation: Option<u64>,
         /// A key whose signatures are accepted (40 hex digits; repeatable). Default: the
-        /// configuration's [signing] fingerprint and also_sign_with.
+        /// configuration's [signing] fingerprint and also_sign_with, or its review_fingerprint
+        /// for a review or topic tree.
         #[arg(long = "fingerprint", value_name = "FPR", value_parser = fingerprint)]
         fingerprints: Vec<String>,
     },
@@ -109,13 +110,17 @@ fn targets(farm: &FarmConfig, only: Option<&str>) -> anyhow::Result<Vec<Target>>
         .collect::<Result<_, _>>()?)
 }
 
-/// The keys `verify` accepts signatures from: those given, else those the configuration pins.
-fn pinned(farm: &FarmConfig, given: Vec<String>) -> anyhow::Result<Vec<String>> {
+/// The keys `verify` accepts signatures from on `tree`: those given, else those the
+/// configuration pins — the review key for a review or topic tree, when one is configured.
+fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<Vec<String>> {
     if !given.is_empty() {
         return Ok(given);
     }
     match &farm.signing {
-        Some(signing) => Ok(signing.pinned()),
+        Some(signing) => Ok(match signing.review() {
+            Some(review) if perestroika_config::messages::is_review_tree(tree) => vec![review],
+            _ => signing.pinned(),
+        }),
         None => Err(UsageError(format!(
             "{} pins no signing key, so no signature can be checked: set [signing] fingerprint \
              there (the publisher's key) or pass --fingerprint FPR",
@@ -234,7 +239,7 @@ fn main() -> ExitCode {
             } => {
                 let tree_name = tree.clone();
                 let tree = tree_ref(&tree)?;
-                let pinned = pinned(&farm, fingerprints)?;
+                let pinned = pinned(&farm, &tree_name, fingerprints)?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 let mut problems = Vec::new();
                 for t in targets(&farm, target.as_deref())? {

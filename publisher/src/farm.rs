@@ -9,7 +9,7 @@ use std::time::Duration;
 use perestroika_config::broker::{run_consumer, Broker, Disposition};
 use perestroika_config::messages::{
     BuildOutcome, Feedback, Message, MirrorAnnouncement, Promotion, PromotionResult, PublishJob,
-    ReviewRetirement, LOG_NAME, SCHEMA_VERSION,
+    ReviewRetirement, SignatureRefresh, LOG_NAME, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
@@ -60,9 +60,108 @@ fn take_job_files(
     Ok((files, log))
 }
 
-/// Consumes every publish queue of the configuration until the process is stopped.
+/// How often the publisher asks each release whether its signatures are due again: an eighth
+/// of their validity, between a few seconds and an hour.
+fn refresh_interval(farm: &FarmConfig) -> Option<Duration> {
+    let secs = farm.publish.valid_for_secs;
+    (secs > 0).then(|| Duration::from_secs((secs / 8).clamp(5, 3600)))
+}
+
+/// Sends a [`SignatureRefresh`] to every release's publish queue on a timer, so that signed
+/// indexes are signed again before their `Valid-Until` passes, with nobody publishing. The
+/// refresh itself runs where publishes run (one at a time per release, by whichever publisher
+/// is the queue's active consumer); one waiting in the queue is enough.
+async fn ask_for_refreshes(farm: Arc<FarmConfig>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        for (customer, release) in farm.releases() {
+            let queue = QueueName::new(Stage::Publish, &customer.name, &release.name);
+            let refresh = SignatureRefresh::new(&customer.name, &release.name);
+            let broker = match Broker::connect(&farm.broker).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "could not ask for a signature refresh; trying again later");
+                    break;
+                }
+            };
+            let waiting = broker
+                .stats(&queue.to_string())
+                .await
+                .is_ok_and(|q| q.messages > 0);
+            // A queue with messages waiting gets its refresh with the next tick: a publish
+            // there signs (and dates) anew anyway.
+            if !waiting {
+                if let Err(e) = broker
+                    .publish(&queue.to_string(), &refresh, &refresh.job_id)
+                    .await
+                {
+                    warn!(%queue, error = %e, "could not ask for a signature refresh");
+                }
+            }
+            broker.close().await;
+        }
+    }
+}
+
+/// Signs a release's indexes again if they are due, and announces the new generation.
+async fn refresh(
+    farm: Arc<FarmConfig>,
+    signer: Arc<Signer>,
+    queue: &QueueName,
+    refresh: SignatureRefresh,
+) -> Disposition {
+    if refresh.customer != queue.customer || refresh.version != queue.version {
+        return Disposition::DeadLetter(format!(
+            "signature refresh for {} {} arrived on {queue}",
+            refresh.customer, refresh.version
+        ));
+    }
+    let (f2, s2, r2) = (farm.clone(), signer.clone(), refresh.clone());
+    let outcome = tokio::task::spawn_blocking(move || {
+        Publisher {
+            farm: &f2,
+            signer: &s2,
+        }
+        .refresh_signatures(&r2.customer, &r2.version)
+    })
+    .await
+    .expect("refresh task");
+    match outcome {
+        Ok(None) => Disposition::Ack,
+        Ok(Some(published)) => {
+            info!(tree = %published.tree, generation = published.generation, "signatures refreshed before their Valid-Until");
+            let sent = announce(
+                &farm,
+                &refresh.customer,
+                &refresh.version,
+                &published.tree,
+                published.generation,
+            )
+            .await;
+            match sent {
+                Ok(()) => Disposition::Ack,
+                Err(e) => {
+                    error!(error = %e, "could not announce the refreshed signatures; the refresh will be redone");
+                    Disposition::Retry
+                }
+            }
+        }
+        Err(e) => {
+            error!(error = %e, "could not refresh the signatures; returning the request");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Disposition::Retry
+        }
+    }
+}
+
+/// Consumes every publish queue of the configuration until the process is stopped, and asks
+/// for signature refreshes on a timer (see [`ask_for_refreshes`]).
 pub async fn run(farm: Arc<FarmConfig>, signer: Arc<Signer>) {
     let mut tasks = Vec::new();
+    if let Some(every) = refresh_interval(&farm) {
+        tasks.push(tokio::spawn(ask_for_refreshes(farm.clone(), every)));
+    }
     for (customer, release) in farm.releases() {
         let queue = QueueName::new(Stage::Publish, &customer.name, &release.name);
         let (farm, signer) = (farm.clone(), signer.clone());
@@ -179,6 +278,9 @@ async fn handle(
             }
             if let Ok(promotion) = Promotion::from_bytes(&data) {
                 return promote(farm, signer, queue, promotion).await;
+            }
+            if let Ok(request) = SignatureRefresh::from_bytes(&data) {
+                return refresh(farm, signer, queue, request).await;
             }
             return Disposition::DeadLetter(format!("not a valid publish job: {e}"));
         }

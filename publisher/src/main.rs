@@ -110,8 +110,26 @@ fn passphrase(farm: &FarmConfig, file: Option<PathBuf>) -> anyhow::Result<Option
 
 /// Opens the configured signing key(s), refusing when missing or expired.
 fn signer(farm: &FarmConfig) -> anyhow::Result<Signer> {
+    open_signer(farm, false)
+}
+
+/// The configured keys, with the review key (`signing.review_fingerprint`) for review and
+/// topic repositories; `background` checks them while the caller goes on (see
+/// [`Signer::open_in_background`]).
+fn open_signer(farm: &FarmConfig, background: bool) -> anyhow::Result<Signer> {
     let (home, fingerprints, passphrase) = signing_keys(farm)?;
-    Ok(Signer::open(&home, &fingerprints, passphrase)?)
+    let open = |fingerprints: &[String]| -> anyhow::Result<Signer> {
+        Ok(if background {
+            Signer::open_in_background(&home, fingerprints, passphrase.clone())
+        } else {
+            Signer::open(&home, fingerprints, passphrase.clone())?
+        })
+    };
+    let signer = open(&fingerprints)?;
+    Ok(match farm.signing.as_ref().and_then(|s| s.review()) {
+        Some(review) => signer.with_review(open(&[review])?),
+        None => signer,
+    })
 }
 
 /// The keyring, the fingerprints that sign, and the passphrase, from the configuration.
@@ -193,8 +211,7 @@ fn main() -> ExitCode {
                 };
                 // The keys are checked while the files are checked and included (nothing
                 // public changes before the first signature, which waits for the check).
-                let (home, fingerprints, passphrase) = signing_keys(&farm)?;
-                let signer = Signer::open_in_background(&home, &fingerprints, passphrase);
+                let signer = open_signer(&farm, true)?;
                 let publisher = Publisher {
                     farm: &farm,
                     signer: &signer,

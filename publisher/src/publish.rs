@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::Target;
+use perestroika_config::messages::{is_review_tree, Target};
 use perestroika_config::{Family, FarmConfig, Release};
 
 use crate::deb::{DebError, DebRepo};
@@ -285,7 +285,8 @@ impl Publisher<'_> {
         }
         keep_log(&logs, job_id, log)?;
         let rpm_repos = self.rpm_repos(&tree, &tree_name, customer, version);
-        let generation = self.write_generation(&tree, deb.as_ref(), &deb_suites, &rpm_repos)?;
+        let generation =
+            self.write_generation(&tree, &tree_name, deb.as_ref(), &deb_suites, &rpm_repos)?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -315,7 +316,11 @@ impl Publisher<'_> {
                 &tree.pool().join("deb"),
                 &deb_suites,
                 &arches,
-                &format!("{customer} {version}"),
+                &if is_review_tree(tree_name) {
+                    format!("{customer} {version} review")
+                } else {
+                    format!("{customer} {version}")
+                },
             )?)
         };
         Ok((deb, deb_suites))
@@ -355,7 +360,7 @@ impl Publisher<'_> {
                 });
             }
         }
-        let generation = self.write_generation(tree, deb, deb_suites, &rpm_repos)?;
+        let generation = self.write_generation(tree, &tree_name, deb, deb_suites, &rpm_repos)?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -454,10 +459,11 @@ impl Publisher<'_> {
                 touched.insert(arch);
             }
         }
+        let signer = self.signer_for(tree_name);
         rpm::add_to_pool(
             &plan,
-            self.signer.home(),
-            self.signer.fingerprint(),
+            signer.home(),
+            signer.fingerprint(),
             passphrase.as_deref(),
         )?;
         for arch in touched {
@@ -470,16 +476,80 @@ impl Publisher<'_> {
         Ok(())
     }
 
+    /// What signs a tree: the review key for review and topic repositories (when configured),
+    /// the release's keys otherwise.
+    fn signer_for(&self, tree_name: &str) -> &Signer {
+        if is_review_tree(tree_name) {
+            self.signer.for_review()
+        } else {
+            self.signer
+        }
+    }
+
+    /// Signs a release's deb indexes again (a new generation, same contents) when less than
+    /// half of their validity (`publish.valid_for_secs`) is left, or they have none. Returns
+    /// the new generation, or `None` when nothing was due.
+    pub fn refresh_signatures(
+        &self,
+        customer: &str,
+        version: &str,
+    ) -> Result<Option<Published>, PublishError> {
+        self.release(customer, version)?;
+        let Some(valid_for) = self.valid_for() else {
+            return Ok(None);
+        };
+        let (tree, tree_name) = self.tree(customer, version, &Target::Release);
+        let Some(current) = tree.current() else {
+            return Ok(None);
+        };
+        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version)?;
+        let Some(repo) = deb else {
+            return Ok(None);
+        };
+        let now = chrono::Utc::now();
+        let dists = tree.generation(current).join("deb/dists");
+        let due = deb_suites.iter().any(|suite| {
+            fs_err::read_to_string(dists.join(suite).join("Release"))
+                .ok()
+                .is_some_and(|release| {
+                    crate::release_file::valid_until(&release)
+                        .is_none_or(|until| until - now <= valid_for / 2)
+                })
+        });
+        if !due {
+            return Ok(None);
+        }
+        let rpm_repos = self.rpm_repos(&tree, &tree_name, customer, version);
+        let generation =
+            self.write_generation(&tree, &tree_name, Some(&repo), &deb_suites, &rpm_repos)?;
+        Ok(Some(Published {
+            tree: tree_name,
+            generation,
+            changed: true,
+        }))
+    }
+
+    /// How long signed deb indexes of a release are valid; `None` when they carry no
+    /// `Valid-Until`.
+    fn valid_for(&self) -> Option<chrono::Duration> {
+        let secs = self.farm.publish.valid_for_secs;
+        (secs > 0).then(|| chrono::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
+    }
+
     fn write_generation(
         &self,
         tree: &Tree,
+        tree_name: &str,
         deb: Option<&DebRepo>,
         suites: &[String],
         rpm_repos: &[RpmRepo],
     ) -> Result<u64, PublishError> {
+        let signer = self.signer_for(tree_name);
+        // Review and topic repositories are short-lived and carry no Valid-Until.
+        let valid_for = self.valid_for().filter(|_| !is_review_tree(tree_name));
         let (n, dir) = tree.begin()?;
         let key = dir.join("KEY.asc");
-        fs_err::write(&key, self.signer.export_public()?).map_err(io(&key))?;
+        fs_err::write(&key, signer.export_public()?).map_err(io(&key))?;
         let previous: Vec<PathBuf> = tree
             .generations()
             .iter()
@@ -494,12 +564,17 @@ impl Publisher<'_> {
             .first()
             .filter(|g| fs_err::read(g.join("KEY.asc")).is_ok_and(|k| k == public))
             .map(PathBuf::as_path);
-        self.write_rpm(tree, &dir, rpm_repos, &previous, same_keys)?;
+        self.write_rpm(signer, tree, &dir, rpm_repos, &previous, same_keys)?;
         let mut snapshot = serde_json::Map::new();
         snapshot.insert("generation".into(), n.into());
         snapshot.insert("created".into(), chrono::Utc::now().to_rfc3339().into());
         if let Some(repo) = deb {
-            self.write_deb(tree, &dir, repo, suites, &previous, same_keys)?;
+            let signing = Signing {
+                signer,
+                same_keys,
+                valid_for,
+            };
+            self.write_deb(&signing, tree, &dir, repo, suites, &previous)?;
             snapshot.insert("deb_suites".into(), suites.to_vec().into());
         }
         let mut rpms = serde_json::Map::new();
@@ -531,6 +606,7 @@ impl Publisher<'_> {
 
     fn write_rpm(
         &self,
+        signer: &Signer,
         tree: &Tree,
         dir: &Path,
         repos: &[RpmRepo],
@@ -559,6 +635,7 @@ impl Publisher<'_> {
             }
             let repomd = fs_err::read(dest.join("repodata/repomd.xml")).map_err(io(&dest))?;
             self.write_signatures(
+                signer,
                 dir,
                 same_keys,
                 &r.public.join("repodata/repomd.xml"),
@@ -576,13 +653,14 @@ impl Publisher<'_> {
 
     fn write_deb(
         &self,
+        signing: &Signing<'_>,
         tree: &Tree,
         dir: &Path,
         repo: &DebRepo,
         suites: &[String],
         previous_gens: &[PathBuf],
-        same_keys: Option<&Path>,
     ) -> Result<(), PublishError> {
+        let now = chrono::Utc::now();
         let dists = dir.join("deb/dists");
         link_dir(&repo.dists(), &dists)?;
         let previous: Vec<PathBuf> = previous_gens.iter().map(|g| g.join("deb/dists")).collect();
@@ -613,13 +691,20 @@ impl Publisher<'_> {
                     }
                 }
             }
-            let signed = with_acquire_by_hash(&release);
+            let mut signed = with_acquire_by_hash(&release);
+            if let Some(valid_for) = signing.valid_for {
+                let published = signing.same_keys.and_then(|g| {
+                    fs_err::read_to_string(g.join("deb/dists").join(suite).join("Release")).ok()
+                });
+                signed = crate::release_file::dated(&signed, published.as_deref(), valid_for, now);
+            }
             // A new file, not a rewrite: the Release may share its inode with reprepro's.
             let _ = fs_err::remove_file(&release_path);
             fs_err::write(&release_path, &signed).map_err(io(&release_path))?;
             self.write_signatures(
+                signing.signer,
                 dir,
-                same_keys,
+                signing.same_keys,
                 &Path::new("deb/dists").join(suite).join("Release"),
                 signed.as_bytes(),
                 &[
@@ -633,6 +718,15 @@ impl Publisher<'_> {
             .map_err(io(&pool_link))?;
         Ok(())
     }
+}
+
+/// How a generation's deb indexes are signed.
+struct Signing<'a> {
+    signer: &'a Signer,
+    /// The newest generation signed with the same keys (its signatures may be reused).
+    same_keys: Option<&'a Path>,
+    /// `Valid-Until` after the signing time, for a release's indexes.
+    valid_for: Option<chrono::Duration>,
 }
 
 /// A signature the publisher writes beside a signed file.
@@ -651,6 +745,7 @@ impl Publisher<'_> {
     /// one publish. Otherwise they are made anew, side by side.
     fn write_signatures(
         &self,
+        signer: &Signer,
         dir: &Path,
         same_keys: Option<&Path>,
         file: &Path,
@@ -676,8 +771,8 @@ impl Publisher<'_> {
         }
         for (name, kind) in signatures {
             let signature = match kind {
-                Signature::Inline => self.signer.clearsign(data)?,
-                Signature::Detached => self.signer.detach_sign(data)?,
+                Signature::Inline => signer.clearsign(data)?,
+                Signature::Detached => signer.detach_sign(data)?,
             };
             let path = beside(dir, name);
             fs_err::write(&path, signature).map_err(io(&path))?;

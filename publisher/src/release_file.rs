@@ -1,10 +1,92 @@
 //! apt's `Release` file: reading the indexes it names, adding `by-hash/` copies of them, and
 //! marking it `Acquire-By-Hash: yes`, so that a client holding an older `InRelease` still finds
-//! the indexes it names while the repository moves on.
+//! the indexes it names while the repository moves on; its `Date` and `Valid-Until`, so that a
+//! client refuses a release frozen in an old state.
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use perestroika_config::release_index::IndexEntry;
+
+/// How `Date` and `Valid-Until` are written (as reprepro and Debian's archive write them).
+const DATE_FORMAT: &str = "%a, %d %b %Y %H:%M:%S UTC";
+
+fn field<'a>(release: &'a str, name: &str) -> Option<&'a str> {
+    release
+        .lines()
+        .take_while(|l| !l.starts_with(' '))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+fn parse_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text
+        .trim()
+        .trim_end_matches(" UTC")
+        .trim_end_matches(" +0000");
+    NaiveDateTime::parse_from_str(text, "%a, %d %b %Y %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// The `Valid-Until` of a `Release` text, if it has one.
+pub fn valid_until(release: &str) -> Option<DateTime<Utc>> {
+    field(release, "Valid-Until").and_then(parse_date)
+}
+
+/// The text without its `Date` and `Valid-Until` lines: what stays the same when only the
+/// signing time changes.
+fn undated(release: &str) -> String {
+    release
+        .lines()
+        .filter(|l| !l.starts_with("Date:") && !l.starts_with("Valid-Until:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `fresh` (a `Release` about to be signed) dated `now` and valid for `valid_for` — unless
+/// `previous` (the same suite's signed `Release` in the live generation) says the same apart
+/// from its dates and has more than half of its validity left: then `previous` as it is, so
+/// that its signatures are kept.
+pub fn dated(
+    fresh: &str,
+    previous: Option<&str>,
+    valid_for: Duration,
+    now: DateTime<Utc>,
+) -> String {
+    if let Some(previous) = previous {
+        let left = valid_until(previous).map(|until| until - now);
+        if undated(previous) == undated(fresh) && left.is_some_and(|left| left > valid_for / 2) {
+            return previous.to_owned();
+        }
+    }
+    let mut out = String::with_capacity(fresh.len() + 48);
+    let mut dated = false;
+    for line in fresh.lines() {
+        if line.starts_with("Valid-Until:") {
+            continue;
+        }
+        if line.starts_with("Date:") {
+            out.push_str(&format!("Date: {}\n", now.format(DATE_FORMAT)));
+            out.push_str(&format!(
+                "Valid-Until: {}\n",
+                (now + valid_for).format(DATE_FORMAT)
+            ));
+            dated = true;
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !dated {
+        out.push_str(&format!("Date: {}\n", now.format(DATE_FORMAT)));
+        out.push_str(&format!(
+            "Valid-Until: {}\n",
+            (now + valid_for).format(DATE_FORMAT)
+        ));
+    }
+    out
+}
 
 /// The `Release` text with `Acquire-By-Hash: yes` among its header fields.
 pub fn with_acquire_by_hash(release: &str) -> String {
@@ -44,6 +126,43 @@ pub fn by_hash_path(suite_dir: &Path, entry: &IndexEntry) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_dates() {
+        let fresh = "Origin: acme 9.0\nCodename: bookworm\nDate: Wed, 02 Dec 2026 16:30:00 UTC\nArchitectures: amd64\nSHA256:\n abc 1 main/Packages\n";
+        let now = "2026-12-03T00:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let week = Duration::days(7);
+        let signed = dated(fresh, None, week, now);
+        assert!(
+            signed.contains(
+                "Date: Thu, 03 Dec 2026 00:00:00 UTC\nValid-Until: Thu, 10 Dec 2026 00:00:00 UTC\n"
+            ),
+            "{signed}"
+        );
+        assert_eq!(valid_until(&signed), Some(now + week));
+        assert!(signed.ends_with(" abc 1 main/Packages\n"));
+        // Unchanged and fresh enough: kept as it is (and its signatures with it).
+        let later = now + Duration::days(3);
+        assert_eq!(dated(fresh, Some(&signed), week, later), signed);
+        // Past half of its validity: dated again.
+        let late = now + Duration::days(4);
+        assert_eq!(
+            valid_until(&dated(fresh, Some(&signed), week, late)),
+            Some(late + week)
+        );
+        // Changed indexes: dated again.
+        let changed = fresh.replace("abc", "def");
+        assert_eq!(
+            valid_until(&dated(&changed, Some(&signed), week, later)),
+            Some(later + week)
+        );
+        // Without a Date line, both are added.
+        assert_eq!(
+            valid_until(&dated("Origin: x\n", None, week, now)),
+            Some(now + week)
+        );
+        assert_eq!(valid_until("Origin: x\n"), None);
+    }
     use perestroika_config::release_index::sha256_entries;
 
     const RELEASE: &str = "Origin: acme\nCodename: bookworm\nDate: Mon, 01 Jan 2024 00:00:00 UTC\nArchitectures: amd64 source\nMD5Sum:\n 0123 10 main/binary-amd64/Packages\nSHA256:\n aaaa 10 main/binary-amd64/Packages\n bbbb 7 main/binary-amd64/Packages.xz\n cccc 5 main/debian-installer/binary-amd64/Packages\n";

@@ -189,6 +189,8 @@ pub struct Signer {
     checked: std::sync::OnceLock<Checked>,
     /// A check still running on a thread of its own (see [`Signer::open_in_background`]).
     pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Checked, SignError>>>>,
+    /// What review and topic repositories are signed with, when not these keys.
+    review: Option<Box<Signer>>,
 }
 
 /// What checking the keys yields.
@@ -238,12 +240,28 @@ impl Signer {
             passphrase,
             checked: std::sync::OnceLock::new(),
             pending: std::sync::Mutex::new(pending),
+            review: None,
         }
     }
 
-    /// Waits for the keys' check; an error says what is wrong with them.
+    /// Signs review and topic repositories with `review` rather than these keys.
+    pub fn with_review(mut self, review: Signer) -> Self {
+        self.review = Some(Box::new(review));
+        self
+    }
+
+    /// What signs review and topic repositories: the review key, else these keys.
+    pub fn for_review(&self) -> &Signer {
+        self.review.as_deref().unwrap_or(self)
+    }
+
+    /// Waits for the keys' check (the review key's too); an error says what is wrong.
     pub fn ready(&self) -> Result<(), SignError> {
-        self.checked().map(drop)
+        self.checked()?;
+        match &self.review {
+            Some(review) => review.ready(),
+            None => Ok(()),
+        }
     }
 
     fn checked(&self) -> Result<&Checked, SignError> {

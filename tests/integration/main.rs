@@ -12,6 +12,7 @@ mod publisher_rpm;
 mod reactor;
 mod rebuild;
 mod review;
+mod signing_trust;
 mod submit;
 mod topology;
 mod worker;
