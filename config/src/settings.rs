@@ -332,6 +332,10 @@ fn default_proposed() -> String {
 pub struct Customer {
     pub name: String,
     pub versions: Vec<Release>,
+    /// This customer's review and topic repositories are signed with this key rather than
+    /// `[signing] review_fingerprint`.
+    #[serde(default)]
+    pub review_fingerprint: Option<String>,
 }
 
 /// A release series of one customer.
@@ -728,17 +732,36 @@ impl FarmConfig {
                     return Err(self.invalid(key, e));
                 }
             }
-            if let Some(review) = &signing.review_fingerprint {
-                let key = "signing.review_fingerprint";
-                let review = fingerprint(review).map_err(|e| self.invalid(key, e))?;
+            let reviews = std::iter::once((
+                "signing.review_fingerprint".to_owned(),
+                &signing.review_fingerprint,
+            ))
+            .chain(self.customers.iter().enumerate().map(|(i, c)| {
+                (
+                    format!("customers[{i}].review_fingerprint"),
+                    &c.review_fingerprint,
+                )
+            }));
+            for (key, review) in reviews {
+                let Some(review) = review else { continue };
+                let review = fingerprint(review).map_err(|e| self.invalid(&key, e))?;
                 if signing.pinned().contains(&review) {
                     return Err(self.invalid(
                         key,
-                        "the review key must not be a key releases are signed with: a client \
+                        "a review key must not be a key releases are signed with: a client \
                          trusting the release would take review repositories for it",
                     ));
                 }
             }
+        } else if let Some(i) = self
+            .customers
+            .iter()
+            .position(|c| c.review_fingerprint.is_some())
+        {
+            return Err(self.invalid(
+                format!("customers[{i}].review_fingerprint"),
+                "a review key needs a [signing] section (the release's key)",
+            ));
         }
         for (key, value) in [
             (
@@ -810,6 +833,16 @@ impl FarmConfig {
     }
 
     /// Every (customer, release) pair of the farm.
+    /// The key `customer`'s review and topic repositories are signed with, as gpg prints it:
+    /// the customer's own, else `[signing] review_fingerprint`; `None` when neither is set
+    /// (the release's key signs them).
+    pub fn review_key(&self, customer: &str) -> Option<String> {
+        self.customer(customer)
+            .and_then(|c| c.review_fingerprint.as_deref())
+            .map(|f| fingerprint(f).unwrap_or_else(|_| f.to_owned()))
+            .or_else(|| self.signing.as_ref().and_then(SigningSettings::review))
+    }
+
     pub fn releases(&self) -> impl Iterator<Item = (&Customer, &Release)> {
         self.customers
             .iter()
@@ -1027,6 +1060,23 @@ mod tests {
             &format!("{MINIMAL}\n[signing]\nfingerprint = \"ABC\"\n"),
             "signing.fingerprint",
             "40-hex-digit",
+        );
+        let fpr = "0123456789ABCDEF0123456789ABCDEF01234567";
+        expect_invalid(
+            &format!(
+                "{MINIMAL}\n[signing]\nfingerprint = \"{fpr}\"\nreview_fingerprint = \"{}\"\n",
+                fpr.to_lowercase()
+            ),
+            "signing.review_fingerprint",
+            "must not be a key releases are signed with",
+        );
+        expect_invalid(
+            &MINIMAL.replace(
+                "name = \"acme\"",
+                "name = \"acme\"\nreview_fingerprint = \"x\"",
+            ),
+            "customers[0].review_fingerprint",
+            "needs a [signing] section",
         );
         expect_invalid(
             &format!("{MINIMAL}\n[serve]\nheader_timeout_secs = 0\n"),

@@ -116,8 +116,9 @@ fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<V
     if !given.is_empty() {
         return Ok(given);
     }
+    let customer = tree.split('/').next().unwrap_or_default();
     match &farm.signing {
-        Some(signing) => Ok(match signing.review() {
+        Some(signing) => Ok(match farm.review_key(customer) {
             Some(review) if perestroika_config::messages::is_review_tree(tree) => vec![review],
             _ => signing.pinned(),
         }),

@@ -125,11 +125,19 @@ fn open_signer(farm: &FarmConfig, background: bool) -> anyhow::Result<Signer> {
             Signer::open(&home, fingerprints, passphrase.clone())?
         })
     };
-    let signer = open(&fingerprints)?;
-    Ok(match farm.signing.as_ref().and_then(|s| s.review()) {
-        Some(review) => signer.with_review(open(&[review])?),
-        None => signer,
-    })
+    let mut signer = open(&fingerprints)?;
+    if let Some(review) = farm.signing.as_ref().and_then(|s| s.review()) {
+        signer = signer.with_review(None, open(&[review])?);
+    }
+    for customer in &farm.customers {
+        if let Some(review) = farm
+            .review_key(&customer.name)
+            .filter(|_| customer.review_fingerprint.is_some())
+        {
+            signer = signer.with_review(Some(&customer.name), open(&[review])?);
+        }
+    }
+    Ok(signer)
 }
 
 /// The keyring, the fingerprints that sign, and the passphrase, from the configuration.
@@ -158,6 +166,23 @@ fn main() -> ExitCode {
                     "signing key {} is present and can sign",
                     signer.fingerprint()
                 );
+                for customer in &farm.customers {
+                    let review = signer.for_review(&customer.name);
+                    if std::ptr::eq(review, &signer) {
+                        println!(
+                            "warning: {}'s review and topic repositories are signed with the \
+                             release's key, so whoever serves them can pass one off as the \
+                             release; set [signing] review_fingerprint",
+                            customer.name
+                        );
+                    } else {
+                        println!(
+                            "review key {} is present and signs {}'s review and topic repositories",
+                            review.fingerprint(),
+                            customer.name
+                        );
+                    }
+                }
             }
             Command::Key(KeyCommand::Import {
                 file,

@@ -480,7 +480,8 @@ impl Publisher<'_> {
     /// the release's keys otherwise.
     fn signer_for(&self, tree_name: &str) -> &Signer {
         if is_review_tree(tree_name) {
-            self.signer.for_review()
+            let customer = tree_name.split('/').next().unwrap_or_default();
+            self.signer.for_review(customer)
         } else {
             self.signer
         }

@@ -189,8 +189,9 @@ pub struct Signer {
     checked: std::sync::OnceLock<Checked>,
     /// A check still running on a thread of its own (see [`Signer::open_in_background`]).
     pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Checked, SignError>>>>,
-    /// What review and topic repositories are signed with, when not these keys.
-    review: Option<Box<Signer>>,
+    /// What review and topic repositories are signed with, when not these keys: by customer,
+    /// `""` for every customer without one of its own.
+    reviews: std::collections::BTreeMap<String, Signer>,
 }
 
 /// What checking the keys yields.
@@ -240,28 +241,31 @@ impl Signer {
             passphrase,
             checked: std::sync::OnceLock::new(),
             pending: std::sync::Mutex::new(pending),
-            review: None,
+            reviews: std::collections::BTreeMap::new(),
         }
     }
 
-    /// Signs review and topic repositories with `review` rather than these keys.
-    pub fn with_review(mut self, review: Signer) -> Self {
-        self.review = Some(Box::new(review));
+    /// Signs the review and topic repositories of `customer` (of every customer without a key
+    /// of its own, for `None`) with `review` rather than these keys.
+    pub fn with_review(mut self, customer: Option<&str>, review: Signer) -> Self {
+        self.reviews
+            .insert(customer.unwrap_or_default().to_owned(), review);
         self
     }
 
-    /// What signs review and topic repositories: the review key, else these keys.
-    pub fn for_review(&self) -> &Signer {
-        self.review.as_deref().unwrap_or(self)
+    /// What signs `customer`'s review and topic repositories: its own review key, else the
+    /// farm's, else these keys.
+    pub fn for_review(&self, customer: &str) -> &Signer {
+        self.reviews
+            .get(customer)
+            .or_else(|| self.reviews.get(""))
+            .unwrap_or(self)
     }
 
-    /// Waits for the keys' check (the review key's too); an error says what is wrong.
+    /// Waits for the keys' check (the review keys' too); an error says what is wrong.
     pub fn ready(&self) -> Result<(), SignError> {
         self.checked()?;
-        match &self.review {
-            Some(review) => review.ready(),
-            None => Ok(()),
-        }
+        self.reviews.values().try_for_each(Signer::ready)
     }
 
     fn checked(&self) -> Result<&Checked, SignError> {

@@ -208,3 +208,76 @@ fn a_frozen_release_expires_and_the_publisher_signs_it_again_in_time() {
     live.update();
     assert_eq!(live.versions("greet"), ["1.0"]);
 }
+
+/// A customer with a review key of its own: its review trees are signed with that key, not
+/// the farm's review key, and read with it.
+#[test]
+fn a_customer_review_key_signs_that_customers_review_trees() {
+    let (release_key, farm_review, own_review) =
+        (OperatorKey::new(), OperatorKey::new(), OperatorKey::new());
+    let farm = farm_with_review_key(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &release_key,
+        &farm_review,
+        "",
+    );
+    // The configuration ends in the customer's table.
+    let text = fs_err::read_to_string(&farm.path).unwrap();
+    fs_err::write(
+        &farm.path,
+        format!(
+            "{text}review_fingerprint = \"{}\"\n",
+            own_review.fingerprint
+        ),
+    )
+    .unwrap();
+    let cfg = farm.path.to_str().unwrap();
+    let out = run(
+        "perestroika-publisher",
+        &[
+            "--config",
+            cfg,
+            "key",
+            "import",
+            own_review.secret_file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run("perestroika-publisher", &["--config", cfg, "check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("review key {}", own_review.fingerprint)),
+        "{said}"
+    );
+
+    let dir = farm.dir.path();
+    let deb = make_deb(dir, "greet", "2.0", false, "review");
+    let out = farm
+        .include("bookworm", &["--review", "5"], &[&deb])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let review_tree = farm.release_tree().parent().unwrap().join("review/5");
+    let listed = sh(Command::new("gpg")
+        .args(["--show-keys", "--with-colons"])
+        .arg(review_tree.join("KEY.asc")));
+    assert!(listed.contains(&own_review.fingerprint), "{listed}");
+    assert!(!listed.contains(&farm_review.fingerprint), "{listed}");
+    let reviewer = apt_on(&own_review.public_file(), &review_tree);
+    reviewer.update();
+    assert_eq!(reviewer.versions("greet"), ["2.0"]);
+    let fooled = apt_on(&farm_review.public_file(), &review_tree);
+    assert!(!fooled
+        .apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"])
+        .status
+        .success());
+}
