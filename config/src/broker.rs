@@ -26,6 +26,25 @@ use crate::settings::{BrokerSettings, FarmConfig};
 pub const REASON_HEADER: &str = "x-perestroika-reason";
 /// Header that names the queue a dead letter came from.
 pub const ORIGIN_HEADER: &str = "x-perestroika-queue";
+/// The most bytes of free text (a dead letter's reason) the farm puts into one header: a
+/// message's headers travel in one AMQP frame (128 KiB by default), and a reason as long as a
+/// build log would make the broker close the connection instead of taking the dead letter.
+pub const MAX_HEADER_TEXT: usize = 4096;
+/// What ends a text [`header_text`] had to cut.
+const CUT_MARKER: &str = " … [cut]";
+
+/// `text` as the farm puts it into a header: whole when it fits [`MAX_HEADER_TEXT`], else cut on
+/// a char boundary and ended with a marker, `MAX_HEADER_TEXT` bytes in all.
+pub fn header_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_HEADER_TEXT {
+        return text.into();
+    }
+    let mut end = MAX_HEADER_TEXT - CUT_MARKER.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &text[..end]).into()
+}
 
 /// A broker operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -344,8 +363,8 @@ impl Broker {
         reason: &str,
     ) -> Result<(), BrokerError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(REASON_HEADER.into(), long(reason));
-        headers.insert(ORIGIN_HEADER.into(), long(queue));
+        headers.insert(REASON_HEADER.into(), long(&header_text(reason)));
+        headers.insert(ORIGIN_HEADER.into(), long(&header_text(queue)));
         let id = delivery
             .properties
             .message_id()
@@ -475,7 +494,7 @@ fn value_text(v: &AMQPValue) -> Option<String> {
 /// `x-death`, e.g. `delivery_limit` or `rejected`).
 pub fn dead_reason(delivery: &Delivery) -> String {
     if let Some(reason) = header(delivery, REASON_HEADER).and_then(value_text) {
-        return reason;
+        return header_text(&reason).into_owned();
     }
     if let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") {
         for death in deaths.as_slice() {
@@ -486,7 +505,7 @@ pub fn dead_reason(delivery: &Delivery) -> String {
                         .get("queue")
                         .and_then(value_text)
                         .unwrap_or_default();
-                    return format!("{reason} (from {queue})");
+                    return header_text(&format!("{reason} (from {queue})")).into_owned();
                 }
             }
         }
@@ -586,5 +605,24 @@ mod tests {
             "amqp://host:5672/%2f"
         );
         assert_eq!(strip_credentials("amqp://host/"), "amqp://host/");
+    }
+
+    #[test]
+    fn header_text_is_capped_on_a_char_boundary_with_a_marker() {
+        assert_eq!(header_text("short reason"), "short reason");
+        let fits = "x".repeat(MAX_HEADER_TEXT);
+        assert_eq!(header_text(&fits), fits);
+        // Two-byte chars, so that the cut falls inside one unless it is moved.
+        for long in [
+            "é".repeat(MAX_HEADER_TEXT),
+            format!("a{}", "é".repeat(600_000)),
+        ] {
+            let capped = header_text(&long);
+            assert!(capped.len() <= MAX_HEADER_TEXT, "{}", capped.len());
+            assert!(capped.len() > MAX_HEADER_TEXT - 16, "{}", capped.len());
+            assert!(capped.ends_with(" … [cut]"));
+            let kept = capped.strip_suffix(" … [cut]").unwrap();
+            assert!(long.starts_with(kept));
+        }
     }
 }

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::names::{check_commit, check_file_name, check_project, check_token, NameError};
+use crate::names::{
+    check_commit, check_customer, check_file_name, check_project, check_token, check_version,
+    NameError,
+};
 use crate::settings::Family;
 
 /// The schema this build writes and reads.
@@ -282,8 +285,8 @@ impl Message for BuildJob {
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
         name(k, check_token("job id", &self.job_id))?;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         name(k, check_token("package", &self.package))?;
         name(k, check_token("distro", &self.distro))?;
         check_target(k, &self.target)?;
@@ -433,8 +436,8 @@ impl Message for PublishJob {
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
         name(k, check_token("job id", &self.job_id))?;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         name(k, check_token("distro", &self.distro))?;
         name(k, check_token("package", &self.package))?;
         // A build may fail before its version is known.
@@ -505,8 +508,8 @@ impl Message for ReviewRetirement {
     }
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         check_id(
             k,
             &self.job_id,
@@ -652,8 +655,8 @@ impl Message for Promotion {
     }
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         name(k, check_token("package", &self.package))?;
         if let Some(v) = &self.package_version {
             name(k, check_token("package version", &v.replace(':', "_")))?;
@@ -790,8 +793,8 @@ impl Message for Feedback {
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
         name(k, check_token("job id", &self.job_id))?;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         name(k, check_token("package", &self.package))?;
         name(k, check_token("distro", &self.distro))?;
         check_target(k, &self.target)
@@ -822,8 +825,8 @@ impl Message for MirrorAnnouncement {
     }
     fn check(&self) -> Result<(), MessageError> {
         let k = Self::KIND;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
         name(k, check_token("snapshot", &self.snapshot))?;
         name(k, check_project(&self.tree))
     }

@@ -44,6 +44,41 @@ pub fn check_token(what: &'static str, name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Checks a customer name: a token without `.`, so that a queue name
+/// `<stage>.<customer>.<version>` splits at its second dot (`build.a.b.c` is customer `a`,
+/// version `b.c`, never customer `a.b`).
+pub fn check_customer(name: &str) -> Result<(), NameError> {
+    check_token("customer", name)?;
+    if name.contains('.') {
+        return Err(NameError {
+            what: "customer",
+            name: name.to_owned(),
+            why: "only letters, digits and _ + ~ - may appear (no `.`: it separates the parts of a queue name)",
+        });
+    }
+    Ok(())
+}
+
+/// Words a version may not be: `dead` and a trailing `.dead` would read as a dead-letter
+/// queue (`build.acme.9.0.dead`), and `review` is the customer's directory of review trees.
+pub const RESERVED_VERSIONS: [&str; 2] = ["dead", "review"];
+
+/// Checks a version (release) name: a token that is none of [`RESERVED_VERSIONS`] and does not
+/// end in the dead-letter suffix `.dead`, so that no work queue's name is another's dead-letter
+/// queue.
+pub fn check_version(name: &str) -> Result<(), NameError> {
+    check_token("version", name)?;
+    let reserved = RESERVED_VERSIONS.contains(&name) || name.ends_with(crate::queues::DEAD_SUFFIX);
+    if reserved {
+        return Err(NameError {
+            what: "version",
+            name: name.to_owned(),
+            why: "`dead`, `review` and names ending in `.dead` are reserved (dead-letter queues, review trees)",
+        });
+    }
+    Ok(())
+}
+
 /// Checks an artifact file name: a token that may also contain `:` (epochs in .buildinfo names
 /// never do, but some tools write them), never a path.
 pub fn check_file_name(name: &str) -> Result<(), NameError> {
@@ -97,6 +132,32 @@ mod tests {
         ] {
             assert!(check_token("t", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn customers_and_versions_keep_queue_names_unambiguous() {
+        assert!(check_customer("acme-eu_2").is_ok());
+        let err = check_customer("a.b").unwrap_err();
+        assert_eq!(err.what, "customer");
+        assert!(err.to_string().contains("no `.`"), "{err}");
+        assert!(check_customer("../x").is_err());
+        for ok in [
+            "9.0",
+            "2024.1",
+            "deadline",
+            "dead-end",
+            "9.0.deadx",
+            "reviewed",
+        ] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["dead", "review", "x.dead", "9.0.dead", "a/b", ""] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_version("x.dead")
+            .unwrap_err()
+            .to_string()
+            .contains("reserved"));
     }
 
     #[test]

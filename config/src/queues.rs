@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::names::{check_customer, check_version};
 use crate::settings::FarmConfig;
 
 /// The stage a queue feeds.
@@ -61,16 +62,23 @@ impl QueueName {
         format!("{self}{DEAD_SUFFIX}")
     }
 
-    /// Parses `stage.customer.version` (versions may contain dots; customers may not, as they
-    /// come from validated tokens that the first dot ends).
+    /// Parses a work queue's name `stage.customer.version` back: customers have no `.` and
+    /// versions never end in `.dead` nor are reserved words ([`crate::names::check_customer`],
+    /// [`crate::names::check_version`]), so the second dot ends the customer and a dead-letter
+    /// queue's name is never taken for a work queue's. Names the configuration could not hold
+    /// give `None`.
     pub fn parse(name: &str) -> Option<Self> {
         let (stage, rest) = name.split_once('.')?;
         let stage = Stage::ALL.into_iter().find(|s| s.prefix() == stage)?;
         let (customer, version) = rest.split_once('.')?;
-        if version.ends_with(DEAD_SUFFIX) || customer.is_empty() || version.is_empty() {
-            return None;
-        }
+        check_customer(customer).ok()?;
+        check_version(version).ok()?;
         Some(Self::new(stage, customer, version))
+    }
+
+    /// Parses a dead-letter queue's name `<work queue>.dead` into its work queue.
+    pub fn parse_dead_letter(name: &str) -> Option<Self> {
+        Self::parse(name.strip_suffix(DEAD_SUFFIX)?)
     }
 }
 
@@ -109,5 +117,38 @@ mod tests {
         assert_eq!(QueueName::parse("publish.acme.9.0"), Some(q));
         assert_eq!(QueueName::parse("publish.acme.9.0.dead"), None);
         assert_eq!(QueueName::parse("other.acme.9.0"), None);
+        assert_eq!(
+            QueueName::parse_dead_letter("publish.acme.9.0.dead"),
+            Some(QueueName::new(Stage::Publish, "acme", "9.0"))
+        );
+        assert_eq!(QueueName::parse_dead_letter("publish.acme.9.0"), None);
+    }
+
+    /// Every name a valid customer and version make parses back to them, and to nothing else:
+    /// no work queue's name is another's, nor a dead-letter queue's.
+    #[test]
+    fn queue_names_are_unambiguous() {
+        let customers = ["a", "acme", "a-b"];
+        let versions = ["b", "b.c", "9.0", "deadline", "x.deadx"];
+        let mut seen = std::collections::HashSet::new();
+        for stage in Stage::ALL {
+            for c in customers {
+                for v in versions {
+                    let q = QueueName::new(stage, c, v);
+                    assert_eq!(QueueName::parse(&q.to_string()), Some(q.clone()));
+                    assert_eq!(QueueName::parse(&q.dead_letter()), None, "{q}");
+                    assert_eq!(
+                        QueueName::parse_dead_letter(&q.dead_letter()),
+                        Some(q.clone())
+                    );
+                    assert!(seen.insert(q.to_string()), "{q} made twice");
+                    assert!(seen.insert(q.dead_letter()), "{q}: dead letter made twice");
+                }
+            }
+        }
+        // What the old rules allowed and the new ones refuse, read as no queue at all.
+        assert_eq!(QueueName::parse("build.a.b.c.dead"), None);
+        assert_eq!(QueueName::parse("build.a.dead"), None);
+        assert_eq!(QueueName::parse("build.a.review"), None);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::mapping::{Mapping, RuleSpec};
-use crate::names::check_token;
+use crate::names::{check_customer, check_token, check_version};
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "PERESTROIKA";
@@ -639,8 +639,7 @@ impl FarmConfig {
         let mut customers = BTreeSet::new();
         for (ci, customer) in self.customers.iter().enumerate() {
             let key = format!("customers[{ci}].name");
-            check_token("customer", &customer.name)
-                .map_err(|e| self.invalid(&key, e.to_string()))?;
+            check_customer(&customer.name).map_err(|e| self.invalid(&key, e.to_string()))?;
             if !customers.insert(&customer.name) {
                 return Err(
                     self.invalid(key, format!("customer {:?} appears twice", customer.name))
@@ -655,7 +654,7 @@ impl FarmConfig {
             let mut versions = BTreeSet::new();
             for (vi, release) in customer.versions.iter().enumerate() {
                 let key = format!("customers[{ci}].versions[{vi}]");
-                check_token("version", &release.name)
+                check_version(&release.name)
                     .map_err(|e| self.invalid(format!("{key}.name"), e.to_string()))?;
                 if !versions.insert(&release.name) {
                     return Err(self.invalid(
@@ -1051,6 +1050,18 @@ mod tests {
             "customers[0].name",
             "only letters",
         );
+        expect_invalid(
+            &MINIMAL.replace("name = \"acme\"", "name = \"ac.me\""),
+            "customers[0].name",
+            "only letters, digits and _ + ~ - may appear (no `.`",
+        );
+        for version in ["dead", "review", "9.0.dead"] {
+            expect_invalid(
+                &MINIMAL.replace("name = \"9.0\"", &format!("name = \"{version}\"")),
+                "customers[0].versions[0].name",
+                "are reserved (dead-letter queues, review trees)",
+            );
+        }
         expect_invalid(
             &MINIMAL.replace("deb = [\"bookworm\"]", "deb = []"),
             "customers[0].versions[0]",

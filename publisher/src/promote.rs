@@ -68,7 +68,7 @@ impl Publisher<'_> {
         if p.from == p.to {
             return Err(refused("--from and --to name the same suite"));
         }
-        let (tree, tree_name) = self.tree(&p.customer, &p.version, &Target::Release);
+        let (tree, tree_name, lock) = self.lock_tree(&p.customer, &p.version, &Target::Release)?;
         let live = tree
             .current()
             .map(|n| tree.generation(n))
@@ -130,7 +130,8 @@ impl Publisher<'_> {
             return Ok(out);
         }
 
-        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, &p.customer, &p.version)?;
+        let (deb, deb_suites) =
+            self.open_deb(&tree, &tree_name, &p.customer, &p.version, &Target::Release)?;
         if let Some(repo) = &deb {
             let scratch = self.state_dir(&tree_name).join("promote");
             for (to, sel) in &debs {
@@ -199,11 +200,11 @@ impl Publisher<'_> {
         }
         out.published = Some(self.switch(
             &tree,
+            &lock,
             tree_name,
             deb.as_ref(),
             &deb_suites,
-            &p.customer,
-            &p.version,
+            (&p.customer, &p.version, &Target::Release),
         )?);
         Ok(out)
     }

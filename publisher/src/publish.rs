@@ -11,7 +11,7 @@ use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, with_acquire_by_hash};
 use crate::rpm::{self, RpmError};
 use crate::signing::{SignError, Signer};
-use crate::tree::{Tree, TreeError};
+use crate::tree::{Tree, TreeError, TreeLock};
 use perestroika_config::release_index::{read_index, sha256_entries, stanzas, Stanza};
 
 /// Why a publish did not happen.
@@ -95,6 +95,37 @@ impl Publisher<'_> {
         (tree, path)
     }
 
+    /// The tree a target publishes into, locked against every other writer (see
+    /// [`Tree::lock`]) until the returned lock is dropped: the one way into a tree for
+    /// writing, so publishes, failed builds' logs, promotions and retirements of one tree —
+    /// from any release's queue or process — never interleave.
+    pub fn lock_tree(
+        &self,
+        customer: &str,
+        version: &str,
+        target: &Target,
+    ) -> Result<(Tree, String, TreeLock), PublishError> {
+        let (tree, name) = self.tree(customer, version, target);
+        let lock = tree.lock()?;
+        Ok((tree, name, lock))
+    }
+
+    /// The releases whose repositories a tree holds: a topic's changes may sit on several
+    /// releases' branches, so its tree holds every release of the customer (a generation
+    /// written for one keeps the suites of the others); any other tree holds one release.
+    fn tree_releases(
+        &self,
+        customer: &str,
+        version: &str,
+        target: &Target,
+    ) -> Result<Vec<&Release>, PublishError> {
+        let release = self.release(customer, version)?;
+        Ok(match (target, self.farm.customer(customer)) {
+            (Target::Topic { .. }, Some(c)) => c.versions.iter().collect(),
+            _ => vec![release],
+        })
+    }
+
     /// A release of the configuration; refused when it is not there.
     pub(crate) fn release(&self, customer: &str, version: &str) -> Result<&Release, PublishError> {
         self.farm.release(customer, version).ok_or_else(|| {
@@ -102,12 +133,12 @@ impl Publisher<'_> {
         })
     }
 
-    /// Every deb suite of a release's distros: `<distro>` and `<distro>-<suite>`.
-    fn deb_suites(&self, customer: &str, version: &str) -> Result<Vec<String>, PublishError> {
-        let release = self.release(customer, version)?;
-        let mut out = Vec::new();
-        for (family, distro) in release.distros() {
-            if family == Family::Deb {
+    /// Every deb suite of the distros of a tree's releases: `<distro>` and `<distro>-<suite>`.
+    fn deb_suites(&self, releases: &[&Release]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let distros = releases.iter().flat_map(|r| r.distros());
+        for (family, distro) in distros {
+            if family == Family::Deb && !out.iter().any(|s| s == distro) {
                 out.push(distro.to_owned());
                 out.extend(
                     self.farm
@@ -118,7 +149,7 @@ impl Publisher<'_> {
                 );
             }
         }
-        Ok(out)
+        out
     }
 
     /// The suite a merge publishes into: the release itself in development, `proposed` once
@@ -179,12 +210,12 @@ impl Publisher<'_> {
         requested_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(String, bool), PublishError> {
         let target = Target::Review { change };
-        let (tree, tree_name) = self.tree(customer, "", &target);
+        let (tree, tree_name, lock) = self.lock_tree(customer, "", &target)?;
         let mark = self.retired_mark(&tree_name);
         fs_err::create_dir_all(mark.parent().expect("below the state")).map_err(io(&mark))?;
         perestroika_config::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())
             .map_err(io(&mark))?;
-        let mut found = tree.remove()?;
+        let mut found = tree.remove(&lock)?;
         for state in [self.state_dir(&tree_name), self.rpm_state(&tree_name)] {
             if state.exists() {
                 fs_err::remove_dir_all(&state).map_err(io(&state))?;
@@ -203,9 +234,10 @@ impl Publisher<'_> {
                 req.distro, req.customer, req.version
             ))
         })?;
-        let (tree, tree_name) = self.tree(&req.customer, &req.version, &req.target);
+        let (tree, tree_name, lock) = self.lock_tree(&req.customer, &req.version, &req.target)?;
         self.check_not_retired(&tree_name, req.requested_at)?;
-        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, &req.customer, &req.version)?;
+        let (deb, deb_suites) =
+            self.open_deb(&tree, &tree_name, &req.customer, &req.version, &req.target)?;
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         match (family, &deb) {
             (Family::Deb, Some(repo)) => {
@@ -231,11 +263,11 @@ impl Publisher<'_> {
         }
         self.switch(
             &tree,
+            &lock,
             tree_name,
             deb.as_ref(),
             &deb_suites,
-            &req.customer,
-            &req.version,
+            (&req.customer, &req.version, &req.target),
         )
     }
 
@@ -260,7 +292,7 @@ impl Publisher<'_> {
                 log.display()
             )));
         }
-        let (tree, tree_name) = self.tree(customer, version, target);
+        let (tree, tree_name, lock) = self.lock_tree(customer, version, target)?;
         self.check_not_retired(&tree_name, requested_at)?;
         let logs = tree.pool().join("logs");
         // Published already when the live generation was written after the log was kept (a
@@ -279,14 +311,24 @@ impl Publisher<'_> {
                 }
             }
         }
-        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version)?;
+        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version, target)?;
         if let Some(repo) = &deb {
             repo.export_missing(&deb_suites)?;
         }
         keep_log(&logs, job_id, log)?;
-        let rpm_repos = self.rpm_repos(&tree, &tree_name, customer, version);
-        let generation =
-            self.write_generation(&tree, &tree_name, deb.as_ref(), &deb_suites, &rpm_repos)?;
+        let rpm_repos = self.rpm_repos(
+            &tree,
+            &tree_name,
+            &self.tree_releases(customer, version, target)?,
+        );
+        let generation = self.write_generation(
+            &tree,
+            &tree_name,
+            &lock,
+            deb.as_ref(),
+            &deb_suites,
+            &rpm_repos,
+        )?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -301,13 +343,23 @@ impl Publisher<'_> {
         tree_name: &str,
         customer: &str,
         version: &str,
+        target: &Target,
     ) -> Result<(Option<DebRepo>, Vec<String>), PublishError> {
-        let deb_suites = self.deb_suites(customer, version)?;
-        let arches = self
-            .farm
-            .release(customer, version)
-            .map(|r| r.arches.clone())
-            .unwrap_or_default();
+        let releases = self.tree_releases(customer, version, target)?;
+        let deb_suites = self.deb_suites(&releases);
+        let mut arches: Vec<String> = Vec::new();
+        for arch in releases.iter().flat_map(|r| &r.arches) {
+            if !arches.contains(arch) {
+                arches.push(arch.clone());
+            }
+        }
+        // A topic's tree serves several releases: its origin names none of them. Review
+        // trees say so in their label.
+        let origin = match target {
+            Target::Topic { .. } => format!("{customer} review"),
+            Target::Review { .. } => format!("{customer} {version} review"),
+            Target::Release => format!("{customer} {version}"),
+        };
         let deb = if deb_suites.is_empty() {
             None
         } else {
@@ -316,11 +368,7 @@ impl Publisher<'_> {
                 &tree.pool().join("deb"),
                 &deb_suites,
                 &arches,
-                &if is_review_tree(tree_name) {
-                    format!("{customer} {version} review")
-                } else {
-                    format!("{customer} {version}")
-                },
+                &origin,
             )?)
         };
         Ok((deb, deb_suites))
@@ -331,13 +379,14 @@ impl Publisher<'_> {
     pub(crate) fn switch(
         &self,
         tree: &Tree,
+        lock: &TreeLock,
         tree_name: String,
         deb: Option<&DebRepo>,
         deb_suites: &[String],
-        customer: &str,
-        version: &str,
+        (customer, version, target): (&str, &str, &Target),
     ) -> Result<Published, PublishError> {
-        let rpm_repos = self.rpm_repos(tree, &tree_name, customer, version);
+        let releases = self.tree_releases(customer, version, target)?;
+        let rpm_repos = self.rpm_repos(tree, &tree_name, &releases);
         if let Some(current) = tree.current() {
             let generation = tree.generation(current);
             let deb_same = deb.is_none_or(|repo| {
@@ -360,7 +409,8 @@ impl Publisher<'_> {
                 });
             }
         }
-        let generation = self.write_generation(tree, &tree_name, deb, deb_suites, &rpm_repos)?;
+        let generation =
+            self.write_generation(tree, &tree_name, lock, deb, deb_suites, &rpm_repos)?;
         Ok(Published {
             tree: tree_name,
             generation,
@@ -372,24 +422,29 @@ impl Publisher<'_> {
         self.farm.paths.state.join("publisher/rpm").join(tree)
     }
 
-    /// Every rpm repository of a release (`<suite>/<arch>`), with where its index is kept.
-    fn rpm_repos(
+    /// Every rpm repository (`<suite>/<arch>`) of a tree's releases, with where its index is
+    /// kept.
+    fn rpm_repos(&self, tree: &Tree, tree_name: &str, releases: &[&Release]) -> Vec<RpmRepo> {
+        let mut out: Vec<RpmRepo> = Vec::new();
+        for release in releases {
+            self.release_rpm_repos(tree, tree_name, release, &mut out);
+        }
+        out
+    }
+
+    fn release_rpm_repos(
         &self,
         tree: &Tree,
         tree_name: &str,
-        customer: &str,
-        version: &str,
-    ) -> Vec<RpmRepo> {
-        let Some(release) = self.farm.release(customer, version) else {
-            return Vec::new();
-        };
+        release: &Release,
+        out: &mut Vec<RpmRepo>,
+    ) {
         let mut arches: Vec<String> = release
             .arches
             .iter()
             .map(|a| rpm::rpm_arch(a).to_owned())
             .collect();
         arches.push("source".into());
-        let mut out = Vec::new();
         for (family, distro) in release.distros() {
             if family != Family::Rpm {
                 continue;
@@ -404,6 +459,9 @@ impl Publisher<'_> {
             for suite in suites {
                 for arch in &arches {
                     let public = PathBuf::from("rpm").join(&suite).join(arch);
+                    if out.iter().any(|r| r.public == public) {
+                        continue;
+                    }
                     out.push(RpmRepo {
                         pool: tree.pool().join(&public),
                         output: self.rpm_state(tree_name).join(&suite).join(arch),
@@ -412,7 +470,6 @@ impl Publisher<'_> {
                 }
             }
         }
-        out
     }
 
     /// Signs rpms into the shared pool of `suite` and reindexes the repositories they went to.
@@ -499,11 +556,12 @@ impl Publisher<'_> {
         let Some(valid_for) = self.valid_for() else {
             return Ok(None);
         };
-        let (tree, tree_name) = self.tree(customer, version, &Target::Release);
+        let (tree, tree_name, lock) = self.lock_tree(customer, version, &Target::Release)?;
         let Some(current) = tree.current() else {
             return Ok(None);
         };
-        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version)?;
+        let (deb, deb_suites) =
+            self.open_deb(&tree, &tree_name, customer, version, &Target::Release)?;
         let Some(repo) = deb else {
             return Ok(None);
         };
@@ -520,9 +578,19 @@ impl Publisher<'_> {
         if !due {
             return Ok(None);
         }
-        let rpm_repos = self.rpm_repos(&tree, &tree_name, customer, version);
-        let generation =
-            self.write_generation(&tree, &tree_name, Some(&repo), &deb_suites, &rpm_repos)?;
+        let rpm_repos = self.rpm_repos(
+            &tree,
+            &tree_name,
+            &self.tree_releases(customer, version, &Target::Release)?,
+        );
+        let generation = self.write_generation(
+            &tree,
+            &tree_name,
+            &lock,
+            Some(&repo),
+            &deb_suites,
+            &rpm_repos,
+        )?;
         Ok(Some(Published {
             tree: tree_name,
             generation,
@@ -541,6 +609,7 @@ impl Publisher<'_> {
         &self,
         tree: &Tree,
         tree_name: &str,
+        lock: &TreeLock,
         deb: Option<&DebRepo>,
         suites: &[String],
         rpm_repos: &[RpmRepo],
@@ -548,7 +617,7 @@ impl Publisher<'_> {
         let signer = self.signer_for(tree_name);
         // Review and topic repositories are short-lived and carry no Valid-Until.
         let valid_for = self.valid_for().filter(|_| !is_review_tree(tree_name));
-        let (n, dir) = tree.begin()?;
+        let (n, dir) = tree.begin(lock)?;
         let key = dir.join("KEY.asc");
         fs_err::write(&key, signer.export_public()?).map_err(io(&key))?;
         let previous: Vec<PathBuf> = tree
@@ -600,7 +669,7 @@ impl Publisher<'_> {
         fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
             .map_err(io(&record))?;
         crate::crash::point("generation-written");
-        tree.commit(n)?;
+        tree.commit(n, lock)?;
         crate::crash::point("switched");
         Ok(n)
     }

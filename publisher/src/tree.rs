@@ -11,6 +11,10 @@
 //! A new generation is written as `.<name>.gen/<N>.tmp`, renamed to `<N>` when complete, and
 //! made live by renaming a new symlink over `<name>` (rename(2): readers see the old tree or the
 //! new one, never neither).
+//!
+//! Every writer of a tree holds its [`TreeLock`] (an flock on `<root>/.<name>.lock`) for the
+//! whole write: two publishers of one tree — consumers of two releases' queues publishing one
+//! topic, or `include` beside the daemon — take turns, across threads and processes alike.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +32,14 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// The exclusive hold on a tree's writers, released when dropped. [`Tree::begin`],
+/// [`Tree::commit`] and [`Tree::remove`] ask for it, so no generation is written without it.
+#[derive(Debug)]
+pub struct TreeLock {
+    path: PathBuf,
+    _file: std::fs::File,
 }
 
 /// The public tree `<root>/<name>`.
@@ -93,8 +105,37 @@ impl Tree {
         self.generations_dir().join(n.to_string())
     }
 
+    /// The lock file beside the tree; it is never removed, so every writer locks one inode.
+    fn lock_path(&self) -> PathBuf {
+        self.root.join(format!(".{}.lock", self.name))
+    }
+
+    /// Waits for, then holds, the tree's exclusive lock (flock(2)), taken by every writer
+    /// before it changes the tree or its private state and held until the write is done.
+    pub fn lock(&self) -> Result<TreeLock, TreeError> {
+        fs_err::create_dir_all(&self.root).map_err(err(&self.root))?;
+        let path = self.lock_path();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(err(&path))?;
+        file.lock().map_err(err(&path))?;
+        Ok(TreeLock { path, _file: file })
+    }
+
+    fn held(&self, lock: &TreeLock) {
+        assert_eq!(
+            lock.path,
+            self.lock_path(),
+            "a tree is written under its own lock"
+        );
+    }
+
     /// Starts generation N+1 in a temporary directory (removing any unfinished one).
-    pub fn begin(&self) -> Result<(u64, PathBuf), TreeError> {
+    pub fn begin(&self, lock: &TreeLock) -> Result<(u64, PathBuf), TreeError> {
+        self.held(lock);
         let gens = self.generations_dir();
         fs_err::create_dir_all(&gens).map_err(err(&gens))?;
         for entry in fs_err::read_dir(&gens)
@@ -114,7 +155,8 @@ impl Tree {
     /// Takes the tree down: first the live link disappears (renamed away, so clients see
     /// the whole tree or none), then its generations and pool. Returns whether anything was
     /// there; running it again after a crash finishes the job.
-    pub fn remove(&self) -> Result<bool, TreeError> {
+    pub fn remove(&self, lock: &TreeLock) -> Result<bool, TreeError> {
+        self.held(lock);
         let retired = self.root.join(format!(".{}.retired", self.name));
         let live = self.live();
         let mut found = false;
@@ -136,7 +178,8 @@ impl Tree {
     }
 
     /// Completes generation `n` and makes it live.
-    pub fn commit(&self, n: u64) -> Result<(), TreeError> {
+    pub fn commit(&self, n: u64, lock: &TreeLock) -> Result<(), TreeError> {
+        self.held(lock);
         let gens = self.generations_dir();
         let tmp = gens.join(format!("{n}.tmp"));
         let done = gens.join(n.to_string());

@@ -524,3 +524,146 @@ fn unchanged_suites_keep_their_signatures_until_the_keys_change() {
     );
     apt.update();
 }
+
+/// One topic on two releases' branches: `include --topic` of release 9.0 (bookworm) and of
+/// release 10.0 (trixie) run at once, round after round, into the one topic tree. Every
+/// publish succeeds, the generations are 1..=N with none lost (generation n holds exactly n
+/// packages, each earlier generation's among them), and every generation's `InRelease` and
+/// `Release.gpg` verify with gpgv against its `KEY.asc`; apt reads the live tree.
+#[test]
+fn one_topic_published_for_two_releases_at_once_keeps_every_package_and_generation() {
+    const ROUNDS: usize = 12;
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
+        "",
+        r#"{ name = "9.0", deb = ["bookworm"] }, { name = "10.0", deb = ["trixie"] }"#,
+    );
+    let debs = tempfile::tempdir().unwrap();
+    let include = |version: &str, distro: &str, deb: &Path| {
+        let mut cmd = std::process::Command::new(perestroika_tests::bin("perestroika-publisher"));
+        cmd.arg("--config")
+            .arg(&farm.path)
+            .args([
+                "include",
+                "--customer",
+                &farm.customer,
+                "--version",
+                version,
+            ])
+            .args(["--distro", distro, "--topic", "shared-fix"])
+            .arg(deb)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let mut generations = Vec::new();
+    for round in 0..ROUNDS {
+        let old = make_deb(debs.path(), &format!("old{round}"), "1.0", false, "9.0");
+        let new = make_deb(debs.path(), &format!("new{round}"), "1.0", false, "10.0");
+        let children = [
+            include("9.0", "bookworm", &old),
+            include("10.0", "trixie", &new),
+        ];
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = stdout(&out);
+            let n: u64 = text
+                .split("generation ")
+                .nth(1)
+                .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no generation in {text:?}"));
+            generations.push(n);
+        }
+    }
+    generations.sort_unstable();
+    let expected: Vec<u64> = (1..=2 * ROUNDS as u64).collect();
+    assert_eq!(
+        generations, expected,
+        "each publish made its own generation"
+    );
+
+    let root = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join("review");
+    let mut on_disk: Vec<String> = fs_err::read_dir(root.join(".shared-fix.gen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+    let names: Vec<String> = expected.iter().map(u64::to_string).collect();
+    assert_eq!(on_disk, names, "no generation lost, none left unfinished");
+
+    let keyring = debs.path().join("key.gpg");
+    let mut previous = Vec::new();
+    for n in &expected {
+        let generation = root.join(".shared-fix.gen").join(n.to_string());
+        let dearmored = std::process::Command::new("gpg")
+            .args(["--batch", "--yes", "--dearmor", "-o"])
+            .arg(&keyring)
+            .arg(generation.join("KEY.asc"))
+            .status()
+            .unwrap();
+        assert!(dearmored.success());
+        let mut packages = Vec::new();
+        for suite in ["bookworm", "trixie"] {
+            let dir = generation.join("deb/dists").join(suite);
+            for args in [vec!["InRelease"], vec!["Release.gpg", "Release"]] {
+                let out = std::process::Command::new("gpgv")
+                    .arg("--keyring")
+                    .arg(&keyring)
+                    .args(&args)
+                    .current_dir(&dir)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "generation {n} {suite} {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let index = fs_err::read_to_string(dir.join("main/binary-amd64/Packages")).unwrap();
+            packages.extend(
+                index
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("Package: "))
+                    .map(|p| format!("{suite} {p}")),
+            );
+        }
+        packages.sort();
+        assert_eq!(packages.len() as u64, *n, "generation {n}: {packages:?}");
+        assert!(
+            previous.iter().all(|p| packages.contains(p)),
+            "generation {n} lost a package of generation {}: {packages:?}",
+            n - 1
+        );
+        previous = packages;
+    }
+
+    let live = root.join("shared-fix");
+    for (suite, prefix) in [("bookworm", "old"), ("trixie", "new")] {
+        let apt = AptRoot::new(
+            &live.join("KEY.asc"),
+            &format!("file:{}/deb {suite} main", live.display()),
+        );
+        apt.update();
+        for round in 0..ROUNDS {
+            assert_eq!(
+                apt.versions(&format!("{prefix}{round}")),
+                ["1.0"],
+                "{suite}"
+            );
+        }
+    }
+}

@@ -229,3 +229,55 @@ async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) -> u32 {
         .expect("the consumer handled the message within 60 s")
         .expect("consumer alive")
 }
+
+/// A reason of 1 MiB (more than an AMQP frame) would make the broker close the connection
+/// rather than take the dead letter; it arrives cut to `MAX_HEADER_TEXT` with a marker.
+#[tokio::test]
+async fn a_reason_longer_than_a_frame_is_cut_and_the_message_still_dead_lettered() {
+    use perestroika_config::broker::{MAX_HEADER_TEXT, REASON_HEADER};
+    let farm = Farm::new(&shared_amqp_url(), "");
+    let queue = build_queue(&farm);
+    let name = queue.to_string();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    broker.declare(&queue).await.unwrap();
+    let sent = job(&farm.customer, 0);
+    broker.publish(&name, &sent, &sent.job_id).await.unwrap();
+    wait_for_depth(&broker, &name, 1).await;
+    let delivery = broker.get(&name).await.unwrap().unwrap();
+    // Mostly two-byte chars, so the cut has to find a char boundary.
+    let reason = format!("x{}", "ü".repeat(512 * 1024));
+    assert!(reason.len() > 1024 * 1024);
+    broker.dead_letter(&name, &delivery, &reason).await.unwrap();
+
+    wait_for_depth(&broker, &queue.dead_letter(), 1).await;
+    assert_eq!(broker.stats(&name).await.unwrap().messages, 0);
+    let dead = broker.get(&queue.dead_letter()).await.unwrap().unwrap();
+    assert_eq!(
+        BuildJob::from_bytes(&dead.data).unwrap().job_id,
+        sent.job_id
+    );
+    let header = match dead
+        .properties
+        .headers()
+        .as_ref()
+        .unwrap()
+        .inner()
+        .get(REASON_HEADER)
+    {
+        Some(lapin::types::AMQPValue::LongString(s)) => {
+            String::from_utf8(s.as_bytes().to_vec()).expect("the cut keeps UTF-8 whole")
+        }
+        other => panic!("no reason header: {other:?}"),
+    };
+    assert!(header.len() <= MAX_HEADER_TEXT && header.len() > MAX_HEADER_TEXT - 16);
+    assert!(
+        header.ends_with(" … [cut]"),
+        "{}",
+        &header[header.len() - 40..]
+    );
+    assert!(reason.starts_with(header.strip_suffix(" … [cut]").unwrap()));
+    assert_eq!(dead_reason(&dead), header);
+    // The connection survived: it still publishes.
+    broker.publish(&name, &sent, &sent.job_id).await.unwrap();
+    broker.close().await;
+}
