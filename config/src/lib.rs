@@ -16,6 +16,7 @@ pub mod relations;
 pub mod release_index;
 pub mod rpm_header;
 pub mod settings;
+pub mod validate;
 pub mod versions;
 
 pub use error::ConfigError;

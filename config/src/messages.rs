@@ -409,6 +409,9 @@ pub struct PublishJob {
     pub package: String,
     pub package_version: String,
     pub target: Target,
+    /// The build job's sources, judged by the publisher against the configuration (see
+    /// [`crate::validate::publish_job`]).
+    pub sources: Sources,
     /// Every file to include, with the checksum the publisher verifies before trusting it.
     pub artifacts: Vec<Artifact>,
     /// The build log (`build.log`), checksummed like the artifacts; a job without it
@@ -917,6 +920,9 @@ mod tests {
             package: "hello".into(),
             package_version: "1:2.10-3".into(),
             target: Target::Review { change: 12 },
+            sources: Sources::Combined {
+                repo: src("acme/packages/deb/bookworm/hello", 'a'),
+            },
             artifacts: vec![Artifact {
                 name: "../x.deb".into(),
                 sha256: "0".repeat(64),

@@ -9,6 +9,7 @@ use std::time::Duration;
 use perestroika_config::backoff::Backoff;
 use perestroika_config::broker::{run_consumer, Disposition};
 use perestroika_config::messages::{Message, MirrorAnnouncement};
+use perestroika_config::validate;
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
@@ -44,11 +45,12 @@ pub async fn run(farm: Arc<FarmConfig>, targets: Vec<Target>) -> anyhow::Result<
     }
     for (customer, release) in farm.releases() {
         let queue = QueueName::new(Stage::Mirror, &customer.name, &release.name);
-        let (status, names, wakes) = (status.clone(), names.clone(), wakes.clone());
+        let (farm, status, names, wakes) =
+            (farm.clone(), status.clone(), names.clone(), wakes.clone());
         let settings = farm.broker.clone();
         tasks.push(tokio::spawn(async move {
             run_consumer(&settings, &queue.clone(), 1, |delivery| {
-                let disposition = announced(&status, &names, &wakes, &queue, &delivery.data);
+                let disposition = announced(&farm, &status, &names, &wakes, &queue, &delivery.data);
                 async move { (delivery, disposition) }
             })
             .await;
@@ -60,6 +62,7 @@ pub async fn run(farm: Arc<FarmConfig>, targets: Vec<Target>) -> anyhow::Result<
 
 /// Records an announcement for every target, durably, before it is acknowledged.
 fn announced(
+    farm: &FarmConfig,
     status: &Status,
     names: &[String],
     wakes: &[Arc<Notify>],
@@ -70,11 +73,21 @@ fn announced(
         Ok(a) => a,
         Err(e) => return Disposition::DeadLetter(format!("not a valid mirror announcement: {e}")),
     };
-    if ann.customer != queue.customer || ann.version != queue.version {
-        return Disposition::DeadLetter(format!(
-            "announcement for {} {} arrived on {queue}",
-            ann.customer, ann.version
-        ));
+    if let Err(e) = validate::announcement(farm, queue, &ann) {
+        warn!(tree = %ann.tree, generation = ann.generation, reason = %e, "refusing an announcement");
+        return Disposition::DeadLetter(e.to_string());
+    }
+    // The publisher takes a tree down (link first) before it announces generation 0: a tree
+    // still live here was not retired, whatever the message says.
+    let live = farm.paths.public_root.join(&ann.tree);
+    if ann.generation == 0 && fs_err::symlink_metadata(&live).is_ok() {
+        let reason = format!(
+            "mirror announcement refused: generation 0 for {}, which is still live in {}",
+            ann.tree,
+            farm.paths.public_root.display()
+        );
+        warn!(tree = %ann.tree, %reason, "refusing an announcement");
+        return Disposition::DeadLetter(reason);
     }
     if let Err(e) = TreeRef::parse(&ann.tree) {
         return Disposition::DeadLetter(e.to_string());

@@ -11,6 +11,7 @@ use perestroika_config::messages::{
     BuildOutcome, Feedback, Message, MirrorAnnouncement, Promotion, PromotionResult, PublishJob,
     ReviewRetirement, SignatureRefresh, LOG_NAME, SCHEMA_VERSION,
 };
+use perestroika_config::validate::{self, Refused, RETIRED_SNAPSHOT};
 use perestroika_config::{FarmConfig, QueueName, Stage};
 use tracing::{error, info, warn};
 
@@ -187,11 +188,8 @@ async fn retire_review(
     queue: &QueueName,
     retire: ReviewRetirement,
 ) -> Disposition {
-    if retire.customer != queue.customer || retire.version != queue.version {
-        return Disposition::DeadLetter(format!(
-            "retirement for {} {} arrived on {queue}",
-            retire.customer, retire.version
-        ));
+    if let Err(e) = validate::retirement(&farm, queue, &retire) {
+        return refused(&retire.job_id, e);
     }
     let (farm2, customer, version) = (
         farm.clone(),
@@ -240,7 +238,7 @@ async fn announce(
         customer: customer.to_owned(),
         version: version.to_owned(),
         snapshot: if generation == 0 {
-            "retired".into()
+            RETIRED_SNAPSHOT.into()
         } else {
             generation.to_string()
         },
@@ -251,6 +249,13 @@ async fn announce(
     let queue = QueueName::new(Stage::Mirror, customer, version).to_string();
     let id = format!("{}-{generation}", tree.replace('/', "-"));
     Broker::publish_once(&farm.broker, &queue, &announcement, &id).await
+}
+
+/// A message that asks for more than its queue and the configuration allow: dead-lettered
+/// with the reason, and nothing else is done (no record is written under an id it chose).
+fn refused(job_id: &str, e: Refused) -> Disposition {
+    warn!(job = %job_id, reason = %e, "refusing a message");
+    Disposition::DeadLetter(e.to_string())
 }
 
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
@@ -285,11 +290,8 @@ async fn handle(
             return Disposition::DeadLetter(format!("not a valid publish job: {e}"));
         }
     };
-    if job.customer != queue.customer || job.version != queue.version {
-        return Disposition::DeadLetter(format!(
-            "job for {} {} arrived on {queue}",
-            job.customer, job.version
-        ));
+    if let Err(e) = validate::publish_job(&farm, queue, &job) {
+        return refused(&job.job_id, e);
     }
     if matches!(job.outcome, BuildOutcome::Failed { .. }) {
         return publish_failure(farm, signer, job).await;
@@ -504,11 +506,8 @@ async fn promote(
     queue: &QueueName,
     promotion: Promotion,
 ) -> Disposition {
-    if promotion.customer != queue.customer || promotion.version != queue.version {
-        return Disposition::DeadLetter(format!(
-            "promotion for {} {} arrived on {queue}",
-            promotion.customer, promotion.version
-        ));
+    if let Err(e) = validate::promotion(&farm, queue, &promotion) {
+        return refused(&promotion.job_id, e);
     }
     let (f2, s2, p2) = (farm.clone(), signer.clone(), promotion.clone());
     let outcome = tokio::task::spawn_blocking(move || {

@@ -68,9 +68,11 @@ pub async fn run(farm: Arc<FarmConfig>, gerrit: GerritSettings) {
         tasks.push(tokio::spawn(async move {
             let settings = farm.broker.clone();
             run_consumer(&settings, &queue.clone(), 1, |delivery| {
-                let (farm, gerrit, session) = (farm.clone(), gerrit.clone(), session.clone());
+                let (farm, gerrit, session, queue) =
+                    (farm.clone(), gerrit.clone(), session.clone(), queue.clone());
                 async move {
-                    let disposition = handle(&farm, &gerrit, &session, &delivery.data).await;
+                    let disposition =
+                        handle(&farm, &gerrit, &session, &queue, &delivery.data).await;
                     (delivery, disposition)
                 }
             })
@@ -84,12 +86,17 @@ async fn handle(
     farm: &FarmConfig,
     gerrit: &GerritSettings,
     session: &Mutex<Option<GerritSession>>,
+    queue: &QueueName,
     data: &[u8],
 ) -> Disposition {
     let feedback = match Feedback::from_bytes(data) {
         Ok(f) => f,
         Err(e) => return Disposition::DeadLetter(format!("not valid feedback: {e}")),
     };
+    if let Err(e) = perestroika_config::validate::feedback(farm, queue, &feedback) {
+        warn!(job = %feedback.job_id, reason = %e, "refusing feedback");
+        return Disposition::DeadLetter(e.to_string());
+    }
     let mark = sent_dir(&farm.paths.state).join(feedback.request_key());
     if mark.exists() {
         info!(job = %feedback.job_id, change = feedback.change, "feedback already sent; dropping the repeat");

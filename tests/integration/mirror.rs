@@ -490,6 +490,8 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
         &s.farm.dir.path().join("m.log"),
     );
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    // The publisher takes the tree down (link first) before it announces generation 0.
+    fs_err::remove_file(s.farm.config.paths.public_root.join(&tree)).unwrap();
     let mut gone = announce(&s, 0);
     gone.tree = tree.clone();
     gone.snapshot = "retired".into();
@@ -899,4 +901,117 @@ fn idle_and_half_sent_connections_do_not_take_the_mirror_down() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Anyone holding broker credentials can put an announcement on a mirror queue. Generation 0
+/// naming another customer's tree, a release tree, a tree of another queue, or a review tree
+/// the publisher has not taken down removes nothing: each is dead-lettered with its reason.
+/// The publisher's own retirement still takes a review tree off the mirror afterwards.
+#[tokio::test]
+async fn forged_announcements_remove_nothing_from_a_mirror() {
+    let host = RsyncHost::start();
+    let s = setup(&[("m1", &host)]);
+    assert!(
+        run("perestroika-queue", &["--config", s.cfg(), "bootstrap"])
+            .status
+            .success()
+    );
+    s.include("bookworm", &[s.deb("kept", "1.0")]);
+    s.sync();
+    let review = format!("{}/review/91", s.farm.customer);
+    let deb = s.deb("reviewed", "1.0");
+    let out = s
+        .farm
+        .include("bookworm", &["--review", "91"], &[&deb])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.mirror(&["sync", &review]).status.success());
+    // Another customer's tree on the same mirror host.
+    let stranger = unique("c");
+    let theirs = host.data.join(&stranger).join("9.0");
+    fs_err::create_dir_all(&theirs).unwrap();
+    fs_err::write(theirs.join("KEY.asc"), "theirs").unwrap();
+
+    let log = s.farm.dir.path().join("m.log");
+    let daemon = Daemon::start("perestroika-mirror", &["--config", s.cfg(), "run"], &log);
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let queue = QueueName::new(Stage::Mirror, &s.farm.customer, "9.0").to_string();
+    let gone = |customer: &str, tree: &str| MirrorAnnouncement {
+        customer: customer.to_owned(),
+        tree: tree.to_owned(),
+        snapshot: "retired".into(),
+        ..announce(&s, 0)
+    };
+    let forged = [
+        gone(&s.farm.customer, &format!("{stranger}/9.0")),
+        gone(&stranger, &format!("{stranger}/9.0")),
+        gone(&s.farm.customer, &format!("{stranger}/review/91")),
+        gone(&s.farm.customer, &s.tree()),
+        // The publisher has not retired it: its link is still live.
+        gone(&s.farm.customer, &review),
+        MirrorAnnouncement {
+            snapshot: "0".into(),
+            ..gone(&s.farm.customer, &format!("{}/review/92", s.farm.customer))
+        },
+    ];
+    for (i, a) in forged.iter().enumerate() {
+        broker
+            .publish(&queue, a, &format!("forged-{i}"))
+            .await
+            .unwrap();
+    }
+    let dead = format!("{queue}.dead");
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reasons.len() < forged.len() {
+        assert!(
+            Instant::now() < deadline,
+            "dead letters {reasons:?}:\n{}",
+            daemon.output()
+        );
+        match broker.get(&dead).await.unwrap() {
+            Some(d) => reasons.push(perestroika_config::broker::dead_reason(&d)),
+            None => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    for (reason, want) in reasons.iter().zip([
+        "is neither",
+        "arrived on",
+        "is neither",
+        "not a review tree",
+        "still live",
+        "must have snapshot",
+    ]) {
+        assert!(reason.contains(want), "{reason:?} lacks {want:?}");
+    }
+    assert!(theirs.join("KEY.asc").is_file());
+    assert!(host.data.join(s.tree()).join("KEY.asc").is_file());
+    assert!(host.data.join(&review).join("KEY.asc").is_file());
+    let synced_zero = |l: &str| l.contains("syncing") && l.contains("generation=0");
+    assert!(
+        !daemon.output().lines().any(synced_zero),
+        "{}",
+        daemon.output()
+    );
+
+    // The publisher's retirement: the tree is taken down here first, then announced.
+    fs_err::remove_file(s.farm.config.paths.public_root.join(&review)).unwrap();
+    broker
+        .publish(&queue, &gone(&s.farm.customer, &review), "retire-91")
+        .await
+        .unwrap();
+    wait_until(
+        "the retired review tree is gone",
+        &daemon,
+        Duration::from_secs(30),
+        || !host.data.join(&review).exists(),
+    );
+    assert!(theirs.join("KEY.asc").is_file());
+    assert!(host.data.join(s.tree()).join("KEY.asc").is_file());
+    broker.close().await;
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use perestroika_config::broker::{dead_reason, Broker};
 use perestroika_config::messages::{
-    Message, MirrorAnnouncement, PublishJob, ReviewRetirement, Target, SCHEMA_VERSION,
+    GitSource, Message, MirrorAnnouncement, PublishJob, ReviewRetirement, Sources, Target, Trigger,
+    TriggerKind, SCHEMA_VERSION,
 };
 use perestroika_config::{Family, QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
@@ -81,12 +82,48 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         package: names[0].to_owned(),
         package_version: "1.0".into(),
         target: Target::Release,
+        sources: Sources::Combined {
+            repo: GitSource {
+                project: format!("{}/packages/deb/bookworm/{}", farm.customer, names[0]),
+                url: farm.config.gerrit.as_ref().map_or_else(
+                    || "file:///nowhere".into(),
+                    |g| {
+                        g.clone_url(&format!(
+                            "{}/packages/deb/bookworm/{}",
+                            farm.customer, names[0]
+                        ))
+                    },
+                ),
+                branch: "9.0".into(),
+                commit: "a".repeat(40),
+                fetch_ref: None,
+            },
+        },
         artifacts,
         log: Some(log),
         // Asked for now: after any retirement the test made before.
         requested_at: Some(chrono::Utc::now()),
-        trigger: None,
+        trigger: Some(Trigger {
+            kind: TriggerKind::Manual,
+            change: None,
+            patchset: None,
+            event_time: None,
+        }),
         outcome: Default::default(),
+    }
+}
+
+/// `job` retargeted at the review repository of `change` (patch set 1), as a worker sends it.
+fn for_review(job: PublishJob, change: u64) -> PublishJob {
+    PublishJob {
+        target: Target::Review { change },
+        trigger: Some(Trigger {
+            kind: TriggerKind::PatchsetCreated,
+            change: Some(change),
+            patchset: Some(1),
+            event_time: None,
+        }),
+        ..job
     }
 }
 
@@ -327,8 +364,7 @@ async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
 #[tokio::test]
 async fn a_review_repository_is_retired_and_can_start_again() {
     let s = setup();
-    let mut job = stage_debs(&s.farm, &unique("job"), &["reviewpkg"]);
-    job.target = Target::Review { change: 4242 };
+    let job = for_review(stage_debs(&s.farm, &unique("job"), &["reviewpkg"]), 4242);
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     let publish = queue(&s.farm, Stage::Publish);
     broker.publish(&publish, &job, &job.job_id).await.unwrap();
@@ -390,10 +426,7 @@ async fn a_review_repository_is_retired_and_can_start_again() {
 
     // The same review published again starts at generation 1.
     let again = stage_debs(&s.farm, &unique("job"), &["reviewpkg"]);
-    let again = PublishJob {
-        target: Target::Review { change: 4242 },
-        ..again
-    };
+    let again = for_review(again, 4242);
     broker
         .publish(&publish, &again, &again.job_id)
         .await
@@ -501,4 +534,123 @@ fn sh_grep(dir: &std::path::Path, needle: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Anyone holding the broker's credentials can put a publish job on a publish queue. Jobs
+/// whose sources come from elsewhere than the configured Gerrit, that leave out when their
+/// build was asked for (which would revive a retired review repository), or that are for
+/// another customer are dead-lettered with their reason and change no public tree; the next
+/// legitimate job publishes.
+#[tokio::test]
+async fn forged_publish_jobs_are_dead_lettered_and_change_nothing() {
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        &shared_amqp_url(),
+        &[&key],
+        "[gerrit]\nhost = \"127.0.0.1\"\nuser = \"farm\"\nkey_file = \"/nonexistent\"\n\
+         known_hosts = \"/nonexistent\"\n",
+        BOOKWORM_RELEASE,
+    );
+    let cfg = farm.path.to_str().unwrap();
+    assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+        .status
+        .success());
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let publish = queue(&farm, Stage::Publish);
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &farm.dir.path().join("pub.log"),
+    );
+    let wait = Duration::from_secs(60);
+
+    // A release and a review repository, published; the review is then retired.
+    let release = stage_debs(&farm, &unique("job"), &["legit"]);
+    broker
+        .publish(&publish, &release, &release.job_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        announcement(&broker, &farm, wait, &[&publisher])
+            .await
+            .generation,
+        1
+    );
+    let review = for_review(stage_debs(&farm, &unique("job"), &["reviewed"]), 5151);
+    broker
+        .publish(&publish, &review, &review.job_id)
+        .await
+        .unwrap();
+    let ann = announcement(&broker, &farm, wait, &[&publisher]).await;
+    assert_eq!(
+        (ann.tree.as_str(), ann.generation),
+        (&*format!("{}/review/5151", farm.customer), 1)
+    );
+    let retire = ReviewRetirement::new(&farm.customer, "9.0", 5151);
+    broker
+        .publish(&publish, &retire, &retire.job_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        announcement(&broker, &farm, wait, &[&publisher])
+            .await
+            .generation,
+        0
+    );
+    let review_tree = farm.config.paths.public_root.join(&ann.tree);
+    assert!(fs_err::symlink_metadata(&review_tree).is_err());
+    let live = || fs_err::read_link(farm.release_tree()).unwrap();
+    let before = live();
+
+    // Sources elsewhere than the configured Gerrit.
+    let mut elsewhere = stage_debs(&farm, &unique("job"), &["evil"]);
+    if let Sources::Combined { repo } = &mut elsewhere.sources {
+        repo.url = format!("https://attacker.invalid/{}", repo.project);
+    }
+    // A late build of the retired review, its request time left out.
+    let mut revive = for_review(stage_debs(&farm, &unique("job"), &["reviewed"]), 5151);
+    revive.requested_at = None;
+    // Another customer's job on this customer's queue.
+    let stranger = PublishJob {
+        customer: unique("c"),
+        ..stage_debs(&farm, &unique("job"), &["evil"])
+    };
+    // A review build that names another change than its target.
+    let mut mismatch = for_review(stage_debs(&farm, &unique("job"), &["evil"]), 5151);
+    mismatch.target = Target::Review { change: 5152 };
+    let forged = [
+        (elsewhere, "not the configured Gerrit's"),
+        (revive, "requested_at"),
+        (stranger, "arrived on"),
+        (mismatch, "trigger is change 5151"),
+    ];
+    for (job, _) in &forged {
+        broker.publish(&publish, job, &job.job_id).await.unwrap();
+    }
+    for (job, want) in &forged {
+        let reason = dead_letter(&broker, &farm, &publisher).await;
+        assert!(reason.contains(want), "{reason:?} lacks {want:?}");
+        assert!(!record_path(&farm, &job.job_id).exists());
+    }
+    assert!(
+        fs_err::symlink_metadata(&review_tree).is_err(),
+        "the retired review came back"
+    );
+    assert_eq!(live(), before);
+    assert!(publisher.output().contains("refusing a message"));
+
+    // The next legitimate job publishes, and it is the next announcement: none was made for
+    // the forged jobs.
+    let next = stage_debs(&farm, &unique("job"), &["legit2"]);
+    broker.publish(&publish, &next, &next.job_id).await.unwrap();
+    let ann = announcement(&broker, &farm, wait, &[&publisher]).await;
+    assert_eq!(
+        (ann.tree, ann.generation),
+        (format!("{}/9.0", farm.customer), 2)
+    );
+    let apt = apt_for(&farm);
+    apt.update();
+    assert_eq!(apt.versions("legit2"), ["1.0"]);
+    assert!(apt.versions("evil").is_empty());
+    broker.close().await;
 }

@@ -69,11 +69,9 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         Ok(job) => job,
         Err(e) => return Disposition::DeadLetter(format!("not a valid build job: {e}")),
     };
-    if job.customer != queue.customer || job.version != queue.version {
-        return Disposition::DeadLetter(format!(
-            "job for {} {} arrived on {queue}",
-            job.customer, job.version
-        ));
+    if let Err(e) = perestroika_config::validate::build_job(farm, queue, &job) {
+        warn!(job = %job.job_id, reason = %e, "refusing a build job");
+        return Disposition::DeadLetter(e.to_string());
     }
     info!(job = %job.job_id, package = %job.package, distro = %job.distro, "building");
     let staging = &farm.paths.staging;
@@ -130,6 +128,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         package: job.package.clone(),
         package_version: result.package_version.clone().unwrap_or_default(),
         target: job.target.clone(),
+        sources: job.sources.clone(),
         artifacts: if failed.is_some() {
             Vec::new()
         } else {

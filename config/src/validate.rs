@@ -1,0 +1,620 @@
+//! What a message may ask for, judged against the configuration and the queue it arrived on.
+//!
+//! [`crate::messages::Message::check`] keeps names safe for paths and commands; the checks here
+//! keep anyone holding broker credentials from asking for more than the farm would: another
+//! customer's or release's work, sources from elsewhere than the configured Gerrit, a review
+//! repository revived without the time its build was asked for, or the removal of a tree the
+//! publisher did not retire. Every consumer calls these before acting on a message.
+
+use crate::mapping::Role;
+use crate::messages::{
+    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement, Sources,
+    Target, Trigger,
+};
+use crate::queues::{QueueName, Stage};
+use crate::settings::{Family, FarmConfig};
+
+/// A message asks for something its queue or the configuration does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} refused: {why}")]
+pub struct Refused {
+    pub kind: &'static str,
+    pub why: String,
+}
+
+fn refuse<T>(kind: &'static str, why: impl Into<String>) -> Result<T, Refused> {
+    Err(Refused {
+        kind,
+        why: why.into(),
+    })
+}
+
+/// The message's customer and version are the queue's, of the stage expected, and a release
+/// of the configuration.
+fn on_queue(
+    kind: &'static str,
+    farm: &FarmConfig,
+    queue: &QueueName,
+    stage: Stage,
+    customer: &str,
+    version: &str,
+) -> Result<(), Refused> {
+    if queue.stage != stage {
+        return refuse(
+            kind,
+            format!("it arrived on {queue}, not a {stage:?} queue"),
+        );
+    }
+    if customer != queue.customer || version != queue.version {
+        return refuse(
+            kind,
+            format!("it is for {customer} {version} but arrived on {queue}"),
+        );
+    }
+    if farm.release(customer, version).is_none() {
+        return refuse(
+            kind,
+            format!("{customer} {version} is not a release of the configuration"),
+        );
+    }
+    Ok(())
+}
+
+/// `distro` is a distro of the release, of `family`.
+fn distro_of(
+    kind: &'static str,
+    farm: &FarmConfig,
+    customer: &str,
+    version: &str,
+    distro: &str,
+    family: Family,
+) -> Result<(), Refused> {
+    let release = farm.release(customer, version);
+    match release.and_then(|r| r.family_of(distro)) {
+        Some(f) if f == family => Ok(()),
+        Some(f) => refuse(
+            kind,
+            format!("{distro} is a {f} distro of {customer} {version}, not {family}"),
+        ),
+        None => refuse(
+            kind,
+            format!("{distro} is not a distro of {customer} {version}"),
+        ),
+    }
+}
+
+/// What a build's sources must be: each repository a project the mapping gives this customer,
+/// version, package (and distro, when the project names one), in its role, cloned from the
+/// configured Gerrit (`gerrit.git_url`, or `ssh://<user>@<host>:<port>`). Without a `[gerrit]`
+/// section there is no Gerrit to compare with, and only the mapping is checked.
+#[allow(clippy::too_many_arguments)]
+pub fn sources(
+    kind: &'static str,
+    farm: &FarmConfig,
+    customer: &str,
+    version: &str,
+    package: &str,
+    family: Family,
+    distro: &str,
+    sources: &Sources,
+) -> Result<(), Refused> {
+    let roles: Vec<(Role, &crate::messages::GitSource)> = match sources {
+        Sources::Split { code, packaging } => {
+            vec![(Role::Code, code), (Role::Packaging, packaging)]
+        }
+        Sources::Combined { repo } => vec![(Role::Combined, repo)],
+    };
+    let mapping = farm.mapping().or_else(|e| refuse(kind, e.to_string()))?;
+    for (role, repo) in roles {
+        if let Some(gerrit) = &farm.gerrit {
+            let expected = gerrit.clone_url(&repo.project);
+            if repo.url != expected {
+                return refuse(
+                    kind,
+                    format!(
+                        "{} is to be cloned from {:?}, not the configured Gerrit's {expected:?}",
+                        repo.project, repo.url
+                    ),
+                );
+            }
+        }
+        let found = mapping
+            .resolve(farm, &repo.project, &repo.branch)
+            .or_else(|e| refuse(kind, e.0))?;
+        let want = (customer, version, package);
+        let got = (
+            found.customer.as_str(),
+            found.version.as_str(),
+            found.package.as_str(),
+        );
+        if got != want {
+            return refuse(
+                kind,
+                format!(
+                    "{} on {} maps to {} {} {}, not {customer} {version} {package}",
+                    repo.project, repo.branch, got.0, got.1, got.2
+                ),
+            );
+        }
+        if found.distro.as_deref().is_some_and(|d| d != distro)
+            || found.family.is_some_and(|f| f != family)
+        {
+            return refuse(
+                kind,
+                format!("{} does not build for {family} {distro}", repo.project),
+            );
+        }
+        let in_role = match role {
+            Role::Combined => found.role == Role::Combined,
+            Role::Code => found.role != Role::Combined && repo.project == found.code_project,
+            Role::Packaging => {
+                found.role != Role::Combined && repo.project == found.packaging_project
+            }
+        };
+        if !in_role {
+            return refuse(
+                kind,
+                format!(
+                    "{} is not the {role:?} repository of {package} in the mapping",
+                    repo.project
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A review or topic target names the change (and patch set) its trigger was about.
+fn target(kind: &'static str, target: &Target, trigger: Option<&Trigger>) -> Result<(), Refused> {
+    let about = trigger.and_then(|t| Some((t.change?, t.patchset?)));
+    match (target, about) {
+        (Target::Release, _) => Ok(()),
+        (Target::Review { change }, Some((c, _))) if c == *change => Ok(()),
+        (Target::Review { change }, Some((c, _))) => refuse(
+            kind,
+            format!("its target is review {change} but its trigger is change {c}"),
+        ),
+        (Target::Topic { .. }, Some(_)) => Ok(()),
+        (Target::Review { .. } | Target::Topic { .. }, None) => refuse(
+            kind,
+            "a review or topic build must name its change and patch set in its trigger",
+        ),
+    }
+}
+
+/// A build job a worker may take from `queue`.
+pub fn build_job(farm: &FarmConfig, queue: &QueueName, job: &BuildJob) -> Result<(), Refused> {
+    let k = "build job";
+    on_queue(k, farm, queue, Stage::Build, &job.customer, &job.version)?;
+    distro_of(
+        k,
+        farm,
+        &job.customer,
+        &job.version,
+        &job.distro,
+        job.family,
+    )?;
+    target(k, &job.target, Some(&job.trigger))?;
+    sources(
+        k,
+        farm,
+        &job.customer,
+        &job.version,
+        &job.package,
+        job.family,
+        &job.distro,
+        &job.sources,
+    )
+}
+
+/// A publish job the publisher may act on from `queue`. It must say when its build was asked
+/// for, since a review repository retired after that time stays retired.
+pub fn publish_job(farm: &FarmConfig, queue: &QueueName, job: &PublishJob) -> Result<(), Refused> {
+    let k = "publish job";
+    on_queue(k, farm, queue, Stage::Publish, &job.customer, &job.version)?;
+    distro_of(
+        k,
+        farm,
+        &job.customer,
+        &job.version,
+        &job.distro,
+        job.family,
+    )?;
+    if job.requested_at.is_none() {
+        return refuse(
+            k,
+            "it does not say when its build was asked for (requested_at)",
+        );
+    }
+    let Some(trigger) = &job.trigger else {
+        return refuse(k, "it does not name the event behind its build (trigger)");
+    };
+    target(k, &job.target, Some(trigger))?;
+    sources(
+        k,
+        farm,
+        &job.customer,
+        &job.version,
+        &job.package,
+        job.family,
+        &job.distro,
+        &job.sources,
+    )
+}
+
+/// A review retirement the publisher may act on from `queue`.
+pub fn retirement(
+    farm: &FarmConfig,
+    queue: &QueueName,
+    retire: &ReviewRetirement,
+) -> Result<(), Refused> {
+    let k = "review retirement";
+    on_queue(
+        k,
+        farm,
+        queue,
+        Stage::Publish,
+        &retire.customer,
+        &retire.version,
+    )
+}
+
+/// A promotion the publisher may act on from `queue`.
+pub fn promotion(farm: &FarmConfig, queue: &QueueName, p: &Promotion) -> Result<(), Refused> {
+    let k = "promotion";
+    on_queue(k, farm, queue, Stage::Publish, &p.customer, &p.version)?;
+    let suites = &farm.publish.suites;
+    for suite in [&p.from, &p.to] {
+        if !suites.contains(suite) {
+            return refuse(k, format!("{suite} is not a suite of [publish] suites"));
+        }
+    }
+    Ok(())
+}
+
+/// Feedback the reactor may report from `queue`.
+pub fn feedback(farm: &FarmConfig, queue: &QueueName, f: &Feedback) -> Result<(), Refused> {
+    let k = "feedback";
+    on_queue(k, farm, queue, Stage::Feedback, &f.customer, &f.version)?;
+    if let Target::Review { change } = f.target {
+        if change != f.change {
+            return refuse(
+                k,
+                format!(
+                    "its target is review {change} but it is about change {}",
+                    f.change
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What the snapshot of an announcement that takes a tree down says.
+pub const RETIRED_SNAPSHOT: &str = "retired";
+
+/// An announcement the mirror may act on from `queue`: a tree of the queue's release
+/// (`<customer>/<version>`) or a review tree of its customer (`<customer>/review/<name>`), in
+/// the form the publisher sends. Generation 0 (take the tree down) is only ever sent for a
+/// retired review tree, with snapshot `retired`; any other generation names itself as the
+/// snapshot.
+pub fn announcement(
+    farm: &FarmConfig,
+    queue: &QueueName,
+    a: &MirrorAnnouncement,
+) -> Result<(), Refused> {
+    let k = "mirror announcement";
+    on_queue(k, farm, queue, Stage::Mirror, &a.customer, &a.version)?;
+    let release = Target::Release.tree(&a.customer, &a.version);
+    let review_prefix = format!("{}/review/", a.customer);
+    let review = a
+        .tree
+        .strip_prefix(&review_prefix)
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    if a.tree != release && !review {
+        return refuse(
+            k,
+            format!(
+                "tree {} is neither {release} nor a review tree {review_prefix}<name> of the queue {queue}",
+                a.tree
+            ),
+        );
+    }
+    match a.generation {
+        0 if !review => refuse(
+            k,
+            format!(
+                "generation 0 (take down) names {}, which is not a review tree",
+                a.tree
+            ),
+        ),
+        0 if a.snapshot != RETIRED_SNAPSHOT => refuse(
+            k,
+            format!(
+                "generation 0 must have snapshot {RETIRED_SNAPSHOT:?}, not {:?}",
+                a.snapshot
+            ),
+        ),
+        0 => Ok(()),
+        n if a.snapshot != n.to_string() => {
+            refuse(k, format!("generation {n} has snapshot {:?}", a.snapshot))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{GitSource, TriggerKind, SCHEMA_VERSION};
+
+    const CONFIG: &str = r#"
+[broker]
+url = "amqp://127.0.0.1/%2f"
+[gerrit]
+host = "review.example"
+user = "farm"
+key_file = "/k"
+known_hosts = "/kh"
+[paths]
+public_root = "/p"
+staging = "/s"
+state = "/st"
+[[customers]]
+name = "acme"
+versions = [{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }]
+[[customers]]
+name = "other"
+versions = [{ name = "9.0", deb = ["bookworm"] }]
+"#;
+
+    fn farm() -> FarmConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("farm.toml");
+        fs_err::write(&path, CONFIG).unwrap();
+        FarmConfig::load_with_env(&path, Vec::new()).unwrap()
+    }
+
+    fn q(stage: Stage, customer: &str) -> QueueName {
+        QueueName::new(stage, customer, "9.0")
+    }
+
+    fn repo(project: &str) -> GitSource {
+        GitSource {
+            project: project.into(),
+            url: format!("ssh://farm@review.example:29418/{project}"),
+            branch: "9.0".into(),
+            commit: "a".repeat(40),
+            fetch_ref: None,
+        }
+    }
+
+    fn trigger(change: Option<u64>) -> Trigger {
+        Trigger {
+            kind: TriggerKind::PatchsetCreated,
+            change,
+            patchset: change.map(|_| 2),
+            event_time: None,
+        }
+    }
+
+    fn build(target: Target, change: Option<u64>) -> BuildJob {
+        BuildJob::new(
+            "acme",
+            "9.0",
+            "hello",
+            Family::Deb,
+            "bookworm",
+            Sources::Combined {
+                repo: repo("acme/packages/deb/bookworm/hello"),
+            },
+            target,
+            0,
+            trigger(change),
+        )
+    }
+
+    fn publish(target: Target, change: Option<u64>) -> PublishJob {
+        let b = build(target.clone(), change);
+        PublishJob {
+            schema_version: SCHEMA_VERSION,
+            job_id: b.job_id,
+            customer: b.customer,
+            version: b.version,
+            distro: b.distro,
+            family: b.family,
+            package: b.package,
+            package_version: "1.0".into(),
+            target,
+            sources: b.sources,
+            artifacts: Vec::new(),
+            log: None,
+            requested_at: Some(b.requested_at),
+            trigger: Some(b.trigger),
+            outcome: Default::default(),
+        }
+    }
+
+    fn why(r: Result<(), Refused>) -> String {
+        r.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn a_build_job_of_the_configured_gerrit_passes() {
+        let f = farm();
+        build_job(&f, &q(Stage::Build, "acme"), &build(Target::Release, None)).unwrap();
+        let review = build(Target::Review { change: 7 }, Some(7));
+        build_job(&f, &q(Stage::Build, "acme"), &review).unwrap();
+    }
+
+    #[test]
+    fn a_clone_url_elsewhere_is_refused() {
+        let f = farm();
+        let mut job = build(Target::Release, None);
+        let Sources::Combined { repo } = &mut job.sources else {
+            unreachable!()
+        };
+        repo.url = "https://evil.example/acme/packages/deb/bookworm/hello".into();
+        let err = why(build_job(&f, &q(Stage::Build, "acme"), &job));
+        assert!(err.contains("not the configured Gerrit's"), "{err}");
+        let err = why(publish_job(&f, &q(Stage::Publish, "acme"), &{
+            let mut p = publish(Target::Release, None);
+            p.sources = job.sources.clone();
+            p
+        }));
+        assert!(err.contains("not the configured Gerrit's"), "{err}");
+    }
+
+    #[test]
+    fn a_project_of_another_customer_or_package_is_refused() {
+        let f = farm();
+        let mut job = build(Target::Release, None);
+        job.sources = Sources::Combined {
+            repo: repo("other/packages/deb/bookworm/hello"),
+        };
+        let err = why(build_job(&f, &q(Stage::Build, "acme"), &job));
+        assert!(err.contains("maps to other 9.0 hello"), "{err}");
+        job.sources = Sources::Combined {
+            repo: repo("acme/packages/deb/bookworm/evil"),
+        };
+        assert!(build_job(&f, &q(Stage::Build, "acme"), &job).is_err());
+        job.sources = Sources::Combined {
+            repo: repo("acme/packages/rpm/el9/hello"),
+        };
+        let err = why(build_job(&f, &q(Stage::Build, "acme"), &job));
+        assert!(err.contains("does not build for deb bookworm"), "{err}");
+        job.sources = Sources::Split {
+            code: repo("acme/packages/deb/bookworm/hello"),
+            packaging: repo("acme/packages/deb/bookworm/hello"),
+        };
+        assert!(build_job(&f, &q(Stage::Build, "acme"), &job).is_err());
+    }
+
+    #[test]
+    fn a_job_on_another_releases_queue_is_refused() {
+        let f = farm();
+        let job = build(Target::Release, None);
+        let err = why(build_job(&f, &q(Stage::Build, "other"), &job));
+        assert!(err.contains("arrived on build.other.9.0"), "{err}");
+        let err = why(build_job(&f, &q(Stage::Publish, "acme"), &job));
+        assert!(err.contains("not a Build queue"), "{err}");
+        let p = publish(Target::Release, None);
+        assert!(publish_job(&f, &q(Stage::Publish, "other"), &p).is_err());
+        let mut p = p;
+        p.distro = "el9".into();
+        let err = why(publish_job(&f, &q(Stage::Publish, "acme"), &p));
+        assert!(err.contains("rpm distro"), "{err}");
+    }
+
+    #[test]
+    fn a_publish_job_must_say_when_and_why_it_was_built() {
+        let f = farm();
+        let queue = q(Stage::Publish, "acme");
+        let good = publish(Target::Review { change: 7 }, Some(7));
+        publish_job(&f, &queue, &good).unwrap();
+        let mut p = good.clone();
+        p.requested_at = None;
+        assert!(why(publish_job(&f, &queue, &p)).contains("requested_at"));
+        let mut p = good.clone();
+        p.trigger = None;
+        assert!(why(publish_job(&f, &queue, &p)).contains("trigger"));
+        let mut p = good.clone();
+        p.target = Target::Review { change: 8 };
+        assert!(why(publish_job(&f, &queue, &p)).contains("trigger is change 7"));
+        let mut p = good.clone();
+        p.trigger = Some(trigger(None));
+        assert!(why(publish_job(&f, &queue, &p)).contains("change and patch set"));
+        let mut p = good;
+        p.target = Target::Topic { topic: "t".into() };
+        publish_job(&f, &queue, &p).unwrap();
+    }
+
+    fn ann(customer: &str, tree: &str, generation: u64, snapshot: &str) -> MirrorAnnouncement {
+        MirrorAnnouncement {
+            schema_version: SCHEMA_VERSION,
+            customer: customer.into(),
+            version: "9.0".into(),
+            snapshot: snapshot.into(),
+            generation,
+            tree: tree.into(),
+            published_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn announcements_name_only_their_queues_trees_in_the_publishers_form() {
+        let f = farm();
+        let queue = q(Stage::Mirror, "acme");
+        announcement(&f, &queue, &ann("acme", "acme/9.0", 3, "3")).unwrap();
+        announcement(&f, &queue, &ann("acme", "acme/review/7", 1, "1")).unwrap();
+        announcement(&f, &queue, &ann("acme", "acme/review/7", 0, "retired")).unwrap();
+        // Another customer's tree, under this customer's name or on this customer's queue.
+        let err = why(announcement(
+            &f,
+            &queue,
+            &ann("acme", "other/9.0", 0, "retired"),
+        ));
+        assert!(err.contains("neither acme/9.0"), "{err}");
+        let err = why(announcement(&f, &queue, &ann("other", "other/9.0", 1, "1")));
+        assert!(err.contains("arrived on mirror.acme.9.0"), "{err}");
+        assert!(announcement(&f, &queue, &ann("acme", "acme/review/7/x", 1, "1")).is_err());
+        assert!(announcement(&f, &queue, &ann("acme", "acme/10.0", 1, "1")).is_err());
+        // Generation 0 takes down retired review trees only, in the publisher's form.
+        let err = why(announcement(
+            &f,
+            &queue,
+            &ann("acme", "acme/9.0", 0, "retired"),
+        ));
+        assert!(err.contains("not a review tree"), "{err}");
+        assert!(announcement(&f, &queue, &ann("acme", "acme/review/7", 0, "0")).is_err());
+        assert!(announcement(&f, &queue, &ann("acme", "acme/9.0", 3, "retired")).is_err());
+    }
+
+    #[test]
+    fn retirements_promotions_and_feedback_keep_to_their_queues() {
+        let f = farm();
+        let r = ReviewRetirement::new("acme", "9.0", 7);
+        retirement(&f, &q(Stage::Publish, "acme"), &r).unwrap();
+        assert!(retirement(&f, &q(Stage::Publish, "other"), &r).is_err());
+        let p = Promotion::new(
+            "acme",
+            "9.0",
+            "hello",
+            None,
+            "proposed",
+            "updates",
+            &[],
+            false,
+        );
+        promotion(&f, &q(Stage::Publish, "acme"), &p).unwrap();
+        let bad = Promotion::new(
+            "acme",
+            "9.0",
+            "hello",
+            None,
+            "proposed",
+            "nowhere",
+            &[],
+            false,
+        );
+        assert!(why(promotion(&f, &q(Stage::Publish, "acme"), &bad)).contains("nowhere"));
+        let b = build(Target::Review { change: 7 }, Some(7));
+        let mut fb = Feedback::of(
+            &b.job_id,
+            "acme",
+            "9.0",
+            "hello",
+            Family::Deb,
+            "bookworm",
+            &b.target,
+            &b.trigger,
+            Default::default(),
+            None,
+        )
+        .unwrap();
+        feedback(&f, &q(Stage::Feedback, "acme"), &fb).unwrap();
+        assert!(feedback(&f, &q(Stage::Feedback, "other"), &fb).is_err());
+        fb.change = 8;
+        assert!(feedback(&f, &q(Stage::Feedback, "acme"), &fb).is_err());
+    }
+}
