@@ -2,7 +2,8 @@
 //! manual acknowledgement, dead-lettering with a reason, and reconnecting with backoff.
 //!
 //! Every work queue is a durable quorum queue whose rejected or over-delivered messages go to
-//! `<queue>.dead` (at-least-once dead-lettering, so a dead letter is never lost either).
+//! `<queue>.dead` (at-least-once dead-lettering, so a dead letter is never lost either). Every
+//! message goes through a named exchange ([`crate::queues::exchange_of`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -11,15 +12,18 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::messages::Message;
-use crate::queues::{QueueName, DEAD_SUFFIX};
+use crate::queues::{exchange_of, QueueName, DEAD_EXCHANGE, DEAD_SUFFIX, REPLY_EXCHANGE};
 use crate::settings::{BrokerSettings, FarmConfig};
 
 /// Header that carries why the farm dead-lettered a message.
@@ -52,6 +56,12 @@ pub enum BrokerError {
     #[error("cannot reach RabbitMQ at {url}: {source}; is it running? (`rabbitmqctl status`)")]
     Connect {
         url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("RabbitMQ refused to make {what} ({source}), and it does not exist: run `perestroika-queue bootstrap` with the broker administrator's user, which makes the farm's exchanges and queues")]
+    Topology {
+        what: String,
         #[source]
         source: lapin::Error,
     },
@@ -171,20 +181,145 @@ impl Broker {
         self.conn.status().connected()
     }
 
-    /// Declares a work queue and its dead-letter queue. Declaring again is harmless.
-    pub async fn declare(&self, queue: &QueueName) -> Result<(), BrokerError> {
-        let name = queue.to_string();
-        let dead = queue.dead_letter();
-        let mut dead_args = FieldTable::default();
-        dead_args.insert("x-queue-type".into(), long("quorum"));
-        self.publish
-            .queue_declare(
-                dead.as_str().into(),
-                QueueDeclareOptions::durable(),
-                dead_args,
+    /// Runs one topology operation on a channel of its own (a refused one closes its channel);
+    /// whether it succeeded.
+    async fn try_on_own_channel<F, Fut>(&self, op: F) -> Result<(), lapin::Error>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = Result<(), lapin::Error>>,
+    {
+        let channel = self.conn.create_channel().await?;
+        let result = op(channel.clone()).await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "done".into()).await;
+        }
+        result
+    }
+
+    /// Whether an exchange or queue exists (a passive declare, which needs no permission).
+    async fn exists(&self, exchange: Option<&str>, queue: Option<&str>) -> bool {
+        self.try_on_own_channel(|c| async move {
+            if let Some(e) = exchange {
+                c.exchange_declare(
+                    e.into(),
+                    ExchangeKind::Direct,
+                    ExchangeDeclareOptions {
+                        passive: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            }
+            if let Some(q) = queue {
+                c.queue_declare(
+                    q.into(),
+                    QueueDeclareOptions::default().passive(),
+                    FieldTable::default(),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Makes `exchange` (durable, direct) unless it exists.
+    async fn ensure_exchange(&self, exchange: &str) -> Result<(), BrokerError> {
+        if self.exists(Some(exchange), None).await {
+            return Ok(());
+        }
+        self.try_on_own_channel(|c| async move {
+            c.exchange_declare(
+                exchange.into(),
+                ExchangeKind::Direct,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
             )
             .await
-            .map_err(queue_err("declaring", &dead))?;
+        })
+        .await
+        .map_err(|source| BrokerError::Topology {
+            what: format!("exchange {exchange}"),
+            source,
+        })
+    }
+
+    /// Declares `queue` with `args` and binds it to `exchange` under its own name. A user
+    /// without the right to (a part's own, see [`crate::queues::Part::permissions`]) finds
+    /// the queue made by `perestroika-queue bootstrap`: only a queue missing is an error.
+    async fn ensure_queue(
+        &self,
+        queue: &str,
+        args: FieldTable,
+        exchange: &str,
+    ) -> Result<(), BrokerError> {
+        let declared = self
+            .try_on_own_channel(|c| async move {
+                c.queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
+                    .await
+                    .map(drop)
+            })
+            .await;
+        // Binding again is harmless; a queue of an older topology gets its binding here.
+        let bound = self
+            .try_on_own_channel(|c| async move {
+                c.queue_bind(
+                    queue.into(),
+                    exchange.into(),
+                    queue.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+            })
+            .await;
+        match (declared, bound) {
+            (Ok(()), Ok(())) => Ok(()),
+            (declared, bound) if self.exists(None, Some(queue)).await => {
+                if let Err(e) = declared.and(bound) {
+                    tracing::debug!(%queue, error = %e, "not declaring or binding a queue that exists");
+                }
+                Ok(())
+            }
+            (declared, bound) => Err(BrokerError::Topology {
+                what: format!("queue {queue}"),
+                source: declared.and(bound).expect_err("one of them failed"),
+            }),
+        }
+    }
+
+    /// Makes sure a work queue and its dead-letter queue exist, with the exchanges they take
+    /// messages from: checked without any permission (a part's user may make none), made
+    /// (see [`Broker::redeclare`]) only when missing.
+    pub async fn declare(&self, queue: &QueueName) -> Result<(), BrokerError> {
+        let (name, dead) = (queue.to_string(), queue.dead_letter());
+        if self
+            .exists(Some(&queue.stage.exchange()), Some(&name))
+            .await
+            && self.exists(Some(DEAD_EXCHANGE), Some(&dead)).await
+        {
+            return Ok(());
+        }
+        self.redeclare(queue).await
+    }
+
+    /// Declares a work queue and its dead-letter queue, with the exchanges they take messages
+    /// from, and binds them (a queue of an earlier topology gets its bindings). Declaring
+    /// again is harmless; `perestroika-queue bootstrap` does this for every queue.
+    pub async fn redeclare(&self, queue: &QueueName) -> Result<(), BrokerError> {
+        let name = queue.to_string();
+        let dead = queue.dead_letter();
+        let exchange = queue.stage.exchange();
+        self.ensure_exchange(DEAD_EXCHANGE).await?;
+        self.ensure_exchange(&exchange).await?;
+        let mut dead_args = FieldTable::default();
+        dead_args.insert("x-queue-type".into(), long("quorum"));
+        self.ensure_queue(&dead, dead_args, DEAD_EXCHANGE).await?;
 
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long("quorum"));
@@ -192,25 +327,22 @@ impl Broker {
             "x-delivery-limit".into(),
             AMQPValue::LongInt(self.settings.delivery_limit.min(i32::MAX as u32) as i32),
         );
-        args.insert("x-dead-letter-exchange".into(), long(""));
+        args.insert("x-dead-letter-exchange".into(), long(DEAD_EXCHANGE));
         args.insert("x-dead-letter-routing-key".into(), long(&dead));
         args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
         args.insert("x-overflow".into(), long("reject-publish"));
         if queue.stage.single_active_consumer() {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
         }
-        self.publish
-            .queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), args)
-            .await
-            .map_err(queue_err("declaring", &name))?;
-        Ok(())
+        self.ensure_queue(&name, args, &exchange).await
     }
 
     /// Declares a private queue for answers to this connection (exclusive, gone when the
-    /// connection closes); returns its name.
+    /// connection closes), bound to the answers' exchange; returns its name.
     pub async fn declare_reply_queue(&self) -> Result<String, BrokerError> {
         let name = format!(
-            "reply.{}.{}.{}",
+            "{}{}.{}.{}",
+            crate::queues::REPLY_PREFIX,
             hostname(),
             std::process::id(),
             std::time::SystemTime::now()
@@ -218,6 +350,7 @@ impl Broker {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
+        self.ensure_exchange(REPLY_EXCHANGE).await?;
         self.publish
             .queue_declare(
                 name.as_str().into(),
@@ -230,14 +363,33 @@ impl Broker {
             )
             .await
             .map_err(queue_err("declaring", &name))?;
+        self.publish
+            .queue_bind(
+                name.as_str().into(),
+                REPLY_EXCHANGE.into(),
+                name.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(queue_err("binding", &name))?;
         Ok(name)
     }
 
-    /// Declares every queue the configuration calls for; returns their names.
-    pub async fn declare_all(&self, farm: &FarmConfig) -> Result<Vec<QueueName>, BrokerError> {
+    /// Makes sure every queue the configuration calls for exists ([`Broker::declare`]);
+    /// `redeclare` declares and binds each again ([`Broker::redeclare`]). Returns their names.
+    pub async fn declare_all(
+        &self,
+        farm: &FarmConfig,
+        redeclare: bool,
+    ) -> Result<Vec<QueueName>, BrokerError> {
         let queues = crate::queues::all_queues(farm);
         for q in &queues {
-            self.declare(q).await?;
+            if redeclare {
+                self.redeclare(q).await?;
+            } else {
+                self.declare(q).await?;
+            }
         }
         Ok(queues)
     }
@@ -328,10 +480,11 @@ impl Broker {
             .with_content_type("application/json".into())
             .with_message_id(message_id.into())
             .with_headers(headers);
+        let exchange = exchange_of(queue).unwrap_or_default();
         let pending = self
             .publish
             .basic_publish(
-                ShortString::from(""),
+                ShortString::from(exchange),
                 queue.into(),
                 BasicPublishOptions {
                     mandatory: true,

@@ -1,4 +1,8 @@
-//! Queue names: `build.<customer>.<version>`, `publish.…`, `mirror.…`, each with a `.dead` twin.
+//! Queue names: `build.<customer>.<version>`, `publish.…`, `mirror.…`, each with a `.dead` twin;
+//! and the exchanges messages reach them through. Every message goes through a named direct
+//! exchange (routing key: the queue's name) — one per stage, one for dead letters, one for
+//! answers — never the default exchange, so that RabbitMQ's write permission, which is granted
+//! per exchange, says which part may send what (see [`Part::permissions`]).
 
 use std::fmt;
 
@@ -20,6 +24,11 @@ pub enum Stage {
 
 impl Stage {
     pub const ALL: [Stage; 4] = [Stage::Build, Stage::Publish, Stage::Mirror, Stage::Feedback];
+
+    /// The exchange this stage's queues take messages from.
+    pub fn exchange(self) -> String {
+        format!("{EXCHANGE_PREFIX}{}", self.prefix())
+    }
 
     fn prefix(self) -> &'static str {
         match self {
@@ -47,6 +56,82 @@ pub struct QueueName {
 
 /// Suffix of a work queue's dead-letter queue.
 pub const DEAD_SUFFIX: &str = ".dead";
+/// What every exchange of the farm's is named with.
+pub const EXCHANGE_PREFIX: &str = "perestroika.";
+/// The exchange dead letters go through (the farm's own and the broker's).
+pub const DEAD_EXCHANGE: &str = "perestroika.dead";
+/// The exchange answers to a CLI's private reply queue go through.
+pub const REPLY_EXCHANGE: &str = "perestroika.reply";
+/// What a CLI's private reply queue is named with.
+pub const REPLY_PREFIX: &str = "reply.";
+
+/// The exchange a message for `queue` is published to; `None` for a name that is none of the
+/// farm's queues (published through the default exchange, which no part's user may write).
+pub fn exchange_of(queue: &str) -> Option<String> {
+    if let Some(q) = QueueName::parse(queue) {
+        return Some(q.stage.exchange());
+    }
+    if QueueName::parse_dead_letter(queue).is_some() {
+        return Some(DEAD_EXCHANGE.to_owned());
+    }
+    queue
+        .starts_with(REPLY_PREFIX)
+        .then(|| REPLY_EXCHANGE.to_owned())
+}
+
+/// A part of the farm that talks to the broker with a user of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Reactor,
+    Worker,
+    Publisher,
+    Mirror,
+}
+
+/// What one broker user may do, as RabbitMQ's three regular expressions on resource names
+/// (exchanges and queues) of the farm's virtual host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Permissions {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Reactor, Part::Worker, Part::Publisher, Part::Mirror];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Reactor => "reactor",
+            Part::Worker => "worker",
+            Part::Publisher => "publisher",
+            Part::Mirror => "mirror",
+        }
+    }
+
+    /// What the part's broker user may do: consume its own queues, publish to the exchanges
+    /// of what it sends, dead-letter; declare nothing (`perestroika-queue bootstrap`, run with
+    /// the administrator's user, makes the topology). Writing a queue resource only allows
+    /// binding it, which the part's own queues need on reconnect.
+    pub fn permissions(self) -> Permissions {
+        let (sends, reads): (&[&str], Stage) = match self {
+            // Build jobs, retirements; reads the build outcomes it reports.
+            Part::Reactor => (&["build", "publish"], Stage::Feedback),
+            // Publish jobs.
+            Part::Worker => (&["publish"], Stage::Build),
+            // Announcements, feedback, answers to promotions, its own signature refreshes.
+            Part::Publisher => (&["mirror", "feedback", "reply", "publish"], Stage::Publish),
+            Part::Mirror => (&[], Stage::Mirror),
+        };
+        let exchanges: Vec<&str> = sends.iter().copied().chain(["dead"]).collect();
+        let queue = format!("{}\\.[^.]+\\..+", reads.prefix());
+        Permissions {
+            configure: "^$".into(),
+            write: format!("^(perestroika\\.({})|{queue})$", exchanges.join("|")),
+            read: format!("^({queue}|{})$", reads.exchange().replace('.', "\\.")),
+        }
+    }
+}
 
 impl QueueName {
     pub fn new(stage: Stage, customer: &str, version: &str) -> Self {

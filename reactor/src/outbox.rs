@@ -178,7 +178,7 @@ impl Outbox {
         );
         loop {
             let broker = Broker::connect_with_backoff(&self.settings).await;
-            match broker.declare_all(&self.farm).await {
+            match broker.declare_all(&self.farm, false).await {
                 Ok(_) => {
                     self.broker = Some(broker);
                     return;

@@ -16,7 +16,7 @@ pub struct QueueReport {
 /// Declares every work queue and dead-letter queue of the configuration; returns their names
 /// (work queues first, each followed by its dead-letter queue).
 pub async fn bootstrap(broker: &Broker, farm: &FarmConfig) -> Result<Vec<String>, BrokerError> {
-    let queues = broker.declare_all(farm).await?;
+    let queues = broker.declare_all(farm, true).await?;
     Ok(queues
         .iter()
         .flat_map(|q| [q.to_string(), q.dead_letter()])

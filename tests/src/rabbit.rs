@@ -64,6 +64,24 @@ impl Rabbit {
         );
     }
 
+    /// Runs `rabbitmqctl args…` against this node, asserting success.
+    pub fn rabbitmqctl(&self, args: &[&str]) {
+        let out = Command::new("bash")
+            .arg(script())
+            .arg("ctl")
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("run .ci/rabbitmq ctl");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
     }

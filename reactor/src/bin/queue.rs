@@ -31,6 +31,14 @@ enum Command {
     /// Declare every queue the configuration calls for (durable quorum queues, each with a
     /// dead-letter queue). Safe to run again; recreates a farm's topology on new hosts.
     Bootstrap,
+    /// Print the broker user each part should have and what RabbitMQ should let it do (as
+    /// `rabbitmqctl` commands): consume its own queues, send only what it sends. Needs no
+    /// broker; run the commands as the broker's administrator, after `bootstrap`.
+    BrokerUsers {
+        /// The users' names are `<prefix>-reactor`, `<prefix>-worker`, ….
+        #[arg(long, default_value = "perestroika")]
+        prefix: String,
+    },
     /// Show each queue's depth and consumers.
     Queues,
     /// Queue a manual rebuild of a package: at a branch head (PROJECT BRANCH), at a commit
@@ -157,8 +165,12 @@ fn main() -> ExitCode {
             return rebuild_release(&farm, customer, version, *snapshot, out.clone(), cli.json)
                 .await;
         }
+        if let Command::BrokerUsers { prefix } = &cli.command {
+            return broker_users(&farm, prefix, cli.json);
+        }
         let broker = Broker::connect(&farm.broker).await?;
         match cli.command {
+            Command::BrokerUsers { .. } => unreachable!("answered without a broker"),
             Command::Bootstrap => {
                 let names = topology::bootstrap(&broker, &farm)
                     .await
@@ -476,6 +488,66 @@ async fn rebuild_release(
         anyhow::bail!(
             "{bad} of {} packages did not rebuild identically",
             reports.len()
+        );
+    }
+    Ok(())
+}
+
+/// The virtual host of an AMQP URL (`/` when it names none).
+fn vhost(url: &str) -> String {
+    let after_host = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, path)| path.split('?').next().unwrap_or_default())
+        .unwrap_or_default();
+    if after_host.is_empty() {
+        return "/".into();
+    }
+    after_host.replace("%2f", "/").replace("%2F", "/")
+}
+
+fn broker_users(
+    farm: &perestroika_config::FarmConfig,
+    prefix: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    use perestroika_config::queues::Part;
+    let vhost = vhost(&farm.broker.url);
+    let users: Vec<serde_json::Value> = Part::ALL
+        .iter()
+        .map(|part| {
+            let p = part.permissions();
+            serde_json::json!({
+                "part": part.name(),
+                "user": format!("{prefix}-{}", part.name()),
+                "vhost": vhost,
+                "configure": p.configure,
+                "write": p.write,
+                "read": p.read,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&users)?);
+        return Ok(());
+    }
+    println!("# As the broker's administrator, after `perestroika-queue bootstrap`; each part's");
+    println!("# [broker] url (or PERESTROIKA_BROKER__URL) then names its own user.");
+    for u in &users {
+        let field = |k: &str| u[k].as_str().unwrap_or_default().to_owned();
+        println!(
+            "rabbitmqctl add_user {} \"$(cat {}.password)\"",
+            field("user"),
+            field("user")
+        );
+        println!(
+            "rabbitmqctl set_permissions -p '{}' {} '{}' '{}' '{}'",
+            field("vhost"),
+            field("user"),
+            field("configure"),
+            field("write"),
+            field("read")
         );
     }
     Ok(())
