@@ -186,6 +186,27 @@ fn bridge_gateway() -> String {
     cidr.split('/').next().unwrap().to_owned()
 }
 
+/// A listener on all of this host's addresses, and its address as a container on Docker's
+/// default bridge would reach it: what an attack tries to connect to.
+fn listener_on_the_bridge() -> (TcpListener, String) {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let target = format!(
+        "{}:{}",
+        bridge_gateway(),
+        listener.local_addr().unwrap().port()
+    );
+    (listener, target)
+}
+
+/// Asserts that nothing connected to `listener`.
+fn nobody_came(listener: &TcpListener) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the build reached the host: {other:?}"),
+    }
+}
+
 /// A binary package whose postinst runs `script` as root when a build installs it.
 fn package_with_postinst(dir: &Path, name: &str, script: &str) -> std::path::PathBuf {
     let root = dir.join(format!("{name}-root"));
@@ -223,13 +244,7 @@ fn a_build_dependency_gets_neither_out_of_the_build_root_nor_onto_the_network() 
         r#"{ name = "9.0", deb = ["bookworm"] }"#,
     );
     let dir = farm.dir.path();
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let target = format!(
-        "{}:{}",
-        bridge_gateway(),
-        listener.local_addr().unwrap().port()
-    );
+    let (listener, target) = listener_on_the_bridge();
     let script = format!(
         r##"#!/bin/sh
 echo "evil: postinst as uid $(id -u)"
@@ -270,10 +285,7 @@ exit 0
     // 4: no connection reached the host; the dependencies still came through the cache.
     assert!(log.contains("evil: no way to"), "{log}");
     assert!(!log.contains("evil: REACHED"), "{log}");
-    match listener.accept() {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the build reached the host: {other:?}"),
-    }
+    nobody_came(&listener);
     // 3: whether or not it left the chroot, it changed nothing later commands run.
     assert!(log.contains("evil: could not replace setpriv"), "{log}");
     let customer = tree.parent().unwrap();
@@ -318,13 +330,7 @@ fn sources_beyond_the_limit_are_refused_at_the_source_step() {
 /// installed; they reach no address (the container has no network at all then).
 #[test]
 fn a_spec_reaches_no_network_while_it_is_parsed() {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let target = format!(
-        "{}:{}",
-        bridge_gateway(),
-        listener.local_addr().unwrap().port()
-    );
+    let (listener, target) = listener_on_the_bridge();
     let spec = format!(
         "%global reach %(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(PeerAddr => \"{target}\", Timeout => 5) ? \"REACHED\" : \"unreachable\"')\n\
          Name: reach\nVersion: 1.0\nRelease: %autorelease\nSummary: reach %{{reach}}\nLicense: MIT\nBuildArch: noarch\n\n\
@@ -345,8 +351,5 @@ fn a_spec_reaches_no_network_while_it_is_parsed() {
     let log = fs_err::read_to_string(out.join("build.log")).unwrap();
     assert!(log.contains("parsed-as-unreachable"), "{log}");
     assert!(!log.contains("REACHED"), "{log}");
-    match listener.accept() {
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-        other => panic!("the spec reached the host: {other:?}"),
-    }
+    nobody_came(&listener);
 }

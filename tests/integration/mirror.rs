@@ -464,16 +464,7 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
             .success()
     );
     let deb = s.deb("reviewed", "1.0");
-    let out = s
-        .farm
-        .include("bookworm", &["--review", "77"], &[&deb])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.farm.publish_review("bookworm", 77, &[&deb]);
     let tree = format!("{}/review/77", s.farm.customer);
     let out = s.mirror(&["sync", &tree]);
     assert!(
@@ -920,16 +911,7 @@ async fn forged_announcements_remove_nothing_from_a_mirror() {
     s.sync();
     let review = format!("{}/review/91", s.farm.customer);
     let deb = s.deb("reviewed", "1.0");
-    let out = s
-        .farm
-        .include("bookworm", &["--review", "91"], &[&deb])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    s.farm.publish_review("bookworm", 91, &[&deb]);
     assert!(s.mirror(&["sync", &review]).status.success());
     // Another customer's tree on the same mirror host.
     let stranger = unique("c");

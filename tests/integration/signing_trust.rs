@@ -26,21 +26,7 @@ fn farm_with_review_key(
         ),
         r#"{ name = "9.0", deb = ["bookworm"] }"#,
     );
-    let out = run(
-        "perestroika-publisher",
-        &[
-            "--config",
-            farm.path.to_str().unwrap(),
-            "key",
-            "import",
-            review.secret_file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.import_key(review);
     farm
 }
 
@@ -80,15 +66,7 @@ fn a_review_tree_cannot_pass_for_the_release() {
         &[make_deb(dir, "greet", "1.0", false, "release")],
     );
     let unreviewed = make_deb(dir, "greet", "6.6.6", false, "unreviewed");
-    let out = farm
-        .include("bookworm", &["--review", "77"], &[&unreviewed])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.publish_review("bookworm", 77, &[&unreviewed]);
     let release_tree = farm.release_tree();
     let review_tree = release_tree.parent().unwrap().join("review/77");
 
@@ -232,21 +210,7 @@ fn a_customer_review_key_signs_that_customers_review_trees() {
     )
     .unwrap();
     let cfg = farm.path.to_str().unwrap();
-    let out = run(
-        "perestroika-publisher",
-        &[
-            "--config",
-            cfg,
-            "key",
-            "import",
-            own_review.secret_file.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.import_key(&own_review);
     let out = run("perestroika-publisher", &["--config", cfg, "check"]);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}");
@@ -257,15 +221,7 @@ fn a_customer_review_key_signs_that_customers_review_trees() {
 
     let dir = farm.dir.path();
     let deb = make_deb(dir, "greet", "2.0", false, "review");
-    let out = farm
-        .include("bookworm", &["--review", "5"], &[&deb])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.publish_review("bookworm", 5, &[&deb]);
     let review_tree = farm.release_tree().parent().unwrap().join("review/5");
     let listed = sh(Command::new("gpg")
         .args(["--show-keys", "--with-colons"])

@@ -328,25 +328,38 @@ pub fn signed_farm(
         also.join(", ")
     );
     let farm = crate::Farm::custom(amqp_url, "", &signing, release);
-    let cfg = farm.path.to_str().unwrap();
     for key in keys {
+        farm.import_key(key);
+    }
+    farm
+}
+
+impl crate::Farm {
+    /// `perestroika-publisher key import` of `key`'s secret part into this farm's keyring.
+    pub fn import_key(&self, key: &OperatorKey) {
         let out = crate::run(
             "perestroika-publisher",
             &[
                 "--config",
-                cfg,
+                self.path.to_str().unwrap(),
                 "key",
                 "import",
                 key.secret_file.to_str().unwrap(),
             ],
         );
-        assert!(
-            out.status.success(),
-            "key import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(out, "key import");
     }
-    farm
+
+    /// [`crate::Farm::include`] of `files` into the review repository of `change`, asserting
+    /// that it succeeded.
+    pub fn publish_review<P: AsRef<Path>>(&self, distro: &str, change: u64, files: &[P]) {
+        let files: Vec<&Path> = files.iter().map(AsRef::as_ref).collect();
+        let out = self
+            .include(distro, &["--review", &change.to_string()], &files)
+            .output()
+            .unwrap();
+        ok(out, "publishing for review");
+    }
 }
 
 /// The release line of the test farms: 9.0 for bookworm.
