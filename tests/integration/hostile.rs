@@ -7,12 +7,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use perestroika_tests::debian::{
-    base_image, containers_of_job, dh_package, minimal_package, package_cache, GitRepo,
-};
-use perestroika_tests::{run, sh, Farm};
+use perestroika_tests::debian::{dh_package, minimal_package, GitRepo};
+use perestroika_tests::{sh, Farm};
 
-use crate::worker::{artifact_names, failure};
+use crate::worker::{artifact_names, build_in, failure};
 
 /// `perestroika-worker --config <farm> build` of a git commit for bookworm into `out`, with the
 /// farm's `[build]` settings; returns the output and result.json.
@@ -23,37 +21,10 @@ fn build_with(
     extra: &[&str],
     out: &Path,
 ) -> (Output, serde_json::Value) {
-    base_image("bookworm");
-    let cache = package_cache();
     let url = repo.url();
-    let mut args = vec![
-        "--config",
-        farm.path.to_str().unwrap(),
-        "build",
-        "--quiet",
-        "--distro",
-        "bookworm",
-        "--package-cache",
-        &cache,
-        "--git",
-        &url,
-        "--commit",
-        commit,
-        "--out",
-        out.to_str().unwrap(),
-    ];
+    let mut args = vec!["--git", &url, "--commit", commit];
     args.extend_from_slice(extra);
-    let output = run("perestroika-worker", &args);
-    let record = fs_err::read(out.join("result.json")).unwrap_or_else(|_| {
-        panic!(
-            "no result.json; stderr:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let result: serde_json::Value = serde_json::from_slice(&record).unwrap();
-    let job = result["job_id"].as_str().unwrap();
-    assert!(containers_of_job(job).is_empty(), "container of {job} left");
-    (output, result)
+    build_in(Some(&farm.path), "bookworm", &args, out)
 }
 
 fn succeeded(output: &Output, result: &serde_json::Value, out: &Path) {

@@ -18,20 +18,34 @@ fn build(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
 /// Runs `perestroika-worker build` for `distro` (made if missing: the tests' rpm distro or a
 /// Debian one), asserts the build's container is gone, and returns its output and result.json.
 pub(crate) fn build_for(distro: &str, args: &[&str], out: &Path) -> (Output, serde_json::Value) {
+    build_in(None, distro, args, out)
+}
+
+/// [`build_for`] with the `[build]` settings of the farm configuration `config`, if given.
+pub(crate) fn build_in(
+    config: Option<&Path>,
+    distro: &str,
+    args: &[&str],
+    out: &Path,
+) -> (Output, serde_json::Value) {
     if distro == RPM_DISTRO {
         rpm_image();
     } else {
         base_image(distro);
     }
     let cache = package_cache();
-    let mut all = vec![
+    let mut all = Vec::new();
+    if let Some(config) = config {
+        all.extend(["--config", config.to_str().unwrap()]);
+    }
+    all.extend([
         "build",
         "--quiet",
         "--distro",
         distro,
         "--package-cache",
         &cache,
-    ];
+    ]);
     let out_s = out.to_str().unwrap();
     all.extend(["--out", out_s]);
     all.extend_from_slice(args);
