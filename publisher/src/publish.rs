@@ -106,8 +106,18 @@ impl Publisher<'_> {
         target: &Target,
     ) -> Result<(Tree, String, TreeLock), PublishError> {
         let (tree, name) = self.tree(customer, version, target);
-        let lock = tree.lock()?;
+        let lock = tree.lock(&self.lock_path(&name))?;
         Ok((tree, name, lock))
+    }
+
+    /// Where the lock of the tree `name` (relative to the public root) is kept: in the
+    /// publisher's state, not in the public tree the mirrors copy.
+    fn lock_path(&self, name: &str) -> PathBuf {
+        self.farm
+            .paths
+            .state
+            .join("publisher/locks")
+            .join(format!("{name}.lock"))
     }
 
     /// The releases whose repositories a tree holds: a topic's changes may sit on several
@@ -216,6 +226,8 @@ impl Publisher<'_> {
         perestroika_config::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())
             .map_err(io(&mark))?;
         let mut found = tree.remove(&lock)?;
+        // The change may come back (a tree of the same name starts afresh and locks anew).
+        lock.remove_file();
         for state in [self.state_dir(&tree_name), self.rpm_state(&tree_name)] {
             if state.exists() {
                 fs_err::remove_dir_all(&state).map_err(io(&state))?;

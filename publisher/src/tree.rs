@@ -12,9 +12,10 @@
 //! made live by renaming a new symlink over `<name>` (rename(2): readers see the old tree or the
 //! new one, never neither).
 //!
-//! Every writer of a tree holds its [`TreeLock`] (an flock on `<root>/.<name>.lock`) for the
-//! whole write: two publishers of one tree — consumers of two releases' queues publishing one
-//! topic, or `include` beside the daemon — take turns, across threads and processes alike.
+//! Every writer of a tree holds its [`TreeLock`] (an flock on a lock file in the publisher's own
+//! state, never in the public tree the mirrors copy) for the whole write: two publishers of one
+//! tree — consumers of two releases' queues publishing one topic, or `include` beside the
+//! daemon — take turns, across threads and processes alike.
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +40,16 @@ fn err(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
 #[derive(Debug)]
 pub struct TreeLock {
     path: PathBuf,
+    /// Holds the flock until dropped.
     _file: std::fs::File,
+}
+
+impl TreeLock {
+    /// Removes the lock file (a tree taken down for good); the lock is held until dropped,
+    /// and a writer waiting on the removed file takes the next one.
+    pub fn remove_file(&self) {
+        let _ = fs_err::remove_file(&self.path);
+    }
 }
 
 /// The public tree `<root>/<name>`.
@@ -105,37 +115,36 @@ impl Tree {
         self.generations_dir().join(n.to_string())
     }
 
-    /// The lock file beside the tree; it is never removed, so every writer locks one inode.
-    fn lock_path(&self) -> PathBuf {
-        self.root.join(format!(".{}.lock", self.name))
-    }
-
-    /// Waits for, then holds, the tree's exclusive lock (flock(2)), taken by every writer
-    /// before it changes the tree or its private state and held until the write is done.
-    pub fn lock(&self) -> Result<TreeLock, TreeError> {
-        fs_err::create_dir_all(&self.root).map_err(err(&self.root))?;
-        let path = self.lock_path();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(err(&path))?;
-        file.lock().map_err(err(&path))?;
-        Ok(TreeLock { path, _file: file })
-    }
-
-    fn held(&self, lock: &TreeLock) {
-        assert_eq!(
-            lock.path,
-            self.lock_path(),
-            "a tree is written under its own lock"
-        );
+    /// Waits for, then holds, the tree's exclusive lock (flock(2)) on the file `path`, taken
+    /// by every writer before it changes the tree or its private state and held until the
+    /// write is done. A lock file removed while it was awaited ([`TreeLock::remove_file`]) is
+    /// not held: the next one is taken, so that two writers never hold two files.
+    pub fn lock(&self, path: &Path) -> Result<TreeLock, TreeError> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(dir) = path.parent() {
+            fs_err::create_dir_all(dir).map_err(err(dir))?;
+        }
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(err(path))?;
+            file.lock().map_err(err(path))?;
+            let held = file.metadata().map_err(err(path))?;
+            let same = fs_err::metadata(path).is_ok_and(|now| now.ino() == held.ino());
+            if same {
+                return Ok(TreeLock {
+                    path: path.to_owned(),
+                    _file: file,
+                });
+            }
+        }
     }
 
     /// Starts generation N+1 in a temporary directory (removing any unfinished one).
-    pub fn begin(&self, lock: &TreeLock) -> Result<(u64, PathBuf), TreeError> {
-        self.held(lock);
+    pub fn begin(&self, _lock: &TreeLock) -> Result<(u64, PathBuf), TreeError> {
         let gens = self.generations_dir();
         fs_err::create_dir_all(&gens).map_err(err(&gens))?;
         for entry in fs_err::read_dir(&gens)
@@ -155,8 +164,7 @@ impl Tree {
     /// Takes the tree down: first the live link disappears (renamed away, so clients see
     /// the whole tree or none), then its generations and pool. Returns whether anything was
     /// there; running it again after a crash finishes the job.
-    pub fn remove(&self, lock: &TreeLock) -> Result<bool, TreeError> {
-        self.held(lock);
+    pub fn remove(&self, _lock: &TreeLock) -> Result<bool, TreeError> {
         let retired = self.root.join(format!(".{}.retired", self.name));
         let live = self.live();
         let mut found = false;
@@ -178,8 +186,7 @@ impl Tree {
     }
 
     /// Completes generation `n` and makes it live.
-    pub fn commit(&self, n: u64, lock: &TreeLock) -> Result<(), TreeError> {
-        self.held(lock);
+    pub fn commit(&self, n: u64, _lock: &TreeLock) -> Result<(), TreeError> {
         let gens = self.generations_dir();
         let tmp = gens.join(format!("{n}.tmp"));
         let done = gens.join(n.to_string());
