@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::error::ConfigError;
+use crate::preflight::PreflightError;
 use crate::settings::FarmConfig;
 
 /// Where binaries look for the configuration when `--config` is not given.
@@ -50,7 +51,7 @@ where
             }
             let usage = err
                 .chain()
-                .any(|c| c.is::<ConfigError>() || c.is::<UsageError>());
+                .any(|c| c.is::<ConfigError>() || c.is::<UsageError>() || c.is::<PreflightError>());
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

@@ -21,7 +21,8 @@ pub enum Stage {
 impl Stage {
     pub const ALL: [Stage; 4] = [Stage::Build, Stage::Publish, Stage::Mirror, Stage::Feedback];
 
-    fn prefix(self) -> &'static str {
+    /// The stage's name, the first element of its queues' names.
+    pub fn prefix(self) -> &'static str {
         match self {
             Stage::Build => "build",
             Stage::Publish => "publish",
