@@ -56,14 +56,3 @@ where
         }
     }
 }
-
-/// Prints that the configuration is valid and which queues a part consumes.
-pub fn print_check(farm: &FarmConfig, part: &str, stage: crate::queues::Stage) {
-    println!("configuration {} is valid", farm.source.display());
-    for q in crate::queues::all_queues(farm)
-        .into_iter()
-        .filter(|q| q.stage == stage)
-    {
-        println!("{part} consumes {q} (dead letters: {})", q.dead_letter());
-    }
-}
