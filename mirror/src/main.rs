@@ -132,8 +132,29 @@ fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<V
     }
 }
 
-fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
-    Ok(TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?)
+/// A tree of a customer and release the configuration has (or a customer's review tree).
+fn tree_ref(farm: &FarmConfig, tree: &str) -> anyhow::Result<TreeRef> {
+    let parsed = TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?;
+    let customer = parsed.parent.split('/').next().unwrap_or_default();
+    let known = if parsed.parent.ends_with("/review") {
+        farm.customer(customer).is_some()
+    } else {
+        farm.release(customer, &parsed.name).is_some()
+    };
+    if !known {
+        let releases: Vec<String> = farm
+            .releases()
+            .map(|(c, r)| format!("{}/{}", c.name, r.name))
+            .collect();
+        return Err(UsageError(format!(
+            "{} has no tree {tree}; its releases are {} (and each customer's review trees, \
+             CUSTOMER/review/NAME)",
+            farm.source.display(),
+            releases.join(", ")
+        ))
+        .into());
+    }
+    Ok(parsed)
 }
 
 fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
@@ -177,7 +198,7 @@ fn main() -> ExitCode {
                 generation,
                 full,
             } => {
-                let tree = tree_ref(&tree)?;
+                let tree = tree_ref(&farm, &tree)?;
                 let generation = match generation {
                     Some(g) => g,
                     None => live_generation(&farm, &tree)?,
@@ -250,7 +271,7 @@ fn main() -> ExitCode {
                 fingerprints,
             } => {
                 let tree_name = tree.clone();
-                let tree = tree_ref(&tree)?;
+                let tree = tree_ref(&farm, &tree)?;
                 let pinned = pinned(&farm, &tree_name, fingerprints)?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 let mut problems = Vec::new();
