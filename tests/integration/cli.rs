@@ -475,3 +475,25 @@ fn configuration_errors_say_file_key_and_fix() {
         "{err}"
     );
 }
+
+#[test]
+fn mirror_commands_refuse_trees_the_configuration_does_not_have() {
+    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let cfg = farm.path.to_str().unwrap();
+    for tree in [
+        "nosuch/9.0",
+        &format!("{}/8.0", farm.customer),
+        "nosuch/review/5",
+    ] {
+        let out = run("perestroika-mirror", &["--config", cfg, "sync", tree]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tree}: {err}");
+        assert!(
+            err.contains(&format!(
+                "has no tree {tree}; its releases are {}/9.0",
+                farm.customer
+            )),
+            "{err}"
+        );
+    }
+}
