@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::error::ConfigError;
+use crate::preflight::PreflightError;
 use crate::settings::FarmConfig;
 
 /// Where binaries look for the configuration when `--config` is not given.
@@ -50,19 +51,8 @@ where
             }
             let usage = err
                 .chain()
-                .any(|c| c.is::<ConfigError>() || c.is::<UsageError>());
+                .any(|c| c.is::<ConfigError>() || c.is::<UsageError>() || c.is::<PreflightError>());
             ExitCode::from(if usage { 2 } else { 1 })
         }
-    }
-}
-
-/// Prints that the configuration is valid and which queues a part consumes.
-pub fn print_check(farm: &FarmConfig, part: &str, stage: crate::queues::Stage) {
-    println!("configuration {} is valid", farm.source.display());
-    for q in crate::queues::all_queues(farm)
-        .into_iter()
-        .filter(|q| q.stage == stage)
-    {
-        println!("{part} consumes {q} (dead letters: {})", q.dead_letter());
     }
 }

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod mapping;
 pub mod messages;
 pub mod names;
+pub mod preflight;
 pub mod queues;
 pub mod relations;
 pub mod release_index;

@@ -61,6 +61,16 @@ pub enum Role {
     Combined,
 }
 
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Code => "code",
+            Role::Packaging => "packaging",
+            Role::Combined => "combined code and packaging",
+        })
+    }
+}
+
 /// A project and branch the farm builds from, resolved against the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectMatch {

@@ -131,6 +131,18 @@ pub enum Target {
     Topic { topic: String },
 }
 
+impl std::fmt::Display for Target {
+    /// The repository in words: "the release", "review repository of change 1234",
+    /// "topic repository foo".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Release => f.write_str("the release"),
+            Target::Review { change } => write!(f, "review repository of change {change}"),
+            Target::Topic { topic } => write!(f, "topic repository {topic}"),
+        }
+    }
+}
+
 impl Target {
     /// Where the repository lives, relative to the public root: `<customer>/<version>` for a
     /// release, `<customer>/review/<change or topic>` for a review repository.

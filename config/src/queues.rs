@@ -30,7 +30,8 @@ impl Stage {
         format!("{EXCHANGE_PREFIX}{}", self.prefix())
     }
 
-    fn prefix(self) -> &'static str {
+    /// The stage's name, the first element of its queues' names.
+    pub fn prefix(self) -> &'static str {
         match self {
             Stage::Build => "build",
             Stage::Publish => "publish",

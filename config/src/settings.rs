@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ConfigError;
+use crate::error::{describe, ConfigError};
 use crate::mapping::{Mapping, RuleSpec};
 use crate::names::{check_customer, check_token, check_version};
 
@@ -378,13 +378,28 @@ impl Release {
 
 /// Where merges of a release are published.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum ReleaseState {
     /// Merges publish into the release suite itself.
     #[default]
     Development,
     /// The release has shipped: merges publish into `proposed`.
     Maintenance,
+}
+
+impl TryFrom<String> for ReleaseState {
+    type Error = String;
+
+    fn try_from(state: String) -> Result<Self, String> {
+        match state.as_str() {
+            "development" => Ok(Self::Development),
+            "maintenance" => Ok(Self::Maintenance),
+            _ => Err(format!(
+                "unknown release state {state:?}: expected \"development\" (merges publish into \
+                 the release suite) or \"maintenance\" (merges publish into publish.proposed)"
+            )),
+        }
+    }
 }
 
 /// A package family.
@@ -551,6 +566,68 @@ fn default_arches() -> Vec<String> {
     vec!["amd64".into()]
 }
 
+/// The configuration key an environment variable overrides (`PERESTROIKA_BUILD__SLOTS` →
+/// `build.slots`), if it is an override at all.
+fn override_key(variable: &str) -> Option<String> {
+    let rest = variable.strip_prefix(ENV_PREFIX)?.strip_prefix('_')?;
+    rest.contains("__")
+        .then(|| rest.to_ascii_lowercase().replace("__", "."))
+}
+
+fn file_error(path: &Path, err: &config::ConfigError) -> ConfigError {
+    match describe(err) {
+        (Some(key), problem) => ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            problem,
+        },
+        (None, problem) => ConfigError::Load {
+            path: path.to_owned(),
+            problem,
+        },
+    }
+}
+
+/// An error that only the overrides cause, blamed on the variable(s) that set its key.
+fn environment_error(
+    path: &Path,
+    overrides: &HashMap<String, String>,
+    err: &config::ConfigError,
+) -> ConfigError {
+    let (key, problem) = describe(err);
+    let mut named: Vec<(&String, String)> = overrides
+        .keys()
+        .filter_map(|v| Some((v, override_key(v)?)))
+        .collect();
+    named.sort();
+    let about_key: Vec<_> = named
+        .iter()
+        .filter(|(_, k)| key.as_deref().is_none_or(|key| k.starts_with(key)))
+        .cloned()
+        .collect();
+    let chosen = if about_key.is_empty() {
+        named
+    } else {
+        about_key
+    };
+    let (variable, key) = match chosen.as_slice() {
+        [(variable, key)] => ((*variable).clone(), key.clone()),
+        many => (
+            many.iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            key.unwrap_or_default(),
+        ),
+    };
+    ConfigError::Environment {
+        path: path.to_owned(),
+        variable,
+        key,
+        problem,
+    }
+}
+
 impl FarmConfig {
     /// Loads `path`, applies `PERESTROIKA_<SECTION>__<KEY>` overrides from the process
     /// environment, and validates the result.
@@ -563,37 +640,53 @@ impl FarmConfig {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let load_err = |source| ConfigError::Load {
+        let load_err = |problem: &str| ConfigError::Load {
             path: path.to_owned(),
-            source,
+            problem: problem.to_owned(),
         };
+        if path.is_dir() {
+            return Err(load_err(
+                "is a directory, not a file; pass --config FILE, the farm's TOML file \
+                 (examples are in config/examples/)",
+            ));
+        }
         if !path.is_file() {
-            return Err(load_err(config::ConfigError::Message(
-                "no such file; pass --config FILE (examples are in config/examples/)".into(),
-            )));
+            return Err(load_err(
+                "no such file; pass --config FILE (examples are in config/examples/)",
+            ));
         }
         // Only PERESTROIKA_<SECTION>__<KEY> variables are overrides; others with the prefix
         // (such as PERESTROIKA_CONFIG) are left alone.
         let overrides: HashMap<String, String> = env
             .into_iter()
-            .filter(|(k, _)| {
-                k.strip_prefix(ENV_PREFIX)
-                    .and_then(|rest| rest.strip_prefix('_'))
-                    .is_some_and(|rest| rest.contains("__"))
-            })
+            .filter(|(k, _)| override_key(k).is_some())
             .collect();
-        let built = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        let file = || config::File::from(path).format(config::FileFormat::Toml);
+        let combined = config::Config::builder()
+            .add_source(file())
             .add_source(
                 config::Environment::with_prefix(ENV_PREFIX)
                     .prefix_separator("_")
                     .separator("__")
                     .try_parsing(true)
-                    .source(Some(overrides)),
+                    .source(Some(overrides.clone())),
             )
             .build()
-            .map_err(load_err)?;
-        let mut farm: FarmConfig = built.try_deserialize().map_err(load_err)?;
+            .and_then(|c| c.try_deserialize::<FarmConfig>());
+        let mut farm = match combined {
+            Ok(farm) => farm,
+            Err(err) => {
+                // The file alone tells whether the file or an override is at fault.
+                let alone = config::Config::builder()
+                    .add_source(file())
+                    .build()
+                    .and_then(|c| c.try_deserialize::<FarmConfig>());
+                return Err(match alone {
+                    Err(own) => file_error(path, &own),
+                    Ok(_) => environment_error(path, &overrides, &err),
+                });
+            }
+        };
         farm.source = path.to_owned();
         farm.validate()?;
         Ok(farm)
@@ -701,22 +794,28 @@ impl FarmConfig {
             check_token("suite", suite)
                 .map_err(|e| self.invalid(format!("publish.suites[{i}]"), e.to_string()))?;
         }
-        let maintained = self
-            .releases()
-            .find(|(_, r)| r.state == ReleaseState::Maintenance);
-        if let Some((customer, release)) = maintained {
-            if !self.publish.suites.contains(&self.publish.proposed) {
-                return Err(self.invalid(
-                    "publish.proposed",
+        // `promote --from` defaults to the proposed suite, and releases in maintenance
+        // publish into it: it must be one of the suites whether or not one is in maintenance.
+        if !self.publish.suites.contains(&self.publish.proposed) {
+            let maintained = self
+                .releases()
+                .find(|(_, r)| r.state == ReleaseState::Maintenance)
+                .map(|(c, r)| {
                     format!(
-                        "{} {} is in maintenance, so its merges publish into the suite {:?}, which publish.suites ({}) lacks: add it there or name another with publish.proposed",
-                        customer.name,
-                        release.name,
-                        self.publish.proposed,
-                        self.publish.suites.join(", ")
-                    ),
-                ));
-            }
+                        "{} {} is in maintenance, so its merges publish into it; ",
+                        c.name, r.name
+                    )
+                })
+                .unwrap_or_default();
+            return Err(self.invalid(
+                "publish.proposed",
+                format!(
+                    "the suite {:?} is not among publish.suites ({}), which lacks it; {maintained}\
+                     add it there or name one of them here",
+                    self.publish.proposed,
+                    self.publish.suites.join(", ")
+                ),
+            ));
         }
         if let Some(signing) = &self.signing {
             let fpr = &signing.fingerprint;
@@ -1028,6 +1127,62 @@ mod tests {
             .to_string();
         assert!(err.contains("minimal.toml"), "{err}");
         assert!(err.contains("delivery_limit"), "{err}");
+    }
+
+    #[test]
+    fn an_override_with_a_wrong_key_names_its_variable() {
+        let path = examples().join("minimal.toml");
+        let env = [("PERESTROIKA_BUILD__SLOT".to_owned(), "2".to_owned())];
+        let err = FarmConfig::load_with_env(&path, env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("environment variable PERESTROIKA_BUILD__SLOT (key `build.slot`): unknown field `slot`"),
+            "{err}"
+        );
+        // A file that is wrong is still blamed on the file, overrides or not.
+        let env = [("PERESTROIKA_BUILD__SLOTS".to_owned(), "2".to_owned())];
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("farm.toml");
+        fs_err::write(&bad, MINIMAL.replace("[broker]", "[broker]\nurll = \"x\"")).unwrap();
+        let err = FarmConfig::load_with_env(&bad, env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `broker`: unknown field `urll`"), "{err}");
+        assert!(!err.contains("environment"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_release_state_lists_the_states_at_its_key() {
+        let err = load_text(&MINIMAL.replace(
+            "deb = [\"bookworm\"] }",
+            "deb = [\"bookworm\"], state = \"maintainance\" }",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("key `customers[0].versions[0].state`: unknown release state \"maintainance\": expected \"development\""),
+            "{err}"
+        );
+        assert!(err.contains("or \"maintenance\""), "{err}");
+    }
+
+    #[test]
+    fn a_directory_is_not_a_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FarmConfig::load_with_env(dir.path(), no_env())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory, not a file"), "{err}");
+    }
+
+    #[test]
+    fn the_proposed_suite_is_one_of_the_suites_in_any_state() {
+        expect_invalid(
+            &format!("{MINIMAL}\n[publish]\nproposed = \"staging\"\n"),
+            "publish.proposed",
+            "the suite \"staging\" is not among publish.suites",
+        );
     }
 
     fn expect_invalid(text: &str, key: &str, words: &str) {

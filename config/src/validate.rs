@@ -42,7 +42,7 @@ fn on_queue(
     if queue.stage != stage {
         return refuse(
             kind,
-            format!("it arrived on {queue}, not a {stage:?} queue"),
+            format!("it arrived on {queue}, not a {} queue", stage.prefix()),
         );
     }
     if customer != queue.customer || version != queue.version {
@@ -155,7 +155,7 @@ pub fn sources(
             return refuse(
                 kind,
                 format!(
-                    "{} is not the {role:?} repository of {package} in the mapping",
+                    "{} is not the {role} repository of {package} in the mapping",
                     repo.project
                 ),
             );
@@ -497,7 +497,7 @@ versions = [{ name = "9.0", deb = ["bookworm"] }]
         let err = why(build_job(&f, &q(Stage::Build, "other"), &job));
         assert!(err.contains("arrived on build.other.9.0"), "{err}");
         let err = why(build_job(&f, &q(Stage::Publish, "acme"), &job));
-        assert!(err.contains("not a Build queue"), "{err}");
+        assert!(err.contains("not a build queue"), "{err}");
         let p = publish(Target::Release, None);
         assert!(publish_job(&f, &q(Stage::Publish, "other"), &p).is_err());
         let mut p = p;

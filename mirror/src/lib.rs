@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod http;
+pub mod preflight;
 pub mod rsync;
 pub mod rsyncd;
 pub mod status;

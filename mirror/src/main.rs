@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::settings::fingerprint;
-use perestroika_config::{FarmConfig, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_mirror::preflight::preflight;
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
 use perestroika_mirror::sync::TreeRef;
@@ -131,8 +132,29 @@ fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<V
     }
 }
 
-fn tree_ref(tree: &str) -> anyhow::Result<TreeRef> {
-    Ok(TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?)
+/// A tree of a customer and release the configuration has (or a customer's review tree).
+fn tree_ref(farm: &FarmConfig, tree: &str) -> anyhow::Result<TreeRef> {
+    let parsed = TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?;
+    let customer = parsed.parent.split('/').next().unwrap_or_default();
+    let known = if parsed.parent.ends_with("/review") {
+        farm.customer(customer).is_some()
+    } else {
+        farm.release(customer, &parsed.name).is_some()
+    };
+    if !known {
+        let releases: Vec<String> = farm
+            .releases()
+            .map(|(c, r)| format!("{}/{}", c.name, r.name))
+            .collect();
+        return Err(UsageError(format!(
+            "{} has no tree {tree}; its releases are {} (and each customer's review trees, \
+             CUSTOMER/review/NAME)",
+            farm.source.display(),
+            releases.join(", ")
+        ))
+        .into());
+    }
+    Ok(parsed)
 }
 
 fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
@@ -161,8 +183,9 @@ fn main() -> ExitCode {
     run_main("info", async move {
         let farm = load_config(&cli.config)?;
         match cli.command {
-            Command::Check => print_check(&farm, "mirror", Stage::Mirror),
+            Command::Check => preflight(&farm).print(cli.json)?,
             Command::Run => {
+                preflight(&farm).demand()?;
                 let targets = targets(&farm, None)?;
                 tokio::select! {
                     r = daemon::run(Arc::new(farm), targets) => r?,
@@ -175,7 +198,7 @@ fn main() -> ExitCode {
                 generation,
                 full,
             } => {
-                let tree = tree_ref(&tree)?;
+                let tree = tree_ref(&farm, &tree)?;
                 let generation = match generation {
                     Some(g) => g,
                     None => live_generation(&farm, &tree)?,
@@ -208,7 +231,13 @@ fn main() -> ExitCode {
             Command::Status => {
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 if cli.json {
-                    println!("{}", serde_json::to_string_pretty(&status)?);
+                    let mut value = serde_json::to_value(&status)?;
+                    for (target, trees) in &status {
+                        for (tree, s) in trees {
+                            value[target][tree]["state"] = s.state().into();
+                        }
+                    }
+                    println!("{}", serde_json::to_string_pretty(&value)?);
                 } else if status.is_empty() {
                     println!("nothing announced yet");
                 } else {
@@ -218,15 +247,18 @@ fn main() -> ExitCode {
                     );
                     for (target, trees) in &status {
                         for (tree, s) in trees {
-                            let state = match (&s.last_error, s.in_sync()) {
-                                (_, true) => "in sync".to_owned(),
-                                (Some(e), false) => format!("failing: {e}"),
-                                (None, false) => "behind".to_owned(),
+                            let state = s.state();
+                            let number = |g: u64| {
+                                if s.retired() {
+                                    "-".to_owned()
+                                } else {
+                                    g.to_string()
+                                }
                             };
-                            let synced = s.synced.map_or("-".into(), |g| g.to_string());
+                            let synced = s.synced.map_or("-".into(), number);
                             println!(
                                 "{target:<16} {tree:<28} {:>7} {synced:>7}  {state}",
-                                s.wanted
+                                number(s.wanted)
                             );
                         }
                     }
@@ -239,11 +271,19 @@ fn main() -> ExitCode {
                 fingerprints,
             } => {
                 let tree_name = tree.clone();
-                let tree = tree_ref(&tree)?;
+                let tree = tree_ref(&farm, &tree)?;
                 let pinned = pinned(&farm, &tree_name, fingerprints)?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 let mut problems = Vec::new();
                 for t in targets(&farm, target.as_deref())? {
+                    let known = status.get(&t.name).and_then(|s| s.get(&tree_name));
+                    if generation.is_none() && known.is_some_and(|s| s.retired()) {
+                        println!(
+                            "{}: {tree} is retired (taken down); nothing to verify",
+                            t.name
+                        );
+                        continue;
+                    }
                     let generation = match generation {
                         Some(g) => g,
                         None => match status

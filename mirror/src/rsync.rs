@@ -59,7 +59,16 @@ fn no_blanks(name: &str, what: &str, value: &str) -> Result<(), RsyncError> {
     Ok(())
 }
 
+/// The target forms the mirror supports, for messages.
+const FORMS: &str = "expected rsync://host[:port]/module/path, ssh://[user@]host[:port]/path, \
+                     [user@]host:/path or /path";
+
 impl Target {
+    /// Whether rsync reaches this target over SSH.
+    pub fn is_ssh(&self) -> bool {
+        self.ssh.is_some()
+    }
+
     /// Checks a configured target.
     pub fn new(t: &MirrorTarget) -> Result<Self, RsyncError> {
         let bad = |why: String| RsyncError::Target {
@@ -86,14 +95,19 @@ impl Target {
             };
             dest = format!("{host}:{path}");
         }
+        if let Some((scheme, _)) = dest.split_once("://") {
+            if scheme != "rsync" {
+                return Err(bad(format!(
+                    "target {:?}: {scheme}:// is not supported; {FORMS}",
+                    t.target
+                )));
+            }
+        }
         let ssh = if dest.starts_with("rsync://") || dest.starts_with('/') {
             None
         } else if let Some((host, path)) = dest.split_once(':') {
             if host.is_empty() || !path.starts_with('/') {
-                return Err(bad(format!(
-                    "target {:?}: expected rsync://host[:port]/module/path, ssh://[user@]host[:port]/path, [user@]host:/path or /path",
-                    t.target
-                )));
+                return Err(bad(format!("target {:?}: {FORMS}", t.target)));
             }
             let mut cmd = vec![
                 "ssh".to_owned(),
@@ -114,7 +128,7 @@ impl Target {
             Some(cmd.join(" "))
         } else {
             return Err(bad(format!(
-                "target {:?} is not an rsync destination",
+                "target {:?} is not an rsync destination; {FORMS}",
                 t.target
             )));
         };
@@ -253,6 +267,9 @@ mod tests {
         );
         assert!(target("host:relative").is_err());
         assert!(target("just-a-name").is_err());
+        let ftp = target("ftp://x/y").unwrap_err().to_string();
+        assert!(ftp.contains("ftp:// is not supported"), "{ftp}");
+        assert!(target("http://x/y").is_err());
     }
 
     #[test]

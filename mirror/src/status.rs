@@ -30,6 +30,22 @@ impl TreeStatus {
     pub fn in_sync(&self) -> bool {
         self.synced == Some(self.wanted)
     }
+
+    /// The tree was taken down and the target no longer holds it.
+    pub fn retired(&self) -> bool {
+        self.wanted == 0 && self.synced == Some(0)
+    }
+
+    /// The state in words: "retired", "in sync", "behind", or "failing: <error>".
+    pub fn state(&self) -> String {
+        match (&self.last_error, self.in_sync()) {
+            _ if self.retired() => "retired".to_owned(),
+            (_, true) => "in sync".to_owned(),
+            (Some(e), false) => format!("failing: {e}"),
+            (None, false) if self.wanted == 0 => "retiring".to_owned(),
+            (None, false) => "behind".to_owned(),
+        }
+    }
 }
 
 /// target name → tree → status.

@@ -552,7 +552,7 @@ async fn promote(
                     Disposition::Ack
                 }
                 None => {
-                    warn!(package = %promotion.package, to = %promotion.to, missing = ?result.missing, "promotion refused: unsatisfiable dependencies");
+                    warn!(package = %promotion.package, to = %promotion.to, missing = %result.missing.join("; "), "promotion refused: unsatisfiable dependencies");
                     Disposition::DeadLetter(format!(
                         "promotion refused; unsatisfied in the target suite: {}",
                         result.missing.join("; ")

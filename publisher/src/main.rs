@@ -2,8 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::messages::Target;
+use perestroika_config::preflight::Report;
 use perestroika_config::{FarmConfig, Stage};
 use perestroika_publisher::publish::{PublishRequest, Publisher};
 use perestroika_publisher::signing::{import_secret_key, Signer};
@@ -16,6 +17,9 @@ struct Cli {
     /// Farm configuration file.
     #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,7 +69,7 @@ enum SnapshotCommand {
         /// The release series (e.g. 9.0).
         version: String,
     },
-    /// What a snapshot holds (its snapshot.json).
+    /// What a snapshot holds: when it was made, and each suite's packages.
     Show {
         /// The customer (e.g. acme).
         customer: String,
@@ -154,36 +158,157 @@ fn signing_keys(farm: &FarmConfig) -> anyhow::Result<(PathBuf, Vec<String>, Opti
     Ok((keyring(farm), fingerprints, passphrase(farm, None)?))
 }
 
+/// What the publisher needs to run: the signing section, a passphrase file only its owner
+/// reads, and every key it signs with present and usable in its keyring.
+fn preflight(farm: &FarmConfig) -> Report {
+    let mut report = Report::consuming(farm, "publisher", Stage::Publish);
+    let Some(signing) = &farm.signing else {
+        report.error(
+            None,
+            "no [signing] section; the publisher needs the fingerprint of the key it signs with",
+        );
+        return report;
+    };
+    if let Some(file) = &signing.passphrase_file {
+        report.readable_file("signing.passphrase_file", file, true);
+        if report.has_errors() {
+            return report;
+        }
+    }
+    let signer = match signer(farm) {
+        Ok(signer) => signer,
+        Err(e) => {
+            let causes: Vec<String> = e.chain().map(ToString::to_string).collect();
+            report.error(Some("signing.fingerprint"), causes.join(": "));
+            return report;
+        }
+    };
+    report.note(format!(
+        "signing key {} is present and can sign",
+        signer.fingerprint()
+    ));
+    for customer in &farm.customers {
+        let review = signer.for_review(&customer.name);
+        if std::ptr::eq(review, &signer) {
+            report.warn(
+                Some("signing.review_fingerprint"),
+                format!(
+                    "{}'s review and topic repositories are signed with the release's key, so \
+                     whoever serves them can pass one off as the release; set it to a key of \
+                     their own",
+                    customer.name
+                ),
+            );
+        } else {
+            report.note(format!(
+                "review key {} is present and signs {}'s review and topic repositories",
+                review.fingerprint(),
+                customer.name
+            ));
+        }
+    }
+    report
+}
+
+/// The release `customer` `version` of the configuration, or an error naming those there are.
+fn known_release(farm: &FarmConfig, customer: &str, version: &str) -> Result<(), UsageError> {
+    if farm.release(customer, version).is_some() {
+        return Ok(());
+    }
+    let known: Vec<String> = farm
+        .releases()
+        .map(|(c, r)| format!("{} {}", c.name, r.name))
+        .collect();
+    Err(UsageError(format!(
+        "{} has no release {customer} {version}; it has {}",
+        farm.source.display(),
+        known.join(", ")
+    )))
+}
+
+fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Result<()> {
+    let (customer, version) = match &cmd {
+        SnapshotCommand::List { customer, version }
+        | SnapshotCommand::Show {
+            customer, version, ..
+        } => (customer.clone(), version.clone()),
+    };
+    known_release(farm, &customer, &version)?;
+    let signer = signer(farm)?;
+    let publisher = Publisher {
+        farm,
+        signer: &signer,
+    };
+    let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
+    let live = tree.current();
+    match cmd {
+        SnapshotCommand::List { .. } => {
+            let listed: Vec<serde_json::Value> = tree
+                .generations()
+                .into_iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "tree": name,
+                        "snapshot": g,
+                        "live": Some(g) == live,
+                        "path": tree.generation(g),
+                    })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+            } else if listed.is_empty() {
+                println!("{name} has no snapshots yet");
+            } else {
+                for g in tree.generations() {
+                    let mark = if Some(g) == live { "*" } else { " " };
+                    println!("{mark} {name} {g}  {}", tree.generation(g).display());
+                }
+            }
+        }
+        SnapshotCommand::Show { id, .. } => {
+            let record = tree.generation(id).join("snapshot.json");
+            let text = fs_err::read_to_string(&record).map_err(|_| {
+                UsageError(format!("{name} has no snapshot {id} (see `snapshot list`)"))
+            })?;
+            let mut record: serde_json::Value = serde_json::from_str(&text)?;
+            let mut deb = serde_json::Map::new();
+            for suite in record["deb_suites"].as_array().into_iter().flatten() {
+                let suite = suite.as_str().unwrap_or_default();
+                let lines =
+                    perestroika_publisher::publish::deb_contents(&tree.generation(id), suite);
+                deb.insert(suite.to_owned(), lines.into());
+            }
+            if json {
+                record["live"] = (Some(id) == live).into();
+                record["deb_packages"] = deb.into();
+                println!("{}", serde_json::to_string_pretty(&record)?);
+                return Ok(());
+            }
+            let created = record["created"].as_str().unwrap_or("at an unknown time");
+            let state = if Some(id) == live { ", live" } else { "" };
+            println!("{name} snapshot {id}{state}, made {created}");
+            for (suite, lines) in &deb {
+                for line in lines.as_array().into_iter().flatten() {
+                    println!("{suite} {}", line.as_str().unwrap_or_default());
+                }
+            }
+            for (repo, files) in record["rpm"].as_object().into_iter().flatten() {
+                for file in files.as_array().into_iter().flatten() {
+                    println!("{repo} {}", file.as_str().unwrap_or_default());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("info", async move {
         let farm = load_config(&cli.config)?;
         match cli.command {
-            Command::Check => {
-                print_check(&farm, "publisher", Stage::Publish);
-                let signer = signer(&farm)?;
-                println!(
-                    "signing key {} is present and can sign",
-                    signer.fingerprint()
-                );
-                for customer in &farm.customers {
-                    let review = signer.for_review(&customer.name);
-                    if std::ptr::eq(review, &signer) {
-                        println!(
-                            "warning: {}'s review and topic repositories are signed with the \
-                             release's key, so whoever serves them can pass one off as the \
-                             release; set [signing] review_fingerprint",
-                            customer.name
-                        );
-                    } else {
-                        println!(
-                            "review key {} is present and signs {}'s review and topic repositories",
-                            review.fingerprint(),
-                            customer.name
-                        );
-                    }
-                }
-            }
+            Command::Check => preflight(&farm).print(cli.json)?,
             Command::Key(KeyCommand::Import {
                 file,
                 passphrase_file,
@@ -265,6 +390,7 @@ fn main() -> ExitCode {
                 }
             }
             Command::Run => {
+                preflight(&farm).demand()?;
                 let signer = signer(&farm)?;
                 tracing::info!(key = signer.fingerprint(), "signing key ready");
                 let farm = std::sync::Arc::new(farm);
@@ -273,45 +399,7 @@ fn main() -> ExitCode {
                     _ = tokio::signal::ctrl_c() => tracing::info!("stopped"),
                 }
             }
-            Command::Snapshot(cmd) => {
-                let signer = signer(&farm)?;
-                let publisher = Publisher {
-                    farm: &farm,
-                    signer: &signer,
-                };
-                match cmd {
-                    SnapshotCommand::List { customer, version } => {
-                        let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
-                        let live = tree.current();
-                        for g in tree.generations() {
-                            let mark = if Some(g) == live { "*" } else { " " };
-                            println!("{mark} {name} {g}  {}", tree.generation(g).display());
-                        }
-                    }
-                    SnapshotCommand::Show {
-                        customer,
-                        version,
-                        id,
-                    } => {
-                        let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
-                        let record = tree.generation(id).join("snapshot.json");
-                        let text = fs_err::read_to_string(&record).map_err(|_| {
-                            UsageError(format!("{name} has no snapshot {id} (see `snapshot list`)"))
-                        })?;
-                        println!("{text}");
-                        let record: serde_json::Value = serde_json::from_str(&text)?;
-                        for suite in record["deb_suites"].as_array().into_iter().flatten() {
-                            let suite = suite.as_str().unwrap_or_default();
-                            for line in perestroika_publisher::publish::deb_contents(
-                                &tree.generation(id),
-                                suite,
-                            ) {
-                                println!("{suite} {line}");
-                            }
-                        }
-                    }
-                }
-            }
+            Command::Snapshot(cmd) => snapshot(&farm, cli.json, cmd)?,
             Command::ExportKey => {
                 let key = signer(&farm)?.export_public()?;
                 print!("{}", String::from_utf8_lossy(&key));

@@ -79,7 +79,7 @@ impl Reactor {
     ) -> Result<Self, ReactorError> {
         let state_path = State::path(&farm.paths.state);
         let state = State::load(&state_path)?;
-        info!(state = %state_path.display(), last_event_time = ?state.last_event_time, remembered_jobs = state.queued.len(), "reactor state loaded");
+        info!(state = %state_path.display(), last_event_time = state.last_event_time.map_or_else(|| "none yet".to_owned(), |t| t.to_string()), remembered_jobs = state.queued.len(), "reactor state loaded");
         let outbox = Outbox::connect(&farm).await;
         let updates = BranchUpdates::new(Duration::from_millis(gerrit.submit_wait_ms));
         let notices = gerrit.feedback.then(|| {
@@ -292,7 +292,7 @@ impl Reactor {
                         patchset = patch_set.number,
                         limit = self.limit.max,
                         window_secs = self.limit.window_secs,
-                        next = ?next_at,
+                        next = next_at.map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339()),
                         notify,
                         "recheck refused: the change reached its recheck limit"
                     );
@@ -330,7 +330,7 @@ impl Reactor {
                         _ => false,
                     };
                     let what = format!(
-                        "build {} for {} ({:?})",
+                        "build {} for {} into {}",
                         job.package, job.distro, job.target
                     );
                     (queue, job.job_id.clone(), job.to_bytes(), what, forced)

@@ -8,6 +8,7 @@ pub mod events;
 pub mod feedback;
 pub mod outbox;
 pub mod plan;
+pub mod preflight;
 pub mod recheck;
 pub mod retrigger;
 pub mod ssh;

@@ -253,7 +253,7 @@ pub fn describe(job: &BuildJob) -> String {
         .map(|r| format!("{}@{}", r.project, &r.commit[..r.commit.len().min(12)]))
         .collect();
     format!(
-        "{} {} {} for {} into {:?}, rebuild {}: {}",
+        "{} {} {} for {} into {}, rebuild {}: {}",
         job.customer,
         job.version,
         job.package,

@@ -521,6 +521,31 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
         "{}",
         daemon.output()
     );
+    drop(daemon);
+
+    // A retired tree is reported as retired, not as in sync at generation 0, and there is
+    // nothing of it to verify.
+    let status = String::from_utf8_lossy(&s.mirror(&["status"]).stdout).into_owned();
+    let line = status
+        .lines()
+        .find(|l| l.contains(&format!("{tree} ")))
+        .unwrap_or_else(|| panic!("{tree} missing from: {status}"));
+    assert!(line.trim_end().ends_with("retired"), "{status}");
+    assert!(!line.contains("in sync"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&s.mirror(&["--json", "status"]).stdout).unwrap();
+    assert_eq!(json["m1"][&tree]["state"], "retired", "{json}");
+    let out = s.mirror(&["verify", &tree]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("is retired (taken down); nothing to verify"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -301,6 +301,72 @@ fn an_older_inrelease_still_finds_its_indexes_by_hash() {
     let shown = stdout(&show);
     assert!(shown.contains("bookworm main hashy 1.0 all"), "{shown}");
     assert!(!shown.contains(" other "), "{shown}");
+    assert!(
+        shown.starts_with(&format!("{}/9.0 snapshot 1, made ", p.farm.customer)),
+        "{shown}"
+    );
+    assert!(!shown.contains('{'), "text for people, not JSON: {shown}");
+
+    // The same for scripts.
+    let listed: serde_json::Value = serde_json::from_slice(
+        &run(
+            "perestroika-publisher",
+            &[
+                "--config",
+                cfg,
+                "--json",
+                "snapshot",
+                "list",
+                &p.farm.customer,
+                "9.0",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["snapshot"], 1);
+    assert_eq!(listed[0]["live"], false);
+    assert_eq!(listed[1]["live"], true);
+    let shown: serde_json::Value = serde_json::from_slice(
+        &run(
+            "perestroika-publisher",
+            &[
+                "--config",
+                cfg,
+                "snapshot",
+                "show",
+                "--json",
+                &p.farm.customer,
+                "9.0",
+                "1",
+            ],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(shown["generation"], 1);
+    assert_eq!(shown["live"], false);
+    assert_eq!(
+        shown["deb_packages"]["bookworm"],
+        serde_json::json!(["main hashy 1.0 all"])
+    );
+
+    // Unknown names are errors, not empty lists.
+    for (customer, version) in [("nosuch", "9.0"), (p.farm.customer.as_str(), "8.0")] {
+        let out = run(
+            "perestroika-publisher",
+            &["--config", cfg, "snapshot", "list", customer, version],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("has no release {customer} {version}")),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
 }
 
 #[test]

@@ -76,7 +76,7 @@ async fn bootstrap_in(
         }
     }
     cmd.arg("install").args(&root.packages);
-    tracing::info!(%distro, releasever = %root.releasever, repos = ?root.repos, "bootstrapping an rpm root with dnf --installroot");
+    tracing::info!(%distro, releasever = %root.releasever, repos = %root.repos.join(" "), "bootstrapping an rpm root with dnf --installroot");
     // dnf's progress goes to stderr with the rest: stdout is the command's result.
     let progress = std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?;
     let tail = run_streaming(cmd.stdout(Stdio::from(progress)).stderr(Stdio::piped())).await?;

@@ -148,7 +148,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         // Dead-lettered, so that the operator finds it with `perestroika-queue dead`.
         Some(reason) => Disposition::DeadLetter(reason),
         None => {
-            info!(job = %job.job_id, version = ?result.package_version, "built and handed to the publisher");
+            info!(job = %job.job_id, version = result.package_version.as_deref().unwrap_or("unknown"), "built and handed to the publisher");
             Disposition::Ack
         }
     }

@@ -227,7 +227,7 @@ async fn mmdebstrap(
         .args(&mirrors)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    tracing::info!(%distro, %suite, mirrors = ?mirrors, "bootstrapping a base root with mmdebstrap");
+    tracing::info!(%distro, %suite, mirrors = %mirrors.join(" "), "bootstrapping a base root with mmdebstrap");
     if let Some((code, tail)) = run_streaming(&mut cmd).await? {
         let _ = fs_err::remove_file(tarball);
         return Err(ImageError::Bootstrap {

@@ -8,6 +8,7 @@ pub mod dnf_root;
 pub mod farm;
 pub mod git;
 pub mod image;
+pub mod preflight;
 pub mod rebuild;
 pub mod relay;
 pub mod rootfs;

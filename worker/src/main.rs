@@ -6,12 +6,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use perestroika_config::broker::hostname;
-use perestroika_config::cli::{load_config, print_check, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::messages::{BuildOutcome, GitSource, Sources};
 use perestroika_config::settings::RpmRoot;
-use perestroika_config::{FarmConfig, Stage};
+use perestroika_config::FarmConfig;
 use perestroika_worker::build::{self, cache_dir, BuildEnv, BuildRequest};
 use perestroika_worker::git::GitCache;
+use perestroika_worker::preflight::preflight;
 use perestroika_worker::source::SourceInput;
 use perestroika_worker::{farm, image, sandbox};
 
@@ -22,6 +23,9 @@ struct Cli {
     /// Farm configuration file (optional for `build` and `image`).
     #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG")]
     config: Option<PathBuf>,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,10 +96,7 @@ enum ImageCommand {
     /// Make a new base image only if the distro changed since the newest one (run daily).
     Refresh(ImageArgs),
     /// List base images, newest first.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Remove all but the newest images of each distro (images in use are kept).
     Prune {
         #[arg(long, default_value_t = 3)]
@@ -321,7 +322,11 @@ async fn shutdown_signal() {
     }
 }
 
-async fn image_command(cli_config: &Option<PathBuf>, cmd: ImageCommand) -> anyhow::Result<()> {
+async fn image_command(
+    cli_config: &Option<PathBuf>,
+    json: bool,
+    cmd: ImageCommand,
+) -> anyhow::Result<()> {
     let docker = sandbox::connect()?;
     let scratch = std::env::temp_dir().join("perestroika-images");
     match cmd {
@@ -346,7 +351,7 @@ async fn image_command(cli_config: &Option<PathBuf>, cmd: ImageCommand) -> anyho
                 ),
             }
         }
-        ImageCommand::List { json } => {
+        ImageCommand::List => {
             let images = image::list(&docker, None).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&images)?);
@@ -386,12 +391,15 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check => {
                 let farm = load_config(&config_path(&cli.config))?;
-                print_check(&farm, "worker", Stage::Build);
-                Ok(())
+                Ok(preflight(&farm).await.print(cli.json)?)
             }
             Command::Build(args) => local_build(&cli.config, args).await,
-            Command::Run => farm_run(load_config(&config_path(&cli.config))?).await,
-            Command::Image(cmd) => image_command(&cli.config, cmd).await,
+            Command::Run => {
+                let farm = load_config(&config_path(&cli.config))?;
+                preflight(&farm).await.demand()?;
+                farm_run(farm).await
+            }
+            Command::Image(cmd) => image_command(&cli.config, cli.json, cmd).await,
         }
     })
 }

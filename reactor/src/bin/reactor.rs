@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_reactor::daemon::Reactor;
+use perestroika_reactor::preflight::preflight;
 
 /// Listens to Gerrit and turns merges, patch sets and rebuild requests into build jobs.
 #[derive(Parser)]
@@ -13,6 +14,9 @@ struct Cli {
     /// Farm configuration file.
     #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
     config: PathBuf,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         let farm = load_config(&cli.config)?;
         match cli.command {
             Command::Run => {
+                preflight(&farm).demand()?;
                 let gerrit = gerrit_settings(&farm)?.clone();
                 let mapping = farm.mapping()?;
                 // Build outcomes go back to the changes over their own SSH session.
@@ -49,45 +54,44 @@ fn main() -> ExitCode {
                     tokio::spawn(perestroika_reactor::feedback::run(farm, gerrit))
                 });
                 let reactor = Reactor::start(farm, gerrit, mapping).await?;
-                let result = tokio::select! {
+                let result: anyhow::Result<()> = tokio::select! {
                     e = reactor.run() => Err(e.into()),
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 };
                 if let Some(task) = feedback {
                     task.abort();
                 }
-                result
+                result?
             }
-            Command::Check => {
-                let gerrit = gerrit_settings(&farm)?;
-                println!("configuration {} is valid", farm.source.display());
-                println!("gerrit: {}@{}:{}", gerrit.user, gerrit.host, gerrit.port);
-                let rules = farm
-                    .mapping
-                    .clone()
-                    .unwrap_or_else(perestroika_config::mapping::default_rules);
-                for rule in rules {
-                    let projects = match (&rule.combined, &rule.code, &rule.packaging) {
-                        (Some(c), _, _) => c.clone(),
-                        (None, Some(c), Some(p)) => format!("{c} + {p}"),
-                        _ => String::new(),
-                    };
-                    println!("rule {}: {} on branch {}", rule.name, projects, rule.branch);
-                }
-                Ok(())
-            }
+            Command::Check => preflight(&farm).print(cli.json)?,
             Command::Map { project, branch } => {
                 let mapping = farm.mapping()?;
                 match mapping.resolve(&farm, &project, &branch) {
-                    Ok(found) => {
-                        println!("{}", serde_json::to_string_pretty(&found)?);
-                        Ok(())
-                    }
+                    Ok(found) if cli.json => println!("{}", serde_json::to_string_pretty(&found)?),
+                    Ok(found) => print_match(&found),
                     Err(why) => anyhow::bail!("not built: {why}"),
                 }
             }
         }
+        Ok(())
     })
+}
+
+/// A resolved project in words, one fact a line.
+fn print_match(found: &perestroika_config::ProjectMatch) {
+    println!("rule:      {}", found.rule);
+    println!("customer:  {}", found.customer);
+    println!("version:   {}", found.version);
+    println!("package:   {}", found.package);
+    println!("role:      {}", found.role);
+    println!("code:      {}", found.code_project);
+    println!("packaging: {}", found.packaging_project);
+    println!("branch:    {}", found.branch);
+    match (&found.distro, found.family) {
+        (Some(distro), Some(family)) => println!("distro:    {distro} ({family})"),
+        (Some(distro), None) => println!("distro:    {distro}"),
+        _ => println!("distro:    every distro of the release"),
+    }
 }
 
 fn gerrit_settings(farm: &FarmConfig) -> Result<&GerritSettings, UsageError> {
