@@ -59,6 +59,24 @@ pub enum BrokerError {
         #[source]
         source: lapin::Error,
     },
+    #[error("RabbitMQ at {url} refused user {user} on virtual host {vhost}: check the password in [broker] url, and that the user may use the virtual host (`rabbitmqctl list_permissions -p {vhost}`)")]
+    AccessRefused {
+        url: String,
+        user: String,
+        vhost: String,
+    },
+    #[error("TLS with RabbitMQ at {url} failed: {source}; a broker certificate from a private authority needs [broker] ca_file, and a broker that asks for a client certificate needs client_cert_file and client_key_file")]
+    Tls {
+        url: String,
+        #[source]
+        source: lapin::Error,
+    },
+    #[error("{path}: {source} (a TLS file of [broker])")]
+    TlsFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("RabbitMQ refused to make {what} ({source}), and it does not exist: run `perestroika-queue bootstrap` with the broker administrator's user, which makes the farm's exchanges and queues")]
     Topology {
         what: String,
@@ -107,6 +125,28 @@ pub struct Broker {
     settings: BrokerSettings,
 }
 
+/// The user an AMQP URL logs in as (`guest` when it names none, as RabbitMQ does).
+fn user_of(url: &str) -> String {
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.rsplit_once('@'))
+        .map(|(credentials, _)| credentials.split(':').next().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| "guest".into())
+}
+
+/// The virtual host of an AMQP URL (`/` when it names none).
+pub fn vhost_of(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(_, path)| path.split('?').next().unwrap_or_default())
+        .unwrap_or_default();
+    if path.is_empty() {
+        return "/".into();
+    }
+    path.replace("%2f", "/").replace("%2F", "/")
+}
+
 fn strip_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
@@ -114,6 +154,32 @@ fn strip_credentials(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// The TLS settings of an `amqps://` connection: the configured certificate authorities (PEM,
+/// besides the system's) and client certificate.
+fn tls_config(settings: &BrokerSettings) -> Result<lapin::tcp::OwnedTLSConfig, BrokerError> {
+    let read = |path: &std::path::Path| {
+        fs_err::read(path).map_err(|source| BrokerError::TlsFile {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let cert_chain = match &settings.ca_file {
+        Some(path) => Some(String::from_utf8_lossy(&read(path)?).into_owned()),
+        None => None,
+    };
+    let identity = match (&settings.client_cert_file, &settings.client_key_file) {
+        (Some(cert), Some(key)) => Some(lapin::tcp::OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(lapin::tcp::OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 fn queue_err(what: &'static str, queue: &str) -> impl FnOnce(lapin::Error) -> BrokerError {
@@ -139,11 +205,24 @@ impl Broker {
         );
         let props = ConnectionProperties::default()
             .with_connection_name(LongString::from(name.into_bytes()));
-        let connect_err = |source| BrokerError::Connect {
-            url: strip_credentials(&settings.url),
-            source,
+        let connect_err = |source: lapin::Error| {
+            let url = strip_credentials(&settings.url);
+            let text = source.to_string();
+            if text.contains("ACCESS_REFUSED") || text.contains("ACCESS-REFUSED") {
+                BrokerError::AccessRefused {
+                    url,
+                    user: user_of(&settings.url),
+                    vhost: vhost_of(&settings.url),
+                }
+            } else if text.to_ascii_lowercase().contains("certificate") {
+                BrokerError::Tls { url, source }
+            } else {
+                BrokerError::Connect { url, source }
+            }
         };
-        let conn = Connection::connect(&settings.url, props)
+        let tls = tls_config(settings)?;
+        let runtime = lapin::runtime::default_runtime().map_err(connect_err)?;
+        let conn = Connection::connect_with_config(&settings.url, props, tls, runtime)
             .await
             .map_err(connect_err)?;
         let publish = conn.create_channel().await.map_err(connect_err)?;
@@ -750,6 +829,15 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn users_and_virtual_hosts_of_urls() {
+        assert_eq!(user_of("amqp://farm:pw@h:5672/%2f"), "farm");
+        assert_eq!(user_of("amqps://h/"), "guest");
+        assert_eq!(vhost_of("amqp://u:p@h:5672/%2f"), "/");
+        assert_eq!(vhost_of("amqp://u:p@h:5672/farm?heartbeat=10"), "farm");
+        assert_eq!(vhost_of("amqp://u:p@h:5672"), "/");
+    }
 
     #[test]
     fn credentials_are_not_shown() {

@@ -108,6 +108,16 @@ pub struct BrokerSettings {
     /// Longest pause between reconnection attempts, in seconds.
     #[serde(default = "default_reconnect_max_secs")]
     pub reconnect_max_secs: u64,
+    /// With `amqps://`: PEM file of the certificate authorities the broker's certificate is
+    /// checked against, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// With `amqps://`: PEM client certificate to present (with `client_key_file`).
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// With `amqps://`: PEM (PKCS#8) private key of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
 }
 
 /// The Gerrit server the reactor listens to.
@@ -706,6 +716,21 @@ impl FarmConfig {
             return Err(self.invalid(
                 "broker.url",
                 format!("expected an amqp:// or amqps:// URL, found {url:?}"),
+            ));
+        }
+        let tls_files = self.broker.ca_file.is_some()
+            || self.broker.client_cert_file.is_some()
+            || self.broker.client_key_file.is_some();
+        if tls_files && !url.starts_with("amqps://") {
+            return Err(self.invalid(
+                "broker.url",
+                "ca_file and client certificates are for TLS: use an amqps:// URL",
+            ));
+        }
+        if self.broker.client_cert_file.is_some() != self.broker.client_key_file.is_some() {
+            return Err(self.invalid(
+                "broker.client_key_file",
+                "a client certificate needs its key, and a key its certificate: set both client_cert_file and client_key_file",
             ));
         }
         if self.broker.delivery_limit == 0 {

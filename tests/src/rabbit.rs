@@ -48,12 +48,82 @@ impl Rabbit {
         rabbit
     }
 
+    /// Starts a node that also speaks amqps on [`Rabbit::tls_port`], with a certificate
+    /// authority of its own ([`Rabbit::tls_file`]: `ca.pem`, `client.pem`, `client.key`);
+    /// `require_client_cert` makes it refuse clients without a certificate of that authority.
+    pub fn start_tls(require_client_cert: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut rabbit = Self {
+            dir,
+            port: free_port(),
+        };
+        while TcpListener::bind(("127.0.0.1", rabbit.port + 1)).is_err() {
+            rabbit.port = free_port();
+        }
+        let tls = rabbit.dir.path().join("tls");
+        fs_err::create_dir_all(&tls).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=test authority", "-keyout", "ca.key", "-out", "ca.pem",
+        ]);
+        for (name, ext) in [
+            ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
+            ("client", "extendedKeyUsage=clientAuth"),
+        ] {
+            openssl(&[
+                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
+                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
+            ]);
+            fs_err::write(tls.join(format!("{name}.ext")), format!("{ext}\n")).unwrap();
+            openssl(&[
+                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey",
+                "ca.key", "-CAcreateserial", "-days", "2", "-extfile", &format!("{name}.ext"),
+                "-out", &format!("{name}.pem"),
+            ]);
+        }
+        rabbit.ctl_env("start", &[
+            ("RABBITMQ_TLS_DIR", tls.to_str().unwrap()),
+            (
+                "RABBITMQ_TLS_REQUIRE_CLIENT_CERT",
+                if require_client_cert { "true" } else { "false" },
+            ),
+        ]);
+        rabbit
+    }
+
+    /// The amqps port of a node made by [`Rabbit::start_tls`].
+    pub fn tls_port(&self) -> u16 {
+        self.port + 1
+    }
+
+    /// A file of the node's certificate authority (`ca.pem`, `client.pem`, `client.key`).
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        self.dir.path().join("tls").join(name)
+    }
+
     fn ctl(&self, action: &str) {
+        self.ctl_env(action, &[]);
+    }
+
+    fn ctl_env(&self, action: &str, env: &[(&str, &str)]) {
         let out = Command::new("bash")
             .arg(script())
             .arg(action)
             .arg(self.dir.path())
             .arg(self.port.to_string())
+            .envs(env.iter().copied())
             .output()
             .expect("run .ci/rabbitmq");
         assert!(

@@ -493,27 +493,13 @@ async fn rebuild_release(
     Ok(())
 }
 
-/// The virtual host of an AMQP URL (`/` when it names none).
-fn vhost(url: &str) -> String {
-    let after_host = url
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.split_once('/'))
-        .map(|(_, path)| path.split('?').next().unwrap_or_default())
-        .unwrap_or_default();
-    if after_host.is_empty() {
-        return "/".into();
-    }
-    after_host.replace("%2f", "/").replace("%2F", "/")
-}
-
 fn broker_users(
     farm: &perestroika_config::FarmConfig,
     prefix: &str,
     json: bool,
 ) -> anyhow::Result<()> {
     use perestroika_config::queues::Part;
-    let vhost = vhost(&farm.broker.url);
+    let vhost = perestroika_config::broker::vhost_of(&farm.broker.url);
     let users: Vec<serde_json::Value> = Part::ALL
         .iter()
         .map(|part| {
