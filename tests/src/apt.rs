@@ -207,6 +207,16 @@ pub struct AptRoot {
 impl AptRoot {
     /// `source` is the part after `deb [signed-by=KEY]`, e.g. `file:/srv/acme/9.0/deb bookworm main`.
     pub fn new(key: &Path, source: &str) -> Self {
+        Self::with_sources(&format!("deb [signed-by={}] {source}\n", key.display()))
+    }
+
+    /// A root with no sources yet: [`AptRoot::run_as_client`] adds them as a client would.
+    pub fn empty() -> Self {
+        Self::with_sources("")
+    }
+
+    /// A root whose `sources.list` is `text`.
+    fn with_sources(text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in [
@@ -220,11 +230,7 @@ impl AptRoot {
             fs_err::create_dir_all(d.join(sub)).unwrap();
         }
         fs_err::write(d.join("var/lib/dpkg/status"), "").unwrap();
-        fs_err::write(
-            d.join("etc/apt/sources.list"),
-            format!("deb [signed-by={}] {source}\n", key.display()),
-        )
-        .unwrap();
+        fs_err::write(d.join("etc/apt/sources.list"), text).unwrap();
         fs_err::write(
             d.join("apt.conf"),
             format!(
@@ -234,6 +240,21 @@ impl AptRoot {
         )
         .unwrap();
         Self { dir }
+    }
+
+    /// Runs a client's setup commands exactly as the farm prints them (`curl … -o
+    /// /etc/apt/keyrings/….asc <url>/KEY.asc`, `echo 'deb [signed-by=/etc/apt/keyrings/….asc]
+    /// …' > /etc/apt/sources.list.d/….list`) with `sh`, asserting success; the one change is
+    /// that `/etc/apt/` is this root's.
+    pub fn run_as_client(&self, commands: &[&str]) {
+        let etc = format!("{}/etc/apt/", self.dir.path().display());
+        for command in commands {
+            let command = command.replace("/etc/apt/", &etc);
+            ok(
+                Command::new("sh").args(["-ec", &command]).output().unwrap(),
+                &command,
+            );
+        }
     }
 
     /// Runs apt-get with this root's configuration.
