@@ -45,13 +45,17 @@ impl AptClient {
         }
     }
 
-    /// The commands (as root) that fetch the key and add the sources line.
-    pub fn commands(&self) -> [String; 2] {
+    /// The commands (as root) that fetch the key and add the sources line. The keyring
+    /// directory is made readable to all first: apt reads the key as its unprivileged `_apt`
+    /// user, and a directory `curl --create-dirs` makes (mode 0750) would hide it (NO_PUBKEY).
+    pub fn commands(&self) -> [String; 3] {
+        let dir = self
+            .key_file
+            .rsplit_once('/')
+            .map_or("/etc/apt/keyrings", |(dir, _)| dir);
         [
-            format!(
-                "curl -fsSL --create-dirs -o {} {}",
-                self.key_file, self.key_url
-            ),
+            format!("install -d -m 0755 {dir}"),
+            format!("curl -fsSL -o {} {}", self.key_file, self.key_url),
             format!("echo '{}' > {}", self.sources_line, self.list_file),
         ]
     }
@@ -77,7 +81,8 @@ mod tests {
         assert_eq!(
             c.commands(),
             [
-                "curl -fsSL --create-dirs -o /etc/apt/keyrings/acme-review-301.asc http://mirror:8642/acme/review/301/KEY.asc",
+                "install -d -m 0755 /etc/apt/keyrings",
+                "curl -fsSL -o /etc/apt/keyrings/acme-review-301.asc http://mirror:8642/acme/review/301/KEY.asc",
                 "echo 'deb [signed-by=/etc/apt/keyrings/acme-review-301.asc] http://mirror:8642/acme/review/301/deb bookworm main' > /etc/apt/sources.list.d/acme-review-301-bookworm.list",
             ]
         );

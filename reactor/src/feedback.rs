@@ -381,7 +381,7 @@ mod tests {
         assert!(cmd.ends_with(" --verified +1"), "{cmd}");
         let text = message("http://mirror:8642", &f);
         assert!(text.contains("Build log: http://mirror:8642/acme/review/301/logs/abc123.log"));
-        assert!(text.contains("\n  curl -fsSL --create-dirs -o /etc/apt/keyrings/acme-review-301.asc http://mirror:8642/acme/review/301/KEY.asc\n"), "{text}");
+        assert!(text.contains("\n  install -d -m 0755 /etc/apt/keyrings\n  curl -fsSL -o /etc/apt/keyrings/acme-review-301.asc http://mirror:8642/acme/review/301/KEY.asc\n"), "{text}");
         assert!(text.contains("\n  echo 'deb [signed-by=/etc/apt/keyrings/acme-review-301.asc] http://mirror:8642/acme/review/301/deb bookworm main' > /etc/apt/sources.list.d/acme-review-301-bookworm.list\n"), "{text}");
         let words = shlex_split(&cmd);
         assert_eq!(words[4], text, "the message survives Gerrit's quoting");
