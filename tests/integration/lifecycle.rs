@@ -215,9 +215,9 @@ fn a_promoted_package_installs_from_updates_with_the_bytes_it_had_in_proposed() 
         .take_while(|l| l.starts_with("  "))
         .map(str::trim)
         .collect();
-    assert_eq!(commands.len(), 3, "{said}");
+    assert_eq!(commands.len(), 4, "{said}");
     assert!(
-        commands[1].contains("deb [signed-by=/etc/apt/keyrings/"),
+        commands[2].contains("deb [signed-by=/etc/apt/keyrings/"),
         "{said}"
     );
     let cfg = l.farm.path.to_str().unwrap();
@@ -240,7 +240,7 @@ fn a_promoted_package_installs_from_updates_with_the_bytes_it_had_in_proposed() 
         "`client` prints what `promote` printed"
     );
     let apt = AptRoot::empty();
-    apt.run_as_client(&commands[..2]);
+    apt.run_as_client(&commands[..3]);
     apt.update();
     let got = apt.apt_get(&[
         "install",

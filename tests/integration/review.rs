@@ -72,11 +72,15 @@ fn a_review_build_reports_once_although_its_publish_was_redone() {
     let commands: Vec<&str> = message
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("curl ") || l.starts_with("echo 'deb "))
+        .filter(|l| {
+            ["install -d ", "curl ", "echo 'deb "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .collect();
-    assert_eq!(commands.len(), 2, "{message}");
+    assert_eq!(commands.len(), 3, "{message}");
     assert!(
-        commands[0].ends_with(&format!(" {}/{review}/KEY.asc", f.http)),
+        commands[1].ends_with(&format!(" {}/{review}/KEY.asc", f.http)),
         "{message}"
     );
     let apt = AptRoot::empty();
