@@ -528,7 +528,10 @@ async fn promote(
         error: None,
         generation: None,
     };
-    let disposition = match outcome {
+    // A refusal is the asker's answer, not the farm's failure: it goes to the asking CLI and
+    // the promotion is acknowledged. Only a refusal nobody hears (queued with --no-wait, or
+    // the asker has gone) is dead-lettered, so that it is not lost.
+    let refusal = match outcome {
         Ok(done) => {
             result.missing = done.missing;
             result.copied = done.copied;
@@ -549,11 +552,11 @@ async fn promote(
                         return Disposition::Retry;
                     }
                     info!(package = %promotion.package, from = %promotion.from, to = %promotion.to, generation = published.generation, "promoted");
-                    Disposition::Ack
+                    None
                 }
                 None => {
                     warn!(package = %promotion.package, to = %promotion.to, missing = %result.missing.join("; "), "promotion refused: unsatisfiable dependencies");
-                    Disposition::DeadLetter(format!(
+                    Some(format!(
                         "promotion refused; unsatisfied in the target suite: {}",
                         result.missing.join("; ")
                     ))
@@ -563,7 +566,7 @@ async fn promote(
         Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
             warn!(package = %promotion.package, error = %e, "promotion refused");
             result.error = Some(e.to_string());
-            Disposition::DeadLetter(format!("promotion refused: {e}"))
+            Some(format!("promotion refused: {e}"))
         }
         Err(e) => {
             error!(error = %e, "promotion failed; returning the job");
@@ -571,11 +574,22 @@ async fn promote(
             return Disposition::Retry;
         }
     };
-    if let Some(reply_to) = &promotion.reply_to {
-        if let Err(e) = Broker::publish_once(&farm.broker, reply_to, &result, &result.job_id).await
-        {
-            warn!(error = %e, "could not answer the promotion's asker (it may have gone)");
+    let answered = match &promotion.reply_to {
+        Some(reply_to) => {
+            match Broker::publish_once(&farm.broker, reply_to, &result, &result.job_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(error = %e, "could not answer the promotion's asker (it may have gone)");
+                    false
+                }
+            }
         }
+        None => false,
+    };
+    match refusal {
+        Some(reason) if !answered => {
+            Disposition::DeadLetter(format!("{reason} (nobody waited for the answer)"))
+        }
+        _ => Disposition::Ack,
     }
-    disposition
 }

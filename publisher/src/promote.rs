@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use perestroika_config::messages::{Promotion, Target};
 use perestroika_config::relations::{self, Available, Order, Relation};
 use perestroika_config::release_index::{stanzas, Stanza};
+use perestroika_config::settings::{Release, ReleaseState};
 use perestroika_config::versions::{compare, rpm_compare, DebVersion};
 use perestroika_config::Family;
 
@@ -117,13 +118,13 @@ impl Publisher<'_> {
             }
         }
         if debs.is_empty() && rpms.is_empty() {
-            let what = match &p.package_version {
-                Some(v) => format!("{} {v}", p.package),
-                None => p.package.clone(),
-            };
-            return Err(refused(format!(
-                "{what} is not published in the {} suite of {tree_name}",
-                p.from
+            let found = whereabouts(&live, &distros, suites, p)?;
+            return Err(refused(not_in_from(
+                p,
+                release,
+                &tree_name,
+                &self.farm.publish.proposed,
+                &found,
             )));
         }
         if !out.missing.is_empty() && !p.force {
@@ -210,6 +211,142 @@ impl Publisher<'_> {
     }
 }
 
+/// One suite that has the package a promotion asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    distro: String,
+    /// The suite's name from `[publish] suites`; `None` for the release suite `<distro>`.
+    name: Option<String>,
+    /// The version there: the one asked for, else the newest.
+    version: String,
+}
+
+impl Found {
+    fn suite(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{}-{name}", self.distro),
+            None => self.distro.clone(),
+        }
+    }
+}
+
+/// Every suite of `distros` — the release suite and `<distro>-<name>` for each of `suites` —
+/// that publishes the promotion's package (its version, when one is asked for).
+fn whereabouts(
+    generation: &Path,
+    distros: &[(Family, String)],
+    suites: &[String],
+    p: &Promotion,
+) -> Result<Vec<Found>, PublishError> {
+    let mut out = Vec::new();
+    for (family, distro) in distros {
+        for name in std::iter::once(None).chain(suites.iter().map(Some)) {
+            let suite = match name {
+                Some(name) => format!("{distro}-{name}"),
+                None => distro.clone(),
+            };
+            let versions: Vec<String> = match family {
+                Family::Deb => deb_versions(
+                    &suite_stanzas(generation, &suite, true),
+                    &suite_stanzas(generation, &suite, false),
+                    &p.package,
+                )
+                .into_iter()
+                .collect(),
+                Family::Rpm => suite_rpms(generation, &suite, RPM_IDENTITY)?
+                    .iter()
+                    .filter_map(|(_, _, h)| rpm_origin(h))
+                    .filter(|(source, _)| *source == p.package)
+                    .map(|(_, v)| v)
+                    .collect(),
+            };
+            let version = match (&p.package_version, family) {
+                (Some(wanted), _) => versions.iter().find(|v| *v == wanted).cloned(),
+                (None, Family::Deb) => newest_deb(versions.iter().map(String::as_str)),
+                (None, Family::Rpm) => versions.into_iter().max_by(|a, b| rpm_compare(a, b)),
+            };
+            if let Some(version) = version {
+                out.push(Found {
+                    distro: distro.clone(),
+                    name: name.cloned(),
+                    version,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The refusal of a promotion whose package is not in its `from` suite: where the package is
+/// (`found`), and what to do instead.
+fn not_in_from(
+    p: &Promotion,
+    release: &Release,
+    tree_name: &str,
+    proposed: &str,
+    found: &[Found],
+) -> String {
+    let (what, arg) = match &p.package_version {
+        Some(v) => (format!("{} {v}", p.package), format!("{}={v}", p.package)),
+        None => (p.package.clone(), p.package.clone()),
+    };
+    let mut text = format!(
+        "{what} is not published in the {} suite of {tree_name}",
+        p.from
+    );
+    if found.is_empty() {
+        text.push_str(&format!(
+            "; no suite of {tree_name} has it: a build publishes it first (a merge, or `perestroika-queue retrigger`)"
+        ));
+        return text;
+    }
+    let places: Vec<String> = found
+        .iter()
+        .map(|f| match f.name {
+            Some(_) => format!("{} ({})", f.suite(), f.version),
+            None => format!("{} ({}, the release suite)", f.suite(), f.version),
+        })
+        .collect();
+    text.push_str(&format!("; it is published in {}", places.join(", ")));
+    let promote = format!(
+        "perestroika-queue promote {} {} {arg}",
+        p.customer, p.version
+    );
+    let mut distros: Vec<&str> = found.iter().map(|f| f.distro.as_str()).collect();
+    distros.dedup();
+    let proposed_suites = distros
+        .iter()
+        .map(|d| format!("{d}-{proposed}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(other) = found
+        .iter()
+        .filter_map(|f| f.name.as_deref())
+        .find(|name| *name != p.to)
+    {
+        text.push_str(&format!(
+            ". To promote it from there: {promote} --from {other} --to {}",
+            p.to
+        ));
+    } else if found
+        .iter()
+        .any(|f| f.name.as_deref() == Some(p.to.as_str()))
+    {
+        text.push_str(&format!(". It is already in {}: nothing to promote", p.to));
+    } else if release.state == ReleaseState::Development {
+        text.push_str(&format!(
+            ". {} {} is in development: its merges publish into the release suite, which every client of the release reads, so there is nothing to promote. Once the release ships, set state = \"maintenance\" for it in [[customers.versions]] and restart the farm's daemons: merges then publish into {proposed_suites}, from where `{promote} --to {}` promotes them",
+            p.customer, p.version, p.to
+        ));
+    } else {
+        text.push_str(&format!(
+            ". The release suite is read by every client of the release, so there is nothing to promote; the next build of {} (a merge, or `perestroika-queue retrigger`) publishes into {proposed_suites}, from where `{promote} --to {}` promotes it",
+            p.package, p.to
+        ));
+    }
+    text
+}
+
 fn field<'a>(s: &'a Stanza, name: &str) -> &'a str {
     s.get(name).map(String::as_str).unwrap_or("")
 }
@@ -236,6 +373,24 @@ fn newest_deb<'a>(versions: impl Iterator<Item = &'a str>) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// The versions of source package `package` in a suite's `Sources` and `Packages` stanzas.
+fn deb_versions(
+    sources: &[(String, &'static str, Stanza)],
+    binaries: &[(String, &'static str, Stanza)],
+    package: &str,
+) -> BTreeSet<String> {
+    let from_sources = sources
+        .iter()
+        .filter(|(_, _, s)| field(s, "Package") == package)
+        .map(|(_, _, s)| field(s, "Version").to_owned());
+    let from_binaries = binaries
+        .iter()
+        .map(|(_, _, s)| source_of(s))
+        .filter(|(name, _)| name == package)
+        .map(|(_, v)| v);
+    from_sources.chain(from_binaries).collect()
+}
+
 fn select_deb(
     generation: &Path,
     suite: &str,
@@ -246,25 +401,14 @@ fn select_deb(
     let binaries = suite_stanzas(generation, suite, false);
     let version = match wanted {
         Some(v) => v.to_owned(),
-        None => {
-            let from_sources = sources
+        None => match newest_deb(
+            deb_versions(&sources, &binaries, package)
                 .iter()
-                .filter(|(_, _, s)| field(s, "Package") == package)
-                .map(|(_, _, s)| field(s, "Version"));
-            let from_binaries = binaries
-                .iter()
-                .map(|(_, _, s)| source_of(s))
-                .filter(|(name, _)| name == package)
-                .map(|(_, v)| v);
-            let all: Vec<String> = from_sources
-                .map(str::to_owned)
-                .chain(from_binaries)
-                .collect();
-            match newest_deb(all.iter().map(String::as_str)) {
-                Some(v) => v,
-                None => return Ok(None),
-            }
-        }
+                .map(String::as_str),
+        ) {
+            Some(v) => v,
+            None => return Ok(None),
+        },
     };
     let mut sel = DebSelection {
         files: Vec::new(),
@@ -319,9 +463,7 @@ fn select_deb(
         ));
     }
     if sel.files.is_empty() {
-        return Err(refused(format!(
-            "{package} {version} is not published in {suite}"
-        )));
+        return Ok(None);
     }
     Ok(Some(sel))
 }
@@ -452,6 +594,17 @@ fn evr(text: &str) -> String {
     text.strip_prefix("(none):").unwrap_or(text).to_owned()
 }
 
+/// (source name, source version) of an rpm from its [`RPM_IDENTITY`] line: a source rpm is its
+/// own source.
+fn rpm_origin(header: &str) -> Option<(String, String)> {
+    let mut parts = header.split('\t');
+    let (name, version, source) = (parts.next()?, parts.next()?, parts.next()?);
+    if source == "(none)" {
+        return Some((name.to_owned(), evr(version)));
+    }
+    Some((srpm_name(source)?.to_owned(), evr(version)))
+}
+
 fn select_rpm(
     generation: &Path,
     suite: &str,
@@ -459,19 +612,10 @@ fn select_rpm(
     wanted: Option<&str>,
 ) -> Result<Option<RpmSelection>, PublishError> {
     let rpms = suite_rpms(generation, suite, RPM_IDENTITY)?;
-    // (source name, source version) of each file: a source rpm is its own source.
-    let origin = |header: &str| -> Option<(String, String)> {
-        let mut parts = header.split('\t');
-        let (name, version, source) = (parts.next()?, parts.next()?, parts.next()?);
-        if source == "(none)" {
-            return Some((name.to_owned(), evr(version)));
-        }
-        Some((srpm_name(source)?.to_owned(), evr(version)))
-    };
     let mine: Vec<(String, PathBuf, String)> = rpms
         .into_iter()
         .filter_map(|(arch, path, h)| {
-            let (name, version) = origin(&h)?;
+            let (name, version) = rpm_origin(&h)?;
             (name == package).then_some((arch, path, version))
         })
         .collect();
@@ -498,9 +642,7 @@ fn select_rpm(
         })
         .collect();
     if files.is_empty() {
-        return Err(refused(format!(
-            "{package} {version} is not published in {suite}"
-        )));
+        return Ok(None);
     }
     Ok(Some(RpmSelection { files }))
 }
@@ -591,5 +733,109 @@ mod tests {
         assert_eq!(source_of(&s[0]), ("greet".into(), "1.0-1".into()));
         let s = stanzas("Package: greet\nVersion: 1.0-1\n");
         assert_eq!(source_of(&s[0]), ("greet".into(), "1.0-1".into()));
+    }
+
+    fn promotion(package: &str, version: Option<&str>) -> Promotion {
+        Promotion::new(
+            "demo",
+            "1.0",
+            package,
+            version,
+            "proposed",
+            "updates",
+            &[],
+            false,
+        )
+    }
+
+    fn release(state: ReleaseState) -> Release {
+        Release {
+            name: "1.0".into(),
+            state,
+            deb: vec!["bookworm".into()],
+            rpm: Vec::new(),
+            arches: vec!["amd64".into()],
+        }
+    }
+
+    fn found(name: Option<&str>, version: &str) -> Found {
+        Found {
+            distro: "bookworm".into(),
+            name: name.map(str::to_owned),
+            version: version.into(),
+        }
+    }
+
+    /// The demo's first promotion: a development release has its packages in the release
+    /// suite only; the refusal says so and says how promotion starts.
+    #[test]
+    fn a_refusal_in_development_names_the_release_suite_and_the_maintenance_state() {
+        let text = not_in_from(
+            &promotion("greet", None),
+            &release(ReleaseState::Development),
+            "demo/1.0",
+            "proposed",
+            &[found(None, "1.0+git1-1+p1.0")],
+        );
+        assert!(
+            text.starts_with("greet is not published in the proposed suite of demo/1.0; it is published in bookworm (1.0+git1-1+p1.0, the release suite)."),
+            "{text}"
+        );
+        assert!(text.contains("demo 1.0 is in development"), "{text}");
+        assert!(text.contains("state = \"maintenance\""), "{text}");
+        assert!(text.contains("bookworm-proposed"), "{text}");
+        assert!(
+            text.contains("`perestroika-queue promote demo 1.0 greet --to updates`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_names_another_suite_to_promote_from() {
+        let text = not_in_from(
+            &promotion("greet", Some("1.1")),
+            &release(ReleaseState::Maintenance),
+            "demo/1.0",
+            "proposed",
+            &[found(None, "1.1"), found(Some("holdback"), "1.1")],
+        );
+        assert!(
+            text.contains(
+                "it is published in bookworm (1.1, the release suite), bookworm-holdback (1.1)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("To promote it from there: perestroika-queue promote demo 1.0 greet=1.1 --from holdback --to updates"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_what_is_already_promoted_or_not_built() {
+        let p = promotion("greet", None);
+        let maintenance = release(ReleaseState::Maintenance);
+        let text = not_in_from(
+            &p,
+            &maintenance,
+            "demo/1.0",
+            "proposed",
+            &[found(Some("updates"), "1.1")],
+        );
+        assert!(
+            text.ends_with("It is already in updates: nothing to promote"),
+            "{text}"
+        );
+        let text = not_in_from(
+            &p,
+            &maintenance,
+            "demo/1.0",
+            "proposed",
+            &[found(None, "1.0")],
+        );
+        assert!(text.contains("the next build of greet"), "{text}");
+        assert!(text.contains("publishes into bookworm-proposed"), "{text}");
+        let text = not_in_from(&p, &maintenance, "demo/1.0", "proposed", &[]);
+        assert!(text.contains("no suite of demo/1.0 has it"), "{text}");
     }
 }

@@ -9,8 +9,13 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use perestroika_config::broker::{dead_reason, Broker, BrokerError};
+use perestroika_config::messages::{
+    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement,
+    SignatureRefresh,
+};
 use perestroika_config::queues::{all_queues, DEAD_SUFFIX};
 use perestroika_config::FarmConfig;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// How long to wait for the next message of a dead-letter queue before deciding it is all.
@@ -30,20 +35,54 @@ pub struct DeadLetter {
     pub summary: String,
 }
 
+/// What a dead-lettered message asked for, by its kind: `greet for bookworm version 1.1` (a
+/// build or publish job), `promote greet from proposed to updates`, `retire review 7`, ….
 fn summary(data: &[u8]) -> String {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return "(not JSON)".into();
+    fn parse<M: DeserializeOwned>(data: &[u8]) -> Option<M> {
+        serde_json::from_slice(data).ok()
+    }
+    let package = |package: &str, distro: &str, version: Option<&str>| match version {
+        Some(v) if !v.is_empty() => format!("{package} for {distro} version {v}"),
+        _ => format!("{package} for {distro}"),
     };
-    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
-    if let Some(change) = v.get("change").and_then(|c| c.as_u64()) {
-        return format!("retire review {change}");
+    if let Some(j) = parse::<BuildJob>(data) {
+        return package(&j.package, &j.distro, None);
     }
-    let version = text("package_version");
-    let mut out = format!("{} for {}", text("package"), text("distro"));
-    if !version.is_empty() {
-        out.push_str(&format!(" version {version}"));
+    if let Some(j) = parse::<PublishJob>(data) {
+        return package(&j.package, &j.distro, Some(&j.package_version));
     }
-    out
+    if let Some(f) = parse::<Feedback>(data) {
+        return format!(
+            "feedback on change {},{}: {}",
+            f.change,
+            f.patchset,
+            package(&f.package, &f.distro, f.package_version.as_deref())
+        );
+    }
+    if let Some(p) = parse::<Promotion>(data) {
+        let mut out = format!("promote {}", p.package);
+        if let Some(v) = &p.package_version {
+            out.push_str(&format!(" {v}"));
+        }
+        out.push_str(&format!(" from {} to {}", p.from, p.to));
+        if !p.distros.is_empty() {
+            out.push_str(&format!(" in {}", p.distros.join(", ")));
+        }
+        return out;
+    }
+    if let Some(r) = parse::<ReviewRetirement>(data) {
+        return format!("retire review {}", r.change);
+    }
+    if let Some(r) = parse::<SignatureRefresh>(data) {
+        return format!("refresh the signatures of {} {}", r.customer, r.version);
+    }
+    if let Some(a) = parse::<MirrorAnnouncement>(data) {
+        return format!("mirror {} generation {}", a.tree, a.generation);
+    }
+    match serde_json::from_slice::<serde_json::Value>(data) {
+        Ok(_) => "(not a message of the farm)".into(),
+        Err(_) => "(not JSON)".into(),
+    }
 }
 
 fn letter(queue: &str, d: &Delivery) -> DeadLetter {
@@ -151,4 +190,54 @@ pub async fn requeue(
         return Ok(Some(dead));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a dead-lettered promotion was summarised `greet for ` (it has no distro).
+    #[test]
+    fn a_promotion_is_summarised_with_its_suites() {
+        let p = Promotion::new(
+            "demo",
+            "1.0",
+            "greet",
+            None,
+            "proposed",
+            "updates",
+            &[],
+            false,
+        );
+        let data = serde_json::to_vec(&p).unwrap();
+        assert_eq!(summary(&data), "promote greet from proposed to updates");
+        let p = Promotion::new(
+            "demo",
+            "1.0",
+            "greet",
+            Some("1.1"),
+            "proposed",
+            "security",
+            &["bookworm".into()],
+            true,
+        );
+        let data = serde_json::to_vec(&p).unwrap();
+        assert_eq!(
+            summary(&data),
+            "promote greet 1.1 from proposed to security in bookworm"
+        );
+    }
+
+    #[test]
+    fn other_messages_are_summarised_by_kind() {
+        let r = ReviewRetirement::new("demo", "1.0", 7);
+        assert_eq!(summary(&serde_json::to_vec(&r).unwrap()), "retire review 7");
+        let r = SignatureRefresh::new("demo", "1.0");
+        assert_eq!(
+            summary(&serde_json::to_vec(&r).unwrap()),
+            "refresh the signatures of demo 1.0"
+        );
+        assert_eq!(summary(b"{\"x\": 1}"), "(not a message of the farm)");
+        assert_eq!(summary(b"nope"), "(not JSON)");
+    }
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use perestroika_config::backoff::Backoff;
 use perestroika_config::broker::{run_consumer, Disposition};
+use perestroika_config::client::{self, AptClient};
 use perestroika_config::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
 use perestroika_config::settings::GerritSettings;
 use perestroika_config::{Family, FarmConfig, QueueName, Stage};
@@ -102,7 +103,7 @@ async fn handle(
         info!(job = %feedback.job_id, change = feedback.change, "feedback already sent; dropping the repeat");
         return Disposition::Ack;
     }
-    let command = review_command(gerrit, &public_url(farm, gerrit), &feedback);
+    let command = review_command(gerrit, &public_url(farm), &feedback);
     let mut backoff = Backoff::new(
         Duration::from_millis(500),
         Duration::from_secs(farm.broker.reconnect_max_secs.clamp(1, 60)),
@@ -206,16 +207,10 @@ fn mark_sent(mark: &Path) -> std::io::Result<()> {
     perestroika_config::files::write_durable(mark, chrono::Utc::now().to_rfc3339().as_bytes())
 }
 
-/// The base URL links in feedback start with: `gerrit.public_url`, else the first mirror's
-/// `http_url`; empty when neither is set (links are then paths below the public root).
-pub fn public_url(farm: &FarmConfig, gerrit: &GerritSettings) -> String {
-    gerrit
-        .public_url
-        .clone()
-        .or_else(|| farm.mirrors.iter().find_map(|m| m.http_url.clone()))
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_owned()
+/// The base URL links in feedback start with (see [`client::public_url`]); empty when the farm
+/// has none (links are then paths below the public root).
+pub fn public_url(farm: &FarmConfig) -> String {
+    client::public_url(farm).unwrap_or_default()
 }
 
 /// The vote a build's feedback carries: review builds only (a merged change takes no vote).
@@ -275,28 +270,21 @@ pub fn message(url: &str, feedback: &Feedback) -> String {
             if let Some(log) = &f.log {
                 lines.push(format!("Build log: {}", link(log)));
             }
-            if f.target != Target::Release {
-                let key = link(&format!("{tree}/KEY.asc"));
-                let repo = tree.replace('/', "-");
-                lines.push(format!(
-                    "Try it from the review repository (signed; key: {key}):"
-                ));
-                match f.family {
-                    Family::Deb => {
-                        lines.push(format!(
-                            "  deb [signed-by=/etc/apt/keyrings/{repo}.asc] {} {suite} main",
-                            link(&format!("{tree}/deb"))
-                        ));
-                        lines.push(format!("  apt-get update && apt-get install {}", f.package));
-                    }
-                    Family::Rpm => {
-                        lines.push(format!(
-                            "  dnf --repofrompath={repo},{} --setopt={repo}.gpgcheck=1 --setopt={repo}.repo_gpgcheck=1 --setopt={repo}.gpgkey={key} install {}",
-                            link(&format!("{tree}/rpm/{suite}/$basearch")),
-                            f.package
-                        ));
-                    }
+            let base = (!url.is_empty()).then_some(url);
+            lines.push(match &f.target {
+                Target::Release => format!("Install it from {suite} (as root):"),
+                _ => "Try it from the review repository, with its own KEY.asc (as root):".into(),
+            });
+            match f.family {
+                Family::Deb => {
+                    let apt = AptClient::new(base, &tree, &suite);
+                    lines.extend(apt.commands().into_iter().map(|c| format!("  {c}")));
+                    lines.push(format!("  apt-get update && apt-get install {}", f.package));
                 }
+                Family::Rpm => lines.push(format!(
+                    "  {}",
+                    client::dnf_install(base, &tree, &suite, &f.package)
+                )),
             }
         }
     }
@@ -400,7 +388,8 @@ mod tests {
         assert!(cmd.ends_with(" --verified +1"), "{cmd}");
         let text = message("http://mirror:8642", &f);
         assert!(text.contains("Build log: http://mirror:8642/acme/review/301/logs/abc123.log"));
-        assert!(text.contains("deb [signed-by=/etc/apt/keyrings/acme-review-301.asc] http://mirror:8642/acme/review/301/deb bookworm main"), "{text}");
+        assert!(text.contains("\n  install -d -m 0755 /etc/apt/keyrings\n  curl -fsSL -o /etc/apt/keyrings/acme-review-301.asc http://mirror:8642/acme/review/301/KEY.asc\n"), "{text}");
+        assert!(text.contains("\n  echo 'deb [signed-by=/etc/apt/keyrings/acme-review-301.asc] http://mirror:8642/acme/review/301/deb bookworm main' > /etc/apt/sources.list.d/acme-review-301-bookworm.list\n"), "{text}");
         let words = shlex_split(&cmd);
         assert_eq!(words[4], text, "the message survives Gerrit's quoting");
     }

@@ -9,14 +9,17 @@ use perestroika_config::release_index::{read_index, stanzas};
 use perestroika_tests::apt::{
     dnf_install, make_deb_with, make_dsc, make_rpm_with, signed_farm, AptRoot, OperatorKey,
 };
-use perestroika_tests::{run, shared_amqp_url, Daemon, Farm};
+use perestroika_tests::{free_port, run, shared_amqp_url, wait_for_listener, Daemon, Farm};
 
 const MAINTENANCE: &str = r#"{ name = "9.0", deb = ["bookworm"], state = "maintenance" }"#;
+const DEVELOPMENT: &str = r#"{ name = "9.0", deb = ["bookworm"] }"#;
 
 struct Lifecycle {
     farm: Farm,
     _key: OperatorKey,
     _publisher: Daemon,
+    /// `perestroika-mirror serve` of the public root, at the configured mirror's `http_url`.
+    _serve: Daemon,
     work: tempfile::TempDir,
 }
 
@@ -30,8 +33,30 @@ impl Lifecycle {
     /// [`Lifecycle::start`] with `release` as the customer's release 9.0.
     fn start_with(release: &str) -> Self {
         let key = OperatorKey::new();
-        let farm = signed_farm(&shared_amqp_url(), &[&key], "", release);
+        let work = tempfile::tempdir().unwrap();
+        let http = format!("127.0.0.1:{}", free_port());
+        let mirror = format!(
+            "[[mirrors]]\nname = \"web\"\ntarget = \"{}/mirror/\"\nhttp_url = \"http://{http}\"\n",
+            work.path().display()
+        );
+        let farm = signed_farm(&shared_amqp_url(), &[&key], &mirror, release);
         let cfg = farm.path.to_str().unwrap();
+        let public = &farm.config.paths.public_root;
+        fs_err::create_dir_all(public).unwrap();
+        let serve = Daemon::start(
+            "perestroika-mirror",
+            &[
+                "--config",
+                cfg,
+                "serve",
+                "--root",
+                public.to_str().unwrap(),
+                "--http",
+                &http,
+            ],
+            &farm.dir.path().join("serve.log"),
+        );
+        wait_for_listener(&http, "perestroika-mirror serve", || serve.output());
         assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
             .status
             .success());
@@ -44,7 +69,8 @@ impl Lifecycle {
             farm,
             _key: key,
             _publisher: publisher,
-            work: tempfile::tempdir().unwrap(),
+            _serve: serve,
+            work,
         }
     }
 
@@ -102,6 +128,14 @@ impl Lifecycle {
             .find(|q| q["queue"] == name.as_str())
             .and_then(|q| q["stats"]["messages"].as_u64())
             .unwrap_or_else(|| panic!("no {name} in {report}"))
+    }
+
+    /// The farm's dead letters of this release (`perestroika-queue dead --json`).
+    fn dead_letters(&self) -> Vec<serde_json::Value> {
+        let cfg = self.farm.path.to_str().unwrap();
+        let out = run("perestroika-queue", &["--config", cfg, "--json", "dead"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     fn generation(&self) -> String {
@@ -171,39 +205,76 @@ fn a_promoted_package_installs_from_updates_with_the_bytes_it_had_in_proposed() 
     );
     assert!(list.status.success(), "{}", text(&list));
 
-    // apt with the release, its updates suite and only the release key trusted.
-    let tree = l.farm.release_tree();
-    let apt = AptRoot::new(
-        &tree.join("KEY.asc"),
-        &format!("file:{}/deb bookworm-updates main", tree.display()),
+    // apt as a client of bookworm-updates, set up with exactly the commands the CLI printed:
+    // the release's KEY.asc downloaded from the mirror's http server, and a sources line
+    // naming the downloaded file.
+    let commands: Vec<&str> = said
+        .lines()
+        .skip_while(|l| !l.starts_with("clients of bookworm-updates use it with"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(commands.len(), 4, "{said}");
+    assert!(
+        commands[2].contains("deb [signed-by=/etc/apt/keyrings/"),
+        "{said}"
     );
+    let cfg = l.farm.path.to_str().unwrap();
+    let client = run(
+        "perestroika-queue",
+        &[
+            "--config",
+            cfg,
+            "client",
+            &l.farm.customer,
+            "9.0",
+            "--suite",
+            "updates",
+        ],
+    );
+    assert!(client.status.success(), "{}", text(&client));
+    assert_eq!(
+        String::from_utf8_lossy(&client.stdout),
+        format!("# bookworm-updates\n{}\n", commands.join("\n")),
+        "`client` prints what `promote` printed"
+    );
+    let apt = AptRoot::empty();
+    apt.run_as_client(&commands[..3]);
     apt.update();
     let got = apt.apt_get(&[
         "install",
         "-y",
         "-q",
-        "--print-uris",
+        "--download-only",
         "-t",
         "bookworm-updates",
         "fixed",
     ]);
     assert!(got.status.success(), "{}", text(&got));
-    // `'file:…/fixed_1.1_all.deb' fixed_1.1_all.deb SIZE MD5Sum:…`
-    let said = text(&got);
-    let line = said
-        .lines()
-        .find(|l| l.contains("fixed_1.1_all.deb"))
-        .unwrap_or_else(|| panic!("apt would not fetch fixed: {said}"));
-    let uri = line.split('\'').nth(1).unwrap();
-    let fetched = Path::new(uri.strip_prefix("file:").unwrap());
+    let fetched = apt
+        .dir
+        .path()
+        .join("var/cache/apt/archives/fixed_1.1_all.deb");
     let proposed_sum = proposed.get("SHA256").unwrap();
-    assert_eq!(&sha256(fetched), proposed_sum);
+    assert_eq!(&sha256(&fetched), proposed_sum);
 
     // Promoting again changes nothing.
     let live = l.generation();
     let again = l.promote(&["fixed=1.1", "--to", "updates"]);
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(l.generation(), live);
+
+    // Not in the suite asked for, but in others: the refusal names them and the command.
+    let out = l.promote(&["fixed", "--from", "holdback", "--to", "security"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let c = &l.farm.customer;
+    assert!(
+        text(&out).contains(&format!("fixed is not published in the holdback suite of {c}/9.0; it is published in bookworm-proposed (1.1), bookworm-updates (1.1). To promote it from there: perestroika-queue promote {c} 9.0 fixed --from proposed --to security")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(l.dead_letters(), Vec::<serde_json::Value>::new());
 }
 
 /// A package whose dependency is still only in `proposed` is not promoted alone: the
@@ -255,6 +326,76 @@ fn a_promotion_with_an_unsatisfiable_dependency_is_refused() {
         "{}",
         text(&out)
     );
+    // Every refusal went to the asking CLI: none of them is a dead letter.
+    assert_eq!(l.dead_letters(), Vec::<serde_json::Value>::new());
+}
+
+/// Regression: the demo's first promotion (a release in development) was refused with only
+/// "not published in the proposed suite", and the refusal became a dead letter summarised
+/// `greet for `. The refusal is the asker's answer: it says where the package is and what to
+/// do, the CLI exits 1, and the dead-letter queue stays empty. Only a refusal nobody waits
+/// for (`--no-wait`) is dead-lettered, summarised as the promotion it is.
+#[test]
+fn a_refused_promotion_answers_the_asker_with_where_the_package_is_and_is_no_dead_letter() {
+    let l = Lifecycle::start_with(DEVELOPMENT);
+    l.merge("fixed", "1.0", "", true);
+    assert_eq!(l.packages("bookworm", "fixed").len(), 1);
+    let before = l.generation();
+
+    let out = l.promote(&["fixed", "--to", "updates"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    let c = &l.farm.customer;
+    assert!(
+        said.contains(&format!(
+            "promotion refused: fixed is not published in the proposed suite of {c}/9.0; it is published in bookworm (1.0, the release suite)."
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("{c} 9.0 is in development")),
+        "{said}"
+    );
+    assert!(said.contains("state = \"maintenance\""), "{said}");
+    assert!(
+        said.contains(&format!(
+            "`perestroika-queue promote {c} 9.0 fixed --to updates`"
+        )),
+        "{said}"
+    );
+    assert_eq!(l.generation(), before, "nothing changed");
+    assert_eq!(l.dead_letters(), Vec::<serde_json::Value>::new());
+    let cfg = l.farm.path.to_str().unwrap();
+    let listed = run("perestroika-queue", &["--config", cfg, "dead"]);
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("no dead-lettered jobs"),
+        "{}",
+        text(&listed)
+    );
+
+    // The publisher is still serving: nobody waits for this one, so its refusal is kept as a
+    // dead letter, with the promotion's own summary.
+    let out = l.promote(&["nosuch", "--to", "updates", "--no-wait"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let letters = loop {
+        let letters = l.dead_letters();
+        if !letters.is_empty() || std::time::Instant::now() > deadline {
+            break letters;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0]["summary"],
+        "promote nosuch from proposed to updates"
+    );
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("nosuch is not published in the proposed suite"),
+        "{reason}"
+    );
+    assert!(reason.contains("nobody waited for the answer"), "{reason}");
 }
 
 /// The rpm side: a source rpm and its binary move from `el9-proposed` to `el9-updates` as the

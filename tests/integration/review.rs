@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use perestroika_tests::apt::AptRoot;
 use perestroika_tests::debian::{dh_package, greet_code};
 use perestroika_tests::whole::{change, push_greet, WholeFarm, SPLIT_BRANCH};
 use serde_json::{json, Value};
@@ -66,6 +67,26 @@ fn a_review_build_reports_once_although_its_publish_was_redone() {
     assert!(message.contains("succeeded"), "{message}");
     let apt_line = format!("{}/{review}/deb bookworm main", f.http);
     assert!(message.contains(&apt_line), "{message}");
+    // The lines the message gives work with apt as printed: the review repository's own
+    // KEY.asc downloaded from the mirror, the sources line naming the downloaded file.
+    let commands: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            ["install -d ", "curl ", "echo 'deb "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .collect();
+    assert_eq!(commands.len(), 3, "{message}");
+    assert!(
+        commands[1].ends_with(&format!(" {}/{review}/KEY.asc", f.http)),
+        "{message}"
+    );
+    let apt = AptRoot::empty();
+    apt.run_as_client(&commands);
+    apt.update();
+    assert_eq!(apt.versions("greet"), ["1.0+git2.1-1+p1.1"]);
     let (log_url, log) = linked_log(message);
     assert!(log_url.starts_with(&f.http), "{log_url}");
     assert!(log.contains("dpkg-buildpackage"));

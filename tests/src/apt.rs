@@ -207,7 +207,27 @@ pub struct AptRoot {
 impl AptRoot {
     /// `source` is the part after `deb [signed-by=KEY]`, e.g. `file:/srv/acme/9.0/deb bookworm main`.
     pub fn new(key: &Path, source: &str) -> Self {
+        Self::with_sources(
+            &format!("deb [signed-by={}] {source}\n", key.display()),
+            false,
+        )
+    }
+
+    /// A root with no sources yet: [`AptRoot::run_as_client`] adds them as a client would.
+    /// apt fetches and reads keys as its unprivileged `_apt` user here, as on a client (so a
+    /// key it may not read fails the update).
+    pub fn empty() -> Self {
+        Self::with_sources("", true)
+    }
+
+    /// A root whose `sources.list` is `text`; `as_apt_user`: apt drops to `_apt` (else it
+    /// stays root).
+    fn with_sources(text: &str, as_apt_user: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if as_apt_user {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         let d = dir.path();
         for sub in [
             "etc/apt/sources.list.d",
@@ -220,20 +240,32 @@ impl AptRoot {
             fs_err::create_dir_all(d.join(sub)).unwrap();
         }
         fs_err::write(d.join("var/lib/dpkg/status"), "").unwrap();
-        fs_err::write(
-            d.join("etc/apt/sources.list"),
-            format!("deb [signed-by={}] {source}\n", key.display()),
-        )
-        .unwrap();
+        fs_err::write(d.join("etc/apt/sources.list"), text).unwrap();
         fs_err::write(
             d.join("apt.conf"),
             format!(
-                "Dir \"{0}/\";\nDir::State::status \"{0}/var/lib/dpkg/status\";\nAPT::Sandbox::User \"root\";\nAcquire::Languages \"none\";\nAPT::Architecture \"amd64\";\n",
-                d.display()
+                "Dir \"{0}/\";\nDir::State::status \"{0}/var/lib/dpkg/status\";\nAPT::Sandbox::User \"{1}\";\nAcquire::Languages \"none\";\nAPT::Architecture \"amd64\";\n",
+                d.display(),
+                if as_apt_user { "_apt" } else { "root" }
             ),
         )
         .unwrap();
         Self { dir }
+    }
+
+    /// Runs a client's setup commands exactly as the farm prints them (`install -d -m 0755
+    /// /etc/apt/keyrings`, `curl … -o /etc/apt/keyrings/….asc <url>/KEY.asc`, `echo 'deb [signed-by=/etc/apt/keyrings/….asc]
+    /// …' > /etc/apt/sources.list.d/….list`) with `sh`, asserting success; the one change is
+    /// that `/etc/apt/` is this root's.
+    pub fn run_as_client(&self, commands: &[&str]) {
+        let etc = format!("{}/etc/apt/", self.dir.path().display());
+        for command in commands {
+            let command = command.replace("/etc/apt/", &etc);
+            ok(
+                Command::new("sh").args(["-ec", &command]).output().unwrap(),
+                &command,
+            );
+        }
     }
 
     /// Runs apt-get with this root's configuration.

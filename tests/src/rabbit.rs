@@ -75,31 +75,65 @@ impl Rabbit {
             );
         };
         openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=test authority", "-keyout", "ca.key", "-out", "ca.pem",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test authority",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
         ]);
         for (name, ext) in [
             ("server", "subjectAltName=DNS:localhost,IP:127.0.0.1"),
             ("client", "extendedKeyUsage=clientAuth"),
         ] {
             openssl(&[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN={name}"),
-                "-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr"),
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
             ]);
             fs_err::write(tls.join(format!("{name}.ext")), format!("{ext}\n")).unwrap();
             openssl(&[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey",
-                "ca.key", "-CAcreateserial", "-days", "2", "-extfile", &format!("{name}.ext"),
-                "-out", &format!("{name}.pem"),
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.pem"),
             ]);
         }
-        rabbit.ctl_env("start", &[
-            ("RABBITMQ_TLS_DIR", tls.to_str().unwrap()),
-            (
-                "RABBITMQ_TLS_REQUIRE_CLIENT_CERT",
-                if require_client_cert { "true" } else { "false" },
-            ),
-        ]);
+        rabbit.ctl_env(
+            "start",
+            &[
+                ("RABBITMQ_TLS_DIR", tls.to_str().unwrap()),
+                (
+                    "RABBITMQ_TLS_REQUIRE_CLIENT_CERT",
+                    if require_client_cert { "true" } else { "false" },
+                ),
+            ],
+        );
         rabbit
     }
 

@@ -5,8 +5,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::broker::Broker;
 use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::client::{self, AptClient};
+use perestroika_config::messages::Target;
 use perestroika_config::messages::{Message, Promotion, PromotionResult};
-use perestroika_config::{QueueName, Stage};
+use perestroika_config::{Family, FarmConfig, QueueName, Stage};
 use perestroika_reactor::retrigger::{self, At};
 use perestroika_reactor::ssh::GerritSession;
 use perestroika_reactor::{dead, topology};
@@ -117,6 +119,21 @@ enum Command {
         #[arg(long, default_value_t = 600)]
         timeout: u64,
     },
+    /// Print how a client uses a release: for each deb distro the commands (as root) that
+    /// download the release's KEY.asc and add its apt sources line naming the downloaded key;
+    /// for each rpm distro the dnf command. Needs no broker.
+    Client {
+        /// The customer (as in `[[customers]] name`, e.g. acme).
+        customer: String,
+        /// The release series (e.g. 9.0).
+        version: String,
+        /// A suite of `publish.suites` (updates, proposed, …); default: the release suite.
+        #[arg(long)]
+        suite: Option<String>,
+        /// Only this distro (default: every distro of the release).
+        #[arg(long)]
+        distro: Option<String>,
+    },
     /// List dead-lettered jobs with their reasons, or send one back (`dead requeue JOB_ID`).
     Dead {
         #[command(subcommand)]
@@ -151,6 +168,84 @@ fn parse_change(text: &str) -> Result<At, UsageError> {
     })
 }
 
+/// How a client uses suite `suite` of distro `distro` of a release (see
+/// `perestroika_config::client`): the apt commands for a deb distro, the dnf command for an rpm
+/// one.
+fn client_lines(
+    farm: &FarmConfig,
+    customer: &str,
+    version: &str,
+    distro: &str,
+    suite: &str,
+) -> Vec<String> {
+    let url = client::public_url(farm);
+    let tree = Target::Release.tree(customer, version);
+    let family = farm
+        .release(customer, version)
+        .and_then(|r| r.family_of(distro));
+    match family {
+        Some(Family::Rpm) => vec![client::dnf_install(url.as_deref(), &tree, suite, "PACKAGE")],
+        _ => {
+            let apt = AptClient::new(url.as_deref(), &tree, suite);
+            let mut lines = apt.commands().to_vec();
+            lines.push("apt-get update".into());
+            lines
+        }
+    }
+}
+
+fn print_client(
+    farm: &FarmConfig,
+    customer: &str,
+    version: &str,
+    suite: Option<&str>,
+    distro: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let release = farm.release(customer, version).ok_or_else(|| {
+        UsageError(format!(
+            "{customer} {version} is not in {}",
+            farm.source.display()
+        ))
+    })?;
+    if let Some(name) = suite {
+        if !farm.publish.suites.iter().any(|s| s == name) {
+            return Err(UsageError(format!(
+                "--suite {name} is not one of publish.suites ({})",
+                farm.publish.suites.join(", ")
+            ))
+            .into());
+        }
+    }
+    if let Some(d) = distro {
+        if release.family_of(d).is_none() {
+            return Err(UsageError(format!("{d} is not a distro of {customer} {version}")).into());
+        }
+    }
+    let mut out = Vec::new();
+    for (_, d) in release
+        .distros()
+        .filter(|(_, d)| distro.is_none_or(|w| w == *d))
+    {
+        let full = match suite {
+            Some(name) => format!("{d}-{name}"),
+            None => d.to_owned(),
+        };
+        let lines = client_lines(farm, customer, version, d, &full);
+        if !json {
+            println!("# {full}");
+            for line in &lines {
+                println!("{line}");
+            }
+        }
+        out.push(serde_json::json!({ "distro": d, "suite": full, "commands": lines }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("warn", async move {
@@ -167,6 +262,22 @@ fn main() -> ExitCode {
         }
         if let Command::BrokerUsers { prefix } = &cli.command {
             return broker_users(&farm, prefix, cli.json);
+        }
+        if let Command::Client {
+            customer,
+            version,
+            suite,
+            distro,
+        } = &cli.command
+        {
+            return print_client(
+                &farm,
+                customer,
+                version,
+                suite.as_deref(),
+                distro.as_deref(),
+                cli.json,
+            );
         }
         let broker = Broker::connect(&farm.broker).await?;
         match cli.command {
@@ -257,7 +368,9 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&jobs)?);
                 }
             }
-            Command::RebuildRelease { .. } => unreachable!("handled before connecting"),
+            Command::RebuildRelease { .. } | Command::Client { .. } => {
+                unreachable!("handled before connecting")
+            }
             Command::Promote {
                 customer,
                 version,
@@ -337,6 +450,19 @@ fn main() -> ExitCode {
                     }
                     if let Some(g) = result.generation {
                         println!("promoted {package} from {from} to {to}: generation {g} is live");
+                        let mut suites: Vec<&str> = result
+                            .copied
+                            .iter()
+                            .filter_map(|l| l.split_once(':').map(|(suite, _)| suite))
+                            .collect();
+                        suites.dedup();
+                        for suite in suites {
+                            let distro = suite.strip_suffix(&format!("-{to}")).unwrap_or(suite);
+                            println!("clients of {suite} use it with (as root):");
+                            for line in client_lines(&farm, &customer, &version, distro, suite) {
+                                println!("  {line}");
+                            }
+                        }
                     }
                 }
                 if let Some(e) = &result.error {
