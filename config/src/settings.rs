@@ -118,6 +118,11 @@ pub struct BrokerSettings {
     /// With `amqps://`: PEM (PKCS#8) private key of `client_cert_file`.
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
+    /// RabbitMQ's management API (`http://host:15672`), read with the URL's user: lets
+    /// `perestroika-queue queues` show the messages in progress (delivered, not yet
+    /// acknowledged), which AMQP does not tell.
+    #[serde(default)]
+    pub management_url: Option<String>,
 }
 
 /// The Gerrit server the reactor listens to.

@@ -1,7 +1,7 @@
 //! End-to-end tests against real services. Run with `.ci/test` (or `cargo test --workspace
 //! --features perestroika-tests/services` once `cargo build --workspace` and a broker are up).
 
-mod broker_tls;
+mod broker_ops;
 mod broker_users;
 mod cli;
 mod farm;

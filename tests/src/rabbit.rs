@@ -137,6 +137,29 @@ impl Rabbit {
         rabbit
     }
 
+    /// Starts a node with RabbitMQ's management API on [`Rabbit::management_port`].
+    pub fn start_with_management() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut rabbit = Self {
+            dir,
+            port: free_port(),
+        };
+        while TcpListener::bind(("127.0.0.1", rabbit.port + 2)).is_err() {
+            rabbit.port = free_port();
+        }
+        let management = (rabbit.port + 2).to_string();
+        rabbit.ctl_env(
+            "start",
+            &[("RABBITMQ_MANAGEMENT_PORT", management.as_str())],
+        );
+        rabbit
+    }
+
+    /// The management API's port of a node made by [`Rabbit::start_with_management`].
+    pub fn management_port(&self) -> u16 {
+        self.port + 2
+    }
+
     /// The amqps port of a node made by [`Rabbit::start_tls`].
     pub fn tls_port(&self) -> u16 {
         self.port + 1

@@ -300,17 +300,29 @@ fn main() -> ExitCode {
                 if cli.json {
                     println!("{}", serde_json::to_string_pretty(&report)?);
                 } else {
-                    println!("{:<40} {:>9} {:>9}", "QUEUE", "MESSAGES", "CONSUMERS");
+                    println!(
+                        "{:<40} {:>9} {:>11} {:>9}",
+                        "QUEUE", "WAITING", "IN PROGRESS", "CONSUMERS"
+                    );
                     for r in &report {
+                        let progress = r
+                            .in_progress
+                            .map_or_else(|| "-".to_owned(), |n| n.to_string());
                         match r.stats {
-                            Some(s) => {
-                                println!("{:<40} {:>9} {:>9}", r.queue, s.messages, s.consumers)
-                            }
+                            Some(s) => println!(
+                                "{:<40} {:>9} {:>11} {:>9}",
+                                r.queue, s.messages, progress, s.consumers
+                            ),
                             None => println!(
                                 "{:<40} missing (run `perestroika-queue bootstrap`)",
                                 r.queue
                             ),
                         }
+                    }
+                    if farm.broker.management_url.is_none() {
+                        println!(
+                            "(jobs in progress show with [broker] management_url, RabbitMQ's management API)"
+                        );
                     }
                 }
             }
