@@ -40,6 +40,8 @@ impl GitCache {
     }
 
     /// The mirror of `url`, holding `commit` (fetching `fetch_ref` and the branches if needed).
+    /// Builds running at once (several slots, several workers sharing the state) take turns
+    /// on one repository's mirror: its clone and fetches happen under an flock of their own.
     pub fn fetch(
         &self,
         url: &str,
@@ -51,6 +53,28 @@ impl GitCache {
             path: self.root.join(format!("{key}.git")),
             url: url.to_owned(),
         };
+        fs_err::create_dir_all(&self.root).map_err(|e| repo.err("clone", e.to_string()))?;
+        let lock_path = self.root.join(format!("{key}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| repo.err("clone", format!("{}: {e}", lock_path.display())))?;
+        let fetched = self.fetch_locked(&repo, &key, commit, fetch_ref);
+        drop(lock);
+        fetched.map(|()| repo)
+    }
+
+    fn fetch_locked(
+        &self,
+        repo: &Repo,
+        key: &str,
+        commit: &str,
+        fetch_ref: Option<&str>,
+    ) -> Result<(), GitError> {
+        let url = repo.url.as_str();
         if !repo.path.join("HEAD").is_file() {
             fs_err::create_dir_all(&self.root).map_err(|e| repo.err("clone", e.to_string()))?;
             let tmp = self.root.join(format!(".{key}.{}.tmp", std::process::id()));
@@ -88,7 +112,7 @@ impl GitCache {
         if !repo.has_commit(commit) {
             return Err(repo.err("fetch", format!("commit {commit} is not in the repository")));
         }
-        Ok(repo)
+        Ok(())
     }
 }
 
@@ -227,5 +251,63 @@ impl Repo {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Two builds of one repository at once (two slots of one worker) both get its commits.
+    #[test]
+    fn builds_at_once_share_one_repository_mirror() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        fs_err::create_dir_all(&source).unwrap();
+        git(&source, &["init", "-q", "-b", "main"]);
+        let mut commits = Vec::new();
+        for n in 0..4 {
+            fs_err::write(source.join("file"), n.to_string()).unwrap();
+            git(&source, &["add", "file"]);
+            git(&source, &["commit", "-q", "-m", &n.to_string()]);
+            commits.push(git(&source, &["rev-parse", "HEAD"]));
+        }
+        let cache = GitCache::new(&dir.path().join("cache"));
+        let url = format!("file://{}", source.display());
+        let fetched: Vec<Result<Repo, GitError>> = std::thread::scope(|s| {
+            let threads: Vec<_> = commits
+                .iter()
+                .map(|c| s.spawn(|| cache.fetch(&url, c, None)))
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for (result, commit) in fetched.into_iter().zip(&commits) {
+            let repo = result.unwrap_or_else(|e| panic!("{commit}: {e}"));
+            assert_eq!(
+                repo.read(commit, "file").as_deref(),
+                Some(
+                    &*commits
+                        .iter()
+                        .position(|c| c == commit)
+                        .unwrap()
+                        .to_string()
+                )
+            );
+        }
     }
 }
