@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use perestroika_config::backoff::Backoff;
 use perestroika_config::broker::{run_consumer, Disposition};
 use perestroika_config::messages::{Message, MirrorAnnouncement};
@@ -111,10 +113,27 @@ fn announced(
 async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
     let name = worker.target.name.clone();
     let scratch = scratch_dir(farm, &name);
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    // Each failing tree waits for its own retry; the others go on meanwhile.
+    let mut retries: HashMap<String, (tokio::time::Instant, Backoff)> = HashMap::new();
     loop {
-        let Some((tree, generation)) = status.next_for(&name) else {
-            worker.wake.notified().await;
+        let now = tokio::time::Instant::now();
+        let waiting = |tree: &str| retries.get(tree).is_some_and(|(at, _)| *at > now);
+        let Some((tree, generation)) = status.next_for_except(&name, waiting) else {
+            // Nothing due: wait for an announcement, or the next retry.
+            match retries
+                .values()
+                .map(|(at, _)| *at)
+                .filter(|at| *at > now)
+                .min()
+            {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = worker.wake.notified() => {}
+                    }
+                }
+                None => worker.wake.notified().await,
+            }
             continue;
         };
         let Ok(tree_ref) = TreeRef::parse(&tree) else {
@@ -147,14 +166,19 @@ async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
                 if let Err(e) = status.synced(&name, &tree, generation, moved) {
                     error!(error = %e, "cannot record the sync");
                 }
-                backoff.reset();
+                retries.remove(&tree);
             }
             Err(e) => {
+                let (at, backoff) = retries.entry(tree.clone()).or_insert_with(|| {
+                    (
+                        now,
+                        Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+                    )
+                });
                 let delay = backoff.next_delay();
-                warn!(target = %name, %tree, generation, error = %e, retry_in = ?delay, "sync failed");
+                *at = tokio::time::Instant::now() + delay;
+                warn!(target = %name, %tree, generation, error = %e, retry_in_secs = delay.as_secs_f64(), "sync failed; the other trees go on meanwhile");
                 let _ = status.failed(&name, &tree, &e.to_string());
-                // A newer announcement does not cut the wait short: the target is failing.
-                tokio::time::sleep(delay).await;
             }
         }
     }

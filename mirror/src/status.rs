@@ -119,10 +119,20 @@ impl Status {
 
     /// The tree a target should sync next, with the generation wanted.
     pub fn next_for(&self, target: &str) -> Option<(String, u64)> {
+        self.next_for_except(target, |_| false)
+    }
+
+    /// [`Status::next_for`], passing over the trees `skip` names (those waiting to be
+    /// retried), so that one tree that keeps failing holds up no other.
+    pub fn next_for_except(
+        &self,
+        target: &str,
+        skip: impl Fn(&str) -> bool,
+    ) -> Option<(String, u64)> {
         let all = self.targets.lock().expect("status lock");
         all.get(target)?
             .iter()
-            .find(|(_, s)| !s.in_sync())
+            .find(|(tree, s)| !s.in_sync() && !skip(tree))
             .map(|(tree, s)| (tree.clone(), s.wanted))
     }
 
@@ -167,6 +177,7 @@ mod tests {
         assert!(status.want(&targets, "acme/9.0", 3).unwrap());
         assert!(!status.want(&targets, "acme/9.0", 2).unwrap());
         assert_eq!(status.next_for("a"), Some(("acme/9.0".into(), 3)));
+        assert_eq!(status.next_for_except("a", |t| t == "acme/9.0"), None);
         status.synced("a", "acme/9.0", 3, Moved::default()).unwrap();
         assert_eq!(status.next_for("a"), None);
         status.failed("b", "acme/9.0", "down").unwrap();

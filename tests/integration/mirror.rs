@@ -308,6 +308,55 @@ fn link_target(host: &RsyncHost, tree: &str) -> Option<String> {
         .map(|p| p.display().to_string())
 }
 
+/// One tree that keeps failing (announced at a generation its publisher never wrote) holds up
+/// no other tree of the same target: a review tree announced after it is synced at once, while
+/// the failing one is retried on its own.
+#[tokio::test]
+async fn a_failing_tree_does_not_hold_up_the_others_on_its_target() {
+    let up = RsyncHost::start();
+    let s = setup(&[("up", &up)]);
+    let out = run("perestroika-queue", &["--config", s.cfg(), "bootstrap"]);
+    assert!(out.status.success());
+    let daemon = Daemon::start(
+        "perestroika-mirror",
+        &["--config", s.cfg(), "run"],
+        &s.farm.dir.path().join("mirror.log"),
+    );
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    let queue = QueueName::new(Stage::Mirror, &s.farm.customer, "9.0").to_string();
+    // The release tree (first in order) at a generation that does not exist: it fails.
+    broker
+        .publish(&queue, &announce(&s, 99), &unique("ann"))
+        .await
+        .unwrap();
+    let status_of = || -> serde_json::Value {
+        serde_json::from_slice(&s.mirror(&["--json", "status"]).stdout).unwrap()
+    };
+    let tree = s.tree();
+    wait_until(
+        "the release tree fails",
+        &daemon,
+        Duration::from_secs(30),
+        || status_of()["up"][&tree]["last_error"].is_string(),
+    );
+    let review = format!("{}/review/77", s.farm.customer);
+    s.farm
+        .publish_review("bookworm", 77, &[s.deb("reviewed", "1.0")]);
+    let mut ann = announce(&s, 1);
+    ann.tree = review.clone();
+    broker.publish(&queue, &ann, &unique("ann")).await.unwrap();
+    wait_until(
+        "the review tree is synced beside the failing one",
+        &daemon,
+        Duration::from_secs(20),
+        || status_of()["up"][&review]["synced"] == 1,
+    );
+    assert_eq!(link_target(&up, &review).as_deref(), Some(".77.gen/1"));
+    let status = status_of();
+    assert!(status["up"][&tree]["last_error"].is_string(), "{status}");
+    assert_ne!(status["up"][&tree]["synced"], 99, "{status}");
+}
+
 #[tokio::test]
 async fn a_target_that_is_down_gets_the_newest_state_once_back() {
     let up = RsyncHost::start();
