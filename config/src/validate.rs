@@ -182,64 +182,95 @@ fn target(kind: &'static str, target: &Target, trigger: Option<&Trigger>) -> Res
     }
 }
 
+/// What a build job, and the publish job made of it, say is built: both are judged alike.
+struct Work<'a> {
+    kind: &'static str,
+    stage: Stage,
+    customer: &'a str,
+    version: &'a str,
+    package: &'a str,
+    distro: &'a str,
+    family: Family,
+    target: &'a Target,
+    sources: &'a Sources,
+}
+
+impl Work<'_> {
+    /// Judges the work against `queue` and the configuration; `trigger` gives the event
+    /// behind it, or refuses the message (checked after the queue and the distro).
+    fn judge<'t>(
+        &self,
+        farm: &FarmConfig,
+        queue: &QueueName,
+        trigger: impl FnOnce() -> Result<&'t Trigger, Refused>,
+    ) -> Result<(), Refused> {
+        let k = self.kind;
+        on_queue(k, farm, queue, self.stage, self.customer, self.version)?;
+        distro_of(
+            k,
+            farm,
+            self.customer,
+            self.version,
+            self.distro,
+            self.family,
+        )?;
+        target(k, self.target, Some(trigger()?))?;
+        sources(
+            k,
+            farm,
+            self.customer,
+            self.version,
+            self.package,
+            self.family,
+            self.distro,
+            self.sources,
+        )
+    }
+}
+
 /// A build job a worker may take from `queue`.
 pub fn build_job(farm: &FarmConfig, queue: &QueueName, job: &BuildJob) -> Result<(), Refused> {
-    let k = "build job";
-    on_queue(k, farm, queue, Stage::Build, &job.customer, &job.version)?;
-    distro_of(
-        k,
-        farm,
-        &job.customer,
-        &job.version,
-        &job.distro,
-        job.family,
-    )?;
-    target(k, &job.target, Some(&job.trigger))?;
-    sources(
-        k,
-        farm,
-        &job.customer,
-        &job.version,
-        &job.package,
-        job.family,
-        &job.distro,
-        &job.sources,
-    )
+    let work = Work {
+        kind: "build job",
+        stage: Stage::Build,
+        customer: &job.customer,
+        version: &job.version,
+        package: &job.package,
+        distro: &job.distro,
+        family: job.family,
+        target: &job.target,
+        sources: &job.sources,
+    };
+    work.judge(farm, queue, || Ok(&job.trigger))
 }
 
 /// A publish job the publisher may act on from `queue`. It must say when its build was asked
 /// for, since a review repository retired after that time stays retired.
 pub fn publish_job(farm: &FarmConfig, queue: &QueueName, job: &PublishJob) -> Result<(), Refused> {
     let k = "publish job";
-    on_queue(k, farm, queue, Stage::Publish, &job.customer, &job.version)?;
-    distro_of(
-        k,
-        farm,
-        &job.customer,
-        &job.version,
-        &job.distro,
-        job.family,
-    )?;
-    if job.requested_at.is_none() {
-        return refuse(
-            k,
-            "it does not say when its build was asked for (requested_at)",
-        );
-    }
-    let Some(trigger) = &job.trigger else {
-        return refuse(k, "it does not name the event behind its build (trigger)");
+    let work = Work {
+        kind: k,
+        stage: Stage::Publish,
+        customer: &job.customer,
+        version: &job.version,
+        package: &job.package,
+        distro: &job.distro,
+        family: job.family,
+        target: &job.target,
+        sources: &job.sources,
     };
-    target(k, &job.target, Some(trigger))?;
-    sources(
-        k,
-        farm,
-        &job.customer,
-        &job.version,
-        &job.package,
-        job.family,
-        &job.distro,
-        &job.sources,
-    )
+    work.judge(farm, queue, || {
+        if job.requested_at.is_none() {
+            return refuse(
+                k,
+                "it does not say when its build was asked for (requested_at)",
+            );
+        }
+        job.trigger.as_ref().map_or_else(
+            || refuse(k, "it does not name the event behind its build (trigger)"),
+            Ok,
+        )
+    })
 }
 
 /// A review retirement the publisher may act on from `queue`.
