@@ -17,6 +17,26 @@ pub const DEFAULT_CONFIG: &str = "/etc/perestroika/farm.toml";
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The release `customer` `version` of the configuration, or a usage error naming those
+/// there are.
+pub fn known_release<'a>(
+    farm: &'a FarmConfig,
+    customer: &str,
+    version: &str,
+) -> Result<&'a crate::settings::Release, UsageError> {
+    farm.release(customer, version).ok_or_else(|| {
+        let known: Vec<String> = farm
+            .releases()
+            .map(|(c, r)| format!("{} {}", c.name, r.name))
+            .collect();
+        UsageError(format!(
+            "{} has no release {customer} {version}; it has {}",
+            farm.source.display(),
+            known.join(", ")
+        ))
+    })
+}
+
 /// Loads and validates the configuration named on the command line.
 pub fn load_config(path: &Path) -> Result<FarmConfig, ConfigError> {
     FarmConfig::load(path)

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::messages::Target;
 use perestroika_config::preflight::Report;
 use perestroika_config::{FarmConfig, Stage};
@@ -208,22 +208,6 @@ fn preflight(farm: &FarmConfig) -> Report {
         }
     }
     report
-}
-
-/// The release `customer` `version` of the configuration, or an error naming those there are.
-fn known_release(farm: &FarmConfig, customer: &str, version: &str) -> Result<(), UsageError> {
-    if farm.release(customer, version).is_some() {
-        return Ok(());
-    }
-    let known: Vec<String> = farm
-        .releases()
-        .map(|(c, r)| format!("{} {}", c.name, r.name))
-        .collect();
-    Err(UsageError(format!(
-        "{} has no release {customer} {version}; it has {}",
-        farm.source.display(),
-        known.join(", ")
-    )))
 }
 
 fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Result<()> {

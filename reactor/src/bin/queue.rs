@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::broker::Broker;
-use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_config::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::client::{self, AptClient};
 use perestroika_config::messages::Target;
 use perestroika_config::messages::{Message, Promotion, PromotionResult};
@@ -202,12 +202,7 @@ fn print_client(
     distro: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let release = farm.release(customer, version).ok_or_else(|| {
-        UsageError(format!(
-            "{customer} {version} is not in {}",
-            farm.source.display()
-        ))
-    })?;
+    let release = known_release(farm, customer, version)?;
     if let Some(name) = suite {
         if !farm.publish.suites.iter().any(|s| s == name) {
             return Err(UsageError(format!(
@@ -399,13 +394,7 @@ fn main() -> ExitCode {
                     Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
                     None => (package.clone(), None),
                 };
-                if farm.release(&customer, &version).is_none() {
-                    return Err(UsageError(format!(
-                        "{customer} {version} is not in {}",
-                        farm.source.display()
-                    ))
-                    .into());
-                }
+                known_release(&farm, &customer, &version)?;
                 let mut promotion = Promotion::new(
                     &customer,
                     &version,
@@ -540,12 +529,7 @@ async fn rebuild_release(
 ) -> anyhow::Result<()> {
     use perestroika_worker::rebuild::{self, Rebuilt};
 
-    let release = farm.release(customer, version).ok_or_else(|| {
-        UsageError(format!(
-            "{customer} {version} is not in {}",
-            farm.source.display()
-        ))
-    })?;
+    let release = known_release(farm, customer, version)?;
     let (number, dir) =
         rebuild::snapshot_dir(&farm.paths.public_root, customer, version, snapshot)?;
     let out = out.unwrap_or_else(|| {
