@@ -1,7 +1,7 @@
-//! One build, from input to artifacts: prepare the sources, start a fresh container from the
-//! distro's newest base image, install build dependencies with the network on, cut the
-//! network, build as the unprivileged `builder` user, collect the results, remove the
-//! container — whatever happened. The steps inside the container are the package family's
+//! One build, from input to artifacts: prepare the sources, start a fresh container (no
+//! network) from the distro's newest base image, install build dependencies through the
+//! package cache relay, build as the unprivileged `builder` user, collect the results, remove
+//! the container — whatever happened. The steps inside the container are the package family's
 //! (this module for debs, [`crate::rpm_build`] for rpms); everything around them is shared.
 
 use std::path::{Path, PathBuf};
@@ -547,18 +547,12 @@ async fn collect(
         .await;
     let extracted = match code {
         Ok(0) => extract_results(&tar, run.out_dir, settings.max_results),
-        Ok(_) => {
-            let _ = fs_err::remove_file(&tar);
-            return Err(Step::failed(
-                "collect",
-                log,
-                "collecting the results failed",
-            ));
-        }
-        Err(e) => {
-            let _ = fs_err::remove_file(&tar);
-            return Err(e.into());
-        }
+        Ok(_) => Err(Step::failed(
+            "collect",
+            log,
+            "collecting the results failed",
+        )),
+        Err(e) => Err(e.into()),
     };
     let _ = fs_err::remove_file(&tar);
     let mut artifacts = extracted?;
@@ -572,8 +566,9 @@ async fn collect(
     Ok(artifacts)
 }
 
-/// Runs a family's dependency script as root with the network on, as
-/// `deps <distro> <package cache URL or ""> [<tree inside the container> <suite>]…`.
+/// Runs a family's dependency script as root with the package cache relay open (closed again
+/// before anything else runs), as
+/// `deps <distro> <relay's proxy URL or ""> [<tree inside the container> <suite>]…`.
 pub(crate) async fn install_deps(
     env: &BuildEnv,
     req: &BuildRequest,

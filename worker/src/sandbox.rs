@@ -63,6 +63,32 @@ pub enum SandboxError {
 /// Where a command's standard output goes; an error stops reading it.
 type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), SandboxError> + Send + 'a;
 
+/// A sink writing a command's output into `out` and refusing more than `limit` bytes in all
+/// ([`SandboxError::TooLarge`] naming `what` and the setting behind the limit); a write that
+/// fails is an error about `path`.
+fn bounded<'a>(
+    out: &'a mut (dyn Write + Send),
+    limit: u64,
+    (what, setting): (&'a str, &'static str),
+    path: &'a Path,
+) -> impl FnMut(&[u8]) -> Result<(), SandboxError> + Send + 'a {
+    let mut written = 0u64;
+    move |chunk| {
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(SandboxError::TooLarge {
+                what: what.to_owned(),
+                limit,
+                setting,
+            });
+        }
+        out.write_all(chunk).map_err(|source| SandboxError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
 fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
     let what = what.into();
     move |source| SandboxError::Docker { what, source }
@@ -268,35 +294,31 @@ impl Sandbox {
         log: &mut BuildLog,
     ) -> Result<(i64, Vec<u8>), SandboxError> {
         let mut out = Vec::new();
-        let code = {
-            let mut sink = |chunk: &[u8]| {
-                if out.len() + chunk.len() > limit {
-                    return Err(SandboxError::TooLarge {
-                        what: format!("the output of `{}`", cmd.join(" ")),
-                        limit: limit as u64,
-                        setting: "fixed",
-                    });
-                }
-                out.extend_from_slice(chunk);
-                Ok(())
-            };
-            self.exec_inner(who, cmd, &[], None, &mut sink, Some(log))
-                .await?
-        };
+        let what = format!("the output of `{}`", cmd.join(" "));
+        // Writing into memory does not fail; the path only names it.
+        let mut sink = bounded(
+            &mut out,
+            limit as u64,
+            (&what, "fixed"),
+            Path::new("(captured output)"),
+        );
+        let code = self
+            .exec_inner(who, cmd, &[], None, &mut sink, Some(log))
+            .await?;
+        drop(sink);
         Ok((code, out))
     }
 
     /// Runs a command writing its standard output into the new file `path` (stderr goes to
     /// `log`); more than `limit` bytes stops the command and is [`SandboxError::TooLarge`]
     /// naming `what` and the `setting` that sets the limit.
-    #[allow(clippy::too_many_arguments)]
     pub async fn exec_to_file(
         &self,
         who: As,
         cmd: &[&str],
         path: &Path,
         limit: u64,
-        (what, setting): (&str, &'static str),
+        what: (&str, &'static str),
         log: &mut BuildLog,
     ) -> Result<i64, SandboxError> {
         let file_err = |source| SandboxError::Io {
@@ -304,18 +326,7 @@ impl Sandbox {
             source,
         };
         let mut file = std::fs::File::create_new(path).map_err(file_err)?;
-        let mut written = 0u64;
-        let mut sink = |chunk: &[u8]| {
-            written += chunk.len() as u64;
-            if written > limit {
-                return Err(SandboxError::TooLarge {
-                    what: what.to_owned(),
-                    limit,
-                    setting,
-                });
-            }
-            file.write_all(chunk).map_err(file_err)
-        };
+        let mut sink = bounded(&mut file, limit, what, path);
         self.exec_inner(who, cmd, &[], None, &mut sink, Some(log))
             .await
     }
