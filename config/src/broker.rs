@@ -125,12 +125,21 @@ pub struct Broker {
     settings: BrokerSettings,
 }
 
-/// The user an AMQP URL logs in as (`guest` when it names none, as RabbitMQ does).
-fn user_of(url: &str) -> String {
+/// The `user:password` an AMQP URL logs in with (`guest:guest` when it names none, as
+/// RabbitMQ does).
+pub fn credentials_of(url: &str) -> &str {
     url.split_once("://")
         .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .map(|(credentials, _)| credentials.split(':').next().unwrap_or_default().to_owned())
-        .unwrap_or_else(|| "guest".into())
+        .map_or("guest:guest", |(credentials, _)| credentials)
+}
+
+/// The user an AMQP URL logs in as.
+fn user_of(url: &str) -> String {
+    let credentials = credentials_of(url);
+    credentials
+        .split_once(':')
+        .map_or(credentials, |(user, _)| user)
+        .to_owned()
 }
 
 /// The virtual host of an AMQP URL (`/` when it names none).

@@ -155,10 +155,12 @@ impl Target {
     }
 }
 
-/// Whether a tree path (relative to the public root, as [`Target::tree`] makes it) is a review
-/// or topic repository's.
-pub fn is_review_tree(tree: &str) -> bool {
-    tree.split('/').nth(1) == Some("review")
+/// The customer of a review or topic repository's tree path (relative to the public root, as
+/// [`Target::tree`] makes it); `None` for a release's tree.
+pub fn review_tree_customer(tree: &str) -> Option<&str> {
+    let mut parts = tree.split('/');
+    let customer = parts.next()?;
+    (parts.next() == Some("review")).then_some(customer)
 }
 
 /// What made the farm build.
@@ -881,6 +883,27 @@ mod tests {
                 event_time: None,
             },
         )
+    }
+
+    #[test]
+    fn review_trees_name_their_customer() {
+        assert_eq!(review_tree_customer("acme/review/42"), Some("acme"));
+        assert_eq!(review_tree_customer("acme/review/shared-fix"), Some("acme"));
+        assert_eq!(review_tree_customer("acme/9.0"), None);
+        assert_eq!(review_tree_customer("acme"), None);
+        for target in [
+            Target::Review { change: 1 },
+            Target::Topic { topic: "t".into() },
+        ] {
+            assert_eq!(
+                review_tree_customer(&target.tree("acme", "9.0")),
+                Some("acme")
+            );
+        }
+        assert_eq!(
+            review_tree_customer(&Target::Release.tree("acme", "9.0")),
+            None
+        );
     }
 
     #[test]

@@ -117,11 +117,12 @@ fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<V
     if !given.is_empty() {
         return Ok(given);
     }
-    let customer = tree.split('/').next().unwrap_or_default();
+    let review_key = perestroika_config::messages::review_tree_customer(tree)
+        .and_then(|customer| farm.review_key(customer));
     match &farm.signing {
-        Some(signing) => Ok(match farm.review_key(customer) {
-            Some(review) if perestroika_config::messages::is_review_tree(tree) => vec![review],
-            _ => signing.pinned(),
+        Some(signing) => Ok(match review_key {
+            Some(review) => vec![review],
+            None => signing.pinned(),
         }),
         None => Err(UsageError(format!(
             "{} pins no signing key, so no signature can be checked: set [signing] fingerprint \

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::{is_review_tree, Target};
+use perestroika_config::messages::{review_tree_customer, Target};
 use perestroika_config::{Family, FarmConfig, Release};
 
 use crate::deb::{DebError, DebRepo};
@@ -548,11 +548,9 @@ impl Publisher<'_> {
     /// What signs a tree: the review key for review and topic repositories (when configured),
     /// the release's keys otherwise.
     fn signer_for(&self, tree_name: &str) -> &Signer {
-        if is_review_tree(tree_name) {
-            let customer = tree_name.split('/').next().unwrap_or_default();
-            self.signer.for_review(customer)
-        } else {
-            self.signer
+        match review_tree_customer(tree_name) {
+            Some(customer) => self.signer.for_review(customer),
+            None => self.signer,
         }
     }
 
@@ -628,7 +626,9 @@ impl Publisher<'_> {
     ) -> Result<u64, PublishError> {
         let signer = self.signer_for(tree_name);
         // Review and topic repositories are short-lived and carry no Valid-Until.
-        let valid_for = self.valid_for().filter(|_| !is_review_tree(tree_name));
+        let valid_for = self
+            .valid_for()
+            .filter(|_| review_tree_customer(tree_name).is_none());
         let (n, dir) = tree.begin(lock)?;
         let key = dir.join("KEY.asc");
         fs_err::write(&key, signer.export_public()?).map_err(io(&key))?;

@@ -49,11 +49,7 @@ pub async fn in_progress(
         .strip_prefix("http://")
         .ok_or_else(|| fail("expected an http:// URL".into()))?
         .trim_end_matches('/');
-    let credentials = broker_url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.rsplit_once('@'))
-        .map(|(c, _)| c.to_owned())
-        .unwrap_or_else(|| "guest:guest".into());
+    let credentials = perestroika_config::broker::credentials_of(broker_url);
     let vhost = perestroika_config::broker::vhost_of(broker_url).replace('/', "%2F");
     let stream = tokio::net::TcpStream::connect(authority)
         .await
