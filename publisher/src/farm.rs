@@ -76,32 +76,26 @@ async fn ask_for_refreshes(farm: Arc<FarmConfig>, every: Duration) {
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
+        let broker = match Broker::connect(&farm.broker).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "could not ask for signature refreshes; trying again later");
+                continue;
+            }
+        };
         for (customer, release) in farm.releases() {
-            let queue = QueueName::new(Stage::Publish, &customer.name, &release.name);
+            let queue = QueueName::new(Stage::Publish, &customer.name, &release.name).to_string();
             let refresh = SignatureRefresh::new(&customer.name, &release.name);
-            let broker = match Broker::connect(&farm.broker).await {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(error = %e, "could not ask for a signature refresh; trying again later");
-                    break;
-                }
-            };
-            let waiting = broker
-                .stats(&queue.to_string())
-                .await
-                .is_ok_and(|q| q.messages > 0);
+            let waiting = broker.stats(&queue).await.is_ok_and(|q| q.messages > 0);
             // A queue with messages waiting gets its refresh with the next tick: a publish
             // there signs (and dates) anew anyway.
             if !waiting {
-                if let Err(e) = broker
-                    .publish(&queue.to_string(), &refresh, &refresh.job_id)
-                    .await
-                {
+                if let Err(e) = broker.publish(&queue, &refresh, &refresh.job_id).await {
                     warn!(%queue, error = %e, "could not ask for a signature refresh");
                 }
             }
-            broker.close().await;
         }
+        broker.close().await;
     }
 }
 
