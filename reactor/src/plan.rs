@@ -383,16 +383,35 @@ mod tests {
         FarmConfig::load_with_env(&path, Vec::new()).unwrap()
     }
 
+    /// What a planner borrows, made from the example configuration.
+    struct Fixture {
+        farm: FarmConfig,
+        mapping: Mapping,
+        gerrit: GerritSettings,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let farm = farm();
+            Self {
+                mapping: farm.mapping().unwrap(),
+                gerrit: farm.gerrit.clone().unwrap(),
+                farm,
+            }
+        }
+
+        fn planner(&self) -> Planner<'_> {
+            Planner {
+                farm: &self.farm,
+                mapping: &self.mapping,
+                gerrit: &self.gerrit,
+            }
+        }
+    }
+
     async fn plan(line: &str) -> Result<Vec<Action>, NotPlanned> {
-        let farm = farm();
-        let mapping = farm.mapping().unwrap();
-        let gerrit = farm.gerrit.clone().unwrap();
-        let planner = Planner {
-            farm: &farm,
-            mapping: &mapping,
-            gerrit: &gerrit,
-        };
-        planner
+        Fixture::new()
+            .planner()
             .plan(&Table, &parse_event(line).unwrap(), false)
             .await
     }
@@ -514,14 +533,8 @@ mod tests {
         assert!(e.to_string().contains("does not ask for a rebuild"), "{e}");
 
         // Only what would build counts against the recheck limit.
-        let farm = farm();
-        let mapping = farm.mapping().unwrap();
-        let gerrit = farm.gerrit.clone().unwrap();
-        let planner = Planner {
-            farm: &farm,
-            mapping: &mapping,
-            gerrit: &gerrit,
-        };
+        let fixture = Fixture::new();
+        let planner = fixture.planner();
         let is = |line: &str| planner.recheck(&parse_event(line).unwrap().event).is_some();
         assert!(is(&asks));
         assert!(!is(&chat));

@@ -72,12 +72,7 @@ async fn queues_show_jobs_in_progress_next_to_those_waiting() {
         ),
     );
     let config = farm.path.to_str().unwrap().to_owned();
-    let out = run("perestroika-queue", &["--config", &config, "bootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.bootstrap();
     let queue =
         perestroika_config::QueueName::new(perestroika_config::Stage::Build, &farm.customer, "9.0")
             .to_string();

@@ -73,15 +73,10 @@ async fn each_part_has_a_broker_user_allowed_only_its_queues() {
         &rabbit.url(),
         &[&key],
         "\n[publish]\nvalid_for_secs = 40\n",
-        r#"{ name = "9.0", deb = ["bookworm"] }"#,
+        perestroika_tests::apt::BOOKWORM_RELEASE,
     );
     let config = farm.path.to_str().unwrap().to_owned();
-    let out = run("perestroika-queue", &["--config", &config, "bootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    farm.bootstrap();
     let users = make_users(&rabbit, &config);
     let url = |part: &str| users.iter().find(|(p, _)| p == part).unwrap().1.clone();
     let cfg = &farm.config;

@@ -212,7 +212,7 @@ fn a_build_dependency_gets_neither_out_of_the_build_root_nor_onto_the_network() 
         "amqp://guest:guest@127.0.0.1:1/%2f",
         &[&key],
         "",
-        r#"{ name = "9.0", deb = ["bookworm"] }"#,
+        perestroika_tests::apt::BOOKWORM_RELEASE,
     );
     let dir = farm.dir.path();
     let (listener, target) = listener_on_the_bridge();

@@ -52,16 +52,6 @@ impl Setup {
         self.farm.path.to_str().unwrap()
     }
 
-    /// `perestroika-queue bootstrap` of this farm's queues, asserting that it succeeded.
-    fn bootstrap(&self) {
-        let out = run("perestroika-queue", &["--config", self.cfg(), "bootstrap"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     fn tree(&self) -> String {
         format!("{}/9.0", self.farm.customer)
     }
@@ -325,7 +315,7 @@ fn link_target(host: &RsyncHost, tree: &str) -> Option<String> {
 async fn a_failing_tree_does_not_hold_up_the_others_on_its_target() {
     let up = RsyncHost::start();
     let s = setup(&[("up", &up)]);
-    s.bootstrap();
+    s.farm.bootstrap();
     let daemon = Daemon::start(
         "perestroika-mirror",
         &["--config", s.cfg(), "run"],
@@ -373,7 +363,7 @@ async fn a_target_that_is_down_gets_the_newest_state_once_back() {
     down.stop();
     let s = setup(&[("up", &up), ("down", &down)]);
     assert!(s.mirror(&["check"]).status.success());
-    s.bootstrap();
+    s.farm.bootstrap();
     let daemon = Daemon::start(
         "perestroika-mirror",
         &["--config", s.cfg(), "run"],
@@ -515,7 +505,7 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
 async fn a_retired_review_tree_is_taken_off_the_mirror() {
     let host = RsyncHost::start();
     let s = setup(&[("m1", &host)]);
-    s.bootstrap();
+    s.farm.bootstrap();
     let deb = s.deb("reviewed", "1.0");
     s.farm.publish_review("bookworm", 77, &[&deb]);
     let tree = format!("{}/review/77", s.farm.customer);
@@ -980,7 +970,7 @@ fn idle_and_half_sent_connections_do_not_take_the_mirror_down() {
 async fn forged_announcements_remove_nothing_from_a_mirror() {
     let host = RsyncHost::start();
     let s = setup(&[("m1", &host)]);
-    s.bootstrap();
+    s.farm.bootstrap();
     s.include("bookworm", &[s.deb("kept", "1.0")]);
     s.sync();
     let review = format!("{}/review/91", s.farm.customer);

@@ -24,7 +24,7 @@ fn farm_with_review_key(
             "review_fingerprint = \"{}\"\n\n[publish]\n{publish}\n",
             review.fingerprint
         ),
-        r#"{ name = "9.0", deb = ["bookworm"] }"#,
+        perestroika_tests::apt::BOOKWORM_RELEASE,
     );
     farm.import_key(review);
     farm

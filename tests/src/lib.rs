@@ -136,6 +136,19 @@ impl Farm {
         );
     }
 
+    /// `perestroika-queue bootstrap` of this farm's queues, asserting that it succeeded.
+    pub fn bootstrap(&self) {
+        let out = run(
+            "perestroika-queue",
+            &["--config", self.path.to_str().unwrap(), "bootstrap"],
+        );
+        assert!(
+            out.status.success(),
+            "bootstrap failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A farm whose `[broker]` section also holds `extra`.
     pub fn new(amqp_url: &str, extra: &str) -> Self {
         Self::with_sections(amqp_url, extra, "")
