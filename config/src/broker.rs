@@ -98,6 +98,8 @@ pub enum BrokerError {
     Nacked { queue: String },
     #[error("RabbitMQ connection failed: {0}")]
     Channel(#[source] lapin::Error),
+    #[error("a delivery of {queue} could not be settled: its channel is gone (the broker took it back, e.g. after its consumer_timeout, and delivers it again)")]
+    Unsettled { queue: String },
 }
 
 /// Depth and consumers of a queue.
@@ -112,11 +114,29 @@ pub struct QueueStats {
 pub enum Disposition {
     /// Done; its effect is durable.
     Ack,
-    /// Put it back for another try (counts against the delivery limit).
+    /// Put it back for another try (counts against the delivery limit): for failures whose
+    /// cause is not known, so that a message that keeps failing ends in the dead letters.
     Retry,
+    /// The farm could not do it now (a service down, a timeout, a full disk), not the message's
+    /// fault: tried again after a backoff, never counted against the delivery limit, never
+    /// dead-lettered. The consumer holds the message while it retries (it keeps its place
+    /// in the queue) for up to [`HOLD_LIMIT`], then puts a copy at the back of the queue.
+    Later(String),
     /// It can never succeed: move it to the dead-letter queue with this reason.
     DeadLetter(String),
 }
+
+/// How long a consumer holds a message it cannot handle now before putting a copy at the
+/// back of its queue: well below RabbitMQ's default `consumer_timeout` (30 minutes), after
+/// which the broker would take the message back and count a delivery.
+pub const HOLD_LIMIT: Duration = Duration::from_secs(600);
+
+/// The longest pause between two tries of a message the farm could not handle now.
+pub const LATER_MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// What a build queue's `x-consumer-timeout` allows beyond `build.timeout_secs`: fetching the
+/// sources, collecting the results and handing them over happen outside the build timeout.
+pub const BUILD_CONSUMER_MARGIN: Duration = Duration::from_secs(3600);
 
 /// A connection to RabbitMQ with a confirming channel for publishing.
 pub struct Broker {
@@ -393,13 +413,20 @@ impl Broker {
         {
             return Ok(());
         }
-        self.redeclare(queue).await
+        self.redeclare(queue, None).await
     }
 
     /// Declares a work queue and its dead-letter queue, with the exchanges they take messages
     /// from, and binds them (a queue of an earlier topology gets its bindings). Declaring
     /// again is harmless; `perestroika-queue bootstrap` does this for every queue.
-    pub async fn redeclare(&self, queue: &QueueName) -> Result<(), BrokerError> {
+    /// `consumer_timeout` sets the queue's `x-consumer-timeout` (honoured from RabbitMQ 3.12;
+    /// older brokers have only their global `consumer_timeout`). A queue that exists keeps the
+    /// arguments it was made with.
+    pub async fn redeclare(
+        &self,
+        queue: &QueueName,
+        consumer_timeout: Option<Duration>,
+    ) -> Result<(), BrokerError> {
         let name = queue.to_string();
         let dead = queue.dead_letter();
         let exchange = queue.stage.exchange();
@@ -421,6 +448,10 @@ impl Broker {
         args.insert("x-overflow".into(), long("reject-publish"));
         if queue.stage.single_active_consumer() {
             args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        }
+        if let Some(timeout) = consumer_timeout {
+            let ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-consumer-timeout".into(), AMQPValue::LongLongInt(ms));
         }
         self.ensure_queue(&name, args, &exchange).await
     }
@@ -474,12 +505,17 @@ impl Broker {
         let queues = crate::queues::all_queues(farm);
         for q in &queues {
             if redeclare {
-                self.redeclare(q).await?;
+                self.redeclare(q, consumer_timeout(farm, q)).await?;
             } else {
                 self.declare(q).await?;
             }
         }
         Ok(queues)
+    }
+
+    /// The connection, for parts that open channels of their own.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// Depth and consumer count of an existing queue.
@@ -616,11 +652,65 @@ impl Broker {
         self.send_raw(&dead, &delivery.data, &id, headers)
             .await?
             .await?;
-        delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .map_err(queue_err("acknowledging", queue))?;
-        Ok(())
+        ack(queue, delivery).await
+    }
+
+    /// Puts a copy of a delivery (payload, id and headers) at the back of its queue, then
+    /// acknowledges the delivery: tried again later without counting a delivery. Should the
+    /// acknowledgement fail after the copy was confirmed, the message exists twice; consumers
+    /// recognise a job by its id.
+    pub async fn requeue(&self, queue: &str, delivery: &Delivery) -> Result<(), BrokerError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let kept: Vec<(ShortString, AMQPValue)> = headers
+            .inner()
+            .iter()
+            .filter(|(k, _)| k.as_str() != "x-delivery-count")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        headers = FieldTable::default();
+        for (k, v) in kept {
+            headers.insert(k, v);
+        }
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        self.send_raw(queue, &delivery.data, &id, headers)
+            .await?
+            .await?;
+        ack(queue, delivery).await
+    }
+
+    /// Acts on a consumer's [`Disposition`] of `delivery`, taken from `queue`.
+    pub async fn settle(
+        &self,
+        queue: &str,
+        delivery: &Delivery,
+        disposition: &Disposition,
+    ) -> Result<(), BrokerError> {
+        match disposition {
+            Disposition::Ack => ack(queue, delivery).await,
+            Disposition::Retry => {
+                let returned = delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(queue_err("returning", queue))?;
+                settled(queue, returned)
+            }
+            Disposition::DeadLetter(reason) => {
+                warn!(%queue, %reason, "dead-lettering message");
+                self.dead_letter(queue, delivery, reason).await
+            }
+            Disposition::Later(reason) => {
+                warn!(%queue, %reason, "cannot handle the message now; it goes to the back of its queue");
+                self.requeue(queue, delivery).await
+            }
+        }
     }
 
     /// Starts consuming with manual acknowledgement and the given prefetch.
@@ -700,6 +790,26 @@ impl Broker {
         let sent = broker.publish(queue, message, message_id).await;
         broker.close().await;
         sent
+    }
+}
+
+/// Acknowledges a delivery of `queue`; an error when its channel is gone (lapin answers
+/// `false` rather than an error then).
+async fn ack(queue: &str, delivery: &Delivery) -> Result<(), BrokerError> {
+    let acked = delivery
+        .ack(BasicAckOptions::default())
+        .await
+        .map_err(queue_err("acknowledging", queue))?;
+    settled(queue, acked)
+}
+
+fn settled(queue: &str, done: bool) -> Result<(), BrokerError> {
+    if done {
+        Ok(())
+    } else {
+        Err(BrokerError::Unsettled {
+            queue: queue.to_owned(),
+        })
     }
 }
 
@@ -797,26 +907,8 @@ where
                     break;
                 }
             };
-            let (delivery, disposition) = handle(delivery).await;
-            let done = match &disposition {
-                Disposition::Ack => delivery
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map(drop)
-                    .map_err(queue_err("acknowledging", &name)),
-                Disposition::Retry => delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .map(drop)
-                    .map_err(queue_err("returning", &name)),
-                Disposition::DeadLetter(reason) => {
-                    warn!(queue = %name, %reason, "dead-lettering message");
-                    broker.dead_letter(&name, &delivery, reason).await
-                }
-            };
+            let (delivery, disposition) = handle_holding(&name, delivery, &mut handle).await;
+            let done = broker.settle(&name, &delivery, &disposition).await;
             if let Err(e) = done {
                 warn!(queue = %name, error = %e, "could not settle message; it will be redelivered");
                 break;
@@ -826,6 +918,39 @@ where
         warn!(queue = %name, retry_in = ?delay, "lost the broker; reconnecting");
         tokio::time::sleep(delay).await;
     }
+}
+
+/// Hands a delivery to `handle`, and again after a backoff for as long as the answer is
+/// [`Disposition::Later`], up to [`HOLD_LIMIT`]; returns the last answer.
+async fn handle_holding<F, Fut>(
+    queue: &str,
+    delivery: Delivery,
+    handle: &mut F,
+) -> (Delivery, Disposition)
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: Future<Output = (Delivery, Disposition)>,
+{
+    let since = std::time::Instant::now();
+    let mut backoff = Backoff::new(Duration::from_secs(2), LATER_MAX_DELAY);
+    let (mut delivery, mut disposition) = handle(delivery).await;
+    while let Disposition::Later(reason) = &disposition {
+        let delay = backoff.next_delay();
+        if since.elapsed() + delay > HOLD_LIMIT {
+            break;
+        }
+        warn!(%queue, %reason, retry_in = ?delay, "cannot handle the message now; trying again");
+        tokio::time::sleep(delay).await;
+        (delivery, disposition) = handle(delivery).await;
+    }
+    (delivery, disposition)
+}
+
+/// The `x-consumer-timeout` of `queue`: a build holds its job for up to `build.timeout_secs`
+/// plus [`BUILD_CONSUMER_MARGIN`]; other queues keep the broker's.
+pub fn consumer_timeout(farm: &FarmConfig, queue: &QueueName) -> Option<Duration> {
+    (queue.stage == crate::queues::Stage::Build)
+        .then(|| Duration::from_secs(farm.build.timeout_secs) + BUILD_CONSUMER_MARGIN)
 }
 
 /// This host's name, for connection names and consumer tags.

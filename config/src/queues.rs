@@ -63,6 +63,10 @@ pub const EXCHANGE_PREFIX: &str = "perestroika.";
 pub const DEAD_EXCHANGE: &str = "perestroika.dead";
 /// The exchange answers to a CLI's private reply queue go through.
 pub const REPLY_EXCHANGE: &str = "perestroika.reply";
+/// What the queues a worker makes for itself are named with: `worker.lease.<job id>` (held
+/// while it builds the job), `worker.done.<job id>` (the job was built but its delivery could
+/// not be acknowledged) and `worker.bell.<host>.<pid>` (its doorbell).
+pub const WORKER_PREFIX: &str = "worker.";
 /// What a CLI's private reply queue is named with.
 pub const REPLY_PREFIX: &str = "reply.";
 
@@ -118,16 +122,23 @@ impl Part {
         let (sends, reads): (&[&str], Stage) = match self {
             // Build jobs, retirements; reads the build outcomes it reports.
             Part::Reactor => (&["build", "publish"], Stage::Feedback),
-            // Publish jobs.
-            Part::Worker => (&["publish"], Stage::Build),
+            // Publish jobs; a build job it puts back at the end of its queue.
+            Part::Worker => (&["publish", "build"], Stage::Build),
             // Announcements, feedback, answers to promotions, its own signature refreshes.
             Part::Publisher => (&["mirror", "feedback", "reply", "publish"], Stage::Publish),
             Part::Mirror => (&[], Stage::Mirror),
         };
         let exchanges: Vec<&str> = sends.iter().copied().chain(["dead"]).collect();
-        let queue = format!("{}\\.[^.]+\\..+", reads.prefix());
+        let mut queue = format!("{}\\.[^.]+\\..+", reads.prefix());
+        let mut configure = "^$".to_owned();
+        if self == Part::Worker {
+            // Its own leases, done marks and doorbell (see `WORKER_PREFIX`).
+            let own = format!("{}.+", WORKER_PREFIX.replace('.', "\\."));
+            configure = format!("^{own}$");
+            queue = format!("{queue}|{own}");
+        }
         Permissions {
-            configure: "^$".into(),
+            configure,
             write: format!("^(perestroika\\.({})|{queue})$", exchanges.join("|")),
             read: format!("^({queue}|{})$", reads.exchange().replace('.', "\\.")),
         }

@@ -104,7 +104,7 @@ fn announced(
         }
         Err(e) => {
             error!(error = %e, "cannot record the announcement; returning it");
-            Disposition::Retry
+            Disposition::Later(e.to_string())
         }
     }
 }

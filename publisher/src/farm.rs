@@ -138,7 +138,7 @@ async fn refresh(
                 Ok(()) => Disposition::Ack,
                 Err(e) => {
                     error!(error = %e, "could not announce the refreshed signatures; the refresh will be redone");
-                    Disposition::Retry
+                    Disposition::Later(e.to_string())
                 }
             }
         }
@@ -207,7 +207,7 @@ async fn retire_review(
                 Ok(()) => Disposition::Ack,
                 Err(e) => {
                     error!(error = %e, "could not announce the retirement; the job will be redone");
-                    Disposition::Retry
+                    Disposition::Later(e.to_string())
                 }
             }
         }
@@ -347,7 +347,7 @@ async fn handle(
             if let Some(feedback) = feedback(&job, failed, None, None) {
                 if let Err(e) = send_feedback(&farm, &feedback).await {
                     error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
-                    return Disposition::Retry;
+                    return Disposition::Later(e.to_string());
                 }
             }
             return Disposition::DeadLetter(e.to_string());
@@ -373,7 +373,7 @@ async fn handle(
     .await;
     if let Err(e) = sent {
         error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
-        return Disposition::Retry;
+        return Disposition::Later(e.to_string());
     }
     info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");
     let suite = Publisher {
@@ -391,7 +391,7 @@ async fn handle(
         Ok(()) => Disposition::Ack,
         Err(e) => {
             error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
-            Disposition::Retry
+            Disposition::Later(e.to_string())
         }
     }
 }
@@ -446,7 +446,7 @@ async fn publish_failure(
     if let Some(p) = &published {
         if let Err(e) = announce(&farm, &job.customer, &job.version, &p.tree, p.generation).await {
             error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
-            return Disposition::Retry;
+            return Disposition::Later(e.to_string());
         }
         info!(job = %job.job_id, tree = %p.tree, generation = p.generation, changed = p.changed, "log of the failed build published");
     }
@@ -454,7 +454,7 @@ async fn publish_failure(
     if let Some(feedback) = feedback(&job, job.outcome.clone(), None, link) {
         if let Err(e) = send_feedback(&farm, &feedback).await {
             error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
-            return Disposition::Retry;
+            return Disposition::Later(e.to_string());
         }
     }
     Disposition::Ack
@@ -543,7 +543,7 @@ async fn promote(
                     .await;
                     if let Err(e) = sent {
                         error!(error = %e, "could not announce the promotion; it will be redone");
-                        return Disposition::Retry;
+                        return Disposition::Later(e.to_string());
                     }
                     info!(package = %promotion.package, from = %promotion.from, to = %promotion.to, generation = published.generation, "promoted");
                     None

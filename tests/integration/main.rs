@@ -8,6 +8,7 @@ mod farm;
 mod hostile;
 mod lifecycle;
 mod mirror;
+mod outages;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;

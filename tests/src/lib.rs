@@ -4,6 +4,7 @@
 
 pub mod apt;
 pub mod debian;
+pub mod docker_proxy;
 pub mod gerrit;
 pub mod rabbit;
 pub mod rsyncd;

@@ -137,6 +137,19 @@ impl Rabbit {
         rabbit
     }
 
+    /// Starts a node that takes back a delivery left unacknowledged for `timeout` (RabbitMQ's
+    /// global `consumer_timeout`, checked on its channels' periodic tick).
+    pub fn start_with_consumer_timeout(timeout: std::time::Duration) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rabbit = Self {
+            dir,
+            port: free_port(),
+        };
+        let ms = timeout.as_millis().to_string();
+        rabbit.ctl_env("start", &[("RABBITMQ_CONSUMER_TIMEOUT_MS", ms.as_str())]);
+        rabbit
+    }
+
     /// Starts a node with RabbitMQ's management API on [`Rabbit::management_port`].
     pub fn start_with_management() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -304,7 +304,7 @@ impl WholeFarm {
         StageTrace {
             emitted,
             queued: at(&self.reactor, &[&job_field, "queueing"]),
-            build_started: at(&self.worker, &[&job_field, "building"]),
+            build_started: at(&self.worker, &[&job_field, "starting the build"]),
             built: at(&self.worker, &[&job_field, "built and handed"]),
             published,
             mirrored: at(

@@ -20,7 +20,7 @@ use crate::relay::cache_address;
 use crate::rootfs::{self, BuildRoot, RootError};
 use crate::rpm_source::{self, PreparedRpm};
 use crate::sandbox::{As, Sandbox, SandboxError, SandboxSpec};
-use crate::source::{self, PreparedSource, SourceInput};
+use crate::source::{self, PreparedSource, SourceError, SourceInput};
 
 pub(crate) const UNPACK: &str = include_str!("../scripts/unpack.sh");
 const PREPARE: &str = include_str!("../scripts/prepare.sh");
@@ -57,6 +57,9 @@ pub enum InfraError {
         #[source]
         source: std::io::Error,
     },
+    /// The sources could not be fetched now ([`SourceError::is_transient`]).
+    #[error("getting the sources: {0}")]
+    Source(SourceError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InfraError + '_ {
@@ -218,6 +221,10 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
 
     let mut package_version = None;
     let outcome = match prepared {
+        Err(e) if e.is_transient() => {
+            log.note(&format!("could not get the sources now: {e}"));
+            return Err(InfraError::Source(e));
+        }
         Err(e) => Err(fail("source", e.to_string())),
         Ok(prepared) => {
             match &prepared {

@@ -1,45 +1,19 @@
-//! Farm mode: consume `build.<customer>.<version>`, build, hand the artifacts to staging, and
-//! queue the publish job. A job is acknowledged only once its artifacts are in staging and the
-//! publish job is confirmed; a worker that dies mid-build leaves the job to be redelivered.
+//! Farm mode: build a job of `build.<customer>.<version>` (taken by [`crate::intake`]), hand
+//! the artifacts to staging, and queue the publish job. A job is acknowledged only once its
+//! artifacts are in staging and the publish job is confirmed; a worker that dies mid-build
+//! leaves the job to be redelivered.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use perestroika_config::broker::{run_consumer, Broker, Disposition};
+use perestroika_config::broker::{Broker, Disposition};
 use perestroika_config::messages::{
     BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
 };
 use perestroika_config::{FarmConfig, QueueName, Stage};
-use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
 use crate::build::{self, BuildEnv, BuildRequest, DepRepo};
 use crate::source::SourceInput;
-
-/// Consumes every build queue of the configuration until the process is stopped.
-pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
-    let slots = Arc::new(Semaphore::new(farm.build.slots as usize));
-    let mut tasks = Vec::new();
-    for (customer, release) in farm.releases() {
-        let queue = QueueName::new(Stage::Build, &customer.name, &release.name);
-        let (farm, env, slots) = (farm.clone(), env.clone(), slots.clone());
-        tasks.push(tokio::spawn(async move {
-            let settings = farm.broker.clone();
-            run_consumer(&settings, &queue.clone(), 1, |delivery| {
-                let (farm, env, slots, queue) =
-                    (farm.clone(), env.clone(), slots.clone(), queue.clone());
-                async move {
-                    let _slot = slots.acquire_owned().await.expect("semaphore open");
-                    let disposition = handle(&farm, &env, &queue, &delivery.data).await;
-                    (delivery, disposition)
-                }
-            })
-            .await
-        }));
-    }
-    futures_util::future::join_all(tasks).await;
-}
 
 /// Where a job's build dependencies may come from besides the base: the release suite (and,
 /// in maintenance, `proposed`, where merges go), and for a topic build the topic's review
@@ -64,7 +38,13 @@ pub fn staged_dir(staging: &Path, job_id: &str) -> PathBuf {
     staging.join(job_id)
 }
 
-async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8]) -> Disposition {
+/// Builds one job and hands it over; what becomes of its delivery.
+pub(crate) async fn handle(
+    farm: &FarmConfig,
+    env: &BuildEnv,
+    queue: &QueueName,
+    data: &[u8],
+) -> Disposition {
     let job = match BuildJob::from_bytes(data) {
         Ok(job) => job,
         Err(e) => return Disposition::DeadLetter(format!("not a valid build job: {e}")),
@@ -73,7 +53,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
         warn!(job = %job.job_id, reason = %e, "refusing a build job");
         return Disposition::DeadLetter(e.to_string());
     }
-    info!(job = %job.job_id, package = %job.package, distro = %job.distro, "building");
+    info!(job = %job.job_id, package = %job.package, distro = %job.distro, "starting the build");
     let staging = &farm.paths.staging;
     let incoming = staging.join(format!(".incoming-{}-{}", job.job_id, std::process::id()));
     let _ = fs_err::remove_dir_all(&incoming);
@@ -93,10 +73,9 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
     let report = match build::run(env, &req).await {
         Ok(report) => report,
         Err(e) => {
-            error!(job = %job.job_id, error = %e, "could not build; returning the job");
+            error!(job = %job.job_id, error = %e, "could not build now");
             let _ = fs_err::remove_dir_all(&incoming);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            return Disposition::Retry;
+            return Disposition::Later(e.to_string());
         }
     };
     // Hand over: the job's directory appears complete or not at all.
@@ -104,7 +83,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
     let _ = fs_err::remove_dir_all(&dest);
     if let Err(e) = fs_err::rename(&incoming, &dest) {
         error!(job = %job.job_id, error = %e, "could not stage the results");
-        return Disposition::Retry;
+        return Disposition::Later(format!("staging the results: {e}"));
     }
     let result = report.result;
     let failed = match &result.outcome {
@@ -142,7 +121,7 @@ async fn handle(farm: &FarmConfig, env: &BuildEnv, queue: &QueueName, data: &[u8
     let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
     if let Err(e) = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await {
         error!(job = %job.job_id, error = %e, "could not queue the publish job");
-        return Disposition::Retry;
+        return Disposition::Later(format!("queueing the publish job: {e}"));
     }
     match failed {
         // Dead-lettered, so that the operator finds it with `perestroika-queue dead`.

@@ -16,6 +16,14 @@ pub struct GitError {
     pub detail: String,
 }
 
+impl GitError {
+    /// Whether the repository's host could not be reached or answered (clone, fetch), as
+    /// opposed to what it holds being wrong: the first passes, the second does not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.action.as_str(), "clone" | "fetch")
+    }
+}
+
 /// The largest file [`Repo::read`] reads (a changelog, a spec).
 pub const MAX_READ: u64 = 16 << 20;
 
@@ -110,7 +118,7 @@ impl GitCache {
             repo.git(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         if !repo.has_commit(commit) {
-            return Err(repo.err("fetch", format!("commit {commit} is not in the repository")));
+            return Err(repo.err("find", format!("commit {commit} is not in the repository")));
         }
         Ok(())
     }

@@ -8,6 +8,8 @@ pub mod dnf_root;
 pub mod farm;
 pub mod git;
 pub mod image;
+pub mod intake;
+pub mod lease;
 pub mod preflight;
 pub mod rebuild;
 pub mod relay;

@@ -14,7 +14,7 @@ use perestroika_worker::build::{self, cache_dir, BuildEnv, BuildRequest};
 use perestroika_worker::git::GitCache;
 use perestroika_worker::preflight::preflight;
 use perestroika_worker::source::SourceInput;
-use perestroika_worker::{farm, image, sandbox};
+use perestroika_worker::{image, intake, sandbox};
 
 /// Builds packages from git in a fresh, unprivileged container per build.
 #[derive(Parser)]
@@ -303,7 +303,7 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
     };
     let (farm, env) = (Arc::new(farm), Arc::new(env));
     tokio::select! {
-        _ = farm::run(farm, env.clone()) => Ok(()),
+        _ = intake::run(farm, env.clone()) => Ok(()),
         _ = shutdown_signal() => {
             // Builds in flight are abandoned; their jobs are redelivered. Remove their containers.
             let removed = sandbox::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);

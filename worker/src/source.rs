@@ -32,6 +32,38 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// Whether the farm could not get the sources now (their host unreachable, a full disk)
+    /// rather than the sources being broken: the job is tried again later, and nothing is
+    /// said about the change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Git(e) => e.is_transient(),
+            SourceError::Invalid(_) => false,
+            SourceError::Io { source, .. } => is_resource_shortage(source),
+        }
+    }
+}
+
+/// Whether an I/O error is the host running short (space, quota, memory, files) rather than
+/// something about the file.
+pub fn is_resource_shortage(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    let Some(code) = e.raw_os_error() else {
+        return false;
+    };
+    [
+        Errno::NOSPC,
+        Errno::DQUOT,
+        Errno::NOMEM,
+        Errno::MFILE,
+        Errno::NFILE,
+        Errno::IO,
+    ]
+    .iter()
+    .any(|errno| errno.raw_os_error() == code)
+}
+
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     move |source| SourceError::Io {
         path: path.to_owned(),

@@ -1,0 +1,397 @@
+//! Taking build jobs: only when a build slot is free, one at a time, each under a lease.
+//!
+//! The worker never holds a job it cannot start: with a slot free it takes the next message
+//! of its build queues in turn (`basic.get`, no prefetch), so the time a job is unacknowledged
+//! is its build, never a wait for a slot. A doorbell — an exclusive queue of its own bound to
+//! the build exchange, consumed without acknowledgement — wakes it when a job is published; a
+//! job put back by the broker is found by the next poll ([`IDLE_POLL`]).
+//!
+//! Each job gets a channel of its own, so that the broker taking one delivery back (consumer
+//! timeout) touches no other. The job's lease ([`crate::lease`]) keeps a redelivered job from
+//! being built twice at once; a redelivery of a job this worker is building waits for that
+//! build and is settled as it is.
+//!
+//! What the farm could not do now ([`Disposition::Later`]: Docker or the sources' host
+//! unreachable, a full disk) puts the job at the back of its queue without counting a
+//! delivery, and pauses this worker's intake with a growing backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::Channel;
+use perestroika_config::backoff::Backoff;
+use perestroika_config::broker::{hostname, Broker, Disposition, LATER_MAX_DELAY};
+use perestroika_config::messages::{BuildJob, Message};
+use perestroika_config::queues::WORKER_PREFIX;
+use perestroika_config::{FarmConfig, QueueName, Stage};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::{info, warn};
+
+use crate::build::BuildEnv;
+use crate::lease::{self, Lease};
+
+/// How often an idle worker looks at its queues without a doorbell ring.
+pub const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// How often a job whose lease another worker holds is looked at again.
+const LEASE_POLL: Duration = Duration::from_secs(10);
+
+/// Jobs this process is building, by id: how each ended, once it has.
+type InFlight = Arc<Mutex<HashMap<String, watch::Receiver<Option<Disposition>>>>>;
+
+/// What every job task shares.
+struct Shared {
+    farm: Arc<FarmConfig>,
+    env: Arc<BuildEnv>,
+    broker: Arc<Broker>,
+    in_flight: InFlight,
+    /// Set when the farm could not do a job now: intake waits this long before the next.
+    pause: Arc<Mutex<Option<Duration>>>,
+    /// The build slots.
+    slots: Arc<Semaphore>,
+}
+
+/// Takes and builds jobs from every build queue of the configuration until the process stops.
+pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
+    let queues: Vec<String> = farm
+        .releases()
+        .map(|(customer, release)| {
+            QueueName::new(Stage::Build, &customer.name, &release.name).to_string()
+        })
+        .collect();
+    let slots = Arc::new(Semaphore::new(farm.build.slots.max(1) as usize));
+    let in_flight: InFlight = Arc::default();
+    let mut reconnect = Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(farm.broker.reconnect_max_secs.max(1)),
+    );
+    let mut later = Backoff::new(Duration::from_secs(2), LATER_MAX_DELAY);
+    loop {
+        let broker = Arc::new(Broker::connect_with_backoff(&farm.broker).await);
+        for q in &queues {
+            if let Err(e) = broker
+                .declare(&QueueName::parse(q).expect("a build queue"))
+                .await
+            {
+                warn!(queue = %q, error = %e, "cannot use a build queue");
+            }
+        }
+        let bell = Arc::new(Notify::new());
+        if let Err(e) = doorbell(&broker, &queues, bell.clone()).await {
+            warn!(error = %e, poll = ?IDLE_POLL, "no doorbell; looking at the queues every few seconds");
+        }
+        info!(
+            queues = queues.len(),
+            slots = farm.build.slots,
+            "taking build jobs"
+        );
+        reconnect.reset();
+        let shared = Arc::new(Shared {
+            farm: farm.clone(),
+            env: env.clone(),
+            broker: broker.clone(),
+            in_flight: in_flight.clone(),
+            pause: Arc::default(),
+            slots: slots.clone(),
+        });
+        let mut next = 0;
+        while broker.is_connected() {
+            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+            let paused = shared.pause.lock().expect("pause lock").take();
+            if let Some(pause) = paused {
+                let delay = pause.max(later.next_delay());
+                info!(resume_in = ?delay, "the farm could not build the last job; pausing intake");
+                tokio::time::sleep(delay).await;
+            }
+            match take_next(&broker, &queues, &mut next).await {
+                Ok(Some((channel, queue, delivery))) => {
+                    if paused.is_none() {
+                        later.reset();
+                    }
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        job(shared, channel, queue, delivery, permit).await;
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    let _ = tokio::time::timeout(IDLE_POLL, bell.notified()).await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot take jobs");
+                    break;
+                }
+            }
+        }
+        let delay = reconnect.next_delay();
+        warn!(retry_in = ?delay, "lost the broker; reconnecting (builds in flight go on)");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Declares this worker's doorbell and rings `bell` for every job published to `queues`.
+async fn doorbell(broker: &Broker, queues: &[String], bell: Arc<Notify>) -> anyhow::Result<()> {
+    let channel = broker.connection().create_channel().await?;
+    let name = format!("{WORKER_PREFIX}bell.{}.{}", hostname(), std::process::id());
+    let mut args = FieldTable::default();
+    // Only whether something arrived matters.
+    args.insert("x-max-length".into(), AMQPValue::LongInt(1));
+    channel
+        .queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            args,
+        )
+        .await?;
+    let exchange = Stage::Build.exchange();
+    for q in queues {
+        channel
+            .queue_bind(
+                name.as_str().into(),
+                exchange.as_str().into(),
+                q.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    let mut consumer = channel
+        .basic_consume(
+            name.as_str().into(),
+            "bell".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let _channel = channel;
+        while let Some(Ok(_)) = consumer.next().await {
+            bell.notify_one();
+        }
+    });
+    Ok(())
+}
+
+/// The next message of `queues`, starting after the one last taken from, on a channel of its
+/// own; `None` when they are all empty.
+async fn take_next(
+    broker: &Broker,
+    queues: &[String],
+    next: &mut usize,
+) -> Result<Option<(Channel, String, Delivery)>, lapin::Error> {
+    let channel = broker.connection().create_channel().await?;
+    for i in 0..queues.len() {
+        let queue = &queues[(*next + i) % queues.len()];
+        match channel
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: false })
+            .await
+        {
+            Ok(Some(got)) => {
+                *next = (*next + i + 1) % queues.len();
+                return Ok(Some((channel, queue.clone(), got.delivery)));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                warn!(%queue, error = %e, "cannot read a build queue");
+                let _ = channel.close(200, "done".into()).await;
+                return Err(e);
+            }
+        }
+    }
+    let _ = channel.close(200, "done".into()).await;
+    Ok(None)
+}
+
+/// One delivery, from its lease to its settlement.
+async fn job(
+    shared: Arc<Shared>,
+    channel: Channel,
+    queue: String,
+    delivery: Delivery,
+    permit: OwnedSemaphorePermit,
+) {
+    let conn = shared.broker.connection();
+    let job_id = match BuildJob::from_bytes(&delivery.data) {
+        Ok(job) => job.job_id,
+        // Refused by `farm::handle`, which says why.
+        Err(_) => String::new(),
+    };
+    let building = shared
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .get(&job_id)
+        .cloned();
+    if let Some(mut ended) = building {
+        // The broker gave back a job this worker is building: settle it as that build ends.
+        drop(permit);
+        info!(job = %job_id, "delivered again while building it here; waiting for that build");
+        let disposition = loop {
+            if let Some(d) = ended.borrow().clone() {
+                break d;
+            }
+            if ended.changed().await.is_err() {
+                break Disposition::Later("the build was abandoned".into());
+            }
+        };
+        settle(&shared, &channel, &queue, &job_id, delivery, disposition).await;
+        return;
+    }
+    if !job_id.is_empty() {
+        match wait_for_lease(&shared, &job_id, permit).await {
+            Some(permit) => {
+                // Only a job delivered before can have been built already.
+                if delivery.redelivered && lease::is_done(conn, &job_id).await.unwrap_or(false) {
+                    info!(job = %job_id, "built already by a worker that could not acknowledge it");
+                    lease::release(conn, &job_id).await;
+                    drop(permit);
+                    settle(
+                        &shared,
+                        &channel,
+                        &queue,
+                        &job_id,
+                        delivery,
+                        Disposition::Ack,
+                    )
+                    .await;
+                    return;
+                }
+                build_leased(shared, channel, queue, job_id, delivery, permit).await;
+            }
+            None => {
+                info!(job = %job_id, "built already by another worker; acknowledging");
+                settle(
+                    &shared,
+                    &channel,
+                    &queue,
+                    &job_id,
+                    delivery,
+                    Disposition::Ack,
+                )
+                .await;
+            }
+        }
+    } else {
+        build_leased(shared, channel, queue, job_id, delivery, permit).await;
+    }
+}
+
+/// Takes the job's lease, waiting (without a slot) while another worker holds it. `None` when
+/// that worker finished the job meanwhile.
+async fn wait_for_lease(
+    shared: &Shared,
+    job_id: &str,
+    permit: OwnedSemaphorePermit,
+) -> Option<OwnedSemaphorePermit> {
+    let conn = shared.broker.connection();
+    match lease::take(conn, job_id).await {
+        Ok(Lease::Taken) => return Some(permit),
+        Ok(Lease::HeldElsewhere) => {}
+        Err(e) => {
+            // Without a lease (e.g. a broker user of an older topology), build as before.
+            warn!(job = %job_id, error = %e, "cannot take the job's lease; building without one");
+            return Some(permit);
+        }
+    }
+    drop(permit);
+    info!(job = %job_id, "another worker is building this job; waiting for it");
+    loop {
+        tokio::time::sleep(LEASE_POLL).await;
+        if lease::is_done(conn, job_id).await.unwrap_or(false) {
+            return None;
+        }
+        if let Ok(Lease::Taken) = lease::take(conn, job_id).await {
+            // That worker is gone without finishing: build it here, once a slot is free.
+            return Some(
+                shared
+                    .slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore open"),
+            );
+        }
+    }
+}
+
+/// Builds a job whose lease this worker holds, settles it and gives the lease back.
+async fn build_leased(
+    shared: Arc<Shared>,
+    channel: Channel,
+    queue: String,
+    job_id: String,
+    delivery: Delivery,
+    permit: OwnedSemaphorePermit,
+) {
+    let (tx, rx) = watch::channel(None);
+    if !job_id.is_empty() {
+        shared
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .insert(job_id.clone(), rx);
+    }
+    let queue_name = QueueName::parse(&queue).expect("a build queue");
+    let disposition =
+        crate::farm::handle(&shared.farm, &shared.env, &queue_name, &delivery.data).await;
+    drop(permit);
+    let settled = settle(
+        &shared,
+        &channel,
+        &queue,
+        &job_id,
+        delivery,
+        disposition.clone(),
+    )
+    .await;
+    if !settled && matches!(disposition, Disposition::Ack | Disposition::DeadLetter(_)) {
+        // Its effect is queued but the broker will deliver it again: say it is done.
+        if let Err(e) = lease::mark_done(shared.broker.connection(), &job_id).await {
+            warn!(job = %job_id, error = %e, "cannot mark the job done; it will be built again");
+        }
+    }
+    let _ = tx.send(Some(disposition));
+    shared
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .remove(&job_id);
+    if !job_id.is_empty() {
+        lease::release(shared.broker.connection(), &job_id).await;
+    }
+}
+
+/// Acts on a job's disposition; whether the delivery was settled (its channel may be gone).
+async fn settle(
+    shared: &Shared,
+    channel: &Channel,
+    queue: &str,
+    job_id: &str,
+    delivery: Delivery,
+    disposition: Disposition,
+) -> bool {
+    if let Disposition::Later(_) = &disposition {
+        *shared.pause.lock().expect("pause lock") = Some(Duration::from_secs(2));
+    }
+    let done = shared.broker.settle(queue, &delivery, &disposition).await;
+    let _ = channel.close(200, "done".into()).await;
+    match done {
+        Ok(()) => true,
+        Err(e) => {
+            info!(job = %job_id, error = %e, "could not settle the delivery");
+            false
+        }
+    }
+}
