@@ -1,7 +1,6 @@
 //! Writing a file so that a reader, or a crash, sees the old content or the new, never part;
 //! and making what was written survive a power loss (fsync) before anything points at it.
 
-use std::ffi::CStr;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -16,8 +15,10 @@ fn temporary(path: &Path) -> PathBuf {
 }
 
 fn write_renamed(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
+    match path.parent() {
+        Some(dir) if durable => create_dir_durable(dir)?,
+        Some(dir) => fs_err::create_dir_all(dir)?,
+        None => {}
     }
     let tmp = temporary(path);
     let mut file = fs_err::File::create(&tmp)?;
@@ -38,8 +39,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_renamed(path, bytes, false)
 }
 
-/// Like [`write_atomic`], with the content on disk (fsync) before the rename and the rename on
-/// disk (fsync of the directory) before returning: for state that must survive a power loss.
+/// Like [`write_atomic`], with the content on disk (fsync) before the rename and the rename
+/// (and any directory created for it) on disk before returning: for state that must survive
+/// a power loss.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_renamed(path, bytes, true)
 }
@@ -53,7 +55,11 @@ fn at(path: &Path) -> impl FnOnce(rustix::io::Errno) -> std::io::Error + '_ {
 }
 
 /// Opens `name` (relative to `dir`, or absolute) without following a symlink in its last part.
-fn open_nofollow(dir: impl AsFd, name: &CStr, directory: bool) -> rustix::io::Result<OwnedFd> {
+fn open_nofollow(
+    dir: impl AsFd,
+    name: impl rustix::path::Arg,
+    directory: bool,
+) -> rustix::io::Result<OwnedFd> {
     let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
     if directory {
         flags |= OFlags::DIRECTORY;
@@ -71,6 +77,29 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     )
     .map_err(at(dir))?;
     rustix::fs::fsync(fd).map_err(at(dir))
+}
+
+/// Flushes one regular file's content to disk (fsync), without following a symlink.
+pub fn sync_file(path: &Path) -> std::io::Result<()> {
+    let fd = open_nofollow(rustix::fs::CWD, path, false).map_err(at(path))?;
+    rustix::fs::fsync(fd).map_err(at(path))
+}
+
+/// Creates the directory `path` with its missing ancestors, each new one made durable in its
+/// parent (fsync of the parent), so that a power cut cannot lose a directory a later switch
+/// points into.
+pub fn create_dir_durable(path: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && fs_err::symlink_metadata(a).is_err())
+        .collect();
+    fs_err::create_dir_all(path)?;
+    for dir in missing {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the directory tree at `root` durable: every regular file's content and every
@@ -189,5 +218,20 @@ mod tests {
             sync_dir(&real.join("file")).is_err(),
             "a file is not a directory"
         );
+        sync_file(&real.join("file")).unwrap();
+        std::os::unix::fs::symlink(real.join("file"), dir.path().join("file-link")).unwrap();
+        assert!(
+            sync_file(&dir.path().join("file-link")).is_err(),
+            "a link is not followed"
+        );
+    }
+
+    #[test]
+    fn creates_missing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_dir_durable(&deep).unwrap();
+        assert!(deep.is_dir());
+        create_dir_durable(&deep).unwrap();
     }
 }
