@@ -168,8 +168,9 @@ impl DebRepo {
     /// names are reprepro's (`pool/<component>/<prefix>/<source>/`, derived from the source
     /// package), so finding them again would mean re-deriving its layout or diffing indexes,
     /// while syncfs covers exactly what was written, however reprepro placed it, in one call.
-    /// On the publisher's host that filesystem holds only the publisher's own writes, which
-    /// the switch that follows syncs anyway.
+    /// Its cost is whatever else is dirty on that filesystem: on the publisher's host, given a
+    /// filesystem of its own, only the publisher's writes, which the switch that follows syncs
+    /// anyway (measured in the README's "Power loss").
     fn sync_pool(&self) -> Result<(), DebError> {
         perestroika_config::files::sync_filesystem(&self.out).map_err(|source| DebError::Io {
             path: self.out.clone(),
