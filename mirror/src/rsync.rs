@@ -200,6 +200,11 @@ impl Target {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// The directory of a local target (`/path/`), which this host can fsync itself.
+    pub fn local_dir(&self) -> Option<&Path> {
+        self.dest.starts_with('/').then(|| Path::new(&self.dest))
+    }
+
     /// The destination as configured (for messages).
     pub fn dest(&self) -> &str {
         &self.dest

@@ -254,10 +254,11 @@ fn refused(job_id: &str, e: Refused) -> Disposition {
 
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
     let path = record_path(farm, job_id);
-    let written = path
-        .parent()
-        .map_or(Ok(()), fs_err::create_dir_all)
-        .and_then(|()| fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")));
+    // Durable before the job is acknowledged.
+    let written = perestroika_config::files::write_durable(
+        &path,
+        &serde_json::to_vec_pretty(&value).expect("json"),
+    );
     if let Err(e) = written {
         warn!(error = %e, "could not write the publish record");
     }

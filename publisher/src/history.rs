@@ -6,12 +6,14 @@
 //! it keeps, per suite and index, the stanzas reprepro has dropped since (`<state>/history`),
 //! appends them to reprepro's index, and rewrites the suite's `Release` (SHA256 only) to match.
 //! apt then offers every published version, and `apt-get install pkg=<older version>` works.
+//! What is kept is durable (fsynced) when [`keep_every_version`] returns, before the publish
+//! is acknowledged: losing the dropped stanzas to a power cut would lose versions for good.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use perestroika_config::files::write_atomic;
+use perestroika_config::files::{write_atomic, write_durable};
 use sha2::{Digest, Sha256};
 
 use perestroika_config::release_index::sha256_entries;
@@ -190,7 +192,7 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
             // reprepro replaces an index by renaming a new file over it, so a hard link keeps
             // this version of it without copying.
             link_atomic(&index, &kept("last"), current.as_bytes())?;
-            write_atomic(&kept("dropped"), join(dropped.values().copied()).as_bytes())?;
+            write_durable(&kept("dropped"), join(dropped.values().copied()).as_bytes())?;
             if dropped.is_empty() {
                 continue;
             }
@@ -215,21 +217,21 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
             ]
             .into_iter()
             .collect();
-            write_atomic(&pending_path, &serde_json::to_vec(&about).expect("json"))?;
+            write_durable(&pending_path, &serde_json::to_vec(&about).expect("json"))?;
             write_atomic(&index, merged.as_bytes())?;
             write_atomic(&gz_path, &gz)?;
             written.insert(entry.path.clone(), Written::of(&index, merged.as_bytes())?);
             written.insert(gz_name, Written::of(&gz_path, &gz)?);
-            write_atomic(&written_path, &serde_json::to_vec(&written).expect("json"))?;
+            write_durable(&written_path, &serde_json::to_vec(&written).expect("json"))?;
             let _ = fs_err::remove_file(&pending_path);
         }
-        write_atomic(&written_path, &serde_json::to_vec(&written).expect("json"))?;
+        write_durable(&written_path, &serde_json::to_vec(&written).expect("json"))?;
         // reprepro's Release names its own checksums, also of indexes merged here: describe
         // those as they are.
         let finished = rewrite_release(&release, &written);
         write_atomic(&release_path, finished.as_bytes())?;
         // What the suite looks like now: unchanged next time means nothing to do.
-        write_atomic(&seen_path, finished.as_bytes())?;
+        write_durable(&seen_path, finished.as_bytes())?;
     }
     Ok(())
 }

@@ -184,7 +184,7 @@ impl Publisher<'_> {
                 let public = PathBuf::from("rpm").join(to).join(arch);
                 let dest = tree.pool().join(&public).join("Packages").join(name);
                 if !dest.exists() {
-                    crate::publish::link_or_copy(&live.join(rel), &dest)?;
+                    crate::publish::link_or_copy_durable(&live.join(rel), &dest)?;
                 }
                 out.copied
                     .push(format!("{to}: {arch}/{}", name.to_string_lossy()));

@@ -886,19 +886,21 @@ fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) -> bool {
 }
 
 /// Puts a build's log into the pool's `logs/` as `<job id>.log`, whole (copied beside, then
-/// renamed) or not at all. Like every pool file it is never rewritten: a job redone (a
-/// redelivery, a recheck of the same sources) keeps the log first published, which is also
-/// the one the mirrors have.
+/// renamed) or not at all, and durable (before the generation that links `logs/` is switched
+/// live). Like every pool file it is never rewritten: a job redone (a redelivery, a recheck of
+/// the same sources) keeps the log first published, which is also the one the mirrors have.
 fn keep_log(logs: &Path, job_id: &str, log: &Path) -> Result<(), PublishError> {
+    use perestroika_config::files::{create_dir_durable, sync_dir, sync_file};
     let dest = logs.join(format!("{job_id}.log"));
     if !log.is_file() || dest.exists() {
         return Ok(());
     }
-    fs_err::create_dir_all(logs).map_err(io(logs))?;
+    create_dir_durable(logs).map_err(io(logs))?;
     let part = logs.join(format!(".{job_id}.log.tmp"));
     fs_err::copy(log, &part).map_err(io(&part))?;
+    sync_file(&part).map_err(io(&part))?;
     fs_err::rename(&part, &dest).map_err(io(&dest))?;
-    Ok(())
+    sync_dir(logs).map_err(io(logs))
 }
 
 pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
@@ -909,6 +911,19 @@ pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
         fs_err::copy(from, to).map_err(io(to))?;
     }
     Ok(())
+}
+
+/// [`link_or_copy`] into the pool: the new name (and a copy's content) on disk before a
+/// generation naming it can be switched live.
+pub(crate) fn link_or_copy_durable(from: &Path, to: &Path) -> Result<(), PublishError> {
+    use perestroika_config::files::{create_dir_durable, sync_dir, sync_file};
+    if let Some(parent) = to.parent() {
+        create_dir_durable(parent).map_err(io(parent))?;
+    }
+    link_or_copy(from, to)?;
+    sync_file(to).map_err(io(to))?;
+    let dir = to.parent().expect("a file in a directory");
+    sync_dir(dir).map_err(io(dir))
 }
 
 fn link_dir(from: &Path, to: &Path) -> Result<(), PublishError> {

@@ -111,8 +111,8 @@ pub fn sign(
     run("rpmsign", &format!("{} files", files.len()), &mut cmd).map(drop)
 }
 
-/// Places signed copies of rpm files in pool directories: `(file, packages dir)` pairs.
-/// Idempotent: a package already there is skipped; a different one under the same name is
+/// Places signed copies of rpm files in pool directories: `(file, packages dir)` pairs,
+/// durably (fsynced, with their directories). Idempotent: a package already there is skipped; a different one under the same name is
 /// refused before anything is written. Returns how many were added.
 pub fn add_to_pool(
     plan: &[(PathBuf, PathBuf)],
@@ -156,7 +156,7 @@ pub fn add_to_pool(
         if dest.exists() || moves.iter().any(|(_, d)| d == &dest) {
             continue;
         }
-        fs_err::create_dir_all(packages).map_err(io(packages))?;
+        perestroika_config::files::create_dir_durable(packages).map_err(io(packages))?;
         let tmp = packages.join(format!(".{}.tmp", name(file)));
         fs_err::copy(file, &tmp).map_err(io(&tmp))?;
         moves.push((tmp, dest));
@@ -168,8 +168,16 @@ pub fn add_to_pool(
         }
         return Err(e);
     }
+    // Durable before the generation naming them is switched live: each file signed, then its
+    // directory once all are in place.
+    let mut dirs = std::collections::BTreeSet::new();
     for (tmp, dest) in &moves {
+        perestroika_config::files::sync_file(tmp).map_err(io(tmp))?;
         fs_err::rename(tmp, dest).map_err(io(dest))?;
+        dirs.extend(dest.parent());
+    }
+    for dir in dirs {
+        perestroika_config::files::sync_dir(dir).map_err(io(dir))?;
     }
     Ok(moves.len())
 }

@@ -12,12 +12,19 @@
 //! made live by renaming a new symlink over `<name>` (rename(2): readers see the old tree or the
 //! new one, never neither).
 //!
+//! A power cut loses nothing a switch made live: the generation is on disk (every file and
+//! directory fsynced) before it is renamed complete, the rename before the link points at it,
+//! and the switch itself (the root directory fsynced) before [`Tree::commit`] returns. The pool
+//! files a generation names are made durable by whoever adds them, before the commit.
+//!
 //! Every writer of a tree holds its [`TreeLock`] (an flock on a lock file in the publisher's own
 //! state, never in the public tree the mirrors copy) for the whole write: two publishers of one
 //! tree — consumers of two releases' queues publishing one topic, or `include` beside the
 //! daemon — take turns, across threads and processes alike.
 
 use std::path::{Path, PathBuf};
+
+use perestroika_config::files::{create_dir_durable, sync_dir, sync_tree};
 
 /// A tree operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +153,7 @@ impl Tree {
     /// Starts generation N+1 in a temporary directory (removing any unfinished one).
     pub fn begin(&self, _lock: &TreeLock) -> Result<(u64, PathBuf), TreeError> {
         let gens = self.generations_dir();
-        fs_err::create_dir_all(&gens).map_err(err(&gens))?;
+        create_dir_durable(&gens).map_err(err(&gens))?;
         for entry in fs_err::read_dir(&gens)
             .map_err(err(&gens))?
             .filter_map(Result::ok)
@@ -170,7 +177,7 @@ impl Tree {
         let mut found = false;
         if fs_err::symlink_metadata(&live).is_ok() {
             fs_err::rename(&live, &retired).map_err(err(&live))?;
-            sync_dir(&self.root);
+            sync_dir(&self.root).map_err(err(&self.root))?;
             found = true;
         }
         for path in [self.generations_dir(), self.pool()] {
@@ -185,27 +192,26 @@ impl Tree {
         Ok(found)
     }
 
-    /// Completes generation `n` and makes it live.
+    /// Completes generation `n` and makes it live, durably: the generation's files and
+    /// directories are on disk before it is renamed complete, the rename and the tree's own
+    /// directories before the switch, and the switch before this returns. The pool files it
+    /// names must be durable already.
     pub fn commit(&self, n: u64, _lock: &TreeLock) -> Result<(), TreeError> {
         let gens = self.generations_dir();
         let tmp = gens.join(format!("{n}.tmp"));
         let done = gens.join(n.to_string());
-        sync_dir(&tmp);
+        sync_tree(&tmp).map_err(err(&tmp))?;
         fs_err::rename(&tmp, &done).map_err(err(&done))?;
+        sync_dir(&gens).map_err(err(&gens))?;
         crate::crash::point("generation-renamed");
         let link = self.root.join(format!(".{}.next", self.name));
         let _ = fs_err::remove_file(&link);
         let target = Path::new(&format!(".{}.gen", self.name)).join(n.to_string());
         std::os::unix::fs::symlink(&target, &link).map_err(err(&link))?;
+        // The generations and pool directories of a new tree are entries of the root.
+        sync_dir(&self.root).map_err(err(&self.root))?;
         fs_err::rename(&link, self.live()).map_err(err(&self.live()))?;
-        sync_dir(&self.root);
+        sync_dir(&self.root).map_err(err(&self.root))?;
         Ok(())
-    }
-}
-
-/// Flushes a directory's entries to disk (best effort).
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
     }
 }

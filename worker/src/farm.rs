@@ -78,10 +78,14 @@ pub(crate) async fn handle(
             return Disposition::Later(e.to_string());
         }
     };
-    // Hand over: the job's directory appears complete or not at all.
+    // Hand over: the job's directory appears complete or not at all, and durable (its files,
+    // then the rename) before the publish job is queued and the build acknowledged.
     let dest = staged_dir(staging, &job.job_id);
     let _ = fs_err::remove_dir_all(&dest);
-    if let Err(e) = fs_err::rename(&incoming, &dest) {
+    let staged = perestroika_config::files::sync_tree(&incoming)
+        .and_then(|()| fs_err::rename(&incoming, &dest))
+        .and_then(|()| perestroika_config::files::sync_dir(staging));
+    if let Err(e) = staged {
         error!(job = %job.job_id, error = %e, "could not stage the results");
         return Disposition::Later(format!("staging the results: {e}"));
     }
