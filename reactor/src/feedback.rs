@@ -104,25 +104,19 @@ async fn handle(
         return Disposition::Ack;
     }
     let command = review_command(gerrit, &public_url(farm), &feedback);
-    let mut backoff = Backoff::new(
-        Duration::from_millis(500),
-        Duration::from_secs(farm.broker.reconnect_max_secs.clamp(1, 60)),
-    );
-    loop {
-        match send(gerrit, session, &command).await {
-            Ok(()) => break,
-            Err(SshError::Command { status, stderr, .. }) => {
-                return Disposition::DeadLetter(format!(
-                    "Gerrit refused the review of change {},{} (exit {status}): {stderr}",
-                    feedback.change, feedback.patchset
-                ));
-            }
-            Err(e) => {
-                let delay = backoff.next_delay();
-                warn!(job = %feedback.job_id, error = %e, retry_in = ?delay, "cannot reach Gerrit; the feedback waits");
-                *session.lock().await = None;
-                tokio::time::sleep(delay).await;
-            }
+    match send(gerrit, session, &command).await {
+        Ok(()) => {}
+        Err(SshError::Command { status, stderr, .. }) => {
+            return Disposition::DeadLetter(format!(
+                "Gerrit refused the review of change {},{} (exit {status}): {stderr}",
+                feedback.change, feedback.patchset
+            ));
+        }
+        Err(e) => {
+            // Tried again with backoff, never counted against the delivery limit.
+            warn!(job = %feedback.job_id, error = %e, "cannot reach Gerrit; the feedback waits");
+            *session.lock().await = None;
+            return Disposition::Later(format!("cannot reach Gerrit: {e}"));
         }
     }
     if let Err(e) = mark_sent(&mark) {

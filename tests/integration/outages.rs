@@ -192,7 +192,7 @@ async fn a_docker_engine_outage_loses_nothing_and_dead_letters_nothing() {
     wait_until(
         "the worker tries the jobs without Docker",
         Duration::from_secs(120),
-        || w.output().matches("the farm cannot build this now").count() >= 6,
+        || w.output().matches("could not build now").count() >= 6,
         || w.output(),
     );
     let build = queue(&farm, Stage::Build);
@@ -218,9 +218,10 @@ async fn a_docker_engine_outage_loses_nothing_and_dead_letters_nothing() {
     broker.close().await;
 }
 
-/// Gerrit goes down for maintenance after a merge was queued: the worker cannot fetch the
-/// sources, and waits — no build failure, no vote, no dead letter. Once Gerrit is back the
-/// merge is built, published and voted on once.
+/// Gerrit goes down for maintenance after a merge was queued — its SSH and, for the worker, its
+/// git repositories (the stand-in serves them as `file://`, so they are moved away): the
+/// worker cannot fetch the sources and waits — no build failure, no vote, no dead letter. Once
+/// Gerrit is back the merge is built, published and voted on once.
 #[test]
 fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
     let mut f = WholeFarm::start();
@@ -237,6 +238,9 @@ fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
         f.queued_jobs().len() == 1
     });
     f.gerrit.stop();
+    let git = f.gerrit.git_root();
+    let away = git.with_extension("away");
+    fs_err::rename(&git, &away).unwrap();
     let cfg = f.farm.path.to_str().unwrap().to_owned();
     f.worker = Daemon::start(
         "perestroika-worker",
@@ -249,7 +253,7 @@ fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
         || {
             f.worker
                 .output()
-                .matches("the farm cannot build this now")
+                .matches("could not build now")
                 .count()
                 >= 2
         },
@@ -267,7 +271,14 @@ fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
         f.publisher.output()
     );
 
+    assert!(
+        f.worker.output().contains("could not get the sources now")
+            || f.worker.output().contains("getting the sources"),
+        "{}",
+        f.worker.output()
+    );
     let back = Instant::now();
+    fs_err::rename(&away, &git).unwrap();
     f.gerrit.start_sshd();
     let release = f.tree("9.0");
     f.wait_mirrored(&release, 1, Duration::from_secs(600));

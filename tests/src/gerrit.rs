@@ -235,6 +235,11 @@ impl Gerrit {
         )
     }
 
+    /// Where the projects' bare repositories are (the workers' `git_url`).
+    pub fn git_root(&self) -> PathBuf {
+        self.root.join("git")
+    }
+
     /// The bare repository of a project (created on first use).
     pub fn repo(&self, project: &str) -> PathBuf {
         let path = self.root.join("git").join(project);

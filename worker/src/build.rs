@@ -62,6 +62,14 @@ pub enum InfraError {
     Source(SourceError),
 }
 
+impl InfraError {
+    /// Whether trying again later can succeed: not for a job whose family its distro's image
+    /// does not build, which only a new image or a corrected job changes.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, InfraError::WrongFamily { .. })
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InfraError + '_ {
     move |source| InfraError::Io {
         path: path.to_owned(),

@@ -72,6 +72,11 @@ pub(crate) async fn handle(
     };
     let report = match build::run(env, &req).await {
         Ok(report) => report,
+        Err(e) if !e.is_transient() => {
+            error!(job = %job.job_id, error = %e, "cannot build this job here; returning it");
+            let _ = fs_err::remove_dir_all(&incoming);
+            return Disposition::Retry;
+        }
         Err(e) => {
             error!(job = %job.job_id, error = %e, "could not build now");
             let _ = fs_err::remove_dir_all(&incoming);
