@@ -212,8 +212,8 @@ fn wait(
             status = child.try_wait()?;
         }
         // Output still open after the tool ended belongs to something it left running.
-        if status.is_some() && drained() {
-            return Ok((status.expect("checked"), false));
+        if let Some(done) = status.filter(|_| drained()) {
+            return Ok((done, false));
         }
         if too_large.load(Ordering::Relaxed) && status.is_none() {
             let _ = kill_process_group(group, Signal::KILL);
