@@ -333,7 +333,10 @@ async fn handle(
             );
             return Disposition::Ack;
         }
-        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
+        // A tool out of time says nothing about the files: the transient path below.
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_)))
+            if !e.is_timeout() =>
+        {
             error!(job = %job.job_id, error = %e, "refused");
             record(
                 &farm,
@@ -352,6 +355,8 @@ async fn handle(
             }
             return Disposition::DeadLetter(e.to_string());
         }
+        // The farm could not do it now (a tool timed out, a full disk): the transient path,
+        // `Disposition::Retry`, returns the job for another try.
         Err(e) => {
             error!(job = %job.job_id, error = %e, "publish failed; returning the job");
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -557,7 +562,9 @@ async fn promote(
                 }
             }
         }
-        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_)))
+            if !e.is_timeout() =>
+        {
             warn!(package = %promotion.package, error = %e, "promotion refused");
             result.error = Some(e.to_string());
             Some(format!("promotion refused: {e}"))
