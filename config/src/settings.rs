@@ -2,9 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::Deadline;
 use crate::error::{describe, ConfigError};
 use crate::mapping::{Mapping, RuleSpec};
 use crate::names::{check_customer, check_token, check_version};
@@ -157,6 +159,11 @@ pub struct GerritSettings {
     /// Seconds between SSH keepalives; a session missing three is considered dead.
     #[serde(default = "default_keepalive_secs")]
     pub keepalive_secs: u64,
+    /// How long one command over the session (`gerrit review`, `gerrit query`, the ref
+    /// advertisement of `git-upload-pack`) may take, in seconds; one that takes longer is
+    /// abandoned and tried again later.
+    #[serde(default = "default_ssh_command_timeout_secs")]
+    pub command_timeout_secs: u64,
     /// How long a branch update (`ref-updated`) waits for the `change-merged` of the submit
     /// that made it, in milliseconds, so that one submit is one build that reports to its
     /// change; a branch update without a change (a direct push) is built after this wait.
@@ -175,6 +182,14 @@ pub struct GerritSettings {
 }
 
 impl GerritSettings {
+    /// The limit of one SSH command (`gerrit.command_timeout_secs`).
+    pub fn command_deadline(&self) -> Deadline {
+        Deadline::new(
+            Duration::from_secs(self.command_timeout_secs),
+            "gerrit.command_timeout_secs",
+        )
+    }
+
     /// The URL a project is cloned from.
     pub fn clone_url(&self, project: &str) -> String {
         let base = self
@@ -284,6 +299,21 @@ pub struct BuildSettings {
     /// Nor this many files.
     #[serde(default = "default_max_results")]
     pub max_results: u32,
+    /// How long one git command fetching or reading a build's sources (clone, fetch,
+    /// archive) may take, in seconds; one that takes longer is killed and the job is tried
+    /// again later (it does not fail the build).
+    #[serde(default = "default_git_timeout_secs")]
+    pub git_timeout_secs: u64,
+}
+
+impl BuildSettings {
+    /// The limit of one git command (`build.git_timeout_secs`).
+    pub fn git_deadline(&self) -> Deadline {
+        Deadline::new(
+            Duration::from_secs(self.git_timeout_secs),
+            "build.git_timeout_secs",
+        )
+    }
 }
 
 impl Default for BuildSettings {
@@ -299,6 +329,7 @@ impl Default for BuildSettings {
             max_source_bytes: default_max_source_bytes(),
             max_result_bytes: default_max_result_bytes(),
             max_results: default_max_results(),
+            git_timeout_secs: default_git_timeout_secs(),
         }
     }
 }
@@ -320,6 +351,21 @@ pub struct PublishSettings {
     /// publisher signs them again when less than half of it is left. 0: no `Valid-Until`.
     #[serde(default = "default_valid_for_secs")]
     pub valid_for_secs: u64,
+    /// How long one tool the publisher runs (reprepro, createrepo_c, rpmsign, dpkg-deb, a
+    /// gpgme signature) may take, in seconds; one that takes longer is killed and the job is
+    /// returned to its queue for another try.
+    #[serde(default = "default_publish_command_timeout_secs")]
+    pub command_timeout_secs: u64,
+}
+
+impl PublishSettings {
+    /// The limit of one publisher tool (`publish.command_timeout_secs`).
+    pub fn command_deadline(&self) -> Deadline {
+        Deadline::new(
+            Duration::from_secs(self.command_timeout_secs),
+            "publish.command_timeout_secs",
+        )
+    }
 }
 
 impl Default for PublishSettings {
@@ -329,8 +375,13 @@ impl Default for PublishSettings {
             keep_generations: default_keep_generations(),
             proposed: default_proposed(),
             valid_for_secs: default_valid_for_secs(),
+            command_timeout_secs: default_publish_command_timeout_secs(),
         }
     }
+}
+
+fn default_publish_command_timeout_secs() -> u64 {
+    600
 }
 
 fn default_valid_for_secs() -> u64 {
@@ -517,6 +568,12 @@ fn default_recheck_window_secs() -> u64 {
 }
 fn default_catchup_margin_secs() -> u64 {
     300
+}
+fn default_ssh_command_timeout_secs() -> u64 {
+    60
+}
+fn default_git_timeout_secs() -> u64 {
+    600
 }
 fn default_keepalive_secs() -> u64 {
     15
@@ -898,6 +955,15 @@ impl FarmConfig {
             ),
             ("serve.header_timeout_secs", self.serve.header_timeout_secs),
             ("serve.stall_timeout_secs", self.serve.stall_timeout_secs),
+            ("build.git_timeout_secs", self.build.git_timeout_secs),
+            (
+                "publish.command_timeout_secs",
+                self.publish.command_timeout_secs,
+            ),
+            (
+                "gerrit.command_timeout_secs",
+                self.gerrit.as_ref().map_or(1, |g| g.command_timeout_secs),
+            ),
         ] {
             if value == 0 {
                 return Err(self.invalid(key, "expected at least 1"));
@@ -1057,6 +1123,14 @@ mod tests {
         assert!(min.gerrit.is_none() && min.signing.is_none());
         assert_eq!(min.release("acme", "9.0").unwrap().arches, ["amd64"]);
         assert_eq!(min.serve.max_connections, 256);
+        assert_eq!(
+            (
+                min.build.git_deadline().limit.as_secs(),
+                min.publish.command_deadline().limit.as_secs(),
+                gerrit.command_deadline().limit.as_secs()
+            ),
+            (600, 600, 60)
+        );
         assert_eq!(
             (
                 farm.serve.header_timeout_secs,
@@ -1252,6 +1326,16 @@ mod tests {
             "customers[0].versions[0]",
             "at least one distro",
         );
+        for (section, key) in [
+            ("build", "git_timeout_secs"),
+            ("publish", "command_timeout_secs"),
+        ] {
+            expect_invalid(
+                &format!("{MINIMAL}\n[{section}]\n{key} = 0\n"),
+                &format!("{section}.{key}"),
+                "expected at least 1",
+            );
+        }
         expect_invalid(
             &format!("{MINIMAL}\n[signing]\nfingerprint = \"ABC\"\n"),
             "signing.fingerprint",

@@ -9,9 +9,19 @@
 //! Debian 12's reprepro (5.3.1) has no `Limit:` field, so its indexes hold the newest version
 //! of each package; older versions stay in the pool (`--keepunreferencedfiles`) and
 //! [`crate::history`] puts them back into the indexes.
+//!
+//! Every reprepro and dpkg-deb run has the deadline of `publish.command_timeout_secs`.
+//! reprepro runs only while the publisher holds the tree's [`TreeLock`], so a `db/lockfile`
+//! found then was left by a reprepro that was killed (a timeout, a crash) and is removed
+//! when the repository is opened.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use perestroika_config::command::{self, CommandError, Deadline};
+use tracing::warn;
+
+use crate::tree::TreeLock;
 
 /// The components of every suite.
 pub const COMPONENTS: [&str; 2] = ["main", "restricted"];
@@ -21,6 +31,13 @@ pub const COMPONENTS: [&str; 2] = ["main", "restricted"];
 pub enum DebError {
     #[error("reprepro {action} failed: {detail}")]
     Reprepro { action: String, detail: String },
+    /// A tool could not be started or did not finish in time.
+    #[error("{action}: {source}")]
+    Command {
+        action: String,
+        #[source]
+        source: CommandError,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -36,18 +53,38 @@ pub struct DebRepo {
     base: PathBuf,
     /// The shared pool's `deb` directory (reprepro's `outdir`).
     out: PathBuf,
+    deadline: Deadline,
+}
+
+impl DebError {
+    /// Whether a tool ran out of time (the farm could not do it now; the files may be fine).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, DebError::Command { source, .. } if source.is_timeout())
+    }
 }
 
 impl DebRepo {
     /// Writes reprepro's configuration for `suites` (each `(codename, description)`) and
-    /// `architectures`; safe to call on every start.
+    /// `architectures`; safe to call on every start. The tree's lock is held, so no reprepro
+    /// runs on this database: a lock file reprepro left behind is stale and removed. Each
+    /// reprepro run may take up to `deadline`.
     pub fn open(
         base: &Path,
         out: &Path,
         suites: &[String],
         architectures: &[String],
         origin: &str,
+        deadline: Deadline,
+        _lock: &TreeLock,
     ) -> Result<Self, DebError> {
+        let stale = base.join("db").join("lockfile");
+        if stale.exists() {
+            fs_err::remove_file(&stale).map_err(|source| DebError::Io {
+                path: stale.clone(),
+                source,
+            })?;
+            warn!(path = %stale.display(), "removed reprepro's lock file left by a run that was killed (a timeout or a crash); no reprepro runs while the tree's lock is held");
+        }
         let conf = base.join("conf");
         fs_err::create_dir_all(&conf).map_err(|source| DebError::Io {
             path: conf.clone(),
@@ -80,6 +117,7 @@ impl DebRepo {
         Ok(Self {
             base: base.to_owned(),
             out: out.to_owned(),
+            deadline,
         })
     }
 
@@ -89,16 +127,18 @@ impl DebRepo {
     }
 
     fn run(&self, action: &str, args: &[&str]) -> Result<String, DebError> {
-        let out = Command::new("reprepro")
-            .arg("--basedir")
-            .arg(&self.base)
-            .args(["--keepunreferencedfiles"])
-            .args(args)
-            .output()
-            .map_err(|e| DebError::Reprepro {
-                action: action.to_owned(),
-                detail: format!("cannot run reprepro: {e}"),
-            })?;
+        let out = command::output(
+            Command::new("reprepro")
+                .arg("--basedir")
+                .arg(&self.base)
+                .args(["--keepunreferencedfiles"])
+                .args(args),
+            self.deadline,
+        )
+        .map_err(|source| DebError::Command {
+            action: format!("reprepro {action}"),
+            source,
+        })?;
         if !out.status.success() {
             return Err(DebError::Reprepro {
                 action: action.to_owned(),
@@ -147,7 +187,7 @@ impl DebRepo {
             added = true;
             let component = match component {
                 Some(c) => c,
-                None => source_component(files)?,
+                None => source_component(files, self.deadline)?,
             };
             for dsc in dscs {
                 self.run("includedsc", &["-C", component, "includedsc", suite, &dsc])
@@ -218,7 +258,7 @@ impl DebRepo {
 /// The component of a build's source package: the one the `Section` of its first binary names
 /// as a prefix (`restricted/net` → `restricted`), `main` otherwise — the rule reprepro applies
 /// to each binary package it is given without `-C`, as Debian writes `non-free/net`.
-fn source_component(files: &[PathBuf]) -> Result<&'static str, DebError> {
+fn source_component(files: &[PathBuf], deadline: Deadline) -> Result<&'static str, DebError> {
     let first = files
         .iter()
         .find(|f| f.extension().is_some_and(|e| e == "deb"))
@@ -230,15 +270,17 @@ fn source_component(files: &[PathBuf]) -> Result<&'static str, DebError> {
     let Some(first) = first else {
         return Ok(COMPONENTS[0]);
     };
-    let out = Command::new("dpkg-deb")
-        .arg("--field")
-        .arg(first)
-        .arg("Section")
-        .output()
-        .map_err(|source| DebError::Io {
-            path: first.clone(),
-            source,
-        })?;
+    let out = command::output(
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(first)
+            .arg("Section"),
+        deadline,
+    )
+    .map_err(|source| DebError::Command {
+        action: format!("reading the section of {}", first.display()),
+        source,
+    })?;
     let section = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     Ok(COMPONENTS
         .iter()
@@ -261,5 +303,71 @@ fn name_files(e: DebError, action: &str, suite: &str, paths: &[String]) -> DebEr
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn deadline() -> Deadline {
+        Deadline::new(Duration::from_secs(60), "publish.command_timeout_secs")
+    }
+
+    /// A deb of one package, built with dpkg-deb.
+    fn make_deb(dir: &Path) -> PathBuf {
+        let root = dir.join("pkg");
+        fs_err::create_dir_all(root.join("DEBIAN")).unwrap();
+        fs_err::write(
+            root.join("DEBIAN/control"),
+            "Package: stale\nVersion: 1.0\nArchitecture: all\nMaintainer: T <t@example.invalid>\n\
+             Section: misc\nPriority: optional\nDescription: a test package\n",
+        )
+        .unwrap();
+        let deb = dir.join("stale_1.0_all.deb");
+        let out = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-b"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        deb
+    }
+
+    /// reprepro killed mid-run leaves `db/lockfile`, which stops every later run; found while
+    /// the tree's lock is held it is stale, and opening the repository clears it.
+    #[test]
+    fn a_lock_file_left_by_a_killed_reprepro_no_longer_stops_a_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, out) = (dir.path().join("state"), dir.path().join("pool"));
+        let suites = vec!["bookworm".to_owned()];
+        let arches = vec!["amd64".to_owned()];
+        let tree = crate::tree::Tree::new(dir.path(), "acme/9.0");
+        let lock = tree.lock(&dir.path().join("tree.lock")).unwrap();
+        let repo =
+            DebRepo::open(&base, &out, &suites, &arches, "acme 9.0", deadline(), &lock).unwrap();
+        repo.export_missing(&suites).unwrap();
+        let stale = base.join("db/lockfile");
+        fs_err::write(&stale, "").unwrap();
+        let deb = make_deb(dir.path());
+        // The leftover really stops reprepro.
+        let refused = repo
+            .include("bookworm", None, std::slice::from_ref(&deb))
+            .unwrap_err();
+        assert!(refused.to_string().contains("lock"), "{refused}");
+        let repo =
+            DebRepo::open(&base, &out, &suites, &arches, "acme 9.0", deadline(), &lock).unwrap();
+        assert!(!stale.exists());
+        repo.include("bookworm", None, &[deb]).unwrap();
+        let packages =
+            fs_err::read_to_string(repo.dists().join("bookworm/main/binary-amd64/Packages"))
+                .unwrap();
+        assert!(packages.contains("Package: stale\n"), "{packages}");
     }
 }

@@ -334,7 +334,10 @@ async fn handle(
             );
             return Disposition::Ack;
         }
-        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
+        // A tool out of time says nothing about the files: the transient path below.
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_)))
+            if !e.is_timeout() =>
+        {
             error!(job = %job.job_id, error = %e, "refused");
             record(
                 &farm,
@@ -352,6 +355,11 @@ async fn handle(
                 }
             }
             return Disposition::DeadLetter(e.to_string());
+        }
+        // A tool out of time: the farm could not do it now, tried again later, uncounted.
+        Err(e) if e.is_timeout() => {
+            error!(job = %job.job_id, error = %e, "publish timed out; the job waits");
+            return Disposition::Later(e.to_string());
         }
         Err(e) => {
             error!(job = %job.job_id, error = %e, "publish failed; returning the job");
@@ -558,10 +566,16 @@ async fn promote(
                 }
             }
         }
-        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
+        Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_)))
+            if !e.is_timeout() =>
+        {
             warn!(package = %promotion.package, error = %e, "promotion refused");
             result.error = Some(e.to_string());
             Some(format!("promotion refused: {e}"))
+        }
+        Err(e) if e.is_timeout() => {
+            error!(error = %e, "promotion timed out; the job waits");
+            return Disposition::Later(e.to_string());
         }
         Err(e) => {
             error!(error = %e, "promotion failed; returning the job");

@@ -123,11 +123,12 @@ fn signer(farm: &FarmConfig) -> anyhow::Result<Signer> {
 fn open_signer(farm: &FarmConfig, background: bool) -> anyhow::Result<Signer> {
     let (home, fingerprints, passphrase) = signing_keys(farm)?;
     let open = |fingerprints: &[String]| -> anyhow::Result<Signer> {
-        Ok(if background {
+        let signer = if background {
             Signer::open_in_background(&home, fingerprints, passphrase.clone())
         } else {
             Signer::open(&home, fingerprints, passphrase.clone())?
-        })
+        };
+        Ok(signer.with_deadline(farm.publish.command_deadline()))
     };
     let mut signer = open(&fingerprints)?;
     if let Some(review) = farm.signing.as_ref().and_then(|s| s.review()) {

@@ -131,8 +131,14 @@ impl Publisher<'_> {
             return Ok(out);
         }
 
-        let (deb, deb_suites) =
-            self.open_deb(&tree, &tree_name, &p.customer, &p.version, &Target::Release)?;
+        let (deb, deb_suites) = self.open_deb(
+            &tree,
+            &lock,
+            &tree_name,
+            &p.customer,
+            &p.version,
+            &Target::Release,
+        )?;
         if let Some(repo) = &deb {
             let scratch = self.state_dir(&tree_name).join("promote");
             for (to, sel) in &debs {
@@ -196,6 +202,7 @@ impl Publisher<'_> {
                     &self
                         .rpm_state(&tree_name)
                         .join(public.strip_prefix("rpm").expect("below rpm")),
+                    self.farm.publish.command_deadline(),
                 )?;
             }
         }

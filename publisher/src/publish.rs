@@ -45,6 +45,19 @@ pub enum PublishError {
     },
 }
 
+impl PublishError {
+    /// Whether a tool or a signature ran out of `publish.command_timeout_secs`: the farm could
+    /// not do it now, and the job is tried again rather than refused.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            PublishError::Deb(e) => e.is_timeout(),
+            PublishError::Rpm(e) => e.is_timeout(),
+            PublishError::Sign(e) => e.is_timeout(),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     move |source| PublishError::Io {
         path: path.to_owned(),
@@ -248,8 +261,14 @@ impl Publisher<'_> {
         })?;
         let (tree, tree_name, lock) = self.lock_tree(&req.customer, &req.version, &req.target)?;
         self.check_not_retired(&tree_name, req.requested_at)?;
-        let (deb, deb_suites) =
-            self.open_deb(&tree, &tree_name, &req.customer, &req.version, &req.target)?;
+        let (deb, deb_suites) = self.open_deb(
+            &tree,
+            &lock,
+            &tree_name,
+            &req.customer,
+            &req.version,
+            &req.target,
+        )?;
         let suite = self.suite_for(&req.customer, &req.version, &req.distro, &req.target);
         match (family, &deb) {
             (Family::Deb, Some(repo)) => {
@@ -323,7 +342,8 @@ impl Publisher<'_> {
                 }
             }
         }
-        let (deb, deb_suites) = self.open_deb(&tree, &tree_name, customer, version, target)?;
+        let (deb, deb_suites) =
+            self.open_deb(&tree, &lock, &tree_name, customer, version, target)?;
         if let Some(repo) = &deb {
             repo.export_missing(&deb_suites)?;
         }
@@ -352,6 +372,7 @@ impl Publisher<'_> {
     pub(crate) fn open_deb(
         &self,
         tree: &Tree,
+        lock: &TreeLock,
         tree_name: &str,
         customer: &str,
         version: &str,
@@ -381,6 +402,8 @@ impl Publisher<'_> {
                 &deb_suites,
                 &arches,
                 &origin,
+                self.farm.publish.command_deadline(),
+                lock,
             )?)
         };
         Ok((deb, deb_suites))
@@ -534,12 +557,14 @@ impl Publisher<'_> {
             signer.home(),
             signer.fingerprint(),
             passphrase.as_deref(),
+            self.farm.publish.command_deadline(),
         )?;
         for arch in touched {
             let public = PathBuf::from("rpm").join(suite).join(&arch);
             rpm::index(
                 &tree.pool().join(&public),
                 &self.rpm_state(tree_name).join(suite).join(&arch),
+                self.farm.publish.command_deadline(),
             )?;
         }
         Ok(())
@@ -570,8 +595,14 @@ impl Publisher<'_> {
         let Some(current) = tree.current() else {
             return Ok(None);
         };
-        let (deb, deb_suites) =
-            self.open_deb(&tree, &tree_name, customer, version, &Target::Release)?;
+        let (deb, deb_suites) = self.open_deb(
+            &tree,
+            &lock,
+            &tree_name,
+            customer,
+            version,
+            &Target::Release,
+        )?;
         let Some(repo) = deb else {
             return Ok(None);
         };

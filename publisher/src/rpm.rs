@@ -1,9 +1,12 @@
 //! rpm repositories: each `.rpm` signed with rpmsign (the publisher's keyring), kept in the
 //! shared pool under `rpm/<suite>/<arch>/Packages/`, indexed with createrepo_c (`--update`),
-//! and `repomd.xml` signed detached (`repomd.xml.asc`) through gpgme.
+//! and `repomd.xml` signed detached (`repomd.xml.asc`) through gpgme. rpmsign and
+//! createrepo_c run with the deadline of `publish.command_timeout_secs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use perestroika_config::command::{self, CommandError, Deadline};
 
 /// An rpm tool failed or a file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +16,14 @@ pub enum RpmError {
         tool: &'static str,
         subject: String,
         detail: String,
+    },
+    /// A tool could not be started or did not finish in time.
+    #[error("{tool} for {subject}: {source}")]
+    Command {
+        tool: &'static str,
+        subject: String,
+        #[source]
+        source: CommandError,
     },
     #[error("{name} is already published with different content; the farm never replaces a published file")]
     Conflict { name: String },
@@ -24,6 +35,13 @@ pub enum RpmError {
     },
 }
 
+impl RpmError {
+    /// Whether a tool ran out of time (the farm could not do it now; the files may be fine).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RpmError::Command { source, .. } if source.is_timeout())
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RpmError + '_ {
     move |source| RpmError::Io {
         path: path.to_owned(),
@@ -31,11 +49,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RpmError + '_ {
     }
 }
 
-fn run(tool: &'static str, subject: &str, cmd: &mut Command) -> Result<String, RpmError> {
-    let out = cmd.output().map_err(|e| RpmError::Tool {
+fn run(
+    tool: &'static str,
+    subject: &str,
+    cmd: &mut Command,
+    deadline: Deadline,
+) -> Result<String, RpmError> {
+    let out = command::output(cmd, deadline).map_err(|source| RpmError::Command {
         tool,
         subject: subject.to_owned(),
-        detail: e.to_string(),
+        source,
     })?;
     if !out.status.success() {
         return Err(RpmError::Tool {
@@ -88,6 +111,7 @@ pub fn sign(
     gnupg_home: &Path,
     fingerprint: &str,
     passphrase_file: Option<&Path>,
+    deadline: Deadline,
 ) -> Result<(), RpmError> {
     if files.is_empty() {
         return Ok(());
@@ -108,7 +132,13 @@ pub fn sign(
         ));
     }
     cmd.args(files);
-    run("rpmsign", &format!("{} files", files.len()), &mut cmd).map(drop)
+    run(
+        "rpmsign",
+        &format!("{} files", files.len()),
+        &mut cmd,
+        deadline,
+    )
+    .map(drop)
 }
 
 /// Places signed copies of rpm files in pool directories: `(file, packages dir)` pairs,
@@ -119,6 +149,7 @@ pub fn add_to_pool(
     gnupg_home: &Path,
     fingerprint: &str,
     passphrase_file: Option<&Path>,
+    deadline: Deadline,
 ) -> Result<usize, RpmError> {
     let name = |f: &Path| {
         f.file_name()
@@ -162,7 +193,7 @@ pub fn add_to_pool(
         moves.push((tmp, dest));
     }
     let tmps: Vec<PathBuf> = moves.iter().map(|(t, _)| t.clone()).collect();
-    if let Err(e) = sign(&tmps, gnupg_home, fingerprint, passphrase_file) {
+    if let Err(e) = sign(&tmps, gnupg_home, fingerprint, passphrase_file, deadline) {
         for t in &tmps {
             let _ = fs_err::remove_file(t);
         }
@@ -183,7 +214,7 @@ pub fn add_to_pool(
 }
 
 /// Indexes `repo_root/Packages/*.rpm` with createrepo_c into `output/repodata`.
-pub fn index(repo_root: &Path, output: &Path) -> Result<(), RpmError> {
+pub fn index(repo_root: &Path, output: &Path, deadline: Deadline) -> Result<(), RpmError> {
     fs_err::create_dir_all(repo_root.join("Packages")).map_err(io(repo_root))?;
     fs_err::create_dir_all(output).map_err(io(output))?;
     let mut cmd = Command::new("createrepo_c");
@@ -192,7 +223,13 @@ pub fn index(repo_root: &Path, output: &Path) -> Result<(), RpmError> {
         cmd.arg("--update");
     }
     cmd.arg("--outputdir").arg(output).arg(repo_root);
-    run("createrepo_c", &repo_root.display().to_string(), &mut cmd).map(drop)
+    run(
+        "createrepo_c",
+        &repo_root.display().to_string(),
+        &mut cmd,
+        deadline,
+    )
+    .map(drop)
 }
 
 /// The repodata files a `repomd.xml` names (`repodata/<file>`).

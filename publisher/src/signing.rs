@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use gpgme::{Context, ExportMode, PinentryMode, Protocol, SignMode};
+use perestroika_config::command::Deadline;
+use perestroika_config::settings::PublishSettings;
 use sha2::Digest;
 
 /// A signing problem, named so that the operator knows what to do.
@@ -30,6 +32,19 @@ pub enum SignError {
     Import(String),
     #[error("gpg returned a malformed {what} ({len} bytes)")]
     Malformed { what: &'static str, len: usize },
+    #[error("gpgme: signing with {fingerprint} did not finish within {} s and was abandoned (is gpg-agent answering?); raise `{key}` if it needs longer", limit.as_secs())]
+    TimedOut {
+        fingerprint: String,
+        limit: std::time::Duration,
+        key: &'static str,
+    },
+}
+
+impl SignError {
+    /// Whether a signature ran out of time (the farm could not do it now).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SignError::TimedOut { .. })
+    }
 }
 
 fn gpg(what: impl Into<String>) -> impl FnOnce(gpgme::Error) -> SignError {
@@ -180,6 +195,71 @@ fn with_thread_context<R>(
     })
 }
 
+/// Work for a [`signing_helper`].
+type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// The helper thread this thread's signatures are made on (see [`on_helper`]).
+    static HELPER: std::cell::RefCell<Option<std::sync::mpsc::Sender<Job>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A thread that runs the jobs it is sent, in order, keeping its own gpgme context between
+/// them (see [`with_thread_context`]).
+fn signing_helper() -> std::sync::mpsc::Sender<Job> {
+    let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("gpgme".into())
+        .spawn(move || inbox.into_iter().for_each(|job| job()))
+        .expect("starting the signing thread");
+    jobs
+}
+
+/// Runs `f` on this thread's signing helper and waits at most `deadline` for it.
+///
+/// gpgme signs in this process, through gpg and gpg-agent, and either can hang (an agent
+/// that stopped answering, a lock in the keyring): a local key does not make a signature
+/// safe from that. So the wait is bounded: a helper that does not answer in time is
+/// abandoned (it ends once gpg returns, if ever) and the next signature starts a fresh one,
+/// and the publish that waited is returned for another try.
+fn on_helper<R: Send + 'static>(
+    deadline: Deadline,
+    fingerprint: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, SignError> {
+    let (answer, answered) = std::sync::mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = answer.send(f());
+    });
+    HELPER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let helper = slot.get_or_insert_with(signing_helper);
+        if let Err(std::sync::mpsc::SendError(job)) = helper.send(job) {
+            // The helper is gone (it panicked): a fresh one takes the job.
+            let fresh = signing_helper();
+            fresh.send(job).expect("a new signing thread takes work");
+            *slot = Some(fresh);
+        }
+    });
+    let timed_out = || SignError::TimedOut {
+        fingerprint: fingerprint.to_owned(),
+        limit: deadline.limit,
+        key: deadline.key,
+    };
+    match answered.recv_timeout(deadline.limit) {
+        Ok(r) => Ok(r),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            HELPER.with(|cell| cell.borrow_mut().take());
+            tracing::warn!(fingerprint, limit = ?deadline.limit, "a signature did not finish in time; its signing thread is abandoned");
+            Err(timed_out())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            HELPER.with(|cell| cell.borrow_mut().take());
+            panic!("the signing thread panicked");
+        }
+    }
+}
+
 /// Signs with the configured keys (the primary one, plus any during a rotation).
 pub struct Signer {
     home: PathBuf,
@@ -192,6 +272,8 @@ pub struct Signer {
     /// What review and topic repositories are signed with, when not these keys: by customer,
     /// `""` for every customer without one of its own.
     reviews: std::collections::BTreeMap<String, Signer>,
+    /// How long one signature may take (`publish.command_timeout_secs`).
+    deadline: Deadline,
 }
 
 /// What checking the keys yields.
@@ -242,7 +324,17 @@ impl Signer {
             checked: std::sync::OnceLock::new(),
             pending: std::sync::Mutex::new(pending),
             reviews: std::collections::BTreeMap::new(),
+            deadline: PublishSettings::default().command_deadline(),
         }
+    }
+
+    /// Bounds each signature by `deadline` (this signer's and its review signers').
+    pub fn with_deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = deadline;
+        for review in self.reviews.values_mut() {
+            review.deadline = deadline;
+        }
+        self
     }
 
     /// Signs the review and topic repositories of `customer` (of every customer without a key
@@ -351,30 +443,26 @@ impl Signer {
         Ok(Checked { public, keys })
     }
 
+    /// One signature, made on this thread's signing helper within the deadline (see
+    /// [`on_helper`]).
     fn sign(&self, mode: SignMode, data: &[u8]) -> Result<Vec<u8>, SignError> {
-        let keys = &self.checked()?.keys;
-        if self.passphrase.is_none() {
-            return with_thread_context(&self.home, |ctx| {
-                ctx.clear_signers();
-                for (key, fpr) in keys.iter().zip(&self.fingerprints) {
-                    ctx.add_signer(key)
-                        .map_err(gpg(format!("selecting key {fpr}")))?;
-                }
-                let mut out = Vec::new();
-                ctx.sign(mode, data, &mut out).map_err(gpg("signing"))?;
-                Ok(out)
-            });
-        }
-        let mut ctx = context(&self.home, self.passphrase.as_deref())?;
-        for (key, fpr) in keys.iter().zip(&self.fingerprints) {
-            ctx.add_signer(key)
-                .map_err(gpg(format!("selecting key {fpr}")))?;
-        }
-        with_passphrase(ctx, self.passphrase.as_deref(), |ctx| {
-            let mut out = Vec::new();
-            ctx.sign(mode, data, &mut out).map_err(gpg("signing"))?;
-            Ok(out)
-        })
+        let keys = self.checked()?.keys.clone();
+        let (home, fingerprints, passphrase, data) = (
+            self.home.clone(),
+            self.fingerprints.clone(),
+            self.passphrase.clone(),
+            data.to_vec(),
+        );
+        on_helper(self.deadline, self.fingerprint(), move || {
+            sign_with(
+                &home,
+                &fingerprints,
+                passphrase.as_deref(),
+                &keys,
+                mode,
+                &data,
+            )
+        })?
     }
 
     /// An inline clear-text signature (`InRelease`).
@@ -417,6 +505,39 @@ impl Signer {
     }
 }
 
+/// Signs `data` with `keys` (their `fingerprints`) from the keyring at `home`.
+fn sign_with(
+    home: &Path,
+    fingerprints: &[String],
+    passphrase: Option<&str>,
+    keys: &[gpgme::Key],
+    mode: SignMode,
+    data: &[u8],
+) -> Result<Vec<u8>, SignError> {
+    if passphrase.is_none() {
+        return with_thread_context(home, |ctx| {
+            ctx.clear_signers();
+            for (key, fpr) in keys.iter().zip(fingerprints) {
+                ctx.add_signer(key)
+                    .map_err(gpg(format!("selecting key {fpr}")))?;
+            }
+            let mut out = Vec::new();
+            ctx.sign(mode, data, &mut out).map_err(gpg("signing"))?;
+            Ok(out)
+        });
+    }
+    let mut ctx = context(home, passphrase)?;
+    for (key, fpr) in keys.iter().zip(fingerprints) {
+        ctx.add_signer(key)
+            .map_err(gpg(format!("selecting key {fpr}")))?;
+    }
+    with_passphrase(ctx, passphrase, |ctx| {
+        let mut out = Vec::new();
+        ctx.sign(mode, data, &mut out).map_err(gpg("signing"))?;
+        Ok(out)
+    })
+}
+
 /// Checks the armor of gpg's output: a detached signature is one signature block; a
 /// clear-signed file is its header, the text and one signature block at the end. A client
 /// refuses anything else as unsigned, so it is never published.
@@ -442,6 +563,28 @@ fn well_formed(armored: &[u8], inline: bool) -> Result<(), SignError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signature that does not come back in time is abandoned with an error naming the key
+    /// to raise, and the next one is made on a fresh helper.
+    #[test]
+    fn a_signature_that_hangs_is_abandoned_at_the_deadline() {
+        let deadline = Deadline::new(
+            std::time::Duration::from_millis(200),
+            "publish.command_timeout_secs",
+        );
+        let started = std::time::Instant::now();
+        let err = on_helper(deadline, "ABCD", || {
+            std::thread::sleep(std::time::Duration::from_secs(30))
+        })
+        .unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(err.is_timeout(), "{err}");
+        assert!(
+            err.to_string().contains("publish.command_timeout_secs"),
+            "{err}"
+        );
+        assert_eq!(on_helper(deadline, "ABCD", || 7).unwrap(), 7);
+    }
     use std::process::Command;
 
     /// A throwaway GnuPG home with its agent stopped on drop.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use perestroika_config::command::Deadline;
 use perestroika_config::settings::GerritSettings;
 use russh::client::{self, Handle};
 use russh::keys::{check_known_hosts_path, load_secret_key, PrivateKeyWithHashAlg};
@@ -53,6 +54,13 @@ pub enum SshError {
     Closed { command: String },
     #[error("`{command}`: unexpected answer: {what}")]
     Protocol { command: String, what: String },
+    /// Gerrit did not answer within `gerrit.command_timeout_secs`: tried again later.
+    #[error("`{command}`: Gerrit did not answer within {} s; the command was abandoned (raise `{key}` if it needs longer)", limit.as_secs())]
+    TimedOut {
+        command: String,
+        limit: Duration,
+        key: &'static str,
+    },
 }
 
 impl SshError {
@@ -118,11 +126,36 @@ fn judge_host_key(
 pub struct GerritSession {
     handle: Handle<Verifier>,
     addr: String,
+    /// How long one command may take (`gerrit.command_timeout_secs`).
+    deadline: Deadline,
+}
+
+/// `work`, or [`SshError::TimedOut`] for `what` once `deadline` has passed.
+async fn bounded<T>(
+    deadline: Deadline,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, SshError>>,
+) -> Result<T, SshError> {
+    tokio::time::timeout(deadline.limit, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SshError::TimedOut {
+                command: what.to_owned(),
+                limit: deadline.limit,
+                key: deadline.key,
+            })
+        })
 }
 
 impl GerritSession {
-    /// Connects, checks the host key and authenticates.
+    /// Connects, checks the host key and authenticates, within `gerrit.command_timeout_secs`
+    /// (a server that accepts and never answers does not hold the caller for ever).
     pub async fn connect(gerrit: &GerritSettings) -> Result<Self, SshError> {
+        let what = format!("connect to {}:{}", gerrit.host, gerrit.port);
+        bounded(gerrit.command_deadline(), &what, Self::connect_now(gerrit)).await
+    }
+
+    async fn connect_now(gerrit: &GerritSettings) -> Result<Self, SshError> {
         let addr = format!("{}:{}", gerrit.host, gerrit.port);
         let key = load_secret_key(&gerrit.key_file, None).map_err(|source| SshError::Key {
             path: gerrit.key_file.clone(),
@@ -184,7 +217,11 @@ impl GerritSession {
             });
         }
         debug!(%addr, "SSH session authenticated");
-        Ok(Self { handle, addr })
+        Ok(Self {
+            handle,
+            addr,
+            deadline: gerrit.command_deadline(),
+        })
     }
 
     /// Starts `command` on a new channel.
@@ -210,8 +247,13 @@ impl GerritSession {
     }
 
     /// Runs a command to completion and returns its standard output; a non-zero exit is an
-    /// error carrying its standard error.
+    /// error carrying its standard error, one that takes longer than
+    /// `gerrit.command_timeout_secs` is [`SshError::TimedOut`].
     pub async fn run(&self, command: &str) -> Result<Vec<u8>, SshError> {
+        bounded(self.deadline, command, self.run_now(command)).await
+    }
+
+    async fn run_now(&self, command: &str) -> Result<Vec<u8>, SshError> {
         let mut channel = self.start(command).await?;
         let (mut out, mut err, mut status) = (Vec::new(), Vec::new(), None);
         while let Some(msg) = channel.wait().await {
@@ -236,13 +278,27 @@ impl GerritSession {
     }
 
     /// The commit a branch of a project points at, from the server's ref advertisement
-    /// (`git-upload-pack`, as `git ls-remote` does). `None` when the branch does not exist.
+    /// (`git-upload-pack`, as `git ls-remote` does), within `gerrit.command_timeout_secs`.
+    /// `None` when the branch does not exist.
     pub async fn branch_head(
         &self,
         project: &str,
         branch: &str,
     ) -> Result<Option<String>, SshError> {
         let command = format!("git-upload-pack {}", shell_quote(&format!("/{project}")));
+        bounded(
+            self.deadline,
+            &command.clone(),
+            self.branch_head_now(command, branch),
+        )
+        .await
+    }
+
+    async fn branch_head_now(
+        &self,
+        command: String,
+        branch: &str,
+    ) -> Result<Option<String>, SshError> {
         let mut channel = self.start(&command).await?;
         let mut buf = Vec::new();
         let mut refs = None;

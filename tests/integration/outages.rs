@@ -250,13 +250,7 @@ fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
     f.wait_for(
         "the worker tries to fetch",
         Duration::from_secs(120),
-        || {
-            f.worker
-                .output()
-                .matches("could not build now")
-                .count()
-                >= 2
-        },
+        || f.worker.output().matches("could not build now").count() >= 2,
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let broker = runtime

@@ -654,3 +654,84 @@ async fn forged_publish_jobs_are_dead_lettered_and_change_nothing() {
     assert!(apt.versions("evil").is_empty());
     broker.close().await;
 }
+
+/// A reprepro that hangs (a wrapper named `reprepro` that sleeps, first on the publisher's
+/// PATH) is killed at `publish.command_timeout_secs` and the job goes back to its queue — not
+/// dead-lettered, not recorded as published; once the wrapper is gone the same job publishes
+/// and apt installs it.
+#[tokio::test]
+async fn a_hung_reprepro_times_out_and_the_job_publishes_once_it_answers() {
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        &shared_amqp_url(),
+        &[&key],
+        "[publish]\ncommand_timeout_secs = 3\n",
+        BOOKWORM_RELEASE,
+    );
+    let cfg = farm.path.to_str().unwrap();
+    assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+        .status
+        .success());
+    let wrappers = farm.dir.path().join("wrappers");
+    fs_err::create_dir_all(&wrappers).unwrap();
+    let hung = wrappers.join("reprepro");
+    fs_err::write(&hung, "#!/bin/sh\nexec sleep 3600\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs_err::set_permissions(&hung, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        wrappers.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let job = stage_debs(&farm, &unique("job"), &["hungrepo"]);
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    broker
+        .publish(&queue(&farm, Stage::Publish), &job, &job.job_id)
+        .await
+        .unwrap();
+    let publisher = Daemon::start_with_env(
+        "perestroika-publisher",
+        &["--config", cfg, "run"],
+        &[("PATH", &path)],
+        &farm.dir.path().join("pub.log"),
+    );
+    publisher.wait_for_log("publish failed; returning the job", 1);
+    let log = publisher.output();
+    assert!(
+        log.contains("did not finish within 3 s and was killed")
+            && log.contains("publish.command_timeout_secs"),
+        "{log}"
+    );
+    let dead = format!("{}.dead", queue(&farm, Stage::Publish));
+    assert_eq!(broker.stats(&dead).await.unwrap().messages, 0, "{log}");
+    assert!(
+        !record_path(&farm, &job.job_id).exists() && !farm.release_tree().exists(),
+        "published while reprepro hung:\n{log}"
+    );
+
+    fs_err::remove_file(&hung).unwrap();
+    let answered = std::time::Instant::now();
+    let ann = announcement(&broker, &farm, Duration::from_secs(60), &[&publisher]).await;
+    let recovered = answered.elapsed();
+    eprintln!("recovered from a hung reprepro in {recovered:?} (from the wrapper's removal to the announcement)");
+    assert_eq!(
+        (ann.tree.as_str(), ann.generation),
+        (format!("{}/9.0", farm.customer).as_str(), 1)
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(record_path(&farm, &job.job_id)).unwrap()).unwrap();
+    assert_eq!(record["published"], true);
+    assert_eq!(broker.stats(&dead).await.unwrap().messages, 0);
+    let apt = apt_for(&farm);
+    apt.update();
+    assert_eq!(apt.versions("hungrepo"), ["1.0"]);
+    let got = apt.apt_get(&["install", "-y", "--download-only", "hungrepo"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    broker.close().await;
+}

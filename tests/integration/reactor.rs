@@ -848,3 +848,76 @@ async fn a_recheck_storm_builds_the_limit_and_tells_the_change_once() {
     assert_eq!(again[0].job_id, built[0].job_id);
     told(&s.gerrit.reviews());
 }
+
+/// A `gerrit review` that never answers is abandoned after `gerrit.command_timeout_secs`
+/// (the feedback lock held by every queue is let go) and tried again; once Gerrit answers, the
+/// feedback arrives, once.
+#[tokio::test]
+async fn a_hung_gerrit_review_times_out_and_the_feedback_arrives_later() {
+    use perestroika_config::messages::{BuildOutcome, Feedback, Trigger};
+    let gerrit = Gerrit::start();
+    let section = format!("{}command_timeout_secs = 2\n", gerrit.config_section());
+    let farm = Farm::with_sections(&shared_amqp_url(), "", &section);
+    let s = Setup { gerrit, farm };
+    let cfg = s.farm.path.to_str().unwrap();
+    assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
+        .status
+        .success());
+    s.gerrit.server_option("hang_review", true);
+    let reactor = s.reactor();
+    let trigger = Trigger {
+        kind: TriggerKind::PatchsetCreated,
+        change: Some(7),
+        patchset: Some(1),
+        event_time: None,
+    };
+    let feedback = Feedback::of(
+        &unique("job"),
+        &s.farm.customer,
+        "9.0",
+        "hello",
+        perestroika_config::Family::Deb,
+        "bookworm",
+        &Target::Review { change: 7 },
+        &trigger,
+        BuildOutcome::Succeeded,
+        Some("1.0".into()),
+    )
+    .unwrap();
+    let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
+    broker
+        .publish(&feedback.queue(), &feedback, &feedback.job_id)
+        .await
+        .unwrap();
+    reactor.wait_for_log("Gerrit did not answer within 2 s", 1);
+    reactor.wait_for_log("the feedback waits", 1);
+    assert!(
+        reactor.output().contains("gerrit.command_timeout_secs"),
+        "{}",
+        reactor.output()
+    );
+    assert!(s.gerrit.reviews().is_empty());
+
+    s.gerrit.server_option("hang_review", false);
+    let answered = Instant::now();
+    while s.gerrit.reviews().is_empty() {
+        assert!(
+            answered.elapsed() < Duration::from_secs(60),
+            "no feedback once Gerrit answered:\n{}",
+            reactor.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "feedback reached Gerrit {:?} after it answered again",
+        answered.elapsed()
+    );
+    reactor.wait_for_log("feedback sent to Gerrit", 1);
+    let reviews = s.gerrit.reviews();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert_eq!(reviews[0]["target"], "7,1");
+    assert_eq!(reviews[0]["labels"]["Verified"], "+1");
+    let dead = format!("{}.dead", feedback.queue());
+    assert_eq!(broker.stats(&dead).await.unwrap().messages, 0);
+    broker.close().await;
+}

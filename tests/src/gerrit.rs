@@ -444,7 +444,8 @@ impl Gerrit {
 
     /// Sets how the stand-in's server behaves on submit (`ROOT/server.json`): `new_rev`
     /// (`false`: `change-merged` without `newRev`, as before Gerrit 2.13) and `drop_events`
-    /// (`true`: the submit's events never reach the stream, as when Gerrit drops them).
+    /// (`true`: the submit's events never reach the stream, as when Gerrit drops them), and
+    /// `hang_review` (`true`: `gerrit review` never answers).
     pub fn server_option(&self, key: &str, value: bool) {
         let path = self.root.join("server.json");
         let mut options: Value = fs_err::read(&path)

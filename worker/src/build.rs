@@ -51,15 +51,16 @@ pub enum InfraError {
         wanted: Family,
         found: Family,
     },
+    /// The sources could not be had now ([`SourceError::is_transient`]: their host unreachable
+    /// or too slow, a full disk); they may well be fine.
+    #[error("{0}; the job will be tried again")]
+    Source(#[source] SourceError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The sources could not be fetched now ([`SourceError::is_transient`]).
-    #[error("getting the sources: {0}")]
-    Source(SourceError),
 }
 
 impl InfraError {
@@ -149,7 +150,7 @@ impl BuildEnv {
         let host = perestroika_config::broker::hostname();
         Ok(Self {
             docker,
-            git: GitCache::new(&cache_dir().join("git")),
+            git: GitCache::new(&cache_dir().join("git"), settings.git_deadline()),
             scratch: std::env::temp_dir().join("perestroika-worker"),
             roots: cache_dir().join("roots"),
             owner: format!("local@{host}"),
@@ -218,21 +219,18 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let _ = fs_err::remove_dir_all(&work);
     let mut timings = Vec::new();
     let t = Instant::now();
-    let prepared = match image.family {
-        Family::Deb => source::prepare(&req.input, &req.distro, &env.git, &env.settings, &work)
-            .map(Prepared::Deb),
-        Family::Rpm => {
-            rpm_source::prepare(&req.input, &env.git, &env.settings, &work).map(Prepared::Rpm)
+    let prepared = prepare_sources(env, req, image.family, &work).await;
+    timings.push(("source", t.elapsed().as_secs_f64()));
+    let prepared = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            let _ = fs_err::remove_dir_all(&work);
+            return Err(e);
         }
     };
-    timings.push(("source", t.elapsed().as_secs_f64()));
 
     let mut package_version = None;
     let outcome = match prepared {
-        Err(e) if e.is_transient() => {
-            log.note(&format!("could not get the sources now: {e}"));
-            return Err(InfraError::Source(e));
-        }
         Err(e) => Err(fail("source", e.to_string())),
         Ok(prepared) => {
             match &prepared {
@@ -373,6 +371,36 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
 enum Prepared {
     Deb(PreparedSource),
     Rpm(PreparedRpm),
+}
+
+/// Lays out the build's input under `work` on a blocking thread (git and the archives block).
+/// Broken sources are the inner error (the build fails at step `source`); git running out of
+/// time says nothing about the sources and is the outer one, so that the job is tried again.
+async fn prepare_sources(
+    env: &BuildEnv,
+    req: &BuildRequest,
+    family: Family,
+    work: &Path,
+) -> Result<Result<Prepared, SourceError>, InfraError> {
+    let (input, distro, git, settings, dir) = (
+        req.input.clone(),
+        req.distro.clone(),
+        env.git.clone(),
+        env.settings.clone(),
+        work.to_owned(),
+    );
+    let prepared = tokio::task::spawn_blocking(move || match family {
+        Family::Deb => source::prepare(&input, &distro, &git, &settings, &dir).map(Prepared::Deb),
+        Family::Rpm => rpm_source::prepare(&input, &git, &settings, &dir).map(Prepared::Rpm),
+    })
+    .await
+    .expect("preparing the sources does not panic");
+    match prepared {
+        // The farm could not get them now (their host unreachable or too slow, a full disk):
+        // the job is tried again later, and nothing is said about the change.
+        Err(e) if e.is_transient() => Err(InfraError::Source(e)),
+        other => Ok(other),
+    }
 }
 
 /// What a successful build made.
@@ -756,4 +784,103 @@ fn extract_results(tar: &Path, out: &Path, max: u32) -> Result<Vec<Artifact>, St
         artifacts.push(Artifact::of_file(&dest).map_err(Step::io(&dest))?);
     }
     Ok(artifacts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use perestroika_config::messages::{GitSource, Sources};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// A git server that accepts connections and never answers costs one
+    /// `build.git_timeout_secs`, without holding up the runtime meanwhile, and comes back as the
+    /// farm's error (the job is returned and tried again), not as a build failed at `source`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_git_server_that_never_answers_is_retried_not_failed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.push(conn);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let settings = BuildSettings {
+            git_timeout_secs: 2,
+            ..BuildSettings::default()
+        };
+        let env = BuildEnv {
+            docker: Docker::connect_with_local_defaults().unwrap(),
+            git: GitCache::new(&dir.path().join("git"), settings.git_deadline()),
+            scratch: dir.path().join("scratch"),
+            roots: dir.path().join("roots"),
+            owner: "test".into(),
+            worker_name: "test".into(),
+            timeout: Duration::from_secs(60),
+            settings,
+            package_cache: None,
+        };
+        let repo = GitSource {
+            project: "acme/packages/deb/bookworm/greet".into(),
+            url: format!("http://127.0.0.1:{port}/acme/packages/deb/bookworm/greet"),
+            branch: "9.0".into(),
+            commit: "1".repeat(40),
+            fetch_ref: None,
+        };
+        let req = BuildRequest {
+            job_id: "hung-git".into(),
+            input: SourceInput::Git {
+                sources: Box::new(Sources::Combined { repo }),
+                rebuild: 0,
+                review: false,
+            },
+            distro: "bookworm".into(),
+            family: None,
+            dep_repos: Vec::new(),
+            out_dir: dir.path().join("out"),
+            echo: false,
+        };
+        let ticks = Arc::new(AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let started = Instant::now();
+        let work = env.scratch.join(&req.job_id);
+        let outcome = prepare_sources(&env, &req, Family::Deb, &work).await;
+        let took = started.elapsed();
+        ticker.abort();
+        let err = match outcome {
+            Err(e @ InfraError::Source(_)) => e,
+            Err(e) => panic!("another farm error: {e}"),
+            Ok(Err(e)) => panic!("a git timeout failed the build at step source: {e}"),
+            Ok(Ok(_)) => panic!("a server that never answers gave sources"),
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("build.git_timeout_secs") && text.contains("git clone"),
+            "{text}"
+        );
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+            "took {took:?}"
+        );
+        // The runtime went on while git waited (a blocked runtime would not have ticked).
+        assert!(ticks.load(Ordering::Relaxed) >= 10, "{ticks:?}");
+        // The abandoned clone left nothing behind.
+        let left: Vec<_> = fs_err::read_dir(dir.path().join("git"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .filter(|n| !n.to_string_lossy().ends_with(".lock"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

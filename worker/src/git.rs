@@ -1,26 +1,50 @@
 //! Fetching sources from git: a bare mirror per repository URL under the worker's state,
-//! updated on demand, read with `git archive`.
+//! updated on demand, read with `git archive`. Every git command runs with the deadline of
+//! `build.git_timeout_secs` (see [`perestroika_config::command`]): a server that accepts and
+//! never answers costs one timeout, a transient error, never a stuck build slot.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use perestroika_config::command::{self, CommandError, Deadline};
 use sha2::{Digest, Sha256};
 
 /// A git operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("git {action} for {url}: {detail}")]
-pub struct GitError {
-    pub action: String,
-    pub url: String,
-    pub detail: String,
+pub enum GitError {
+    /// git ran and refused: a broken URL, a missing commit, a corrupt repository.
+    #[error("git {action} for {url}: {detail}")]
+    Failed {
+        action: String,
+        url: String,
+        detail: String,
+    },
+    /// git could not be run, or did not finish within its deadline.
+    #[error("git {action} for {url}: {source}")]
+    Command {
+        action: String,
+        url: String,
+        #[source]
+        source: CommandError,
+    },
 }
 
 impl GitError {
-    /// Whether the repository's host could not be reached or answered (clone, fetch), as
-    /// opposed to what it holds being wrong: the first passes, the second does not.
+    /// Whether git ran out of time (the farm could not do it now; the sources may be fine).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, GitError::Command { source, .. } if source.is_timeout())
+    }
+
+    /// Whether the farm could not do it now — git ran out of time or could not run, or the
+    /// repository's host could not be reached (a clone or fetch refused) — as opposed to what
+    /// the repository holds being wrong (a missing commit, an archive over its limit).
     pub fn is_transient(&self) -> bool {
-        matches!(self.action.as_str(), "clone" | "fetch")
+        match self {
+            GitError::Command { source, .. } => {
+                !matches!(source, perestroika_config::command::CommandError::Io { .. })
+            }
+            GitError::Failed { action, .. } => matches!(action.as_str(), "clone" | "fetch"),
+        }
     }
 }
 
@@ -31,6 +55,7 @@ pub const MAX_READ: u64 = 16 << 20;
 #[derive(Debug, Clone)]
 pub struct GitCache {
     root: PathBuf,
+    deadline: Deadline,
 }
 
 /// One repository's mirror.
@@ -38,12 +63,15 @@ pub struct GitCache {
 pub struct Repo {
     path: PathBuf,
     url: String,
+    deadline: Deadline,
 }
 
 impl GitCache {
-    pub fn new(root: &Path) -> Self {
+    /// The mirrors under `root`; each git command may take up to `deadline`.
+    pub fn new(root: &Path, deadline: Deadline) -> Self {
         Self {
             root: root.to_owned(),
+            deadline,
         }
     }
 
@@ -60,6 +88,7 @@ impl GitCache {
         let repo = Repo {
             path: self.root.join(format!("{key}.git")),
             url: url.to_owned(),
+            deadline: self.deadline,
         };
         fs_err::create_dir_all(&self.root).map_err(|e| repo.err("clone", e.to_string()))?;
         let lock_path = self.root.join(format!("{key}.lock"));
@@ -87,11 +116,16 @@ impl GitCache {
             fs_err::create_dir_all(&self.root).map_err(|e| repo.err("clone", e.to_string()))?;
             let tmp = self.root.join(format!(".{key}.{}.tmp", std::process::id()));
             let _ = fs_err::remove_dir_all(&tmp);
-            let out = Command::new("git")
-                .args(["clone", "--quiet", "--bare", "--", url])
-                .arg(&tmp)
-                .output()
-                .map_err(|e| repo.err("clone", e.to_string()))?;
+            let out = command::output(
+                Command::new("git")
+                    .args(["clone", "--quiet", "--bare", "--", url])
+                    .arg(&tmp),
+                self.deadline,
+            )
+            .map_err(|e| {
+                let _ = fs_err::remove_dir_all(&tmp);
+                repo.command_err("clone", e)
+            })?;
             if !out.status.success() {
                 return Err(repo.err(
                     "clone",
@@ -100,7 +134,7 @@ impl GitCache {
             }
             fs_err::rename(&tmp, &repo.path).map_err(|e| repo.err("clone", e.to_string()))?;
         }
-        if !repo.has_commit(commit) {
+        if !repo.has_commit(commit)? {
             let mut refspecs = vec![
                 "+refs/heads/*:refs/heads/*".to_owned(),
                 "+refs/tags/*:refs/tags/*".to_owned(),
@@ -117,7 +151,7 @@ impl GitCache {
             args.extend(refspecs);
             repo.git(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
-        if !repo.has_commit(commit) {
+        if !repo.has_commit(commit)? {
             return Err(repo.err("find", format!("commit {commit} is not in the repository")));
         }
         Ok(())
@@ -126,20 +160,30 @@ impl GitCache {
 
 impl Repo {
     fn err(&self, action: &str, detail: String) -> GitError {
-        GitError {
+        GitError::Failed {
             action: action.to_owned(),
             url: self.url.clone(),
             detail,
         }
     }
 
+    fn command_err(&self, action: &str, source: CommandError) -> GitError {
+        GitError::Command {
+            action: action.to_owned(),
+            url: self.url.clone(),
+            source,
+        }
+    }
+
     fn git(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
-        let out = Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.path)
-            .args(args)
-            .output()
-            .map_err(|e| self.err(args[0], e.to_string()))?;
+        let out = command::output(
+            Command::new("git")
+                .arg("--git-dir")
+                .arg(&self.path)
+                .args(args),
+            self.deadline,
+        )
+        .map_err(|e| self.command_err(args[0], e))?;
         if !out.status.success() {
             return Err(self.err(
                 args[0],
@@ -149,9 +193,13 @@ impl Repo {
         Ok(out.stdout)
     }
 
-    fn has_commit(&self, commit: &str) -> bool {
-        self.git(&["cat-file", "-e", &format!("{commit}^{{commit}}")])
-            .is_ok()
+    /// Whether the mirror holds `commit`; git not answering in time is an error, not a no.
+    fn has_commit(&self, commit: &str) -> Result<bool, GitError> {
+        match self.git(&["cat-file", "-e", &format!("{commit}^{{commit}}")]) {
+            Ok(_) => Ok(true),
+            Err(GitError::Failed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Number of commits reachable from `commit`, itself included.
@@ -172,19 +220,23 @@ impl Repo {
             .map_err(|_| self.err("log", "unexpected output".into()))
     }
 
-    /// A file's content at `commit`, if it exists and holds at most [`MAX_READ`] bytes.
-    pub fn read(&self, commit: &str, path: &str) -> Option<String> {
+    /// A file's content at `commit`, if it exists and holds at most [`MAX_READ`] bytes; git
+    /// not answering in time is an error.
+    pub fn read(&self, commit: &str, path: &str) -> Result<Option<String>, GitError> {
         let object = format!("{commit}:{path}");
-        let size: u64 = String::from_utf8_lossy(&self.git(&["cat-file", "-s", &object]).ok()?)
-            .trim()
-            .parse()
-            .ok()?;
-        if size > MAX_READ {
-            return None;
+        let size = match self.git(&["cat-file", "-s", &object]) {
+            Ok(out) => String::from_utf8_lossy(&out).trim().parse::<u64>().ok(),
+            Err(GitError::Failed { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if size.is_none_or(|size| size > MAX_READ) {
+            return Ok(None);
         }
-        self.git(&["cat-file", "blob", &object])
-            .ok()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+        match self.git(&["cat-file", "blob", &object]) {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(GitError::Failed { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Names of the files (not directories) directly in `dir` (`""` for the top) at `commit`.
@@ -196,7 +248,7 @@ impl Repo {
         };
         let out = match self.git(&["ls-tree", "-z", &tree]) {
             Ok(out) => out,
-            Err(_) if !dir.is_empty() => return Ok(Vec::new()),
+            Err(GitError::Failed { .. }) if !dir.is_empty() => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
         Ok(out
@@ -227,36 +279,32 @@ impl Repo {
         };
         let mut out = std::fs::File::create_new(dest)
             .map_err(|e| self.err("archive", format!("{}: {e}", dest.display())))?;
-        let mut child = Command::new("git")
-            .arg("--git-dir")
-            .arg(&self.path)
-            .args(["archive", &format!("--format={format}")])
-            .arg(format!("--prefix={prefix}"))
-            .args([commit, "--"])
-            .args(paths)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(e.to_string()))?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let copied = std::io::copy(&mut (&mut stdout).take(limit + 1), &mut out);
-        drop(stdout);
-        let too_large = matches!(copied, Ok(n) if n > limit);
-        if too_large {
-            let _ = child.kill();
-        }
-        let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-        if too_large {
+        let run = command::output_to(
+            Command::new("git")
+                .arg("--git-dir")
+                .arg(&self.path)
+                .args(["archive", &format!("--format={format}")])
+                .arg(format!("--prefix={prefix}"))
+                .args([commit, "--"])
+                .args(paths),
+            self.deadline,
+            &mut out,
+            limit,
+        );
+        let run = match run {
+            Ok(run) => run,
+            Err(e) => {
+                let _ = fs_err::remove_file(dest);
+                return Err(self.command_err("archive", e));
+            }
+        };
+        if run.too_large {
             return Err(fail(format!(
                 "the sources at {commit} are larger than {limit} bytes (build.max_source_bytes)"
             )));
         }
-        copied.map_err(|e| fail(e.to_string()))?;
-        if !output.status.success() {
-            return Err(fail(
-                String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            ));
+        if !run.status.success() {
+            return Err(fail(String::from_utf8_lossy(&run.stderr).trim().to_owned()));
         }
         Ok(())
     }
@@ -265,6 +313,11 @@ impl Repo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn deadline(secs: u64) -> Deadline {
+        Deadline::new(Duration::from_secs(secs), "build.git_timeout_secs")
+    }
 
     fn git(dir: &Path, args: &[&str]) -> String {
         let out = Command::new("git")
@@ -295,7 +348,7 @@ mod tests {
             git(&source, &["commit", "-q", "-m", &n.to_string()]);
             commits.push(git(&source, &["rev-parse", "HEAD"]));
         }
-        let cache = GitCache::new(&dir.path().join("cache"));
+        let cache = GitCache::new(&dir.path().join("cache"), deadline(60));
         let url = format!("file://{}", source.display());
         let fetched: Vec<Result<Repo, GitError>> = std::thread::scope(|s| {
             let threads: Vec<_> = commits
@@ -307,7 +360,7 @@ mod tests {
         for (result, commit) in fetched.into_iter().zip(&commits) {
             let repo = result.unwrap_or_else(|e| panic!("{commit}: {e}"));
             assert_eq!(
-                repo.read(commit, "file").as_deref(),
+                repo.read(commit, "file").unwrap().as_deref(),
                 Some(
                     &*commits
                         .iter()

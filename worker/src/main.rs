@@ -292,7 +292,7 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
     fs_err::create_dir_all(&farm.paths.staging).context("creating the staging directory")?;
     let env = BuildEnv {
         docker,
-        git: GitCache::new(&state.join("git")),
+        git: GitCache::new(&state.join("git"), farm.build.git_deadline()),
         scratch: state.join("scratch"),
         roots: state.join("roots"),
         owner,

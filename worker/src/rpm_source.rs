@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::git::{GitCache, Repo};
+use crate::git::{GitCache, GitError, Repo};
 use crate::source::{copy_tree, io, Archives, Fetched, SourceError, SourceInput};
 use crate::version::rpm_release;
 
@@ -48,13 +48,13 @@ pub fn prepare(
             sources, rebuild, ..
         } => {
             let fetched = Fetched::fetch(sources, git)?;
-            let (spec_dir, spec) = find_spec_in_git(&fetched.pkg_repo, &fetched.packaging.commit)
+            let (spec_dir, spec) = find_spec_in_git(&fetched.pkg_repo, &fetched.packaging.commit)?
                 .map_err(|why| {
-                SourceError::Invalid(format!(
-                    "{} at {}: {why}",
-                    fetched.packaging.project, fetched.packaging.commit
-                ))
-            })?;
+                    SourceError::Invalid(format!(
+                        "{} at {}: {why}",
+                        fetched.packaging.project, fetched.packaging.commit
+                    ))
+                })?;
             let commit = &fetched.packaging.commit;
             let scratch = work.join("packaging");
             let paths: Vec<String> = fetched
@@ -194,15 +194,25 @@ fn no_spec() -> String {
     "no .spec file in rpm/ or at the top of the packaging".to_owned()
 }
 
-/// (directory, spec file name) of the packaging at `commit`.
-fn find_spec_in_git(repo: &Repo, commit: &str) -> Result<(String, String), String> {
+/// (directory, spec file name) of the packaging at `commit`, or what is wrong with it; git
+/// failing to answer is the outer error.
+fn find_spec_in_git(
+    repo: &Repo,
+    commit: &str,
+) -> Result<Result<(String, String), String>, GitError> {
     for dir in SPEC_DIRS {
-        let files = repo.files(commit, dir).map_err(|e| e.to_string())?;
-        if let Some(spec) = only_spec(&files, dir)? {
-            return Ok((dir.to_owned(), spec));
+        let files = match repo.files(commit, dir) {
+            Ok(files) => files,
+            Err(e @ GitError::Failed { .. }) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        match only_spec(&files, dir) {
+            Ok(Some(spec)) => return Ok(Ok((dir.to_owned(), spec))),
+            Ok(None) => {}
+            Err(why) => return Ok(Err(why)),
         }
     }
-    Err(no_spec())
+    Ok(Err(no_spec()))
 }
 
 /// (directory, spec file name) of a packaging tree on this machine.

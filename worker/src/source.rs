@@ -306,7 +306,7 @@ fn from_git(
     let (code, packaging) = (fetched.code, fetched.packaging);
     let (code_repo, pkg_repo) = (&fetched.code_repo, &fetched.pkg_repo);
     let changelog = pkg_repo
-        .read(&packaging.commit, "debian/changelog")
+        .read(&packaging.commit, "debian/changelog")?
         .ok_or_else(|| {
             SourceError::Invalid(format!(
                 "{} at {} has no debian/changelog",
@@ -314,7 +314,7 @@ fn from_git(
             ))
         })?;
     let head = parse_head(&changelog).map_err(SourceError::Invalid)?;
-    let format = pkg_repo.read(&packaging.commit, "debian/source/format");
+    let format = pkg_repo.read(&packaging.commit, "debian/source/format")?;
     let native = is_native(format.as_deref(), &head.version);
     let version = farm_version(&head.version, native, fetched.counts()?, rebuild, review);
     let time = fetched.time()?;
