@@ -12,8 +12,8 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicQosOptions, BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
@@ -23,7 +23,9 @@ use tracing::{info, warn};
 
 use crate::backoff::Backoff;
 use crate::messages::Message;
-use crate::queues::{exchange_of, QueueName, DEAD_EXCHANGE, DEAD_SUFFIX, REPLY_EXCHANGE};
+use crate::queues::{
+    exchange_of, QueueName, DEAD_EXCHANGE, DEAD_SUFFIX, LATER_DELAY, LATER_EXCHANGE, REPLY_EXCHANGE,
+};
 use crate::settings::{BrokerSettings, FarmConfig};
 
 /// Header that carries why the farm dead-lettered a message.
@@ -120,14 +122,15 @@ pub enum Disposition {
     /// The farm could not do it now (a service down, a timeout, a full disk), not the message's
     /// fault: tried again after a backoff, never counted against the delivery limit, never
     /// dead-lettered. The consumer holds the message while it retries (it keeps its place
-    /// in the queue) for up to [`HOLD_LIMIT`], then puts a copy at the back of the queue.
+    /// in the queue) for up to [`HOLD_LIMIT`], then rejects it: the broker moves it to the
+    /// queue's waiting room, whence it returns to the back of the queue after [`LATER_DELAY`].
     Later(String),
     /// It can never succeed: move it to the dead-letter queue with this reason.
     DeadLetter(String),
 }
 
-/// How long a consumer holds a message it cannot handle now before putting a copy at the
-/// back of its queue: well below RabbitMQ's default `consumer_timeout` (30 minutes), after
+/// How long a consumer holds a message it cannot handle now before it lets it wait in its
+/// queue's waiting room: well below RabbitMQ's default `consumer_timeout` (30 minutes), after
 /// which the broker would take the message back and count a delivery.
 pub const HOLD_LIMIT: Duration = Duration::from_secs(600);
 
@@ -410,6 +413,9 @@ impl Broker {
             .exists(Some(&queue.stage.exchange()), Some(&name))
             .await
             && self.exists(Some(DEAD_EXCHANGE), Some(&dead)).await
+            && self
+                .exists(Some(LATER_EXCHANGE), Some(&queue.later()))
+                .await
         {
             return Ok(());
         }
@@ -436,14 +442,30 @@ impl Broker {
         dead_args.insert("x-queue-type".into(), long("quorum"));
         self.ensure_queue(&dead, dead_args, DEAD_EXCHANGE).await?;
 
+        // The waiting room: back to the work queue after LATER_DELAY.
+        let later = queue.later();
+        self.ensure_exchange(LATER_EXCHANGE).await?;
+        let mut later_args = FieldTable::default();
+        later_args.insert("x-queue-type".into(), long("quorum"));
+        let delay = i64::try_from(LATER_DELAY.as_millis()).unwrap_or(i64::MAX);
+        later_args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay));
+        later_args.insert("x-dead-letter-exchange".into(), long(&exchange));
+        later_args.insert("x-dead-letter-routing-key".into(), long(&name));
+        later_args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
+        later_args.insert("x-overflow".into(), long("reject-publish"));
+        self.ensure_queue(&later, later_args, LATER_EXCHANGE)
+            .await?;
+
+        // What the broker dead-letters (a rejected message, one over the delivery limit) goes
+        // to the waiting room; the farm's own dead letters go to `.dead` through DEAD_EXCHANGE.
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long("quorum"));
         args.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongInt(self.settings.delivery_limit.min(i32::MAX as u32) as i32),
         );
-        args.insert("x-dead-letter-exchange".into(), long(DEAD_EXCHANGE));
-        args.insert("x-dead-letter-routing-key".into(), long(&dead));
+        args.insert("x-dead-letter-exchange".into(), long(LATER_EXCHANGE));
+        args.insert("x-dead-letter-routing-key".into(), long(&later));
         args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
         args.insert("x-overflow".into(), long("reject-publish"));
         if queue.stage.single_active_consumer() {
@@ -655,34 +677,6 @@ impl Broker {
         ack(queue, delivery).await
     }
 
-    /// Puts a copy of a delivery (payload, id and headers) at the back of its queue, then
-    /// acknowledges the delivery: tried again later without counting a delivery. Should the
-    /// acknowledgement fail after the copy was confirmed, the message exists twice; consumers
-    /// recognise a job by its id.
-    pub async fn requeue(&self, queue: &str, delivery: &Delivery) -> Result<(), BrokerError> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        let kept: Vec<(ShortString, AMQPValue)> = headers
-            .inner()
-            .iter()
-            .filter(|(k, _)| k.as_str() != "x-delivery-count")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        headers = FieldTable::default();
-        for (k, v) in kept {
-            headers.insert(k, v);
-        }
-        let id = delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.as_str().to_owned())
-            .unwrap_or_default();
-        self.send_raw(queue, &delivery.data, &id, headers)
-            .await?
-            .await?;
-        ack(queue, delivery).await
-    }
-
     /// Acts on a consumer's [`Disposition`] of `delivery`, taken from `queue`.
     pub async fn settle(
         &self,
@@ -707,8 +701,12 @@ impl Broker {
                 self.dead_letter(queue, delivery, reason).await
             }
             Disposition::Later(reason) => {
-                warn!(%queue, %reason, "cannot handle the message now; it goes to the back of its queue");
-                self.requeue(queue, delivery).await
+                warn!(%queue, %reason, wait = ?LATER_DELAY, "cannot handle the message now; it waits, then goes to the back of its queue");
+                let rejected = delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await
+                    .map_err(queue_err("putting aside", queue))?;
+                settled(queue, rejected)
             }
         }
     }
@@ -813,6 +811,19 @@ fn settled(queue: &str, done: bool) -> Result<(), BrokerError> {
     }
 }
 
+/// Whether the broker dead-lettered this message for exceeding the delivery limit (it then went
+/// through the waiting room back to its queue, see [`LATER_EXCHANGE`]): a consumer
+/// dead-letters it to `.dead` instead of handling it again.
+pub fn over_delivery_limit(delivery: &Delivery) -> bool {
+    let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") else {
+        return false;
+    };
+    deaths.as_slice().iter().any(|death| {
+        matches!(death, AMQPValue::FieldTable(t)
+            if t.inner().get("reason").and_then(value_text).as_deref() == Some("delivery_limit"))
+    })
+}
+
 /// How many times a quorum queue has delivered this message before (0 on the first delivery).
 pub fn delivery_count(delivery: &Delivery) -> u32 {
     header(delivery, "x-delivery-count")
@@ -907,7 +918,12 @@ where
                     break;
                 }
             };
-            let (delivery, disposition) = handle_holding(&name, delivery, &mut handle).await;
+            let (delivery, disposition) = if over_delivery_limit(&delivery) {
+                let why = "delivered more often than broker.delivery_limit allows".to_owned();
+                (delivery, Disposition::DeadLetter(why))
+            } else {
+                handle_holding(&name, delivery, &mut handle).await
+            };
             let done = broker.settle(&name, &delivery, &disposition).await;
             if let Err(e) = done {
                 warn!(queue = %name, error = %e, "could not settle message; it will be redelivered");

@@ -61,6 +61,14 @@ pub const DEAD_SUFFIX: &str = ".dead";
 pub const EXCHANGE_PREFIX: &str = "perestroika.";
 /// The exchange dead letters go through (the farm's own and the broker's).
 pub const DEAD_EXCHANGE: &str = "perestroika.dead";
+/// The exchange the broker dead-letters a work queue's rejected messages to: each goes to the
+/// queue's `later.<queue>`, waits [`LATER_DELAY`] there and returns to the back of its queue.
+/// No part may send to it; only the broker does, with the message as it was received.
+pub const LATER_EXCHANGE: &str = "perestroika.later";
+/// What a work queue's waiting room is named with.
+pub const LATER_PREFIX: &str = "later.";
+/// How long a message the farm could not handle now waits before it is delivered again.
+pub const LATER_DELAY: std::time::Duration = std::time::Duration::from_secs(20);
 /// The exchange answers to a CLI's private reply queue go through.
 pub const REPLY_EXCHANGE: &str = "perestroika.reply";
 /// What the queues a worker makes for itself are named with: `worker.lease.<job id>` (held
@@ -122,8 +130,8 @@ impl Part {
         let (sends, reads): (&[&str], Stage) = match self {
             // Build jobs, retirements; reads the build outcomes it reports.
             Part::Reactor => (&["build", "publish"], Stage::Feedback),
-            // Publish jobs; a build job it puts back at the end of its queue.
-            Part::Worker => (&["publish", "build"], Stage::Build),
+            // Publish jobs.
+            Part::Worker => (&["publish"], Stage::Build),
             // Announcements, feedback, answers to promotions, its own signature refreshes.
             Part::Publisher => (&["mirror", "feedback", "reply", "publish"], Stage::Publish),
             Part::Mirror => (&[], Stage::Mirror),
@@ -152,6 +160,12 @@ impl QueueName {
             customer: customer.to_owned(),
             version: version.to_owned(),
         }
+    }
+
+    /// The name of the queue where a message the farm could not handle now waits
+    /// ([`LATER_EXCHANGE`]).
+    pub fn later(&self) -> String {
+        format!("{LATER_PREFIX}{self}")
     }
 
     /// The name of the queue that takes this queue's dead letters.

@@ -12,8 +12,8 @@
 //! build and is settled as it is.
 //!
 //! What the farm could not do now ([`Disposition::Later`]: Docker or the sources' host
-//! unreachable, a full disk) puts the job at the back of its queue without counting a
-//! delivery, and pauses this worker's intake with a growing backoff.
+//! unreachable, a full disk) lets the job wait in its queue's waiting room, whence it returns
+//! without a delivery counted, and pauses this worker's intake with a growing backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,9 @@ use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, Que
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{hostname, Broker, Disposition, LATER_MAX_DELAY};
+use perestroika_config::broker::{
+    hostname, over_delivery_limit, Broker, Disposition, LATER_MAX_DELAY,
+};
 use perestroika_config::messages::{BuildJob, Message};
 use perestroika_config::queues::WORKER_PREFIX;
 use perestroika_config::{FarmConfig, QueueName, Stage};
@@ -223,6 +225,14 @@ async fn job(
     permit: OwnedSemaphorePermit,
 ) {
     let conn = shared.broker.connection();
+    if over_delivery_limit(&delivery) {
+        let why = Disposition::DeadLetter(
+            "delivered more often than broker.delivery_limit allows".into(),
+        );
+        drop(permit);
+        settle(&shared, &channel, &queue, "", delivery, why).await;
+        return;
+    }
     let job_id = match BuildJob::from_bytes(&delivery.data) {
         Ok(job) => job.job_id,
         // Refused by `farm::handle`, which says why.
