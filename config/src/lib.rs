@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod broker;
 pub mod cli;
 pub mod client;
+pub mod disk;
 pub mod error;
 pub mod files;
 pub mod logging;
