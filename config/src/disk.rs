@@ -85,7 +85,10 @@ mod tests {
         assert!(low.free > 0 && low.free < u64::MAX);
         let message = low.to_string();
         assert!(message.contains("paths.min_free_bytes"), "{message}");
-        assert!(message.contains(&dir.path().display().to_string()), "{message}");
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
         // A directory not made yet is judged by the filesystem it will be made on.
         assert!(low_space(&dir.path().join("not/yet"), u64::MAX).is_some());
     }

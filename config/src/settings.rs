@@ -1270,7 +1270,10 @@ mod tests {
         let farm = load_text(&format!("{MINIMAL}\n[publish]\nkeep_snapshots = 4\n")).unwrap();
         assert_eq!(farm.publish.keep_snapshots, 4);
         let farm = load_text(MINIMAL).unwrap();
-        assert_eq!(farm.publish.keep_snapshots, 0, "every snapshot is kept by default");
+        assert_eq!(
+            farm.publish.keep_snapshots, 0,
+            "every snapshot is kept by default"
+        );
         assert_eq!(farm.paths.min_free_bytes, 2 << 30);
         assert_eq!(farm.build.git_cache_days, 30);
     }

@@ -61,6 +61,67 @@ fn take_job_files(
     Ok((files, log))
 }
 
+/// How long a publish job waits for free space (polling) before it is returned to the queue.
+const LOW_SPACE_WAIT: Duration = Duration::from_secs(60);
+
+/// The first filesystem the publisher writes (the public tree, its own state) that has less
+/// free space than `paths.min_free_bytes`.
+fn short_of_space(farm: &FarmConfig) -> Option<perestroika_config::disk::LowSpace> {
+    [&farm.paths.public_root, &farm.paths.state]
+        .into_iter()
+        .find_map(|path| perestroika_config::disk::low_space(path, farm.paths.min_free_bytes))
+}
+
+/// Waits (up to [`LOW_SPACE_WAIT`]) until the publisher's filesystems have room again, so
+/// that no publish fails midway for want of space. `false`: still short; the caller returns
+/// the job for a later try.
+async fn room_to_publish(farm: &FarmConfig, job_id: &str) -> bool {
+    let Some(low) = short_of_space(farm) else {
+        return true;
+    };
+    warn!(job = %job_id, "{low}; waiting before publishing");
+    let deadline = tokio::time::Instant::now() + LOW_SPACE_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if short_of_space(farm).is_none() {
+            info!(job = %job_id, "there is room again; publishing");
+            return true;
+        }
+    }
+    let low = short_of_space(farm).map_or_else(String::new, |low| low.to_string());
+    warn!(job = %job_id, "{low}; returning the job for a later try");
+    false
+}
+
+/// Whether a job whose staging directory is gone was published (or its failure log) before:
+/// a redelivery after the publisher removed `<staging>/<job id>` but before its
+/// acknowledgement reached the broker.
+fn done_before(farm: &FarmConfig, job: &PublishJob) -> bool {
+    if farm.paths.staging.join(&job.job_id).exists() {
+        return false;
+    }
+    let Ok(text) = fs_err::read(record_path(farm, &job.job_id)) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&text)
+        .is_ok_and(|r| r["published"] == true || r["log_published"] == true)
+}
+
+/// Removes `<staging>/<job id>` once what the job asked for is durable (published, recorded,
+/// announced and reported), just before the acknowledgement. The job id is a checked name;
+/// a link there is removed, never followed.
+fn release_staging(farm: &FarmConfig, job_id: &str) {
+    let dir = farm.paths.staging.join(job_id);
+    let removed = match fs_err::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => fs_err::remove_dir_all(&dir),
+        Ok(_) => fs_err::remove_file(&dir),
+        Err(_) => return,
+    };
+    if let Err(e) = removed {
+        warn!(job = %job_id, error = %e, "could not remove the staged files of a published job");
+    }
+}
+
 /// How often the publisher asks each release whether its signatures are due again: an eighth
 /// of their validity, between a few seconds and an hour.
 fn refresh_interval(farm: &FarmConfig) -> Option<Duration> {
@@ -257,7 +318,12 @@ fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
     let written = path
         .parent()
         .map_or(Ok(()), fs_err::create_dir_all)
-        .and_then(|()| fs_err::write(&path, serde_json::to_vec_pretty(&value).expect("json")));
+        .and_then(|()| {
+            perestroika_config::files::write_durable(
+                &path,
+                &serde_json::to_vec_pretty(&value).expect("json"),
+            )
+        });
     if let Err(e) = written {
         warn!(error = %e, "could not write the publish record");
     }
@@ -286,6 +352,13 @@ async fn handle(
     };
     if let Err(e) = validate::publish_job(&farm, queue, &job) {
         return refused(&job.job_id, e);
+    }
+    if done_before(&farm, &job) {
+        info!(job = %job.job_id, "published before (its staged files are gone); acknowledging");
+        return Disposition::Ack;
+    }
+    if !room_to_publish(&farm, &job.job_id).await {
+        return Disposition::Retry;
     }
     if matches!(job.outcome, BuildOutcome::Failed { .. }) {
         return publish_failure(farm, signer, job).await;
@@ -331,6 +404,7 @@ async fn handle(
                 &job.job_id,
                 serde_json::json!({"job_id": job.job_id, "published": false, "reason": e.to_string()}),
             );
+            release_staging(&farm, &job.job_id);
             return Disposition::Ack;
         }
         Err(e @ (PublishError::Refused(_) | PublishError::Deb(_) | PublishError::Rpm(_))) => {
@@ -388,7 +462,10 @@ async fn handle(
     };
     crate::crash::point("feedback-sent");
     match sent {
-        Ok(()) => Disposition::Ack,
+        Ok(()) => {
+            release_staging(&farm, &job.job_id);
+            Disposition::Ack
+        }
         Err(e) => {
             error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
             Disposition::Retry
@@ -449,6 +526,11 @@ async fn publish_failure(
             return Disposition::Retry;
         }
         info!(job = %job.job_id, tree = %p.tree, generation = p.generation, changed = p.changed, "log of the failed build published");
+        record(
+            &farm,
+            &job.job_id,
+            serde_json::json!({"job_id": job.job_id, "published": false, "log_published": true, "tree": p.tree, "generation": p.generation}),
+        );
     }
     let link = published.map(|p| format!("{}/logs/{}.log", p.tree, job.job_id));
     if let Some(feedback) = feedback(&job, job.outcome.clone(), None, link) {
@@ -457,6 +539,7 @@ async fn publish_failure(
             return Disposition::Retry;
         }
     }
+    release_staging(&farm, &job.job_id);
     Disposition::Ack
 }
 
