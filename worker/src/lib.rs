@@ -11,6 +11,7 @@ pub mod image;
 pub mod preflight;
 pub mod rebuild;
 pub mod relay;
+pub mod retention;
 pub mod rootfs;
 pub mod rpm_build;
 pub mod rpm_source;
