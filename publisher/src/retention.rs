@@ -174,15 +174,23 @@ impl Publisher<'_> {
         for g in tree.generations() {
             used.extend(files_named(&tree.generation(g)));
         }
-        let (referenced, unreferenced) = repo.pool_files()?;
         let mut on_disk = Vec::new();
         walk_files(&pool, &mut on_disk).map_err(io(&pool))?;
-        let doomed: Vec<String> = on_disk
+        let unused: Vec<String> = on_disk
             .iter()
             .filter_map(|path| {
                 let key = path.strip_prefix(&base).ok()?.to_str()?.to_owned();
-                (!used.contains(&key) && !referenced.contains(&key)).then_some(key)
+                (!used.contains(&key)).then_some(key)
             })
+            .collect();
+        // A release's indexes keep every version: usually nothing to ask reprepro about.
+        if unused.is_empty() {
+            return Ok(0);
+        }
+        let (referenced, unreferenced) = repo.pool_files()?;
+        let doomed: Vec<String> = unused
+            .into_iter()
+            .filter(|key| !referenced.contains(key))
             .collect();
         let forget: Vec<String> = doomed
             .iter()
