@@ -435,7 +435,10 @@ mod tests {
             .open(cache.root.join(format!("{}.lock", key(&repos[2].2))))
             .unwrap();
         held.file().lock().unwrap();
-        assert_eq!(cache.prune_unused(30 * day), [repos[0].2.path.clone()]);
+        assert_eq!(
+            cache.prune_unused(30 * day),
+            std::slice::from_ref(&repos[0].2.path)
+        );
         assert!(!repos[0].2.path.exists());
         assert!(!cache.stamp(&key(&repos[0].2)).exists());
         assert!(repos[1].2.path.join("HEAD").is_file());

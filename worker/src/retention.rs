@@ -103,7 +103,10 @@ mod tests {
             fs_err::create_dir_all(dir.join("sub")).unwrap();
             fs_err::write(dir.join("sub/build.log"), "log").unwrap();
         }
-        assert_eq!(remove_dead_incoming(staging.path()), [dead.clone()]);
+        assert_eq!(
+            remove_dead_incoming(staging.path()),
+            std::slice::from_ref(&dead)
+        );
         assert!(!dead.exists());
         assert!(mine.join("sub/build.log").is_file());
         assert!(published.join("sub/build.log").is_file());
