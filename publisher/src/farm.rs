@@ -20,7 +20,8 @@ use crate::signing::Signer;
 use crate::staged::take_staged;
 
 /// Where the publisher records what became of each job: `<state>/publisher/records/<job
-/// id>.json` (its own directory: nothing in staging, which workers write, is written to).
+/// id>.json` (its own directory: nothing is written into staging, which workers write; a
+/// job's staging is only removed once the job is done, see `release_staging`).
 pub fn record_path(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
     farm.paths
         .state
