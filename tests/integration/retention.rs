@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use perestroika_config::broker::Broker;
+use perestroika_config::messages::BuildOutcome;
 use perestroika_config::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
@@ -554,5 +555,56 @@ async fn a_publisher_short_of_space_returns_jobs_and_publishes_once_there_is_roo
     let apt = apt_of(&farm.release_tree());
     apt.update();
     assert_installs(&apt, "tight", "1.0");
+    broker.close().await;
+}
+
+/// A job's staging goes once the job is published, a failed build's once its log is; the same
+/// job delivered again after that (its acknowledgement lost) is acknowledged without
+/// publishing anything again, and nothing is dead-lettered.
+#[tokio::test]
+async fn staging_goes_once_published_and_a_later_redelivery_is_acknowledged() {
+    let key = OperatorKey::new();
+    let farm = farm_with(&key, "");
+    let published = stage_debs_at(&farm, &unique("done"), &["done"], "1.0");
+    let mut failed = stage_debs_at(&farm, &unique("failed"), &["done"], "1.1");
+    let failed_dir = farm.config.paths.staging.join(&failed.job_id);
+    for artifact in std::mem::take(&mut failed.artifacts) {
+        fs_err::remove_file(failed_dir.join(&artifact.name)).unwrap();
+    }
+    failed.outcome = BuildOutcome::Failed {
+        step: "dpkg-buildpackage".into(),
+        reason: "exit status 2".into(),
+    };
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let queue = publish_queue(&farm);
+    for job in [&published, &failed] {
+        broker.publish(&queue, job, &job.job_id).await.unwrap();
+    }
+    let publisher = Daemon::start(
+        "perestroika-publisher",
+        &["--config", farm.path.to_str().unwrap(), "run"],
+        &farm.dir.path().join("pub.log"),
+    );
+    wait_for_generation(&farm, 2, &publisher);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !names_in(&farm.config.paths.staging).is_empty() {
+        assert!(Instant::now() < deadline, "{}", publisher.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs = farm.release_tree().join("logs");
+    assert!(logs.join(format!("{}.log", failed.job_id)).is_file());
+
+    for job in [&published, &failed] {
+        broker.publish(&queue, job, &job.job_id).await.unwrap();
+    }
+    publisher.wait_for_log("published before (its staged files are gone)", 2);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while broker.stats(&queue).await.unwrap().messages > 0 {
+        assert!(Instant::now() < deadline, "{}", publisher.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = format!("{queue}.dead");
+    assert_eq!(broker.stats(&dead).await.unwrap().messages, 0);
+    assert_eq!(live(&farm), Some(2), "nothing was published again");
     broker.close().await;
 }
