@@ -608,3 +608,61 @@ async fn staging_goes_once_published_and_a_later_redelivery_is_acknowledged() {
     assert_eq!(live(&farm), Some(2), "nothing was published again");
     broker.close().await;
 }
+
+/// With the fewest snapshots allowed (two, and one previous index state by hash), a client
+/// updating in a loop while 40 publishes prune a snapshot each never fails.
+#[test]
+fn a_client_updating_in_a_loop_never_fails_while_snapshots_are_pruned() {
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        &shared_amqp_url(),
+        &[&key],
+        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
+        BOOKWORM_RELEASE,
+    );
+    let debs = tempfile::tempdir().unwrap();
+    farm.publish(
+        "bookworm",
+        &[make_deb(debs.path(), "prune0", "1.0", false, "a")],
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let (stop, tree) = (stop.clone(), farm.release_tree());
+        std::thread::spawn(move || {
+            let apt = apt_of(&tree);
+            let mut updates = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let out = apt.apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"]);
+                assert!(
+                    out.status.success(),
+                    "apt-get update failed while snapshots were pruned:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                updates += 1;
+            }
+            updates
+        })
+    };
+    for i in 1..=40 {
+        farm.publish(
+            "bookworm",
+            &[make_deb(
+                debs.path(),
+                &format!("prune{i}"),
+                "1.0",
+                false,
+                "a",
+            )],
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let updates = client.join().expect("the client never failed");
+    assert!(updates >= 5, "the client ran only {updates} updates");
+    let gens = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join(".9.0.gen");
+    assert_eq!(names_in(&gens), ["40", "41"]);
+}
