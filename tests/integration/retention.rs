@@ -666,3 +666,70 @@ fn a_client_updating_in_a_loop_never_fails_while_snapshots_are_pruned() {
         .join(".9.0.gen");
     assert_eq!(names_in(&gens), ["40", "41"]);
 }
+
+/// `snapshot keep` holds a snapshot past retention until `snapshot unkeep`; a snapshot that
+/// is not there cannot be kept (exit 2, and the message says where to look).
+#[test]
+fn a_kept_snapshot_stays_until_unkept() {
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        &shared_amqp_url(),
+        &[&key],
+        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
+        BOOKWORM_RELEASE,
+    );
+    let debs = tempfile::tempdir().unwrap();
+    let publish = |i: u32| {
+        farm.publish(
+            "bookworm",
+            &[make_deb(
+                debs.path(),
+                &format!("kept{i}"),
+                "1.0",
+                false,
+                "a",
+            )],
+        )
+    };
+    let snapshot = |args: &[&str]| {
+        let mut all = vec!["--config", farm.path.to_str().unwrap(), "snapshot"];
+        all.extend_from_slice(args);
+        run("perestroika-publisher", &all)
+    };
+    let gens = farm
+        .config
+        .paths
+        .public_root
+        .join(&farm.customer)
+        .join(".9.0.gen");
+    for i in 1..=2 {
+        publish(i);
+    }
+    let kept = snapshot(&["keep", &farm.customer, "9.0", "2"]);
+    assert!(
+        kept.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kept.stderr)
+    );
+    for i in 3..=5 {
+        publish(i);
+    }
+    assert_eq!(names_in(&gens), ["2", "4", "5"]);
+    let missing = snapshot(&["keep", &farm.customer, "9.0", "1"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("has no snapshot 1 (see `snapshot list`)"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let unkept = snapshot(&["unkeep", &farm.customer, "9.0", "2"]);
+    assert!(String::from_utf8_lossy(&unkept.stdout).contains("no longer kept"));
+    assert_eq!(
+        names_in(&gens),
+        ["2", "4", "5"],
+        "pruned at the next publish, not before"
+    );
+    publish(6);
+    assert_eq!(names_in(&gens), ["5", "6"]);
+}
