@@ -7,6 +7,7 @@ pub mod broker;
 pub mod cli;
 pub mod client;
 pub mod command;
+pub mod disk;
 pub mod error;
 pub mod files;
 pub mod logging;

@@ -210,6 +210,15 @@ pub struct Paths {
     pub staging: PathBuf,
     /// Private state of each daemon (keyring, repositories being built, reactor position).
     pub state: PathBuf,
+    /// Free space, in bytes, below which a part takes no more work on a filesystem it writes
+    /// (see [`crate::disk::low_space`]): the publisher returns publish jobs while the public
+    /// tree's or its state's filesystem has less. 0 turns the check off.
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+}
+
+fn default_min_free_bytes() -> u64 {
+    2 << 30
 }
 
 /// The operator's signing key: the publisher signs with it; `perestroika-mirror verify`
@@ -304,6 +313,14 @@ pub struct BuildSettings {
     /// again later (it does not fail the build).
     #[serde(default = "default_git_timeout_secs")]
     pub git_timeout_secs: u64,
+    /// A repository of the worker's git cache not used for this many days is removed when the
+    /// worker starts (it is cloned again when a build needs it). 0 keeps them all.
+    #[serde(default = "default_git_cache_days")]
+    pub git_cache_days: u32,
+}
+
+fn default_git_cache_days() -> u32 {
+    30
 }
 
 impl BuildSettings {
@@ -330,6 +347,7 @@ impl Default for BuildSettings {
             max_result_bytes: default_max_result_bytes(),
             max_results: default_max_results(),
             git_timeout_secs: default_git_timeout_secs(),
+            git_cache_days: default_git_cache_days(),
         }
     }
 }
@@ -344,6 +362,11 @@ pub struct PublishSettings {
     /// Previous states whose index files stay reachable (by-hash) after a switch.
     #[serde(default = "default_keep_generations")]
     pub keep_generations: u32,
+    /// Snapshots (generations) of each tree kept after a publish, the live one included;
+    /// older ones are removed unless marked shipped (`perestroika-publisher snapshot keep`).
+    /// 0 keeps every snapshot. Otherwise more than `keep_generations`.
+    #[serde(default)]
+    pub keep_snapshots: u32,
     /// The suite merges of a release in maintenance publish into (one of `suites`).
     #[serde(default = "default_proposed")]
     pub proposed: String,
@@ -373,6 +396,7 @@ impl Default for PublishSettings {
         Self {
             suites: default_suites(),
             keep_generations: default_keep_generations(),
+            keep_snapshots: 0,
             proposed: default_proposed(),
             valid_for_secs: default_valid_for_secs(),
             command_timeout_secs: default_publish_command_timeout_secs(),
@@ -809,6 +833,22 @@ impl FarmConfig {
                     format!("expected a size such as \"8g\" or \"512m\", found {size:?}"),
                 ));
             }
+        }
+        let publish = &self.publish;
+        if publish.keep_snapshots != 0 && publish.keep_snapshots <= publish.keep_generations.max(1)
+        {
+            return Err(self.invalid(
+                "publish.keep_snapshots",
+                format!(
+                    "{} snapshots cannot hold the live one and the {} previous ones whose indexes \
+                     stay reachable by hash (publish.keep_generations, and at least the previous \
+                     one, which a mirror may still be copying); set it to {} or more, or 0 to keep \
+                     every snapshot",
+                    publish.keep_snapshots,
+                    publish.keep_generations.max(1),
+                    publish.keep_generations.max(1) + 1
+                ),
+            ));
         }
         if self.build.slots == 0 {
             return Err(self.invalid("build.slots", "expected at least 1"));
@@ -1287,6 +1327,29 @@ mod tests {
             "publish.proposed",
             "the suite \"staging\" is not among publish.suites",
         );
+    }
+
+    #[test]
+    fn kept_snapshots_hold_the_live_one_and_those_reachable_by_hash() {
+        expect_invalid(
+            &format!("{MINIMAL}\n[publish]\nkeep_generations = 3\nkeep_snapshots = 3\n"),
+            "publish.keep_snapshots",
+            "set it to 4 or more",
+        );
+        expect_invalid(
+            &format!("{MINIMAL}\n[publish]\nkeep_generations = 0\nkeep_snapshots = 1\n"),
+            "publish.keep_snapshots",
+            "set it to 2 or more",
+        );
+        let farm = load_text(&format!("{MINIMAL}\n[publish]\nkeep_snapshots = 4\n")).unwrap();
+        assert_eq!(farm.publish.keep_snapshots, 4);
+        let farm = load_text(MINIMAL).unwrap();
+        assert_eq!(
+            farm.publish.keep_snapshots, 0,
+            "every snapshot is kept by default"
+        );
+        assert_eq!(farm.paths.min_free_bytes, 2 << 30);
+        assert_eq!(farm.build.git_cache_days, 30);
     }
 
     fn expect_invalid(text: &str, key: &str, words: &str) {

@@ -15,6 +15,7 @@
 //! found then was left by a reprepro that was killed (a timeout, a crash) and is removed
 //! when the repository is opened.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -252,6 +253,38 @@ impl DebRepo {
             return Ok(());
         }
         self.run("export", &["export"]).map(drop)
+    }
+
+    /// The pool files reprepro knows, as file keys (`pool/main/g/greet/greet_1.0_amd64.deb`):
+    /// those its distributions refer to, and those no distribution does (kept by
+    /// `--keepunreferencedfiles`: the older versions the publisher keeps in the indexes, or
+    /// a review repository's earlier patch sets).
+    pub fn pool_files(&self) -> Result<(BTreeSet<String>, BTreeSet<String>), DebError> {
+        let referenced = self
+            .run("dumpreferences", &["dumpreferences"])?
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
+        let unreferenced = self
+            .run("dumpunreferenced", &["dumpunreferenced"])?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok((referenced, unreferenced))
+    }
+
+    /// Makes reprepro forget pool files no distribution refers to, before they are removed
+    /// from disk: a file it still believed in would never be copied into the pool again,
+    /// and an index would name a file that is not there.
+    pub fn forget(&self, file_keys: &[String]) -> Result<(), DebError> {
+        for chunk in file_keys.chunks(500) {
+            let mut args = vec!["_forget"];
+            args.extend(chunk.iter().map(String::as_str));
+            self.run("_forget", &args)?;
+        }
+        Ok(())
     }
 }
 

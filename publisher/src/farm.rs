@@ -20,7 +20,8 @@ use crate::signing::Signer;
 use crate::staged::take_staged;
 
 /// Where the publisher records what became of each job: `<state>/publisher/records/<job
-/// id>.json` (its own directory: nothing in staging, which workers write, is written to).
+/// id>.json` (its own directory: nothing is written into staging, which workers write; a
+/// job's staging is only removed once the job is done, see `release_staging`).
 pub fn record_path(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
     farm.paths
         .state
@@ -59,6 +60,42 @@ fn take_job_files(
     })?;
     let log = log.then(|| files.pop()).flatten();
     Ok((files, log))
+}
+
+/// The first filesystem the publisher writes (the public tree, its own state) that has less
+/// free space than `paths.min_free_bytes`.
+fn short_of_space(farm: &FarmConfig) -> Option<perestroika_config::disk::LowSpace> {
+    let paths = [&farm.paths.public_root, &farm.paths.state];
+    perestroika_config::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
+}
+
+/// Whether a job whose staging directory is gone was published (or its failure log) before:
+/// a redelivery after the publisher removed `<staging>/<job id>` but before its
+/// acknowledgement reached the broker.
+fn done_before(farm: &FarmConfig, job: &PublishJob) -> bool {
+    if farm.paths.staging.join(&job.job_id).exists() {
+        return false;
+    }
+    let Ok(text) = fs_err::read(record_path(farm, &job.job_id)) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&text)
+        .is_ok_and(|r| r["published"] == true || r["log_published"] == true)
+}
+
+/// Removes `<staging>/<job id>` once what the job asked for is durable (published, recorded,
+/// announced and reported), just before the acknowledgement. The job id is a checked name;
+/// a link there is removed, never followed.
+fn release_staging(farm: &FarmConfig, job_id: &str) {
+    let dir = farm.paths.staging.join(job_id);
+    let removed = match fs_err::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => fs_err::remove_dir_all(&dir),
+        Ok(_) => fs_err::remove_file(&dir),
+        Err(_) => return,
+    };
+    if let Err(e) = removed {
+        warn!(job = %job_id, error = %e, "could not remove the staged files of a published job");
+    }
 }
 
 /// How often the publisher asks each release whether its signatures are due again: an eighth
@@ -288,6 +325,15 @@ async fn handle(
     if let Err(e) = validate::publish_job(&farm, queue, &job) {
         return refused(&job.job_id, e);
     }
+    if done_before(&farm, &job) {
+        info!(job = %job.job_id, "published before (its staged files are gone); acknowledging");
+        return Disposition::Ack;
+    }
+    // No publish starts that could fail midway for want of space: the job waits, uncounted.
+    if let Some(low) = short_of_space(&farm) {
+        warn!(job = %job.job_id, "{low}; the job waits");
+        return Disposition::Later(low.to_string());
+    }
     if matches!(job.outcome, BuildOutcome::Failed { .. }) {
         return publish_failure(farm, signer, job).await;
     }
@@ -332,6 +378,7 @@ async fn handle(
                 &job.job_id,
                 serde_json::json!({"job_id": job.job_id, "published": false, "reason": e.to_string()}),
             );
+            release_staging(&farm, &job.job_id);
             return Disposition::Ack;
         }
         // A tool out of time says nothing about the files: the transient path below.
@@ -397,7 +444,10 @@ async fn handle(
     };
     crate::crash::point("feedback-sent");
     match sent {
-        Ok(()) => Disposition::Ack,
+        Ok(()) => {
+            release_staging(&farm, &job.job_id);
+            Disposition::Ack
+        }
         Err(e) => {
             error!(job = %job.job_id, error = %e, "could not queue the feedback; the job will be redone");
             Disposition::Later(e.to_string())
@@ -458,6 +508,11 @@ async fn publish_failure(
             return Disposition::Later(e.to_string());
         }
         info!(job = %job.job_id, tree = %p.tree, generation = p.generation, changed = p.changed, "log of the failed build published");
+        record(
+            &farm,
+            &job.job_id,
+            serde_json::json!({"job_id": job.job_id, "published": false, "log_published": true, "tree": p.tree, "generation": p.generation}),
+        );
     }
     let link = published.map(|p| format!("{}/logs/{}.log", p.tree, job.job_id));
     if let Some(feedback) = feedback(&job, job.outcome.clone(), None, link) {
@@ -466,6 +521,7 @@ async fn publish_failure(
             return Disposition::Later(e.to_string());
         }
     }
+    release_staging(&farm, &job.job_id);
     Disposition::Ack
 }
 

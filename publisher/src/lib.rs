@@ -7,6 +7,7 @@ pub mod history;
 pub mod promote;
 pub mod publish;
 pub mod release_file;
+pub mod retention;
 pub mod rpm;
 pub mod signing;
 pub mod staged;

@@ -6,7 +6,7 @@ use perestroika_config::cli::{known_release, load_config, run_main, UsageError, 
 use perestroika_config::messages::Target;
 use perestroika_config::preflight::Report;
 use perestroika_config::{FarmConfig, Stage};
-use perestroika_publisher::publish::{PublishRequest, Publisher};
+use perestroika_publisher::publish::{PublishError, PublishRequest, Publisher};
 use perestroika_publisher::signing::{import_secret_key, Signer};
 
 /// Includes built packages into signed deb and rpm repositories and switches them live
@@ -71,6 +71,27 @@ enum SnapshotCommand {
     },
     /// What a snapshot holds: when it was made, and each suite's packages.
     Show {
+        /// The customer (e.g. acme).
+        customer: String,
+        /// The release series (e.g. 9.0).
+        version: String,
+        /// The snapshot's number, as `snapshot list` shows it.
+        id: u64,
+    },
+    /// Mark a snapshot as shipped: it is never pruned (`publish.keep_snapshots`).
+    Keep {
+        /// The customer (e.g. acme).
+        customer: String,
+        /// The release series (e.g. 9.0).
+        version: String,
+        /// The snapshot's number, as `snapshot list` shows it.
+        id: u64,
+        /// What it shipped as (e.g. "9.0.3 GA"), shown by `snapshot list`.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Remove a snapshot's shipped mark: a publish may then prune it.
+    Unkeep {
         /// The customer (e.g. acme).
         customer: String,
         /// The release series (e.g. 9.0).
@@ -211,10 +232,25 @@ fn preflight(farm: &FarmConfig) -> Report {
     report
 }
 
+/// A shipped mark's note as shown after it: ` (9.0.3 GA)`, or nothing.
+fn note(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
+}
+
 fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Result<()> {
     let (customer, version) = match &cmd {
         SnapshotCommand::List { customer, version }
         | SnapshotCommand::Show {
+            customer, version, ..
+        }
+        | SnapshotCommand::Keep {
+            customer, version, ..
+        }
+        | SnapshotCommand::Unkeep {
             customer, version, ..
         } => (customer.clone(), version.clone()),
     };
@@ -226,6 +262,7 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
     };
     let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
     let live = tree.current();
+    let shipped = publisher.shipped(&name);
     match cmd {
         SnapshotCommand::List { .. } => {
             let listed: Vec<serde_json::Value> = tree
@@ -237,6 +274,7 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
                         "snapshot": g,
                         "live": Some(g) == live,
                         "path": tree.generation(g),
+                        "shipped": shipped.get(&g),
                     })
                 })
                 .collect();
@@ -247,8 +285,37 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
             } else {
                 for g in tree.generations() {
                     let mark = if Some(g) == live { "*" } else { " " };
-                    println!("{mark} {name} {g}  {}", tree.generation(g).display());
+                    let kept = shipped.get(&g).map_or(String::new(), |s| {
+                        format!("  shipped {}{}", s.marked.format("%Y-%m-%d"), note(&s.note))
+                    });
+                    println!("{mark} {name} {g}  {}{kept}", tree.generation(g).display());
                 }
+            }
+        }
+        SnapshotCommand::Keep { id, note: text, .. } => {
+            let mark = publisher
+                .keep_snapshot(&customer, &version, id, &text)
+                .map_err(|e| match e {
+                    PublishError::Refused(why) => UsageError(why).into(),
+                    e => anyhow::Error::from(e),
+                })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&mark)?);
+            } else {
+                println!("{name} snapshot {id} is kept as shipped{}", note(&text));
+            }
+        }
+        SnapshotCommand::Unkeep { id, .. } => {
+            let was = publisher.unkeep_snapshot(&customer, &version, id)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"tree": name, "snapshot": id, "was_kept": was})
+                );
+            } else if was {
+                println!("{name} snapshot {id} is no longer kept; a publish may prune it");
+            } else {
+                println!("{name} snapshot {id} was not marked shipped; nothing changed");
             }
         }
         SnapshotCommand::Show { id, .. } => {

@@ -714,6 +714,7 @@ impl Publisher<'_> {
         crate::crash::point("generation-written");
         tree.commit(n, lock)?;
         crate::crash::point("switched");
+        crate::retention::after_switch(self, tree, tree_name, lock, deb);
         Ok(n)
     }
 

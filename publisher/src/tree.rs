@@ -192,6 +192,32 @@ impl Tree {
         Ok(found)
     }
 
+    /// Removes generation `n` (never the live one): renamed away first, so that no half-removed
+    /// generation is ever taken for a complete one, then deleted. Leftovers of a removal cut
+    /// short are deleted too.
+    pub fn remove_generation(&self, n: u64, _lock: &TreeLock) -> Result<(), TreeError> {
+        let gens = self.generations_dir();
+        if self.current() == Some(n) {
+            return Ok(());
+        }
+        let dir = self.generation(n);
+        let doomed = gens.join(format!("{n}.pruned"));
+        if dir.exists() {
+            fs_err::rename(&dir, &doomed).map_err(err(&dir))?;
+            sync_dir(&gens).map_err(err(&gens))?;
+        }
+        for entry in fs_err::read_dir(&gens)
+            .map_err(err(&gens))?
+            .filter_map(Result::ok)
+        {
+            if entry.file_name().to_string_lossy().ends_with(".pruned") {
+                let path = entry.path();
+                fs_err::remove_dir_all(&path).map_err(err(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Completes generation `n` and makes it live, durably: the generation's files and
     /// directories are on disk before it is renamed complete, the rename and the tree's own
     /// directories before the switch, and the switch before this returns. The pool files it

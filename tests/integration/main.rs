@@ -15,6 +15,7 @@ mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
 mod rebuild;
+mod retention;
 mod review;
 mod signing_trust;
 mod submit;

@@ -63,11 +63,22 @@ fn record_path(farm: &Farm, job_id: &str) -> std::path::PathBuf {
 }
 
 fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
+    stage_debs_at(farm, job_id, names, "1.0")
+}
+
+/// A publish job of release 9.0 with the debs `names` at `version` and a build log, staged
+/// in `<staging>/<job id>` as a worker leaves them.
+pub(crate) fn stage_debs_at(
+    farm: &Farm,
+    job_id: &str,
+    names: &[&str],
+    version: &str,
+) -> PublishJob {
     let dir = farm.config.paths.staging.join(job_id);
     fs_err::create_dir_all(&dir).unwrap();
     let mut artifacts = Vec::new();
     for name in names {
-        let deb = make_deb(&dir, name, "1.0", false, "a");
+        let deb = make_deb(&dir, name, version, false, "a");
         artifacts.push(perestroika_config::messages::Artifact::of_file(&deb).unwrap());
     }
     fs_err::write(dir.join("build.log"), "the build log\n").unwrap();
@@ -80,7 +91,7 @@ fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
         distro: "bookworm".into(),
         family: Family::Deb,
         package: names[0].to_owned(),
-        package_version: "1.0".into(),
+        package_version: version.into(),
         target: Target::Release,
         sources: Sources::Combined {
             repo: GitSource {

@@ -234,9 +234,14 @@ fn two_changes_in_one_topic_build_against_each_other() {
             .len(),
         1
     );
-    // Its build read the topic's repository (where greet came from).
+    // Its build read the topic's repository (where greet came from); its log is published
+    // (staging is emptied once the job is published).
     let jobs = f.queued_jobs();
-    let log_path = f.farm.config.paths.staging.join(&jobs[1]).join("build.log");
+    let log_path = f
+        .mirror
+        .join(&tree)
+        .join("logs")
+        .join(format!("{}.log", jobs[1]));
     let log = fs_err::read_to_string(&log_path).unwrap();
     assert!(
         log.contains(&format!("/srv/releases/review/{topic}/deb bookworm")),

@@ -99,9 +99,95 @@ impl GitCache {
             .open(&lock_path)
             .and_then(|file| file.lock().map(|()| file))
             .map_err(|e| repo.err("clone", format!("{}: {e}", lock_path.display())))?;
+        self.mark_used(&key);
         let fetched = self.fetch_locked(&repo, &key, commit, fetch_ref);
         drop(lock);
         fetched.map(|()| repo)
+    }
+
+    /// The stamp whose modification time says when the mirror `<key>.git` was last used.
+    fn stamp(&self, key: &str) -> PathBuf {
+        self.root.join(format!("{key}.used"))
+    }
+
+    /// Touches the mirror's stamp (best effort: a missing stamp only makes the mirror look
+    /// as old as its directory).
+    fn mark_used(&self, key: &str) {
+        let stamp = self.stamp(key);
+        let touched = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&stamp)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Err(e) = touched {
+            tracing::debug!(stamp = %stamp.display(), error = %e, "could not mark a git mirror used");
+        }
+    }
+
+    /// When the mirror `<key>.git` was last used: its stamp's time, or its directory's for a
+    /// mirror made before stamps were kept.
+    fn last_used(&self, key: &str) -> Option<std::time::SystemTime> {
+        let modified = |p: PathBuf| fs_err::metadata(p).and_then(|m| m.modified()).ok();
+        modified(self.stamp(key)).or_else(|| modified(self.root.join(format!("{key}.git"))))
+    }
+
+    /// Removes the mirrors not used for longer than `max_age`, each under its flock (a mirror
+    /// in use by a build is left alone), and the temporary clones of processes that are gone.
+    /// Returns the mirrors removed.
+    pub fn prune_unused(&self, max_age: std::time::Duration) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let Ok(entries) = fs_err::read_dir(&self.root) else {
+            return removed;
+        };
+        let now = std::time::SystemTime::now();
+        let stale = |key: &str| {
+            self.last_used(key)
+                .is_some_and(|t| now.duration_since(t).unwrap_or_default() > max_age)
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `.<key>.<pid>.tmp`: a clone cut short.
+            if let Some(pid) = name
+                .strip_suffix(".tmp")
+                .and_then(|n| n.rsplit_once('.'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+            {
+                if name.starts_with('.') && !crate::retention::process_alive(pid) {
+                    let _ = fs_err::remove_dir_all(entry.path());
+                }
+                continue;
+            }
+            let Some(key) = name.strip_suffix(".git") else {
+                continue;
+            };
+            if !stale(key) {
+                continue;
+            }
+            let lock_path = self.root.join(format!("{key}.lock"));
+            let Ok(lock) = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+            else {
+                continue;
+            };
+            // In use: a build holds it. Not stale any more once the holder has touched it.
+            if lock.try_lock().is_err() || !stale(key) {
+                continue;
+            }
+            let path = entry.path();
+            match fs_err::remove_dir_all(&path) {
+                Ok(()) => {
+                    let _ = fs_err::remove_file(self.stamp(key));
+                    removed.push(path);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not remove an unused git mirror"),
+            }
+            drop(lock);
+        }
+        removed
     }
 
     fn fetch_locked(
@@ -370,5 +456,57 @@ mod tests {
                 )
             );
         }
+    }
+
+    /// A mirror unused for longer than the limit goes, one used recently or held by a build
+    /// stays, and a removed mirror is cloned again when a build needs it.
+    #[test]
+    fn mirrors_unused_for_too_long_are_removed_unless_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = GitCache::new(&dir.path().join("cache"), deadline(60));
+        let mut repos = Vec::new();
+        for name in ["old", "recent", "busy"] {
+            let source = dir.path().join(name);
+            fs_err::create_dir_all(&source).unwrap();
+            git(&source, &["init", "-q", "-b", "main"]);
+            fs_err::write(source.join("file"), name).unwrap();
+            git(&source, &["add", "file"]);
+            git(&source, &["commit", "-q", "-m", name]);
+            let commit = git(&source, &["rev-parse", "HEAD"]);
+            let url = format!("file://{}", source.display());
+            let repo = cache.fetch(&url, &commit, None).unwrap();
+            repos.push((url, commit, repo));
+        }
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let key = |repo: &Repo| {
+            let name = repo.path.file_name().unwrap().to_string_lossy();
+            name.trim_end_matches(".git").to_owned()
+        };
+        let long_ago = std::time::SystemTime::now() - 40 * day;
+        for (_, _, repo) in [&repos[0], &repos[2]] {
+            let stamp = fs_err::File::options()
+                .write(true)
+                .open(cache.stamp(&key(repo)))
+                .unwrap();
+            stamp.set_modified(long_ago).unwrap();
+        }
+        // A build holds the third one's lock.
+        let held = fs_err::File::options()
+            .write(true)
+            .open(cache.root.join(format!("{}.lock", key(&repos[2].2))))
+            .unwrap();
+        held.file().lock().unwrap();
+        assert_eq!(
+            cache.prune_unused(30 * day),
+            std::slice::from_ref(&repos[0].2.path)
+        );
+        assert!(!repos[0].2.path.exists());
+        assert!(!cache.stamp(&key(&repos[0].2)).exists());
+        assert!(repos[1].2.path.join("HEAD").is_file());
+        assert!(repos[2].2.path.join("HEAD").is_file());
+        drop(held);
+        let (url, commit, _) = &repos[0];
+        let again = cache.fetch(url, commit, None).unwrap();
+        assert_eq!(again.read(commit, "file").unwrap().as_deref(), Some("old"));
     }
 }

@@ -109,6 +109,13 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
                 info!(resume_in = ?delay, "the farm could not build the last job; pausing intake");
                 tokio::time::sleep(delay).await;
             }
+            // No job is taken that could fail midway for want of space.
+            if let Some(low) = low_space(&farm) {
+                warn!(wait = ?IDLE_POLL, "{low}; taking no jobs");
+                drop(permit);
+                tokio::time::sleep(IDLE_POLL).await;
+                continue;
+            }
             match take_next(&broker, &queues, &mut next).await {
                 Ok(Some((channel, queue, delivery))) => {
                     if paused.is_none() {
@@ -133,6 +140,13 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
         warn!(retry_in = ?delay, "lost the broker; reconnecting (builds in flight go on)");
         tokio::time::sleep(delay).await;
     }
+}
+
+/// The first filesystem a build writes (staging, the worker's state) that has less free space
+/// than `paths.min_free_bytes`.
+fn low_space(farm: &FarmConfig) -> Option<perestroika_config::disk::LowSpace> {
+    let paths = [&farm.paths.staging, &farm.paths.state];
+    perestroika_config::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
 }
 
 /// Declares this worker's doorbell and rings `bell` for every job published to `queues`.

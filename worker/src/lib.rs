@@ -13,6 +13,7 @@ pub mod lease;
 pub mod preflight;
 pub mod rebuild;
 pub mod relay;
+pub mod retention;
 pub mod rootfs;
 pub mod rpm_build;
 pub mod rpm_source;

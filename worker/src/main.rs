@@ -277,6 +277,7 @@ async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
     let state = farm.paths.state.join("worker");
     perestroika_worker::rootfs::release_leftovers(&state.join("scratch"));
     let _ = fs_err::remove_dir_all(state.join("scratch"));
+    perestroika_worker::retention::at_start(&farm, &docker, &state).await;
     if removed > 0 {
         tracing::info!(
             removed,

@@ -125,7 +125,8 @@ pub async fn base_root(
     Ok(dir)
 }
 
-/// Removes exported roots of images that are gone (after `image prune`).
+/// Removes exported roots of images that are gone (at the worker's start and after `image
+/// prune`), and exports cut short by a process that is gone. Returns how many went.
 pub fn prune_roots(roots: &Path, live_image_ids: &[String]) -> usize {
     let Ok(entries) = fs_err::read_dir(roots) else {
         return 0;
@@ -137,7 +138,13 @@ pub fn prune_roots(roots: &Path, live_image_ids: &[String]) -> usize {
     let mut removed = 0;
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !live.iter().any(|id| id.starts_with(&name)) {
+        // `.<image>.<pid>.<nanos>`: an export in progress, unless its process is gone.
+        let exporting = name
+            .strip_prefix('.')
+            .and_then(|n| n.split('.').nth(1))
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(crate::retention::process_alive);
+        if !exporting && !live.iter().any(|id| id.starts_with(&name)) {
             let _ = fs_err::remove_dir_all(entry.path());
             removed += 1;
         }
