@@ -667,7 +667,7 @@ async fn forged_publish_jobs_are_dead_lettered_and_change_nothing() {
 }
 
 /// A reprepro that hangs (a wrapper named `reprepro` that sleeps, first on the publisher's
-/// PATH) is killed at `publish.command_timeout_secs` and the job goes back to its queue — not
+/// PATH) is killed at `publish.command_timeout_secs` and the job waits to be tried again (uncounted) — not
 /// dead-lettered, not recorded as published; once the wrapper is gone the same job publishes
 /// and apt installs it.
 #[tokio::test]
@@ -708,7 +708,7 @@ async fn a_hung_reprepro_times_out_and_the_job_publishes_once_it_answers() {
         &[("PATH", &path)],
         &farm.dir.path().join("pub.log"),
     );
-    publisher.wait_for_log("publish failed; returning the job", 1);
+    publisher.wait_for_log("publish timed out; the job waits", 1);
     let log = publisher.output();
     assert!(
         log.contains("did not finish within 3 s and was killed")
