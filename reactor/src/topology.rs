@@ -108,13 +108,13 @@ pub async fn in_progress(
         .collect())
 }
 
-/// Declares every work queue and dead-letter queue of the configuration; returns their names
-/// (work queues first, each followed by its dead-letter queue).
+/// Declares every work queue, waiting room and dead-letter queue of the configuration; returns
+/// their names (each work queue followed by its waiting room and its dead-letter queue).
 pub async fn bootstrap(broker: &Broker, farm: &FarmConfig) -> Result<Vec<String>, BrokerError> {
     let queues = broker.declare_all(farm, true).await?;
     Ok(queues
         .iter()
-        .flat_map(|q| [q.to_string(), q.dead_letter()])
+        .flat_map(|q| [q.to_string(), q.later(), q.dead_letter()])
         .collect())
 }
 
@@ -127,7 +127,7 @@ pub async fn report(broker: &Broker, farm: &FarmConfig) -> Result<Vec<QueueRepor
     };
     let mut out = Vec::new();
     for q in all_queues(farm) {
-        for name in [q.to_string(), q.dead_letter()] {
+        for name in [q.to_string(), q.later(), q.dead_letter()] {
             let stats = match broker.stats(&name).await {
                 Ok(s) => Some(s),
                 Err(BrokerError::Queue { .. }) => None,

@@ -65,6 +65,43 @@ fn refused(result: Result<impl std::fmt::Debug, perestroika_config::broker::Brok
     );
 }
 
+/// Publishing as `url`'s user through `exchange` with `routing_key` is refused (a refused
+/// publish closes the channel: the confirm or the next operation on it fails).
+async fn refused_raw(url: &str, exchange: &str, routing_key: &str) {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let sent = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions::default(),
+            b"{}",
+            lapin::BasicProperties::default(),
+        )
+        .await;
+    let settled = match sent {
+        Ok(confirm) => confirm.await.map(drop),
+        Err(e) => Err(e),
+    };
+    let after = channel
+        .exchange_declare(
+            "perestroika.build".into(),
+            lapin::ExchangeKind::Direct,
+            lapin::options::ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await;
+    assert!(
+        settled.is_err() || after.is_err(),
+        "{exchange:?} took a message for {routing_key}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn each_part_has_a_broker_user_allowed_only_its_queues() {
     let rabbit = Rabbit::start();
@@ -123,39 +160,15 @@ async fn each_part_has_a_broker_user_allowed_only_its_queues() {
             .publish(&queue(Stage::Build), &job, &job.job_id)
             .await,
     );
-    // Nor through the default exchange, straight to the mirrors' queue.
-    {
-        let conn =
-            lapin::Connection::connect(&url("worker"), lapin::ConnectionProperties::default())
-                .await
-                .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let sent = channel
-            .basic_publish(
-                "".into(),
-                queue(Stage::Mirror).as_str().into(),
-                lapin::options::BasicPublishOptions::default(),
-                b"{}",
-                lapin::BasicProperties::default(),
-            )
-            .await;
-        let settled = match sent {
-            Ok(confirm) => confirm.await.map(drop),
-            Err(e) => Err(e),
-        };
-        // A refused publish closes the channel: the next operation on it fails.
-        let after = channel
-            .queue_declare(
-                queue(Stage::Mirror).as_str().into(),
-                lapin::options::QueueDeclareOptions::default().passive(),
-                lapin::types::FieldTable::default(),
-            )
-            .await;
-        assert!(
-            settled.is_err() || after.is_err(),
-            "the default exchange took it"
-        );
-    }
+    // Nor through the default exchange, straight to the mirrors' queue, nor into a build
+    // queue's waiting room, whence messages return to the build queue.
+    refused_raw(&url("worker"), "", &queue(Stage::Mirror)).await;
+    refused_raw(
+        &url("worker"),
+        "perestroika.later",
+        &format!("later.{}", queue(Stage::Build)),
+    )
+    .await;
 
     // What each part does is allowed: the reactor queues a build, the worker takes it.
     let reactor = Broker::connect(&as_user(cfg, &url("reactor")))

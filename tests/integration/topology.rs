@@ -46,7 +46,7 @@ async fn declaring_the_topology_twice_is_harmless() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("8 queues ready"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("12 queues ready"));
 
     // A message waiting in a queue survives a second declaration.
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
@@ -64,7 +64,7 @@ async fn declaring_the_topology_twice_is_harmless() {
     let out = run("perestroika-queue", &["--config", cfg, "--json", "queues"]);
     assert!(out.status.success());
     let report: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report.len(), 8);
+    assert_eq!(report.len(), 12);
     let depth = |name: &str| {
         report
             .iter()
@@ -74,6 +74,7 @@ async fn declaring_the_topology_twice_is_harmless() {
     };
     assert_eq!(depth(&queue), Some(1));
     assert_eq!(depth(&format!("{queue}.dead")), Some(0));
+    assert_eq!(depth(&format!("later.{queue}")), Some(0));
     broker.close().await;
 }
 

@@ -273,42 +273,36 @@ async fn job(
         settle(&shared, &channel, &queue, &job_id, delivery, disposition).await;
         return;
     }
-    if !job_id.is_empty() {
-        match wait_for_lease(&shared, &job_id, permit).await {
-            Some(permit) => {
-                // Only a job delivered before can have been built already.
-                if delivery.redelivered && lease::is_done(conn, &job_id).await.unwrap_or(false) {
-                    info!(job = %job_id, "built already by a worker that could not acknowledge it");
-                    lease::release(conn, &job_id).await;
-                    drop(permit);
-                    settle(
-                        &shared,
-                        &channel,
-                        &queue,
-                        &job_id,
-                        delivery,
-                        Disposition::Ack,
-                    )
-                    .await;
-                    return;
-                }
-                build_leased(shared, channel, queue, job_id, delivery, permit).await;
-            }
-            None => {
-                info!(job = %job_id, "built already by another worker; acknowledging");
-                settle(
-                    &shared,
-                    &channel,
-                    &queue,
-                    &job_id,
-                    delivery,
-                    Disposition::Ack,
-                )
-                .await;
-            }
-        }
+    // A job another worker built and handed over, whose delivery it could not acknowledge:
+    // acknowledged here without a second build.
+    let permit = if job_id.is_empty() {
+        Some(permit)
     } else {
-        build_leased(shared, channel, queue, job_id, delivery, permit).await;
+        match wait_for_lease(&shared, &job_id, permit).await {
+            // Only a job delivered before can have been built already.
+            Some(_permit)
+                if delivery.redelivered && lease::is_done(conn, &job_id).await.unwrap_or(false) =>
+            {
+                lease::release(conn, &job_id).await;
+                None
+            }
+            other => other,
+        }
+    };
+    match permit {
+        Some(permit) => build_leased(shared, channel, queue, job_id, delivery, permit).await,
+        None => {
+            info!(job = %job_id, "built already by a worker that could not acknowledge it; acknowledging");
+            settle(
+                &shared,
+                &channel,
+                &queue,
+                &job_id,
+                delivery,
+                Disposition::Ack,
+            )
+            .await;
+        }
     }
 }
 
