@@ -451,8 +451,10 @@ impl Broker {
         later_args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay));
         later_args.insert("x-dead-letter-exchange".into(), long(&exchange));
         later_args.insert("x-dead-letter-routing-key".into(), long(&name));
-        later_args.insert("x-dead-letter-strategy".into(), long("at-least-once"));
-        later_args.insert("x-overflow".into(), long("reject-publish"));
+        // At-most-once: RabbitMQ's at-least-once dead-lettering refuses any route that leads
+        // back to a queue the message came from, and this one must. A message is lost on this
+        // hop only if the work queue cannot take it at that instant (no leader).
+        later_args.insert("x-dead-letter-strategy".into(), long("at-most-once"));
         self.ensure_queue(&later, later_args, LATER_EXCHANGE)
             .await?;
 
@@ -811,9 +813,23 @@ fn settled(queue: &str, done: bool) -> Result<(), BrokerError> {
     }
 }
 
+/// Why a delivery must not be handled again, if so: the broker delivered it as often as
+/// `broker.delivery_limit` allows, each time without an answer (a message that crashes its
+/// consumer). A consumer dead-letters it to `.dead` with this reason on receipt, so that the
+/// broker's own limit, whose dead letters take the waiting room's way, is not reached.
+pub fn poisoned(delivery: &Delivery, settings: &BrokerSettings) -> Option<String> {
+    let count = delivery_count(delivery);
+    (count >= settings.delivery_limit || over_delivery_limit(delivery)).then(|| {
+        format!(
+            "delivered {} times without being settled (broker.delivery_limit is {})",
+            count + 1,
+            settings.delivery_limit
+        )
+    })
+}
+
 /// Whether the broker dead-lettered this message for exceeding the delivery limit (it then went
-/// through the waiting room back to its queue, see [`LATER_EXCHANGE`]): a consumer
-/// dead-letters it to `.dead` instead of handling it again.
+/// through the waiting room back to its queue, see [`LATER_EXCHANGE`]).
 pub fn over_delivery_limit(delivery: &Delivery) -> bool {
     let Some(AMQPValue::FieldArray(deaths)) = header(delivery, "x-death") else {
         return false;
@@ -918,8 +934,7 @@ where
                     break;
                 }
             };
-            let (delivery, disposition) = if over_delivery_limit(&delivery) {
-                let why = "delivered more often than broker.delivery_limit allows".to_owned();
+            let (delivery, disposition) = if let Some(why) = poisoned(&delivery, settings) {
                 (delivery, Disposition::DeadLetter(why))
             } else {
                 handle_holding(&name, delivery, &mut handle).await

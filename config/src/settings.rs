@@ -211,8 +211,9 @@ pub struct Paths {
     /// Private state of each daemon (keyring, repositories being built, reactor position).
     pub state: PathBuf,
     /// Free space, in bytes, below which a part takes no more work on a filesystem it writes
-    /// (see [`crate::disk::low_space`]): the publisher returns publish jobs while the public
-    /// tree's or its state's filesystem has less. 0 turns the check off.
+    /// (see [`crate::disk::low_space`]): the worker takes no job while staging's or its state's
+    /// filesystem has less, the publisher lets publish jobs wait while the public tree's or its
+    /// state's has less. 0 turns the check off.
     #[serde(default = "default_min_free_bytes")]
     pub min_free_bytes: u64,
 }

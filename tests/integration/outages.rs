@@ -36,11 +36,16 @@ fn queue(farm: &Farm, stage: Stage) -> String {
 /// A worker of `farm` whose state (containers, scratch, git cache) is its own, as on a host
 /// of its own; it shares the farm's staging and broker.
 fn worker(farm: &Farm, name: &str, env: &[(&str, &str)]) -> Daemon {
+    worker_with(farm, name, env, "")
+}
+
+/// [`worker`] with `paths` lines added to its `[paths]`.
+fn worker_with(farm: &Farm, name: &str, env: &[(&str, &str)], paths: &str) -> Daemon {
     let text = fs_err::read_to_string(&farm.path).unwrap();
     let state = farm.dir.path().join(format!("state-{name}"));
     let text = text.replace(
         &format!("state = \"{}\"", farm.config.paths.state.display()),
-        &format!("state = \"{}\"", state.display()),
+        &format!("state = \"{}\"\n{paths}", state.display()),
     );
     let path = farm.dir.path().join(format!("{name}.toml"));
     fs_err::write(&path, text).unwrap();
@@ -329,5 +334,48 @@ async fn broken_sources_fail_once_with_their_reason() {
         w.output()
     );
     assert_eq!(depth(&broker, &build).await, 0);
+    broker.close().await;
+}
+
+/// A worker whose staging or state filesystem has less free space than `paths.min_free_bytes`
+/// takes no job (it stays queued, nothing is tried); started with room, it builds it.
+#[tokio::test]
+async fn a_worker_short_of_space_takes_no_job_until_there_is_room() {
+    base_image("bookworm");
+    let farm = farm_on(&shared_amqp_url(), "");
+    let mut repo = GitRepo::init(&farm.dir.path().join("roomy"));
+    repo.commit(&minimal_package("roomy", "true"), "one");
+    let job = combined_job(&farm.customer, "roomy", &repo.url(), &repo.head(), 0);
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let build = queue(&farm, Stage::Build);
+    broker.publish(&build, &job, &job.job_id).await.unwrap();
+    // More than any test filesystem has free.
+    let mut short = worker_with(
+        &farm,
+        "short",
+        &[],
+        "min_free_bytes = 1152921504606846976\n",
+    );
+    wait_until(
+        "the worker says it is short of space",
+        Duration::from_secs(30),
+        || short.output().contains("taking no jobs"),
+        || short.output(),
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let said = short.output();
+    assert!(said.contains("paths.min_free_bytes"), "{said}");
+    assert_eq!(builds_started(&said, &job.job_id), 0, "{said}");
+    assert_eq!(
+        depth(&broker, &build).await,
+        1,
+        "the job stays queued:\n{said}"
+    );
+    short.kill();
+
+    let roomy = worker(&farm, "roomy", &[]);
+    let published = publish_jobs(&broker, &farm, 1, Duration::from_secs(180)).await;
+    assert_eq!(published.len(), 1, "{}", roomy.output());
+    assert_eq!(published[0].outcome, BuildOutcome::Succeeded);
     broker.close().await;
 }

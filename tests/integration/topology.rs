@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use lapin::options::BasicNackOptions;
 use perestroika_config::broker::{dead_reason, run_consumer, Broker, Disposition};
 use perestroika_config::messages::{BuildJob, Message};
 use perestroika_config::{QueueName, Stage};
@@ -134,33 +133,69 @@ async fn a_message_rejected_past_the_delivery_limit_is_dead_lettered() {
     let j = job(&farm.customer, 0);
     broker.publish(&name, &j, &j.job_id).await.unwrap();
 
-    // Every delivery fails and is returned; after the limit the broker moves it aside.
-    let mut deliveries = 0;
-    for _ in 0..20 {
-        match broker.get(&name).await.unwrap() {
-            Some(d) => {
-                deliveries += 1;
-                d.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            }
-            None if deliveries > 0 => break,
-            None => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    assert_eq!(
-        deliveries, 3,
-        "delivered once plus delivery_limit redeliveries"
-    );
+    // A consumer that fails the message every time, for a reason it cannot tell: returned and
+    // counted, and dead-lettered by the consumer on the delivery the limit allows last.
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let settings = farm.config.broker.clone();
+    let seen = handled.clone();
+    let consumer = tokio::spawn(async move {
+        run_consumer(&settings, &queue, 1, |d| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { (d, Disposition::Retry) }
+        })
+        .await
+    });
+    let queue = build_queue(&farm);
     wait_for_depth(&broker, &queue.dead_letter(), 1).await;
+    consumer.abort();
+    assert_eq!(
+        handled.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "handled on the first delivery and once more; the third is dead-lettered unhandled"
+    );
     let dead = broker.get(&queue.dead_letter()).await.unwrap().unwrap();
     assert_eq!(BuildJob::from_bytes(&dead.data).unwrap().job_id, j.job_id);
     let reason = dead_reason(&dead);
-    assert!(reason.contains("delivery_limit"), "{reason}");
+    assert!(reason.contains("broker.delivery_limit is 2"), "{reason}");
     assert_eq!(broker.stats(&name).await.unwrap().messages, 0);
+    assert_eq!(broker.stats(&queue.later()).await.unwrap().messages, 0);
+    broker.close().await;
+}
+
+/// What a consumer cannot handle now is rejected into the waiting room and comes back to its
+/// queue after the delay, as it was, without a delivery counted: more rejections than the
+/// delivery limit allows never dead-letter it.
+#[tokio::test]
+async fn a_message_that_waits_comes_back_uncounted() {
+    let farm = Farm::new(&shared_amqp_url(), "delivery_limit = 1\n");
+    let queue = build_queue(&farm);
+    let name = queue.to_string();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    broker.declare(&queue).await.unwrap();
+    let j = job(&farm.customer, 0);
+    broker.publish(&name, &j, &j.job_id).await.unwrap();
+    for round in 0..3 {
+        let d = loop {
+            if let Some(d) = broker.get(&name).await.unwrap() {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(BuildJob::from_bytes(&d.data).unwrap().job_id, j.job_id);
+        assert!(
+            !perestroika_config::broker::over_delivery_limit(&d),
+            "round {round}"
+        );
+        broker
+            .settle(&name, &d, &Disposition::Later("Docker is away".into()))
+            .await
+            .unwrap();
+        assert_eq!(broker.stats(&name).await.unwrap().messages, 0);
+    }
+    assert_eq!(
+        broker.stats(&queue.dead_letter()).await.unwrap().messages,
+        0
+    );
     broker.close().await;
 }
 

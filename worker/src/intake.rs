@@ -24,9 +24,7 @@ use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, Que
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
 use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{
-    hostname, over_delivery_limit, Broker, Disposition, LATER_MAX_DELAY,
-};
+use perestroika_config::broker::{hostname, poisoned, Broker, Disposition, LATER_MAX_DELAY};
 use perestroika_config::messages::{BuildJob, Message};
 use perestroika_config::queues::WORKER_PREFIX;
 use perestroika_config::{FarmConfig, QueueName, Stage};
@@ -239,10 +237,8 @@ async fn job(
     permit: OwnedSemaphorePermit,
 ) {
     let conn = shared.broker.connection();
-    if over_delivery_limit(&delivery) {
-        let why = Disposition::DeadLetter(
-            "delivered more often than broker.delivery_limit allows".into(),
-        );
+    if let Some(why) = poisoned(&delivery, &shared.farm.broker) {
+        let why = Disposition::DeadLetter(why);
         drop(permit);
         settle(&shared, &channel, &queue, "", delivery, why).await;
         return;
