@@ -302,18 +302,24 @@ async fn two_hundred_publishes_stay_within_the_configured_retention() {
     assert!(with.generations * 10 < without.generations);
 }
 
+/// A farm signed by `key` that keeps the fewest snapshots allowed: two, and one previous
+/// index state by hash.
+fn keeping_two(key: &OperatorKey) -> Farm {
+    signed_farm(
+        &shared_amqp_url(),
+        &[key],
+        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
+        BOOKWORM_RELEASE,
+    )
+}
+
 /// A review repository shows its change's latest patch set only: once the snapshots that
 /// named the earlier ones are pruned, their files leave the pool and reprepro forgets them
 /// (its own check of the pool finds nothing missing), and the repository goes on.
 #[test]
 fn a_review_repositorys_old_patch_sets_leave_the_pool_and_reprepro_forgets_them() {
     let key = OperatorKey::new();
-    let farm = signed_farm(
-        &shared_amqp_url(),
-        &[&key],
-        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
-        BOOKWORM_RELEASE,
-    );
+    let farm = keeping_two(&key);
     let debs = tempfile::tempdir().unwrap();
     let versions: Vec<String> = (1..=7).map(|i| format!("1.0+p{i}")).collect();
     let files: Vec<PathBuf> = versions
@@ -611,12 +617,7 @@ async fn staging_goes_once_published_and_a_later_redelivery_is_acknowledged() {
 #[test]
 fn a_client_updating_in_a_loop_never_fails_while_snapshots_are_pruned() {
     let key = OperatorKey::new();
-    let farm = signed_farm(
-        &shared_amqp_url(),
-        &[&key],
-        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
-        BOOKWORM_RELEASE,
-    );
+    let farm = keeping_two(&key);
     let debs = tempfile::tempdir().unwrap();
     farm.publish(
         "bookworm",
@@ -669,12 +670,7 @@ fn a_client_updating_in_a_loop_never_fails_while_snapshots_are_pruned() {
 #[test]
 fn a_kept_snapshot_stays_until_unkept() {
     let key = OperatorKey::new();
-    let farm = signed_farm(
-        &shared_amqp_url(),
-        &[&key],
-        "[publish]\nkeep_generations = 1\nkeep_snapshots = 2\n",
-        BOOKWORM_RELEASE,
-    );
+    let farm = keeping_two(&key);
     let debs = tempfile::tempdir().unwrap();
     let publish = |i: u32| {
         farm.publish(
