@@ -874,12 +874,15 @@ mod tests {
         );
         // The runtime went on while git waited (a blocked runtime would not have ticked).
         assert!(ticks.load(Ordering::Relaxed) >= 10, "{ticks:?}");
-        // The abandoned clone left nothing behind.
+        // The abandoned clone left nothing behind but the mirror's lock and use stamp.
         let left: Vec<_> = fs_err::read_dir(dir.path().join("git"))
             .unwrap()
             .filter_map(Result::ok)
             .map(|e| e.file_name())
-            .filter(|n| !n.to_string_lossy().ends_with(".lock"))
+            .filter(|n| {
+                let n = n.to_string_lossy();
+                !n.ends_with(".lock") && !n.ends_with(".used")
+            })
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }
