@@ -1,29 +1,17 @@
-//! The contract every Perestroika binary shares: the farm configuration, the rules that map
-//! Gerrit projects to packages, queue names, the messages that cross the queues, and the AMQP
-//! plumbing that carries them.
+//! The farm configuration every Perestroika binary and tool reads: the settings file, the rules
+//! that map Gerrit projects to packages, the rules for names, and what each part needs before it
+//! runs. It carries no broker, runtime or package-format code: those are `perestroika-protocol`,
+//! `perestroika-host` and `perestroika-formats`.
 
-pub mod backoff;
-pub mod broker;
-pub mod cli;
 pub mod client;
-pub mod command;
-pub mod disk;
+pub mod deadline;
 pub mod error;
-pub mod files;
-pub mod logging;
 pub mod mapping;
-pub mod messages;
 pub mod names;
 pub mod preflight;
-pub mod queues;
-pub mod relations;
-pub mod release_index;
-pub mod rpm_header;
 pub mod settings;
-pub mod validate;
-pub mod versions;
 
+pub use deadline::Deadline;
 pub use error::ConfigError;
 pub use mapping::{Mapping, ProjectMatch, Role, RuleSpec, Unmapped};
-pub use queues::{QueueName, Stage};
 pub use settings::{Family, FarmConfig, Release, ReleaseState};

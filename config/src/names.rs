@@ -4,6 +4,9 @@
 //! from Gerrit; every one of them ends up in a path or an argument list. They are checked here,
 //! once, so that nothing downstream has to quote or sanitise.
 
+/// Suffix of a work queue's dead-letter queue.
+pub const DEAD_SUFFIX: &str = ".dead";
+
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {name:?} is not allowed: {why}")]
@@ -68,7 +71,7 @@ pub const RESERVED_VERSIONS: [&str; 2] = ["dead", "review"];
 /// queue.
 pub fn check_version(name: &str) -> Result<(), NameError> {
     check_token("version", name)?;
-    let reserved = RESERVED_VERSIONS.contains(&name) || name.ends_with(crate::queues::DEAD_SUFFIX);
+    let reserved = RESERVED_VERSIONS.contains(&name) || name.ends_with(DEAD_SUFFIX);
     if reserved {
         return Err(NameError {
             what: "version",

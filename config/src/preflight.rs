@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::queues::Stage;
 use crate::settings::FarmConfig;
 
 /// How much a finding matters.
@@ -71,21 +70,6 @@ impl Report {
             notes: Vec::new(),
             findings: Vec::new(),
         }
-    }
-
-    /// A report for a part that consumes `stage` queues, noting each of them.
-    pub fn consuming(farm: &FarmConfig, part: &str, stage: Stage) -> Self {
-        let mut report = Self::new(farm, part);
-        for q in crate::queues::all_queues(farm)
-            .into_iter()
-            .filter(|q| q.stage == stage)
-        {
-            report.note(format!(
-                "{part} consumes {q} (dead letters: {})",
-                q.dead_letter()
-            ));
-        }
-        report
     }
 
     pub fn note(&mut self, line: impl Into<String>) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Deadline;
+use crate::deadline::Deadline;
 use crate::error::{describe, ConfigError};
 use crate::mapping::{Mapping, RuleSpec};
 use crate::names::{check_customer, check_token, check_version};
@@ -211,7 +211,7 @@ pub struct Paths {
     /// Private state of each daemon (keyring, repositories being built, reactor position).
     pub state: PathBuf,
     /// Free space, in bytes, below which a part takes no more work on a filesystem it writes
-    /// (see [`crate::disk::low_space`]): the worker takes no job while staging's or its state's
+    /// (see `perestroika_host::disk::low_space`): the worker takes no job while staging's or its state's
     /// filesystem has less, the publisher lets publish jobs wait while the public tree's or its
     /// state's has less. 0 turns the check off.
     #[serde(default = "default_min_free_bytes")]

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{run_consumer, Disposition};
-use perestroika_config::messages::{Message, MirrorAnnouncement};
-use perestroika_config::validate;
-use perestroika_config::{FarmConfig, QueueName, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_host::backoff::Backoff;
+use perestroika_protocol::broker::{run_consumer, Disposition};
+use perestroika_protocol::messages::{Message, MirrorAnnouncement};
+use perestroika_protocol::validate;
+use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::settings::fingerprint;
 use perestroika_config::FarmConfig;
+use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_mirror::preflight::preflight;
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
@@ -117,7 +117,7 @@ fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<V
     if !given.is_empty() {
         return Ok(given);
     }
-    let review_key = perestroika_config::messages::review_tree_customer(tree)
+    let review_key = perestroika_protocol::messages::review_tree_customer(tree)
         .and_then(|customer| farm.review_key(customer));
     match &farm.signing {
         Some(signing) => Ok(match review_key {

@@ -1,14 +1,15 @@
 //! What the mirror needs to run, checked by `check` and before `run` connects anywhere.
 
 use perestroika_config::preflight::Report;
-use perestroika_config::{FarmConfig, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_protocol::Stage;
 
 use crate::rsync::Target;
 
 /// At least one target, each of a supported form; for an SSH target its private key
 /// (mode 0600 or stricter) and known_hosts; http URLs of http or https.
 pub fn preflight(farm: &FarmConfig) -> Report {
-    let mut report = Report::consuming(farm, "mirror", Stage::Mirror);
+    let mut report = perestroika_protocol::queues::consuming_report(farm, "mirror", Stage::Mirror);
     if farm.mirrors.is_empty() {
         report.error(
             Some("mirrors"),

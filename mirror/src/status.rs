@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use perestroika_config::files::write_durable;
+use perestroika_host::files::write_durable;
 use serde::{Deserialize, Serialize};
 
 use crate::rsync::Moved;

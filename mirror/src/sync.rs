@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use perestroika_config::files::write_atomic;
+use perestroika_host::files::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::rsync::{relative, Moved, RsyncError, Target};
@@ -296,7 +296,7 @@ pub async fn sync(
     if let Some(dir) = target.local_dir() {
         let dir = dir.to_owned();
         tokio::task::spawn_blocking(move || {
-            perestroika_config::files::sync_filesystem(&dir)
+            perestroika_host::files::sync_filesystem(&dir)
                 .map_err(|source| SyncError::Io { path: dir, source })
         })
         .await
@@ -308,7 +308,7 @@ pub async fn sync(
         .await?;
     if let Some(dir) = target.local_dir() {
         let parent = dir.join(&tree.parent);
-        perestroika_config::files::sync_dir(&parent).map_err(|source| SyncError::Io {
+        perestroika_host::files::sync_dir(&parent).map_err(|source| SyncError::Io {
             path: parent,
             source,
         })?;

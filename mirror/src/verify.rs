@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perestroika_config::messages::Artifact;
-use perestroika_config::release_index::sha256_entries;
+use perestroika_formats::release_index::sha256_entries;
+use perestroika_protocol::messages::Artifact;
 use regex::Regex;
 
 use crate::rsync::{relative, Target};

@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perestroika_config::command::{self, CommandError, Deadline};
+use perestroika_host::command::{self, CommandError, Deadline};
 use tracing::warn;
 
 use crate::tree::TreeLock;
@@ -213,7 +213,7 @@ impl DebRepo {
     /// filesystem of its own, only the publisher's writes, which the switch that follows syncs
     /// anyway (measured in the README's "Power loss").
     fn sync_pool(&self) -> Result<(), DebError> {
-        perestroika_config::files::sync_filesystem(&self.out).map_err(|source| DebError::Io {
+        perestroika_host::files::sync_filesystem(&self.out).map_err(|source| DebError::Io {
             path: self.out.clone(),
             source,
         })

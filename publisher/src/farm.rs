@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use perestroika_config::broker::{run_consumer, Broker, Disposition};
-use perestroika_config::messages::{
+use perestroika_config::FarmConfig;
+use perestroika_protocol::broker::{run_consumer, Broker, Disposition};
+use perestroika_protocol::messages::{
     BuildOutcome, Feedback, Message, MirrorAnnouncement, Promotion, PromotionResult, PublishJob,
     ReviewRetirement, SignatureRefresh, LOG_NAME, SCHEMA_VERSION,
 };
-use perestroika_config::validate::{self, Refused, RETIRED_SNAPSHOT};
-use perestroika_config::{FarmConfig, QueueName, Stage};
+use perestroika_protocol::validate::{self, Refused, RETIRED_SNAPSHOT};
+use perestroika_protocol::{QueueName, Stage};
 use tracing::{error, info, warn};
 
 use crate::publish::{PublishError, PublishRequest, Publisher};
@@ -64,9 +65,9 @@ fn take_job_files(
 
 /// The first filesystem the publisher writes (the public tree, its own state) that has less
 /// free space than `paths.min_free_bytes`.
-fn short_of_space(farm: &FarmConfig) -> Option<perestroika_config::disk::LowSpace> {
+fn short_of_space(farm: &FarmConfig) -> Option<perestroika_host::disk::LowSpace> {
     let paths = [&farm.paths.public_root, &farm.paths.state];
-    perestroika_config::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
+    perestroika_host::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
 }
 
 /// Whether a job whose staging directory is gone was published (or its failure log) before:
@@ -263,7 +264,7 @@ async fn announce(
     version: &str,
     tree: &str,
     generation: u64,
-) -> Result<(), perestroika_config::broker::BrokerError> {
+) -> Result<(), perestroika_protocol::broker::BrokerError> {
     let announcement = MirrorAnnouncement {
         schema_version: SCHEMA_VERSION,
         customer: customer.to_owned(),
@@ -292,7 +293,7 @@ fn refused(job_id: &str, e: Refused) -> Disposition {
 fn record(farm: &FarmConfig, job_id: &str, value: serde_json::Value) {
     let path = record_path(farm, job_id);
     // Durable before the job is acknowledged.
-    let written = perestroika_config::files::write_durable(
+    let written = perestroika_host::files::write_durable(
         &path,
         &serde_json::to_vec_pretty(&value).expect("json"),
     );
@@ -554,7 +555,7 @@ fn feedback(
 async fn send_feedback(
     farm: &FarmConfig,
     feedback: &Feedback,
-) -> Result<(), perestroika_config::broker::BrokerError> {
+) -> Result<(), perestroika_protocol::broker::BrokerError> {
     Broker::publish_once(&farm.broker, &feedback.queue(), feedback, &feedback.job_id).await
 }
 

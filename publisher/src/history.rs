@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use perestroika_config::files::{write_atomic, write_durable};
+use perestroika_host::files::{write_atomic, write_durable};
 use sha2::{Digest, Sha256};
 
-use perestroika_config::release_index::sha256_entries;
+use perestroika_formats::release_index::sha256_entries;
 
 /// Indexes whose stanzas are kept: binary and source package lists.
 fn is_index(path: &str) -> bool {

@@ -2,10 +2,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
-use perestroika_config::messages::Target;
 use perestroika_config::preflight::Report;
-use perestroika_config::{FarmConfig, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_host::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_protocol::messages::Target;
+use perestroika_protocol::Stage;
 use perestroika_publisher::publish::{PublishError, PublishRequest, Publisher};
 use perestroika_publisher::signing::{import_secret_key, Signer};
 
@@ -183,7 +184,8 @@ fn signing_keys(farm: &FarmConfig) -> anyhow::Result<(PathBuf, Vec<String>, Opti
 /// What the publisher needs to run: the signing section, a passphrase file only its owner
 /// reads, and every key it signs with present and usable in its keyring.
 fn preflight(farm: &FarmConfig) -> Report {
-    let mut report = Report::consuming(farm, "publisher", Stage::Publish);
+    let mut report =
+        perestroika_protocol::queues::consuming_report(farm, "publisher", Stage::Publish);
     let Some(signing) = &farm.signing else {
         report.error(
             None,

@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::{Promotion, Target};
-use perestroika_config::relations::{self, Available, Order, Relation};
-use perestroika_config::release_index::{stanzas, Stanza};
 use perestroika_config::settings::{Release, ReleaseState};
-use perestroika_config::versions::{compare, rpm_compare, DebVersion};
 use perestroika_config::Family;
+use perestroika_formats::relations::{self, Available, Order, Relation};
+use perestroika_formats::release_index::{stanzas, Stanza};
+use perestroika_formats::versions::{compare, rpm_compare, DebVersion};
+use perestroika_protocol::messages::{Promotion, Target};
 
 use crate::deb::COMPONENTS;
 use crate::publish::{suite_stanzas, PublishError, Published, Publisher};
@@ -578,7 +578,7 @@ fn suite_rpms(
     }
     files.sort();
     let paths: Vec<&Path> = files.iter().map(|(_, p)| p.as_path()).collect();
-    let headers = perestroika_config::rpm_header::query(&paths, format)
+    let headers = perestroika_formats::rpm_header::query(&paths, format)
         .map_err(|e| refused(e.to_string()))?;
     Ok(files
         .into_iter()
@@ -708,7 +708,7 @@ fn rpm_missing(
             add(&mut available, line);
         }
     }
-    let requires = perestroika_config::rpm_header::query(&refs, RPM_REQUIRES)
+    let requires = perestroika_formats::rpm_header::query(&refs, RPM_REQUIRES)
         .map_err(|e| refused(e.to_string()))?;
     let mut out = Vec::new();
     for (path, line) in paths.iter().zip(&requires) {

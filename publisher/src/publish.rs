@@ -4,15 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::{review_tree_customer, Target};
 use perestroika_config::{Family, FarmConfig, Release};
+use perestroika_protocol::messages::{review_tree_customer, Target};
 
 use crate::deb::{DebError, DebRepo};
 use crate::release_file::{by_hash_path, with_acquire_by_hash};
 use crate::rpm::{self, RpmError};
 use crate::signing::{SignError, Signer};
 use crate::tree::{Tree, TreeError, TreeLock};
-use perestroika_config::release_index::{read_index, sha256_entries, stanzas, Stanza};
+use perestroika_formats::release_index::{read_index, sha256_entries, stanzas, Stanza};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +236,7 @@ impl Publisher<'_> {
         let (tree, tree_name, lock) = self.lock_tree(customer, "", &target)?;
         let mark = self.retired_mark(&tree_name);
         fs_err::create_dir_all(mark.parent().expect("below the state")).map_err(io(&mark))?;
-        perestroika_config::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())
+        perestroika_host::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())
             .map_err(io(&mark))?;
         let mut found = tree.remove(&lock)?;
         // The change may come back (a tree of the same name starts afresh and locks anew).
@@ -922,7 +922,7 @@ fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) -> bool {
 /// live). Like every pool file it is never rewritten: a job redone (a redelivery, a recheck of
 /// the same sources) keeps the log first published, which is also the one the mirrors have.
 fn keep_log(logs: &Path, job_id: &str, log: &Path) -> Result<(), PublishError> {
-    use perestroika_config::files::{create_dir_durable, sync_dir, sync_file};
+    use perestroika_host::files::{create_dir_durable, sync_dir, sync_file};
     let dest = logs.join(format!("{job_id}.log"));
     if !log.is_file() || dest.exists() {
         return Ok(());
@@ -948,7 +948,7 @@ pub(crate) fn link_or_copy(from: &Path, to: &Path) -> Result<(), PublishError> {
 /// [`link_or_copy`] into the pool: the new name (and a copy's content) on disk before a
 /// generation naming it can be switched live.
 pub(crate) fn link_or_copy_durable(from: &Path, to: &Path) -> Result<(), PublishError> {
-    use perestroika_config::files::{create_dir_durable, sync_dir, sync_file};
+    use perestroika_host::files::{create_dir_durable, sync_dir, sync_file};
     if let Some(parent) = to.parent() {
         create_dir_durable(parent).map_err(io(parent))?;
     }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
-use perestroika_config::release_index::IndexEntry;
+use perestroika_formats::release_index::IndexEntry;
 
 /// How `Date` and `Valid-Until` are written (as reprepro and Debian's archive write them).
 const DATE_FORMAT: &str = "%a, %d %b %Y %H:%M:%S UTC";
@@ -163,7 +163,7 @@ mod tests {
         );
         assert_eq!(valid_until("Origin: x\n"), None);
     }
-    use perestroika_config::release_index::sha256_entries;
+    use perestroika_formats::release_index::sha256_entries;
 
     const RELEASE: &str = "Origin: acme\nCodename: bookworm\nDate: Mon, 01 Jan 2024 00:00:00 UTC\nArchitectures: amd64 source\nMD5Sum:\n 0123 10 main/binary-amd64/Packages\nSHA256:\n aaaa 10 main/binary-amd64/Packages\n bbbb 7 main/binary-amd64/Packages.xz\n cccc 5 main/debian-installer/binary-amd64/Packages\n";
 

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use perestroika_config::messages::Target;
+use perestroika_protocol::messages::Target;
 
 use crate::deb::DebRepo;
 use crate::publish::{io, suite_stanzas, PublishError, Publisher};
@@ -91,7 +91,7 @@ impl Publisher<'_> {
         };
         let path = self.shipped_dir(&tree_name).join(format!("{n}.json"));
         let bytes = serde_json::to_vec_pretty(&mark).expect("json");
-        perestroika_config::files::write_durable(&path, &bytes).map_err(io(&path))?;
+        perestroika_host::files::write_durable(&path, &bytes).map_err(io(&path))?;
         sync_dir(path.parent().expect("below the state"));
         Ok(mark)
     }

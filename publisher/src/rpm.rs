@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perestroika_config::command::{self, CommandError, Deadline};
+use perestroika_host::command::{self, CommandError, Deadline};
 
 /// An rpm tool failed or a file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,7 @@ pub fn rpm_arch(deb_arch: &str) -> &str {
 
 /// One query of many rpm files: a `--qf` format applied to each, one line per file.
 fn query(files: &[&Path], format: &str) -> Result<Vec<String>, RpmError> {
-    perestroika_config::rpm_header::query(files, format).map_err(|e| RpmError::Tool {
+    perestroika_formats::rpm_header::query(files, format).map_err(|e| RpmError::Tool {
         tool: "rpm",
         subject: e.subject,
         detail: e.detail,
@@ -96,7 +96,7 @@ pub fn file_arches(files: &[&Path]) -> Result<Vec<String>, RpmError> {
     files
         .iter()
         .map(|f| {
-            perestroika_config::rpm_header::architecture(f).map_err(|e| RpmError::Tool {
+            perestroika_formats::rpm_header::architecture(f).map_err(|e| RpmError::Tool {
                 tool: "rpm",
                 subject: e.subject,
                 detail: e.detail,
@@ -187,7 +187,7 @@ pub fn add_to_pool(
         if dest.exists() || moves.iter().any(|(_, d)| d == &dest) {
             continue;
         }
-        perestroika_config::files::create_dir_durable(packages).map_err(io(packages))?;
+        perestroika_host::files::create_dir_durable(packages).map_err(io(packages))?;
         let tmp = packages.join(format!(".{}.tmp", name(file)));
         fs_err::copy(file, &tmp).map_err(io(&tmp))?;
         moves.push((tmp, dest));
@@ -203,12 +203,12 @@ pub fn add_to_pool(
     // directory once all are in place.
     let mut dirs = std::collections::BTreeSet::new();
     for (tmp, dest) in &moves {
-        perestroika_config::files::sync_file(tmp).map_err(io(tmp))?;
+        perestroika_host::files::sync_file(tmp).map_err(io(tmp))?;
         fs_err::rename(tmp, dest).map_err(io(dest))?;
         dirs.extend(dest.parent());
     }
     for dir in dirs {
-        perestroika_config::files::sync_dir(dir).map_err(io(dir))?;
+        perestroika_host::files::sync_dir(dir).map_err(io(dir))?;
     }
     Ok(moves.len())
 }

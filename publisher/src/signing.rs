@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use gpgme::{Context, ExportMode, PinentryMode, Protocol, SignMode};
-use perestroika_config::command::Deadline;
 use perestroika_config::settings::PublishSettings;
+use perestroika_host::command::Deadline;
 use sha2::Digest;
 
 /// A signing problem, named so that the operator knows what to do.
@@ -436,7 +436,7 @@ impl Signer {
                     &mut public,
                 )
                 .map_err(gpg("exporting the public key"))?;
-                let _ = perestroika_config::files::write_atomic(&cache, &public);
+                let _ = perestroika_host::files::write_atomic(&cache, &public);
                 public
             }
         };

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::Artifact;
+use perestroika_protocol::messages::Artifact;
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest, Sha256};
 

@@ -24,7 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::files::{create_dir_durable, sync_dir, sync_tree};
+use perestroika_host::files::{create_dir_durable, sync_dir, sync_tree};
 
 /// A tree operation failed.
 #[derive(Debug, thiserror::Error)]

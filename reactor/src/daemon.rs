@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use perestroika_config::backoff::Backoff;
 use perestroika_config::mapping::branch_name;
-use perestroika_config::messages::{Message, ReviewRetirement, TriggerKind};
-use perestroika_config::queues::{QueueName, Stage};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
+use perestroika_host::backoff::Backoff;
+use perestroika_protocol::messages::{Message, ReviewRetirement, TriggerKind};
+use perestroika_protocol::queues::{QueueName, Stage};
 use tracing::{debug, info, warn};
 
 use crate::branch_updates::{self, BranchUpdates};

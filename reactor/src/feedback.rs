@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{run_consumer, Disposition};
 use perestroika_config::client::{self, AptClient};
-use perestroika_config::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
 use perestroika_config::settings::GerritSettings;
-use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use perestroika_config::{Family, FarmConfig};
+use perestroika_host::backoff::Backoff;
+use perestroika_protocol::broker::{run_consumer, Disposition};
+use perestroika_protocol::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
+use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -94,7 +95,7 @@ async fn handle(
         Ok(f) => f,
         Err(e) => return Disposition::DeadLetter(format!("not valid feedback: {e}")),
     };
-    if let Err(e) = perestroika_config::validate::feedback(farm, queue, &feedback) {
+    if let Err(e) = perestroika_protocol::validate::feedback(farm, queue, &feedback) {
         warn!(job = %feedback.job_id, reason = %e, "refusing feedback");
         return Disposition::DeadLetter(e.to_string());
     }
@@ -198,7 +199,7 @@ pub async fn post_notices(
 
 fn mark_sent(mark: &Path) -> std::io::Result<()> {
     fs_err::create_dir_all(mark.parent().expect("below the state directory"))?;
-    perestroika_config::files::write_durable(mark, chrono::Utc::now().to_rfc3339().as_bytes())
+    perestroika_host::files::write_durable(mark, chrono::Utc::now().to_rfc3339().as_bytes())
 }
 
 /// The base URL links in feedback start with (see [`client::public_url`]); empty when the farm
@@ -314,7 +315,7 @@ pub fn review_command(gerrit: &GerritSettings, url: &str, feedback: &Feedback) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perestroika_config::messages::SCHEMA_VERSION;
+    use perestroika_protocol::messages::SCHEMA_VERSION;
 
     fn feedback(target: Target, outcome: BuildOutcome) -> Feedback {
         Feedback {

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{Broker, BrokerError};
 use perestroika_config::settings::{BrokerSettings, FarmConfig};
+use perestroika_host::backoff::Backoff;
+use perestroika_protocol::broker::{Broker, BrokerError};
 use tracing::{info, warn};
 
 /// One message for one queue.

@@ -2,8 +2,8 @@
 //! review repository. Events the farm does not act on come back with the reason.
 
 use perestroika_config::mapping::{branch_name, Mapping, ProjectMatch, Role};
-use perestroika_config::messages::{BuildJob, GitSource, Sources, Target, Trigger, TriggerKind};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
+use perestroika_protocol::messages::{BuildJob, GitSource, Sources, Target, Trigger, TriggerKind};
 
 use crate::events::{Change, Event, PatchSet, Stamped, NULL_REV};
 use crate::ssh::{GerritSession, SshError};

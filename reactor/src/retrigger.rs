@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use perestroika_config::messages::{BuildJob, TriggerKind};
 use perestroika_config::names::check_commit;
-use perestroika_config::release_index::{read_index, stanzas};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
+use perestroika_formats::release_index::{read_index, stanzas};
+use perestroika_protocol::messages::{BuildJob, TriggerKind};
 use regex::Regex;
 
 use crate::events::{parse_query_line, Event, QueryLine, Stamped};

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use perestroika_config::command::Deadline;
 use perestroika_config::settings::GerritSettings;
+use perestroika_host::command::Deadline;
 use russh::client::{self, Handle};
 use russh::keys::{check_known_hosts_path, load_secret_key, PrivateKeyWithHashAlg};
 use russh::keys::{PublicKey, PublicKeyOrCertificate};

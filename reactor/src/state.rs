@@ -2,7 +2,7 @@
 //! catch-up starts) and the ids of recently queued jobs (so catch-up and live events never
 //! queue the same work twice), and the rechecks counted against the recheck limit.
 
-use perestroika_config::files::write_durable;
+use perestroika_host::files::write_durable;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

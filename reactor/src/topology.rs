@@ -1,8 +1,8 @@
 //! Declaring the farm's queues from its configuration and reporting on them.
 
-use perestroika_config::broker::{Broker, BrokerError, QueueStats};
-use perestroika_config::queues::all_queues;
 use perestroika_config::FarmConfig;
+use perestroika_protocol::broker::{Broker, BrokerError, QueueStats};
+use perestroika_protocol::queues::all_queues;
 use serde::Serialize;
 
 /// One queue's state as the broker sees it.
@@ -49,8 +49,8 @@ pub async fn in_progress(
         .strip_prefix("http://")
         .ok_or_else(|| fail("expected an http:// URL".into()))?
         .trim_end_matches('/');
-    let credentials = perestroika_config::broker::credentials_of(broker_url);
-    let vhost = perestroika_config::broker::vhost_of(broker_url).replace('/', "%2F");
+    let credentials = perestroika_protocol::broker::credentials_of(broker_url);
+    let vhost = perestroika_protocol::broker::vhost_of(broker_url).replace('/', "%2F");
     let stream = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| fail(e.to_string()))?;

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use lapin::options::BasicAckOptions;
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{BuildJob, Message, Sources};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{BuildJob, Message, Sources};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
 use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::{Daemon, Farm};

@@ -73,10 +73,13 @@ async fn queues_show_jobs_in_progress_next_to_those_waiting() {
     );
     let config = farm.path.to_str().unwrap().to_owned();
     farm.bootstrap();
-    let queue =
-        perestroika_config::QueueName::new(perestroika_config::Stage::Build, &farm.customer, "9.0")
-            .to_string();
-    let broker = perestroika_config::broker::Broker::connect(&farm.config.broker)
+    let queue = perestroika_protocol::QueueName::new(
+        perestroika_protocol::Stage::Build,
+        &farm.customer,
+        "9.0",
+    )
+    .to_string();
+    let broker = perestroika_protocol::broker::Broker::connect(&farm.config.broker)
         .await
         .unwrap();
     for rebuild in 0..2 {

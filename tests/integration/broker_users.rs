@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{MirrorAnnouncement, SCHEMA_VERSION};
-use perestroika_config::{FarmConfig, QueueName, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{MirrorAnnouncement, SCHEMA_VERSION};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, OperatorKey};
 use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::{combined_job, run, Daemon};
@@ -54,7 +55,7 @@ fn as_user(farm: &FarmConfig, url: &str) -> perestroika_config::settings::Broker
     settings
 }
 
-fn refused(result: Result<impl std::fmt::Debug, perestroika_config::broker::BrokerError>) {
+fn refused(result: Result<impl std::fmt::Debug, perestroika_protocol::broker::BrokerError>) {
     let e = result.expect_err("the broker let it through");
     let text = format!("{e:?}");
     assert!(

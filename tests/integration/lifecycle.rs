@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use perestroika_config::release_index::{read_index, stanzas};
+use perestroika_formats::release_index::{read_index, stanzas};
 use perestroika_tests::apt::{
     dnf_install, make_deb_with, make_dsc, make_rpm_with, signed_farm, AptRoot, OperatorKey,
 };
@@ -101,7 +101,7 @@ impl Lifecycle {
         &self,
         suite: &str,
         package: &str,
-    ) -> Vec<perestroika_config::release_index::Stanza> {
+    ) -> Vec<perestroika_formats::release_index::Stanza> {
         let path = self
             .farm
             .release_tree()
@@ -155,7 +155,7 @@ fn text(out: &Output) -> String {
 }
 
 fn sha256(path: &Path) -> String {
-    perestroika_config::messages::Artifact::of_file(path)
+    perestroika_protocol::messages::Artifact::of_file(path)
         .unwrap()
         .sha256
 }

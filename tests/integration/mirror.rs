@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{MirrorAnnouncement, SCHEMA_VERSION};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{MirrorAnnouncement, SCHEMA_VERSION};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{dnf_install, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
 use perestroika_tests::rsyncd::RsyncHost;
 use perestroika_tests::{run, shared_amqp_url, unique, wait_for_listener, Daemon, Farm};
@@ -1021,7 +1021,7 @@ async fn forged_announcements_remove_nothing_from_a_mirror() {
             daemon.output()
         );
         match broker.get(&dead).await.unwrap() {
-            Some(d) => reasons.push(perestroika_config::broker::dead_reason(&d)),
+            Some(d) => reasons.push(perestroika_protocol::broker::dead_reason(&d)),
             None => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{BuildJob, BuildOutcome, Message, PublishJob};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{BuildJob, BuildOutcome, Message, PublishJob};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
 use perestroika_tests::docker_proxy::DockerProxy;
 use perestroika_tests::rabbit::Rabbit;

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use perestroika_config::broker::{dead_reason, Broker};
-use perestroika_config::messages::{
+use perestroika_config::Family;
+use perestroika_protocol::broker::{dead_reason, Broker};
+use perestroika_protocol::messages::{
     GitSource, Message, MirrorAnnouncement, PublishJob, ReviewRetirement, Sources, Target, Trigger,
     TriggerKind, SCHEMA_VERSION,
 };
-use perestroika_config::{Family, QueueName, Stage};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
 use perestroika_tests::{combined_job, run, shared_amqp_url, unique, Daemon, Farm};
@@ -79,10 +80,10 @@ pub(crate) fn stage_debs_at(
     let mut artifacts = Vec::new();
     for name in names {
         let deb = make_deb(&dir, name, version, false, "a");
-        artifacts.push(perestroika_config::messages::Artifact::of_file(&deb).unwrap());
+        artifacts.push(perestroika_protocol::messages::Artifact::of_file(&deb).unwrap());
     }
     fs_err::write(dir.join("build.log"), "the build log\n").unwrap();
-    let log = perestroika_config::messages::Artifact::of_file(&dir.join("build.log")).unwrap();
+    let log = perestroika_protocol::messages::Artifact::of_file(&dir.join("build.log")).unwrap();
     PublishJob {
         schema_version: SCHEMA_VERSION,
         job_id: job_id.to_owned(),
@@ -498,7 +499,7 @@ async fn staged_links_to_the_publishers_secrets_are_never_followed() {
     let staged = s.farm.config.paths.staging.join(&job.job_id);
     fs_err::remove_file(staged.join("build.log")).unwrap();
     std::os::unix::fs::symlink(&secret, staged.join("build.log")).unwrap();
-    let mut described = perestroika_config::messages::Artifact::of_file(&secret).unwrap();
+    let mut described = perestroika_protocol::messages::Artifact::of_file(&secret).unwrap();
     described.name = "build.log".into();
     job.log = Some(described);
     broker.publish(&publish, &job, &job.job_id).await.unwrap();

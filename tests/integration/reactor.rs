@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{
     BuildJob, Message, MirrorAnnouncement, ReviewRetirement, Sources, Target, TriggerKind,
 };
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::debian::{base_image, greet_code, greet_packaging, package_cache};
 use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
@@ -854,7 +854,7 @@ async fn a_recheck_storm_builds_the_limit_and_tells_the_change_once() {
 /// feedback arrives, once.
 #[tokio::test]
 async fn a_hung_gerrit_review_times_out_and_the_feedback_arrives_later() {
-    use perestroika_config::messages::{BuildOutcome, Feedback, Trigger};
+    use perestroika_protocol::messages::{BuildOutcome, Feedback, Trigger};
     let gerrit = Gerrit::start();
     let section = format!("{}command_timeout_secs = 2\n", gerrit.config_section());
     let farm = Farm::with_sections(&shared_amqp_url(), "", &section);

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::BuildOutcome;
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::BuildOutcome;
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{BuildJob, Message, PublishJob, Sources, Target, TriggerKind};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{BuildJob, Message, PublishJob, Sources, Target, TriggerKind};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::debian::{base_image, package_cache};
 use perestroika_tests::gerrit::Gerrit;
 use perestroika_tests::{collect, run, shared_amqp_url, unique, Daemon, Farm};

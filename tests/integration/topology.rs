@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use perestroika_config::broker::{dead_reason, run_consumer, Broker, Disposition};
-use perestroika_config::messages::{BuildJob, Message};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::{dead_reason, run_consumer, Broker, Disposition};
+use perestroika_protocol::messages::{BuildJob, Message};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::{combined_job, run, shared_amqp_url, Farm};
 
@@ -183,7 +183,7 @@ async fn a_message_that_waits_comes_back_uncounted() {
         };
         assert_eq!(BuildJob::from_bytes(&d.data).unwrap().job_id, j.job_id);
         assert!(
-            !perestroika_config::broker::over_delivery_limit(&d),
+            !perestroika_protocol::broker::over_delivery_limit(&d),
             "round {round}"
         );
         broker
@@ -270,7 +270,7 @@ async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) -> u32 {
 /// rather than take the dead letter; it arrives cut to `MAX_HEADER_TEXT` with a marker.
 #[tokio::test]
 async fn a_reason_longer_than_a_frame_is_cut_and_the_message_still_dead_lettered() {
-    use perestroika_config::broker::{MAX_HEADER_TEXT, REASON_HEADER};
+    use perestroika_protocol::broker::{MAX_HEADER_TEXT, REASON_HEADER};
     let farm = Farm::new(&shared_amqp_url(), "");
     let queue = build_queue(&farm);
     let name = queue.to_string();

@@ -137,7 +137,7 @@ fn hello_from_bookworm_sources_builds_and_installs() {
     // The record's checksums are the files' checksums.
     for a in result["artifacts"].as_array().unwrap() {
         let path = out.path().join(a["name"].as_str().unwrap());
-        let sum = perestroika_config::messages::Artifact::of_file(&path)
+        let sum = perestroika_protocol::messages::Artifact::of_file(&path)
             .unwrap()
             .sha256;
         assert_eq!(a["sha256"], sum.as_str());

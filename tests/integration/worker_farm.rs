@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use perestroika_config::broker::Broker;
-use perestroika_config::messages::{BuildJob, Message, PublishJob, Target};
-use perestroika_config::{QueueName, Stage};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::{BuildJob, Message, PublishJob, Target};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::debian::{
     base_image, containers_of_job, minimal_package, package_cache, GitRepo,
 };
@@ -86,7 +86,7 @@ fn assert_staged_with(farm: &Farm, job: &PublishJob, package: &str) {
     assert!(!job.artifacts.is_empty());
     for a in &job.artifacts {
         let described =
-            perestroika_config::messages::Artifact::of_file(&dir.join(&a.name)).unwrap();
+            perestroika_protocol::messages::Artifact::of_file(&dir.join(&a.name)).unwrap();
         assert_eq!(
             &described, a,
             "staged file differs from the publish job's manifest"

@@ -259,8 +259,8 @@ impl Daemon {
 
 /// Consumes messages from `queue` until `done` says so (or 60 s are up), acknowledging
 /// them; then keeps listening for `quiet` to catch extras.
-pub async fn collect<M: perestroika_config::messages::Message>(
-    broker: &perestroika_config::broker::Broker,
+pub async fn collect<M: perestroika_protocol::messages::Message>(
+    broker: &perestroika_protocol::broker::Broker,
     queue: &str,
     done: impl Fn(&[M]) -> bool,
     quiet: Duration,
@@ -311,7 +311,7 @@ pub fn combined_job(
     url: &str,
     commit: &str,
     rebuild: u32,
-) -> perestroika_config::messages::BuildJob {
+) -> perestroika_protocol::messages::BuildJob {
     combined_job_for(
         customer,
         package,
@@ -330,8 +330,8 @@ pub fn combined_job_for(
     url: &str,
     commit: &str,
     rebuild: u32,
-) -> perestroika_config::messages::BuildJob {
-    use perestroika_config::messages::{
+) -> perestroika_protocol::messages::BuildJob {
+    use perestroika_protocol::messages::{
         BuildJob, GitSource, Sources, Target, Trigger, TriggerKind,
     };
     BuildJob::new(

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use chrono::Utc;
-use perestroika_config::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
 use perestroika_config::settings::{size_bytes, BuildSettings};
 use perestroika_config::Family;
+use perestroika_protocol::messages::{Artifact, BuildOutcome, BuildResult, SCHEMA_VERSION};
 
 use crate::buildlog::BuildLog;
 use crate::git::GitCache;
@@ -28,7 +28,7 @@ const DEPS: &str = include_str!("../scripts/deps.sh");
 const BUILD: &str = include_str!("../scripts/build.sh");
 const COLLECT: &str = include_str!("../scripts/collect.sh");
 
-pub use perestroika_config::messages::LOG_NAME;
+pub use perestroika_protocol::messages::LOG_NAME;
 /// Name of the record of a build among its files.
 pub const RESULT_NAME: &str = "result.json";
 /// Every package of the build root with its version, after the build dependencies went in.
@@ -147,7 +147,7 @@ impl BuildEnv {
     ) -> Result<Self, SandboxError> {
         let docker = crate::sandbox::connect()?;
         let package_cache = package_cache.map(cache_address).transpose()?;
-        let host = perestroika_config::broker::hostname();
+        let host = perestroika_protocol::broker::hostname();
         Ok(Self {
             docker,
             git: GitCache::new(&cache_dir().join("git"), settings.git_deadline()),
@@ -789,7 +789,7 @@ fn extract_results(tar: &Path, out: &Path, max: u32) -> Result<Vec<Artifact>, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use perestroika_config::messages::{GitSource, Sources};
+    use perestroika_protocol::messages::{GitSource, Sources};
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::Arc;
 

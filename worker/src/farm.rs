@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::broker::{Broker, Disposition};
-use perestroika_config::messages::{
+use perestroika_config::FarmConfig;
+use perestroika_protocol::broker::{Broker, Disposition};
+use perestroika_protocol::messages::{
     BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
 };
-use perestroika_config::{FarmConfig, QueueName, Stage};
+use perestroika_protocol::{QueueName, Stage};
 use tracing::{error, info, warn};
 
 use crate::build::{self, BuildEnv, BuildRequest, DepRepo};
@@ -49,7 +50,7 @@ pub(crate) async fn handle(
         Ok(job) => job,
         Err(e) => return Disposition::DeadLetter(format!("not a valid build job: {e}")),
     };
-    if let Err(e) = perestroika_config::validate::build_job(farm, queue, &job) {
+    if let Err(e) = perestroika_protocol::validate::build_job(farm, queue, &job) {
         warn!(job = %job.job_id, reason = %e, "refusing a build job");
         return Disposition::DeadLetter(e.to_string());
     }
@@ -87,9 +88,9 @@ pub(crate) async fn handle(
     // then the rename) before the publish job is queued and the build acknowledged.
     let dest = staged_dir(staging, &job.job_id);
     let _ = fs_err::remove_dir_all(&dest);
-    let staged = perestroika_config::files::sync_tree(&incoming)
+    let staged = perestroika_host::files::sync_tree(&incoming)
         .and_then(|()| fs_err::rename(&incoming, &dest))
-        .and_then(|()| perestroika_config::files::sync_dir(staging));
+        .and_then(|()| perestroika_host::files::sync_dir(staging));
     if let Err(e) = staged {
         error!(job = %job.job_id, error = %e, "could not stage the results");
         return Disposition::Later(format!("staging the results: {e}"));

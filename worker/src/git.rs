@@ -1,12 +1,12 @@
 //! Fetching sources from git: a bare mirror per repository URL under the worker's state,
 //! updated on demand, read with `git archive`. Every git command runs with the deadline of
-//! `build.git_timeout_secs` (see [`perestroika_config::command`]): a server that accepts and
+//! `build.git_timeout_secs` (see [`perestroika_host::command`]): a server that accepts and
 //! never answers costs one timeout, a transient error, never a stuck build slot.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perestroika_config::command::{self, CommandError, Deadline};
+use perestroika_host::command::{self, CommandError, Deadline};
 use sha2::{Digest, Sha256};
 
 /// A git operation failed.
@@ -41,7 +41,7 @@ impl GitError {
     pub fn is_transient(&self) -> bool {
         match self {
             GitError::Command { source, .. } => {
-                !matches!(source, perestroika_config::command::CommandError::Io { .. })
+                !matches!(source, perestroika_host::command::CommandError::Io { .. })
             }
             GitError::Failed { action, .. } => matches!(action.as_str(), "clone" | "fetch"),
         }

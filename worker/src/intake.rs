@@ -23,11 +23,12 @@ use lapin::message::Delivery;
 use lapin::options::{BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::Channel;
-use perestroika_config::backoff::Backoff;
-use perestroika_config::broker::{hostname, poisoned, Broker, Disposition, LATER_MAX_DELAY};
-use perestroika_config::messages::{BuildJob, Message};
-use perestroika_config::queues::WORKER_PREFIX;
-use perestroika_config::{FarmConfig, QueueName, Stage};
+use perestroika_config::FarmConfig;
+use perestroika_host::backoff::Backoff;
+use perestroika_protocol::broker::{hostname, poisoned, Broker, Disposition, LATER_MAX_DELAY};
+use perestroika_protocol::messages::{BuildJob, Message};
+use perestroika_protocol::queues::WORKER_PREFIX;
+use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
@@ -142,9 +143,9 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
 
 /// The first filesystem a build writes (staging, the worker's state) that has less free space
 /// than `paths.min_free_bytes`.
-fn low_space(farm: &FarmConfig) -> Option<perestroika_config::disk::LowSpace> {
+fn low_space(farm: &FarmConfig) -> Option<perestroika_host::disk::LowSpace> {
     let paths = [&farm.paths.staging, &farm.paths.state];
-    perestroika_config::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
+    perestroika_host::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
 }
 
 /// Declares this worker's doorbell and rings `bell` for every job published to `queues`.

@@ -16,7 +16,7 @@ use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ErrorKind};
-use perestroika_config::queues::WORKER_PREFIX;
+use perestroika_protocol::queues::WORKER_PREFIX;
 
 /// How long a done mark outlives its last use.
 const DONE_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);

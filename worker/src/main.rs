@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use perestroika_config::broker::hostname;
-use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
-use perestroika_config::messages::{BuildOutcome, GitSource, Sources};
 use perestroika_config::settings::RpmRoot;
 use perestroika_config::FarmConfig;
+use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_protocol::broker::hostname;
+use perestroika_protocol::messages::{BuildOutcome, GitSource, Sources};
 use perestroika_worker::build::{self, cache_dir, BuildEnv, BuildRequest};
 use perestroika_worker::git::GitCache;
 use perestroika_worker::preflight::preflight;

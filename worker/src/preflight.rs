@@ -3,7 +3,8 @@
 use std::collections::BTreeSet;
 
 use perestroika_config::preflight::Report;
-use perestroika_config::{Family, FarmConfig, Stage};
+use perestroika_config::{Family, FarmConfig};
+use perestroika_protocol::Stage;
 
 use crate::{image, relay, sandbox};
 
@@ -11,7 +12,7 @@ use crate::{image, relay, sandbox};
 /// every release. A missing image is a warning: `perestroika-worker image build` makes it,
 /// and until then builds for that distro fail with the same advice.
 pub async fn preflight(farm: &FarmConfig) -> Report {
-    let mut report = Report::consuming(farm, "worker", Stage::Build);
+    let mut report = perestroika_protocol::queues::consuming_report(farm, "worker", Stage::Build);
     if let Some(url) = &farm.build.package_cache {
         if let Err(e) = relay::cache_address(url) {
             report.error(Some("build.package_cache"), e.to_string());

@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use perestroika_config::messages::BuildOutcome;
-use perestroika_config::release_index::{read_index, stanzas};
 use perestroika_config::Family;
+use perestroika_formats::release_index::{read_index, stanzas};
+use perestroika_protocol::messages::BuildOutcome;
 use regex::Regex;
 use serde::Serialize;
 

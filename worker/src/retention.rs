@@ -2,7 +2,7 @@
 //! `.incoming-<job id>-<pid>` directories of workers killed mid-build, git mirrors unused for
 //! `build.git_cache_days`, and the exported build roots of images that are gone.
 //!
-//! The worker's intake asks [`perestroika_config::disk::low_space`] before taking a job.
+//! The worker's intake asks [`perestroika_host::disk::low_space`] before taking a job.
 
 use perestroika_config::settings::BuildSettings;
 use std::path::{Path, PathBuf};

@@ -152,7 +152,7 @@ pub fn prepare(
 
 /// One header field of a package, read by the host's rpm (the header only).
 pub fn query(package: &Path, format: &str) -> Result<String, SourceError> {
-    perestroika_config::rpm_header::query(&[package], format)
+    perestroika_formats::rpm_header::query(&[package], format)
         .map(|mut lines| lines.remove(0))
         .map_err(|e| SourceError::Invalid(format!("not a readable rpm: {e}")))
 }

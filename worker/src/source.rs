@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
-use perestroika_config::messages::{GitSource, Sources};
 use perestroika_config::settings::BuildSettings;
+use perestroika_protocol::messages::{GitSource, Sources};
 use rustix::fs::{Mode, OFlags};
 
 use crate::changelog::{farm_entry, parse_head};

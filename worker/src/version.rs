@@ -10,7 +10,7 @@
 //! - a review build's `r` is its patch set, and a non-native one's upstream part is
 //!   `U+git<Ncode>.<r>`: patch sets of a change share commit counts, not code.
 
-pub use perestroika_config::versions::{compare, rpm_compare, DebVersion};
+pub use perestroika_formats::versions::{compare, rpm_compare, DebVersion};
 
 /// Commit counts of the sources of one build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use perestroika_config::broker::Broker;
-use perestroika_config::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::client::{self, AptClient};
-use perestroika_config::messages::Target;
-use perestroika_config::messages::{Message, Promotion, PromotionResult};
-use perestroika_config::{Family, FarmConfig, QueueName, Stage};
+use perestroika_config::{Family, FarmConfig};
+use perestroika_host::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_protocol::broker::Broker;
+use perestroika_protocol::messages::Target;
+use perestroika_protocol::messages::{Message, Promotion, PromotionResult};
+use perestroika_protocol::{QueueName, Stage};
 use perestroika_reactor::retrigger::{self, At};
 use perestroika_reactor::ssh::GerritSession;
 use perestroika_reactor::{dead, topology};
@@ -620,8 +621,8 @@ fn broker_users(
     prefix: &str,
     json: bool,
 ) -> anyhow::Result<()> {
-    use perestroika_config::queues::Part;
-    let vhost = perestroika_config::broker::vhost_of(&farm.broker.url);
+    use perestroika_protocol::queues::Part;
+    let vhost = perestroika_protocol::broker::vhost_of(&farm.broker.url);
     let users: Vec<serde_json::Value> = Part::ALL
         .iter()
         .map(|part| {

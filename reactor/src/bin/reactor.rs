@@ -2,8 +2,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perestroika_config::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
+use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_reactor::daemon::Reactor;
 use perestroika_reactor::preflight::preflight;
 

@@ -21,12 +21,12 @@ use lapin::{
 };
 use tracing::{info, warn};
 
-use crate::backoff::Backoff;
 use crate::messages::Message;
 use crate::queues::{
     exchange_of, QueueName, DEAD_EXCHANGE, DEAD_SUFFIX, LATER_DELAY, LATER_EXCHANGE, REPLY_EXCHANGE,
 };
-use crate::settings::{BrokerSettings, FarmConfig};
+use perestroika_config::settings::{BrokerSettings, FarmConfig};
+use perestroika_host::backoff::Backoff;
 
 /// Header that carries why the farm dead-lettered a message.
 pub const REASON_HEADER: &str = "x-perestroika-reason";

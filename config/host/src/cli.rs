@@ -5,9 +5,9 @@ use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::error::ConfigError;
-use crate::preflight::PreflightError;
-use crate::settings::FarmConfig;
+use perestroika_config::error::ConfigError;
+use perestroika_config::preflight::PreflightError;
+use perestroika_config::settings::FarmConfig;
 
 /// Where binaries look for the configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/perestroika/farm.toml";
@@ -23,7 +23,7 @@ pub fn known_release<'a>(
     farm: &'a FarmConfig,
     customer: &str,
     version: &str,
-) -> Result<&'a crate::settings::Release, UsageError> {
+) -> Result<&'a perestroika_config::settings::Release, UsageError> {
     farm.release(customer, version).ok_or_else(|| {
         let known: Vec<String> = farm
             .releases()

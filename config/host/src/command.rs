@@ -22,20 +22,7 @@ const GRACE: Duration = Duration::from_secs(2);
 /// The longest pause between two looks at a running tool.
 const POLL_MAX: Duration = Duration::from_millis(20);
 
-/// How long one command may run, and the configuration key that sets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    pub limit: Duration,
-    /// The configuration key an operator raises when the limit is too short, e.g.
-    /// `publish.command_timeout_secs`.
-    pub key: &'static str,
-}
-
-impl Deadline {
-    pub fn new(limit: Duration, key: &'static str) -> Self {
-        Self { limit, key }
-    }
-}
+pub use perestroika_config::deadline::Deadline;
 
 /// A command could not be started, or did not finish in time.
 #[derive(Debug, thiserror::Error)]

@@ -6,8 +6,9 @@
 
 use std::fmt;
 
-use crate::names::{check_customer, check_version};
-use crate::settings::FarmConfig;
+use perestroika_config::names::{check_customer, check_version};
+use perestroika_config::preflight::Report;
+use perestroika_config::settings::FarmConfig;
 
 /// The stage a queue feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,8 +56,7 @@ pub struct QueueName {
     pub version: String,
 }
 
-/// Suffix of a work queue's dead-letter queue.
-pub const DEAD_SUFFIX: &str = ".dead";
+pub use perestroika_config::names::DEAD_SUFFIX;
 /// What every exchange of the farm's is named with.
 pub const EXCHANGE_PREFIX: &str = "perestroika.";
 /// The exchange dead letters go through (the farm's own and the broker's).
@@ -174,8 +174,8 @@ impl QueueName {
     }
 
     /// Parses a work queue's name `stage.customer.version` back: customers have no `.` and
-    /// versions never end in `.dead` nor are reserved words ([`crate::names::check_customer`],
-    /// [`crate::names::check_version`]), so the second dot ends the customer and a dead-letter
+    /// versions never end in `.dead` nor are reserved words ([`perestroika_config::names::check_customer`],
+    /// [`perestroika_config::names::check_version`]), so the second dot ends the customer and a dead-letter
     /// queue's name is never taken for a work queue's. Names the configuration could not hold
     /// give `None`.
     pub fn parse(name: &str) -> Option<Self> {
@@ -214,6 +214,18 @@ pub fn all_queues(farm: &FarmConfig) -> Vec<QueueName> {
         }
     }
     out
+}
+
+/// A preflight report for a part that consumes `stage` queues, noting each of them.
+pub fn consuming_report(farm: &FarmConfig, part: &str, stage: Stage) -> Report {
+    let mut report = Report::new(farm, part);
+    for q in all_queues(farm).into_iter().filter(|q| q.stage == stage) {
+        report.note(format!(
+            "{part} consumes {q} (dead letters: {})",
+            q.dead_letter()
+        ));
+    }
+    report
 }
 
 #[cfg(test)]

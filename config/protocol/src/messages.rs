@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::names::{
+use perestroika_config::names::{
     check_commit, check_customer, check_file_name, check_project, check_token, check_version,
     NameError,
 };
-use crate::settings::Family;
+use perestroika_config::settings::Family;
 
 /// The schema this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;

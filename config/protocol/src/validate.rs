@@ -6,13 +6,13 @@
 //! repository revived without the time its build was asked for, or the removal of a tree the
 //! publisher did not retire. Every consumer calls these before acting on a message.
 
-use crate::mapping::Role;
 use crate::messages::{
     BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement, Sources,
     Target, Trigger,
 };
 use crate::queues::{QueueName, Stage};
-use crate::settings::{Family, FarmConfig};
+use perestroika_config::mapping::Role;
+use perestroika_config::settings::{Family, FarmConfig};
 
 /// A message asks for something its queue or the configuration does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
