@@ -211,7 +211,7 @@ impl DebRepo {
     /// while syncfs covers exactly what was written, however reprepro placed it, in one call.
     /// Its cost is whatever else is dirty on that filesystem: on the publisher's host, given a
     /// filesystem of its own, only the publisher's writes, which the switch that follows syncs
-    /// anyway (measured in the README's "Power loss").
+    /// anyway (measured in docs/benchmarks.md, "What durability costs").
     fn sync_pool(&self) -> Result<(), DebError> {
         perestroika_host::files::sync_filesystem(&self.out).map_err(|source| DebError::Io {
             path: self.out.clone(),

@@ -237,7 +237,7 @@ fn own_package_from_two_git_repositories_is_versioned_and_reproducible() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        // 2 code commits, 1 packaging commit, first build: the rule in the README.
+        // 2 code commits, 1 packaging commit, first build: the rule in docs/design.md.
         assert_eq!(result["package_version"], "1.0+git2-1+p1.0");
         let deb = out.path().join("greet_1.0+git2-1+p1.0_amd64.deb");
         debs.push(fs_err::read(&deb).unwrap());
