@@ -1,0 +1,106 @@
+//! Feedback: what a part reports back on a Gerrit change.
+
+use chrono::{DateTime, Utc};
+use perestroika_config::names::{check_customer, check_token, check_version};
+use perestroika_config::settings::Family;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// Sent on `feedback.<customer>.<version>` once a build of a Gerrit change has an outcome (by
+/// the worker when the build failed, by the publisher once it is published); the reactor
+/// reports it on the change with `gerrit review`, once per build job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub schema_version: u32,
+    /// The build job's id: feedback is sent once per id.
+    pub job_id: String,
+    pub customer: String,
+    pub version: String,
+    pub package: String,
+    pub family: Family,
+    pub distro: String,
+    pub target: Target,
+    pub change: u64,
+    pub patchset: u32,
+    pub outcome: BuildOutcome,
+    #[serde(default)]
+    pub package_version: Option<String>,
+    /// The suite the build was published into.
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// The build log, relative to the public root, once published.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// When the build was asked for (the build job's `requested_at`): a recheck asks again
+    /// for the same job and is reported again; a redelivery of one request is not.
+    #[serde(default)]
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+impl Feedback {
+    /// The feedback for a build with these particulars; `None` without a change and patch set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn of(
+        job_id: &str,
+        customer: &str,
+        version: &str,
+        package: &str,
+        family: Family,
+        distro: &str,
+        target: &Target,
+        trigger: &Trigger,
+        outcome: BuildOutcome,
+        package_version: Option<String>,
+    ) -> Option<Self> {
+        Some(Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: job_id.to_owned(),
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            package: package.to_owned(),
+            family,
+            distro: distro.to_owned(),
+            target: target.clone(),
+            change: trigger.change?,
+            patchset: trigger.patchset?,
+            outcome,
+            package_version,
+            suite: None,
+            log: None,
+            requested_at: None,
+        })
+    }
+}
+
+impl Feedback {
+    /// The queue feedback of this release goes to: `feedback.<customer>.<version>`.
+    pub fn queue(&self) -> String {
+        crate::QueueName::new(crate::Stage::Feedback, &self.customer, &self.version).to_string()
+    }
+
+    /// What feedback is sent once for: the build job and the request that asked for it
+    /// (`<job id>` or `<job id>.<request time in microseconds>`).
+    pub fn request_key(&self) -> String {
+        match self.requested_at {
+            Some(at) => format!("{}.{}", self.job_id, at.timestamp_micros()),
+            None => self.job_id.clone(),
+        }
+    }
+}
+
+impl Message for Feedback {
+    const KIND: &'static str = "feedback";
+    fn schema_version(&self) -> u32 {
+        self.schema_version
+    }
+    fn check(&self) -> Result<(), MessageError> {
+        let k = Self::KIND;
+        name(k, check_token("job id", &self.job_id))?;
+        name(k, check_customer(&self.customer))?;
+        name(k, check_version(&self.version))?;
+        name(k, check_token("package", &self.package))?;
+        name(k, check_token("distro", &self.distro))?;
+        check_target(k, &self.target)
+    }
+}
