@@ -1,10 +1,7 @@
 //! Build jobs and their results: what a worker is asked to build and what it hands over.
 
 use chrono::{DateTime, Utc};
-use perestroika_config::names::{
-    check_commit, check_customer, check_file_name, check_project, check_token, check_version,
-    NameError,
-};
+use perestroika_config::names::{check_file_name, check_token, NameError};
 use perestroika_config::settings::Family;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -119,24 +116,21 @@ pub(super) fn check_target(kind: &'static str, target: &Target) -> Result<(), Me
 }
 
 impl Message for BuildJob {
-    const KIND: &'static str = "build job";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("build job");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_token("job id", &self.job_id))?;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
-        name(k, check_token("package", &self.package))?;
-        name(k, check_token("distro", &self.distro))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.token("job id", &self.job_id)?;
+        n.release(&self.customer, &self.version)?;
+        n.token("package", &self.package)?;
+        n.token("distro", &self.distro)?;
         check_target(k, &self.target)?;
         for repo in self.sources.repos() {
-            name(k, check_project(&repo.project))?;
-            name(k, check_commit(&repo.commit))?;
-            name(k, check_project(&repo.branch))?;
+            n.project(&repo.project)?;
+            n.commit(&repo.commit)?;
+            n.project(&repo.branch)?;
             if let Some(r) = &repo.fetch_ref {
-                name(k, check_project(r))?;
+                n.project(r)?;
             }
         }
         check_id(k, &self.job_id, self.compute_id())
@@ -229,10 +223,7 @@ pub struct BuildResult {
 }
 
 impl Message for BuildResult {
-    const KIND: &'static str = "build result";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("build result");
     fn check(&self) -> Result<(), MessageError> {
         name(Self::KIND, check_token("job id", &self.job_id))?;
         check_artifacts(Self::KIND, &self.artifacts)?;

@@ -1,7 +1,6 @@
 //! Feedback: what a part reports back on a Gerrit change.
 
 use chrono::{DateTime, Utc};
-use perestroika_config::names::{check_customer, check_token, check_version};
 use perestroika_config::settings::Family;
 use serde::{Deserialize, Serialize};
 
@@ -90,17 +89,14 @@ impl Feedback {
 }
 
 impl Message for Feedback {
-    const KIND: &'static str = "feedback";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("feedback");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_token("job id", &self.job_id))?;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
-        name(k, check_token("package", &self.package))?;
-        name(k, check_token("distro", &self.distro))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.token("job id", &self.job_id)?;
+        n.release(&self.customer, &self.version)?;
+        n.token("package", &self.package)?;
+        n.token("distro", &self.distro)?;
         check_target(k, &self.target)
     }
 }

@@ -1,7 +1,6 @@
 //! Mirror announcements: a tree changed and mirrors should copy it.
 
 use chrono::{DateTime, Utc};
-use perestroika_config::names::{check_customer, check_project, check_token, check_version};
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -24,15 +23,11 @@ pub struct MirrorAnnouncement {
 }
 
 impl Message for MirrorAnnouncement {
-    const KIND: &'static str = "mirror announcement";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("mirror announcement");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
-        name(k, check_token("snapshot", &self.snapshot))?;
-        name(k, check_project(&self.tree))
+        let n = Names(Self::KIND);
+        n.release(&self.customer, &self.version)?;
+        n.token("snapshot", &self.snapshot)?;
+        n.project(&self.tree)
     }
 }

@@ -3,7 +3,9 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use perestroika_config::names::NameError;
+use perestroika_config::names::{
+    check_commit, check_customer, check_project, check_token, check_version, NameError,
+};
 
 mod build;
 mod feedback;
@@ -88,3 +90,41 @@ pub trait Message: Serialize + DeserializeOwned {
 fn name(kind: &'static str, r: Result<(), NameError>) -> Result<(), MessageError> {
     r.map_err(|source| MessageError::Name { kind, source })
 }
+
+/// The names of one message, each checked with the message's kind in its error.
+struct Names(&'static str);
+
+impl Names {
+    fn token(&self, what: &'static str, value: &str) -> Result<(), MessageError> {
+        name(self.0, check_token(what, value))
+    }
+    fn customer(&self, value: &str) -> Result<(), MessageError> {
+        name(self.0, check_customer(value))
+    }
+    fn version(&self, value: &str) -> Result<(), MessageError> {
+        name(self.0, check_version(value))
+    }
+    fn project(&self, value: &str) -> Result<(), MessageError> {
+        name(self.0, check_project(value))
+    }
+    fn commit(&self, value: &str) -> Result<(), MessageError> {
+        name(self.0, check_commit(value))
+    }
+    /// The customer and version of the release a message is about.
+    fn release(&self, customer: &str, version: &str) -> Result<(), MessageError> {
+        self.customer(customer)?;
+        self.version(version)
+    }
+}
+
+/// The parts of a [`Message`] impl every message type writes alike: its kind, and its
+/// `schema_version` field.
+macro_rules! message_kind {
+    ($kind:literal) => {
+        const KIND: &'static str = $kind;
+        fn schema_version(&self) -> u32 {
+            self.schema_version
+        }
+    };
+}
+use message_kind;

@@ -1,7 +1,7 @@
 //! Promotions of a release's packages between suites, and their answers.
 
 use chrono::{DateTime, Utc};
-use perestroika_config::names::{check_customer, check_token, check_version};
+use perestroika_config::names::check_token;
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -83,25 +83,22 @@ impl Promotion {
 }
 
 impl Message for Promotion {
-    const KIND: &'static str = "promotion";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("promotion");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
-        name(k, check_token("package", &self.package))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.release(&self.customer, &self.version)?;
+        n.token("package", &self.package)?;
         if let Some(v) = &self.package_version {
-            name(k, check_token("package version", &v.replace(':', "_")))?;
+            n.token("package version", &v.replace(':', "_"))?;
         }
-        name(k, check_token("suite", &self.from))?;
-        name(k, check_token("suite", &self.to))?;
+        n.token("suite", &self.from)?;
+        n.token("suite", &self.to)?;
         for d in &self.distros {
-            name(k, check_token("distro", d))?;
+            n.token("distro", d)?;
         }
         if let Some(q) = &self.reply_to {
-            name(k, check_token("reply queue", q))?;
+            n.token("reply queue", q)?;
         }
         check_id(k, &self.job_id, self.compute_id())
     }
@@ -128,10 +125,7 @@ pub struct PromotionResult {
 }
 
 impl Message for PromotionResult {
-    const KIND: &'static str = "promotion result";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("promotion result");
     fn check(&self) -> Result<(), MessageError> {
         name(Self::KIND, check_token("job id", &self.job_id))
     }

@@ -1,7 +1,7 @@
 //! Publish jobs, review retirements and signature refreshes: what the publisher is asked to do.
 
 use chrono::{DateTime, Utc};
-use perestroika_config::names::{check_customer, check_token, check_version, NameError};
+use perestroika_config::names::{check_token, NameError};
 use perestroika_config::settings::Family;
 use serde::{Deserialize, Serialize};
 
@@ -43,17 +43,14 @@ pub struct PublishJob {
 }
 
 impl Message for PublishJob {
-    const KIND: &'static str = "publish job";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("publish job");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_token("job id", &self.job_id))?;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
-        name(k, check_token("distro", &self.distro))?;
-        name(k, check_token("package", &self.package))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.token("job id", &self.job_id)?;
+        n.release(&self.customer, &self.version)?;
+        n.token("distro", &self.distro)?;
+        n.token("package", &self.package)?;
         // A build may fail before its version is known.
         let failed = matches!(self.outcome, BuildOutcome::Failed { .. });
         if !(failed && self.package_version.is_empty()) {
@@ -116,14 +113,11 @@ impl ReviewRetirement {
 }
 
 impl Message for ReviewRetirement {
-    const KIND: &'static str = "review retirement";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("review retirement");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_customer(&self.customer))?;
-        name(k, check_version(&self.version))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.release(&self.customer, &self.version)?;
         check_id(
             k,
             &self.job_id,
@@ -174,14 +168,12 @@ impl SignatureRefresh {
 }
 
 impl Message for SignatureRefresh {
-    const KIND: &'static str = "signature refresh";
-    fn schema_version(&self) -> u32 {
-        self.schema_version
-    }
+    message_kind!("signature refresh");
     fn check(&self) -> Result<(), MessageError> {
-        let k = Self::KIND;
-        name(k, check_token("customer", &self.customer))?;
-        name(k, check_token("version", &self.version))?;
+        let n = Names(Self::KIND);
+        let k = n.0;
+        n.token("customer", &self.customer)?;
+        n.token("version", &self.version)?;
         check_id(k, &self.job_id, Self::id(&self.customer, &self.version))
     }
 }
