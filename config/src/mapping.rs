@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::names::check_token;
+use crate::names::{check_token, NameError};
 use crate::settings::{Family, FarmConfig};
 
 /// A mapping rule as written in the configuration.
@@ -92,8 +92,53 @@ pub struct ProjectMatch {
 
 /// Why an event's project or branch is not built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Unmapped(pub String);
+pub enum Unmapped {
+    #[error("no mapping rule matches project {project:?}")]
+    NoRule { project: String },
+    #[error("project {project:?} matches rule {rule:?}, but branch {branch:?} does not match {pattern:?}")]
+    Branch {
+        project: String,
+        rule: String,
+        branch: String,
+        pattern: String,
+    },
+    #[error(
+        "project {project:?} says {name} {in_project:?} but branch {branch:?} says {in_branch:?}"
+    )]
+    Disagree {
+        project: String,
+        branch: String,
+        name: String,
+        in_project: String,
+        in_branch: String,
+    },
+    #[error("ref {0:?} is not a branch")]
+    NotBranch(String),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("customer {customer:?} is not configured (rule {rule:?})")]
+    Customer { customer: String, rule: String },
+    #[error(
+        "version {version:?} of customer {customer:?} is not configured (configured: {known})"
+    )]
+    Version {
+        customer: String,
+        version: String,
+        known: String,
+    },
+    #[error("distro {distro:?} is not configured for {customer} {version}")]
+    Distro {
+        customer: String,
+        version: String,
+        distro: String,
+    },
+    #[error("project names family {named} but distro {distro:?} is {family}")]
+    Family {
+        named: Family,
+        distro: String,
+        family: Family,
+    },
+}
 
 #[derive(Debug, Clone)]
 struct Template {
@@ -216,28 +261,32 @@ impl Mapping {
                 None => continue,
             };
             let Some(branch_values) = rule.branch.captures(branch) else {
-                near_miss.get_or_insert_with(|| {
-                    format!(
-                        "project {project:?} matches rule {:?}, but branch {branch:?} does not match {:?}",
-                        rule.name, rule.branch.source
-                    )
+                near_miss.get_or_insert_with(|| Unmapped::Branch {
+                    project: project.to_owned(),
+                    rule: rule.name.clone(),
+                    branch: branch.to_owned(),
+                    pattern: rule.branch.source.clone(),
                 });
                 continue;
             };
             for (name, value) in branch_values {
                 if let Some(old) = values.insert(name.clone(), value.clone()) {
                     if old != value {
-                        return Err(Unmapped(format!(
-                            "project {project:?} says {name} {old:?} but branch {branch:?} says {value:?}"
-                        )));
+                        return Err(Unmapped::Disagree {
+                            project: project.to_owned(),
+                            branch: branch.to_owned(),
+                            name: name.clone(),
+                            in_project: old,
+                            in_branch: value.clone(),
+                        });
                     }
                 }
             }
             return rule.resolve(farm, role, &values, branch);
         }
-        Err(Unmapped(near_miss.unwrap_or_else(|| {
-            format!("no mapping rule matches project {project:?}")
-        })))
+        Err(near_miss.unwrap_or_else(|| Unmapped::NoRule {
+            project: project.to_owned(),
+        }))
     }
 }
 
@@ -247,7 +296,7 @@ pub fn branch_name(refname: &str) -> Result<&str, Unmapped> {
         return Ok(branch);
     }
     if refname.starts_with("refs/") {
-        return Err(Unmapped(format!("ref {refname:?} is not a branch")));
+        return Err(Unmapped::NotBranch(refname.to_owned()));
     }
     Ok(refname)
 }
@@ -322,19 +371,20 @@ impl Rule {
         let customer = get("customer").unwrap_or_default();
         let version = get("version").unwrap_or_default();
         let package = get("package").unwrap_or_default();
-        check_token("package", &package).map_err(|e| Unmapped(e.to_string()))?;
+        check_token("package", &package)?;
         let Some(cust) = farm.customer(&customer) else {
-            return Err(Unmapped(format!(
-                "customer {customer:?} is not configured (rule {:?})",
-                self.name
-            )));
+            return Err(Unmapped::Customer {
+                customer,
+                rule: self.name.clone(),
+            });
         };
         let Some(release) = farm.release(&customer, &version) else {
             let known: Vec<_> = cust.versions.iter().map(|r| r.name.as_str()).collect();
-            return Err(Unmapped(format!(
-                "version {version:?} of customer {customer:?} is not configured (configured: {})",
-                known.join(", ")
-            )));
+            return Err(Unmapped::Version {
+                customer,
+                version,
+                known: known.join(", "),
+            });
         };
         let distro = get("distro");
         let mut family = match get("family").as_deref() {
@@ -346,15 +396,18 @@ impl Rule {
         if let Some(distro) = &distro {
             match release.family_of(distro) {
                 None => {
-                    return Err(Unmapped(format!(
-                        "distro {distro:?} is not configured for {customer} {version}"
-                    )))
+                    return Err(Unmapped::Distro {
+                        customer,
+                        version,
+                        distro: distro.clone(),
+                    })
                 }
                 Some(f) if family.is_some_and(|g| g != f) => {
-                    return Err(Unmapped(format!(
-                        "project names family {} but distro {distro:?} is {f}",
-                        family.unwrap_or(f)
-                    )))
+                    return Err(Unmapped::Family {
+                        named: family.unwrap_or(f),
+                        distro: distro.clone(),
+                        family: f,
+                    })
                 }
                 Some(f) => family = Some(f),
             }
@@ -434,25 +487,29 @@ mod tests {
     #[test]
     fn unknown_projects_and_branches_say_why() {
         let e = resolve("other/thing", "master").unwrap_err();
-        assert!(e.0.contains("no mapping rule matches"), "{e}");
+        assert!(e.to_string().contains("no mapping rule matches"), "{e}");
         let e = resolve("acme/openstack/nova", "master").unwrap_err();
-        assert!(e.0.contains("branch \"master\" does not match"), "{e}");
+        assert!(
+            e.to_string().contains("branch \"master\" does not match"),
+            "{e}"
+        );
         let e = resolve("initech/openstack/nova", "openstack-ci/fuel-9.0/mitaka").unwrap_err();
         assert!(
-            e.0.contains("customer \"initech\" is not configured"),
+            e.to_string()
+                .contains("customer \"initech\" is not configured"),
             "{e}"
         );
         let e = resolve("acme/openstack/nova", "openstack-ci/fuel-8.0/liberty").unwrap_err();
         assert!(
-            e.0.contains("version \"8.0\"") && e.0.contains("9.0, 10.0"),
+            e.to_string().contains("version \"8.0\"") && e.to_string().contains("9.0, 10.0"),
             "{e}"
         );
         let e = resolve("acme/packages/deb/trusty/hello", "9.0").unwrap_err();
-        assert!(e.0.contains("distro \"trusty\""), "{e}");
+        assert!(e.to_string().contains("distro \"trusty\""), "{e}");
         let e = resolve("acme/packages/rpm/bookworm/hello", "9.0").unwrap_err();
-        assert!(e.0.contains("family rpm"), "{e}");
+        assert!(e.to_string().contains("family rpm"), "{e}");
         let e = resolve("acme/openstack/nova", "refs/tags/9.0").unwrap_err();
-        assert!(e.0.contains("not a branch"), "{e}");
+        assert!(e.to_string().contains("not a branch"), "{e}");
     }
 
     #[test]

@@ -120,7 +120,7 @@ pub fn sources(
         }
         let found = mapping
             .resolve(farm, &repo.project, &repo.branch)
-            .or_else(|e| refuse(kind, e.0))?;
+            .or_else(|e| refuse(kind, e.to_string()))?;
         let want = (customer, version, package);
         let got = (
             found.customer.as_str(),
