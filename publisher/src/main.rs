@@ -2,13 +2,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perestroika_config::preflight::Report;
 use perestroika_config::FarmConfig;
 use perestroika_host::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_protocol::messages::Target;
-use perestroika_protocol::Stage;
-use perestroika_publisher::publish::{PublishError, PublishRequest, Publisher};
-use perestroika_publisher::signing::{import_secret_key, Signer};
+use perestroika_publisher::error::PublishError;
+use perestroika_publisher::keys::{self, KeysError};
+use perestroika_publisher::preflight::preflight;
+use perestroika_publisher::publish::PublishRequest;
+use perestroika_publisher::publisher::Publisher;
+use perestroika_publisher::signing::import_secret_key;
 
 /// Includes built packages into signed deb and rpm repositories and switches them live
 /// atomically. The only part of the farm that holds the signing key.
@@ -116,122 +118,28 @@ enum KeyCommand {
     },
 }
 
-/// The publisher's private keyring.
-fn keyring(farm: &FarmConfig) -> PathBuf {
-    farm.paths.state.join("publisher/gnupg")
+/// The configured keys; a configuration without them is the operator's to fix.
+fn signer(
+    farm: &FarmConfig,
+    background: bool,
+) -> anyhow::Result<perestroika_publisher::signing::Signer> {
+    keys::open_signer(farm, background).map_err(keys_error)
 }
 
-fn passphrase(farm: &FarmConfig, file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
-    let file = file.or_else(|| {
-        farm.signing
-            .as_ref()
-            .and_then(|s| s.passphrase_file.clone())
-    });
-    if let Some(file) = file {
-        let text = fs_err::read_to_string(&file)?;
-        return Ok(Some(text.trim_end_matches('\n').to_owned()));
+fn keys_error(e: KeysError) -> anyhow::Error {
+    match e {
+        KeysError::NoSigning { .. } => UsageError(e.to_string()).into(),
+        e => e.into(),
     }
-    Ok(std::env::var("PERESTROIKA_PASSPHRASE").ok())
 }
 
-/// Opens the configured signing key(s), refusing when missing or expired.
-fn signer(farm: &FarmConfig) -> anyhow::Result<Signer> {
-    open_signer(farm, false)
-}
-
-/// The configured keys, with the review key (`signing.review_fingerprint`) for review and
-/// topic repositories; `background` checks them while the caller goes on (see
-/// [`Signer::open_in_background`]).
-fn open_signer(farm: &FarmConfig, background: bool) -> anyhow::Result<Signer> {
-    let (home, fingerprints, passphrase) = signing_keys(farm)?;
-    let open = |fingerprints: &[String]| -> anyhow::Result<Signer> {
-        let signer = if background {
-            Signer::open_in_background(&home, fingerprints, passphrase.clone())
-        } else {
-            Signer::open(&home, fingerprints, passphrase.clone())?
-        };
-        Ok(signer.with_deadline(farm.publish.command_deadline()))
-    };
-    let mut signer = open(&fingerprints)?;
-    if let Some(review) = farm.signing.as_ref().and_then(|s| s.review()) {
-        signer = signer.with_review(None, open(&[review])?);
+/// A request the publisher refuses (an unknown snapshot, say) is the operator's to fix.
+fn refusal(e: PublishError) -> anyhow::Error {
+    if e.is_refusal() {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
     }
-    for customer in &farm.customers {
-        if let Some(review) = farm
-            .review_key(&customer.name)
-            .filter(|_| customer.review_fingerprint.is_some())
-        {
-            signer = signer.with_review(Some(&customer.name), open(&[review])?);
-        }
-    }
-    Ok(signer)
-}
-
-/// The keyring, the fingerprints that sign, and the passphrase, from the configuration.
-fn signing_keys(farm: &FarmConfig) -> anyhow::Result<(PathBuf, Vec<String>, Option<String>)> {
-    let Some(signing) = &farm.signing else {
-        return Err(UsageError(format!(
-            "configuration {} has no [signing] section; the publisher needs the fingerprint of the key it signs with",
-            farm.source.display()
-        ))
-        .into());
-    };
-    let mut fingerprints = vec![signing.fingerprint.clone()];
-    fingerprints.extend(signing.also_sign_with.iter().cloned());
-    Ok((keyring(farm), fingerprints, passphrase(farm, None)?))
-}
-
-/// What the publisher needs to run: the signing section, a passphrase file only its owner
-/// reads, and every key it signs with present and usable in its keyring.
-fn preflight(farm: &FarmConfig) -> Report {
-    let mut report =
-        perestroika_protocol::queues::consuming_report(farm, "publisher", Stage::Publish);
-    let Some(signing) = &farm.signing else {
-        report.error(
-            None,
-            "no [signing] section; the publisher needs the fingerprint of the key it signs with",
-        );
-        return report;
-    };
-    if let Some(file) = &signing.passphrase_file {
-        report.readable_file("signing.passphrase_file", file, true);
-        if report.has_errors() {
-            return report;
-        }
-    }
-    let signer = match signer(farm) {
-        Ok(signer) => signer,
-        Err(e) => {
-            let causes: Vec<String> = e.chain().map(ToString::to_string).collect();
-            report.error(Some("signing.fingerprint"), causes.join(": "));
-            return report;
-        }
-    };
-    report.note(format!(
-        "signing key {} is present and can sign",
-        signer.fingerprint()
-    ));
-    for customer in &farm.customers {
-        let review = signer.for_review(&customer.name);
-        if std::ptr::eq(review, &signer) {
-            report.warn(
-                Some("signing.review_fingerprint"),
-                format!(
-                    "{}'s review and topic repositories are signed with the release's key, so \
-                     whoever serves them can pass one off as the release; set it to a key of \
-                     their own",
-                    customer.name
-                ),
-            );
-        } else {
-            report.note(format!(
-                "review key {} is present and signs {}'s review and topic repositories",
-                review.fingerprint(),
-                customer.name
-            ));
-        }
-    }
-    report
 }
 
 /// A shipped mark's note as shown after it: ` (9.0.3 GA)`, or nothing.
@@ -257,26 +165,24 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
         } => (customer.clone(), version.clone()),
     };
     known_release(farm, &customer, &version)?;
-    let signer = signer(farm)?;
+    let signer = signer(farm, false)?;
     let publisher = Publisher {
         farm,
         signer: &signer,
     };
-    let (tree, name) = publisher.tree(&customer, &version, &Target::Release);
-    let live = tree.current();
-    let shipped = publisher.shipped(&name);
+    let (_, name) = publisher.tree(&customer, &version, &Target::Release);
     match cmd {
         SnapshotCommand::List { .. } => {
-            let listed: Vec<serde_json::Value> = tree
-                .generations()
-                .into_iter()
-                .map(|g| {
+            let (name, snapshots) = publisher.snapshots(&customer, &version);
+            let listed: Vec<serde_json::Value> = snapshots
+                .iter()
+                .map(|s| {
                     serde_json::json!({
                         "tree": name,
-                        "snapshot": g,
-                        "live": Some(g) == live,
-                        "path": tree.generation(g),
-                        "shipped": shipped.get(&g),
+                        "snapshot": s.snapshot,
+                        "live": s.live,
+                        "path": s.path,
+                        "shipped": s.shipped,
                     })
                 })
                 .collect();
@@ -285,22 +191,19 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
             } else if listed.is_empty() {
                 println!("{name} has no snapshots yet");
             } else {
-                for g in tree.generations() {
-                    let mark = if Some(g) == live { "*" } else { " " };
-                    let kept = shipped.get(&g).map_or(String::new(), |s| {
+                for s in &snapshots {
+                    let mark = if s.live { "*" } else { " " };
+                    let kept = s.shipped.as_ref().map_or(String::new(), |s| {
                         format!("  shipped {}{}", s.marked.format("%Y-%m-%d"), note(&s.note))
                     });
-                    println!("{mark} {name} {g}  {}{kept}", tree.generation(g).display());
+                    println!("{mark} {name} {}  {}{kept}", s.snapshot, s.path.display());
                 }
             }
         }
         SnapshotCommand::Keep { id, note: text, .. } => {
             let mark = publisher
                 .keep_snapshot(&customer, &version, id, &text)
-                .map_err(|e| match e {
-                    PublishError::Refused(why) => UsageError(why).into(),
-                    e => anyhow::Error::from(e),
-                })?;
+                .map_err(refusal)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&mark)?);
             } else {
@@ -321,30 +224,22 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
             }
         }
         SnapshotCommand::Show { id, .. } => {
-            let record = tree.generation(id).join("snapshot.json");
-            let text = fs_err::read_to_string(&record).map_err(|_| {
-                UsageError(format!("{name} has no snapshot {id} (see `snapshot list`)"))
-            })?;
-            let mut record: serde_json::Value = serde_json::from_str(&text)?;
-            let mut deb = serde_json::Map::new();
-            for suite in record["deb_suites"].as_array().into_iter().flatten() {
-                let suite = suite.as_str().unwrap_or_default();
-                let lines =
-                    perestroika_publisher::publish::deb_contents(&tree.generation(id), suite);
-                deb.insert(suite.to_owned(), lines.into());
-            }
+            let contents = publisher
+                .snapshot_contents(&customer, &version, id)
+                .map_err(refusal)?;
+            let mut record = contents.record;
             if json {
-                record["live"] = (Some(id) == live).into();
-                record["deb_packages"] = deb.into();
+                record["live"] = contents.live.into();
+                record["deb_packages"] = serde_json::to_value(&contents.deb)?;
                 println!("{}", serde_json::to_string_pretty(&record)?);
                 return Ok(());
             }
             let created = record["created"].as_str().unwrap_or("at an unknown time");
-            let state = if Some(id) == live { ", live" } else { "" };
+            let state = if contents.live { ", live" } else { "" };
             println!("{name} snapshot {id}{state}, made {created}");
-            for (suite, lines) in &deb {
-                for line in lines.as_array().into_iter().flatten() {
-                    println!("{suite} {}", line.as_str().unwrap_or_default());
+            for (suite, lines) in &contents.deb {
+                for line in lines {
+                    println!("{suite} {line}");
                 }
             }
             for (repo, files) in record["rpm"].as_object().into_iter().flatten() {
@@ -368,10 +263,11 @@ fn main() -> ExitCode {
                 passphrase_file,
             }) => {
                 let armored = fs_err::read(&file)?;
-                let pass = passphrase(&farm, passphrase_file)?;
-                let fprs = import_secret_key(&keyring(&farm), &armored, pass.as_deref())?;
+                let pass = keys::passphrase(&farm, passphrase_file).map_err(keys_error)?;
+                let keyring = keys::keyring(&farm);
+                let fprs = import_secret_key(&keyring, &armored, pass.as_deref())?;
                 for f in &fprs {
-                    println!("secret key {f} is in {}", keyring(&farm).display());
+                    println!("secret key {f} is in {}", keyring.display());
                 }
                 if let Some(signing) = &farm.signing {
                     if !fprs
@@ -415,7 +311,7 @@ fn main() -> ExitCode {
                 };
                 // The keys are checked while the files are checked and included (nothing
                 // public changes before the first signature, which waits for the check).
-                let signer = open_signer(&farm, true)?;
+                let signer = signer(&farm, true)?;
                 let publisher = Publisher {
                     farm: &farm,
                     signer: &signer,
@@ -445,7 +341,7 @@ fn main() -> ExitCode {
             }
             Command::Run => {
                 preflight(&farm).demand()?;
-                let signer = signer(&farm)?;
+                let signer = signer(&farm, false)?;
                 tracing::info!(key = signer.fingerprint(), "signing key ready");
                 let farm = std::sync::Arc::new(farm);
                 tokio::select! {
@@ -455,7 +351,7 @@ fn main() -> ExitCode {
             }
             Command::Snapshot(cmd) => snapshot(&farm, cli.json, cmd)?,
             Command::ExportKey => {
-                let key = signer(&farm)?.export_public()?;
+                let key = signer(&farm, false)?.export_public()?;
                 print!("{}", String::from_utf8_lossy(&key));
             }
         }

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use perestroika_protocol::messages::Target;
 
 use crate::deb::DebRepo;
-use crate::publish::{io, suite_stanzas, PublishError, Publisher};
+use crate::error::{io, PublishError};
+use crate::publisher::Publisher;
+use crate::suite_contents::suite_stanzas;
 use crate::tree::{Tree, TreeLock};
 
 /// What a prune removed.
@@ -80,9 +82,10 @@ impl Publisher<'_> {
         self.release(customer, version)?;
         let (tree, tree_name, _lock) = self.lock_tree(customer, version, &Target::Release)?;
         if !tree.generations().contains(&n) {
-            return Err(PublishError::Refused(format!(
-                "{tree_name} has no snapshot {n} (see `snapshot list`)"
-            )));
+            return Err(PublishError::NoSnapshot {
+                tree: tree_name,
+                snapshot: n,
+            });
         }
         let mark = Shipped {
             snapshot: n,

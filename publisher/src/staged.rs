@@ -11,7 +11,7 @@ use perestroika_protocol::messages::Artifact;
 use rustix::fs::{Mode, OFlags};
 use sha2::{Digest, Sha256};
 
-use crate::publish::{io, PublishError};
+use crate::error::{io, PublishError};
 
 /// Copies every artifact from the job's staging directory `dir` into `into` (emptied first),
 /// checking each against the job's manifest; returns the copies' paths, in order.
@@ -41,16 +41,16 @@ fn open_dir(dir: &Path) -> Result<rustix::fd::OwnedFd, PublishError> {
     .map_err(|e| refused_or_missing(dir, "the job's staging directory", e))
 }
 
-fn refused_or_missing(path: &Path, what: &str, e: rustix::io::Errno) -> PublishError {
+fn refused_or_missing(path: &Path, what: &'static str, e: rustix::io::Errno) -> PublishError {
     match e {
         rustix::io::Errno::NOENT => PublishError::Missing {
             name: what.to_owned(),
             dir: path.to_owned(),
         },
-        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => PublishError::Refused(format!(
-            "{}: {what} is a link or not what it should be; staged files are taken only as regular files in a real directory",
-            path.display()
-        )),
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => PublishError::StagedLink {
+            path: path.to_owned(),
+            what,
+        },
         other => PublishError::Io {
             path: path.to_owned(),
             source: other.into(),
@@ -82,18 +82,14 @@ fn take_one(
     let mut file = std::fs::File::from(fd);
     let meta = file.metadata().map_err(io(&path))?;
     if !meta.is_file() {
-        return Err(PublishError::Refused(format!(
-            "{}: not a regular file; nothing was published",
-            path.display()
-        )));
+        return Err(PublishError::NotAFile { path });
     }
     if meta.len() != artifact.size {
-        return Err(PublishError::Refused(format!(
-            "{}: {} bytes, the job's manifest says {}; nothing was published",
-            path.display(),
-            meta.len(),
-            artifact.size
-        )));
+        return Err(PublishError::Size {
+            path,
+            size: meta.len(),
+            expected: artifact.size,
+        });
     }
     let copy = into.join(&artifact.name);
     let mut out = fs_err::File::create(&copy).map_err(io(&copy))?;

@@ -9,9 +9,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningSettings {
-    /// ASCII-armored secret key to import with `perestroika-publisher key import`.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
     /// Fingerprint of the key that signs (40 hex digits); the publisher refuses to start without it.
     pub fingerprint: String,
     /// Further keys that sign alongside, for a key rotation.
