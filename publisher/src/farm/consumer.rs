@@ -17,7 +17,7 @@ use super::retire::retire_review;
 use crate::signing::Signer;
 
 /// Consumes every publish queue of the configuration until the process is stopped, and asks
-/// for signature refreshes on a timer (see [`ask_for_refreshes`]).
+/// for signature refreshes on a timer (see `ask_for_refreshes`).
 pub async fn run(farm: Arc<FarmConfig>, signer: Arc<Signer>) {
     let mut tasks = Vec::new();
     if let Some(every) = refresh_interval(&farm) {
