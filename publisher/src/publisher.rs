@@ -12,7 +12,9 @@ use crate::tree::{Tree, TreeLock};
 
 /// Publishes into one farm's public tree with one signer.
 pub struct Publisher<'a> {
+    /// The farm's configuration.
     pub farm: &'a FarmConfig,
+    /// The release keys, with the review keys beside them.
     pub signer: &'a Signer,
 }
 

@@ -35,6 +35,7 @@ pub struct Pruned {
 /// A snapshot marked shipped: never pruned.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Shipped {
+    /// The snapshot's number.
     pub snapshot: u64,
     /// When it was marked.
     pub marked: chrono::DateTime<chrono::Utc>,

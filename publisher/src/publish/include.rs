@@ -13,9 +13,13 @@ use crate::publisher::Publisher;
 /// What to publish.
 #[derive(Debug, Clone)]
 pub struct PublishRequest {
+    /// The customer (`acme`).
     pub customer: String,
+    /// The release series (`9.0`).
     pub version: String,
+    /// The distro the files were built for (`bookworm`).
     pub distro: String,
+    /// The release itself, or the review repository of a change or topic.
     pub target: Target,
     /// Verified files: .deb, .udeb, .dsc (with its tarballs beside it); others are ignored.
     pub files: Vec<PathBuf>,
