@@ -22,7 +22,7 @@ use crate::steps::deps::dep_mount;
 use crate::steps::failure::{fail, io, Step};
 use crate::{deb, rpm};
 
-/// What [`run`] takes and fails with, defined with what the steps share.
+// What `run` takes and fails with, defined with what the steps share.
 pub use crate::steps::{BuildEnv, BuildRequest, DepRepo, InfraError};
 pub use perestroika_protocol::messages::LOG_NAME;
 /// Name of the record of a build among its files.

@@ -1,6 +1,7 @@
-//! The deb steps inside a build container: the source tree prepared as the builder
-//! (`dpkg-source`, the control file checked), build dependencies installed by apt through the
-//! package cache relay, then the network off and `dpkg-buildpackage` as the builder.
+//! The deb steps inside a build container: the source tree laid out as the builder (a `.dsc`
+//! unpacked by `dpkg-source`) and its control file checked, build dependencies installed by apt
+//! through the package cache relay, then the network off and `dpkg-buildpackage` as the
+//! builder.
 
 use std::time::Instant;
 
