@@ -1,5 +1,5 @@
 //! How a build ends when it does not succeed: the build failed, the package's fault (a
-//! [`Failure`]: the step and the reason, from the log), or it could not be attempted, the
+//! `Failure`: the step and the reason, from the log), or it could not be attempted, the
 //! farm's ([`InfraError`]: the job is tried again later).
 
 use std::path::{Path, PathBuf};
