@@ -2,6 +2,7 @@
 //! how builds run here ([`env`](mod@env)), how a step ends when it does not succeed
 //! ([`failure`]), the input sent in ([`input`]), build dependencies ([`deps`]), and the build
 //! with no network and its results ([`results`]). The steps themselves are each family's own.
+
 pub mod deps;
 pub mod env;
 pub mod failure;
