@@ -450,12 +450,12 @@ fn trixie_images_are_built_refreshed_pruned_and_used() {
 /// Inside a build root, no command the build runs keeps CAP_SYS_ADMIN: root cannot mount.
 #[tokio::test]
 async fn commands_in_a_build_root_cannot_mount() {
-    use perestroika_worker::buildlog::BuildLog;
-    use perestroika_worker::rootfs::{base_root, BuildRoot};
-    use perestroika_worker::sandbox::{self, As, Sandbox, SandboxSpec};
+    use perestroika_worker::container::buildlog::BuildLog;
+    use perestroika_worker::container::rootfs::{base_root, BuildRoot};
+    use perestroika_worker::container::sandbox::{As, Sandbox, SandboxSpec};
 
     let tag = base_image("bookworm");
-    let docker = sandbox::connect().unwrap();
+    let docker = perestroika_worker::container::connect().unwrap();
     let id = docker.inspect_image(&tag).await.unwrap().id.unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let base = base_root(&docker, &id, &scratch.path().join("roots"))

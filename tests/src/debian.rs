@@ -19,7 +19,7 @@ pub fn debian_source(package: &str) -> PathBuf {
     if let Some(dsc) = find_dsc(&dir) {
         return dsc;
     }
-    let mirror = perestroika_worker::apt_sources::HostMirrors::from_host()
+    let mirror = perestroika_worker::image::apt_sources::HostMirrors::from_host()
         .archive
         .expect("the host's apt configuration names a Debian mirror");
     for sub in ["lists/partial", "cache/archives/partial", "etc"] {

@@ -1,20 +1,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use perestroika_config::settings::RpmRoot;
-use perestroika_config::FarmConfig;
 use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
-use perestroika_protocol::broker::hostname;
-use perestroika_protocol::messages::{BuildOutcome, GitSource, Sources};
-use perestroika_worker::build::{self, cache_dir, BuildEnv, BuildRequest};
-use perestroika_worker::git::GitCache;
+use perestroika_protocol::messages::BuildOutcome;
+use perestroika_worker::build::LOG_NAME;
+use perestroika_worker::image::{self, NamedRoot, Recipe};
+use perestroika_worker::local::{GitCommit, LocalBuild};
 use perestroika_worker::preflight::preflight;
-use perestroika_worker::source::SourceInput;
-use perestroika_worker::{image, intake, sandbox};
+use perestroika_worker::{container, farm, steps};
 
 /// Builds packages from git in a fresh, unprivileged container per build.
 #[derive(Parser)]
@@ -129,48 +123,52 @@ struct ImageArgs {
     packages: Vec<String>,
 }
 
+impl BuildArgs {
+    fn into_build(self) -> LocalBuild {
+        let commit = |url: String, commit: Option<String>| GitCommit {
+            url,
+            commit: commit.unwrap_or_default(),
+        };
+        LocalBuild {
+            distro: self.distro,
+            source: self.source,
+            git: self.git.map(|url| commit(url, self.commit)),
+            packaging: match (self.packaging_git, self.packaging_commit) {
+                (Some(url), Some(c)) => Some(commit(url, Some(c))),
+                _ => None,
+            },
+            release: self.release,
+            rebuild: self.rebuild,
+            out: self.out,
+            package_cache: self.package_cache,
+            timeout_secs: self.timeout,
+            echo: !self.quiet,
+        }
+    }
+}
+
 /// How the image of `args.distro` is made: the command line's repositories, else the
 /// configuration's `rpm_roots`, else a Debian root (with rpm tools for --rpm).
-fn recipe(cli_config: &Option<PathBuf>, args: &ImageArgs) -> anyhow::Result<image::Recipe> {
-    if !args.rpm {
-        return Ok(image::Recipe::Deb);
-    }
-    if !args.repos.is_empty() {
-        let mut root: RpmRoot = serde_json::from_value(serde_json::json!({
-            "releasever": args.releasever.clone().ok_or_else(|| {
-                UsageError("--repo needs --releasever (the distro's $releasever)".into())
-            })?,
-            "repos": args.repos,
-            "gpgkeys": args.gpgkeys,
-        }))?;
-        if !args.packages.is_empty() {
-            root.packages = args.packages.clone();
-        }
-        return Ok(image::Recipe::Rpm(root));
+fn recipe(cli_config: &Option<PathBuf>, args: &ImageArgs) -> anyhow::Result<Recipe> {
+    let named = NamedRoot {
+        releasever: args.releasever.clone(),
+        repos: args.repos.clone(),
+        gpgkeys: args.gpgkeys.clone(),
+        packages: args.packages.clone(),
+    };
+    // A usage error stays one (exit code 2): it is the error's source.
+    if let Some(recipe) = Recipe::from_command_line(args.rpm, &named)? {
+        return Ok(recipe);
     }
     let configured = match cli_config {
         Some(path) => load_config(path)?.rpm_roots.remove(&args.distro),
         None => None,
     };
-    Ok(match configured {
-        Some(root) => image::Recipe::Rpm(root),
-        None => image::Recipe::RpmOnDebian,
-    })
+    Ok(Recipe::from_configuration(configured))
 }
 
 fn config_path(cli: &Option<PathBuf>) -> PathBuf {
     cli.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
-}
-
-fn git_source(url: &str, commit: &str) -> anyhow::Result<GitSource> {
-    perestroika_config::names::check_commit(commit).map_err(|e| UsageError(e.to_string()))?;
-    Ok(GitSource {
-        project: "local".into(),
-        url: url.to_owned(),
-        branch: "local".into(),
-        commit: commit.to_owned(),
-        fetch_ref: None,
-    })
 }
 
 async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::Result<()> {
@@ -179,74 +177,21 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         None => None,
     };
     let settings = farm.as_ref().map(|f| f.build.clone()).unwrap_or_default();
-    let input = match (&args.source, &args.git) {
-        (Some(path), None) if path.extension().is_some_and(|e| e == "dsc") => {
-            SourceInput::Dsc(path.clone())
+    let out = args.out.clone();
+    let report = args.into_build().run(&settings).await.map_err(|e| {
+        if e.is_usage() {
+            UsageError(e.to_string()).into()
+        } else {
+            anyhow::Error::from(e)
         }
-        (Some(path), None) if path.to_string_lossy().ends_with(".src.rpm") => {
-            SourceInput::Srpm(path.clone())
-        }
-        (Some(path), None) if path.is_dir() => SourceInput::Dir(path.clone()),
-        (Some(path), None) => {
-            return Err(UsageError(format!(
-                "{}: expected a source directory, a .dsc or a .src.rpm",
-                path.display()
-            ))
-            .into())
-        }
-        (None, Some(url)) => {
-            let code = git_source(url, args.commit.as_deref().unwrap_or_default())?;
-            let sources = match (&args.packaging_git, &args.packaging_commit) {
-                (Some(purl), Some(pc)) => Sources::Split {
-                    code,
-                    packaging: git_source(purl, pc)?,
-                },
-                _ => Sources::Combined { repo: code },
-            };
-            SourceInput::Git {
-                sources: Box::new(sources),
-                rebuild: args.rebuild,
-                review: false,
-            }
-        }
-        _ => {
-            return Err(UsageError(
-                "give either a source (directory, .dsc or .src.rpm) or --git with --commit".into(),
-            )
-            .into())
-        }
-    };
-    perestroika_config::names::check_token("distro", &args.distro)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let cache = args.package_cache.or(settings.package_cache.clone());
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(settings.timeout_secs));
-    let env = BuildEnv::local(&settings, cache.as_deref(), timeout)?;
-    let job_id = format!(
-        "local-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().format("%Y%m%d%H%M%S")
-    );
-    let req = BuildRequest {
-        job_id,
-        input,
-        distro: args.distro.clone(),
-        family: None,
-        dep_repos: args
-            .release
-            .iter()
-            .map(|tree| build::DepRepo::new(tree, &args.distro))
-            .collect(),
-        out_dir: args.out.clone(),
-        echo: !args.quiet,
-    };
-    let report = build::run(&env, &req).await?;
+    })?;
     let result = report.result;
     match &result.outcome {
         BuildOutcome::Succeeded => {
             eprintln!(
                 "built {} in {}:",
                 result.package_version.as_deref().unwrap_or("?"),
-                args.out.display()
+                out.display()
             );
             for a in &result.artifacts {
                 eprintln!("  {}  {}", a.sha256, a.name);
@@ -256,70 +201,9 @@ async fn local_build(cli_config: &Option<PathBuf>, args: BuildArgs) -> anyhow::R
         BuildOutcome::Failed { step, reason } => {
             anyhow::bail!(
                 "build failed at step {step}: {reason}\n(full log: {})",
-                args.out.join(build::LOG_NAME).display()
+                out.join(LOG_NAME).display()
             )
         }
-    }
-}
-
-async fn farm_run(farm: FarmConfig) -> anyhow::Result<()> {
-    let docker = sandbox::connect()?;
-    // A worker instance is its host plus its state directory: a restarted instance finds its
-    // own leftovers, and other workers on the same host keep theirs.
-    let instance = {
-        use sha2::{Digest, Sha256};
-        hex::encode(&Sha256::digest(farm.paths.state.display().to_string().as_bytes())[..6])
-    };
-    let owner = format!("worker@{}:{instance}", hostname());
-    let removed = sandbox::remove_leftovers(&docker, &owner)
-        .await
-        .context("cleaning up after an earlier run")?;
-    let state = farm.paths.state.join("worker");
-    perestroika_worker::rootfs::release_leftovers(&state.join("scratch"));
-    let _ = fs_err::remove_dir_all(state.join("scratch"));
-    perestroika_worker::retention::at_start(&farm, &docker, &state).await;
-    if removed > 0 {
-        tracing::info!(
-            removed,
-            "removed leftover build containers of an earlier run"
-        );
-    }
-    let package_cache = farm
-        .build
-        .package_cache
-        .as_deref()
-        .map(perestroika_worker::relay::cache_address)
-        .transpose()?;
-    fs_err::create_dir_all(&farm.paths.staging).context("creating the staging directory")?;
-    let env = BuildEnv {
-        docker,
-        git: GitCache::new(&state.join("git"), farm.build.git_deadline()),
-        scratch: state.join("scratch"),
-        roots: state.join("roots"),
-        owner,
-        worker_name: hostname(),
-        timeout: Duration::from_secs(farm.build.timeout_secs),
-        settings: farm.build.clone(),
-        package_cache,
-    };
-    let (farm, env) = (Arc::new(farm), Arc::new(env));
-    tokio::select! {
-        _ = intake::run(farm, env.clone()) => Ok(()),
-        _ = shutdown_signal() => {
-            // Builds in flight are abandoned; their jobs are redelivered. Remove their containers.
-            let removed = sandbox::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);
-            tracing::info!(removed, "stopped; unfinished jobs go back to the queue");
-            Ok(())
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("signal handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
 
@@ -328,7 +212,7 @@ async fn image_command(
     json: bool,
     cmd: ImageCommand,
 ) -> anyhow::Result<()> {
-    let docker = sandbox::connect()?;
+    let docker = container::connect()?;
     let scratch = std::env::temp_dir().join("perestroika-images");
     match cmd {
         ImageCommand::Build(args) => {
@@ -369,18 +253,11 @@ async fn image_command(
             for tag in image::prune(&docker, keep.max(1), distro.as_deref()).await? {
                 println!("removed {tag}");
             }
-            let live: Vec<String> = image::list(&docker, None)
-                .await?
-                .into_iter()
-                .map(|i| i.id)
-                .collect();
-            let mut roots = vec![cache_dir().join("roots")];
-            if let Some(path) = cli_config {
-                roots.push(load_config(path)?.paths.state.join("worker/roots"));
-            }
-            for dir in roots {
-                perestroika_worker::rootfs::prune_roots(&dir, &live);
-            }
+            let farm = match cli_config {
+                Some(path) => Some(load_config(path)?),
+                None => None,
+            };
+            image::prune_roots(&docker, &steps::root_dirs(farm.as_ref())).await?;
         }
     }
     Ok(())
@@ -398,7 +275,7 @@ fn main() -> ExitCode {
             Command::Run => {
                 let farm = load_config(&config_path(&cli.config))?;
                 preflight(&farm).await.demand()?;
-                farm_run(farm).await
+                Ok(farm::run(farm).await?)
             }
             Command::Image(cmd) => image_command(&cli.config, cli.json, cmd).await,
         }

@@ -6,7 +6,8 @@ use perestroika_config::preflight::Report;
 use perestroika_config::{Family, FarmConfig};
 use perestroika_protocol::Stage;
 
-use crate::{image, relay, sandbox};
+use crate::container::{self, relay};
+use crate::image;
 
 /// A package cache URL the build relay can use, Docker, and a base image for every distro of
 /// every release. A missing image is a warning: `perestroika-worker image build` makes it,
@@ -20,7 +21,7 @@ pub async fn preflight(farm: &FarmConfig) -> Report {
     }
     let distros: BTreeSet<(Family, &str)> =
         farm.releases().flat_map(|(_, r)| r.distros()).collect();
-    let docker = match sandbox::connect() {
+    let docker = match container::connect() {
         Ok(docker) => docker,
         Err(e) => {
             report.error(None, format!("{e}; the worker builds in Docker containers"));

@@ -1,9 +1,10 @@
 //! The build container's whole life: created fresh from a base image without a network, fed
-//! through exec, emptied, removed. Nothing else in the worker talks to Docker about containers.
+//! through exec, emptied, removed. Nothing else in the worker makes or runs containers (the
+//! engine itself and the containers a worker owns are [`super::docker`]'s).
 //!
 //! What isolates a build: its own namespaces (pid, mount, network, ipc, uts) and Docker's
 //! seccomp profile; no network but the package cache relay while dependencies are installed
-//! ([`crate::relay`]); memory, `/tmp`, `/build` and process-count limits; with a build root,
+//! ([`super::relay`]); memory, `/tmp`, `/build` and process-count limits; with a build root,
 //! the container's own root read-only, so that root inside the build root (a maintainer
 //! script of a build dependency), even out of its chroot, changes nothing a later command of
 //! the build runs with CAP_SYS_ADMIN. What does not: root in the container is root of the
@@ -15,50 +16,15 @@ use std::io::Write;
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, ExecConfig, HostConfig};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::buildlog::{BuildLog, LogFull};
-use crate::relay::{Relay, RelayError};
-
-/// Label naming the worker that owns a container (to clean up after a crash).
-pub const OWNER_LABEL: &str = "perestroika.owner";
-/// Label naming the job a container builds.
-pub const JOB_LABEL: &str = "perestroika.job";
-
-/// A container operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    #[error("Docker: {what}: {source}; is the Docker engine running (`docker info`)?")]
-    Docker {
-        what: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
-    #[error(transparent)]
-    LogFull(#[from] LogFull),
-    #[error("preparing the build root in the container failed: {0}")]
-    Setup(String),
-    #[error(transparent)]
-    Relay(#[from] RelayError),
-    /// A command's output went beyond what the worker reads back.
-    #[error("{what} is larger than {limit} bytes ({setting})")]
-    TooLarge {
-        what: String,
-        limit: u64,
-        setting: &'static str,
-    },
-    #[error("{path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
+use super::buildlog::BuildLog;
+use super::docker::{remove_container, JOB_LABEL, OWNER_LABEL};
+use super::error::{docker_err, SandboxError};
+use super::relay::Relay;
 
 /// Where a command's standard output goes; an error stops reading it.
 type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), SandboxError> + Send + 'a;
@@ -87,11 +53,6 @@ fn bounded<'a>(
             source,
         })
     }
-}
-
-fn docker_err(what: impl Into<String>) -> impl FnOnce(bollard::errors::Error) -> SandboxError {
-    let what = what.into();
-    move |source| SandboxError::Docker { what, source }
 }
 
 /// What a build container is made from.
@@ -263,9 +224,9 @@ impl Sandbox {
                 .await;
             if !matches!(code, Ok(0)) {
                 sandbox.remove().await;
-                return Err(SandboxError::Setup(
-                    String::from_utf8_lossy(&out).trim().to_owned(),
-                ));
+                return Err(SandboxError::Setup {
+                    output: String::from_utf8_lossy(&out).trim().to_owned(),
+                });
             }
         }
         Ok(sandbox)
@@ -439,7 +400,7 @@ impl Sandbox {
         Ok(inspected.exit_code.unwrap_or(-1))
     }
 
-    /// Opens the package cache relay into the container (see [`crate::relay`]): while it
+    /// Opens the package cache relay into the container (see [`super::relay`]): while it
     /// lives, `http://127.0.0.1:<port>` inside reaches `cache` (`host:port`), and nothing else.
     pub async fn relay(&self, cache: &str) -> Result<Relay, SandboxError> {
         Ok(Relay::open(self.pid, cache.to_owned()).await?)
@@ -456,9 +417,7 @@ impl Sandbox {
             .map_err(docker_err("inspecting the build container"))?;
         match info.state.and_then(|s| s.pid) {
             Some(pid) if pid > 0 => Ok(pid),
-            _ => Err(SandboxError::Setup(
-                "the build container has no running process".into(),
-            )),
+            _ => Err(SandboxError::NoProcess),
         }
     }
 
@@ -468,52 +427,4 @@ impl Sandbox {
             tracing::warn!(container = %self.id, error = %e, "could not remove build container");
         }
     }
-}
-
-async fn remove_container(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
-    docker
-        .remove_container(
-            id,
-            Some(
-                RemoveContainerOptionsBuilder::new()
-                    .force(true)
-                    .v(true)
-                    .build(),
-            ),
-        )
-        .await
-}
-
-/// The containers of `owner` (all of them when `None`), running or not.
-pub async fn list_owned(docker: &Docker, owner: Option<&str>) -> Result<Vec<String>, SandboxError> {
-    let label = match owner {
-        Some(o) => format!("{OWNER_LABEL}={o}"),
-        None => OWNER_LABEL.to_owned(),
-    };
-    let filters = HashMap::from([("label".to_owned(), vec![label])]);
-    let list = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .map_err(docker_err("listing build containers"))?;
-    Ok(list.into_iter().filter_map(|c| c.id).collect())
-}
-
-/// Removes the containers a previous run of this worker left behind (after a crash or kill).
-pub async fn remove_leftovers(docker: &Docker, owner: &str) -> Result<usize, SandboxError> {
-    let ids = list_owned(docker, Some(owner)).await?;
-    for id in &ids {
-        tracing::info!(container = %id, "removing a leftover build container");
-        let _ = remove_container(docker, id).await;
-    }
-    Ok(ids.len())
-}
-
-/// Connects to the local Docker engine.
-pub fn connect() -> Result<Docker, SandboxError> {
-    Docker::connect_with_local_defaults().map_err(docker_err("connecting"))
 }

@@ -1,5 +1,5 @@
-//! Farm mode: build a job of `build.<customer>.<version>` (taken by [`crate::intake`]), hand
-//! the artifacts to staging, and queue the publish job. A job is acknowledged only once its
+//! One job of `build.<customer>.<version>`, as the intake hands it over: build it, hand the
+//! artifacts to staging, and queue the publish job. A job is acknowledged only once its
 //! artifacts are in staging and the publish job is confirmed; a worker that dies mid-build
 //! leaves the job to be redelivered.
 
@@ -13,8 +13,9 @@ use perestroika_protocol::messages::{
 use perestroika_protocol::{QueueName, Stage};
 use tracing::{error, info, warn};
 
-use crate::build::{self, BuildEnv, BuildRequest, DepRepo};
+use crate::build;
 use crate::source::SourceInput;
+use crate::steps::{BuildEnv, BuildRequest, DepRepo};
 
 /// Where a job's build dependencies may come from besides the base: the release suite (and,
 /// in maintenance, `proposed`, where merges go), and for a topic build the topic's review
@@ -40,7 +41,7 @@ pub fn staged_dir(staging: &Path, job_id: &str) -> PathBuf {
 }
 
 /// Builds one job and hands it over; what becomes of its delivery.
-pub(crate) async fn handle(
+pub(super) async fn handle(
     farm: &FarmConfig,
     env: &BuildEnv,
     queue: &QueueName,

@@ -7,7 +7,7 @@
 //! job put back by the broker is found by the next poll ([`IDLE_POLL`]).
 //!
 //! Each job gets a channel of its own, so that the broker taking one delivery back (consumer
-//! timeout) touches no other. The job's lease ([`crate::lease`]) keeps a redelivered job from
+//! timeout) touches no other. The job's lease ([`super::lease`]) keeps a redelivered job from
 //! being built twice at once; a redelivery of a job this worker is building waits for that
 //! build and is settled as it is.
 //!
@@ -32,8 +32,9 @@ use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::{info, warn};
 
-use crate::build::BuildEnv;
-use crate::lease::{self, Lease};
+use super::handover;
+use super::lease::{self, Lease};
+use crate::steps::BuildEnv;
 
 /// How often an idle worker looks at its queues without a doorbell ring.
 pub const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -149,7 +150,11 @@ fn low_space(farm: &FarmConfig) -> Option<perestroika_host::disk::LowSpace> {
 }
 
 /// Declares this worker's doorbell and rings `bell` for every job published to `queues`.
-async fn doorbell(broker: &Broker, queues: &[String], bell: Arc<Notify>) -> anyhow::Result<()> {
+async fn doorbell(
+    broker: &Broker,
+    queues: &[String],
+    bell: Arc<Notify>,
+) -> Result<(), lapin::Error> {
     let channel = broker.connection().create_channel().await?;
     let name = format!("{WORKER_PREFIX}bell.{}.{}", hostname(), std::process::id());
     let mut args = FieldTable::default();
@@ -246,7 +251,7 @@ async fn job(
     }
     let job_id = match BuildJob::from_bytes(&delivery.data) {
         Ok(job) => job.job_id,
-        // Refused by `farm::handle`, which says why.
+        // Refused by `handover::handle`, which says why.
         Err(_) => String::new(),
     };
     let building = shared
@@ -360,7 +365,7 @@ async fn build_leased(
     }
     let queue_name = QueueName::parse(&queue).expect("a build queue");
     let disposition =
-        crate::farm::handle(&shared.farm, &shared.env, &queue_name, &delivery.data).await;
+        handover::handle(&shared.farm, &shared.env, &queue_name, &delivery.data).await;
     drop(permit);
     let settled = settle(
         &shared,

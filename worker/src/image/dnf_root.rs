@@ -11,7 +11,8 @@ use std::process::Stdio;
 
 use perestroika_config::settings::RpmRoot;
 
-use crate::image::{run_streaming, ImageError};
+use super::bootstrap::{run_streaming, PACKAGE_LIST};
+use super::error::ImageError;
 
 /// The repository file the root keeps, naming the repositories it came from.
 pub const BASE_REPO_FILE: &str = "etc/yum.repos.d/perestroika-base.repo";
@@ -110,10 +111,7 @@ async fn bootstrap_in(
         .collect();
     lines.sort_unstable();
     let list = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
-    fs_err::write(
-        dir.join(crate::image::PACKAGE_LIST.trim_start_matches('/')),
-        &list,
-    )?;
+    fs_err::write(dir.join(PACKAGE_LIST.trim_start_matches('/')), &list)?;
 
     let tar = tokio::process::Command::new("tar")
         .args(["--numeric-owner", "-c", "-f"])

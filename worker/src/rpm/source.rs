@@ -10,9 +10,71 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::git::{GitCache, GitError, Repo};
-use crate::source::{copy_tree, io, Archives, Fetched, SourceError, SourceInput};
+use perestroika_config::names::NameError;
+use perestroika_formats::rpm_header::QueryError;
+
+use crate::source::error::{io, SourceError};
+use crate::source::fetch::{Archives, Fetched};
+use crate::source::git::{GitCache, GitError, Repo};
+use crate::source::tree::copy_tree;
+use crate::source::SourceInput;
 use crate::version::rpm_release;
+
+/// Why an rpm source cannot be built (the build fails at step `source`), or could not be had
+/// now ([`RpmSourceError::is_transient`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RpmSourceError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// What is wrong with the packaging's spec, in `place` (a project at a commit, or a
+    /// directory).
+    #[error("{place}: {problem}")]
+    Spec {
+        place: String,
+        #[source]
+        problem: Box<SpecError>,
+    },
+    #[error("{path}: expected a source rpm (*.src.rpm)")]
+    NotSourceRpm { path: PathBuf },
+    #[error("{path}: a Debian source package cannot be built for an rpm distro")]
+    Dsc { path: PathBuf },
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("not a readable rpm: {0}")]
+    Unreadable(#[source] QueryError),
+}
+
+impl RpmSourceError {
+    /// Whether the farm could not get the sources now rather than the sources being broken
+    /// (see [`SourceError::is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, RpmSourceError::Source(e) if e.is_transient())
+    }
+}
+
+impl From<GitError> for RpmSourceError {
+    fn from(e: GitError) -> Self {
+        RpmSourceError::Source(e.into())
+    }
+}
+
+/// What is wrong with where the spec should be.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{count} specs in {dir}: {names}; keep one")]
+    Many {
+        count: usize,
+        dir: String,
+        names: String,
+    },
+    #[error("no .spec file in rpm/ or at the top of the packaging")]
+    Missing,
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// git refused to list the packaging (a missing commit, say).
+    #[error(transparent)]
+    Git(GitError),
+}
 
 /// Where the spec lives in a packaging tree, tried in order.
 const SPEC_DIRS: [&str; 2] = ["rpm", ""];
@@ -40,7 +102,7 @@ pub fn prepare(
     git: &GitCache,
     settings: &perestroika_config::settings::BuildSettings,
     work: &Path,
-) -> Result<PreparedRpm, SourceError> {
+) -> Result<PreparedRpm, RpmSourceError> {
     let dir = work.join("in");
     fs_err::create_dir_all(&dir).map_err(io(&dir))?;
     match input {
@@ -49,11 +111,12 @@ pub fn prepare(
         } => {
             let fetched = Fetched::fetch(sources, git)?;
             let (spec_dir, spec) = find_spec_in_git(&fetched.pkg_repo, &fetched.packaging.commit)?
-                .map_err(|why| {
-                    SourceError::Invalid(format!(
-                        "{} at {}: {why}",
+                .map_err(|problem| RpmSourceError::Spec {
+                    place: format!(
+                        "{} at {}",
                         fetched.packaging.project, fetched.packaging.commit
-                    ))
+                    ),
+                    problem: Box::new(problem),
                 })?;
             let commit = &fetched.packaging.commit;
             let scratch = work.join("packaging");
@@ -90,8 +153,11 @@ pub fn prepare(
             })
         }
         SourceInput::Dir(path) => {
-            let (spec_dir, spec) = find_spec_in_dir(path)
-                .map_err(|why| SourceError::Invalid(format!("{}: {why}", path.display())))?;
+            let (spec_dir, spec) =
+                find_spec_in_dir(path).map_err(|problem| RpmSourceError::Spec {
+                    place: path.display().to_string(),
+                    problem: Box::new(problem),
+                })?;
             let sources_dir = dir.join("SOURCES");
             fs_err::create_dir_all(&sources_dir).map_err(io(&sources_dir))?;
             let from = path.join(&spec_dir);
@@ -123,13 +189,9 @@ pub fn prepare(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            perestroika_config::names::check_file_name(&name)
-                .map_err(|e| SourceError::Invalid(e.to_string()))?;
+            perestroika_config::names::check_file_name(&name)?;
             if !name.ends_with(".src.rpm") {
-                return Err(SourceError::Invalid(format!(
-                    "{}: expected a source rpm (*.src.rpm)",
-                    path.display()
-                )));
+                return Err(RpmSourceError::NotSourceRpm { path: path.clone() });
             }
             let dst = dir.join(&name);
             fs_err::copy(path, &dst).map_err(io(path))?;
@@ -143,18 +205,15 @@ pub fn prepare(
                 dir,
             })
         }
-        SourceInput::Dsc(path) => Err(SourceError::Invalid(format!(
-            "{}: a Debian source package cannot be built for an rpm distro",
-            path.display()
-        ))),
+        SourceInput::Dsc(path) => Err(RpmSourceError::Dsc { path: path.clone() }),
     }
 }
 
 /// One header field of a package, read by the host's rpm (the header only).
-pub fn query(package: &Path, format: &str) -> Result<String, SourceError> {
+pub fn query(package: &Path, format: &str) -> Result<String, RpmSourceError> {
     perestroika_formats::rpm_header::query(&[package], format)
         .map(|mut lines| lines.remove(0))
-        .map_err(|e| SourceError::Invalid(format!("not a readable rpm: {e}")))
+        .map_err(RpmSourceError::Unreadable)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -166,32 +225,28 @@ fn join(dir: &str, name: &str) -> String {
 }
 
 /// The one spec among `files`, if there is exactly one.
-fn only_spec(files: &[String], dir: &str) -> Result<Option<String>, String> {
+fn only_spec(files: &[String], dir: &str) -> Result<Option<String>, SpecError> {
     let specs: Vec<&String> = files.iter().filter(|f| f.ends_with(".spec")).collect();
     match specs.as_slice() {
         [] => Ok(None),
         [one] => {
-            perestroika_config::names::check_file_name(one).map_err(|e| e.to_string())?;
+            perestroika_config::names::check_file_name(one)?;
             Ok(Some((*one).clone()))
         }
-        many => Err(format!(
-            "{} specs in {}: {}; keep one",
-            many.len(),
-            if dir.is_empty() {
-                "the top directory"
+        many => Err(SpecError::Many {
+            count: many.len(),
+            dir: if dir.is_empty() {
+                "the top directory".to_owned()
             } else {
-                dir
+                dir.to_owned()
             },
-            many.iter()
+            names: many
+                .iter()
                 .map(|s| s.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .join(", "),
+        }),
     }
-}
-
-fn no_spec() -> String {
-    "no .spec file in rpm/ or at the top of the packaging".to_owned()
 }
 
 /// (directory, spec file name) of the packaging at `commit`, or what is wrong with it; git
@@ -199,11 +254,11 @@ fn no_spec() -> String {
 fn find_spec_in_git(
     repo: &Repo,
     commit: &str,
-) -> Result<Result<(String, String), String>, GitError> {
+) -> Result<Result<(String, String), SpecError>, GitError> {
     for dir in SPEC_DIRS {
         let files = match repo.files(commit, dir) {
             Ok(files) => files,
-            Err(e @ GitError::Failed { .. }) => return Ok(Err(e.to_string())),
+            Err(e @ GitError::Failed { .. }) => return Ok(Err(SpecError::Git(e))),
             Err(e) => return Err(e),
         };
         match only_spec(&files, dir) {
@@ -212,11 +267,11 @@ fn find_spec_in_git(
             Err(why) => return Ok(Err(why)),
         }
     }
-    Ok(Err(no_spec()))
+    Ok(Err(SpecError::Missing))
 }
 
 /// (directory, spec file name) of a packaging tree on this machine.
-fn find_spec_in_dir(path: &Path) -> Result<(String, String), String> {
+fn find_spec_in_dir(path: &Path) -> Result<(String, String), SpecError> {
     for dir in SPEC_DIRS {
         let Ok(entries) = fs_err::read_dir(path.join(dir)) else {
             continue;
@@ -230,7 +285,7 @@ fn find_spec_in_dir(path: &Path) -> Result<(String, String), String> {
             return Ok((dir.to_owned(), spec));
         }
     }
-    Err(no_spec())
+    Err(SpecError::Missing)
 }
 
 #[cfg(test)]
@@ -252,11 +307,12 @@ mod tests {
             ("rpm".to_owned(), "pkg.spec".to_owned())
         );
         fs_err::write(dir.path().join("rpm/other.spec"), "").unwrap();
-        let err = find_spec_in_dir(dir.path()).unwrap_err();
+        let err = find_spec_in_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("2 specs in rpm"), "{err}");
         let empty = tempfile::tempdir().unwrap();
         assert!(find_spec_in_dir(empty.path())
             .unwrap_err()
+            .to_string()
             .contains("no .spec"));
     }
 }

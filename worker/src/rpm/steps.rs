@@ -7,20 +7,21 @@ use std::time::Instant;
 
 use perestroika_config::Family;
 
-use crate::build::{
-    build_offline, install_deps, record_build_root, send_input, BuildEnv, BuildRequest, Built,
-    Offline, Step,
-};
-use crate::buildlog::BuildLog;
-use crate::rpm_source::PreparedRpm;
-use crate::sandbox::{As, Sandbox};
+use super::source::PreparedRpm;
+use crate::container::buildlog::BuildLog;
+use crate::container::sandbox::{As, Sandbox};
+use crate::steps::deps::install_deps;
+use crate::steps::failure::{fail, Step};
+use crate::steps::input::send_input;
+use crate::steps::results::{build_offline, record_build_root, Built, Offline};
+use crate::steps::{BuildEnv, BuildRequest};
 
-const PREPARE: &str = include_str!("../scripts/rpm/prepare.sh");
-const BUILDREQS: &str = include_str!("../scripts/rpm/buildreqs.sh");
-const DEPS: &str = include_str!("../scripts/rpm/deps.sh");
-const BUILD: &str = include_str!("../scripts/rpm/build.sh");
-const COLLECT: &str = include_str!("../scripts/rpm/collect.sh");
-const INSTALLED: &str = include_str!("../scripts/rpm/installed.sh");
+const PREPARE: &str = include_str!("../../scripts/rpm/prepare.sh");
+const BUILDREQS: &str = include_str!("../../scripts/rpm/buildreqs.sh");
+const DEPS: &str = include_str!("../../scripts/rpm/deps.sh");
+const BUILD: &str = include_str!("../../scripts/rpm/build.sh");
+const COLLECT: &str = include_str!("../../scripts/rpm/collect.sh");
+const INSTALLED: &str = include_str!("../../scripts/rpm/installed.sh");
 
 /// rpmbuild's exit code when build dependencies are missing.
 const MISSING_DEPS: i64 = 11;
@@ -83,7 +84,7 @@ pub(crate) async fn in_container(
         .as_deref()
         .is_some_and(|wanted| !version.contains(wanted));
     if ignores_release {
-        return Err(Step::Failed(crate::build::fail(
+        return Err(Step::Failed(fail(
             "spec",
             format!(
                 "the spec's Release gives {version:?}, not the farm's {release}: write \

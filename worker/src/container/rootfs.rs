@@ -30,6 +30,20 @@ pub enum RootError {
     },
 }
 
+/// A build's overlay root could not be mounted; the build then runs in the image's own root.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// `mount` refused, with what it said.
+    #[error("mounting {fs} at {target}: {detail}")]
+    Refused {
+        fs: &'static str,
+        target: String,
+        detail: String,
+    },
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootError + '_ {
     move |source| RootError::Io {
         path: path.to_owned(),
@@ -143,7 +157,7 @@ pub fn prune_roots(roots: &Path, live_image_ids: &[String]) -> usize {
             .strip_prefix('.')
             .and_then(|n| n.split('.').nth(1))
             .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(crate::retention::process_alive);
+            .is_some_and(crate::process::alive);
         if !exporting && !live.iter().any(|id| id.starts_with(&name)) {
             let _ = fs_err::remove_dir_all(entry.path());
             removed += 1;
@@ -159,16 +173,20 @@ pub struct BuildRoot {
     merged: PathBuf,
 }
 
-fn mount(args: &[&str]) -> Result<(), String> {
+/// Mounts a file system of type `fs` at `target` with `options`.
+fn mount(fs: &'static str, options: &str, target: &str) -> Result<(), MountError> {
     let out = Command::new("mount")
-        .args(args)
+        .args(["-t", fs, "-o", options, "perestroika-root", target])
         .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
+        .output()?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        Err(MountError::Refused {
+            fs,
+            target: target.to_owned(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
     }
 }
 
@@ -185,36 +203,22 @@ fn unmount(path: &Path) {
 
 impl BuildRoot {
     /// Mounts a tmpfs at `dir` and an overlay of `base` with its upper layer there.
-    pub fn mount(base: &Path, dir: &Path, tmpfs_size: &str) -> Result<Self, String> {
-        fs_err::create_dir_all(dir).map_err(|e| e.to_string())?;
+    pub fn mount(base: &Path, dir: &Path, tmpfs_size: &str) -> Result<Self, MountError> {
+        fs_err::create_dir_all(dir)?;
         let d = dir.display().to_string();
-        mount(&[
-            "-t",
-            "tmpfs",
-            "-o",
-            &format!("size={tmpfs_size},mode=0755"),
-            "perestroika-root",
-            &d,
-        ])?;
+        mount("tmpfs", &format!("size={tmpfs_size},mode=0755"), &d)?;
         let root = Self {
             dir: dir.to_owned(),
             merged: dir.join("merged"),
         };
         for sub in ["upper", "work", "merged"] {
-            fs_err::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
+            fs_err::create_dir_all(dir.join(sub))?;
         }
         let options = format!(
             "lowerdir={},upperdir={d}/upper,workdir={d}/work",
             base.display()
         );
-        if let Err(e) = mount(&[
-            "-t",
-            "overlay",
-            "-o",
-            &options,
-            "perestroika-root",
-            &root.merged.display().to_string(),
-        ]) {
+        if let Err(e) = mount("overlay", &options, &root.merged.display().to_string()) {
             unmount(dir);
             return Err(e);
         }

@@ -1,6 +1,7 @@
 //! Reading the top of `debian/changelog` and adding the farm's entry inside a build.
 
 use chrono::{DateTime, Utc};
+use perestroika_config::names::NameError;
 
 use crate::version::DebVersion;
 
@@ -11,22 +12,42 @@ pub struct ChangelogHead {
     pub version: DebVersion,
 }
 
+/// What is wrong with the top of a `debian/changelog`.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangelogError {
+    #[error("debian/changelog is empty")]
+    Empty,
+    #[error("debian/changelog: first line {line:?} is not `source (version) …`")]
+    NotAHeader { line: String },
+    #[error("debian/changelog: first line {line:?} has no closing `)`")]
+    Unclosed { line: String },
+    #[error("debian/changelog: {0}")]
+    Source(#[source] NameError),
+    #[error("debian/changelog: {version:?} is not a Debian version")]
+    Version { version: String },
+}
+
 /// Parses the first line of a changelog, or says what is wrong with it.
-pub fn parse_head(changelog: &str) -> Result<ChangelogHead, String> {
+pub fn parse_head(changelog: &str) -> Result<ChangelogHead, ChangelogError> {
     let line = changelog
         .lines()
         .find(|l| !l.trim().is_empty())
-        .ok_or("debian/changelog is empty")?;
-    let (source, rest) = line.split_once(" (").ok_or_else(|| {
-        format!("debian/changelog: first line {line:?} is not `source (version) …`")
-    })?;
+        .ok_or(ChangelogError::Empty)?;
+    let (source, rest) = line
+        .split_once(" (")
+        .ok_or_else(|| ChangelogError::NotAHeader {
+            line: line.to_owned(),
+        })?;
     let (version, _) = rest
         .split_once(')')
-        .ok_or_else(|| format!("debian/changelog: first line {line:?} has no closing `)`"))?;
+        .ok_or_else(|| ChangelogError::Unclosed {
+            line: line.to_owned(),
+        })?;
     perestroika_config::names::check_token("source package", source)
-        .map_err(|e| format!("debian/changelog: {e}"))?;
-    let version = DebVersion::parse(version)
-        .ok_or_else(|| format!("debian/changelog: {version:?} is not a Debian version"))?;
+        .map_err(ChangelogError::Source)?;
+    let version = DebVersion::parse(version).ok_or_else(|| ChangelogError::Version {
+        version: version.to_owned(),
+    })?;
     Ok(ChangelogHead {
         source: source.to_owned(),
         version,
@@ -67,10 +88,12 @@ mod tests {
         assert!(parse_head("").is_err());
         assert!(parse_head("hello 2.10 unstable")
             .unwrap_err()
+            .to_string()
             .contains("first line"));
         assert!(parse_head("he llo (1.0) x").is_err());
         assert!(parse_head("hello (x1.0) x")
             .unwrap_err()
+            .to_string()
             .contains("not a Debian version"));
     }
 

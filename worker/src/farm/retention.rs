@@ -4,19 +4,16 @@
 //!
 //! The worker's intake asks [`perestroika_host::disk::low_space`] before taking a job.
 
-use perestroika_config::settings::BuildSettings;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
+use perestroika_config::settings::BuildSettings;
 use perestroika_config::FarmConfig;
 
-use crate::git::GitCache;
-
-/// Whether a process with this id exists on this host.
-pub fn process_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
+use crate::image;
+use crate::process;
+use crate::source::git::GitCache;
 
 /// Removes the `.incoming-<job id>-<pid>` directories in `staging` whose worker process is
 /// gone (not this process, and no process has that id): builds cut short by a kill. The
@@ -35,7 +32,7 @@ pub fn remove_dead_incoming(staging: &Path) -> Vec<PathBuf> {
         else {
             continue;
         };
-        if pid == std::process::id() || process_alive(pid) {
+        if pid == std::process::id() || process::alive(pid) {
             continue;
         }
         let path = entry.path();
@@ -61,11 +58,8 @@ pub fn prune_git_cache(git: &Path, settings: &BuildSettings) -> Vec<PathBuf> {
 /// Removes the exported roots under `roots` of images Docker no longer has. Nothing is
 /// removed when the images cannot be listed.
 pub async fn prune_roots(docker: &Docker, roots: &Path) -> usize {
-    match crate::image::list(docker, None).await {
-        Ok(images) => {
-            let live: Vec<String> = images.into_iter().map(|i| i.id).collect();
-            crate::rootfs::prune_roots(roots, &live)
-        }
+    match image::prune_roots(docker, &[roots.to_owned()]).await {
+        Ok(removed) => removed,
         Err(e) => {
             tracing::warn!(error = %e, "could not list the base images; build roots are kept");
             0

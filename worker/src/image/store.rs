@@ -1,0 +1,187 @@
+//! Base images in the local Docker engine: imported through its API (no registry involved),
+//! tagged `perestroika-build/<distro>:<date>` and labelled with what they contain and the
+//! package family they build; listed newest first, and pruned.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, ListImagesOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::TryStreamExt;
+use perestroika_config::Family;
+use sha2::{Digest, Sha256};
+
+use super::error::{docker_err, ImageError};
+
+/// Docker repository prefix of base images.
+pub const IMAGE_REPO: &str = "perestroika-build";
+const DISTRO_LABEL: &str = "perestroika.distro";
+const CREATED_LABEL: &str = "perestroika.created";
+const PACKAGES_LABEL: &str = "perestroika.packages-sha256";
+const COUNT_LABEL: &str = "perestroika.package-count";
+const FAMILY_LABEL: &str = "perestroika.family";
+/// Changes whenever what goes into a base image changes; images of another recipe are not used.
+const RECIPE: &str = "1";
+const RECIPE_LABEL: &str = "perestroika.recipe";
+
+/// A base image in the local Docker engine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaseImage {
+    pub id: String,
+    /// `perestroika-build/<distro>:<date>`.
+    pub tag: String,
+    pub distro: String,
+    /// UTC creation time, `YYYYmmddTHHMMSSZ`.
+    pub created: String,
+    /// sha256 of the package list: equal lists, equal content.
+    pub packages_sha256: String,
+    pub package_count: usize,
+    /// The package family its builds make.
+    pub family: Family,
+}
+
+/// The sha256 of a package list: equal lists, equal content.
+pub(super) fn packages_hash(list: &str) -> String {
+    hex::encode(Sha256::digest(list.as_bytes()))
+}
+
+/// Imports the root in `tarball` as the newest image of `distro`, labelled with its package
+/// list `list` and the family its builds make.
+pub(super) async fn import(
+    docker: &Docker,
+    distro: &str,
+    family: Family,
+    tarball: &Path,
+    list: &str,
+) -> Result<BaseImage, ImageError> {
+    let created = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let hash = packages_hash(list);
+    let count = list.lines().count();
+    let repo = format!("{IMAGE_REPO}/{distro}");
+    let changes = vec![
+        format!("LABEL {DISTRO_LABEL}={distro}"),
+        format!("LABEL {CREATED_LABEL}={created}"),
+        format!("LABEL {PACKAGES_LABEL}={hash}"),
+        format!("LABEL {COUNT_LABEL}={count}"),
+        format!("LABEL {RECIPE_LABEL}={RECIPE}"),
+        format!("LABEL {FAMILY_LABEL}={family}"),
+        "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8 TZ=UTC".to_owned(),
+    ];
+    let options = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(&repo)
+        .tag(&created.to_lowercase())
+        .changes(changes)
+        .build();
+    let file = tokio::fs::File::open(tarball).await?;
+    let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+    tracing::info!(%distro, "importing the base root into Docker");
+    docker
+        .create_image(Some(options), Some(body), None)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(docker_err(format!("importing {}", tarball.display())))?;
+    let tag = format!("{repo}:{}", created.to_lowercase());
+    let inspected = docker
+        .inspect_image(&tag)
+        .await
+        .map_err(docker_err(format!("inspecting {tag}")))?;
+    Ok(BaseImage {
+        id: inspected.id.unwrap_or_default(),
+        tag,
+        distro: distro.to_owned(),
+        created,
+        packages_sha256: hash,
+        package_count: count,
+        family,
+    })
+}
+
+/// Base images of the current recipe (of one distro, or all), newest first.
+pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage>, ImageError> {
+    let mut labels = vec![format!("{RECIPE_LABEL}={RECIPE}")];
+    labels.push(match distro {
+        Some(d) => format!("{DISTRO_LABEL}={d}"),
+        None => DISTRO_LABEL.to_owned(),
+    });
+    let filters = HashMap::from([("label".to_owned(), labels)]);
+    let summaries = docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .map_err(docker_err("listing images"))?;
+    let mut images: Vec<BaseImage> = summaries
+        .into_iter()
+        .map(|s| {
+            let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            BaseImage {
+                tag: s
+                    .repo_tags
+                    .iter()
+                    .find(|t| t.starts_with(IMAGE_REPO))
+                    .cloned()
+                    .unwrap_or_default(),
+                id: s.id.clone(),
+                distro: label(DISTRO_LABEL),
+                created: label(CREATED_LABEL),
+                packages_sha256: label(PACKAGES_LABEL),
+                package_count: label(COUNT_LABEL).parse().unwrap_or(0),
+                // Images from before the label build debs.
+                family: match label(FAMILY_LABEL).as_str() {
+                    "rpm" => Family::Rpm,
+                    _ => Family::Deb,
+                },
+            }
+        })
+        .collect();
+    images.sort_by(|a, b| a.distro.cmp(&b.distro).then(b.created.cmp(&a.created)));
+    Ok(images)
+}
+
+/// The newest base image of `distro`.
+pub async fn latest(docker: &Docker, distro: &str) -> Result<Option<BaseImage>, ImageError> {
+    Ok(list(docker, Some(distro)).await?.into_iter().next())
+}
+
+/// The image a build of `distro` uses, or a clear error if there is none.
+pub async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, ImageError> {
+    latest(docker, distro)
+        .await?
+        .ok_or_else(|| ImageError::Missing {
+            distro: distro.to_owned(),
+        })
+}
+
+/// Removes all but the newest `keep` images of each distro (or of `distro` only); returns the
+/// removed tags. An image still used by a container is kept.
+pub async fn prune(
+    docker: &Docker,
+    keep: usize,
+    distro: Option<&str>,
+) -> Result<Vec<String>, ImageError> {
+    let mut removed = Vec::new();
+    let images = list(docker, distro).await?;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for image in images {
+        let n = seen.entry(image.distro.clone()).or_default();
+        *n += 1;
+        if *n <= keep {
+            continue;
+        }
+        match docker
+            .remove_image(
+                &image.id,
+                Some(RemoveImageOptionsBuilder::new().build()),
+                None,
+            )
+            .await
+        {
+            Ok(_) => removed.push(image.tag),
+            Err(e) => tracing::warn!(image = %image.tag, error = %e, "kept: still in use"),
+        }
+    }
+    Ok(removed)
+}

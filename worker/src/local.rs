@@ -1,0 +1,149 @@
+//! A build asked for on the command line (`perestroika-worker build`), without any queue: a
+//! source tree, a `.dsc`, a `.src.rpm`, or git commits, built on this host the way the farm
+//! builds it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use perestroika_config::names::NameError;
+use perestroika_config::settings::BuildSettings;
+use perestroika_protocol::messages::{GitSource, Sources};
+
+use crate::build::{self, BuildReport};
+use crate::container::SandboxError;
+use crate::source::SourceInput;
+use crate::steps::{BuildEnv, BuildRequest, DepRepo, InfraError};
+
+/// What the command line asks to build.
+#[derive(Debug, Clone)]
+pub struct LocalBuild {
+    /// Distro of the base image.
+    pub distro: String,
+    /// A source tree, a .dsc or a .src.rpm; `None` with `git`.
+    pub source: Option<PathBuf>,
+    /// The repository and commit of the code (and the packaging, without `packaging`).
+    pub git: Option<GitCommit>,
+    /// The repository and commit of the packaging, when it is apart from the code.
+    pub packaging: Option<GitCommit>,
+    /// A release's public tree whose repository of the distro provides build dependencies.
+    pub release: Option<PathBuf>,
+    /// Rebuild number (raises the revision of git builds).
+    pub rebuild: u32,
+    /// Where the artifacts, build log and result.json go.
+    pub out: PathBuf,
+    /// Proxy for build dependencies; `None` takes the configuration's.
+    pub package_cache: Option<String>,
+    /// Seconds the build may take; `None` takes the configuration's.
+    pub timeout_secs: Option<u64>,
+    /// Copy the build log to stdout.
+    pub echo: bool,
+}
+
+/// A git repository at a commit, as the command line names it.
+#[derive(Debug, Clone)]
+pub struct GitCommit {
+    pub url: String,
+    pub commit: String,
+}
+
+/// A build on the command line could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("{path}: expected a source directory, a .dsc or a .src.rpm", path = .0.display())]
+    NotASource(PathBuf),
+    #[error("give either a source (directory, .dsc or .src.rpm) or --git with --commit")]
+    NoInput,
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Env(#[from] SandboxError),
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+}
+
+impl LocalError {
+    /// Whether the command line is at fault (exit code 2), not the build or the host.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            LocalError::NotASource(_) | LocalError::NoInput | LocalError::Name(_)
+        )
+    }
+}
+
+impl GitCommit {
+    fn source(&self) -> Result<GitSource, NameError> {
+        perestroika_config::names::check_commit(&self.commit)?;
+        Ok(GitSource {
+            project: "local".into(),
+            url: self.url.clone(),
+            branch: "local".into(),
+            commit: self.commit.clone(),
+            fetch_ref: None,
+        })
+    }
+}
+
+impl LocalBuild {
+    /// What the build starts from, or what is wrong with the command line.
+    fn input(&self) -> Result<SourceInput, LocalError> {
+        Ok(match (&self.source, &self.git) {
+            (Some(path), None) if path.extension().is_some_and(|e| e == "dsc") => {
+                SourceInput::Dsc(path.clone())
+            }
+            (Some(path), None) if path.to_string_lossy().ends_with(".src.rpm") => {
+                SourceInput::Srpm(path.clone())
+            }
+            (Some(path), None) if path.is_dir() => SourceInput::Dir(path.clone()),
+            (Some(path), None) => return Err(LocalError::NotASource(path.clone())),
+            (None, Some(code)) => {
+                let code = code.source()?;
+                let sources = match &self.packaging {
+                    Some(packaging) => Sources::Split {
+                        code,
+                        packaging: packaging.source()?,
+                    },
+                    None => Sources::Combined { repo: code },
+                };
+                SourceInput::Git {
+                    sources: Box::new(sources),
+                    rebuild: self.rebuild,
+                    review: false,
+                }
+            }
+            _ => return Err(LocalError::NoInput),
+        })
+    }
+
+    /// Builds it with `settings` (the configuration's `[build]`, or the defaults). A failed
+    /// build is the report's outcome; only what kept it from running is an error.
+    pub async fn run(&self, settings: &BuildSettings) -> Result<BuildReport, LocalError> {
+        let input = self.input()?;
+        perestroika_config::names::check_token("distro", &self.distro)?;
+        let cache = self
+            .package_cache
+            .clone()
+            .or(settings.package_cache.clone());
+        let timeout = Duration::from_secs(self.timeout_secs.unwrap_or(settings.timeout_secs));
+        let env = BuildEnv::local(settings, cache.as_deref(), timeout)?;
+        let job_id = format!(
+            "local-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y%m%d%H%M%S")
+        );
+        let req = BuildRequest {
+            job_id,
+            input,
+            distro: self.distro.clone(),
+            family: None,
+            dep_repos: self
+                .release
+                .iter()
+                .map(|tree| DepRepo::new(tree, &self.distro))
+                .collect(),
+            out_dir: self.out.clone(),
+            echo: self.echo,
+        };
+        Ok(build::run(&env, &req).await?)
+    }
+}
