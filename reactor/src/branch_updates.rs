@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::events::Stamped;
+use perestroika_gerrit::events::Stamped;
 
 /// How long a built branch state is remembered (far longer than Gerrit takes between the two
 /// events of one submit).
@@ -92,7 +92,7 @@ pub fn state(project: &str, branch: &str, rev: &str) -> BranchState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::Event;
+    use perestroika_gerrit::events::Event;
 
     fn pushed(rev: &str) -> Stamped {
         Stamped {

@@ -15,15 +15,15 @@ use perestroika_protocol::queues::{QueueName, Stage};
 use tracing::{debug, info, warn};
 
 use crate::branch_updates::{self, BranchUpdates};
-use crate::events::{
-    parse_event, parse_query_line, Event, QueryLine, QueryRow, Skip, Stamped, NULL_REV,
-};
 use crate::feedback::Notice;
 use crate::outbox::{Batch, Outbox, Outgoing};
-use crate::plan::{Action, NotPlanned, Planner};
 use crate::recheck::{refusal_message, Decision, RecheckLimit};
-use crate::ssh::{shell_quote, GerritSession, SshError};
 use crate::state::{State, StateError};
+use perestroika_gerrit::events::{
+    parse_event, parse_query_line, Event, QueryLine, QueryRow, Skip, Stamped, NULL_REV,
+};
+use perestroika_gerrit::plan::{Action, NotPlanned, Planner};
+use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Why the reactor stopped.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,7 @@ use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::ssh::{shell_quote, GerritSession, SshError};
+use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Where the marks of feedback already sent are kept.
 pub fn sent_dir(state: &Path) -> PathBuf {

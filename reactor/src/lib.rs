@@ -1,16 +1,10 @@
-//! The reactor turns Gerrit events into build jobs; `perestroika-queue` is the operator's view
-//! of the queues.
+//! The reactor turns Gerrit events into build jobs: it follows the stream, plans each event
+//! with the mapping rules, queues the jobs, and posts build outcomes back to the changes.
 
 pub mod branch_updates;
 pub mod daemon;
-pub mod dead;
-pub mod events;
 pub mod feedback;
 pub mod outbox;
-pub mod plan;
 pub mod preflight;
 pub mod recheck;
-pub mod retrigger;
-pub mod ssh;
 pub mod state;
-pub mod topology;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// How long past its window an accepted recheck is remembered, in seconds: a catch-up
 /// reaching back to it still recognises it.
-const KEEP_PAST_WINDOW: i64 = 24 * 3600;
+pub(crate) const KEEP_PAST_WINDOW: i64 = 24 * 3600;
 
 /// At most `max` rechecks of a change within `window_secs` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +166,7 @@ pub fn refusal_message(limit: RecheckLimit, next: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::asks_for_rebuild;
+    use perestroika_gerrit::plan::asks_for_rebuild;
 
     const HOUR: RecheckLimit = RecheckLimit {
         max: 3,
@@ -252,37 +252,6 @@ mod tests {
             }
         );
         assert!(refusal_message(off, None).contains("turned off"));
-    }
-
-    #[test]
-    fn the_memory_survives_a_restart_and_old_entries_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = crate::state::State::path(dir.path());
-        let mut state = crate::state::State::default();
-        for at in [1000, 1010, 1020] {
-            assert_eq!(state.rechecks.decide(HOUR, 7, at), Decision::Accepted);
-        }
-        state.rechecks.confirm(7, 1010);
-        assert_eq!(state.rechecks.decide(HOUR, 7, 1030), refused(4600, true));
-        state.save(&path).unwrap();
-
-        let mut back = crate::state::State::load(&path).unwrap();
-        assert_eq!(back.rechecks, state.rechecks);
-        assert_eq!(back.rechecks.decide(HOUR, 7, 1040), refused(4600, false));
-        assert_eq!(
-            back.rechecks.decide(HOUR, 7, 1010),
-            Decision::Repeat { confirmed: true }
-        );
-        back.rechecks.prune(HOUR, 1019 + 3600 + KEEP_PAST_WINDOW);
-        assert_eq!(back.rechecks.len(), 1, "1020 and the notice are kept");
-        back.rechecks.prune(HOUR, 1040 + 3600 + KEEP_PAST_WINDOW);
-        assert!(back.rechecks.is_empty());
-        // A state written before the limit existed loads.
-        fs_err::write(&path, br#"{"last_event_time":5,"queued":{}}"#).unwrap();
-        assert!(crate::state::State::load(&path)
-            .unwrap()
-            .rechecks
-            .is_empty());
     }
 
     #[test]

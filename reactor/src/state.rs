@@ -111,6 +111,19 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recheck::{Decision, RecheckLimit, KEEP_PAST_WINDOW};
+
+    const HOUR: RecheckLimit = RecheckLimit {
+        max: 3,
+        window_secs: 3600,
+    };
+
+    fn refused(next: i64, notify: bool) -> Decision {
+        Decision::Refused {
+            next: Some(next),
+            notify,
+        }
+    }
 
     #[test]
     fn round_trip_and_prune() {
@@ -129,5 +142,33 @@ mod tests {
         fs_err::write(&path, b"{").unwrap();
         let e = State::load(&path).unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
+    }
+
+    #[test]
+    fn the_memory_survives_a_restart_and_old_entries_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = State::path(dir.path());
+        let mut state = State::default();
+        for at in [1000, 1010, 1020] {
+            assert_eq!(state.rechecks.decide(HOUR, 7, at), Decision::Accepted);
+        }
+        state.rechecks.confirm(7, 1010);
+        assert_eq!(state.rechecks.decide(HOUR, 7, 1030), refused(4600, true));
+        state.save(&path).unwrap();
+
+        let mut back = State::load(&path).unwrap();
+        assert_eq!(back.rechecks, state.rechecks);
+        assert_eq!(back.rechecks.decide(HOUR, 7, 1040), refused(4600, false));
+        assert_eq!(
+            back.rechecks.decide(HOUR, 7, 1010),
+            Decision::Repeat { confirmed: true }
+        );
+        back.rechecks.prune(HOUR, 1019 + 3600 + KEEP_PAST_WINDOW);
+        assert_eq!(back.rechecks.len(), 1, "1020 and the notice are kept");
+        back.rechecks.prune(HOUR, 1040 + 3600 + KEEP_PAST_WINDOW);
+        assert!(back.rechecks.is_empty());
+        // A state written before the limit existed loads.
+        fs_err::write(&path, br#"{"last_event_time":5,"queued":{}}"#).unwrap();
+        assert!(State::load(&path).unwrap().rechecks.is_empty());
     }
 }

@@ -289,8 +289,8 @@ fn patch_set_fields(v: &Value) -> Result<PatchSet, Skip> {
 mod tests {
     use super::*;
 
-    const REAL: &str = include_str!("../../tests/data/gerrit/events.jsonl");
-    const QUERY: &str = include_str!("../../tests/data/gerrit/query.jsonl");
+    const REAL: &str = include_str!("../../../tests/data/gerrit/events.jsonl");
+    const QUERY: &str = include_str!("../../../tests/data/gerrit/query.jsonl");
 
     fn kind(line: &str) -> String {
         match parse_event(line) {

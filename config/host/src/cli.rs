@@ -2,7 +2,7 @@
 //! and an exit code. Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use perestroika_config::error::ConfigError;
@@ -11,6 +11,32 @@ use perestroika_config::settings::FarmConfig;
 
 /// Where binaries look for the configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/perestroika/farm.toml";
+
+/// The options every binary takes: the configuration file and the output format. Flattened
+/// into each binary's arguments with `#[command(flatten)]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Farm configuration file [default: /etc/perestroika/farm.toml].
+    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl ConfigArgs {
+    /// The configuration file: `--config`, else `PERESTROIKA_CONFIG`, else [`DEFAULT_CONFIG`].
+    pub fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+
+    /// Loads and validates the configuration file.
+    pub fn load(&self) -> Result<FarmConfig, ConfigError> {
+        load_config(&self.path())
+    }
+}
 
 /// An error the operator must fix in the command line or configuration (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -74,5 +100,33 @@ where
                 .any(|c| c.is::<ConfigError>() || c.is::<UsageError>() || c.is::<PreflightError>());
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: ConfigArgs,
+    }
+
+    #[test]
+    fn the_help_names_the_default_configuration() {
+        let help = Cli::command().render_help().to_string();
+        assert!(help.contains(DEFAULT_CONFIG), "{help}");
+        assert!(help.contains("PERESTROIKA_CONFIG"), "{help}");
+    }
+
+    #[test]
+    fn the_configuration_defaults_and_is_given_with_or_without_the_short_flag() {
+        assert_eq!(ConfigArgs::default().path(), Path::new(DEFAULT_CONFIG));
+        let given = Cli::parse_from(["x", "-c", "/tmp/farm.toml", "--json"]).common;
+        assert_eq!(given.path(), Path::new("/tmp/farm.toml"));
+        assert!(given.json);
     }
 }

@@ -5,16 +5,16 @@
 
 use std::time::Duration;
 
+use crate::broker::{dead_reason, Broker, BrokerError};
+use crate::messages::{
+    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement,
+    SignatureRefresh,
+};
+use crate::queues::{all_queues, DEAD_SUFFIX};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::BasicAckOptions;
 use perestroika_config::FarmConfig;
-use perestroika_protocol::broker::{dead_reason, Broker, BrokerError};
-use perestroika_protocol::messages::{
-    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement,
-    SignatureRefresh,
-};
-use perestroika_protocol::queues::{all_queues, DEAD_SUFFIX};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

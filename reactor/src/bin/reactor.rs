@@ -1,9 +1,8 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
-use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_host::cli::{run_main, ConfigArgs, UsageError};
 use perestroika_reactor::daemon::Reactor;
 use perestroika_reactor::preflight::preflight;
 
@@ -11,12 +10,8 @@ use perestroika_reactor::preflight::preflight;
 #[derive(Parser)]
 #[command(name = "perestroika-reactor", version)]
 struct Cli {
-    /// Farm configuration file.
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    common: ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,7 +37,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("info", async move {
-        let farm = load_config(&cli.config)?;
+        let farm = cli.common.load()?;
         match cli.command {
             Command::Run => {
                 preflight(&farm).demand()?;
@@ -63,11 +58,13 @@ fn main() -> ExitCode {
                 }
                 result?
             }
-            Command::Check => preflight(&farm).print(cli.json)?,
+            Command::Check => preflight(&farm).print(cli.common.json)?,
             Command::Map { project, branch } => {
                 let mapping = farm.mapping()?;
                 match mapping.resolve(&farm, &project, &branch) {
-                    Ok(found) if cli.json => println!("{}", serde_json::to_string_pretty(&found)?),
+                    Ok(found) if cli.common.json => {
+                        println!("{}", serde_json::to_string_pretty(&found)?)
+                    }
                     Ok(found) => print_match(&found),
                     Err(why) => anyhow::bail!("not built: {why}"),
                 }
