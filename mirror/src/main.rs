@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::settings::fingerprint;
 use perestroika_config::FarmConfig;
-use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_host::cli::{run_main, ConfigArgs, UsageError};
 use perestroika_mirror::preflight::preflight;
 use perestroika_mirror::rsync::Target;
 use perestroika_mirror::status::Status;
@@ -19,12 +19,8 @@ use tracing::info;
 #[derive(Parser)]
 #[command(name = "perestroika-mirror", version)]
 struct Cli {
-    /// Farm configuration file.
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    common: ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,9 +178,9 @@ fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("info", async move {
-        let farm = load_config(&cli.config)?;
+        let farm = cli.common.load()?;
         match cli.command {
-            Command::Check => preflight(&farm).print(cli.json)?,
+            Command::Check => preflight(&farm).print(cli.common.json)?,
             Command::Run => {
                 preflight(&farm).demand()?;
                 let targets = targets(&farm, None)?;
@@ -231,7 +227,7 @@ fn main() -> ExitCode {
             }
             Command::Status => {
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
-                if cli.json {
+                if cli.common.json {
                     let mut value = serde_json::to_value(&status)?;
                     for (target, trees) in &status {
                         for (tree, s) in trees {
@@ -310,7 +306,7 @@ fn main() -> ExitCode {
                         problems.push(format!("{}: {p}", t.name));
                     }
                 }
-                if cli.json {
+                if cli.common.json {
                     println!("{}", serde_json::to_string_pretty(&problems)?);
                 }
                 if !problems.is_empty() {

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perestroika_config::FarmConfig;
-use perestroika_host::cli::{known_release, load_config, run_main, UsageError, DEFAULT_CONFIG};
+use perestroika_host::cli::{known_release, run_main, ConfigArgs, UsageError};
 use perestroika_protocol::messages::Target;
 use perestroika_publisher::error::PublishError;
 use perestroika_publisher::keys::{self, KeysError};
@@ -17,12 +17,8 @@ use perestroika_publisher::signing::import_secret_key;
 #[derive(Parser)]
 #[command(name = "perestroika-publisher", version)]
 struct Cli {
-    /// Farm configuration file.
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    common: ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -255,9 +251,9 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("info", async move {
-        let farm = load_config(&cli.config)?;
+        let farm = cli.common.load()?;
         match cli.command {
-            Command::Check => preflight(&farm).print(cli.json)?,
+            Command::Check => preflight(&farm).print(cli.common.json)?,
             Command::Key(KeyCommand::Import {
                 file,
                 passphrase_file,
@@ -349,7 +345,7 @@ fn main() -> ExitCode {
                     _ = tokio::signal::ctrl_c() => tracing::info!("stopped"),
                 }
             }
-            Command::Snapshot(cmd) => snapshot(&farm, cli.json, cmd)?,
+            Command::Snapshot(cmd) => snapshot(&farm, cli.common.json, cmd)?,
             Command::ExportKey => {
                 let key = signer(&farm, false)?.export_public()?;
                 print!("{}", String::from_utf8_lossy(&key));

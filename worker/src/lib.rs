@@ -10,7 +10,8 @@
 //! - [`farm`]: farm mode (intake, leases, hand-over to the publisher, cleanup at start);
 //! - [`local`]: a build asked for on the command line;
 //! - [`preflight`]: what `check` and `run` verify first;
-//! - [`rebuild`]: rebuilding a published release from its snapshot.
+//! - [`rebuild`]: rebuilding a published release from its snapshot;
+//! - [`rebuild_release`]: `rebuild-release`, every package of a snapshot rebuilt and reported.
 
 pub mod build;
 pub mod container;
@@ -21,6 +22,7 @@ pub mod local;
 pub mod preflight;
 pub(crate) mod process;
 pub mod rebuild;
+pub mod rebuild_release;
 pub mod rpm;
 pub mod source;
 pub mod steps;

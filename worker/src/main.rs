@@ -10,16 +10,13 @@ use perestroika_worker::local::{GitCommit, LocalBuild};
 use perestroika_worker::preflight::preflight;
 use perestroika_worker::{container, farm, steps};
 
-/// Builds packages from git in a fresh, unprivileged container per build.
+/// Builds packages from git in a fresh, unprivileged container per build. `build` and `image`
+/// need no configuration file.
 #[derive(Parser)]
 #[command(name = "perestroika-worker", version)]
 struct Cli {
-    /// Farm configuration file (optional for `build` and `image`).
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG")]
-    config: Option<PathBuf>,
-    /// Print JSON for scripts instead of text for people.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    common: perestroika_host::cli::ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -37,6 +34,26 @@ enum Command {
     /// Manage the base images builds start from.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Rebuild every package of a release snapshot from its own source packages, with only
+    /// that snapshot (for build dependencies) and the distro's base image, into a scratch
+    /// directory; report per package whether it built and whether it is bit-identical to the
+    /// published one, and name the build dependencies the release lacks. Runs the builds on
+    /// this host (Docker). Exits 0 when every package rebuilt identically, 1 otherwise.
+    RebuildRelease(RebuildReleaseArgs),
+}
+
+#[derive(Args)]
+struct RebuildReleaseArgs {
+    /// The customer (as in `[[customers]] name`, e.g. acme).
+    customer: String,
+    /// The release series (e.g. 9.0).
+    version: String,
+    /// The snapshot to rebuild (see `perestroika-publisher snapshot list`); default: live.
+    #[arg(long)]
+    snapshot: Option<u64>,
+    /// Where the rebuilds go (default: <state>/rebuild/<customer>/<version>/<snapshot>).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -268,16 +285,29 @@ fn main() -> ExitCode {
     run_main("info", async move {
         match cli.command {
             Command::Check => {
-                let farm = load_config(&config_path(&cli.config))?;
-                Ok(preflight(&farm).await.print(cli.json)?)
+                let farm = load_config(&config_path(&cli.common.config))?;
+                Ok(preflight(&farm).await.print(cli.common.json)?)
             }
-            Command::Build(args) => local_build(&cli.config, args).await,
+            Command::Build(args) => local_build(&cli.common.config, args).await,
             Command::Run => {
-                let farm = load_config(&config_path(&cli.config))?;
+                let farm = load_config(&config_path(&cli.common.config))?;
                 preflight(&farm).await.demand()?;
                 Ok(farm::run(farm).await?)
             }
-            Command::Image(cmd) => image_command(&cli.config, cli.json, cmd).await,
+            Command::Image(cmd) => image_command(&cli.common.config, cli.common.json, cmd).await,
+            Command::RebuildRelease(args) => {
+                use perestroika_host::cli::known_release;
+                use perestroika_worker::rebuild_release::{run, Request};
+                let farm = cli.common.load()?;
+                let release = known_release(&farm, &args.customer, &args.version)?;
+                let request = Request {
+                    customer: args.customer,
+                    version: args.version,
+                    snapshot: args.snapshot,
+                    out: args.out,
+                };
+                Ok(run(&farm, release, request, cli.common.json).await?)
+            }
         }
     })
 }

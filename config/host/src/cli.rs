@@ -17,7 +17,13 @@ pub const DEFAULT_CONFIG: &str = "/etc/perestroika/farm.toml";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// Farm configuration file [default: /etc/perestroika/farm.toml].
-    #[arg(long, short, global = true, env = "PERESTROIKA_CONFIG", value_name = "CONFIG")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "PERESTROIKA_CONFIG",
+        value_name = "CONFIG"
+    )]
     pub config: Option<PathBuf>,
     /// Print JSON for scripts instead of text for people.
     #[arg(long, global = true)]

@@ -11,9 +11,9 @@ use perestroika_formats::release_index::{read_index, stanzas};
 use perestroika_protocol::messages::{BuildJob, TriggerKind};
 use regex::Regex;
 
-use crate::events::{parse_query_line, Event, QueryLine, Stamped};
-use crate::plan::{Action, NotPlanned, Planner};
-use crate::ssh::{shell_quote, GerritSession, SshError};
+use perestroika_gerrit::events::{parse_query_line, Event, QueryLine, Stamped};
+use perestroika_gerrit::plan::{Action, NotPlanned, Planner};
+use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Where the rebuild takes its sources from.
 #[derive(Debug, Clone, PartialEq, Eq)]
