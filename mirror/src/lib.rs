@@ -3,9 +3,11 @@
 
 pub mod daemon;
 pub mod http;
+pub mod live;
 pub mod preflight;
 pub mod rsync;
 pub mod rsyncd;
+pub mod selection;
 pub mod status;
 pub mod sync;
 pub mod verify;

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use perestroika_config::settings::fingerprint;
-use perestroika_config::FarmConfig;
 use perestroika_host::cli::{run_main, ConfigArgs, UsageError};
+use perestroika_mirror::live::live_generation;
 use perestroika_mirror::preflight::preflight;
-use perestroika_mirror::rsync::Target;
-use perestroika_mirror::status::Status;
-use perestroika_mirror::sync::TreeRef;
+use perestroika_mirror::selection::{pinned, targets, tree_ref, SelectionError};
+use perestroika_mirror::status::{self, Status};
 use perestroika_mirror::{daemon, http, rsyncd, sync, verify};
 use tracing::info;
 
@@ -85,94 +84,15 @@ enum Command {
     },
 }
 
-fn targets(farm: &FarmConfig, only: Option<&str>) -> anyhow::Result<Vec<Target>> {
-    let chosen: Vec<_> = farm
-        .mirrors
-        .iter()
-        .filter(|m| only.is_none_or(|name| m.name == name))
-        .collect();
-    if chosen.is_empty() {
-        return Err(UsageError(match only {
-            Some(name) => format!(
-                "no [[mirrors]] entry named {name:?} in {}",
-                farm.source.display()
-            ),
-            None => format!("{} has no [[mirrors]] targets", farm.source.display()),
-        })
-        .into());
-    }
-    Ok(chosen
-        .into_iter()
-        .map(Target::new)
-        .collect::<Result<_, _>>()?)
-}
-
-/// The keys `verify` accepts signatures from on `tree`: those given, else those the
-/// configuration pins — the review key for a review or topic tree, when one is configured.
-fn pinned(farm: &FarmConfig, tree: &str, given: Vec<String>) -> anyhow::Result<Vec<String>> {
-    if !given.is_empty() {
-        return Ok(given);
-    }
-    let review_key = perestroika_protocol::messages::review_tree_customer(tree)
-        .and_then(|customer| farm.review_key(customer));
-    match &farm.signing {
-        Some(signing) => Ok(match review_key {
-            Some(review) => vec![review],
-            None => signing.pinned(),
-        }),
-        None => Err(UsageError(format!(
-            "{} pins no signing key, so no signature can be checked: set [signing] fingerprint \
-             there (the publisher's key) or pass --fingerprint FPR",
-            farm.source.display()
-        ))
-        .into()),
-    }
-}
-
-/// A tree of a customer and release the configuration has (or a customer's review tree).
-fn tree_ref(farm: &FarmConfig, tree: &str) -> anyhow::Result<TreeRef> {
-    let parsed = TreeRef::parse(tree).map_err(|e| UsageError(e.to_string()))?;
-    let customer = parsed.parent.split('/').next().unwrap_or_default();
-    let known = if parsed.parent.ends_with("/review") {
-        farm.customer(customer).is_some()
-    } else {
-        farm.release(customer, &parsed.name).is_some()
-    };
-    if !known {
-        let releases: Vec<String> = farm
-            .releases()
-            .map(|(c, r)| format!("{}/{}", c.name, r.name))
-            .collect();
-        return Err(UsageError(format!(
-            "{} has no tree {tree}; its releases are {} (and each customer's review trees, \
-             CUSTOMER/review/NAME)",
-            farm.source.display(),
-            releases.join(", ")
-        ))
-        .into());
-    }
-    Ok(parsed)
-}
-
-fn live_generation(farm: &FarmConfig, tree: &TreeRef) -> anyhow::Result<u64> {
-    let link = farm.paths.public_root.join(tree.link());
-    let target = fs_err::read_link(&link).with_context(|| {
-        format!(
-            "{tree} is not published here ({} is not a link)",
-            link.display()
-        )
-    })?;
-    target
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| {
-            format!(
-                "{} points at {}, not a generation",
-                link.display(),
-                target.display()
-            )
-        })
+/// A selection error at the edge: exit code 2 when the command line or configuration is wrong.
+fn chosen<T>(picked: Result<T, SelectionError>) -> anyhow::Result<T> {
+    picked.map_err(|e| {
+        if e.is_usage() {
+            UsageError(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    })
 }
 
 fn main() -> ExitCode {
@@ -183,7 +103,7 @@ fn main() -> ExitCode {
             Command::Check => preflight(&farm).print(cli.common.json)?,
             Command::Run => {
                 preflight(&farm).demand()?;
-                let targets = targets(&farm, None)?;
+                let targets = chosen(targets(&farm, None))?;
                 tokio::select! {
                     r = daemon::run(Arc::new(farm), targets) => r?,
                     _ = tokio::signal::ctrl_c() => {}
@@ -195,13 +115,13 @@ fn main() -> ExitCode {
                 generation,
                 full,
             } => {
-                let tree = tree_ref(&farm, &tree)?;
+                let tree = chosen(tree_ref(&farm, &tree))?;
                 let generation = match generation {
                     Some(g) => g,
                     None => live_generation(&farm, &tree)?,
                 };
                 let mut failed = 0;
-                for t in targets(&farm, target.as_deref())? {
+                for t in chosen(targets(&farm, target.as_deref()))? {
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let started = std::time::Instant::now();
                     let (root, state) = (&farm.paths.public_root, &farm.paths.state);
@@ -228,36 +148,13 @@ fn main() -> ExitCode {
             Command::Status => {
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 if cli.common.json {
-                    let mut value = serde_json::to_value(&status)?;
-                    for (target, trees) in &status {
-                        for (tree, s) in trees {
-                            value[target][tree]["state"] = s.state().into();
-                        }
-                    }
+                    let value = status::to_json(&status)?;
                     println!("{}", serde_json::to_string_pretty(&value)?);
                 } else if status.is_empty() {
                     println!("nothing announced yet");
                 } else {
-                    println!(
-                        "{:<16} {:<28} {:>7} {:>7}  STATE",
-                        "TARGET", "TREE", "WANTED", "SYNCED"
-                    );
-                    for (target, trees) in &status {
-                        for (tree, s) in trees {
-                            let state = s.state();
-                            let number = |g: u64| {
-                                if s.retired() {
-                                    "-".to_owned()
-                                } else {
-                                    g.to_string()
-                                }
-                            };
-                            let synced = s.synced.map_or("-".into(), number);
-                            println!(
-                                "{target:<16} {tree:<28} {:>7} {synced:>7}  {state}",
-                                number(s.wanted)
-                            );
-                        }
+                    for line in status::table(&status) {
+                        println!("{line}");
                     }
                 }
             }
@@ -268,11 +165,11 @@ fn main() -> ExitCode {
                 fingerprints,
             } => {
                 let tree_name = tree.clone();
-                let tree = tree_ref(&farm, &tree)?;
-                let pinned = pinned(&farm, &tree_name, fingerprints)?;
+                let tree = chosen(tree_ref(&farm, &tree))?;
+                let pinned = chosen(pinned(&farm, &tree_name, fingerprints))?;
                 let status = Status::load(&Status::path(&farm.paths.state))?.snapshot();
                 let mut problems = Vec::new();
-                for t in targets(&farm, target.as_deref())? {
+                for t in chosen(targets(&farm, target.as_deref()))? {
                     let known = status.get(&t.name).and_then(|s| s.get(&tree_name));
                     if generation.is_none() && known.is_some_and(|s| s.retired()) {
                         println!(
@@ -281,16 +178,10 @@ fn main() -> ExitCode {
                         );
                         continue;
                     }
-                    let generation = match generation {
+                    let synced = known.and_then(|s| s.synced);
+                    let generation = match generation.or(synced) {
                         Some(g) => g,
-                        None => match status
-                            .get(&t.name)
-                            .and_then(|s| s.get(&tree_name))
-                            .and_then(|s| s.synced)
-                        {
-                            Some(g) => g,
-                            None => live_generation(&farm, &tree)?,
-                        },
+                        None => live_generation(&farm, &tree)?,
                     };
                     let scratch = daemon::scratch_dir(&farm, &t.name);
                     let dir = farm.paths.public_root.join(tree.generation(generation));

@@ -51,6 +51,44 @@ impl TreeStatus {
 /// target name → tree → status.
 pub type Targets = BTreeMap<String, BTreeMap<String, TreeStatus>>;
 
+/// Every target's trees as JSON, each with its state in words (`state`).
+pub fn to_json(targets: &Targets) -> Result<serde_json::Value, serde_json::Error> {
+    let mut value = serde_json::to_value(targets)?;
+    for (target, trees) in targets {
+        for (tree, s) in trees {
+            value[target][tree]["state"] = s.state().into();
+        }
+    }
+    Ok(value)
+}
+
+/// Every target's trees as a table for people, a heading first: wanted and synced generation
+/// (`-` for a retired tree) and the state in words.
+pub fn table(targets: &Targets) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<16} {:<28} {:>7} {:>7}  STATE",
+        "TARGET", "TREE", "WANTED", "SYNCED"
+    )];
+    for (target, trees) in targets {
+        for (tree, s) in trees {
+            let state = s.state();
+            let number = |g: u64| {
+                if s.retired() {
+                    "-".to_owned()
+                } else {
+                    g.to_string()
+                }
+            };
+            let synced = s.synced.map_or("-".into(), number);
+            lines.push(format!(
+                "{target:<16} {tree:<28} {:>7} {synced:>7}  {state}",
+                number(s.wanted)
+            ));
+        }
+    }
+    lines
+}
+
 /// One tree's status on one target, made when first named.
 fn entry<'a>(all: &'a mut Targets, target: &str, tree: &str) -> &'a mut TreeStatus {
     all.entry(target.to_owned())
@@ -189,5 +227,33 @@ mod tests {
         );
         assert!(again.want(&targets, "acme/9.0", 0).unwrap());
         assert_eq!(again.next_for("a"), Some(("acme/9.0".into(), 0)));
+    }
+
+    #[test]
+    fn the_table_and_json_say_each_state() {
+        let mut all = Targets::new();
+        *entry(&mut all, "a", "acme/9.0") = TreeStatus {
+            wanted: 3,
+            synced: Some(2),
+            last_error: Some("refused".into()),
+            ..TreeStatus::default()
+        };
+        *entry(&mut all, "a", "acme/review/7") = TreeStatus {
+            wanted: 0,
+            synced: Some(0),
+            ..TreeStatus::default()
+        };
+        let table = table(&all);
+        assert_eq!(table.len(), 3, "{table:?}");
+        assert!(table[0].starts_with("TARGET"), "{table:?}");
+        assert!(
+            table[1].contains("acme/9.0") && table[1].ends_with("3       2  failing: refused"),
+            "{table:?}"
+        );
+        assert!(table[2].ends_with("-       -  retired"), "{table:?}");
+        let json = to_json(&all).unwrap();
+        assert_eq!(json["a"]["acme/9.0"]["state"], "failing: refused");
+        assert_eq!(json["a"]["acme/9.0"]["wanted"], 3);
+        assert_eq!(json["a"]["acme/review/7"]["state"], "retired");
     }
 }
