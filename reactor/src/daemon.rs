@@ -1,7 +1,6 @@
 //! The reactor proper: one SSH session with Gerrit at a time, its stream of events turned
 //! into jobs, a catch-up query after every (re)connect, and the state that makes both safe.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -9,21 +8,21 @@ use chrono::{TimeZone, Utc};
 use perestroika_config::mapping::branch_name;
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
+use perestroika_gerrit::events::{parse_event, Event, Skip, Stamped, NULL_REV};
+use perestroika_gerrit::plan::{Action, NotPlanned, Planner};
+use perestroika_gerrit::session::{GerritSession, SshError};
 use perestroika_host::backoff::Backoff;
 use perestroika_protocol::messages::{Message, ReviewRetirement, TriggerKind};
 use perestroika_protocol::queues::{QueueName, Stage};
 use tracing::{debug, info, warn};
 
 use crate::branch_updates::{self, BranchUpdates};
+use crate::catch_up::{self, Missed};
+use crate::describe::{describe, short};
 use crate::feedback::Notice;
 use crate::outbox::{Batch, Outbox, Outgoing};
 use crate::recheck::{refusal_message, Decision, RecheckLimit};
 use crate::state::{State, StateError};
-use perestroika_gerrit::events::{
-    parse_event, parse_query_line, Event, QueryLine, QueryRow, Skip, Stamped, NULL_REV,
-};
-use perestroika_gerrit::plan::{Action, NotPlanned, Planner};
-use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Why the reactor stopped.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +35,6 @@ pub enum ReactorError {
 
 /// How often the state is written while events flow.
 const SAVE_EVERY: Duration = Duration::from_millis(250);
-/// Rows per catch-up query page.
-const QUERY_PAGE: u32 = 200;
 
 /// The running reactor.
 pub struct Reactor {
@@ -422,178 +419,19 @@ impl Reactor {
         Ok(())
     }
 
-    /// Queries what changed since the last handled event (minus the safety margin). For each
-    /// branch with merged changes its head now is built once (it holds every one of them;
-    /// the newest change gets the feedback), and every merged change's review repository is
-    /// retired; open changes' current patch sets build for review; and a review message
-    /// written after the last handled event that asks for a rebuild (a `recheck` made while
-    /// the session was down) rebuilds its change's current patch set.
+    /// Plans what happened while the session was down (see [`catch_up::missed`]), oldest
+    /// first.
     async fn catch_up(&mut self, session: &GerritSession) -> Result<(), ReactorError> {
         let Some(last) = self.state.last_event_time else {
             info!("first start: nothing to catch up on");
             return Ok(());
         };
-        let since = last - self.gerrit.catchup_margin_secs as i64;
-        let after = Utc
-            .timestamp_opt(since, 0)
-            .single()
-            .unwrap_or_else(Utc::now)
-            .format("%Y-%m-%d %H:%M:%S +0000")
-            .to_string();
-        let mut events = Vec::new();
-        let mut merged: BTreeMap<(String, String), Vec<QueryRow>> = BTreeMap::new();
-        for status in ["merged", "open"] {
-            let mut start = 0;
-            let comments = if status == "open" { " --comments" } else { "" };
-            loop {
-                let command = format!(
-                    "gerrit query --format=JSON --current-patch-set{comments} --start {start} {} {} limit:{QUERY_PAGE}",
-                    shell_quote(&format!("status:{status}")),
-                    shell_quote(&format!("after:\"{after}\""))
-                );
-                let out = session.run(&command).await?;
-                let (mut rows, mut more) = (0, false);
-                for line in String::from_utf8_lossy(&out)
-                    .lines()
-                    .filter(|l| !l.trim().is_empty())
-                {
-                    match parse_query_line(line) {
-                        Ok(QueryLine::Row(row)) => {
-                            rows += 1;
-                            let Some(patch_set) = row.current_patch_set.clone() else {
-                                warn!(
-                                    change = row.change.number,
-                                    "query row without current patch set; skipped"
-                                );
-                                continue;
-                            };
-                            // Messages up to the last handled event were seen live.
-                            for comment in &row.comments {
-                                let Some(written) = comment.timestamp.filter(|t| *t > last) else {
-                                    continue;
-                                };
-                                events.push(Stamped {
-                                    event: Event::CommentAdded {
-                                        change: row.change.clone(),
-                                        patch_set: patch_set.clone(),
-                                        comment: comment.message.clone(),
-                                    },
-                                    created_on: Some(written),
-                                });
-                            }
-                            if status == "merged" {
-                                merged
-                                    .entry((row.change.project.clone(), row.change.branch.clone()))
-                                    .or_default()
-                                    .push(*row);
-                                continue;
-                            }
-                            events.push(Stamped {
-                                event: Event::PatchsetCreated {
-                                    change: row.change,
-                                    patch_set,
-                                },
-                                created_on: row.last_updated,
-                            });
-                        }
-                        Ok(QueryLine::Stats { more_changes, .. }) => more = more_changes,
-                        Err(e) => warn!(reason = %e, "skipped query line"),
-                    }
-                }
-                if !more || rows == 0 {
-                    break;
-                }
-                start += rows;
-            }
-        }
-        for mut rows in merged.into_values() {
-            // Merged in the same second: the later change number is taken as the newer.
-            rows.sort_by_key(|r| (r.last_updated, r.change.number));
-            let newest = rows.pop().expect("a group has a row");
-            for older in rows {
-                events.push(Stamped {
-                    event: Event::ChangeClosed {
-                        change: older.change,
-                    },
-                    created_on: older.last_updated,
-                });
-            }
-            let Some(patch_set) = newest.current_patch_set else {
-                continue;
-            };
-            // The branch head, read when this is planned: what the branch holds now.
-            events.push(Stamped {
-                event: Event::ChangeMerged {
-                    change: newest.change,
-                    patch_set,
-                    new_rev: None,
-                },
-                created_on: newest.last_updated,
-            });
-        }
-        events.sort_by_key(|e| e.created_on);
+        let Missed { events, after } = catch_up::missed(session, &self.gerrit, last).await?;
         info!(since = %after, changes = events.len(), "catching up");
         for stamped in &events {
             self.on_event(session, stamped, Origin::CatchUp).await?;
         }
         info!(since = %after, "caught up");
         Ok(())
-    }
-}
-
-/// A short description of an event for the log.
-pub fn describe(event: &Event) -> String {
-    match event {
-        Event::ChangeMerged {
-            change,
-            patch_set,
-            new_rev,
-        } => {
-            let rev = new_rev.as_deref().map(short).unwrap_or("?");
-            format!(
-                "change-merged {} {},{} -> {rev}",
-                change.project, change.number, patch_set.number
-            )
-        }
-        Event::PatchsetCreated { change, patch_set } => {
-            format!(
-                "patchset-created {} {},{}",
-                change.project, change.number, patch_set.number
-            )
-        }
-        Event::CommentAdded {
-            change, patch_set, ..
-        } => {
-            format!(
-                "comment-added {} {},{}",
-                change.project, change.number, patch_set.number
-            )
-        }
-        Event::RefUpdated {
-            project,
-            refname,
-            new_rev,
-        } => format!("ref-updated {project} {refname} {}", short(new_rev)),
-        Event::ChangeClosed { change } => {
-            format!("change-closed {} {}", change.project, change.number)
-        }
-        Event::DroppedOutput => "dropped-output".into(),
-    }
-}
-
-/// The first twelve characters of a revision (whatever it holds: it came from the wire).
-fn short(rev: &str) -> &str {
-    rev.char_indices().nth(12).map_or(rev, |(at, _)| &rev[..at])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_revision_is_shortened_on_a_character_boundary() {
-        assert_eq!(short(&"a".repeat(40)), "aaaaaaaaaaaa");
-        assert_eq!(short("abc"), "abc");
-        assert_eq!(short("ééééééééééééé"), "éééééééééééé");
     }
 }

@@ -19,14 +19,13 @@ use std::time::Duration;
 use perestroika_config::client::{self, AptClient};
 use perestroika_config::settings::GerritSettings;
 use perestroika_config::{Family, FarmConfig};
+use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 use perestroika_host::backoff::Backoff;
 use perestroika_protocol::broker::{run_consumer, Disposition};
 use perestroika_protocol::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
 use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
-
-use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Where the marks of feedback already sent are kept.
 pub fn sent_dir(state: &Path) -> PathBuf {

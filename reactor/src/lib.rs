@@ -2,7 +2,9 @@
 //! with the mapping rules, queues the jobs, and posts build outcomes back to the changes.
 
 pub mod branch_updates;
+pub mod catch_up;
 pub mod daemon;
+pub mod describe;
 pub mod feedback;
 pub mod outbox;
 pub mod preflight;
