@@ -1,7 +1,7 @@
 //! From a Gerrit event to the work it asks for: build jobs per distro, or retiring a change's
 //! review repository. Events the farm does not act on come back with the reason.
 
-use perestroika_config::mapping::{branch_name, Mapping, ProjectMatch, Role};
+use perestroika_config::mapping::{branch_name, Mapping, ProjectMatch, Role, Unmapped};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_protocol::messages::{BuildJob, GitSource, Sources, Target, Trigger, TriggerKind};
 
@@ -24,11 +24,55 @@ pub enum Action {
 #[derive(Debug, thiserror::Error)]
 pub enum NotPlanned {
     /// The event is valid but asks for nothing (unmapped project, a tag, a plain comment…).
-    #[error("{0}")]
-    Nothing(String),
+    #[error(transparent)]
+    Nothing(#[from] NothingToDo),
     /// Looking up a branch head failed on the way; try again on a new session.
     #[error(transparent)]
     Lookup(SshError),
+}
+
+/// Why a valid event asks the farm for nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum NothingToDo {
+    /// No mapping rule builds the project and branch.
+    #[error(transparent)]
+    Unmapped(#[from] Unmapped),
+    /// A ref that is not a branch (a tag, a change ref) was updated.
+    #[error("{0}; only branch updates are built")]
+    NotABranch(#[source] Unmapped),
+    #[error("branch {branch:?} of {project:?} was deleted")]
+    BranchDeleted { project: String, branch: String },
+    #[error("comment on change {change} does not ask for a rebuild ({phrase:?})")]
+    NoRebuildAsked { change: u64, phrase: String },
+    #[error("recheck on change {change} ignored: the change is {status}")]
+    Closed { change: u64, status: String },
+    #[error("Gerrit dropped events of this stream; they are caught up")]
+    DroppedOutput,
+    #[error("change {change} was merged into {branch:?} of {project:?}, which no longer exists")]
+    MergedBranchGone {
+        change: u64,
+        project: String,
+        branch: String,
+    },
+    /// The other project of a split package (code or packaging) lacks the branch.
+    #[error("{project:?} has no branch {branch:?} to build {package} with")]
+    NoPartnerBranch {
+        project: String,
+        branch: String,
+        package: String,
+    },
+    #[error("{customer} {version} is not configured")]
+    NotConfigured { customer: String, version: String },
+    #[error("{customer} {version} has no distro to build {package} for")]
+    NoDistro {
+        customer: String,
+        version: String,
+        package: String,
+    },
+    /// Gerrit ran a command for the event and refused it (a project that does not exist, one
+    /// the farm's account may not read).
+    #[error(transparent)]
+    Refused(SshError),
 }
 
 impl From<SshError> for NotPlanned {
@@ -36,7 +80,7 @@ impl From<SshError> for NotPlanned {
     /// account may not read) is an answer about the event, not a broken session.
     fn from(e: SshError) -> Self {
         match e {
-            SshError::Command { .. } => NotPlanned::Nothing(e.to_string()),
+            SshError::Command { .. } => NothingToDo::Refused(e).into(),
             other => NotPlanned::Lookup(other),
         }
     }
@@ -127,17 +171,18 @@ impl Planner<'_> {
                 comment,
             } => {
                 if !asks_for_rebuild(comment, &self.gerrit.recheck_phrase) {
-                    return Err(NotPlanned::Nothing(format!(
-                        "comment on change {} does not ask for a rebuild ({:?})",
-                        change.number, self.gerrit.recheck_phrase
-                    )));
+                    return Err(NothingToDo::NoRebuildAsked {
+                        change: change.number,
+                        phrase: self.gerrit.recheck_phrase.clone(),
+                    }
+                    .into());
                 }
                 if change.status.as_deref().is_some_and(|s| s != "NEW") {
-                    return Err(NotPlanned::Nothing(format!(
-                        "recheck on change {} ignored: the change is {}",
-                        change.number,
-                        change.status.as_deref().unwrap_or_default()
-                    )));
+                    return Err(NothingToDo::Closed {
+                        change: change.number,
+                        status: change.status.clone().unwrap_or_default(),
+                    }
+                    .into());
                 }
                 let trigger = trigger(TriggerKind::Recheck, change, patch_set, time);
                 self.review(heads, change, patch_set, trigger).await
@@ -147,13 +192,13 @@ impl Planner<'_> {
                 refname,
                 new_rev,
             } => {
-                let branch = branch_name(refname).map_err(|e| {
-                    NotPlanned::Nothing(format!("{e}; only branch updates are built"))
-                })?;
+                let branch = branch_name(refname).map_err(NothingToDo::NotABranch)?;
                 if new_rev == NULL_REV {
-                    return Err(NotPlanned::Nothing(format!(
-                        "branch {branch:?} of {project:?} was deleted"
-                    )));
+                    return Err(NothingToDo::BranchDeleted {
+                        project: project.clone(),
+                        branch: branch.to_owned(),
+                    }
+                    .into());
                 }
                 let found = self.map(project, branch)?;
                 let trigger = Trigger {
@@ -169,9 +214,7 @@ impl Planner<'_> {
                 let found = self.map(&change.project, &change.branch)?;
                 Ok(vec![retire(&found, change)])
             }
-            Event::DroppedOutput => Err(NotPlanned::Nothing(
-                "Gerrit dropped events of this stream; they are caught up".into(),
-            )),
+            Event::DroppedOutput => Err(NothingToDo::DroppedOutput.into()),
         }
     }
 
@@ -192,17 +235,19 @@ impl Planner<'_> {
             .branch_head(&change.project, &change.branch)
             .await?
             .ok_or_else(|| {
-                NotPlanned::Nothing(format!(
-                    "change {} was merged into {:?} of {:?}, which no longer exists",
-                    change.number, change.branch, change.project
-                ))
+                NothingToDo::MergedBranchGone {
+                    change: change.number,
+                    project: change.project.clone(),
+                    branch: change.branch.clone(),
+                }
+                .into()
             })
     }
 
     fn map(&self, project: &str, branch: &str) -> Result<ProjectMatch, NotPlanned> {
         self.mapping
             .resolve(self.farm, project, branch)
-            .map_err(|e| NotPlanned::Nothing(e.to_string()))
+            .map_err(|e| NothingToDo::Unmapped(e).into())
     }
 
     async fn review<H: Heads>(
@@ -254,10 +299,12 @@ impl Planner<'_> {
                     &found.code_project
                 };
                 let Some(head) = heads.branch_head(other, &found.branch).await? else {
-                    return Err(NotPlanned::Nothing(format!(
-                        "{other:?} has no branch {:?} to build {} with",
-                        found.branch, found.package
-                    )));
+                    return Err(NothingToDo::NoPartnerBranch {
+                        project: other.clone(),
+                        branch: found.branch.clone(),
+                        package: found.package.clone(),
+                    }
+                    .into());
                 };
                 let this = source(
                     if found.role == Role::Code {
@@ -280,11 +327,9 @@ impl Planner<'_> {
         let release = self
             .farm
             .release(&found.customer, &found.version)
-            .ok_or_else(|| {
-                NotPlanned::Nothing(format!(
-                    "{} {} is not configured",
-                    found.customer, found.version
-                ))
+            .ok_or_else(|| NothingToDo::NotConfigured {
+                customer: found.customer.clone(),
+                version: found.version.clone(),
             })?;
         let distros: Vec<_> = release
             .distros()
@@ -294,10 +339,12 @@ impl Planner<'_> {
             })
             .collect();
         if distros.is_empty() {
-            return Err(NotPlanned::Nothing(format!(
-                "{} {} has no distro to build {} for",
-                found.customer, found.version, found.package
-            )));
+            return Err(NothingToDo::NoDistro {
+                customer: found.customer.clone(),
+                version: found.version.clone(),
+                package: found.package.clone(),
+            }
+            .into());
         }
         // A review build's rebuild number is its patch set: a later patch set (often with the
         // same commit counts as the one it replaces) sorts higher in the review repository and

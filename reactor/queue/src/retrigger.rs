@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use perestroika_config::names::check_commit;
+use perestroika_config::names::{check_commit, NameError};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
 use perestroika_formats::release_index::{read_index, stanzas};
@@ -12,7 +12,7 @@ use perestroika_protocol::messages::{BuildJob, TriggerKind};
 use regex::Regex;
 
 use perestroika_gerrit::events::{parse_query_line, Event, QueryLine, Stamped};
-use perestroika_gerrit::plan::{Action, NotPlanned, Planner};
+use perestroika_gerrit::plan::{Action, NotPlanned, NothingToDo, Planner};
 use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 
 /// Where the rebuild takes its sources from.
@@ -31,12 +31,24 @@ pub enum At {
     Change { number: u64, patch_set: Option<u32> },
 }
 
+/// A manual rebuild cannot be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum RetriggerError {
     #[error(transparent)]
     Ssh(#[from] SshError),
-    #[error("{0}")]
-    Refused(String),
+    /// The project, branch or change asks the farm for nothing.
+    #[error("nothing to build: {0}")]
+    NothingToBuild(NothingToDo),
+    #[error("{project:?} has no branch {branch:?}")]
+    NoBranch { project: String, branch: String },
+    #[error(transparent)]
+    BadCommit(#[from] NameError),
+    #[error("Gerrit knows no change {0}")]
+    NoChange(u64),
+    #[error("change {change} has no patch set {}", patch_set.map_or("(current)".into(), |n| n.to_string()))]
+    NoPatchSet { change: u64, patch_set: Option<u32> },
+    #[error("the package is not built for distro {distro}")]
+    NotForDistro { distro: String },
 }
 
 /// The jobs of a manual rebuild, not yet queued.
@@ -56,14 +68,15 @@ pub async fn plan(
     {
         mapping
             .resolve(farm, project, branch)
-            .map_err(|e| RetriggerError::Refused(format!("nothing to build: {e}")))?;
+            .map_err(|e| RetriggerError::NothingToBuild(NothingToDo::Unmapped(e)))?;
     }
     let event = match at {
         At::Head { project, branch } => {
             let Some(head) = session.branch_head(project, branch).await? else {
-                return Err(RetriggerError::Refused(format!(
-                    "{project:?} has no branch {branch:?}"
-                )));
+                return Err(RetriggerError::NoBranch {
+                    project: project.clone(),
+                    branch: branch.clone(),
+                });
             };
             Event::RefUpdated {
                 project: project.clone(),
@@ -76,7 +89,7 @@ pub async fn plan(
             branch,
             commit,
         } => {
-            check_commit(commit).map_err(|e| RetriggerError::Refused(e.to_string()))?;
+            check_commit(commit)?;
             Event::RefUpdated {
                 project: project.clone(),
                 refname: format!("refs/heads/{branch}"),
@@ -98,7 +111,7 @@ pub async fn plan(
         .plan(session, &stamped, false)
         .await
         .map_err(|e| match e {
-            NotPlanned::Nothing(why) => RetriggerError::Refused(format!("nothing to build: {why}")),
+            NotPlanned::Nothing(why) => RetriggerError::NothingToBuild(why),
             NotPlanned::Lookup(e) => RetriggerError::Ssh(e),
         })?;
     let mut jobs: Vec<BuildJob> = actions
@@ -110,10 +123,9 @@ pub async fn plan(
         .filter(|job| distro.is_none_or(|d| d == job.distro))
         .collect();
     if jobs.is_empty() {
-        return Err(RetriggerError::Refused(format!(
-            "the package is not built for distro {}",
-            distro.unwrap_or_default()
-        )));
+        return Err(RetriggerError::NotForDistro {
+            distro: distro.unwrap_or_default().to_owned(),
+        });
     }
     for job in &mut jobs {
         job.rebuild = match rebuild {
@@ -143,7 +155,7 @@ async fn change_event(
             QueryLine::Row(row) if row.change.number == number => Some(row),
             _ => None,
         })
-        .ok_or_else(|| RetriggerError::Refused(format!("Gerrit knows no change {number}")))?;
+        .ok_or(RetriggerError::NoChange(number))?;
     let wanted = match patch_set {
         None => row.current_patch_set.clone(),
         Some(n) => row
@@ -153,11 +165,9 @@ async fn change_event(
             .find(|ps| ps.number == n)
             .cloned(),
     }
-    .ok_or_else(|| {
-        RetriggerError::Refused(format!(
-            "change {number} has no patch set {}",
-            patch_set.map_or("(current)".into(), |n| n.to_string())
-        ))
+    .ok_or(RetriggerError::NoPatchSet {
+        change: number,
+        patch_set,
     })?;
     let merged = row.change.status.as_deref() == Some("MERGED");
     Ok(if merged {
