@@ -25,7 +25,7 @@ pub enum Action {
 pub enum NotPlanned {
     /// The event is valid but asks for nothing (unmapped project, a tag, a plain comment…).
     #[error(transparent)]
-    Nothing(#[from] NothingToDo),
+    Nothing(Box<NothingToDo>),
     /// Looking up a branch head failed on the way; try again on a new session.
     #[error(transparent)]
     Lookup(SshError),
@@ -73,6 +73,12 @@ pub enum NothingToDo {
     /// the farm's account may not read).
     #[error(transparent)]
     Refused(SshError),
+}
+
+impl From<NothingToDo> for NotPlanned {
+    fn from(why: NothingToDo) -> Self {
+        NotPlanned::Nothing(Box::new(why))
+    }
 }
 
 impl From<SshError> for NotPlanned {

@@ -38,7 +38,7 @@ pub enum RetriggerError {
     Ssh(#[from] SshError),
     /// The project, branch or change asks the farm for nothing.
     #[error("nothing to build: {0}")]
-    NothingToBuild(NothingToDo),
+    NothingToBuild(Box<NothingToDo>),
     #[error("{project:?} has no branch {branch:?}")]
     NoBranch { project: String, branch: String },
     #[error(transparent)]
@@ -68,7 +68,7 @@ pub async fn plan(
     {
         mapping
             .resolve(farm, project, branch)
-            .map_err(|e| RetriggerError::NothingToBuild(NothingToDo::Unmapped(e)))?;
+            .map_err(|e| RetriggerError::NothingToBuild(Box::new(NothingToDo::Unmapped(e))))?;
     }
     let event = match at {
         At::Head { project, branch } => {
