@@ -70,8 +70,9 @@ pub struct FarmConfig {
 
 impl FarmConfig {
     pub fn mapping(&self) -> Result<Mapping, ConfigError> {
-        Mapping::compile(self.mapping.as_deref())
-            .map_err(|(index, problem)| self.invalid(format!("mapping[{index}]"), problem))
+        Mapping::compile(self.mapping.as_deref()).map_err(|(index, problem)| {
+            self.invalid(format!("mapping[{index}]"), problem.to_string())
+        })
     }
 
     /// The customer named `name`.
