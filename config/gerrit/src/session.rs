@@ -27,7 +27,7 @@ pub enum SshError {
     #[error("refusing Gerrit at {addr}: {problem}; check the server, then update {known_hosts} (e.g. with ssh-keyscan -p PORT HOST)")]
     HostKey {
         addr: String,
-        problem: String,
+        problem: HostKeyProblem,
         known_hosts: PathBuf,
     },
     #[error("cannot read the SSH key {path}: {source}")]
@@ -77,7 +77,7 @@ struct Verifier {
     host: String,
     port: u16,
     known_hosts: PathBuf,
-    problem: Arc<Mutex<Option<String>>>,
+    problem: Arc<Mutex<Option<HostKeyProblem>>>,
 }
 
 impl client::Handler for Verifier {
@@ -88,8 +88,7 @@ impl client::Handler for Verifier {
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
-            *self.problem.lock().expect("lock") =
-                Some("the server offered a certificate; configure its plain host key".into());
+            *self.problem.lock().expect("lock") = Some(HostKeyProblem::Certificate);
             return Ok(false);
         };
         let verdict = judge_host_key(&self.host, self.port, key, &self.known_hosts);
@@ -100,25 +99,56 @@ impl client::Handler for Verifier {
     }
 }
 
+/// Why the server's host key was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostKeyProblem {
+    #[error("the server offered a certificate; configure its plain host key")]
+    Certificate,
+    #[error("its host key {fingerprint} is not in {}", known_hosts.display())]
+    Unknown {
+        fingerprint: String,
+        known_hosts: PathBuf,
+    },
+    #[error(
+        "its host key CHANGED: it offered {fingerprint}, which differs from line {line} of {}",
+        known_hosts.display()
+    )]
+    Changed {
+        fingerprint: String,
+        line: usize,
+        known_hosts: PathBuf,
+    },
+    #[error("cannot read {}: {reason}", known_hosts.display())]
+    Unreadable {
+        known_hosts: PathBuf,
+        reason: String,
+    },
+}
+
 /// Accepts a key recorded for the host in `known_hosts`; otherwise says what is wrong.
 fn judge_host_key(
     host: &str,
     port: u16,
     key: &PublicKey,
     known_hosts: &std::path::Path,
-) -> Result<(), String> {
-    let fingerprint = key.fingerprint(Default::default());
-    match check_known_hosts_path(host, port, key, known_hosts) {
+) -> Result<(), HostKeyProblem> {
+    let fingerprint = key.fingerprint(Default::default()).to_string();
+    let known_hosts = known_hosts.to_owned();
+    match check_known_hosts_path(host, port, key, &known_hosts) {
         Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "its host key {fingerprint} is not in {}",
-            known_hosts.display()
-        )),
-        Err(russh::keys::Error::KeyChanged { line }) => Err(format!(
-            "its host key CHANGED: it offered {fingerprint}, which differs from line {line} of {}",
-            known_hosts.display()
-        )),
-        Err(e) => Err(format!("cannot read {}: {e}", known_hosts.display())),
+        Ok(false) => Err(HostKeyProblem::Unknown {
+            fingerprint,
+            known_hosts,
+        }),
+        Err(russh::keys::Error::KeyChanged { line }) => Err(HostKeyProblem::Changed {
+            fingerprint,
+            line,
+            known_hosts,
+        }),
+        Err(e) => Err(HostKeyProblem::Unreadable {
+            known_hosts,
+            reason: e.to_string(),
+        }),
     }
 }
 

@@ -177,7 +177,7 @@ impl FarmConfig {
                     .map(|(i, f)| (format!("signing.also_sign_with[{i}]"), f)),
             ) {
                 if let Err(e) = fingerprint(fpr) {
-                    return Err(self.invalid(key, e));
+                    return Err(self.invalid(key, e.to_string()));
                 }
             }
             let reviews = std::iter::once((
@@ -192,7 +192,7 @@ impl FarmConfig {
             }));
             for (key, review) in reviews {
                 let Some(review) = review else { continue };
-                let review = fingerprint(review).map_err(|e| self.invalid(&key, e))?;
+                let review = fingerprint(review).map_err(|e| self.invalid(&key, e.to_string()))?;
                 if signing.pinned().contains(&review) {
                     return Err(self.invalid(
                         key,

@@ -42,14 +42,17 @@ impl SigningSettings {
     }
 }
 
+/// A text that is not an OpenPGP fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a 40-hex-digit OpenPGP fingerprint, found {0:?}")]
+pub struct NotAFingerprint(pub String);
+
 /// An OpenPGP fingerprint (40 hex digits; spaces allowed) as gpg prints it: upper case, no
-/// spaces. The error says what was expected.
-pub fn fingerprint(text: &str) -> Result<String, String> {
+/// spaces.
+pub fn fingerprint(text: &str) -> Result<String, NotAFingerprint> {
     let fpr: String = text.chars().filter(|c| *c != ' ').collect();
     if fpr.len() != 40 || !fpr.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "expected a 40-hex-digit OpenPGP fingerprint, found {text:?}"
-        ));
+        return Err(NotAFingerprint(text.to_owned()));
     }
     Ok(fpr.to_ascii_uppercase())
 }

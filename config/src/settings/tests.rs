@@ -102,7 +102,10 @@ fn pinned_fingerprints_are_spelled_as_gpg_prints_them() {
         fingerprint("0123 4567 89AB CDEF 0123  4567 89AB CDEF 0123 4567").unwrap(),
         "0123456789ABCDEF0123456789ABCDEF01234567"
     );
-    assert!(fingerprint("0123").unwrap_err().contains("40-hex-digit"));
+    assert!(fingerprint("0123")
+        .unwrap_err()
+        .to_string()
+        .contains("40-hex-digit"));
     assert!(fingerprint(&"g".repeat(40)).is_err());
     let farm = load_text(&format!(
         "{MINIMAL}\n[signing]\nfingerprint = \"{lower}\"\nalso_sign_with = [\"{}\"]\n",

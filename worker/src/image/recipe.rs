@@ -74,7 +74,7 @@ pub struct NamedRoot {
 #[derive(Debug, thiserror::Error)]
 pub enum RecipeError {
     /// The operator's to fix (exit code 2).
-    #[error("{0}")]
+    #[error(transparent)]
     Usage(#[from] UsageError),
     #[error(transparent)]
     Root(#[from] serde_json::Error),
