@@ -164,16 +164,16 @@ pub fn refusal_message(limit: RecheckLimit, next: Option<i64>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use perestroika_gerrit::plan::asks_for_rebuild;
 
-    const HOUR: RecheckLimit = RecheckLimit {
+    pub(crate) const HOUR: RecheckLimit = RecheckLimit {
         max: 3,
         window_secs: 3600,
     };
 
-    fn refused(next: i64, notify: bool) -> Decision {
+    pub(crate) fn refused(next: i64, notify: bool) -> Decision {
         Decision::Refused {
             next: Some(next),
             notify,

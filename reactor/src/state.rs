@@ -111,19 +111,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recheck::{Decision, RecheckLimit, KEEP_PAST_WINDOW};
-
-    const HOUR: RecheckLimit = RecheckLimit {
-        max: 3,
-        window_secs: 3600,
-    };
-
-    fn refused(next: i64, notify: bool) -> Decision {
-        Decision::Refused {
-            next: Some(next),
-            notify,
-        }
-    }
+    use crate::recheck::tests::{refused, HOUR};
+    use crate::recheck::{Decision, KEEP_PAST_WINDOW};
 
     #[test]
     fn round_trip_and_prune() {
