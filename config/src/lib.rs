@@ -9,9 +9,11 @@ pub mod error;
 pub mod mapping;
 pub mod names;
 pub mod preflight;
+pub mod project;
 pub mod settings;
 
 pub use deadline::Deadline;
 pub use error::ConfigError;
-pub use mapping::{Mapping, ProjectMatch, Role, RuleSpec, Unmapped};
+pub use mapping::{Mapping, Role, RuleSpec};
+pub use project::{ProjectMatch, Unmapped};
 pub use settings::{Family, FarmConfig, Release, ReleaseState};

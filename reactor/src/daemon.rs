@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use perestroika_config::mapping::branch_name;
+use perestroika_config::project::branch_name;
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
 use perestroika_gerrit::events::{parse_event, Event, Skip, Stamped, NULL_REV};

@@ -1,7 +1,8 @@
 //! From a Gerrit event to the work it asks for: build jobs per distro, or retiring a change's
 //! review repository. Events the farm does not act on come back with the reason.
 
-use perestroika_config::mapping::{branch_name, Mapping, ProjectMatch, Role, Unmapped};
+use perestroika_config::mapping::{Mapping, Role};
+use perestroika_config::project::{branch_name, ProjectMatch, Unmapped};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_protocol::messages::{BuildJob, GitSource, Sources, Target, Trigger, TriggerKind};
 

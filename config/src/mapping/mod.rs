@@ -6,15 +6,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::NameError;
-use crate::settings::{Family, FarmConfig};
-
-mod rule;
-mod template;
+pub(crate) mod rule;
+pub(crate) mod template;
 #[cfg(test)]
 mod tests;
 
-use rule::Rule;
+pub(crate) use rule::Rule;
 pub use rule::RuleError;
 pub use template::TemplateError;
 
@@ -77,79 +74,10 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// A project and branch the farm builds from, resolved against the configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProjectMatch {
-    /// Name of the rule that matched.
-    pub rule: String,
-    pub customer: String,
-    pub version: String,
-    pub package: String,
-    pub role: Role,
-    /// Set when the project names one distro; otherwise the package builds for every distro
-    /// of the release.
-    pub distro: Option<String>,
-    pub family: Option<Family>,
-    pub code_project: String,
-    pub packaging_project: String,
-    /// The branch, without `refs/heads/`.
-    pub branch: String,
-}
-
-/// Why an event's project or branch is not built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Unmapped {
-    #[error("no mapping rule matches project {project:?}")]
-    NoRule { project: String },
-    #[error("project {project:?} matches rule {rule:?}, but branch {branch:?} does not match {pattern:?}")]
-    Branch {
-        project: String,
-        rule: String,
-        branch: String,
-        pattern: String,
-    },
-    #[error(
-        "project {project:?} says {name} {in_project:?} but branch {branch:?} says {in_branch:?}"
-    )]
-    Disagree {
-        project: String,
-        branch: String,
-        name: String,
-        in_project: String,
-        in_branch: String,
-    },
-    #[error("ref {0:?} is not a branch")]
-    NotBranch(String),
-    #[error(transparent)]
-    Name(#[from] NameError),
-    #[error("customer {customer:?} is not configured (rule {rule:?})")]
-    Customer { customer: String, rule: String },
-    #[error(
-        "version {version:?} of customer {customer:?} is not configured (configured: {known})"
-    )]
-    Version {
-        customer: String,
-        version: String,
-        known: String,
-    },
-    #[error("distro {distro:?} is not configured for {customer} {version}")]
-    Distro {
-        customer: String,
-        version: String,
-        distro: String,
-    },
-    #[error("project names family {named} but distro {distro:?} is {family}")]
-    Family {
-        named: Family,
-        distro: String,
-        family: Family,
-    },
-}
-
 /// The compiled mapping rules, tried in order.
 #[derive(Debug, Clone)]
 pub struct Mapping {
-    rules: Vec<Rule>,
+    pub(crate) rules: Vec<Rule>,
 }
 
 impl Mapping {
@@ -170,58 +98,4 @@ impl Mapping {
             .collect::<Result<_, _>>()?;
         Ok(Self { rules })
     }
-
-    /// Maps a project and branch (`refs/heads/` optional) to what the farm builds.
-    pub fn resolve(
-        &self,
-        farm: &FarmConfig,
-        project: &str,
-        branch: &str,
-    ) -> Result<ProjectMatch, Unmapped> {
-        let branch = branch_name(branch)?;
-        let mut near_miss = None;
-        for rule in &self.rules {
-            let (role, mut values) = match rule.match_project(project) {
-                Some(found) => found,
-                None => continue,
-            };
-            let Some(branch_values) = rule.branch.captures(branch) else {
-                near_miss.get_or_insert_with(|| Unmapped::Branch {
-                    project: project.to_owned(),
-                    rule: rule.name.clone(),
-                    branch: branch.to_owned(),
-                    pattern: rule.branch.source.clone(),
-                });
-                continue;
-            };
-            for (name, value) in branch_values {
-                if let Some(old) = values.insert(name.clone(), value.clone()) {
-                    if old != value {
-                        return Err(Unmapped::Disagree {
-                            project: project.to_owned(),
-                            branch: branch.to_owned(),
-                            name: name.clone(),
-                            in_project: old,
-                            in_branch: value.clone(),
-                        });
-                    }
-                }
-            }
-            return rule.resolve(farm, role, &values, branch);
-        }
-        Err(near_miss.unwrap_or_else(|| Unmapped::NoRule {
-            project: project.to_owned(),
-        }))
-    }
-}
-
-/// The branch name of a ref, refusing refs that are not branches.
-pub fn branch_name(refname: &str) -> Result<&str, Unmapped> {
-    if let Some(branch) = refname.strip_prefix("refs/heads/") {
-        return Ok(branch);
-    }
-    if refname.starts_with("refs/") {
-        return Err(Unmapped::NotBranch(refname.to_owned()));
-    }
-    Ok(refname)
 }

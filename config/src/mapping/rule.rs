@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::template::{Template, TemplateError};
-use super::{ProjectMatch, Role, RuleSpec, Unmapped};
+use super::{Role, RuleSpec};
 use crate::names::{check_token, NameError};
-use crate::settings::{Family, FarmConfig};
 
 /// What is wrong with a mapping rule of the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +24,16 @@ pub enum RuleError {
 }
 
 #[derive(Debug, Clone)]
-pub(super) enum Projects {
+pub(crate) enum Projects {
     Split { code: Template, packaging: Template },
     Combined(Template),
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Rule {
-    pub(super) name: String,
-    projects: Projects,
-    pub(super) branch: Template,
+pub(crate) struct Rule {
+    pub(crate) name: String,
+    pub(crate) projects: Projects,
+    pub(crate) branch: Template,
 }
 
 impl Rule {
@@ -83,7 +82,7 @@ impl Rule {
         })
     }
 
-    pub(super) fn match_project(&self, project: &str) -> Option<(Role, BTreeMap<String, String>)> {
+    pub(crate) fn match_project(&self, project: &str) -> Option<(Role, BTreeMap<String, String>)> {
         match &self.projects {
             Projects::Split { code, packaging } => code
                 .captures(project)
@@ -91,75 +90,5 @@ impl Rule {
                 .or_else(|| packaging.captures(project).map(|v| (Role::Packaging, v))),
             Projects::Combined(t) => t.captures(project).map(|v| (Role::Combined, v)),
         }
-    }
-
-    pub(super) fn resolve(
-        &self,
-        farm: &FarmConfig,
-        role: Role,
-        values: &BTreeMap<String, String>,
-        branch: &str,
-    ) -> Result<ProjectMatch, Unmapped> {
-        let get = |name: &str| values.get(name).cloned();
-        let customer = get("customer").unwrap_or_default();
-        let version = get("version").unwrap_or_default();
-        let package = get("package").unwrap_or_default();
-        check_token("package", &package)?;
-        let Some(cust) = farm.customer(&customer) else {
-            return Err(Unmapped::Customer {
-                customer,
-                rule: self.name.clone(),
-            });
-        };
-        let Some(release) = farm.release(&customer, &version) else {
-            let known: Vec<_> = cust.versions.iter().map(|r| r.name.as_str()).collect();
-            return Err(Unmapped::Version {
-                customer,
-                version,
-                known: known.join(", "),
-            });
-        };
-        let distro = get("distro");
-        let mut family = match get("family").as_deref() {
-            None => None,
-            Some("deb") => Some(Family::Deb),
-            Some("rpm") => Some(Family::Rpm),
-            Some(_) => None, // a free-form family name (e.g. "ubuntu"): the distro decides
-        };
-        if let Some(distro) = &distro {
-            match release.family_of(distro) {
-                None => {
-                    return Err(Unmapped::Distro {
-                        customer,
-                        version,
-                        distro: distro.clone(),
-                    })
-                }
-                Some(f) if family.is_some_and(|g| g != f) => {
-                    return Err(Unmapped::Family {
-                        named: family.unwrap_or(f),
-                        distro: distro.clone(),
-                        family: f,
-                    })
-                }
-                Some(f) => family = Some(f),
-            }
-        }
-        let (code_project, packaging_project) = match &self.projects {
-            Projects::Split { code, packaging } => (code.render(values), packaging.render(values)),
-            Projects::Combined(t) => (t.render(values), t.render(values)),
-        };
-        Ok(ProjectMatch {
-            rule: self.name.clone(),
-            customer,
-            version,
-            package,
-            role,
-            distro,
-            family,
-            code_project,
-            packaging_project,
-            branch: branch.to_owned(),
-        })
     }
 }

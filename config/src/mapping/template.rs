@@ -23,14 +23,14 @@ pub enum TemplateError {
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct Template {
-    pub(super) source: String,
+pub(crate) struct Template {
+    pub(crate) source: String,
     regex: Regex,
-    pub(super) placeholders: BTreeSet<String>,
+    pub(crate) placeholders: BTreeSet<String>,
 }
 
 impl Template {
-    pub(super) fn compile(source: &str) -> Result<Self, TemplateError> {
+    pub(crate) fn compile(source: &str) -> Result<Self, TemplateError> {
         let mut pattern = String::from("^");
         let mut placeholders = BTreeSet::new();
         for (i, part) in source.split('/').enumerate() {
@@ -82,7 +82,7 @@ impl Template {
         })
     }
 
-    pub(super) fn captures(&self, text: &str) -> Option<BTreeMap<String, String>> {
+    pub(crate) fn captures(&self, text: &str) -> Option<BTreeMap<String, String>> {
         let caps = self.regex.captures(text)?;
         Some(
             self.placeholders
@@ -92,7 +92,7 @@ impl Template {
         )
     }
 
-    pub(super) fn render(&self, values: &BTreeMap<String, String>) -> String {
+    pub(crate) fn render(&self, values: &BTreeMap<String, String>) -> String {
         let mut out = self.source.clone();
         for name in &self.placeholders {
             out = out.replace(&format!("{{{name}}}"), &values[name]);

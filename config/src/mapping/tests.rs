@@ -1,4 +1,6 @@
 use super::*;
+use crate::project::{ProjectMatch, Unmapped};
+use crate::settings::{Family, FarmConfig};
 use std::path::Path;
 
 fn farm() -> FarmConfig {
