@@ -94,7 +94,8 @@ impl Manifest {
                 path: root.join(tree.generations()),
                 source,
             })?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .filter_map(|e| Generation::from_dir_name(e.ok()?.file_name().to_str()?))
+            .map(Generation::get)
             .collect();
         Ok(Self { files, generations })
     }
