@@ -32,7 +32,7 @@ pub fn generations_dir_name(name: &str) -> String {
 
 /// Whether a directory's name is a tree's generations directory (`.<name>.gen`).
 pub fn is_generations_dir_name(dir: &str) -> bool {
-    dir.len() > ".x.gen".len() - 1 && dir.starts_with('.') && dir.ends_with(".gen")
+    dir.len() > ".gen".len() + 1 && dir.starts_with('.') && dir.ends_with(".gen")
 }
 
 /// The directory of a tree's shared pool, `.<name>.pool`, beside its link.
@@ -44,4 +44,23 @@ pub fn pool_dir_name(name: &str) -> String {
 /// link's own directory.
 pub fn link_target(name: &str, n: Generation) -> std::path::PathBuf {
     std::path::Path::new(&generations_dir_name(name)).join(n.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_names() {
+        assert_eq!(generations_dir_name("9.0"), ".9.0.gen");
+        assert_eq!(pool_dir_name("9.0"), ".9.0.pool");
+        assert_eq!(
+            link_target("12", Generation(3)),
+            std::path::Path::new(".12.gen/3")
+        );
+        assert!(is_generations_dir_name(".9.0.gen"));
+        for other in ["9.0", ".9.0.pool", "..gen", ".gen", "x.gen"] {
+            assert!(!is_generations_dir_name(other), "{other}");
+        }
+    }
 }
