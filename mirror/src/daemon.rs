@@ -19,7 +19,8 @@ use tracing::{error, info, warn};
 
 use crate::rsync::Target;
 use crate::status::Status;
-use crate::sync::{remove, sync_tracked, Manifest, TreeRef};
+use crate::sync::{remove, sync_tracked, Manifest};
+use perestroika_tree::TreeName;
 
 /// One target's worker and its wake-up call.
 struct Worker {
@@ -92,7 +93,7 @@ fn announced(
         warn!(tree = %ann.tree, %reason, "refusing an announcement");
         return Disposition::DeadLetter(reason);
     }
-    if let Err(e) = TreeRef::parse(&ann.tree) {
+    if let Err(e) = TreeName::parse(&ann.tree) {
         return Disposition::DeadLetter(e.to_string());
     }
     match status.want(names, &ann.tree, ann.generation) {
@@ -137,7 +138,7 @@ async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
             }
             continue;
         };
-        let Ok(tree_ref) = TreeRef::parse(&tree) else {
+        let Ok(tree_ref) = TreeName::parse(&tree) else {
             continue;
         };
         info!(target = %name, %tree, generation, "syncing");

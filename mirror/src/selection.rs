@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use perestroika_config::FarmConfig;
 
 use crate::rsync::{RsyncError, Target};
-use crate::sync::{SyncError, TreeRef};
+use crate::sync::SyncError;
+use perestroika_tree::TreeName;
 
 /// A target, tree or key the configuration does not have.
 #[derive(Debug, thiserror::Error)]
@@ -83,13 +84,13 @@ pub fn pinned(
 }
 
 /// A tree of a customer and release the configuration has (or a customer's review tree).
-pub fn tree_ref(farm: &FarmConfig, tree: &str) -> Result<TreeRef, SelectionError> {
-    let parsed = TreeRef::parse(tree)?;
-    let customer = parsed.parent.split('/').next().unwrap_or_default();
-    let known = if parsed.parent.ends_with("/review") {
+pub fn tree_ref(farm: &FarmConfig, tree: &str) -> Result<TreeName, SelectionError> {
+    let parsed = TreeName::parse(tree).map_err(SyncError::Tree)?;
+    let customer = parsed.customer();
+    let known = if parsed.is_review() {
         farm.customer(customer).is_some()
     } else {
-        farm.release(customer, &parsed.name).is_some()
+        farm.release(customer, parsed.leaf()).is_some()
     };
     if !known {
         return Err(SelectionError::UnknownTree {

@@ -24,14 +24,18 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use perestroika_host::files::write_atomic;
+use perestroika_tree::{
+    generations_dir_name, link_target, pool_dir_name, Generation, PublicTree, TreeName,
+    TreeNameError,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::rsync::{relative, Moved, RsyncError, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("tree {0:?} is not <customer>/<version> or <customer>/review/<name>")]
-    Tree(String),
+    #[error(transparent)]
+    Tree(#[from] TreeNameError),
     #[error("generation {generation} of {tree} is not in the public tree {root}")]
     Missing {
         tree: String,
@@ -46,59 +50,6 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Rsync(#[from] RsyncError),
-}
-
-/// A tree of the public root, split into the directory holding it and its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TreeRef {
-    /// `acme` or `acme/review`.
-    pub parent: String,
-    /// `9.0` or a change number or topic.
-    pub name: String,
-}
-
-impl TreeRef {
-    pub fn parse(tree: &str) -> Result<Self, SyncError> {
-        let bad = || SyncError::Tree(tree.to_owned());
-        let (parent, name) = tree.rsplit_once('/').ok_or_else(bad)?;
-        let parts: Vec<&str> = tree.split('/').collect();
-        let shape_ok = matches!(parts.as_slice(), [_, _] | [_, "review", _]);
-        if !shape_ok
-            || parts
-                .iter()
-                .any(|p| p.is_empty() || p.starts_with('.') || p.contains(".."))
-        {
-            return Err(bad());
-        }
-        Ok(Self {
-            parent: parent.to_owned(),
-            name: name.to_owned(),
-        })
-    }
-
-    /// The live link, relative to the root.
-    pub fn link(&self) -> String {
-        format!("{}/{}", self.parent, self.name)
-    }
-
-    pub fn generations(&self) -> String {
-        format!("{}/.{}.gen", self.parent, self.name)
-    }
-
-    pub fn pool(&self) -> String {
-        format!("{}/.{}.pool", self.parent, self.name)
-    }
-
-    /// Generation `n`, relative to the root.
-    pub fn generation(&self, n: u64) -> String {
-        format!("{}/{n}", self.generations())
-    }
-}
-
-impl std::fmt::Display for TreeRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.link())
-    }
 }
 
 /// Unfinished generations of the publisher, never copied.
@@ -116,7 +67,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// Where the manifest of `tree` on `target` is kept.
-    pub fn path(state: &Path, target: &str, tree: &TreeRef) -> PathBuf {
+    pub fn path(state: &Path, target: &str, tree: &TreeName) -> PathBuf {
         state
             .join("mirror/manifests")
             .join(target)
@@ -135,7 +86,7 @@ impl Manifest {
     }
 
     /// What this host has of the tree now.
-    pub fn of_local(root: &Path, tree: &TreeRef) -> Result<Self, SyncError> {
+    pub fn of_local(root: &Path, tree: &TreeName) -> Result<Self, SyncError> {
         let mut files = BTreeSet::new();
         walk(root, &root.join(tree.pool()), |_| true, &mut files)?;
         let generations = fs_err::read_dir(root.join(tree.generations()))
@@ -143,7 +94,8 @@ impl Manifest {
                 path: root.join(tree.generations()),
                 source,
             })?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .filter_map(|e| Generation::from_dir_name(e.ok()?.file_name().to_str()?))
+            .map(Generation::get)
             .collect();
         Ok(Self { files, generations })
     }
@@ -204,7 +156,7 @@ fn write_list(scratch: &Path, name: &str, items: &[String]) -> Result<PathBuf, S
 /// manifest the target now matches. `scratch` is a private working directory.
 pub async fn sync(
     root: &Path,
-    tree: &TreeRef,
+    tree: &TreeName,
     generation: u64,
     target: &Target,
     scratch: &Path,
@@ -307,7 +259,7 @@ pub async fn sync(
         .run("switch", &["-lt", "--relative"], &[link], "")
         .await?;
     if let Some(dir) = target.local_dir() {
-        let parent = dir.join(&tree.parent);
+        let parent = dir.join(tree.parent());
         perestroika_host::files::sync_dir(&parent).map_err(|source| SyncError::Io {
             path: parent,
             source,
@@ -396,7 +348,7 @@ pub async fn sync(
 pub async fn sync_tracked(
     root: &Path,
     state: &Path,
-    tree: &TreeRef,
+    tree: &TreeName,
     generation: u64,
     target: &Target,
     scratch: &Path,
@@ -414,39 +366,37 @@ pub async fn sync_tracked(
 
 /// Makes `<dir>/<parent>/<name>` the tree's link as it should be on a target (pointing at
 /// `.<name>.gen/<generation>`); returns it as an rsync `--relative` source rooted at `dir`.
-pub fn link_source(dir: &Path, tree: &TreeRef, generation: u64) -> Result<PathBuf, SyncError> {
+pub fn link_source(dir: &Path, tree: &TreeName, generation: u64) -> Result<PathBuf, SyncError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SyncError::Io { path, source }
     };
-    let link_dir = dir.join(&tree.parent);
+    let link_dir = dir.join(tree.parent());
     fs_err::create_dir_all(&link_dir).map_err(io(&link_dir))?;
-    let link = link_dir.join(&tree.name);
+    let link = link_dir.join(tree.leaf());
     let _ = fs_err::remove_file(&link);
-    let points_at = Path::new(&format!(".{}.gen", tree.name)).join(generation.to_string());
+    let points_at = link_target(tree.leaf(), Generation(generation));
     std::os::unix::fs::symlink(&points_at, &link).map_err(io(&link))?;
     Ok(relative(dir, &tree.link()))
 }
 
 /// The newest complete generation before `generation` on this host.
-fn previous_generation(root: &Path, tree: &TreeRef, generation: u64) -> Option<u64> {
-    fs_err::read_dir(root.join(tree.generations()))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .filter(|g| *g < generation)
-        .max()
+fn previous_generation(root: &Path, tree: &TreeName, generation: u64) -> Option<u64> {
+    PublicTree::at(root, tree)
+        .previous(Generation(generation))
+        .map(Generation::get)
 }
 
 /// Takes a retired tree off the target: the link first, then its generations and pool.
-pub async fn remove(tree: &TreeRef, target: &Target, scratch: &Path) -> Result<Moved, SyncError> {
+pub async fn remove(tree: &TreeName, target: &Target, scratch: &Path) -> Result<Moved, SyncError> {
     let empty = scratch.join("empty");
     fs_err::create_dir_all(&empty).map_err(|source| SyncError::Io {
         path: empty.clone(),
         source,
     })?;
     let source = [PathBuf::from(format!("{}/", empty.display()))];
-    let sub = format!("{}/", tree.parent);
-    let name = &tree.name;
+    let sub = format!("{}/", tree.parent());
+    let name = tree.leaf();
     let mut moved = target
         .run(
             "remove link",
@@ -469,8 +419,8 @@ pub async fn remove(tree: &TreeRef, target: &Target, scratch: &Path) -> Result<M
                 "-rl",
                 "--mkpath",
                 "--delete",
-                &format!("--include=/.{name}.gen/***"),
-                &format!("--include=/.{name}.pool/***"),
+                &format!("--include=/{}/***", generations_dir_name(name)),
+                &format!("--include=/{}/***", pool_dir_name(name)),
                 "--exclude=*",
             ],
             &source,
@@ -485,21 +435,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tree_names() {
-        let t = TreeRef::parse("acme/9.0").unwrap();
-        assert_eq!((t.parent.as_str(), t.name.as_str()), ("acme", "9.0"));
-        assert_eq!(t.generation(3), "acme/.9.0.gen/3");
-        let r = TreeRef::parse("acme/review/1234").unwrap();
-        assert_eq!(r.pool(), "acme/review/.1234.pool");
-        for bad in [
-            "acme",
-            "acme/../x",
-            "acme/.9.0.gen",
-            "a/b/c",
-            "/acme/9.0",
-            "acme/review/",
-        ] {
-            assert!(TreeRef::parse(bad).is_err(), "{bad}");
-        }
+    fn tree_link_on_a_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = TreeName::parse("acme/review/7").unwrap();
+        let source = link_source(dir.path(), &tree, 3).unwrap();
+        assert!(source.ends_with("acme/review/7"), "{}", source.display());
+        assert_eq!(
+            fs_err::read_link(dir.path().join("acme/review/7")).unwrap(),
+            Path::new(".7.gen/3")
+        );
     }
 }

@@ -5,17 +5,20 @@
 //! mode, dry run: any file missing or different on the target, or a link pointing elsewhere,
 //! is reported).
 
+use perestroika_tree::GenerationDir;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use perestroika_formats::deb822::{self, ChecksumEntry};
 use perestroika_formats::release_index::sha256_entries;
 use perestroika_protocol::messages::Artifact;
 use regex::Regex;
 
 use crate::rsync::{relative, Target};
-use crate::sync::{link_source, SyncError, TreeRef};
+use crate::sync::{link_source, SyncError};
+use perestroika_tree::TreeName;
 
 /// A problem found.
 pub type Problem = String;
@@ -157,7 +160,7 @@ fn signers(status: &str) -> Vec<String> {
 /// `KEY.asc` may hold only `pinned` keys, and every signature must be by one of them.
 pub fn check_generation(dir: &Path, scratch: &Path, pinned: &[String]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let key = dir.join("KEY.asc");
+    let key = GenerationDir::new(dir).key();
     if !key.is_file() {
         return vec![format!("{}: missing", key.display())];
     }
@@ -175,7 +178,7 @@ pub fn check_generation(dir: &Path, scratch: &Path, pinned: &[String]) -> Vec<Pr
 }
 
 fn check_deb(dir: &Path, keyring: &Keyring, problems: &mut Vec<Problem>) {
-    let dists = dir.join("deb/dists");
+    let dists = GenerationDir::new(dir).deb_dists();
     let Ok(suites) = fs_err::read_dir(&dists) else {
         return;
     };
@@ -197,7 +200,14 @@ fn check_deb(dir: &Path, keyring: &Keyring, problems: &mut Vec<Problem>) {
             problems.push(format!("{}: missing", release.display()));
             continue;
         };
-        for entry in sha256_entries(&text) {
+        let entries = match sha256_entries(&text) {
+            Ok(entries) => entries,
+            Err(e) => {
+                problems.push(format!("{}: {e}", release.display()));
+                continue;
+            }
+        };
+        for entry in entries {
             let (sum, size, name) = (&entry.sha256, entry.size, &entry.path);
             let path = suite_dir.join(name);
             match sha256_file(&path) {
@@ -225,14 +235,19 @@ fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
         problems.push(format!("{}: unreadable", index.display()));
         return;
     };
-    for stanza in text.split("\n\n").filter(|s| !s.trim().is_empty()) {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(str::trim))
-        };
-        if let Some(filename) = field("Filename:") {
-            let want = (field("Size:").unwrap_or(""), field("SHA256:").unwrap_or(""));
+    let stanzas = match deb822::parse(&text) {
+        Ok(stanzas) => stanzas,
+        Err(e) => {
+            problems.push(format!("{}: {e}", index.display()));
+            return;
+        }
+    };
+    for stanza in &stanzas {
+        if let Some(filename) = stanza.get("Filename") {
+            let want = (
+                stanza.get("Size").unwrap_or(""),
+                stanza.get("SHA256").unwrap_or(""),
+            );
             match sha256_file(&deb_root.join(filename)) {
                 Some((s, h)) if s.to_string() == want.0 && h == want.1 => {}
                 Some(_) => problems.push(format!("{filename}: differs from {}", index.display())),
@@ -241,19 +256,23 @@ fn check_index(deb_root: &Path, index: &Path, problems: &mut Vec<Problem>) {
                     index.display()
                 )),
             }
-        } else if let Some(directory) = field("Directory:") {
-            let mut lines = stanza
-                .lines()
-                .skip_while(|l| !l.starts_with("Checksums-Sha256:"));
-            lines.next();
-            for line in lines.take_while(|l| l.starts_with(' ')) {
-                let parts: Vec<&str> = line.split_whitespace().collect();
-                let [sum, size, name] = parts.as_slice() else {
+        } else if let Some(directory) = stanza.get("Directory") {
+            let files = match ChecksumEntry::list(stanza, "Checksums-Sha256") {
+                Ok(files) => files,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", index.display()));
                     continue;
-                };
-                let path = deb_root.join(directory).join(name);
+                }
+            };
+            for ChecksumEntry {
+                sum,
+                size,
+                path: name,
+            } in files
+            {
+                let path = deb_root.join(directory).join(&name);
                 match sha256_file(&path) {
-                    Some((s, h)) if s.to_string() == *size && h == *sum => {}
+                    Some((s, h)) if s == size && h == sum => {}
                     _ => problems.push(format!(
                         "{directory}/{name}: missing or differs from {}",
                         index.display()
@@ -321,7 +340,7 @@ fn check_rpm(dir: &Path, keyring: &Keyring, problems: &mut Vec<Problem>) {
 /// each difference rsync reports.
 pub async fn compare(
     root: &Path,
-    tree: &TreeRef,
+    tree: &TreeName,
     generation: u64,
     target: &Target,
     scratch: &Path,

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use perestroika_formats::release_index::ReleaseError;
 use perestroika_formats::rpm_header::QueryError;
 use perestroika_protocol::messages::LOG_NAME;
 
@@ -71,6 +72,13 @@ pub enum PublishError {
     RpmQuery(#[from] QueryError),
     #[error("{tree} has no snapshot {snapshot} (see `snapshot list`)")]
     NoSnapshot { tree: String, snapshot: u64 },
+    /// A `Release` file (reprepro's, or a published one) that does not parse.
+    #[error("{}: {source}", path.display())]
+    Release {
+        path: PathBuf,
+        #[source]
+        source: ReleaseError,
+    },
     /// A snapshot's record (`snapshot.json`) that does not parse.
     #[error("{}: {source}", path.display())]
     Record {

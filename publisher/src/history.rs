@@ -16,7 +16,8 @@ use std::path::Path;
 use perestroika_host::files::{write_atomic, write_durable};
 use sha2::{Digest, Sha256};
 
-use perestroika_formats::release_index::sha256_entries;
+use perestroika_formats::deb822;
+use perestroika_formats::release_index::{sha256_entries, IndexEntry};
 
 /// Indexes whose stanzas are kept: binary and source package lists.
 fn is_index(path: &str) -> bool {
@@ -28,26 +29,12 @@ type Key<'a> = (&'a str, &'a str, &'a str);
 
 /// Each stanza of an index with its key (stanzas without Package or Version are skipped).
 fn each_stanza(text: &str) -> impl Iterator<Item = (Key<'_>, &str)> {
-    text.split("\n\n")
-        .map(|s| s.trim_matches('\n'))
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| {
-            let (mut package, mut version, mut arch) = (None, None, "");
-            for line in s.lines() {
-                if let Some(v) = line.strip_prefix("Package:") {
-                    package = Some(v.trim());
-                } else if let Some(v) = line.strip_prefix("Version:") {
-                    version = Some(v.trim());
-                } else if let Some(v) = line.strip_prefix("Architecture:") {
-                    arch = v.trim();
-                }
-                // Once the three are found (reprepro writes them first), the rest need not be read.
-                if package.is_some() && version.is_some() && !arch.is_empty() {
-                    break;
-                }
-            }
-            Some(((package?, version?, arch), s))
-        })
+    deb822::raw_paragraphs(text).filter_map(|s| {
+        let package = deb822::raw_field(s, "Package")?;
+        let version = deb822::raw_field(s, "Version")?;
+        let arch = deb822::raw_field(s, "Architecture").unwrap_or("");
+        Some(((package, version, arch), s))
+    })
 }
 
 fn join<'a>(stanzas: impl Iterator<Item = &'a str>) -> String {
@@ -154,10 +141,8 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
         }
         // Forget what reprepro has rewritten since.
         written.retain(|name, w| w.is_on_disk(&suite_dir.join(name)));
-        for entry in sha256_entries(&release)
-            .iter()
-            .filter(|e| is_index(&e.path))
-        {
+        let entries = sha256_entries(&release).map_err(|e| malformed(&release_path, e))?;
+        for entry in entries.iter().filter(|e| is_index(&e.path)) {
             if written.contains_key(&entry.path) {
                 continue; // still the merged index of last time: reprepro did not touch it
             }
@@ -228,7 +213,8 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
         write_durable(&written_path, &serde_json::to_vec(&written).expect("json"))?;
         // reprepro's Release names its own checksums, also of indexes merged here: describe
         // those as they are.
-        let finished = rewrite_release(&release, &written);
+        let finished = rewrite_release(&release, &entries, &written)
+            .map_err(|e| malformed(&release_path, e))?;
         write_atomic(&release_path, finished.as_bytes())?;
         // What the suite looks like now: unchanged next time means nothing to do.
         write_durable(&seen_path, finished.as_bytes())?;
@@ -236,26 +222,41 @@ pub fn keep_every_version(dists: &Path, history: &Path, suites: &[String]) -> st
     Ok(())
 }
 
-/// The `Release` text with one SHA256 section: reprepro's entries, but for the files written
-/// here.
-fn rewrite_release(release: &str, written: &BTreeMap<String, Written>) -> String {
-    let mut out = String::new();
-    for line in release.lines() {
-        if matches!(line.trim_end(), "MD5Sum:" | "SHA1:" | "SHA256:" | "SHA512:") {
-            break;
-        }
-        out.push_str(line);
-        out.push('\n');
+/// A `Release` of reprepro's that does not parse.
+fn malformed(path: &Path, e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{}: {e}", path.display()),
+    )
+}
+
+/// The `Release` text with one checksum list, SHA256: reprepro's `entries`, but for the files
+/// written here.
+fn rewrite_release(
+    release: &str,
+    entries: &[IndexEntry],
+    written: &BTreeMap<String, Written>,
+) -> Result<String, deb822::Deb822Error> {
+    let mut p = deb822::parse_one(release)?;
+    for list in ["MD5Sum", "SHA1", "SHA512"] {
+        p.remove(list);
     }
-    out.push_str("SHA256:\n");
-    for entry in sha256_entries(release) {
-        let (sum, size) = match written.get(&entry.path) {
-            Some(w) => (w.sha256.as_str(), w.size),
-            None => (entry.sha256.as_str(), entry.size),
-        };
-        out.push_str(&format!(" {sum} {size} {}\n", entry.path));
-    }
-    out
+    let sha256: Vec<deb822::ChecksumEntry> = entries
+        .iter()
+        .map(|entry| {
+            let (sum, size) = match written.get(&entry.path) {
+                Some(w) => (w.sha256.clone(), w.size),
+                None => (entry.sha256.clone(), entry.size),
+            };
+            deb822::ChecksumEntry {
+                sum,
+                size,
+                path: entry.path.clone(),
+            }
+        })
+        .collect();
+    p.set("SHA256", deb822::ChecksumEntry::value(&sha256));
+    Ok(p.to_string())
 }
 
 #[cfg(test)]
@@ -318,7 +319,7 @@ mod tests {
         assert_eq!(versions, ["a=1.0", "a=2.0", "a=3.0", "b=1.0"]);
         let release = fs_err::read_to_string(dists.join("bookworm/Release")).unwrap();
         assert!(!release.contains("MD5Sum"));
-        for e in sha256_entries(&release) {
+        for e in sha256_entries(&release).unwrap() {
             let bytes = fs_err::read(dists.join("bookworm").join(&e.path)).unwrap();
             assert_eq!(hex::encode(Sha256::digest(&bytes)), e.sha256, "{}", e.path);
         }

@@ -1,7 +1,8 @@
 //! The publisher: signed deb and rpm repositories, switched live atomically.
 //!
 //! - [`publisher`]: the handle on the farm's trees, releases and keys that every operation
-//!   takes; [`error`]: why one did not happen;
+//!   takes; [`trees`]: the same without the keys (tree paths, locks, snapshots); [`error`]: why
+//!   one did not happen;
 //! - [`publish`]: packages included, a failed build's log, signatures refreshed, review
 //!   repositories retired — each a new generation switched live ([`tree`]);
 //! - [`promote`]: published files copied from one suite to another;
@@ -31,3 +32,4 @@ pub mod snapshots;
 pub mod staged;
 pub mod suite_contents;
 pub mod tree;
+pub mod trees;

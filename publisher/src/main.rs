@@ -11,6 +11,7 @@ use perestroika_publisher::preflight::preflight;
 use perestroika_publisher::publish::PublishRequest;
 use perestroika_publisher::publisher::Publisher;
 use perestroika_publisher::signing::import_secret_key;
+use perestroika_publisher::trees::Trees;
 
 /// Includes built packages into signed deb and rpm repositories and switches them live
 /// atomically. The only part of the farm that holds the signing key.
@@ -161,11 +162,8 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
         } => (customer.clone(), version.clone()),
     };
     known_release(farm, &customer, &version)?;
-    let signer = signer(farm, false)?;
-    let publisher = Publisher {
-        farm,
-        signer: &signer,
-    };
+    // Snapshots are paths and records: no key is opened for them.
+    let publisher = Trees { farm };
     let (_, name) = publisher.tree(&customer, &version, &Target::Release);
     match cmd {
         SnapshotCommand::List { .. } => {

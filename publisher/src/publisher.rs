@@ -1,6 +1,7 @@
 //! The publisher's handle on the farm: which public tree a target publishes into, its lock,
 //! the releases and suites it holds, where its private state lies and which keys sign it.
 
+use perestroika_tree::suite_name;
 use std::path::PathBuf;
 
 use perestroika_config::{Family, FarmConfig, Release};
@@ -9,6 +10,7 @@ use perestroika_protocol::messages::{review_tree_customer, Target};
 use crate::error::PublishError;
 use crate::signing::Signer;
 use crate::tree::{Tree, TreeLock};
+use crate::trees::Trees;
 
 /// Publishes into one farm's public tree with one signer.
 pub struct Publisher<'a> {
@@ -19,39 +21,25 @@ pub struct Publisher<'a> {
 }
 
 impl Publisher<'_> {
+    /// The farm's trees, without the keys.
+    pub fn trees(&self) -> Trees<'_> {
+        Trees { farm: self.farm }
+    }
+
     /// The public tree a target publishes into, and its path relative to the public root.
     pub fn tree(&self, customer: &str, version: &str, target: &Target) -> (Tree, String) {
-        let path = target.tree(customer, version);
-        let (parent, name) = path
-            .rsplit_once('/')
-            .expect("a tree lies below its customer");
-        let tree = Tree::new(&self.farm.paths.public_root.join(parent), name);
-        (tree, path)
+        self.trees().tree(customer, version, target)
     }
 
     /// The tree a target publishes into, locked against every other writer (see
-    /// [`Tree::lock`]) until the returned lock is dropped: the one way into a tree for
-    /// writing, so publishes, failed builds' logs, promotions and retirements of one tree —
-    /// from any release's queue or process — never interleave.
+    /// [`Trees::lock_tree`]) until the returned lock is dropped.
     pub fn lock_tree(
         &self,
         customer: &str,
         version: &str,
         target: &Target,
     ) -> Result<(Tree, String, TreeLock), PublishError> {
-        let (tree, name) = self.tree(customer, version, target);
-        let lock = tree.lock(&self.lock_path(&name))?;
-        Ok((tree, name, lock))
-    }
-
-    /// Where the lock of the tree `name` (relative to the public root) is kept: in the
-    /// publisher's state, not in the public tree the mirrors copy.
-    fn lock_path(&self, name: &str) -> PathBuf {
-        self.farm
-            .paths
-            .state
-            .join("publisher/locks")
-            .join(format!("{name}.lock"))
+        self.trees().lock_tree(customer, version, target)
     }
 
     /// The releases whose repositories a tree holds: a topic's changes may sit on several
@@ -92,7 +80,7 @@ impl Publisher<'_> {
                         .publish
                         .suites
                         .iter()
-                        .map(|s| format!("{distro}-{s}")),
+                        .map(|s| suite_name(distro, Some(s))),
                 );
             }
         }

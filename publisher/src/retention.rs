@@ -9,11 +9,10 @@
 //! pools are left alone: createrepo_c indexes every file of a repository's `Packages/`, so
 //! each is in the live generation's metadata.
 
-use std::collections::{BTreeMap, BTreeSet};
+use perestroika_tree::GenerationDir;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
-
-use perestroika_protocol::messages::Target;
 
 use crate::deb::DebRepo;
 use crate::error::{io, PublishError};
@@ -45,80 +44,6 @@ pub struct Shipped {
 }
 
 impl Publisher<'_> {
-    /// Where the shipped marks of the tree `tree_name` are kept: the publisher's own state
-    /// (the public tree is what the mirrors copy, and a generation never changes).
-    fn shipped_dir(&self, tree_name: &str) -> PathBuf {
-        self.farm
-            .paths
-            .state
-            .join("publisher/shipped")
-            .join(tree_name)
-    }
-
-    /// The snapshots of a tree marked shipped, by number.
-    pub fn shipped(&self, tree_name: &str) -> BTreeMap<u64, Shipped> {
-        let Ok(entries) = fs_err::read_dir(self.shipped_dir(tree_name)) else {
-            return BTreeMap::new();
-        };
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
-            .filter_map(|e| {
-                let text = fs_err::read(e.path()).ok()?;
-                let mark: Shipped = serde_json::from_slice(&text).ok()?;
-                Some((mark.snapshot, mark))
-            })
-            .collect()
-    }
-
-    /// Marks snapshot `n` of a release as shipped, so that no prune removes it; recorded
-    /// durably before it returns. Refused when the release has no such snapshot.
-    pub fn keep_snapshot(
-        &self,
-        customer: &str,
-        version: &str,
-        n: u64,
-        note: &str,
-    ) -> Result<Shipped, PublishError> {
-        self.release(customer, version)?;
-        let (tree, tree_name, _lock) = self.lock_tree(customer, version, &Target::Release)?;
-        if !tree.generations().contains(&n) {
-            return Err(PublishError::NoSnapshot {
-                tree: tree_name,
-                snapshot: n,
-            });
-        }
-        let mark = Shipped {
-            snapshot: n,
-            marked: chrono::Utc::now(),
-            note: note.to_owned(),
-        };
-        let path = self.shipped_dir(&tree_name).join(format!("{n}.json"));
-        let bytes = serde_json::to_vec_pretty(&mark).expect("json");
-        perestroika_host::files::write_durable(&path, &bytes).map_err(io(&path))?;
-        sync_dir(path.parent().expect("below the state"));
-        Ok(mark)
-    }
-
-    /// Removes the shipped mark of snapshot `n`: the next publish prunes it if it is beyond
-    /// retention. Returns whether it was marked.
-    pub fn unkeep_snapshot(
-        &self,
-        customer: &str,
-        version: &str,
-        n: u64,
-    ) -> Result<bool, PublishError> {
-        self.release(customer, version)?;
-        let (_tree, tree_name, _lock) = self.lock_tree(customer, version, &Target::Release)?;
-        let path = self.shipped_dir(&tree_name).join(format!("{n}.json"));
-        if !path.exists() {
-            return Ok(false);
-        }
-        fs_err::remove_file(&path).map_err(io(&path))?;
-        sync_dir(path.parent().expect("below the state"));
-        Ok(true)
-    }
-
     /// Removes the generations of a tree beyond `publish.keep_snapshots` (none when it is 0),
     /// then the pool files and logs only they used. Called with the tree locked, after a
     /// switch; what it removes was never the live tree's.
@@ -138,7 +63,7 @@ impl Publisher<'_> {
             return Ok(pruned);
         }
         let generations = tree.generations();
-        let shipped = self.shipped(tree_name);
+        let shipped = self.trees().shipped(tree_name);
         // The newest `keep` (the live one among them, and the one before it, which a mirror
         // may still be copying: keep_snapshots is at least 2), and every shipped one.
         let window: Vec<u64> = generations.iter().rev().take(keep).copied().collect();
@@ -151,7 +76,7 @@ impl Publisher<'_> {
             return Ok(pruned);
         };
         // Logs written up to the newest generation pruned belong to pruned generations.
-        let cutoff = modified(&tree.generation(newest_doomed).join("snapshot.json"));
+        let cutoff = modified(&tree.generation_dir(newest_doomed).record());
         for g in &doomed {
             tree.remove_generation(*g, lock)?;
         }
@@ -222,7 +147,7 @@ impl Publisher<'_> {
 /// `Filename` of each binary package, each source package's `Files` in its `Directory`.
 fn files_named(generation: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let Ok(suites) = fs_err::read_dir(generation.join("deb/dists")) else {
+    let Ok(suites) = fs_err::read_dir(GenerationDir::new(generation).deb_dists()) else {
         return out;
     };
     for suite in suites.filter_map(Result::ok) {
@@ -280,12 +205,6 @@ fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 /// Logs what a prune removed and how long it took.

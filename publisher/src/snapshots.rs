@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use perestroika_protocol::messages::Target;
 
 use crate::error::PublishError;
-use crate::publisher::Publisher;
 use crate::retention::Shipped;
 use crate::suite_contents::deb_contents;
+use crate::trees::Trees;
 
 /// One snapshot (generation) of a release.
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ pub struct SnapshotContents {
     pub deb: BTreeMap<String, Vec<String>>,
 }
 
-impl Publisher<'_> {
+impl Trees<'_> {
     /// The tree of a release (its path relative to the public root) and its snapshots, oldest
     /// first.
     pub fn snapshots(&self, customer: &str, version: &str) -> (String, Vec<Snapshot>) {
@@ -63,7 +63,7 @@ impl Publisher<'_> {
         id: u64,
     ) -> Result<SnapshotContents, PublishError> {
         let (tree, name) = self.tree(customer, version, &Target::Release);
-        let record = tree.generation(id).join("snapshot.json");
+        let record = tree.generation_dir(id).record();
         let text = fs_err::read_to_string(&record).map_err(|_| PublishError::NoSnapshot {
             tree: name,
             snapshot: id,

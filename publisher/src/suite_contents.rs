@@ -1,5 +1,6 @@
 //! What a generation's deb suites hold, read from their indexes.
 
+use perestroika_tree::GenerationDir;
 use std::path::Path;
 
 use perestroika_formats::release_index::{read_index, stanzas, Stanza};
@@ -12,7 +13,7 @@ pub(crate) fn suite_stanzas(
     sources: bool,
 ) -> Vec<(String, &'static str, Stanza)> {
     let mut out = Vec::new();
-    let suite_dir = generation.join("deb/dists").join(suite);
+    let suite_dir = GenerationDir::new(generation).deb_suite(suite);
     for component in crate::deb::COMPONENTS {
         let dir = suite_dir.join(component);
         if sources {

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use perestroika_host::files::{create_dir_durable, sync_dir, sync_tree};
+use perestroika_tree::{Generation, GenerationDir, PublicTree};
 
 /// A tree operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,67 +60,66 @@ impl TreeLock {
     }
 }
 
-/// The public tree `<root>/<name>`.
+/// The public tree `<root>/<name>`, for writing; its layout is [`PublicTree`]'s.
 #[derive(Debug, Clone)]
 pub struct Tree {
-    root: PathBuf,
-    name: String,
+    layout: PublicTree,
 }
 
 impl Tree {
     pub fn new(root: &Path, name: &str) -> Self {
         Self {
-            root: root.to_owned(),
-            name: name.to_owned(),
+            layout: PublicTree::in_dir(root, name),
         }
+    }
+
+    /// The tree's layout: its paths, generations and live link.
+    pub fn layout(&self) -> &PublicTree {
+        &self.layout
     }
 
     /// The path clients read (a symlink).
     pub fn live(&self) -> PathBuf {
-        self.root.join(&self.name)
+        self.layout.live()
     }
 
     pub fn generations_dir(&self) -> PathBuf {
-        self.root.join(format!(".{}.gen", self.name))
+        self.layout.generations_dir()
     }
 
     /// Shared package files and logs.
     pub fn pool(&self) -> PathBuf {
-        self.root.join(format!(".{}.pool", self.name))
+        self.layout.pool()
     }
 
     /// Path from inside a generation's `<sub>` directory (e.g. `deb`) to the shared pool's
     /// `<sub>` directory, for relative symlinks.
     pub fn pool_link_from(&self, depth: usize, sub: &str) -> PathBuf {
-        let mut p = PathBuf::new();
-        for _ in 0..depth + 2 {
-            p.push("..");
-        }
-        p.join(format!(".{}.pool", self.name)).join(sub)
+        self.layout.pool_link_from(depth, sub)
     }
 
     /// The generation clients see now.
     pub fn current(&self) -> Option<u64> {
-        let target = fs_err::read_link(self.live()).ok()?;
-        target.file_name()?.to_str()?.parse().ok()
+        self.layout.current().map(Generation::get)
     }
 
     /// Every complete generation, oldest first.
     pub fn generations(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = fs_err::read_dir(self.generations_dir())
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort_unstable();
-        out
+        self.layout
+            .generations()
+            .into_iter()
+            .map(Generation::get)
+            .collect()
     }
 
     /// The directory of generation `n`.
     pub fn generation(&self, n: u64) -> PathBuf {
-        self.generations_dir().join(n.to_string())
+        self.layout.generation(Generation(n))
+    }
+
+    /// Generation `n`, with its repository paths.
+    pub fn generation_dir(&self, n: u64) -> GenerationDir {
+        self.layout.generation_dir(Generation(n))
     }
 
     /// Waits for, then holds, the tree's exclusive lock (flock(2)) on the file `path`, taken
@@ -162,22 +162,27 @@ impl Tree {
                 let _ = fs_err::remove_dir_all(entry.path());
             }
         }
-        let next = self.generations().last().map_or(1, |n| n + 1);
-        let dir = gens.join(format!("{next}.tmp"));
+        let next = self
+            .layout
+            .generations()
+            .last()
+            .map_or(Generation(1), |n| n.next());
+        let dir = self.layout.unfinished(next);
         fs_err::create_dir_all(&dir).map_err(err(&dir))?;
-        Ok((next, dir))
+        Ok((next.get(), dir))
     }
 
     /// Takes the tree down: first the live link disappears (renamed away, so clients see
     /// the whole tree or none), then its generations and pool. Returns whether anything was
     /// there; running it again after a crash finishes the job.
     pub fn remove(&self, _lock: &TreeLock) -> Result<bool, TreeError> {
-        let retired = self.root.join(format!(".{}.retired", self.name));
+        let retired = self.layout.retired_link();
+        let root = self.layout.dir();
         let live = self.live();
         let mut found = false;
         if fs_err::symlink_metadata(&live).is_ok() {
             fs_err::rename(&live, &retired).map_err(err(&live))?;
-            sync_dir(&self.root).map_err(err(&self.root))?;
+            sync_dir(root).map_err(err(root))?;
             found = true;
         }
         for path in [self.generations_dir(), self.pool()] {
@@ -201,7 +206,7 @@ impl Tree {
             return Ok(());
         }
         let dir = self.generation(n);
-        let doomed = gens.join(format!("{n}.pruned"));
+        let doomed = self.layout.pruned(Generation(n));
         if dir.exists() {
             fs_err::rename(&dir, &doomed).map_err(err(&dir))?;
             sync_dir(&gens).map_err(err(&gens))?;
@@ -224,20 +229,21 @@ impl Tree {
     /// names must be durable already.
     pub fn commit(&self, n: u64, _lock: &TreeLock) -> Result<(), TreeError> {
         let gens = self.generations_dir();
-        let tmp = gens.join(format!("{n}.tmp"));
-        let done = gens.join(n.to_string());
+        let tmp = self.layout.unfinished(Generation(n));
+        let done = self.generation(n);
         sync_tree(&tmp).map_err(err(&tmp))?;
         fs_err::rename(&tmp, &done).map_err(err(&done))?;
         sync_dir(&gens).map_err(err(&gens))?;
         crate::crash::point("generation-renamed");
-        let link = self.root.join(format!(".{}.next", self.name));
+        let link = self.layout.next_link();
         let _ = fs_err::remove_file(&link);
-        let target = Path::new(&format!(".{}.gen", self.name)).join(n.to_string());
+        let target = self.layout.link_target(Generation(n));
         std::os::unix::fs::symlink(&target, &link).map_err(err(&link))?;
         // The generations and pool directories of a new tree are entries of the root.
-        sync_dir(&self.root).map_err(err(&self.root))?;
+        let root = self.layout.dir();
+        sync_dir(root).map_err(err(root))?;
         fs_err::rename(&link, self.live()).map_err(err(&self.live()))?;
-        sync_dir(&self.root).map_err(err(&self.root))?;
+        sync_dir(root).map_err(err(root))?;
         Ok(())
     }
 }

@@ -353,6 +353,31 @@ fn an_older_inrelease_still_finds_its_indexes_by_hash() {
         serde_json::json!(["main hashy 1.0 all"])
     );
 
+    // Snapshots are paths and records: listing and showing them opens no signing key, so
+    // they work where the key is not (here: a fingerprint no keyring holds).
+    let customer = p.farm.customer.as_str();
+    for args in [
+        &["snapshot", "list", customer, "9.0"][..],
+        &["snapshot", "show", customer, "9.0", "1"],
+    ] {
+        let out = std::process::Command::new(perestroika_tests::bin("perestroika-publisher"))
+            .args(["--config", cfg])
+            .args(args)
+            .env(
+                "PERESTROIKA_SIGNING__FINGERPRINT",
+                "0123456789ABCDEF0123456789ABCDEF01234567",
+            )
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+
     // Unknown names are errors, not empty lists.
     for (customer, version) in [("nosuch", "9.0"), (p.farm.customer.as_str(), "8.0")] {
         let out = run(

@@ -269,22 +269,16 @@ impl WholeFarm {
 
     /// The versions of `package` in the mirrored tree's `suite` `Packages` index.
     pub fn mirrored_versions_in(&self, sub: &str, suite: &str, package: &str) -> Vec<String> {
-        let packages = self
-            .mirror
-            .join(self.tree(sub))
-            .join("deb/dists")
-            .join(suite)
+        let packages = perestroika_tree::GenerationDir::new(self.mirror.join(self.tree(sub)))
+            .deb_suite(suite)
             .join("main/binary-amd64/Packages");
         let text = fs_err::read_to_string(&packages).unwrap_or_default();
-        let mut out = Vec::new();
-        for stanza in text.split("\n\n") {
-            if stanza.lines().any(|l| l == format!("Package: {package}")) {
-                if let Some(v) = stanza.lines().find_map(|l| l.strip_prefix("Version: ")) {
-                    out.push(v.to_owned());
-                }
-            }
-        }
-        out
+        perestroika_formats::deb822::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", packages.display()))
+            .iter()
+            .filter(|stanza| stanza.get("Package") == Some(package))
+            .filter_map(|stanza| stanza.get("Version").map(str::to_owned))
+            .collect()
     }
 
     /// The stages of one job from the event to the mirror, read from the daemons' logs.

@@ -40,6 +40,61 @@ enum Command {
     /// published one, and name the build dependencies the release lacks. Runs the builds on
     /// this host (Docker). Exits 0 when every package rebuilt identically, 1 otherwise.
     RebuildRelease(RebuildReleaseArgs),
+    /// Print the version the farm's rule gives a build: a deb's full version, or with --rpm
+    /// the rpm `Release:`. The same for every distro; scripts call this rather than
+    /// recomputing the rule. Needs no configuration file.
+    Version(VersionArgs),
+}
+
+#[derive(Args)]
+struct VersionArgs {
+    /// The top `debian/changelog` version (`[epoch:]upstream[-revision]`); unused with --rpm.
+    #[arg(default_value = "0")]
+    base: String,
+    /// Commits of the code (`git rev-list --count`), or of the one repository holding both.
+    #[arg(long)]
+    code: u64,
+    /// Commits of the packaging, when it is a repository of its own.
+    #[arg(long)]
+    packaging: Option<u64>,
+    /// The rebuild number (a review build's patch set).
+    #[arg(long, default_value_t = 0)]
+    rebuild: u32,
+    /// A native package (no revision).
+    #[arg(long)]
+    native: bool,
+    /// A review build.
+    #[arg(long)]
+    review: bool,
+    /// Print the rpm release instead.
+    #[arg(long)]
+    rpm: bool,
+}
+
+impl VersionArgs {
+    fn print(&self, json: bool) -> anyhow::Result<()> {
+        use perestroika_worker::version::{farm_version, rpm_release, Counts, DebVersion};
+        let counts = match self.packaging {
+            Some(packaging) => Counts::Split {
+                code: self.code,
+                packaging,
+            },
+            None => Counts::Combined(self.code),
+        };
+        let text = if self.rpm {
+            rpm_release(counts, self.rebuild)
+        } else {
+            let base = DebVersion::parse(&self.base)
+                .ok_or_else(|| UsageError(format!("{:?} is not a Debian version", self.base)))?;
+            farm_version(&base, self.native, counts, self.rebuild, self.review).to_string()
+        };
+        if json {
+            println!("{}", serde_json::json!({ "version": text }));
+        } else {
+            println!("{text}");
+        }
+        Ok(())
+    }
 }
 
 #[derive(Args)]
@@ -294,6 +349,7 @@ fn main() -> ExitCode {
                 preflight(&farm).await.demand()?;
                 Ok(farm::run(farm).await?)
             }
+            Command::Version(args) => args.print(cli.common.json),
             Command::Image(cmd) => image_command(&cli.common.config, cli.common.json, cmd).await,
             Command::RebuildRelease(args) => {
                 use perestroika_host::cli::known_release;

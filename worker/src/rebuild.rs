@@ -8,6 +8,7 @@
 //! debs byte for byte, rpms by their header digest (which covers the payload: the publisher's
 //! signature is the one part a rebuild cannot make).
 
+use perestroika_tree::{Generation, GenerationDir, PublicTree};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -90,33 +91,30 @@ pub fn snapshot_dir(
     version: &str,
     snapshot: Option<u64>,
 ) -> Result<(u64, PathBuf), RebuildError> {
-    let live = public_root.join(customer).join(version);
-    let generations = public_root.join(customer).join(format!(".{version}.gen"));
+    let tree = PublicTree::in_dir(&public_root.join(customer), version);
     let number = match snapshot {
-        Some(n) => n,
-        None => fs_err::read_link(&live)
-            .ok()
-            .and_then(|t| t.file_name()?.to_str()?.parse().ok())
-            .ok_or_else(|| RebuildError::NoTree {
-                customer: customer.to_owned(),
-                version: version.to_owned(),
-                path: live.clone(),
-            })?,
+        Some(n) => Generation(n),
+        None => tree.live_generation().map_err(|_| RebuildError::NoTree {
+            customer: customer.to_owned(),
+            version: version.to_owned(),
+            path: tree.live(),
+        })?,
     };
-    let dir = generations.join(number.to_string());
-    if !dir.join("snapshot.json").is_file() {
+    let dir = tree.generation(number);
+    if !GenerationDir::new(&dir).record().is_file() {
         return Err(RebuildError::NoSnapshot {
             customer: customer.to_owned(),
             version: version.to_owned(),
-            snapshot: number,
+            snapshot: number.get(),
         });
     }
+    let number = number.get();
     Ok((number, dir))
 }
 
 /// The newest version of every source package in the snapshot's `distro` suite.
 pub fn sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
-    let dists = snapshot.join("deb/dists").join(distro);
+    let dists = GenerationDir::new(snapshot).deb_suite(distro);
     let mut newest: BTreeMap<String, (DebVersion, SourceToRebuild)> = BTreeMap::new();
     let components = fs_err::read_dir(&dists)
         .map(|d| {
@@ -223,7 +221,7 @@ pub fn published_rpms(snapshot: &Path, distro: &str) -> BTreeMap<String, String>
 /// Every binary package file of the snapshot's `distro` suite, by file name, with its sha256.
 pub fn published_binaries(snapshot: &Path, distro: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let dists = snapshot.join("deb/dists").join(distro);
+    let dists = GenerationDir::new(snapshot).deb_suite(distro);
     let mut indexes = Vec::new();
     for component in fs_err::read_dir(&dists).into_iter().flatten().flatten() {
         for arch in fs_err::read_dir(component.path())

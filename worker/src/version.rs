@@ -1,29 +1,12 @@
-//! The farm's version rule: deterministic from git history, strictly increasing with every
-//! merge and every manual rebuild.
-//!
-//! Given the top `debian/changelog` version `[E:]U[-R]`, the commit counts of the code and
-//! packaging commits (`git rev-list --count`), and the job's rebuild number `r`:
-//!
-//! - non-native: `[E:]U+git<Ncode>-R+p<Npackaging>.<r>`: the upstream part names the code
-//!   commit, so every distinct upstream tarball gets a distinct file name;
-//! - native: `[E:]U+p<Ncode+Npackaging>.<r>` (for one repository holding both, `N` once);
-//! - a review build's `r` is its patch set, and a non-native one's upstream part is
-//!   `U+git<Ncode>.<r>`: patch sets of a change share commit counts, not code.
+//! The farm's version rule, as the worker applies it: the rule itself, with its parser, is
+//! [`perestroika_formats::build_version`] (see there for the format).
 
+pub use perestroika_formats::build_version::{BuildVersion, Counts, RpmRelease};
 pub use perestroika_formats::versions::{compare, rpm_compare, DebVersion};
 
-/// Commit counts of the sources of one build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counts {
-    /// Code and packaging in two repositories.
-    Split { code: u64, packaging: u64 },
-    /// One repository holding both.
-    Combined(u64),
-}
-
-/// The version the farm gives a build (see the module documentation). A review build's
-/// `rebuild` is its patch set, and it goes into the upstream part too: patch sets of one
-/// change often share the commit counts while their code differs, and each needs its own
+/// The version the farm gives a build (see [`perestroika_formats::build_version`]). A review
+/// build's `rebuild` is its patch set, and it goes into the upstream part too: patch sets of
+/// one change often share the commit counts while their code differs, and each needs its own
 /// upstream tarball name.
 pub fn farm_version(
     base: &DebVersion,
@@ -32,30 +15,7 @@ pub fn farm_version(
     rebuild: u32,
     review: bool,
 ) -> DebVersion {
-    let (code, packaging, total) = match counts {
-        Counts::Split { code, packaging } => (code, packaging, code + packaging),
-        Counts::Combined(n) => (n, n, n),
-    };
-    if native {
-        DebVersion {
-            epoch: base.epoch.clone(),
-            upstream: format!("{}+p{total}.{rebuild}", base.upstream),
-            revision: None,
-        }
-    } else {
-        DebVersion {
-            epoch: base.epoch.clone(),
-            upstream: if review {
-                format!("{}+git{code}.{rebuild}", base.upstream)
-            } else {
-                format!("{}+git{code}", base.upstream)
-            },
-            revision: Some(format!(
-                "{}+p{packaging}.{rebuild}",
-                base.revision.as_deref().unwrap_or("0")
-            )),
-        }
-    }
+    BuildVersion::new(base, native, counts, rebuild, review).to_deb()
 }
 
 /// The `Release:` the farm gives an rpm build, passed to rpmbuild as the macros
@@ -63,10 +23,7 @@ pub fn farm_version(
 /// `Version:` stays the upstream version). Ordered by rpm like the deb versions are by dpkg:
 /// by code commits, then packaging commits, then the rebuild number.
 pub fn rpm_release(counts: Counts, rebuild: u32) -> String {
-    match counts {
-        Counts::Split { code, packaging } => format!("git{code}.p{packaging}.{rebuild}"),
-        Counts::Combined(n) => format!("p{n}.{rebuild}"),
-    }
+    RpmRelease { counts, rebuild }.to_string()
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! A Debian repository's index files as their readers need them: the index files a `Release`
-//! file's SHA256 section names, and the stanzas of `Packages` and `Sources` indexes.
+//! file's SHA256 section names, and the stanzas of `Packages` and `Sources` indexes — both
+//! read with [`crate::deb822`].
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
+
+use crate::deb822::{self, ChecksumEntry, ChecksumError, Deb822Error};
 
 /// An index file named in a `Release` file's SHA256 section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,28 +17,26 @@ pub struct IndexEntry {
     pub path: String,
 }
 
+/// A `Release` file cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("not a Release file: {0}")]
+    Syntax(#[from] Deb822Error),
+    #[error(transparent)]
+    Checksums(#[from] ChecksumError),
+}
+
 /// The SHA256 entries of a `Release` file.
-pub fn sha256_entries(release: &str) -> Vec<IndexEntry> {
-    let mut out = Vec::new();
-    let mut in_section = false;
-    for line in release.lines() {
-        if !line.starts_with(' ') {
-            in_section = line.trim_end() == "SHA256:";
-            continue;
-        }
-        if in_section {
-            let mut parts = line.split_whitespace();
-            if let (Some(sum), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next())
-            {
-                out.push(IndexEntry {
-                    sha256: sum.to_owned(),
-                    size: size.parse().unwrap_or(0),
-                    path: path.to_owned(),
-                });
-            }
-        }
-    }
-    out
+pub fn sha256_entries(release: &str) -> Result<Vec<IndexEntry>, ReleaseError> {
+    let paragraph = deb822::parse_one(release)?;
+    Ok(ChecksumEntry::list(&paragraph, "SHA256")?
+        .into_iter()
+        .map(|e| IndexEntry {
+            sha256: e.sum,
+            size: e.size,
+            path: e.path,
+        })
+        .collect())
 }
 
 /// One stanza of a `Packages` or `Sources` index: field name → value (continuation lines
@@ -58,28 +59,19 @@ pub fn read_index(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// The stanzas of an index's text.
+/// The stanzas of an index's text. A paragraph that is not well-formed deb822 (see
+/// [`crate::deb822`]) is left out rather than guessed at: readers of an index look up
+/// packages, and a broken stanza names none.
 pub fn stanzas(text: &str) -> Vec<Stanza> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut stanza = Stanza::new();
-        let mut last: Option<String> = None;
-        for line in block.lines() {
-            if let Some(rest) = line.strip_prefix(' ') {
-                if let Some(value) = last.as_ref().and_then(|k| stanza.get_mut(k)) {
-                    value.push('\n');
-                    value.push_str(rest);
-                }
-            } else if let Some((key, value)) = line.split_once(':') {
-                stanza.insert(key.to_owned(), value.trim().to_owned());
-                last = Some(key.to_owned());
-            }
-        }
-        if !stanza.is_empty() {
-            out.push(stanza);
-        }
-    }
-    out
+    deb822::raw_paragraphs(text)
+        .filter_map(|raw| deb822::Paragraph::parse(raw).ok())
+        .map(|p| {
+            p.fields()
+                .iter()
+                .map(|f| (f.name.clone(), f.value.clone()))
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -97,6 +89,35 @@ mod index_tests {
             "\nabc 12 greet_1.0-1.dsc\ndef 34 greet_1.0.orig.tar.gz"
         );
         assert_eq!(all[1]["Package"], "other");
+        // A broken stanza is left out, the others are read.
+        let some = stanzas("Package: a\nPackage: a\n\nPackage: b\n");
+        assert_eq!(some.len(), 1);
+        assert_eq!(some[0]["Package"], "b");
+    }
+
+    #[test]
+    fn sha256_entries_of_a_release() {
+        let release =
+            "Origin: x\nMD5Sum:\n 00 1 a\nSHA256:\n aa 10 main/Packages\n bb 7 main/Packages.xz\n";
+        let entries = sha256_entries(release).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            entries[1],
+            IndexEntry {
+                sha256: "bb".into(),
+                size: 7,
+                path: "main/Packages.xz".into()
+            }
+        );
+        assert!(sha256_entries("Origin: x\n").unwrap().is_empty());
+        assert!(matches!(
+            sha256_entries("Origin x\n"),
+            Err(ReleaseError::Syntax(_))
+        ));
+        assert!(matches!(
+            sha256_entries("SHA256:\n aa ten main/Packages\n"),
+            Err(ReleaseError::Checksums(_))
+        ));
     }
 
     #[test]

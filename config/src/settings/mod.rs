@@ -92,7 +92,9 @@ impl FarmConfig {
     /// development, `<distro>-<publish.proposed>` in maintenance.
     pub fn merge_suite(&self, customer: &str, version: &str, distro: &str) -> String {
         match self.release(customer, version).map(|r| r.state) {
-            Some(ReleaseState::Maintenance) => format!("{distro}-{}", self.publish.proposed),
+            Some(ReleaseState::Maintenance) => {
+                perestroika_tree::suite_name(distro, Some(&self.publish.proposed))
+            }
             _ => distro.to_owned(),
         }
     }

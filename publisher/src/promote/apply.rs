@@ -1,6 +1,7 @@
 //! A promotion: the selected files judged against the target suite, copied into it,
 //! re-indexed, and the release switched live.
 
+use perestroika_tree::suite_name;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +71,10 @@ impl Publisher<'_> {
         let mut debs = Vec::new();
         let mut rpms = Vec::new();
         for (family, distro) in &distros {
-            let (from, to) = (format!("{distro}-{}", p.from), format!("{distro}-{}", p.to));
+            let (from, to) = (
+                suite_name(distro, Some(&p.from)),
+                suite_name(distro, Some(&p.to)),
+            );
             match family {
                 Family::Deb => {
                     let Some(sel) =

@@ -1,16 +1,18 @@
 //! The files of one source package in a deb suite (its source and every binary built from
 //! it), and the relations they leave unsatisfied in the target suite.
 
+use perestroika_tree::GenerationDir;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use perestroika_formats::deb822;
 use perestroika_formats::relations::{self, Available, Order, Relation};
 use perestroika_formats::release_index::{stanzas, Stanza};
 use perestroika_formats::versions::{compare, DebVersion};
 
-use super::suites::distro_suites;
 use crate::error::PublishError;
 use crate::suite_contents::suite_stanzas;
+use perestroika_tree::distro_suites;
 
 /// The files of one source package in one deb suite.
 pub(super) struct DebSelection {
@@ -148,9 +150,9 @@ pub(super) fn select_deb(
 /// The files a `.dsc` names (its `Files` field).
 pub(super) fn dsc_files(dsc: &Path) -> Vec<String> {
     let text = fs_err::read_to_string(dsc).unwrap_or_default();
-    let body = text
-        .split("\n\n")
-        .find(|block| block.contains("\nFiles:") || block.starts_with("Files:"))
+    // A signed .dsc's armour lines are paragraphs of their own.
+    let body = deb822::raw_paragraphs(&text)
+        .find(|block| deb822::raw_field(block, "Files").is_some())
         .unwrap_or("");
     stanzas(body)
         .first()
@@ -169,7 +171,7 @@ pub(super) fn deb_missing(
     sel: &DebSelection,
 ) -> Vec<String> {
     let mut known = BTreeSet::new();
-    let all_suites = distro_suites(&generation.join("deb/dists"), distro);
+    let all_suites = distro_suites(&GenerationDir::new(generation).deb_dists(), distro);
     let mut available = Available::new(Order::Dpkg);
     for suite in &all_suites {
         for (_, kind, s) in suite_stanzas(generation, suite, false) {

@@ -16,6 +16,5 @@ mod apply;
 mod deb_selection;
 mod refusal;
 mod rpm_selection;
-mod suites;
 
 pub use apply::Promoted;

@@ -1,6 +1,7 @@
 //! The refusal of a promotion whose package is not in its `from` suite: every suite that
 //! has it, and what to do instead.
 
+use perestroika_tree::suite_name;
 use std::path::Path;
 
 use perestroika_config::settings::{Release, ReleaseState};
@@ -25,10 +26,7 @@ pub(super) struct Found {
 
 impl Found {
     fn suite(&self) -> String {
-        match &self.name {
-            Some(name) => format!("{}-{name}", self.distro),
-            None => self.distro.clone(),
-        }
+        suite_name(&self.distro, self.name.as_deref())
     }
 }
 
@@ -43,10 +41,7 @@ pub(super) fn whereabouts(
     let mut out = Vec::new();
     for (family, distro) in distros {
         for name in std::iter::once(None).chain(suites.iter().map(Some)) {
-            let suite = match name {
-                Some(name) => format!("{distro}-{name}"),
-                None => distro.clone(),
-            };
+            let suite = suite_name(distro, name.map(String::as_str));
             let versions: Vec<String> = match family {
                 Family::Deb => deb_versions(
                     &suite_stanzas(generation, &suite, true),
@@ -119,7 +114,7 @@ pub(super) fn not_in_from(
     distros.dedup();
     let proposed_suites = distros
         .iter()
-        .map(|d| format!("{d}-{proposed}"))
+        .map(|d| suite_name(d, Some(proposed)))
         .collect::<Vec<_>>()
         .join(", ");
     if let Some(other) = found

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use perestroika_formats::relations::{self, Available, Order};
 use perestroika_formats::versions::rpm_compare;
 
-use super::suites::distro_suites;
 use crate::error::PublishError;
+use perestroika_tree::distro_suites;
 
 /// The files of one source package in one rpm suite: (arch directory, path in the tree).
 pub(super) struct RpmSelection {

@@ -1,9 +1,10 @@
 //! A tree's deb side: its reprepro repository, and its indexes in a generation — by-hash
 //! copies (those of recent generations too), `Release` dated and signed.
 
+use perestroika_tree::GenerationDir;
 use std::path::{Path, PathBuf};
 
-use perestroika_formats::release_index::sha256_entries;
+use perestroika_formats::release_index::{sha256_entries, ReleaseError};
 use perestroika_protocol::messages::Target;
 
 use super::signatures::Signature;
@@ -79,16 +80,23 @@ impl Publisher<'_> {
         previous_gens: &[PathBuf],
     ) -> Result<(), PublishError> {
         let now = chrono::Utc::now();
-        let dists = dir.join("deb/dists");
+        let dists = GenerationDir::new(dir).deb_dists();
         link_dir(&repo.dists(), &dists)?;
-        let previous: Vec<PathBuf> = previous_gens.iter().map(|g| g.join("deb/dists")).collect();
+        let previous: Vec<PathBuf> = previous_gens
+            .iter()
+            .map(|g| GenerationDir::new(g).deb_dists())
+            .collect();
         for suite in suites {
             let suite_dir = dists.join(suite);
             let release_path = suite_dir.join("Release");
             let Ok(release) = fs_err::read_to_string(&release_path) else {
                 continue;
             };
-            for entry in sha256_entries(&release) {
+            let entries = sha256_entries(&release).map_err(|source| PublishError::Release {
+                path: release_path.clone(),
+                source,
+            })?;
+            for entry in entries {
                 let index = suite_dir.join(&entry.path);
                 if index.is_file() {
                     link_or_copy(&index, &by_hash_path(&suite_dir, &entry))?;
@@ -101,7 +109,8 @@ impl Publisher<'_> {
                 let Ok(old_release) = fs_err::read_to_string(old_suite.join("Release")) else {
                     continue;
                 };
-                for entry in sha256_entries(&old_release) {
+                // An older generation's Release was checked when it was published.
+                for entry in sha256_entries(&old_release).unwrap_or_default() {
                     let from = by_hash_path(&old_suite, &entry);
                     let to = by_hash_path(&suite_dir, &entry);
                     if from.is_file() && !to.exists() {
@@ -109,12 +118,17 @@ impl Publisher<'_> {
                     }
                 }
             }
-            let mut signed = with_acquire_by_hash(&release);
+            let malformed = |e| PublishError::Release {
+                path: release_path.clone(),
+                source: ReleaseError::Syntax(e),
+            };
+            let mut signed = with_acquire_by_hash(&release).map_err(malformed)?;
             if let Some(valid_for) = signing.valid_for {
                 let published = signing.same_keys.and_then(|g| {
-                    fs_err::read_to_string(g.join("deb/dists").join(suite).join("Release")).ok()
+                    fs_err::read_to_string(GenerationDir::new(g).deb_release(suite)).ok()
                 });
-                signed = crate::release_file::dated(&signed, published.as_deref(), valid_for, now);
+                signed = crate::release_file::dated(&signed, published.as_deref(), valid_for, now)
+                    .map_err(malformed)?;
             }
             // A new file, not a rewrite: the Release may share its inode with reprepro's.
             let _ = fs_err::remove_file(&release_path);
@@ -123,7 +137,9 @@ impl Publisher<'_> {
                 signing.signer,
                 dir,
                 signing.same_keys,
-                &Path::new("deb/dists").join(suite).join("Release"),
+                &Path::new(GenerationDir::DEB_DISTS)
+                    .join(suite)
+                    .join("Release"),
                 signed.as_bytes(),
                 &[
                     ("InRelease", Signature::Inline),
@@ -143,7 +159,10 @@ pub(super) fn same_indexes(fresh: &Path, published: &Path, suites: &[String]) ->
     suites.iter().all(|suite| {
         let read = |base: &Path| fs_err::read_to_string(base.join(suite).join("Release")).ok();
         match (read(fresh), read(published)) {
-            (Some(a), Some(b)) => sha256_entries(&a) == sha256_entries(&b),
+            (Some(a), Some(b)) => match (sha256_entries(&a), sha256_entries(&b)) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            },
             _ => false,
         }
     })

@@ -2,6 +2,7 @@
 //! indexes with their signatures, `snapshot.json`, links into the pool), switched live, and
 //! followed by the pruning of old ones.
 
+use perestroika_tree::GenerationDir;
 use std::path::PathBuf;
 
 use perestroika_protocol::messages::{review_tree_customer, Target};
@@ -42,7 +43,11 @@ impl Publisher<'_> {
         if let Some(current) = tree.current() {
             let generation = tree.generation(current);
             let deb_same = deb.is_none_or(|repo| {
-                same_indexes(&repo.dists(), &generation.join("deb/dists"), deb_suites)
+                same_indexes(
+                    &repo.dists(),
+                    &GenerationDir::new(&generation).deb_dists(),
+                    deb_suites,
+                )
             });
             let rpm_same = rpm_repos.iter().all(|r| {
                 let read = |p: PathBuf| {
@@ -87,7 +92,7 @@ impl Publisher<'_> {
             .valid_for()
             .filter(|_| review_tree_customer(tree_name).is_none());
         let (n, dir) = tree.begin(lock)?;
-        let key = dir.join("KEY.asc");
+        let key = GenerationDir::new(&dir).key();
         fs_err::write(&key, signer.export_public()?).map_err(io(&key))?;
         let previous: Vec<PathBuf> = tree
             .generations()
@@ -101,7 +106,7 @@ impl Publisher<'_> {
         let public = fs_err::read(&key).map_err(io(&key))?;
         let same_keys = previous
             .first()
-            .filter(|g| fs_err::read(g.join("KEY.asc")).is_ok_and(|k| k == public))
+            .filter(|g| fs_err::read(GenerationDir::new(g).key()).is_ok_and(|k| k == public))
             .map(PathBuf::as_path);
         self.write_rpm(signer, tree, &dir, rpm_repos, &previous, same_keys)?;
         let mut snapshot = serde_json::Map::new();
@@ -134,7 +139,7 @@ impl Publisher<'_> {
         let logs_link = dir.join("logs");
         std::os::unix::fs::symlink(tree.pool_link_from(0, "logs"), &logs_link)
             .map_err(io(&logs_link))?;
-        let record = dir.join("snapshot.json");
+        let record = GenerationDir::new(&dir).record();
         fs_err::write(&record, serde_json::to_vec_pretty(&snapshot).expect("json"))
             .map_err(io(&record))?;
         crate::crash::point("generation-written");

@@ -37,7 +37,7 @@ impl Publisher<'_> {
         let modified = |p: PathBuf| fs_err::metadata(p).and_then(|m| m.modified()).ok();
         if let Some(current) = tree.current() {
             let kept = modified(logs.join(format!("{job_id}.log")));
-            let written = modified(tree.generation(current).join("snapshot.json"));
+            let written = modified(tree.generation_dir(current).record());
             if let (Some(kept), Some(written)) = (kept, written) {
                 if kept <= written {
                     return Ok(Published {

@@ -35,7 +35,7 @@ impl Publisher<'_> {
             return Ok(None);
         };
         let now = chrono::Utc::now();
-        let dists = tree.generation(current).join("deb/dists");
+        let dists = tree.generation_dir(current).deb_dists();
         let due = deb_suites.iter().any(|suite| {
             fs_err::read_to_string(dists.join(suite).join("Release"))
                 .ok()

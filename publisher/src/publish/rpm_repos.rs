@@ -1,6 +1,7 @@
 //! A tree's rpm side: rpms signed into the shared pool and indexed, and each repository's
 //! metadata in a generation, `repomd.xml` signed.
 
+use perestroika_tree::suite_name;
 use std::path::{Path, PathBuf};
 
 use perestroika_config::{Family, Release};
@@ -63,7 +64,7 @@ impl Publisher<'_> {
                     .publish
                     .suites
                     .iter()
-                    .map(|s| format!("{distro}-{s}")),
+                    .map(|s| suite_name(distro, Some(s))),
             );
             for suite in suites {
                 for arch in &arches {

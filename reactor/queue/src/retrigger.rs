@@ -7,9 +7,10 @@ use std::path::Path;
 use perestroika_config::names::{check_commit, NameError};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
+use perestroika_formats::build_version::{BuildVersion, RpmRelease};
 use perestroika_formats::release_index::{read_index, stanzas};
 use perestroika_protocol::messages::{BuildJob, TriggerKind};
-use regex::Regex;
+use perestroika_tree::GenerationDir;
 
 use perestroika_gerrit::events::{parse_query_line, Event, QueryLine, Stamped};
 use perestroika_gerrit::plan::{Action, NotPlanned, NothingToDo, Planner};
@@ -199,56 +200,54 @@ pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
 
 /// The highest rebuild number among the published versions of a source package, deb or rpm.
 fn highest_rebuild(tree: &Path, package: &str) -> Option<u32> {
-    highest_deb_rebuild(tree, package).max(highest_rpm_rebuild(tree, package))
+    let tree = GenerationDir::new(tree);
+    highest_deb_rebuild(&tree, package).max(highest_rpm_rebuild(&tree, package))
+}
+
+/// The rebuild number of a source rpm of `package` named by the farm's rule
+/// (`<package>-<version>-<release>.src.rpm`, the release `git<N>.p<M>.<r>` or `p<N>.<r>`, then
+/// the spec's `%{?dist}`, if any); `None` for another package's.
+fn rpm_rebuild(file: &str, package: &str) -> Option<u32> {
+    let rest = file
+        .strip_suffix(".src.rpm")?
+        .strip_prefix(package)?
+        .strip_prefix('-')?;
+    let (version, release) = rest.split_once('-')?;
+    if version.is_empty() || release.contains('-') {
+        return None;
+    }
+    Some(RpmRelease::parse(release).ok()?.0.rebuild)
 }
 
 /// The highest rebuild number among the source rpms of `package` in every rpm repository of
-/// the tree: the last number of the farm's release (`git<N>.p<M>.<r>` or `p<N>.<r>`, then
-/// the spec's `%{?dist}`, if any).
-fn highest_rpm_rebuild(tree: &Path, package: &str) -> Option<u32> {
-    let name = Regex::new(&format!(
-        r"^{}-[^-]+-(?:git\d+\.)?p\d+\.(\d+)(?:\.[^-]*)?\.src\.rpm$",
-        regex::escape(package)
-    ))
-    .expect("valid regex");
+/// the tree.
+fn highest_rpm_rebuild(tree: &GenerationDir, package: &str) -> Option<u32> {
     let mut best = None;
-    for repo in fs_err::read_dir(tree.join("rpm")).ok()?.flatten() {
+    for repo in fs_err::read_dir(tree.rpm()).ok()?.flatten() {
         let packages = repo.path().join("source").join("Packages");
         for entry in fs_err::read_dir(&packages).into_iter().flatten().flatten() {
-            let file = entry.file_name();
-            let n = name
-                .captures(&file.to_string_lossy())
-                .and_then(|c| c[1].parse::<u32>().ok());
-            best = best.max(n);
+            best = best.max(rpm_rebuild(&entry.file_name().to_string_lossy(), package));
         }
     }
     best
 }
 
 /// The highest rebuild number among the deb source packages of `package` in the tree.
-fn highest_deb_rebuild(tree: &Path, package: &str) -> Option<u32> {
-    let rebuild = Regex::new(r"\+p\d+\.(\d+)$").expect("valid regex");
-    let dists = tree.join("deb").join("dists");
+fn highest_deb_rebuild(tree: &GenerationDir, package: &str) -> Option<u32> {
     let mut best = None;
-    for suite in fs_err::read_dir(&dists).ok()?.flatten() {
-        let Ok(components) = fs_err::read_dir(suite.path()) else {
+    for (_, _, index) in tree.deb_source_indexes() {
+        let Some(text) = read_index(&index) else {
             continue;
         };
-        for component in components.flatten() {
-            let index = component.path().join("source").join("Sources");
-            let Some(text) = read_index(&index) else {
+        for stanza in stanzas(&text) {
+            if stanza.get("Package").map(String::as_str) != Some(package) {
+                continue;
+            }
+            let Some(version) = stanza.get("Version") else {
                 continue;
             };
-            for stanza in stanzas(&text) {
-                if stanza.get("Package").map(String::as_str) != Some(package) {
-                    continue;
-                }
-                let n = stanza
-                    .get("Version")
-                    .and_then(|v| rebuild.captures(v))
-                    .and_then(|c| c[1].parse::<u32>().ok());
-                best = best.max(n);
-            }
+            let n = BuildVersion::parse(version).map(|v| v.rebuild).ok();
+            best = best.max(n);
         }
     }
     best
@@ -294,6 +293,18 @@ mod tests {
         assert_eq!(highest_rebuild(dir.path(), "other"), Some(9));
         assert_eq!(highest_rebuild(dir.path(), "missing"), None);
         assert_eq!(highest_rebuild(&dir.path().join("nothing"), "greet"), None);
+    }
+
+    #[test]
+    fn rpm_rebuilds_by_the_rule() {
+        assert_eq!(
+            rpm_rebuild("greet-1.0-git3.p2.6.el9.src.rpm", "greet"),
+            Some(6)
+        );
+        assert_eq!(rpm_rebuild("greet-1.0-p2.6.src.rpm", "greet"), Some(6));
+        assert_eq!(rpm_rebuild("greet-motd-1.0-p2.6.src.rpm", "greet"), None);
+        assert_eq!(rpm_rebuild("greet-1.0-1.el9.src.rpm", "greet"), None);
+        assert_eq!(rpm_rebuild("greet-1.0-p2.6.x86_64.rpm", "greet"), None);
     }
 
     #[test]

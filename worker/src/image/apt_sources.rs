@@ -1,6 +1,7 @@
 //! The Debian mirror of the host's own apt configuration, so that base images come from the
 //! same place the host's packages do (and no mirror name lives in the code).
 
+use perestroika_formats::deb822::{self, Paragraph};
 use std::path::Path;
 
 /// Mirrors found in the host's apt configuration.
@@ -102,30 +103,26 @@ fn one_line_entries(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// (URI, suite) of each deb822 stanza of type `deb`.
+/// (URI, suite) of each deb822 stanza of type `deb` (comment lines left out; a stanza that is
+/// not well-formed deb822 is skipped, as apt would refuse it).
 fn deb822_entries(text: &str) -> Vec<(String, String)> {
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut types = Vec::new();
-        let mut uris = Vec::new();
-        let mut suites = Vec::new();
-        let mut enabled = true;
-        for line in stanza.lines().filter(|l| !l.trim_start().starts_with('#')) {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let values: Vec<String> = value.split_whitespace().map(String::from).collect();
-            match key.trim().to_ascii_lowercase().as_str() {
-                "types" => types = values,
-                "uris" => uris = values,
-                "suites" => suites = values,
-                "enabled" => enabled = value.trim() != "no",
-                _ => {}
-            }
-        }
-        if enabled && types.iter().any(|t| t == "deb") {
-            for uri in &uris {
-                for suite in &suites {
+    for stanza in deb822::raw_paragraphs(&text).filter_map(|raw| Paragraph::parse(raw).ok()) {
+        let values = |name: &str| -> Vec<String> {
+            stanza
+                .get(name)
+                .map(|v| v.split_whitespace().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        let enabled = stanza.get("Enabled").is_none_or(|v| v != "no");
+        if enabled && values("Types").iter().any(|t| t == "deb") {
+            for uri in &values("URIs") {
+                for suite in &values("Suites") {
                     out.push((uri.clone(), suite.clone()));
                 }
             }

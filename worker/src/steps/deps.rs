@@ -1,6 +1,7 @@
 //! Build dependencies: the release's repositories mounted read-only into the container, and
 //! a family's dependency script run as root with the package cache relay open.
 
+use perestroika_tree::GenerationDir;
 use std::path::Path;
 
 use perestroika_config::Family;
@@ -34,7 +35,7 @@ pub(crate) fn dep_mount(req: &BuildRequest, family: Family) -> Option<DepMount> 
         .collect();
     let parent = present.first()?.tree.parent()?;
     let parent_name = parent.file_name()?.to_str()?;
-    let snapshot = parent_name.starts_with('.') && parent_name.ends_with(".gen");
+    let snapshot = perestroika_tree::is_generations_dir_name(parent_name);
     let customer_dir = if snapshot || parent_name == "review" {
         parent.parent()?
     } else {
@@ -61,16 +62,15 @@ pub(crate) fn dep_mount(req: &BuildRequest, family: Family) -> Option<DepMount> 
 
 /// Whether `tree` holds a signed repository of `family` for `suite`.
 fn has_repo(tree: &Path, family: Family, suite: &str) -> bool {
-    if !tree.join("KEY.asc").is_file() {
+    if !GenerationDir::new(tree).key().is_file() {
         return false;
     }
     match family {
-        Family::Deb => tree
-            .join("deb/dists")
-            .join(suite)
+        Family::Deb => GenerationDir::new(tree)
+            .deb_suite(suite)
             .join("InRelease")
             .is_file(),
-        Family::Rpm => fs_err::read_dir(tree.join("rpm").join(suite))
+        Family::Rpm => fs_err::read_dir(GenerationDir::new(tree).rpm().join(suite))
             .map(|arches| {
                 arches
                     .filter_map(Result::ok)

@@ -70,10 +70,7 @@ pub fn print(farm: &FarmConfig, args: &ClientArgs, json: bool) -> anyhow::Result
         .distros()
         .filter(|(_, d)| distro.is_none_or(|w| w == *d))
     {
-        let full = match suite {
-            Some(name) => format!("{d}-{name}"),
-            None => d.to_owned(),
-        };
+        let full = perestroika_tree::suite_name(d, suite);
         let lines = client_lines(farm, customer, version, d, &full);
         if !json {
             println!("# {full}");
