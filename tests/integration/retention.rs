@@ -273,17 +273,10 @@ async fn two_hundred_publishes_stay_within_the_configured_retention() {
     // Figures: disk use, and the time each prune took.
     let (with, without) = (usage(&kept), usage(&all));
     let took: Vec<u64> = kept_publisher
-        .output()
-        .lines()
-        .filter(|l| l.contains("pruned snapshots"))
-        .filter_map(|l| {
-            l.split("took_ms=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
+        .events()
+        .iter()
+        .filter(|e| e.message().starts_with("pruned snapshots"))
+        .map(|e| e.number("took_ms").expect("a prune logs its time") as u64)
         .collect();
     assert_eq!(
         took.len(),
