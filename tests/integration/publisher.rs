@@ -136,7 +136,7 @@ fn restricted_packages_and_their_udebs_go_into_the_restricted_component() {
         String::from_utf8_lossy(&out.stderr)
     );
     let suite = p.tree().join("deb/dists/bookworm");
-    let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap_or_default();
+    let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap();
     assert!(read("restricted/binary-amd64/Packages").contains("Package: secret\n"));
     assert!(read("restricted/debian-installer/binary-amd64/Packages")
         .contains("Package: secret-udeb\n"));
@@ -392,7 +392,16 @@ fn a_tampered_repository_is_rejected_by_apt() {
         &p.tree().join("KEY.asc"),
         &format!("file:{}/deb bookworm main", p.tree().display()),
     );
-    let _ = apt.apt_get(&["update", "-q", "-o", "Acquire::By-Hash=no"]);
+    let update = apt.apt_get(&["update", "-q", "-o", "Acquire::By-Hash=no"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&update.stdout),
+        String::from_utf8_lossy(&update.stderr)
+    );
+    assert!(
+        !update.status.success() && said.contains("Hash Sum mismatch"),
+        "apt-get update did not refuse the tampered index for its hash:\n{said}"
+    );
     let versions = apt.versions("tamper");
     assert!(
         versions.is_empty(),

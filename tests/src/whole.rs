@@ -268,7 +268,8 @@ impl WholeFarm {
         self.mirrored_versions_in(sub, "bookworm", package)
     }
 
-    /// The versions of `package` in the mirrored tree's `suite` `Packages` index.
+    /// The versions of `package` in the mirrored tree's `suite` `Packages` index; fails when
+    /// the index is missing (an empty answer must mean "not published there").
     pub fn mirrored_versions_in(&self, sub: &str, suite: &str, package: &str) -> Vec<String> {
         let packages = self
             .mirror
@@ -276,7 +277,8 @@ impl WholeFarm {
             .join("deb/dists")
             .join(suite)
             .join("main/binary-amd64/Packages");
-        let text = fs_err::read_to_string(&packages).unwrap_or_default();
+        let text = fs_err::read_to_string(&packages)
+            .unwrap_or_else(|e| panic!("the mirror has no {suite} index of {sub}: {e}"));
         let mut out = Vec::new();
         for stanza in text.split("\n\n") {
             if stanza.lines().any(|l| l == format!("Package: {package}")) {
