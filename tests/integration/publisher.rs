@@ -84,6 +84,11 @@ fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
         fs_err::read_to_string(suite.join("main/debian-installer/binary-amd64/Packages")).unwrap();
     assert!(debs_index.contains("Package: pubtest\n") && !debs_index.contains("pubtest-udeb"));
     assert!(udebs_index.contains("Package: pubtest-udeb\n"));
+    // Their shapes pinned (apt judges them below).
+    crate::pinned::pin!("deb_release", &release);
+    crate::pinned::pin!("deb_packages", &debs_index);
+    let record = fs_err::read_to_string(tree.join("snapshot.json")).unwrap();
+    crate::pinned::pin!("snapshot_json", &record);
 
     // apt trusts it with the published key only, and installs from it.
     let apt = p.apt();
