@@ -31,3 +31,5 @@ pub mod snapshots;
 pub mod staged;
 pub mod suite_contents;
 pub mod tree;
+#[cfg(test)]
+mod tree_tests;
