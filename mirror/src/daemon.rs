@@ -164,7 +164,7 @@ async fn keep_in_sync(farm: &FarmConfig, status: &Status, worker: Worker) {
         };
         match outcome {
             Ok(moved) => {
-                info!(target = %name, %tree, generation, files = moved.files, bytes_sent = moved.bytes_sent, secs = started.elapsed().as_secs_f64(), "in sync");
+                info!(target = %name, %tree, generation, stage = "mirror", files = moved.files, bytes_sent = moved.bytes_sent, secs = started.elapsed().as_secs_f64(), "in sync");
                 if let Err(e) = status.synced(&name, &tree, generation, moved) {
                     error!(error = %e, "cannot record the sync");
                 }

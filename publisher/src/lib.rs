@@ -32,4 +32,6 @@ pub mod snapshots;
 pub mod staged;
 pub mod suite_contents;
 pub mod tree;
+#[cfg(test)]
+mod tree_tests;
 pub mod trees;

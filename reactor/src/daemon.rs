@@ -347,7 +347,7 @@ impl Reactor {
                 debug!(job = %id, %what, "already queued");
                 continue;
             }
-            info!(event = %describe(&stamped.event), job = %id, queue = %queue, %what, "queueing");
+            info!(event = %describe(&stamped.event), job = %id, queue = %queue, stage = "queued", %what, "queueing");
             messages.push(Outgoing {
                 queue: queue.to_string(),
                 id,

@@ -192,3 +192,127 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An outbox with no broker, holding `batches`, each with the confirms given.
+    fn holding(batches: Vec<(Batch, Vec<Confirm>)>) -> Outbox {
+        let example =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/farm.toml");
+        let farm = FarmConfig::load_with_env(&example, Vec::new()).unwrap();
+        let mut outbox = Outbox {
+            settings: farm.broker.clone(),
+            farm,
+            broker: None,
+            in_flight: VecDeque::new(),
+            ids: HashSet::new(),
+        };
+        for (batch, confirms) in batches {
+            outbox
+                .ids
+                .extend(batch.messages.iter().map(|m| m.id.clone()));
+            outbox.in_flight.push_back(InFlight { batch, confirms });
+        }
+        outbox
+    }
+
+    fn batch(ids: &[&str], event_time: i64) -> Batch {
+        Batch {
+            messages: ids
+                .iter()
+                .map(|id| Outgoing {
+                    queue: "build.acme.9.0".into(),
+                    id: (*id).into(),
+                    payload: b"{}".to_vec(),
+                })
+                .collect(),
+            event_time: Some(event_time),
+            recheck: None,
+        }
+    }
+
+    fn confirmed() -> Confirm {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn nacked() -> Confirm {
+        Box::pin(async {
+            Err(BrokerError::Nacked {
+                queue: "build.acme.9.0".into(),
+            })
+        })
+    }
+
+    /// A confirm that completes when the sender says so.
+    fn later() -> (tokio::sync::oneshot::Sender<()>, Confirm) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (
+            tx,
+            Box::pin(async move {
+                rx.await.expect("the test confirms");
+                Ok(())
+            }),
+        )
+    }
+
+    const SHORT: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn batches_settle_in_order_and_release_their_ids() {
+        let mut outbox = holding(vec![
+            (batch(&["a", "b"], 1), vec![confirmed(), confirmed()]),
+            (batch(&["c"], 2), vec![confirmed()]),
+        ]);
+        assert!(outbox.holds("a") && outbox.holds("c"));
+        let first = outbox.settle().await.unwrap();
+        assert_eq!(first.event_time, Some(1));
+        assert!(!outbox.holds("a") && !outbox.holds("b"));
+        assert!(outbox.holds("c"));
+        assert_eq!(outbox.settle().await.unwrap().event_time, Some(2));
+        assert!(outbox.is_empty());
+        assert!(!outbox.holds("c"));
+        // Nothing left: settling waits (it never invents a batch).
+        assert!(tokio::time::timeout(SHORT, outbox.settle()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_batch_waits_for_every_confirm_and_settling_can_be_cancelled() {
+        let (first, confirm_first) = later();
+        let (second, confirm_second) = later();
+        let mut outbox = holding(vec![
+            (batch(&["a", "b"], 1), vec![confirm_first, confirm_second]),
+            (batch(&["c"], 2), vec![confirmed()]),
+        ]);
+        // The later batch is confirmed already, but the first comes first.
+        assert!(tokio::time::timeout(SHORT, outbox.settle()).await.is_err());
+        first.send(()).unwrap();
+        assert!(tokio::time::timeout(SHORT, outbox.settle()).await.is_err());
+        assert!(outbox.holds("a"), "a cancelled settle keeps the batch");
+        second.send(()).unwrap();
+        assert_eq!(outbox.settle().await.unwrap().event_time, Some(1));
+        assert_eq!(outbox.settle().await.unwrap().event_time, Some(2));
+        assert!(outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_nacked_batch_stays_held_for_sending_again() {
+        let mut outbox = holding(vec![(batch(&["a"], 1), vec![nacked()])]);
+        let err = outbox.settle().await.unwrap_err();
+        assert!(matches!(err, BrokerError::Nacked { .. }), "{err}");
+        assert!(outbox.holds("a"));
+        assert!(!outbox.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_takes_no_more_events() {
+        let batches = (0..MAX_IN_FLIGHT)
+            .map(|i| (batch(&[&format!("j{i}")], i as i64), vec![confirmed()]))
+            .collect();
+        let mut outbox = holding(batches);
+        assert!(!outbox.has_room());
+        outbox.settle().await.unwrap();
+        assert!(outbox.has_room());
+    }
+}

@@ -108,7 +108,8 @@ impl Lifecycle {
             .join("deb/dists")
             .join(suite)
             .join("main/binary-amd64/Packages");
-        let text = read_index(&path).unwrap_or_default();
+        let text = read_index(&path)
+            .unwrap_or_else(|| panic!("{} is missing or unreadable", path.display()));
         stanzas(&text)
             .into_iter()
             .filter(|s| s.get("Package").map(String::as_str) == Some(package))

@@ -10,6 +10,7 @@ mod hostile;
 mod lifecycle;
 mod mirror;
 mod outages;
+mod pinned;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;

@@ -78,9 +78,12 @@ fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool, logs: impl 
 }
 
 /// How many times a log says a build of `job` started.
-fn builds_started(log: &str, job: &str) -> usize {
-    log.lines()
-        .filter(|l| l.contains("starting the build") && l.contains(job))
+/// How many builds of `job` the workers' JSON log events say they started.
+fn builds_started(workers: &[&Daemon], job: &str) -> usize {
+    workers
+        .iter()
+        .flat_map(|w| w.events())
+        .filter(|e| e.job() == Some(job) && e.starts("build"))
         .count()
 }
 
@@ -148,7 +151,7 @@ async fn a_build_longer_than_the_consumer_timeout_is_built_once_and_published_on
     assert!(more.is_empty(), "published twice:\n{}", logs());
     let all = logs();
     assert_eq!(
-        builds_started(&all, &job.job_id),
+        builds_started(&[&a, &b], &job.job_id),
         1,
         "built more than once:\n{all}"
     );
@@ -327,12 +330,7 @@ async fn broken_sources_fail_once_with_their_reason() {
     wait_depth(&broker, &format!("{build}.dead"), 1, || w.output()).await;
     // Not tried again.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(
-        builds_started(&w.output(), &job.job_id),
-        1,
-        "{}",
-        w.output()
-    );
+    assert_eq!(builds_started(&[&w], &job.job_id), 1, "{}", w.output());
     assert_eq!(depth(&broker, &build).await, 0);
     broker.close().await;
 }
@@ -365,7 +363,7 @@ async fn a_worker_short_of_space_takes_no_job_until_there_is_room() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let said = short.output();
     assert!(said.contains("paths.min_free_bytes"), "{said}");
-    assert_eq!(builds_started(&said, &job.job_id), 0, "{said}");
+    assert_eq!(builds_started(&[&short], &job.job_id), 0, "{said}");
     assert_eq!(
         depth(&broker, &build).await,
         1,

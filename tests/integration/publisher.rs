@@ -84,6 +84,11 @@ fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
         fs_err::read_to_string(suite.join("main/debian-installer/binary-amd64/Packages")).unwrap();
     assert!(debs_index.contains("Package: pubtest\n") && !debs_index.contains("pubtest-udeb"));
     assert!(udebs_index.contains("Package: pubtest-udeb\n"));
+    // Their shapes pinned (apt judges them below).
+    crate::pinned::pin!("deb_release", &release);
+    crate::pinned::pin!("deb_packages", &debs_index);
+    let record = fs_err::read_to_string(tree.join("snapshot.json")).unwrap();
+    crate::pinned::pin!("snapshot_json", &record);
 
     // apt trusts it with the published key only, and installs from it.
     let apt = p.apt();
@@ -136,7 +141,7 @@ fn restricted_packages_and_their_udebs_go_into_the_restricted_component() {
         String::from_utf8_lossy(&out.stderr)
     );
     let suite = p.tree().join("deb/dists/bookworm");
-    let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap_or_default();
+    let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap();
     assert!(read("restricted/binary-amd64/Packages").contains("Package: secret\n"));
     assert!(read("restricted/debian-installer/binary-amd64/Packages")
         .contains("Package: secret-udeb\n"));
@@ -417,7 +422,16 @@ fn a_tampered_repository_is_rejected_by_apt() {
         &p.tree().join("KEY.asc"),
         &format!("file:{}/deb bookworm main", p.tree().display()),
     );
-    let _ = apt.apt_get(&["update", "-q", "-o", "Acquire::By-Hash=no"]);
+    let update = apt.apt_get(&["update", "-q", "-o", "Acquire::By-Hash=no"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&update.stdout),
+        String::from_utf8_lossy(&update.stderr)
+    );
+    assert!(
+        !update.status.success() && said.contains("Hash Sum mismatch"),
+        "apt-get update did not refuse the tampered index for its hash:\n{said}"
+    );
     let versions = apt.versions("tamper");
     assert!(
         versions.is_empty(),

@@ -27,10 +27,18 @@ fn publish_queue(farm: &Farm) -> String {
     QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string()
 }
 
-/// The live generation of the farm's release, if any.
+/// The live generation of the farm's release; `None` only when it has no tree link yet.
 fn live(farm: &Farm) -> Option<u64> {
-    let target = fs_err::read_link(farm.release_tree()).ok()?;
-    target.file_name()?.to_str()?.parse().ok()
+    let link = farm.release_tree();
+    if !link.exists() && link.symlink_metadata().is_err() {
+        return None;
+    }
+    let target = fs_err::read_link(&link).unwrap();
+    let name = target.file_name().and_then(|n| n.to_str());
+    Some(
+        name.and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{} points at {}", link.display(), target.display())),
+    )
 }
 
 /// Waits until the release's live generation is `n` (10 minutes at most).
@@ -47,14 +55,12 @@ fn wait_for_generation(farm: &Farm, n: u64, publisher: &Daemon) {
     }
 }
 
+/// The sorted names in `dir`; fails when it cannot be read (an empty answer must mean empty).
 fn names_in(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = fs_err::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     out.sort();
     out
 }
@@ -273,17 +279,10 @@ async fn two_hundred_publishes_stay_within_the_configured_retention() {
     // Figures: disk use, and the time each prune took.
     let (with, without) = (usage(&kept), usage(&all));
     let took: Vec<u64> = kept_publisher
-        .output()
-        .lines()
-        .filter(|l| l.contains("pruned snapshots"))
-        .filter_map(|l| {
-            l.split("took_ms=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
+        .events()
+        .iter()
+        .filter(|e| e.message().starts_with("pruned snapshots"))
+        .map(|e| e.number("took_ms").expect("a prune logs its time") as u64)
         .collect();
     assert_eq!(
         took.len(),

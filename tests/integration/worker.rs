@@ -149,6 +149,8 @@ fn hello_from_bookworm_sources_builds_and_installs() {
         fs_err::read_to_string(out.path().join("hello_2.10-3_amd64.buildinfo")).unwrap();
     assert!(buildinfo.contains("Installed-Build-Depends:"));
     assert!(result["image_id"].as_str().unwrap().starts_with("sha256:"));
+    let record = fs_err::read_to_string(out.path().join("result.json")).unwrap();
+    crate::pinned::pin!("worker_result_json", &record);
     let log = fs_err::read_to_string(out.path().join("build.log")).unwrap();
     assert!(
         log.contains("no network; building as user builder"),

@@ -285,13 +285,19 @@ impl AptRoot {
         )
     }
 
-    /// Versions of `package` apt knows of.
+    /// Versions of `package` apt knows of; fails when `apt-cache` itself fails (an empty
+    /// answer must mean "apt knows none").
     pub fn versions(&self, package: &str) -> Vec<String> {
         let out = Command::new("apt-cache")
             .args(["madison", package])
             .env("APT_CONFIG", self.dir.path().join("apt.conf"))
             .output()
             .unwrap();
+        assert!(
+            out.status.success(),
+            "apt-cache madison {package} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split('|').nth(1).map(|v| v.trim().to_owned()))

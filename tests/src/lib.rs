@@ -6,6 +6,7 @@ pub mod apt;
 pub mod debian;
 pub mod docker_proxy;
 pub mod gerrit;
+pub mod logs;
 pub mod rabbit;
 pub mod rsyncd;
 pub mod whole;
@@ -202,14 +203,17 @@ versions = [{release}]
     }
 }
 
-/// A daemon started by a test, killed (SIGKILL) when dropped.
+/// A daemon started by a test, killed (SIGKILL) when dropped. It logs JSON lines
+/// (`PERESTROIKA_LOG_FORMAT=json`): [`Daemon::events`] reads them, [`Daemon::output`] renders
+/// them as text.
 pub struct Daemon {
     pub child: std::process::Child,
     pub log: PathBuf,
 }
 
 impl Daemon {
-    /// Starts a workspace binary with arguments; its stderr and stdout go to `log`.
+    /// Starts a workspace binary with arguments, logging JSON; its stderr and stdout go to
+    /// `log`.
     pub fn start(name: &str, args: &[&str], log: &Path) -> Self {
         Self::start_with_env(name, args, &[], log)
     }
@@ -220,6 +224,7 @@ impl Daemon {
         let child = Command::new(bin(name))
             .args(args)
             .env("RUST_LOG", "info")
+            .env("PERESTROIKA_LOG_FORMAT", "json")
             .envs(env.iter().copied())
             .stdout(file.try_clone().expect("clone").into_parts().0)
             .stderr(file.into_parts().0)
@@ -237,9 +242,19 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
-    /// What the daemon logged so far.
-    pub fn output(&self) -> String {
+    /// What the daemon logged so far, as it wrote it (JSON lines and anything else).
+    pub fn raw_output(&self) -> String {
         fs_err::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the daemon logged so far, its JSON events rendered as text lines.
+    pub fn output(&self) -> String {
+        logs::render(&self.raw_output())
+    }
+
+    /// The events the daemon logged so far.
+    pub fn events(&self) -> Vec<logs::Event> {
+        logs::events(&self.raw_output())
     }
 
     /// Waits (30 s at most) until the daemon has logged `needle` `times` times.

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::apt::{signed_farm, OperatorKey};
 use crate::debian::{base_image, package_cache};
 use crate::gerrit::{ChangeSpec, Gerrit};
+use crate::logs;
 use crate::{free_port, run, sh, shared_amqp_url, wait_for_listener, Daemon, Farm};
 
 /// The branch of the greet example's code and packaging projects.
@@ -267,12 +268,14 @@ impl WholeFarm {
         self.mirrored_versions_in(sub, "bookworm", package)
     }
 
-    /// The versions of `package` in the mirrored tree's `suite` `Packages` index.
+    /// The versions of `package` in the mirrored tree's `suite` `Packages` index; fails when
+    /// the index is missing (an empty answer must mean "not published there").
     pub fn mirrored_versions_in(&self, sub: &str, suite: &str, package: &str) -> Vec<String> {
         let packages = perestroika_tree::GenerationDir::new(self.mirror.join(self.tree(sub)))
             .deb_suite(suite)
             .join("main/binary-amd64/Packages");
-        let text = fs_err::read_to_string(&packages).unwrap_or_default();
+        let text = fs_err::read_to_string(&packages)
+            .unwrap_or_else(|e| panic!("the mirror has no {suite} index of {sub}: {e}"));
         perestroika_formats::deb822::parse(&text)
             .unwrap_or_else(|e| panic!("{}: {e}", packages.display()))
             .iter()
@@ -281,45 +284,56 @@ impl WholeFarm {
             .collect()
     }
 
-    /// The stages of one job from the event to the mirror, read from the daemons' logs.
+    /// The stages of one job from the event to the mirror, read from the daemons' JSON log
+    /// events (their `job`, `stage`, `tree` and `generation` fields).
     pub fn trace(&self, emitted: DateTime<Utc>, job: &str, tree: &str) -> StageTrace {
-        let at = |daemon: &Daemon, needles: &[&str]| -> DateTime<Utc> {
-            log_time(&daemon.output(), needles)
-                .unwrap_or_else(|| panic!("no log line with {needles:?}:\n{}", daemon.output()))
+        let event = |daemon: &Daemon, stage: &str, end: bool| -> logs::Event {
+            let events = daemon.events();
+            let found = if end {
+                logs::ended(&events, job, stage)
+            } else {
+                logs::started(&events, job, stage)
+            };
+            found.cloned().unwrap_or_else(|| {
+                panic!(
+                    "no event of job {job} {} stage {stage}:\n{}",
+                    if end { "ending" } else { "starting" },
+                    daemon.output()
+                )
+            })
         };
-        let job_field = format!("job={job}");
-        let published = at(&self.publisher, &[&job_field, "published"]);
-        let generation = log_field(
-            &self.publisher.output(),
-            &[&job_field, "published"],
-            "generation",
-        )
-        .expect("the publisher logs the generation");
+        let published = event(&self.publisher, "publish", true);
+        let generation = published
+            .number("generation")
+            .expect("the publisher logs the generation");
+        let mirrored = self
+            .mirror_daemon
+            .events()
+            .into_iter()
+            .find(|e| {
+                e.ends("mirror")
+                    && e.str("tree") == Some(tree)
+                    && e.number("generation") == Some(generation)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no event of {tree} generation {generation} in sync:\n{}",
+                    self.mirror_daemon.output()
+                )
+            });
         StageTrace {
             emitted,
-            queued: at(&self.reactor, &[&job_field, "queueing"]),
-            build_started: at(&self.worker, &[&job_field, "starting the build"]),
-            built: at(&self.worker, &[&job_field, "built and handed"]),
-            published,
-            mirrored: at(
-                &self.mirror_daemon,
-                &[
-                    &format!("tree={tree}"),
-                    &format!("generation={generation}"),
-                    "in sync",
-                ],
-            ),
+            queued: event(&self.reactor, "queued", false).timestamp,
+            build_started: event(&self.worker, "build", false).timestamp,
+            built: event(&self.worker, "build", true).timestamp,
+            published: published.timestamp,
+            mirrored: mirrored.timestamp,
         }
     }
 
     /// The build jobs the reactor queued, in order (retirements left out).
     pub fn queued_jobs(&self) -> Vec<String> {
-        self.reactor
-            .output()
-            .lines()
-            .filter(|l| l.contains("queueing") && l.contains("queue=build."))
-            .filter_map(|l| field(l, "job"))
-            .collect()
+        logs::queued_build_jobs(&self.reactor.events())
     }
 }
 
@@ -359,31 +373,6 @@ impl std::fmt::Display for StageTrace {
         }
         Ok(())
     }
-}
-
-/// The time stamp of the first log line holding every needle.
-fn log_time(log: &str, needles: &[&str]) -> Option<DateTime<Utc>> {
-    let line = log
-        .lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))?;
-    DateTime::parse_from_rfc3339(line.split_whitespace().next()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// A `key=value` field of the first log line holding every needle.
-fn log_field(log: &str, needles: &[&str], key: &str) -> Option<String> {
-    let line = log
-        .lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))?;
-    field(line, key)
-}
-
-fn field(line: &str, key: &str) -> Option<String> {
-    let prefix = format!("{key}=");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .map(|v| v.trim_matches('"').to_owned())
 }
 
 /// Unpacks a Debian source package (patches unapplied, as a packaging repository keeps it).

@@ -48,6 +48,7 @@ pub(super) async fn publish(
     queue: &QueueName,
     job: PublishJob,
 ) -> Disposition {
+    let started = std::time::Instant::now();
     if let Err(e) = validate::publish_job(&farm, queue, &job) {
         return refused(&job.job_id, e);
     }
@@ -158,7 +159,7 @@ pub(super) async fn publish(
         error!(job = %job.job_id, error = %e, "could not announce; the job will be redone");
         return Disposition::Later(e.to_string());
     }
-    info!(job = %job.job_id, tree = %published.tree, generation = published.generation, changed = published.changed, "published");
+    info!(job = %job.job_id, %queue, stage = "publish", secs = started.elapsed().as_secs_f64(), tree = %published.tree, generation = published.generation, changed = published.changed, "published");
     let suite = Publisher {
         farm: &farm,
         signer: &signer,

@@ -55,7 +55,8 @@ pub(super) async fn handle(
         warn!(job = %job.job_id, reason = %e, "refusing a build job");
         return Disposition::DeadLetter(e.to_string());
     }
-    info!(job = %job.job_id, package = %job.package, distro = %job.distro, "starting the build");
+    info!(job = %job.job_id, %queue, stage = "build", package = %job.package, distro = %job.distro, "starting the build");
+    let started = std::time::Instant::now();
     let staging = &farm.paths.staging;
     let incoming = staging.join(format!(".incoming-{}-{}", job.job_id, std::process::id()));
     let _ = fs_err::remove_dir_all(&incoming);
@@ -99,7 +100,7 @@ pub(super) async fn handle(
     let result = report.result;
     let failed = match &result.outcome {
         BuildOutcome::Failed { step, reason } => {
-            warn!(job = %job.job_id, %step, %reason, "build failed");
+            warn!(job = %job.job_id, stage = "build", secs = started.elapsed().as_secs_f64(), %step, %reason, "build failed");
             Some(format!(
                 "build failed at step {step}: {reason} (log: {})",
                 dest.join(build::LOG_NAME).display()
@@ -138,7 +139,7 @@ pub(super) async fn handle(
         // Dead-lettered, so that the operator finds it with `perestroika-queue dead`.
         Some(reason) => Disposition::DeadLetter(reason),
         None => {
-            info!(job = %job.job_id, version = result.package_version.as_deref().unwrap_or("unknown"), "built and handed to the publisher");
+            info!(job = %job.job_id, stage = "build", secs = started.elapsed().as_secs_f64(), version = result.package_version.as_deref().unwrap_or("unknown"), "built and handed to the publisher");
             Disposition::Ack
         }
     }

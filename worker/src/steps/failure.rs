@@ -131,3 +131,80 @@ fn reason_from(log: &BuildLog, fallback: &str) -> String {
         wanted.join("\n")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reason [`reason_from`] finds in a log of `text`.
+    fn reason(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = BuildLog::create(&dir.path().join("build.log"), 1 << 20, false).unwrap();
+        log.write(text.as_bytes()).unwrap();
+        reason_from(&log, "the step failed")
+    }
+
+    #[test]
+    fn apt_errors_and_unmet_dependencies_are_the_reason() {
+        let log = "Reading package lists...\n\
+            Building dependency tree...\n\
+            Some packages could not be installed.\n\
+            The following packages have unmet dependencies:\n \
+            builddeps:greet : Depends: libmissing-dev but it is not installable\n\
+            E: Unable to correct problems, you have held broken packages.\n";
+        assert_eq!(
+            reason(log),
+            " builddeps:greet : Depends: libmissing-dev but it is not installable\n\
+             E: Unable to correct problems, you have held broken packages."
+        );
+    }
+
+    #[test]
+    fn compiler_and_dpkg_errors_are_the_reason() {
+        let log = "gcc -c greet.c\n\
+            greet.c:3:1: error: expected ';' before '}' token\n\
+            make: *** [Makefile:2: greet.o] Error 1\n\
+            dh_auto_build: error: make -j2 returned exit code 2\n\
+            dpkg-buildpackage: error: debian/rules build subprocess returned exit status 2\n";
+        assert_eq!(
+            reason(log),
+            "greet.c:3:1: error: expected ';' before '}' token\n\
+             make: *** [Makefile:2: greet.o] Error 1\n\
+             dh_auto_build: error: make -j2 returned exit code 2\n\
+             dpkg-buildpackage: error: debian/rules build subprocess returned exit status 2"
+        );
+    }
+
+    #[test]
+    fn rpm_errors_are_the_reason() {
+        let log = "Last metadata expiration check: 0:00:01 ago\n\
+            No matching package to install: 'libmissing-devel'\n\
+            Error: Unable to find a match: libmissing-devel\n\
+            error: Failed build dependencies:\n\
+            \tlibmissing-devel is needed by greet-1.0-1.noarch\n\
+            [perestroika] Source0 greet-1.0.tar.gz is not in the packaging\n";
+        assert_eq!(reason(log).lines().count(), 5, "{}", reason(log));
+        assert!(
+            reason(log).ends_with("[perestroika] Source0 greet-1.0.tar.gz is not in the packaging")
+        );
+    }
+
+    #[test]
+    fn only_the_end_of_the_log_counts() {
+        let mut log = String::from("E: an old error, long before the end\n");
+        for i in 0..40 {
+            log.push_str(&format!("building part {i}\n"));
+        }
+        log.push_str("dpkg-source: error: cannot represent change to greet.bin\n");
+        assert_eq!(
+            reason(&log),
+            "dpkg-source: error: cannot represent change to greet.bin"
+        );
+    }
+
+    #[test]
+    fn without_a_telling_line_the_fallback_is_the_reason() {
+        assert_eq!(reason("compiling\nlinking\nKilled\n"), "the step failed");
+        assert_eq!(reason(""), "the step failed");
+    }
+}

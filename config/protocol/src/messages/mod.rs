@@ -15,6 +15,8 @@ mod publish;
 mod sources;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wire_tests;
 
 pub use build::*;
 pub use feedback::*;
