@@ -81,6 +81,8 @@ impl Demo {
     }
 
     fn run(&self) -> Result<()> {
+        println!("== base image");
+        println!("   {}", base_image("bookworm"));
         ensure!(
             self.gerrit.wait_for_live_stream(Duration::from_secs(10)),
             "no stream-events session reached the Gerrit stand-in; see {}",
@@ -204,12 +206,8 @@ impl Demo {
         let mut trace = Err(String::new());
         let _ = self.wait("the mirror's event", Duration::from_secs(5), || {
             let events = ["reactor", "worker", "publisher", "mirror"].map(|d| self.events(d));
-            trace = StageTrace::from_events(
-                emitted,
-                &job,
-                TREE,
-                events.each_ref().map(Vec::as_slice),
-            );
+            trace =
+                StageTrace::from_events(emitted, &job, TREE, events.each_ref().map(Vec::as_slice));
             Ok(trace.is_ok())
         });
         let trace = trace.map_err(|missing| anyhow::anyhow!("{missing} in the daemons' logs"))?;
@@ -226,16 +224,16 @@ impl Demo {
         );
         let args = ["promote", CUSTOMER, RELEASE, "greet", "--to", "updates"];
         println!("   perestroika-queue {}", args.join(" "));
-        let out = self.queue(&args)?;
-        print!(
-            "{}",
-            indent(&format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        );
-        ensure!(out.status.success(), "perestroika-queue promote failed");
+        // What it prints and logs, in the order an operator's terminal shows them.
+        let output = self.root.join("logs/promote.out");
+        let file = fs_err::File::create(&output)?;
+        let status = self
+            .queue_command(&args)
+            .stdout(file.file().try_clone()?)
+            .stderr(file.into_parts().0)
+            .status()?;
+        print!("{}", indent(&fs_err::read_to_string(&output)?));
+        ensure!(status.success(), "perestroika-queue promote failed");
         self.wait("greet on bookworm-updates", Duration::from_secs(60), || {
             self.on_mirror("bookworm-updates", version)
         })
@@ -331,12 +329,18 @@ impl Demo {
         logs::events(&self.log(daemon))
     }
 
-    fn queue(&self, args: &[&str]) -> Result<std::process::Output> {
-        Ok(Command::new(bin("perestroika-queue"))
-            .arg("--config")
+    /// `perestroika-queue` with the demo's configuration, logging as on a terminal.
+    fn queue_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(bin("perestroika-queue"));
+        cmd.arg("--config")
             .arg(&self.config)
             .args(args)
-            .output()?)
+            .env_remove("PERESTROIKA_LOG_FORMAT");
+        cmd
+    }
+
+    fn queue(&self, args: &[&str]) -> Result<std::process::Output> {
+        Ok(self.queue_command(args).output()?)
     }
 
     /// Polls `done` until it holds, or fails after `within` naming `what` and the logs.
