@@ -30,13 +30,14 @@ pub struct PublishOnly {
 }
 
 impl PublishOnly {
-    /// A release 9.0 written as `release` (a TOML inline table), with no suites besides it.
+    /// A release 9.0 written as `release` (a TOML inline table), with the fewest suites
+    /// besides it a configuration may have: the proposed suite alone.
     pub fn new(release: &str, sections: &str) -> Self {
         let key = OperatorKey::new();
         let farm = signed_farm(
             "amqp://127.0.0.1:1/%2f",
             &[&key],
-            &format!("[publish]\nsuites = []\n{sections}"),
+            &format!("[publish]\nsuites = [\"proposed\"]\n{sections}"),
             release,
         );
         Self { key, farm }

@@ -34,7 +34,7 @@ pub fn run(root: &Path, runs: usize) -> Result<()> {
     let farm = signed_farm(
         "amqp://127.0.0.1:1/%2f",
         &[&key],
-        "[publish]\nsuites = []\n",
+        "[publish]\nsuites = [\"proposed\"]\n",
         &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
     );
     let examples = repo_root().join("worker/examples");
