@@ -141,6 +141,11 @@ impl OperatorKey {
 }
 
 impl OperatorKey {
+    /// The gpg home holding the secret key (for tools that sign with it directly).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// The public half, armored, in a file beside the secret.
     pub fn public_file(&self) -> PathBuf {
         let public = self.home.path().join("public.asc");

@@ -16,8 +16,8 @@ use crate::{free_port, repo_root, sh, wait_for_listener};
 /// A running stand-in. Dropping it stops sshd and everything it started.
 pub struct Gerrit {
     pub dir: tempfile::TempDir,
-    /// Data root: events.jsonl, changes.jsonl, git/<project> (bare), commands.log.
-    pub root: PathBuf,
+    /// Its data: events, changes, reviews and the bare repositories.
+    files: StandIn,
     pub port: u16,
     /// The client's private key, authorised for the current user.
     pub key_file: PathBuf,
@@ -95,7 +95,7 @@ impl Gerrit {
                     root.display()
                 )
             }),
-            root,
+            files: StandIn { root },
             host_key,
             sshd: None,
             dir,
@@ -234,6 +234,31 @@ impl Gerrit {
             self.root.display()
         )
     }
+}
+
+impl std::ops::Deref for Gerrit {
+    type Target = StandIn;
+
+    fn deref(&self) -> &StandIn {
+        &self.files
+    }
+}
+
+/// The stand-in's data under one root, whoever runs its sshd (a test's [`Gerrit`], or the
+/// demo's long-lived one): `events.jsonl` (the stream), `changes.jsonl` (what `gerrit query`
+/// answers), `reviews.jsonl`, `streams.log`, `commands.log` and `git/<project>` (bare).
+#[derive(Debug, Clone)]
+pub struct StandIn {
+    pub root: PathBuf,
+}
+
+impl StandIn {
+    /// The data under `root` (created by the stand-in's first use).
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
 
     /// Where the projects' bare repositories are (the workers' `git_url`).
     pub fn git_root(&self) -> PathBuf {
@@ -260,18 +285,42 @@ impl Gerrit {
         files: &[(String, String)],
         message: &str,
     ) -> String {
-        self.push_to(project, branch, None, files, message, |_| {})
+        self.push_to(project, branch, None, files, message, |_| {}, false)
     }
 
     /// Commits a directory's content (replacing the branch's files) on top of `branch` of
     /// `project` and pushes it to the branch; returns the commit id.
     pub fn push_dir(&self, project: &str, branch: &str, dir: &Path, message: &str) -> String {
-        self.push_to(project, branch, None, &[], message, |w| {
+        self.push_dir_to(project, branch, dir, message, false)
+    }
+
+    /// Like [`StandIn::push_dir`], but pushes nothing when the branch already holds the
+    /// directory's content; returns the branch's (possibly unchanged) head.
+    pub fn push_dir_if_changed(
+        &self,
+        project: &str,
+        branch: &str,
+        dir: &Path,
+        message: &str,
+    ) -> String {
+        self.push_dir_to(project, branch, dir, message, true)
+    }
+
+    fn push_dir_to(
+        &self,
+        project: &str,
+        branch: &str,
+        dir: &Path,
+        message: &str,
+        only_if_changed: bool,
+    ) -> String {
+        let copy = |w: &Path| {
             sh(Command::new("cp")
                 .arg("-a")
                 .arg(format!("{}/.", dir.display()))
                 .arg(w));
-        })
+        };
+        self.push_to(project, branch, None, &[], message, copy, only_if_changed)
     }
 
     /// Commits files on top of `branch` of `project` as patch set `patch_set` of change
@@ -285,11 +334,22 @@ impl Gerrit {
         message: &str,
     ) -> String {
         let refname = format!("refs/changes/{:02}/{change}/{patch_set}", change % 100);
-        self.push_to(project, branch, Some(&refname), files, message, |_| {})
+        self.push_to(
+            project,
+            branch,
+            Some(&refname),
+            files,
+            message,
+            |_| {},
+            false,
+        )
     }
 
     /// Clones `project`, checks out `branch` (new if missing), lets `prepare` change the work
     /// tree, commits it with `files` written, and pushes to `refname` (default: the branch).
+    /// With `only_if_changed`, a work tree equal to the branch's head is neither committed
+    /// nor pushed, and the head is returned.
+    #[allow(clippy::too_many_arguments)]
     fn push_to(
         &self,
         project: &str,
@@ -298,6 +358,7 @@ impl Gerrit {
         files: &[(String, String)],
         message: &str,
         prepare: impl FnOnce(&Path),
+        only_if_changed: bool,
     ) -> String {
         let bare = self.repo(project);
         let work = tempfile::tempdir().unwrap();
@@ -318,6 +379,15 @@ impl Gerrit {
             .arg(branch)
             .current_dir(w));
         prepare(w);
+        if only_if_changed && has_branch && files.is_empty() {
+            sh(Command::new("git").args(["add", "-A"]).current_dir(w));
+            let status = sh(Command::new("git")
+                .args(["status", "--porcelain"])
+                .current_dir(w));
+            if status.trim().is_empty() {
+                return GitRepo::open(w).head();
+            }
+        }
         let commit = GitRepo::open(w).commit(files, message);
         let target = refname
             .map(str::to_owned)
@@ -351,6 +421,43 @@ impl Gerrit {
         self.record(&change.row("NEW"));
         self.emit(&change.event("patchset-created", json!({})));
         change
+    }
+
+    /// The commit `branch` of `project` points at, if the branch exists.
+    pub fn branch_head(&self, project: &str, branch: &str) -> Option<String> {
+        let out = Command::new("git")
+            .args([
+                "rev-parse",
+                "-q",
+                "--verify",
+                &format!("refs/heads/{branch}"),
+            ])
+            .current_dir(self.repo(project))
+            .output()
+            .unwrap_or_else(|e| panic!("git rev-parse: {e}"));
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// `git rev-list --count` of `commit` in `project`: the count the farm's versions use.
+    pub fn commit_count(&self, project: &str, commit: &str) -> u64 {
+        sh(Command::new("git")
+            .args(["rev-list", "--count", commit])
+            .current_dir(self.repo(project)))
+        .trim()
+        .parse()
+        .expect("git rev-list --count prints a number")
+    }
+
+    /// The number a new change gets: one more than the highest recorded.
+    pub fn next_change_number(&self) -> u64 {
+        self.changes()
+            .iter()
+            .filter_map(|row| row["number"].as_u64())
+            .max()
+            .unwrap_or(0)
+            + 1
     }
 
     /// Sets a project's submit type where Gerrit keeps it: `submit.action` of
@@ -504,6 +611,23 @@ impl Gerrit {
                 "only {started} of {n} stream-events sessions started"
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `within` until the newest stream-events session is still alive (a
+    /// long-lived stand-in's log also names sessions that ended); false if none is.
+    pub fn wait_for_live_stream(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let log = fs_err::read_to_string(self.root.join("streams.log")).unwrap_or_default();
+            let pid = log.lines().last().and_then(|l| l.split_whitespace().next());
+            if pid.is_some_and(|pid| Path::new("/proc").join(pid).exists()) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 

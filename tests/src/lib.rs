@@ -61,6 +61,19 @@ pub fn sh(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs a command; its standard output, or an error naming the command with its output
+/// (for the examples, which report failures instead of panicking).
+pub fn try_sh(cmd: &mut Command) -> anyhow::Result<String> {
+    let out = cmd.output().map_err(|e| anyhow::anyhow!("{cmd:?}: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Waits up to ten seconds until something listens on `addr` (`host:port`); on timeout,
 /// fails with `what` and the log `log` returns.
 pub fn wait_for_listener(addr: &str, what: &str, log: impl Fn() -> String) {

@@ -287,48 +287,23 @@ impl WholeFarm {
     /// The stages of one job from the event to the mirror, read from the daemons' JSON log
     /// events (their `job`, `stage`, `tree` and `generation` fields).
     pub fn trace(&self, emitted: DateTime<Utc>, job: &str, tree: &str) -> StageTrace {
-        let event = |daemon: &Daemon, stage: &str, end: bool| -> logs::Event {
-            let events = daemon.events();
-            let found = if end {
-                logs::ended(&events, job, stage)
-            } else {
-                logs::started(&events, job, stage)
-            };
-            found.cloned().unwrap_or_else(|| {
+        let daemons = [
+            &self.reactor,
+            &self.worker,
+            &self.publisher,
+            &self.mirror_daemon,
+        ];
+        let events = daemons.map(Daemon::events);
+        StageTrace::from_events(emitted, job, tree, events.each_ref().map(Vec::as_slice))
+            .unwrap_or_else(|missing| {
                 panic!(
-                    "no event of job {job} {} stage {stage}:\n{}",
-                    if end { "ending" } else { "starting" },
-                    daemon.output()
+                    "{missing}:\n--- reactor\n{}\n--- worker\n{}\n--- publisher\n{}\n--- mirror\n{}",
+                    daemons[0].output(),
+                    daemons[1].output(),
+                    daemons[2].output(),
+                    daemons[3].output()
                 )
             })
-        };
-        let published = event(&self.publisher, "publish", true);
-        let generation = published
-            .number("generation")
-            .expect("the publisher logs the generation");
-        let mirrored = self
-            .mirror_daemon
-            .events()
-            .into_iter()
-            .find(|e| {
-                e.ends("mirror")
-                    && e.str("tree") == Some(tree)
-                    && e.number("generation") == Some(generation)
-            })
-            .unwrap_or_else(|| {
-                panic!(
-                    "no event of {tree} generation {generation} in sync:\n{}",
-                    self.mirror_daemon.output()
-                )
-            });
-        StageTrace {
-            emitted,
-            queued: event(&self.reactor, "queued", false).timestamp,
-            build_started: event(&self.worker, "build", false).timestamp,
-            built: event(&self.worker, "build", true).timestamp,
-            published: published.timestamp,
-            mirrored: mirrored.timestamp,
-        }
     }
 
     /// The build jobs the reactor queued, in order (retirements left out).
@@ -349,6 +324,49 @@ pub struct StageTrace {
 }
 
 impl StageTrace {
+    /// The stages of job `job` of tree `tree` (`<customer>/<version>`), its event emitted at
+    /// `emitted`, from the JSON log events of the reactor, worker, publisher and mirror, in
+    /// that order; or which event is missing.
+    pub fn from_events(
+        emitted: DateTime<Utc>,
+        job: &str,
+        tree: &str,
+        [reactor, worker, publisher, mirror]: [&[logs::Event]; 4],
+    ) -> Result<Self, String> {
+        let event = |events: &[logs::Event], stage: &str, end: bool| {
+            let found = if end {
+                logs::ended(events, job, stage)
+            } else {
+                logs::started(events, job, stage)
+            };
+            found.map(|e| e.timestamp).ok_or_else(|| {
+                let how = if end { "ending" } else { "starting" };
+                format!("no event of job {job} {how} stage {stage}")
+            })
+        };
+        let published = logs::ended(publisher, job, "publish")
+            .ok_or_else(|| format!("no event of job {job} ending stage publish"))?;
+        let generation = published
+            .number("generation")
+            .ok_or("the publisher logs no generation")?;
+        let mirrored = mirror
+            .iter()
+            .find(|e| {
+                e.ends("mirror")
+                    && e.str("tree") == Some(tree)
+                    && e.number("generation") == Some(generation)
+            })
+            .ok_or_else(|| format!("no event of {tree} generation {generation} in sync"))?;
+        Ok(Self {
+            emitted,
+            queued: event(reactor, "queued", false)?,
+            build_started: event(worker, "build", false)?,
+            built: event(worker, "build", true)?,
+            published: published.timestamp,
+            mirrored: mirrored.timestamp,
+        })
+    }
+
     /// (stage, seconds) in order.
     pub fn stages(&self) -> Vec<(&'static str, f64)> {
         let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64 / 1000.0;

@@ -5,9 +5,9 @@
 //! measured is line written → job delivered to a consumer: an upper bound of line → broker
 //! confirm (it adds the stand-in's 2 ms poll and the delivery to the consumer).
 //!
-//! Run by `.ci/bench reactor`; BENCH_EVENTS (default 20000) events in one burst for
-//! throughput, then BENCH_PACED (default 2000) events at BENCH_RATE per second (default 500)
-//! for latency.
+//! `.ci/bench reactor`: `--events` (BENCH_EVENTS, default 20000) events in one burst for
+//! throughput, then `--paced` (BENCH_PACED, default 2000) events at `--rate` per second
+//! (BENCH_RATE, default 500) for latency.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,11 +21,18 @@ use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::{Daemon, Farm};
 use serde_json::json;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// How many events, and how fast.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events in the burst measured for throughput.
+    #[arg(long, env = "BENCH_EVENTS", default_value_t = 20_000)]
+    events: u64,
+    /// Events sent one at a time for latency.
+    #[arg(long, env = "BENCH_PACED", default_value_t = 2_000)]
+    paced: u64,
+    /// Events per second of the paced run.
+    #[arg(long, env = "BENCH_RATE", default_value_t = 500)]
+    rate: u64,
 }
 
 fn now_ns() -> u128 {
@@ -74,11 +81,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() {
-    let burst = env("BENCH_EVENTS", 20_000);
-    let paced = env("BENCH_PACED", 2_000);
-    let rate = env("BENCH_RATE", 500).max(1);
+/// Runs the reactor benchmark on a private broker and stand-in.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(measure(args.events, args.paced, args.rate.max(1)));
+    Ok(())
+}
+
+async fn measure(burst: u64, paced: u64, rate: u64) {
     let rabbit = Rabbit::start();
     let gerrit = Gerrit::start();
     let farm = Farm::with_sections(&rabbit.url(), "", &gerrit.config_section());
