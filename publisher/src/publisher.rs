@@ -60,12 +60,7 @@ impl Publisher<'_> {
 
     /// A release of the configuration; refused when it is not there.
     pub(crate) fn release(&self, customer: &str, version: &str) -> Result<&Release, PublishError> {
-        self.farm
-            .release(customer, version)
-            .ok_or_else(|| PublishError::UnknownRelease {
-                customer: customer.to_owned(),
-                version: version.to_owned(),
-            })
+        self.trees().release(customer, version)
     }
 
     /// Every deb suite of the distros of a tree's releases: `<distro>` and `<distro>-<suite>`.

@@ -19,7 +19,7 @@ pub struct Trees<'a> {
     pub farm: &'a FarmConfig,
 }
 
-impl Trees<'_> {
+impl<'a> Trees<'a> {
     /// The public tree a target publishes into, and its path relative to the public root.
     pub fn tree(&self, customer: &str, version: &str, target: &Target) -> (Tree, String) {
         let path = target.tree(customer, version);
@@ -56,7 +56,7 @@ impl Trees<'_> {
     }
 
     /// A release of the configuration; refused when it is not there.
-    pub fn release(&self, customer: &str, version: &str) -> Result<&Release, PublishError> {
+    pub fn release(&self, customer: &str, version: &str) -> Result<&'a Release, PublishError> {
         self.farm
             .release(customer, version)
             .ok_or_else(|| PublishError::UnknownRelease {
