@@ -31,18 +31,6 @@ pub struct Pruned {
     pub logs: usize,
 }
 
-/// A snapshot marked shipped: never pruned.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Shipped {
-    /// The snapshot's number.
-    pub snapshot: u64,
-    /// When it was marked.
-    pub marked: chrono::DateTime<chrono::Utc>,
-    /// What the operator wrote about it (e.g. the release it went out as).
-    #[serde(default)]
-    pub note: String,
-}
-
 impl Publisher<'_> {
     /// Removes the generations of a tree beyond `publish.keep_snapshots` (none when it is 0),
     /// then the pool files and logs only they used. Called with the tree locked, after a

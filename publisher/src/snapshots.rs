@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use perestroika_protocol::messages::Target;
 
 use crate::error::PublishError;
-use crate::retention::Shipped;
 use crate::suite_contents::deb_contents;
+use crate::trees::Shipped;
 use crate::trees::Trees;
 
 /// One snapshot (generation) of a release.

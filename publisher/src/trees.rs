@@ -9,8 +9,19 @@ use perestroika_config::{FarmConfig, Release};
 use perestroika_protocol::messages::Target;
 
 use crate::error::{io, PublishError};
-use crate::retention::Shipped;
 use crate::tree::{Tree, TreeLock};
+
+/// A snapshot marked shipped: never pruned.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shipped {
+    /// The snapshot's number.
+    pub snapshot: u64,
+    /// When it was marked.
+    pub marked: chrono::DateTime<chrono::Utc>,
+    /// What the operator wrote about it (e.g. the release it went out as).
+    #[serde(default)]
+    pub note: String,
+}
 
 /// The farm's public trees, as the publisher lays them out.
 #[derive(Clone, Copy)]
