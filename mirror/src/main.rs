@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use perestroika_config::settings::fingerprint;
-use perestroika_host::cli::{run_main, ConfigArgs, UsageError};
+use perestroika_host::cli::{run_main, UsageError};
 use perestroika_mirror::live::live_generation;
 use perestroika_mirror::preflight::preflight;
 use perestroika_mirror::selection::{pinned, targets, tree_ref, SelectionError};
@@ -14,15 +14,8 @@ use perestroika_mirror::status::{self, Status};
 use perestroika_mirror::{daemon, http, rsyncd, sync, verify};
 use tracing::info;
 
-/// Copies the signed public tree to mirror hosts, indexes last, and serves it.
-#[derive(Parser)]
-#[command(name = "perestroika-mirror", version)]
-struct Cli {
-    #[command(flatten)]
-    common: ConfigArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+/// What `--help` says the binary does.
+const ABOUT: &str = "Copies the signed public tree to mirror hosts, indexes last, and serves it.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -96,7 +89,7 @@ fn chosen<T>(picked: Result<T, SelectionError>) -> anyhow::Result<T> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = perestroika_host::cli::Invocation::<Command>::parse_as("perestroika-mirror", ABOUT);
     run_main("info", async move {
         let farm = cli.common.load()?;
         match cli.command {

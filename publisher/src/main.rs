@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use perestroika_config::FarmConfig;
-use perestroika_host::cli::{known_release, run_main, ConfigArgs, UsageError};
+use perestroika_host::cli::{known_release, run_main, UsageError};
 use perestroika_protocol::messages::Target;
 use perestroika_publisher::error::PublishError;
 use perestroika_publisher::keys::{self, KeysError};
@@ -13,16 +13,8 @@ use perestroika_publisher::publisher::Publisher;
 use perestroika_publisher::signing::import_secret_key;
 use perestroika_publisher::trees::Trees;
 
-/// Includes built packages into signed deb and rpm repositories and switches them live
-/// atomically. The only part of the farm that holds the signing key.
-#[derive(Parser)]
-#[command(name = "perestroika-publisher", version)]
-struct Cli {
-    #[command(flatten)]
-    common: ConfigArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+/// What `--help` says the binary does.
+const ABOUT: &str = "Includes built packages into signed deb and rpm repositories and switches them live atomically. The only part of the farm that holds the signing key.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -247,7 +239,8 @@ fn snapshot(farm: &FarmConfig, json: bool, cmd: SnapshotCommand) -> anyhow::Resu
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli =
+        perestroika_host::cli::Invocation::<Command>::parse_as("perestroika-publisher", ABOUT);
     run_main("info", async move {
         let farm = cli.common.load()?;
         match cli.command {

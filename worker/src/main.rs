@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Subcommand};
 use perestroika_host::cli::{load_config, run_main, UsageError, DEFAULT_CONFIG};
 use perestroika_protocol::messages::BuildOutcome;
 use perestroika_worker::build::LOG_NAME;
@@ -10,16 +10,8 @@ use perestroika_worker::local::{GitCommit, LocalBuild};
 use perestroika_worker::preflight::preflight;
 use perestroika_worker::{container, farm, steps};
 
-/// Builds packages from git in a fresh, unprivileged container per build. `build` and `image`
-/// need no configuration file.
-#[derive(Parser)]
-#[command(name = "perestroika-worker", version)]
-struct Cli {
-    #[command(flatten)]
-    common: perestroika_host::cli::ConfigArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+/// What `--help` says the binary does.
+const ABOUT: &str = "Builds packages from git in a fresh, unprivileged container per build. `build` and `image` need no configuration file.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -336,7 +328,7 @@ async fn image_command(
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = perestroika_host::cli::Invocation::<Command>::parse_as("perestroika-worker", ABOUT);
     run_main("info", async move {
         match cli.command {
             Command::Check => {

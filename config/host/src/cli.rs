@@ -30,6 +30,29 @@ pub struct ConfigArgs {
     pub json: bool,
 }
 
+/// A farm binary's command line: the options every binary takes, then its subcommand.
+#[derive(Debug, clap::Parser)]
+pub struct Invocation<C: clap::Subcommand> {
+    #[command(flatten)]
+    pub common: ConfigArgs,
+    #[command(subcommand)]
+    pub command: C,
+}
+
+impl<C: clap::Subcommand> Invocation<C> {
+    /// Parses the process's arguments as the binary `name`, which `about` describes in
+    /// `--help`; exits with clap's message (code 2) when they do not parse.
+    pub fn parse_as(name: &'static str, about: &'static str) -> Self {
+        let command = <Self as clap::CommandFactory>::command()
+            .name(name)
+            .bin_name(name)
+            .about(about)
+            .version(env!("CARGO_PKG_VERSION"));
+        let matches = command.get_matches();
+        <Self as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 impl ConfigArgs {
     /// The configuration file: `--config`, else `PERESTROIKA_CONFIG`, else [`DEFAULT_CONFIG`].
     pub fn path(&self) -> PathBuf {

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use perestroika_host::cli::{run_main, ConfigArgs};
+use clap::Subcommand;
+use perestroika_host::cli::run_main;
 use perestroika_protocol::broker::Broker;
 
 use commands::broker_users::BrokerUsersArgs;
@@ -17,16 +17,8 @@ use commands::{broker_users, client, dead, promote, rebuild_release, topology};
 mod commands;
 mod retrigger;
 
-/// The operator's tool for the farm's queues: declare them, watch them, rebuild by hand,
-/// and deal with dead letters.
-#[derive(Parser)]
-#[command(name = "perestroika-queue", version)]
-struct Cli {
-    #[command(flatten)]
-    common: ConfigArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+/// What `--help` says the binary does.
+const ABOUT: &str = "The operator's tool for the farm's queues: declare them, watch them, rebuild by hand, and deal with dead letters.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -69,7 +61,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = perestroika_host::cli::Invocation::<Command>::parse_as("perestroika-queue", ABOUT);
     if let Command::RebuildRelease(args) = &cli.command {
         return rebuild_release::forward(&cli.common, args);
     }

@@ -1,20 +1,14 @@
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use perestroika_config::settings::{FarmConfig, GerritSettings};
-use perestroika_host::cli::{run_main, ConfigArgs, UsageError};
+use perestroika_host::cli::{run_main, UsageError};
 use perestroika_reactor::daemon::Reactor;
 use perestroika_reactor::preflight::preflight;
 
-/// Listens to Gerrit and turns merges, patch sets and rebuild requests into build jobs.
-#[derive(Parser)]
-#[command(name = "perestroika-reactor", version)]
-struct Cli {
-    #[command(flatten)]
-    common: ConfigArgs,
-    #[command(subcommand)]
-    command: Command,
-}
+/// What `--help` says the binary does.
+const ABOUT: &str =
+    "Listens to Gerrit and turns merges, patch sets and rebuild requests into build jobs.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -35,7 +29,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = perestroika_host::cli::Invocation::<Command>::parse_as("perestroika-reactor", ABOUT);
     run_main("info", async move {
         let farm = cli.common.load()?;
         match cli.command {
