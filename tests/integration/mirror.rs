@@ -548,14 +548,16 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
     never.tree = format!("{}/review/78", s.farm.customer);
     never.snapshot = "retired".into();
     broker.publish(&queue, &never, "retire-78").await.unwrap();
-    let log = s.farm.dir.path().join("m.log");
     wait_until(
         "the unknown review tree is retired",
         &daemon,
         Duration::from_secs(10),
         || {
-            fs_err::read_to_string(&log).is_ok_and(|t| {
-                t.contains("in sync target=m1 tree=") && t.contains("/review/78 generation=0")
+            daemon.events().iter().any(|e| {
+                e.ends("mirror")
+                    && e.str("target") == Some("m1")
+                    && e.str("tree").is_some_and(|t| t.ends_with("/review/78"))
+                    && e.number("generation") == Some(0.0)
             })
         },
     );
@@ -1038,9 +1040,11 @@ async fn forged_announcements_remove_nothing_from_a_mirror() {
     assert!(theirs.join("KEY.asc").is_file());
     assert!(host.data.join(s.tree()).join("KEY.asc").is_file());
     assert!(host.data.join(&review).join("KEY.asc").is_file());
-    let synced_zero = |l: &str| l.contains("syncing") && l.contains("generation=0");
+    let synced_zero = |e: &perestroika_tests::logs::Event| {
+        e.message() == "syncing" && e.number("generation") == Some(0.0)
+    };
     assert!(
-        !daemon.output().lines().any(synced_zero),
+        !daemon.events().iter().any(synced_zero),
         "{}",
         daemon.output()
     );
