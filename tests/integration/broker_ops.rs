@@ -3,7 +3,7 @@
 //! the broker asks for one), and the jobs in progress read from the management API.
 
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{run, Farm};
+use perestroika_tests::{assert_success, run, Farm};
 
 /// `perestroika-queue bootstrap` against `url` with `broker` lines added to `[broker]`;
 /// returns its exit code and what it said.
@@ -105,11 +105,7 @@ async fn queues_show_jobs_in_progress_next_to_those_waiting() {
             "perestroika-queue",
             &["--config", &config, "--json", "queues"],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let report: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         let row = report
             .iter()

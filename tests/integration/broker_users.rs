@@ -10,7 +10,7 @@ use perestroika_protocol::messages::{MirrorAnnouncement, SCHEMA_VERSION};
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, OperatorKey};
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{combined_job, run, Daemon};
+use perestroika_tests::{assert_success, combined_job, run, Daemon};
 
 /// `rabbitmqctl` made each part's user as `perestroika-queue broker-users` says; returns
 /// (part, AMQP URL of its user).
@@ -19,11 +19,7 @@ fn make_users(rabbit: &Rabbit, config: &str) -> Vec<(String, String)> {
         "perestroika-queue",
         &["--config", config, "--json", "broker-users"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let users: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(users.len(), 4);
     users

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use perestroika_tests::{bin, run, Farm};
+use perestroika_tests::{assert_success, bin, run, Farm};
 
 const BINARIES: [&str; 5] = [
     "perestroika-reactor",
@@ -127,11 +127,7 @@ fn map_explains_a_project() {
             "refs/heads/openstack-ci/fuel-9.0/mitaka",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(found["role"], "packaging");
     assert_eq!(found["package"], "nova");
@@ -266,11 +262,7 @@ fn reactor_check_and_run_demand_the_gerrit_key_and_known_hosts() {
     fs_err::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = run("perestroika-reactor", &["--config", cfg, "check"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(text.contains("is valid for the reactor"), "{text}");
     assert!(text.contains("gerrit: farm@127.0.0.1:1"), "{text}");
 

@@ -15,7 +15,9 @@ use perestroika_protocol::messages::{MirrorAnnouncement, SCHEMA_VERSION};
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{dnf_install, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
 use perestroika_tests::rsyncd::RsyncHost;
-use perestroika_tests::{run, shared_amqp_url, unique, wait_for_listener, Daemon, Farm};
+use perestroika_tests::{
+    assert_success, run, sh, shared_amqp_url, unique, wait_for_listener, Daemon, Farm,
+};
 
 const RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }"#;
 
@@ -60,11 +62,7 @@ impl Setup {
     fn include(&self, distro: &str, files: &[PathBuf]) {
         let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
         let out = self.farm.include(distro, &[], &files).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
 
     fn deb(&self, name: &str, version: &str) -> PathBuf {
@@ -157,11 +155,7 @@ fn a_synced_mirror_serves_apt_and_dnf_and_verifies() {
     apt.update();
     assert_eq!(apt.versions("mirrored"), ["1.0"]);
     let dl = apt.apt_get(&["install", "-y", "--download-only", "mirrored"]);
-    assert!(
-        dl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    assert_success(&dl);
     let root = tempfile::tempdir().unwrap();
     let out = dnf_install(
         &format!("{url}/{}", s.tree()),
@@ -407,11 +401,7 @@ async fn a_target_that_is_down_gets_the_newest_state_once_back() {
         || link_target(&down, &tree).as_deref() == Some(".9.0.gen/3"),
     );
     let out = s.mirror(&["verify", &tree]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     // The newest announcement superseded the older ones: the up target synced fewer than 3
     // times or each sync went straight to the newest generation.
     assert!(daemon.output().contains("in sync"));
@@ -443,17 +433,10 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
     )
     .unwrap();
     let deb = s.work.path().join("big_2.0_all.deb");
-    let out = Command::new("dpkg-deb")
+    sh(Command::new("dpkg-deb")
         .args(["-Znone", "-b"])
         .arg(&dir)
-        .arg(&deb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&deb));
     s.include("bookworm", &[deb]);
 
     let mut sync = Command::new(perestroika_tests::bin("perestroika-mirror"))
@@ -494,11 +477,7 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let out = s.mirror(&["verify", &s.tree()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 }
 
 #[tokio::test]
@@ -510,11 +489,7 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
     s.farm.publish_review("bookworm", 77, &[&deb]);
     let tree = format!("{}/review/77", s.farm.customer);
     let out = s.mirror(&["sync", &tree]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let review = host.data.join(format!("{}/review", s.farm.customer));
     assert!(review.join("77/KEY.asc").is_file());
 
@@ -623,11 +598,7 @@ fn an_ssh_target_and_the_served_rsync_module_for_downstream_mirrors() {
         ".9.0.gen/1"
     );
     let out = s.mirror(&["verify", &s.tree()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     // The mirror host offers its copy to downstream mirrors as a read-only rsync module.
     let rsync_addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
@@ -652,16 +623,9 @@ fn an_ssh_target_and_the_served_rsync_module_for_downstream_mirrors() {
     );
     wait_for_listener(&rsync_addr, "the rsync module", || server.output());
     let downstream = s.work.path().join("downstream");
-    let out = Command::new("rsync")
+    sh(Command::new("rsync")
         .args(["-rlt", &format!("rsync://{rsync_addr}/perestroika/")])
-        .arg(format!("{}/", downstream.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(format!("{}/", downstream.display())));
     assert_eq!(
         fs_err::read_link(downstream.join(s.tree()))
             .unwrap()
@@ -693,11 +657,7 @@ fn a_tree_re_signed_by_a_stranger_with_its_key_replaced_fails_verify() {
     s.include("el9", &[rpm]);
     s.sync();
     let out = s.mirror(&["verify", &s.tree()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     // A stranger re-signs every index of the generation and puts its own key beside them.
     let operator = s.farm.config.signing.as_ref().unwrap().fingerprint.clone();
@@ -728,11 +688,7 @@ fn a_tree_re_signed_by_a_stranger_with_its_key_replaced_fails_verify() {
     fs_err::copy(stranger.public_file(), &key).unwrap();
     // The tampered tree is what the target holds too: only the signatures are wrong.
     let out = s.mirror(&["sync", &s.tree(), "--full"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     let out = s.mirror(&["verify", &s.tree()]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -760,11 +716,7 @@ fn a_tree_re_signed_by_a_stranger_with_its_key_replaced_fails_verify() {
     // The same tree passes once the stranger's key is the one pinned: the refusal above is
     // the pin's doing.
     let out = s.mirror(&["verify", &s.tree(), "--fingerprint", &stranger.fingerprint]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     // A configuration that pins no key cannot verify, and says so.
     let unpinned = s.farm.dir.path().join("unpinned.toml");
@@ -924,11 +876,7 @@ fn idle_and_half_sent_connections_do_not_take_the_mirror_down() {
         .args(["--pid", &pid, "--nofile=32:32"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let idle = idle_connections(&http, 200, 4);
     server.wait_for_log("accept failed", 1);
     let (took, out) = timed_curl(&url);

@@ -6,7 +6,7 @@ use std::process::Output;
 use perestroika_tests::apt::{
     make_deb, make_deb_with, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE,
 };
-use perestroika_tests::{run, Farm};
+use perestroika_tests::{assert_success, run, Farm};
 
 /// A farm with the operator's key imported into the publisher.
 struct Published {
@@ -58,11 +58,7 @@ fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
     let deb = make_deb(p.debs.path(), "pubtest", "1.0", false, "a");
     let udeb = make_deb(p.debs.path(), "pubtest-udeb", "1.0", true, "a");
     let out = p.include(&[&deb, &udeb]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(stdout(&out).contains("generation 1"), "{}", stdout(&out));
 
     // The live tree is a symlink to a complete generation.
@@ -95,11 +91,7 @@ fn debs_and_udebs_are_published_signed_and_installable_with_apt() {
     apt.update();
     assert_eq!(apt.versions("pubtest"), ["1.0"]);
     let dl = apt.apt_get(&["install", "-y", "--download-only", "pubtest"]);
-    assert!(
-        dl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    assert_success(&dl);
 
     // The public key beside the repository is the operator's.
     let export = run(
@@ -135,11 +127,7 @@ fn restricted_packages_and_their_udebs_go_into_the_restricted_component() {
         "r",
     );
     let out = p.include(&[&deb, &udeb]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let suite = p.tree().join("deb/dists/bookworm");
     let read = |sub: &str| fs_err::read_to_string(suite.join(sub)).unwrap();
     assert!(read("restricted/binary-amd64/Packages").contains("Package: secret\n"));
@@ -177,11 +165,7 @@ fn restricted_packages_and_their_udebs_go_into_the_restricted_component() {
     let plain = make_deb(dir, "plain", "1.0", false, "p");
     let other = make_deb_with(dir, "other", "1.0", false, "Section: restricted/net\n", "o");
     let out = p.include(&[&plain, &other]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(read("main/binary-amd64/Packages").contains("Package: plain\n"));
     assert!(read("restricted/binary-amd64/Packages").contains("Package: other\n"));
 }
@@ -219,11 +203,7 @@ fn every_published_version_stays_installable() {
         let deb = make_deb(p.debs.path(), "kept", v, false, v);
         let out = p.include(&[&deb]);
         last = deb;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     let udeb = make_deb(p.debs.path(), "kept-udeb", "1.0", true, "u");
     assert!(p.include(&[&udeb]).status.success());
@@ -234,11 +214,7 @@ fn every_published_version_stays_installable() {
     assert_eq!(versions, ["1.0", "2.0", "3.0"]);
     // The newest is the candidate; an older one installs when asked for.
     let dl = apt.apt_get(&["install", "-y", "--download-only", "kept=1.0"]);
-    assert!(
-        dl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    assert_success(&dl);
     let policy = apt.apt_get(&["install", "-y", "--download-only", "-s", "kept"]);
     assert!(stdout(&policy).contains("kept (3.0"), "{}", stdout(&policy));
     // Publishing the same file again is still a no-op.
@@ -486,11 +462,7 @@ fn a_client_updating_in_a_loop_never_fails_during_50_publishes() {
     for i in 1..=50 {
         let deb = make_deb(p.debs.path(), &format!("loop{i}"), "1.0", false, "a");
         let out = p.include(&[&deb]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let updates = client.join().expect("the client never failed");
@@ -547,11 +519,7 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
     let debs = tempfile::tempdir().unwrap();
     let deb = make_deb(debs.path(), "rotated", "1.0", false, "a");
     let out = farm.include("bookworm", &[], &[&deb]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let tree = farm.release_tree();
     for key in [&old, &new] {
         let apt = AptRoot::new(

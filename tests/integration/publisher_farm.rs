@@ -12,7 +12,7 @@ use perestroika_protocol::messages::{
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
-use perestroika_tests::{combined_job, run, shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{assert_success, combined_job, run, shared_amqp_url, unique, Daemon, Farm};
 
 struct Setup {
     farm: Farm,
@@ -272,11 +272,7 @@ async fn a_build_job_becomes_an_installable_signed_package() {
     apt.update();
     assert_eq!(apt.versions("chainpkg"), ["1.0+p1.0"]);
     let dl = apt.apt_get(&["install", "-y", "--download-only", "chainpkg"]);
-    assert!(
-        dl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&dl.stderr)
-    );
+    assert_success(&dl);
     broker.close().await;
 }
 
@@ -740,10 +736,6 @@ async fn a_hung_reprepro_times_out_and_the_job_publishes_once_it_answers() {
     apt.update();
     assert_eq!(apt.versions("hungrepo"), ["1.0"]);
     let got = apt.apt_get(&["install", "-y", "--download-only", "hungrepo"]);
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    assert_success(&got);
     broker.close().await;
 }

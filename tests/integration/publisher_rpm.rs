@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::{assert_success, sh};
 
 #[test]
 fn rpms_are_signed_indexed_and_installable_with_dnf() {
@@ -18,11 +19,7 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     let (binary, source) = make_rpm(work.path(), "rpmtest", "1.0", "a");
     let include = |files: &[&Path]| farm.include("el9", &[], files).output().unwrap();
     let out = include(&[&binary, &source]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let tree = farm.release_tree();
     let repo = tree.join("rpm/el9/x86_64");
     assert!(repo.join("repodata/repomd.xml.asc").is_file());
@@ -34,17 +31,10 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     // rpm -K passes with the published key imported into an rpm database.
     let db = tempfile::tempdir().unwrap();
     let dbpath = format!("--dbpath={}", db.path().display());
-    let import = Command::new("rpm")
+    sh(Command::new("rpm")
         .arg(&dbpath)
         .arg("--import")
-        .arg(tree.join("KEY.asc"))
-        .output()
-        .unwrap();
-    assert!(
-        import.status.success(),
-        "{}",
-        String::from_utf8_lossy(&import.stderr)
-    );
+        .arg(tree.join("KEY.asc")));
     let published = repo.join("Packages/rpmtest-1.0-1.noarch.rpm");
     let check = Command::new("rpm")
         .arg(&dbpath)

@@ -12,7 +12,9 @@ use perestroika_tests::apt::{signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE
 use perestroika_tests::debian::{base_image, greet_code, greet_packaging, package_cache};
 use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{collect, combined_job, run, shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{
+    assert_success, collect, combined_job, run, shared_amqp_url, unique, Daemon, Farm,
+};
 use serde_json::json;
 
 const SPLIT_BRANCH: &str = "openstack-ci/fuel-9.0/mitaka";
@@ -563,11 +565,7 @@ async fn dead_letters_are_listed_with_their_reason_and_requeued() {
 
     let out = run("perestroika-queue", &["--config", cfg, "dead"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         text.contains(&job.job_id) && text.contains("no such package"),
         "{text}"
@@ -589,11 +587,7 @@ async fn dead_letters_are_listed_with_their_reason_and_requeued() {
         "perestroika-queue",
         &["--config", cfg, "dead", "requeue", &job.job_id],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let back = broker.get(&queue).await.unwrap().expect("requeued");
     assert_eq!(BuildJob::from_bytes(&back.data).unwrap(), job);
     assert_eq!(
@@ -644,11 +638,7 @@ async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publishe
         ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(
         text.contains("would queue") && text.contains("rebuild 1"),
         "{text}"
@@ -687,11 +677,7 @@ async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publishe
             "perestroika-queue",
             &["--config", cfg, "--json", "retrigger", &code, SPLIT_BRANCH],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let jobs: Vec<BuildJob> = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].rebuild as u64, round);

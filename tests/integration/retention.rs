@@ -11,7 +11,7 @@ use perestroika_protocol::broker::Broker;
 use perestroika_protocol::messages::BuildOutcome;
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
-use perestroika_tests::{run, shared_amqp_url, unique, Daemon, Farm};
+use perestroika_tests::{assert_success, run, sh, shared_amqp_url, unique, Daemon, Farm};
 
 use crate::publisher_farm::stage_debs_at;
 
@@ -72,11 +72,7 @@ fn disk_kib(paths: &[PathBuf]) -> u64 {
         .args(paths)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -182,11 +178,7 @@ async fn two_hundred_publishes_stay_within_the_configured_retention() {
             "9.0.1 GA",
         ],
     );
-    assert!(
-        marked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&marked.stderr)
-    );
+    assert_success(&marked);
     for job in &rest {
         broker
             .publish(&publish_queue(&kept), job, &job.job_id)
@@ -330,11 +322,7 @@ fn a_review_repositorys_old_patch_sets_leave_the_pool_and_reprepro_forgets_them(
             .include("bookworm", &["--review", "77"], &[file])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     for file in &files[..6] {
@@ -417,26 +405,19 @@ async fn a_worker_start_removes_killed_builds_and_stale_git_mirrors() {
     let git = farm.config.paths.state.join("worker/git");
     fs_err::create_dir_all(&git).unwrap();
     let source = farm.dir.path().join("source");
-    let sh = |args: &[&str], dir: &Path| {
-        let out = Command::new("git")
+    let run_git = |args: &[&str], dir: &Path| {
+        sh(Command::new("git")
             .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
             .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .current_dir(dir));
     };
     fs_err::create_dir_all(&source).unwrap();
-    sh(&["init", "-q", "-b", "main"], &source);
+    run_git(&["init", "-q", "-b", "main"], &source);
     fs_err::write(source.join("file"), "x").unwrap();
-    sh(&["add", "file"], &source);
-    sh(&["commit", "-q", "-m", "x"], &source);
+    run_git(&["add", "file"], &source);
+    run_git(&["commit", "-q", "-m", "x"], &source);
     for name in ["stale", "fresh"] {
-        sh(
+        run_git(
             &[
                 "clone",
                 "-q",
@@ -698,11 +679,7 @@ fn a_kept_snapshot_stays_until_unkept() {
         publish(i);
     }
     let kept = snapshot(&["keep", &farm.customer, "9.0", "2"]);
-    assert!(
-        kept.status.success(),
-        "{}",
-        String::from_utf8_lossy(&kept.stderr)
-    );
+    assert_success(&kept);
     for i in 3..=5 {
         publish(i);
     }

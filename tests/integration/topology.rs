@@ -6,7 +6,7 @@ use perestroika_protocol::broker::{dead_reason, run_consumer, Broker, Dispositio
 use perestroika_protocol::messages::{BuildJob, Message};
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::rabbit::Rabbit;
-use perestroika_tests::{combined_job, run, shared_amqp_url, Farm};
+use perestroika_tests::{assert_success, combined_job, run, shared_amqp_url, Farm};
 
 fn job(customer: &str, n: u32) -> BuildJob {
     combined_job(
@@ -40,11 +40,7 @@ async fn declaring_the_topology_twice_is_harmless() {
     let farm = Farm::new(&shared_amqp_url(), "");
     let cfg = farm.path.to_str().unwrap();
     let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("12 queues ready"));
 
     // A message waiting in a queue survives a second declaration.
@@ -54,11 +50,7 @@ async fn declaring_the_topology_twice_is_harmless() {
     broker.publish(&queue, &j, &j.job_id).await.unwrap();
 
     let out = run("perestroika-queue", &["--config", cfg, "bootstrap"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
 
     let out = run("perestroika-queue", &["--config", cfg, "--json", "queues"]);
     assert!(out.status.success());

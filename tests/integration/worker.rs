@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use perestroika_tests::assert_success;
 use perestroika_tests::debian::{
     base_image, containers_of_job, debian_source, greet_code, greet_packaging, minimal_package,
     package_cache, rpm_image, GitRepo, RPM_DISTRO,
@@ -115,11 +116,7 @@ fn hello_from_bookworm_sources_builds_and_installs() {
     let dsc = debian_source("hello");
     let out = tempfile::tempdir().unwrap();
     let (output, result) = build(&[dsc.to_str().unwrap()], out.path());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(result["outcome"]["status"], "succeeded");
     let names = artifact_names(&result);
     for wanted in [
@@ -178,11 +175,7 @@ fn a_package_with_a_udeb_yields_the_udeb() {
     let dsc = debian_source("libtextwrap");
     let out = tempfile::tempdir().unwrap();
     let (output, result) = build(&[dsc.to_str().unwrap()], out.path());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let names = artifact_names(&result);
     let udeb = names
         .iter()
@@ -234,11 +227,7 @@ fn own_package_from_two_git_repositories_is_versioned_and_reproducible() {
         let args = git_args("0");
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (output, result) = build(&args, out.path());
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_success(&output);
         // 2 code commits, 1 packaging commit, first build: the rule in docs/design.md.
         assert_eq!(result["package_version"], "1.0+git2-1+p1.0");
         let deb = out.path().join("greet_1.0+git2-1+p1.0_amd64.deb");
@@ -355,11 +344,7 @@ fn a_source_tree_builds_with_the_version_of_its_changelog() {
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let (output, result) = build(&[tree.to_str().unwrap()], out.path());
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     assert_eq!(result["package_version"], "1.0");
     assert!(out.path().join("treepkg_1.0_all.deb").is_file());
     assert!(out.path().join("treepkg_1.0.tar.xz").is_file());
@@ -383,22 +368,14 @@ fn trixie_images_are_built_refreshed_pruned_and_used() {
             "perestroika-worker",
             &["image", "build", "--distro", "trixie"],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     assert!(trixie_images().len() >= 2);
     let out = run(
         "perestroika-worker",
         &["image", "refresh", "--distro", "trixie"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with("unchanged:"), "{said}");
 
@@ -406,11 +383,7 @@ fn trixie_images_are_built_refreshed_pruned_and_used() {
         "perestroika-worker",
         &["image", "prune", "--keep", "1", "--distro", "trixie"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let left = trixie_images();
     assert_eq!(left.len(), 1, "{left:?}");
 
@@ -436,11 +409,7 @@ fn trixie_images_are_built_refreshed_pruned_and_used() {
             &commit,
         ],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_success(&output);
     let log = fs_err::read_to_string(out.path().join("build.log")).unwrap();
     assert!(
         log.contains(left[0]["id"].as_str().unwrap()),

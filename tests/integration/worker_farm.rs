@@ -8,7 +8,7 @@ use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::debian::{
     base_image, containers_of_job, minimal_package, package_cache, GitRepo,
 };
-use perestroika_tests::{combined_job, run, shared_amqp_url, Daemon, Farm};
+use perestroika_tests::{assert_success, combined_job, run, shared_amqp_url, Daemon, Farm};
 
 fn farm() -> Farm {
     farm_of(r#"{ name = "9.0", deb = ["bookworm"] }"#)
@@ -29,11 +29,7 @@ fn farm_of(release: &str) -> Farm {
         "perestroika-queue",
         &["--config", farm.path.to_str().unwrap(), "bootstrap"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     farm
 }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
 use perestroika_tests::debian::{greet_motd_spec, GitRepo, GreetRepos, RPM_DISTRO};
-use perestroika_tests::{run, sh, unique, Farm};
+use perestroika_tests::{assert_success, run, sh, unique, Farm};
 
 use crate::worker::{artifact_names, build_for, failure};
 
@@ -284,11 +284,7 @@ fn an_rpm_root_is_bootstrapped_from_the_configured_repositories() {
             &distro,
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let listed: Vec<serde_json::Value> =
         serde_json::from_slice(&run("perestroika-worker", &["image", "list", "--json"]).stdout)
             .unwrap();

@@ -1,6 +1,7 @@
 //! Real Debian inputs for the tests: source packages from the host's mirror, base images,
 //! and small packages of our own in real git repositories.
 
+use crate::assert_success;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -91,11 +92,7 @@ fn image_of(distro: &str, extra: &[&str]) -> String {
     let _lock = IMAGES.lock().unwrap_or_else(|e| e.into_inner());
     let list = |()| {
         let out = run("perestroika-worker", &["image", "list", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let images: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
         images
             .into_iter()

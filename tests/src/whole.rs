@@ -2,6 +2,7 @@
 //! (reactor, worker, publisher, mirror) with a signed release, a local mirror target and the
 //! mirror's http server.
 
+use crate::assert_success;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -103,11 +104,7 @@ impl WholeFarm {
         );
         let cfg = farm.path.to_str().unwrap().to_owned();
         let out = run("perestroika-queue", &["--config", &cfg, "bootstrap"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         let log = |name: &str| farm.dir.path().join(format!("{name}.log"));
         let daemon = |bin: &str, args: &[&str], name: &str| {
             let mut all = vec!["--config", cfg.as_str()];
