@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 
 use perestroika_config::FarmConfig;
 use perestroika_protocol::broker::{Broker, Disposition};
-use perestroika_protocol::messages::{
-    BuildJob, BuildOutcome, Message, PublishJob, Target, SCHEMA_VERSION,
-};
+use perestroika_protocol::messages::{BuildJob, BuildOutcome, Message, PublishJob, Target};
 use perestroika_protocol::{QueueName, Stage};
 use tracing::{error, info, warn};
 
@@ -109,27 +107,17 @@ pub(super) async fn handle(
         BuildOutcome::Succeeded => None,
     };
     // A failed build goes to the publisher too: it publishes the log and reports the failure.
-    let publish = PublishJob {
-        schema_version: SCHEMA_VERSION,
-        job_id: job.job_id.clone(),
-        customer: job.customer.clone(),
-        version: job.version.clone(),
-        distro: job.distro.clone(),
-        family: job.family,
-        package: job.package.clone(),
-        package_version: result.package_version.clone().unwrap_or_default(),
-        target: job.target.clone(),
-        sources: job.sources.clone(),
-        artifacts: if failed.is_some() {
+    let publish = PublishJob::of_build(
+        &job,
+        result.package_version.clone().unwrap_or_default(),
+        if failed.is_some() {
             Vec::new()
         } else {
             result.artifacts.clone()
         },
-        log: result.log.clone(),
-        requested_at: Some(job.requested_at),
-        trigger: Some(job.trigger.clone()),
-        outcome: result.outcome.clone(),
-    };
+        result.log.clone(),
+        result.outcome.clone(),
+    );
     let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
     if let Err(e) = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await {
         error!(job = %job.job_id, error = %e, "could not queue the publish job");

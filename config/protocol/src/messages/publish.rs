@@ -42,6 +42,35 @@ pub struct PublishJob {
     pub outcome: BuildOutcome,
 }
 
+impl PublishJob {
+    /// The publish job for what the build of `job` left: its version, files, log and outcome.
+    pub fn of_build(
+        job: &BuildJob,
+        package_version: String,
+        artifacts: Vec<Artifact>,
+        log: Option<Artifact>,
+        outcome: BuildOutcome,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            job_id: job.job_id.clone(),
+            customer: job.customer.clone(),
+            version: job.version.clone(),
+            distro: job.distro.clone(),
+            family: job.family,
+            package: job.package.clone(),
+            package_version,
+            target: job.target.clone(),
+            sources: job.sources.clone(),
+            artifacts,
+            log,
+            requested_at: Some(job.requested_at),
+            trigger: Some(job.trigger.clone()),
+            outcome,
+        }
+    }
+}
+
 impl Message for PublishJob {
     message_kind!("publish job");
     fn check(&self) -> Result<(), MessageError> {

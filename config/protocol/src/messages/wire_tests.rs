@@ -131,26 +131,16 @@ fn build_result_on_the_wire() {
 #[test]
 fn publish_job_on_the_wire() {
     let job = build_job();
-    let publish = PublishJob {
-        schema_version: SCHEMA_VERSION,
-        job_id: job.job_id.clone(),
-        customer: job.customer.clone(),
-        version: job.version.clone(),
-        distro: job.distro.clone(),
-        family: job.family,
-        package: job.package.clone(),
-        package_version: "2:13.0.0+git5-1+p1.1".into(),
-        target: job.target.clone(),
-        sources: job.sources.clone(),
-        artifacts: vec![
+    let publish = PublishJob::of_build(
+        &job,
+        "2:13.0.0+git5-1+p1.1".into(),
+        vec![
             artifact("nova_13.0.0+git5-1+p1.1.dsc", 'd', 1234),
             artifact("python3-nova_13.0.0+git5-1+p1.1_all.deb", 'a', 98765),
         ],
-        log: Some(artifact(LOG_NAME, 'e', 56789)),
-        requested_at: Some(job.requested_at),
-        trigger: Some(job.trigger.clone()),
-        outcome: BuildOutcome::Succeeded,
-    };
+        Some(artifact(LOG_NAME, 'e', 56789)),
+        BuildOutcome::Succeeded,
+    );
     insta::assert_snapshot!(wire(&publish));
 }
 
