@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use perestroika_protocol::broker::{dead_reason, run_consumer, Broker, Disposition};
+use perestroika_protocol::broker::{dead_reason, run_consumer, Broker, BrokerError, Disposition};
 use perestroika_protocol::messages::{BuildJob, Message};
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::rabbit::Rabbit;
@@ -241,10 +241,17 @@ async fn the_consumer_dead_letters_with_a_reason_and_survives_a_broker_restart()
     rabbit.restart();
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
     let second = job(&farm.customer, 1);
-    broker
-        .publish(&name, &second, &second.job_id)
-        .await
-        .unwrap();
+    // A quorum queue takes a moment after the node's start before it routes again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match broker.publish(&name, &second, &second.job_id).await {
+            Ok(()) => break,
+            Err(BrokerError::Unroutable { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("publishing after the restart: {e}"),
+        }
+    }
     assert_eq!(recv(&mut seen_rx).await, 1);
     wait_for_depth(&broker, &name, 0).await;
     consumer.abort();
