@@ -446,14 +446,18 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
         .unwrap();
     // Cut it while rsync writes the big file (a temporary name in the pool).
     let pool = host.data.join(format!("{}/.9.0.pool", s.farm.customer));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // A loaded host (the suite's other tests build in parallel) may take a while to get there.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !walk(&pool).iter().any(|p| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(".big_2.0"))
     }) {
+        if let Some(status) = sync.try_wait().unwrap() {
+            panic!("the sync ended ({status}) before it could be cut on the big file");
+        }
         assert!(
             Instant::now() < deadline,
-            "rsync never started on the big file"
+            "rsync did not start on the big file within 120 s"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
