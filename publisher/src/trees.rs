@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use perestroika_config::{FarmConfig, Release};
+use perestroika_host::files::{sync_dir, write_durable};
 use perestroika_protocol::messages::Target;
 
 use crate::error::{io, PublishError};
@@ -126,8 +127,8 @@ impl<'a> Trees<'a> {
         };
         let path = self.shipped_dir(&tree_name).join(format!("{n}.json"));
         let bytes = serde_json::to_vec_pretty(&mark).expect("json");
-        perestroika_host::files::write_durable(&path, &bytes).map_err(io(&path))?;
-        sync_dir(path.parent().expect("below the state"));
+        // Durable with its directory entry: write_durable syncs the directory too.
+        write_durable(&path, &bytes).map_err(io(&path))?;
         Ok(mark)
     }
 
@@ -146,14 +147,8 @@ impl<'a> Trees<'a> {
             return Ok(false);
         }
         fs_err::remove_file(&path).map_err(io(&path))?;
-        sync_dir(path.parent().expect("below the state"));
+        let dir = path.parent().expect("below the state");
+        sync_dir(dir).map_err(io(dir))?;
         Ok(true)
-    }
-}
-
-/// Makes a directory's entries durable, as far as it can.
-fn sync_dir(dir: &std::path::Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
     }
 }
