@@ -114,17 +114,10 @@ pub fn snapshot_dir(
 
 /// The newest version of every source package in the snapshot's `distro` suite.
 pub fn sources_of(snapshot: &Path, distro: &str) -> Vec<SourceToRebuild> {
-    let dists = GenerationDir::new(snapshot).deb_suite(distro);
+    let generation = GenerationDir::new(snapshot);
     let mut newest: BTreeMap<String, (DebVersion, SourceToRebuild)> = BTreeMap::new();
-    let components = fs_err::read_dir(&dists)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    for component in components {
-        let Some(text) = read_index(&component.join("source/Sources")) else {
+    for component in generation.deb_components(distro) {
+        let Some(text) = read_index(&generation.deb_sources(distro, &component)) else {
             continue;
         };
         for stanza in stanzas(&text) {
@@ -221,14 +214,11 @@ pub fn published_rpms(snapshot: &Path, distro: &str) -> BTreeMap<String, String>
 /// Every binary package file of the snapshot's `distro` suite, by file name, with its sha256.
 pub fn published_binaries(snapshot: &Path, distro: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let dists = GenerationDir::new(snapshot).deb_suite(distro);
+    let generation = GenerationDir::new(snapshot);
     let mut indexes = Vec::new();
-    for component in fs_err::read_dir(&dists).into_iter().flatten().flatten() {
-        for arch in fs_err::read_dir(component.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+    for component in generation.deb_components(distro) {
+        let component = generation.deb_suite(distro).join(component);
+        for arch in fs_err::read_dir(&component).into_iter().flatten().flatten() {
             indexes.push(arch.path().join("Packages"));
             // udebs live below debian-installer/.
             for sub in fs_err::read_dir(arch.path())

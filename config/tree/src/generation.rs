@@ -107,20 +107,26 @@ impl GenerationDir {
         out
     }
 
+    /// The components of deb suite `suite` (`main`, `restricted`, …), as named by its
+    /// directories, sorted; none when the suite is not there.
+    pub fn deb_components(&self, suite: &str) -> Vec<String> {
+        let mut out: Vec<String> = fs_err::read_dir(self.deb_suite(suite))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     /// Every `Sources` index of the generation: `(suite, component, path without extension)`.
     pub fn deb_source_indexes(&self) -> Vec<(String, String, PathBuf)> {
         let mut out = Vec::new();
         for suite in self.deb_suites() {
-            let Ok(components) = fs_err::read_dir(self.deb_suite(&suite)) else {
-                continue;
-            };
-            let mut components: Vec<String> = components
-                .filter_map(Result::ok)
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            components.sort();
-            for component in components {
+            for component in self.deb_components(&suite) {
                 let path = self.deb_sources(&suite, &component);
                 out.push((suite.clone(), component, path));
             }
