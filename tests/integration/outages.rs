@@ -77,7 +77,6 @@ fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool, logs: impl 
     }
 }
 
-/// How many times a log says a build of `job` started.
 /// How many builds of `job` the workers' JSON log events say they started.
 fn builds_started(workers: &[&Daemon], job: &str) -> usize {
     workers

@@ -48,6 +48,27 @@ impl Phases {
     }
 }
 
+/// `runs` builds each of ours and theirs, alternating, each run's wall times printed as it
+/// ends (theirs under the name `theirs_name`).
+pub fn paired_runs<E>(
+    runs: usize,
+    theirs_name: &str,
+    mut ours: impl FnMut() -> Result<Phases, E>,
+    mut theirs: impl FnMut() -> Result<Phases, E>,
+) -> Result<(Vec<Phases>, Vec<Phases>), E> {
+    let (mut o, mut t) = (Vec::new(), Vec::new());
+    for i in 1..=runs {
+        let (a, b) = (ours()?, theirs()?);
+        println!(
+            "  run {i}: perestroika {:.2}s, {theirs_name} {:.2}s",
+            a.wall, b.wall
+        );
+        o.push(a);
+        t.push(b);
+    }
+    Ok((o, t))
+}
+
 /// What a worker comparison's table names: its title, the other tool, the dependency and
 /// build steps, and the cold-cache dependency times (ours, theirs) if measured.
 pub struct PhaseLabels<'a> {

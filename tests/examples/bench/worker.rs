@@ -14,7 +14,7 @@ use perestroika_protocol::messages::BuildOutcome;
 use perestroika_tests::{repo_root, try_sh};
 use perestroika_worker::local::{GitCommit, LocalBuild};
 
-use crate::measure::{phase_table, timed, PhaseLabels, Phases};
+use crate::measure::{paired_runs, phase_table, timed, PhaseLabels, Phases};
 
 /// What the deb comparison builds, and as whom sbuild runs.
 #[derive(clap::Args)]
@@ -216,16 +216,7 @@ pub fn run(root: &Path, runs: usize, args: &Args) -> Result<()> {
     cache.start(true)?;
     let theirs_cold = theirs()?.deps;
     cache.start(false)?;
-    let (mut o, mut t) = (Vec::new(), Vec::new());
-    for i in 1..=runs {
-        o.push(ours()?);
-        t.push(theirs()?);
-        println!(
-            "  run {i}: perestroika {:.2}s, sbuild {:.2}s",
-            o[i - 1].wall,
-            t[i - 1].wall
-        );
-    }
+    let (o, t) = paired_runs(runs, "sbuild", ours, theirs)?;
     println!();
     phase_table(
         &PhaseLabels {

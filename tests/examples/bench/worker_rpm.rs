@@ -11,7 +11,7 @@ use perestroika_tests::apt::{signed_farm, OperatorKey};
 use perestroika_tests::debian::{rpm_image, GitRepo, RPM_DISTRO};
 use perestroika_tests::{repo_root, try_sh};
 
-use crate::measure::{phase_table, timed, PhaseLabels, Phases};
+use crate::measure::{paired_runs, phase_table, timed, PhaseLabels, Phases};
 use crate::worker::{git, local, worker_build};
 
 /// A repository holding `dirs` (copied in), committed once; returns it and the commit.
@@ -88,16 +88,7 @@ pub fn run(root: &Path, runs: usize) -> Result<()> {
     // Warm the page cache and the exported root.
     ours()?;
     plain.build()?;
-    let (mut o, mut t) = (Vec::new(), Vec::new());
-    for i in 1..=runs {
-        o.push(ours()?);
-        t.push(plain.build()?);
-        println!(
-            "  run {i}: perestroika {:.2}s, plain rpmbuild {:.2}s",
-            o[i - 1].wall,
-            t[i - 1].wall
-        );
-    }
+    let (o, t) = paired_runs(runs, "plain rpmbuild", ours, || plain.build())?;
     println!();
     phase_table(
         &PhaseLabels {
