@@ -4,6 +4,7 @@
 mod broker_ops;
 mod broker_users;
 mod cli;
+mod cluster;
 mod cut_off;
 mod durability;
 mod farm;

@@ -21,11 +21,15 @@ impl FarmConfig {
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.broker.url;
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(self.invalid(
-                "broker.url",
-                format!("expected an amqp:// or amqps:// URL, found {url:?}"),
-            ));
+        for (key, node) in std::iter::once(("broker.url", url))
+            .chain(self.broker.urls.iter().map(|u| ("broker.urls", u)))
+        {
+            if !(node.starts_with("amqp://") || node.starts_with("amqps://")) {
+                return Err(self.invalid(
+                    key,
+                    format!("expected an amqp:// or amqps:// URL, found {node:?}"),
+                ));
+            }
         }
         let tls_files = self.broker.ca_file.is_some()
             || self.broker.client_cert_file.is_some()
