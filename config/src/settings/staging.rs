@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// A worker's identity and how it serves its staging area to the publisher.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
     /// The worker's name, as the publisher's `[publish.workers]` knows it; publish jobs name
@@ -30,6 +30,18 @@ pub struct WorkerSettings {
     /// (published or not: an unfetched job is rebuilt, see `publish.worker_gone_secs`).
     #[serde(default = "default_staging_keep_secs")]
     pub staging_keep_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            name: None,
+            serve_staging: None,
+            publisher_hosts: Vec::new(),
+            max_connections: default_staging_connections(),
+            staging_keep_secs: default_staging_keep_secs(),
+        }
+    }
 }
 
 impl WorkerSettings {
