@@ -72,7 +72,9 @@ pub fn fetch(
 ) -> Result<(), FetchError> {
     let url = worker_url(farm, worker)?;
     let max = farm.fetch.max_bytes;
-    let total = wanted.iter().fold(0u64, |sum, a| sum.saturating_add(a.size));
+    let total = wanted
+        .iter()
+        .fold(0u64, |sum, a| sum.saturating_add(a.size));
     if total > max {
         return Err(FetchError::TooLarge { total, max });
     }

@@ -62,7 +62,10 @@ impl WorkerHost {
             .map(|(k, v)| (k.to_string(), v.display().to_string()))
             .chain([
                 ("PERESTROIKA_WORKER__NAME".into(), self.name.clone()),
-                ("PERESTROIKA_WORKER__SERVE_STAGING".into(), self.addr.clone()),
+                (
+                    "PERESTROIKA_WORKER__SERVE_STAGING".into(),
+                    self.addr.clone(),
+                ),
             ])
             .collect();
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -117,7 +120,10 @@ fn start_publisher(farm: &Farm) -> Daemon {
     Daemon::start(
         "perestroika-publisher",
         &["--config", farm.path.to_str().unwrap(), "run"],
-        &farm.dir.path().join(format!("publisher-{}.log", unique("r"))),
+        &farm
+            .dir
+            .path()
+            .join(format!("publisher-{}.log", unique("r"))),
     )
 }
 
@@ -214,9 +220,14 @@ async fn a_package_staged_on_another_host_is_fetched_published_and_hostile_jobs_
         .unwrap();
     let worker = w1.start(&farm);
     let publisher = start_publisher(&farm);
-    let ann = announcement(&broker, &farm, Duration::from_secs(300), &[&worker, &publisher])
-        .await
-        .expect("the job was published");
+    let ann = announcement(
+        &broker,
+        &farm,
+        Duration::from_secs(300),
+        &[&worker, &publisher],
+    )
+    .await
+    .expect("the job was published");
     assert_eq!(ann.generation, 1);
     // Staged on the worker's host only; the publisher's own staging never held it, and its
     // fetched and incoming copies are gone once published.
@@ -325,7 +336,11 @@ async fn a_package_staged_on_another_host_is_fetched_published_and_hostile_jobs_
     }
     for (p, want) in &hostile {
         let reason = dead_letter(&broker, &farm, &publisher).await;
-        assert!(reason.contains(want), "{}: {reason:?} lacks {want:?}", p.job_id);
+        assert!(
+            reason.contains(want),
+            "{}: {reason:?} lacks {want:?}",
+            p.job_id
+        );
         // Only the unknown worker's job, refused before any fetch, has no record.
         if *want != "does not know" {
             let r = record(&farm, &p.job_id);
@@ -365,7 +380,11 @@ async fn a_job_whose_worker_is_gone_before_the_fetch_is_built_again_and_publishe
     let mut first = w1.start(&farm);
     let deadline = Instant::now() + Duration::from_secs(300);
     while !first.output().contains("built and handed to the publisher") {
-        assert!(Instant::now() < deadline, "never built:\n{}", first.output());
+        assert!(
+            Instant::now() < deadline,
+            "never built:\n{}",
+            first.output()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     first.kill();
@@ -417,6 +436,9 @@ async fn a_job_whose_worker_is_gone_before_the_fetch_is_built_again_and_publishe
     apt.update();
     assert_eq!(apt.versions("gonepkg"), ["1.0+p1.0"]);
     let dead = format!("{}.dead", queue(&farm, Stage::Publish));
-    assert!(broker.get(&dead).await.unwrap().is_none(), "a job was dead-lettered");
+    assert!(
+        broker.get(&dead).await.unwrap().is_none(),
+        "a job was dead-lettered"
+    );
     broker.close().await;
 }

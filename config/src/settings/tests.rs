@@ -402,7 +402,10 @@ fn a_worker_serving_its_staging_needs_a_name_and_the_publisher_and_workers_are_r
         "expected an address",
     );
     expect_invalid(
-        &serving.replace("\"rsync://127.0.0.2:8730/staging\"", "\"http://127.0.0.2/\""),
+        &serving.replace(
+            "\"rsync://127.0.0.2:8730/staging\"",
+            "\"http://127.0.0.2/\"",
+        ),
         "fetch.workers.build-1",
         "rsync://host:port/staging",
     );

@@ -16,10 +16,7 @@ use super::records::record;
 use crate::fetch::FetchError;
 
 fn mark_path(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
-    farm.paths
-        .state
-        .join("publisher/unreachable")
-        .join(job_id)
+    farm.paths.state.join("publisher/unreachable").join(job_id)
 }
 
 /// When the job's files were first found unreachable (now, if this is the first time).
@@ -44,7 +41,11 @@ pub(super) fn forget(farm: &FarmConfig, job_id: &str) {
 }
 
 /// What becomes of a job whose worker could not give its files (`error`).
-pub(super) async fn worker_gone(farm: &FarmConfig, job: &PublishJob, error: FetchError) -> Disposition {
+pub(super) async fn worker_gone(
+    farm: &FarmConfig,
+    job: &PublishJob,
+    error: FetchError,
+) -> Disposition {
     let since = first_failure(farm, &job.job_id);
     let waited = (Utc::now() - since).num_seconds().max(0).unsigned_abs();
     let window = farm.fetch.worker_gone_secs;

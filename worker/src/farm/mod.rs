@@ -32,7 +32,9 @@ pub enum StartError {
     PackageCache(#[from] RelayError),
     #[error("creating the staging directory")]
     Staging(#[source] std::io::Error),
-    #[error("starting the staging area's rsync daemon ([worker] serve_staging); is rsync installed?")]
+    #[error(
+        "starting the staging area's rsync daemon ([worker] serve_staging); is rsync installed?"
+    )]
     Serve(#[source] std::io::Error),
 }
 

@@ -58,7 +58,14 @@ pub fn start(farm: &FarmConfig, dir: &Path) -> std::io::Result<Option<tokio::pro
     };
     let conf = write_config(farm, dir)?;
     let child = tokio::process::Command::new("setpriv")
-        .args(["--pdeathsig", "KILL", "--", "rsync", "--daemon", "--no-detach"])
+        .args([
+            "--pdeathsig",
+            "KILL",
+            "--",
+            "rsync",
+            "--daemon",
+            "--no-detach",
+        ])
         .arg(format!("--config={}", conf.display()))
         .arg(format!("--address={}", addr.ip()))
         .arg(format!("--port={}", addr.port()))

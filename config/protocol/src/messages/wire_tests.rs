@@ -154,7 +154,10 @@ fn rebuild_request_on_the_wire() {
         reason: "cannot fetch the job's files from worker worker-1".into(),
     };
     assert!(RebuildRequest::is_one(&request.to_bytes()));
-    assert_eq!(RebuildRequest::from_bytes(&request.to_bytes()).unwrap(), request);
+    assert_eq!(
+        RebuildRequest::from_bytes(&request.to_bytes()).unwrap(),
+        request
+    );
     insta::assert_snapshot!(wire(&request));
 }
 

@@ -7,8 +7,8 @@
 //! publisher did not retire. Every consumer calls these before acting on a message.
 
 use crate::messages::{
-    BuildJob, Feedback, RebuildRequest, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement, Sources,
-    Target, Trigger,
+    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, RebuildRequest,
+    ReviewRetirement, Sources, Target, Trigger,
 };
 use crate::queues::{QueueName, Stage};
 use perestroika_config::mapping::Role;
