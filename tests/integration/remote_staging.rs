@@ -442,3 +442,25 @@ async fn a_job_whose_worker_is_gone_before_the_fetch_is_built_again_and_publishe
     );
     broker.close().await;
 }
+
+#[test]
+fn a_worker_whose_staging_daemon_cannot_listen_stops_and_says_why() {
+    base_image("bookworm");
+    let key = OperatorKey::new();
+    let w = WorkerHost::new(&unique("w"), "127.0.0.4");
+    let _taken = std::net::TcpListener::bind(&w.addr).unwrap();
+    let farm = farm_for(&key, &[&w], "");
+    let root = w.dir.path();
+    let out = Command::new(perestroika_tests::bin("perestroika-worker"))
+        .args(["--config", farm.path.to_str().unwrap(), "run"])
+        .env("PERESTROIKA_PATHS__STAGING", root.join("staging"))
+        .env("PERESTROIKA_PATHS__STATE", root.join("state"))
+        .env("PERESTROIKA_WORKER__NAME", &w.name)
+        .env("PERESTROIKA_WORKER__SERVE_STAGING", &w.addr)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("rsync daemon stopped"), "{said}");
+}

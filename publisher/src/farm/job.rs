@@ -75,6 +75,7 @@ pub(super) async fn publish(
             return worker_gone(&farm, &job, e).await;
         }
         Err(e) => {
+            forget(&farm, &job.job_id);
             error!(job = %job.job_id, error = %e, "refusing to publish");
             record(
                 &farm,

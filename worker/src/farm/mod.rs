@@ -21,7 +21,7 @@ use crate::container::rootfs;
 use crate::container::{docker, SandboxError};
 use crate::steps::{farm_state, BuildEnv};
 
-/// Farm mode could not start.
+/// Farm mode could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -36,6 +36,8 @@ pub enum StartError {
         "starting the staging area's rsync daemon ([worker] serve_staging); is rsync installed?"
     )]
     Serve(#[source] std::io::Error),
+    #[error("the staging area's rsync daemon stopped ({0}); is [worker] serve_staging's address this host's and free? its messages are in this log")]
+    ServeStopped(String),
 }
 
 /// Names this worker instance's containers: its host plus its state directory, so that a
@@ -69,7 +71,17 @@ pub async fn run(farm: FarmConfig) -> Result<(), StartError> {
     }
     let env = BuildEnv::farm(&farm, docker, owner)?;
     fs_err::create_dir_all(&farm.paths.staging).map_err(StartError::Staging)?;
-    let _served = serve::start(&farm, &state.join("rsyncd")).map_err(StartError::Serve)?;
+    let served = serve::start(&farm, &state.join("rsyncd")).map_err(StartError::Serve)?;
+    // A worker whose files the publisher cannot fetch takes no jobs: it stops with the daemon.
+    let daemon = async {
+        match served {
+            Some(mut child) => match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            },
+            None => std::future::pending().await,
+        }
+    };
     let (farm, env) = (Arc::new(farm), Arc::new(env));
     let prune = async {
         if farm.worker.serves_staging() {
@@ -80,6 +92,11 @@ pub async fn run(farm: FarmConfig) -> Result<(), StartError> {
     tokio::select! {
         _ = intake::run(farm.clone(), env.clone()) => Ok(()),
         _ = prune => Ok(()),
+        stopped = daemon => {
+            let removed = docker::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);
+            tracing::info!(removed, "stopping; unfinished jobs go back to the queue");
+            Err(StartError::ServeStopped(stopped))
+        }
         _ = shutdown_signal() => {
             // Builds in flight are abandoned; their jobs are redelivered. Remove their containers.
             let removed = docker::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);
