@@ -18,6 +18,7 @@ mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
 mod rebuild;
+mod remote_staging;
 mod retention;
 mod review;
 mod signing_trust;

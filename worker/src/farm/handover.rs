@@ -127,7 +127,7 @@ pub(super) async fn handle(
         BuildOutcome::Succeeded => None,
     };
     // A failed build goes to the publisher too: it publishes the log and reports the failure.
-    let publish = PublishJob::of_build(
+    let mut publish = PublishJob::of_build(
         &job,
         result.package_version.clone().unwrap_or_default(),
         if failed.is_some() {
@@ -138,6 +138,10 @@ pub(super) async fn handle(
         result.log.clone(),
         result.outcome.clone(),
     );
+    // Served to a publisher on another host: the job names this worker, never an address.
+    if farm.worker.serves_staging() {
+        publish.staged_on = farm.worker.name.clone();
+    }
     let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
     if let Err(e) = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await {
         error!(job = %job.job_id, error = %e, "could not queue the publish job");
