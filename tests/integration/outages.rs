@@ -185,15 +185,20 @@ async fn a_build_longer_than_the_consumer_timeout_is_built_once_and_published_on
             || all.contains("another worker is building this job"),
         "the broker never took the job back, so this proves nothing:\n{all}"
     );
-    let build = queue(&farm, Stage::Build);
-    wait_depth(&broker, &build, 0, logs).await;
+    assert_drained(&broker, &farm, logs).await;
+    broker.close().await;
+}
+
+/// Asserts that the farm's build queue empties and that nothing was dead-lettered.
+pub(crate) async fn assert_drained(broker: &Broker, farm: &Farm, logs: impl Fn() -> String) {
+    let build = queue(farm, Stage::Build);
+    wait_depth(broker, &build, 0, &logs).await;
     assert_eq!(
-        depth(&broker, &format!("{build}.dead")).await,
+        depth(broker, &format!("{build}.dead")).await,
         0,
         "{}",
         logs()
     );
-    broker.close().await;
 }
 
 /// The Docker engine goes away with jobs queued (an engine restarted by an upgrade), for longer

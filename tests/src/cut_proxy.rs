@@ -27,29 +27,24 @@ trait Duplex: Read + Write + Send {
     fn close_write(&self);
 }
 
-impl Duplex for UnixStream {
-    fn another(&self) -> std::io::Result<Box<dyn Duplex>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn cut(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn close_write(&self) {
-        let _ = self.shutdown(Shutdown::Write);
-    }
+/// Both kinds of stream are [`Duplex`] the same way.
+macro_rules! duplex {
+    ($($stream:ty),*) => {$(
+        impl Duplex for $stream {
+            fn another(&self) -> std::io::Result<Box<dyn Duplex>> {
+                Ok(Box::new(self.try_clone()?))
+            }
+            fn cut(&self) {
+                let _ = self.shutdown(Shutdown::Both);
+            }
+            fn close_write(&self) {
+                let _ = self.shutdown(Shutdown::Write);
+            }
+        }
+    )*};
 }
 
-impl Duplex for TcpStream {
-    fn another(&self) -> std::io::Result<Box<dyn Duplex>> {
-        Ok(Box::new(self.try_clone()?))
-    }
-    fn cut(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-    fn close_write(&self) {
-        let _ = self.shutdown(Shutdown::Write);
-    }
-}
+duplex!(UnixStream, TcpStream);
 
 impl End {
     fn connect(&self) -> std::io::Result<Box<dyn Duplex>> {
