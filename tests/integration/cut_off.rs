@@ -13,23 +13,9 @@ use perestroika_tests::debian::{base_image, minimal_package, GitRepo};
 use perestroika_tests::{combined_job, shared_amqp_url, Daemon, Farm};
 
 use crate::outages::{
-    assert_drained, builds_started, farm_on, publish_jobs, queue, wait_until, worker, worker_at,
+    assert_drained, builds_started, containers_of, farm_on, publish_jobs, queue, wait_until,
+    worker, worker_at,
 };
-
-/// The build containers of `job` on the engine, by any worker.
-fn containers_of(job: &str) -> usize {
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=perestroika.job={job}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker ps failed");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
 
 /// A farm whose worker A reaches the broker through a proxy the test cuts, building a job of
 /// package `name` whose build sleeps `secs`.

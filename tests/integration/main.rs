@@ -13,6 +13,7 @@ mod lifecycle;
 mod mirror;
 mod outages;
 mod pinned;
+mod poison;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;

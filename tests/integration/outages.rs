@@ -189,6 +189,21 @@ async fn a_build_longer_than_the_consumer_timeout_is_built_once_and_published_on
     broker.close().await;
 }
 
+/// The build containers of `job` on the engine, by any worker.
+pub(crate) fn containers_of(job: &str) -> usize {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=perestroika.job={job}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker ps failed");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
 /// Asserts that the farm's build queue empties and that nothing was dead-lettered.
 pub(crate) async fn assert_drained(broker: &Broker, farm: &Farm, logs: impl Fn() -> String) {
     let build = queue(farm, Stage::Build);
