@@ -13,8 +13,7 @@ use perestroika_tests::debian::{base_image, minimal_package, GitRepo};
 use perestroika_tests::{combined_job, shared_amqp_url, Daemon, Farm};
 
 use crate::outages::{
-    assert_drained, builds_started, containers_of, farm_on, publish_jobs, queue, wait_until,
-    worker, worker_at,
+    assert_drained, builds_started, containers_of, farm_on, publish_jobs, queue, wait_until, worker,
 };
 
 /// A farm whose worker A reaches the broker through a proxy the test cuts, building a job of
@@ -40,7 +39,7 @@ impl CutOff {
         let mut repo = GitRepo::init(&farm.dir.path().join(name));
         repo.commit(&minimal_package(name, &format!("sleep {secs}")), "one");
         let job = combined_job(&farm.customer, name, &repo.url(), &repo.head(), 0);
-        let a = worker_at(&farm, "worker-a", &[], "", &behind);
+        let a = farm.own_worker("worker-a", &[], "", Some(&behind));
         let broker = Broker::connect(&farm.config.broker).await.unwrap();
         broker
             .publish(&queue(&farm, Stage::Build), &job, &job.job_id)

@@ -33,52 +33,9 @@ pub(crate) fn queue(farm: &Farm, stage: Stage) -> String {
     QueueName::new(stage, &farm.customer, "9.0").to_string()
 }
 
-/// A worker of `farm` whose state (containers, scratch, git cache) is its own, as on a host
-/// of its own; it shares the farm's staging and broker.
+/// A worker of `farm` whose state is its own ([`Farm::own_worker`]).
 pub(crate) fn worker(farm: &Farm, name: &str, env: &[(&str, &str)]) -> Daemon {
-    worker_with(farm, name, env, "")
-}
-
-/// [`worker`] with `paths` lines added to its `[paths]`.
-pub(crate) fn worker_with(farm: &Farm, name: &str, env: &[(&str, &str)], paths: &str) -> Daemon {
-    worker_at(farm, name, env, paths, &farm.config.broker.url)
-}
-
-/// [`worker_with`] reaching the broker at `broker_url`.
-pub(crate) fn worker_at(
-    farm: &Farm,
-    name: &str,
-    env: &[(&str, &str)],
-    paths: &str,
-    broker_url: &str,
-) -> Daemon {
-    let text = fs_err::read_to_string(&farm.path).unwrap();
-    let state = farm.dir.path().join(format!("state-{name}"));
-    let text = text
-        .replace(
-            &format!("state = \"{}\"", farm.config.paths.state.display()),
-            &format!("state = \"{}\"\n{paths}", state.display()),
-        )
-        .replace(
-            &format!("url = \"{}\"", farm.config.broker.url),
-            &format!("url = \"{broker_url}\""),
-        );
-    let path = farm.dir.path().join(format!("{name}.toml"));
-    fs_err::write(&path, text).unwrap();
-    let log = farm.dir.path().join(format!("{name}.log"));
-    let daemon = Daemon::start_with_env(
-        "perestroika-worker",
-        &["--config", path.to_str().unwrap(), "run"],
-        env,
-        &log,
-    );
-    wait_until(
-        "the worker takes jobs",
-        Duration::from_secs(60),
-        || daemon.output().contains("taking build jobs"),
-        || daemon.output(),
-    );
-    daemon
+    farm.own_worker(name, env, "", None)
 }
 
 pub(crate) fn wait_until(
@@ -393,12 +350,7 @@ async fn a_worker_short_of_space_takes_no_job_until_there_is_room() {
     let build = queue(&farm, Stage::Build);
     broker.publish(&build, &job, &job.job_id).await.unwrap();
     // More than any test filesystem has free.
-    let mut short = worker_with(
-        &farm,
-        "short",
-        &[],
-        "min_free_bytes = 1152921504606846976\n",
-    );
+    let mut short = farm.own_worker("short", &[], "min_free_bytes = 1152921504606846976\n", None);
     wait_until(
         "the worker says it is short of space",
         Duration::from_secs(30),

@@ -161,6 +161,49 @@ impl Farm {
         );
     }
 
+    /// Starts a worker of this farm whose state (containers, scratch, git cache) is its own,
+    /// as on a host of its own, with `paths` lines added to its `[paths]` and reaching the
+    /// broker at `broker_url` (the farm's when `None`); returns once it takes jobs.
+    pub fn own_worker(
+        &self,
+        name: &str,
+        env: &[(&str, &str)],
+        paths: &str,
+        broker_url: Option<&str>,
+    ) -> Daemon {
+        let text = fs_err::read_to_string(&self.path).unwrap();
+        let state = self.dir.path().join(format!("state-{name}"));
+        let url = broker_url.unwrap_or(&self.config.broker.url);
+        let text = text
+            .replace(
+                &format!("state = \"{}\"", self.config.paths.state.display()),
+                &format!("state = \"{}\"\n{paths}", state.display()),
+            )
+            .replace(
+                &format!("url = \"{}\"", self.config.broker.url),
+                &format!("url = \"{url}\""),
+            );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        fs_err::write(&path, text).unwrap();
+        let log = self.dir.path().join(format!("{name}.log"));
+        let daemon = Daemon::start_with_env(
+            "perestroika-worker",
+            &["--config", path.to_str().unwrap(), "run"],
+            env,
+            &log,
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !daemon.output().contains("taking build jobs") {
+            assert!(
+                Instant::now() < deadline,
+                "the worker {name} does not take jobs:\n{}",
+                daemon.output()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        daemon
+    }
+
     /// `perestroika-queue bootstrap` of this farm's queues, asserting that it succeeded.
     pub fn bootstrap(&self) {
         let out = run(

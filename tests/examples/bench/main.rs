@@ -6,6 +6,7 @@
 //! a tool failed, 2 on bad usage.
 
 mod data;
+mod farm;
 mod measure;
 mod mirror;
 mod publisher;
@@ -48,6 +49,9 @@ enum Part {
     /// Gerrit events over SSH to confirmed build jobs: events/s next to OpenSSH's client
     /// reading the same stream, and latency.
     Reactor(reactor::Args),
+    /// Queued builds taken by one, two and three workers: builds per minute and the scaling
+    /// ratio.
+    Farm(farm::Args),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
                 }
                 Part::Mirror(args) => mirror::run(&root, &args),
                 Part::Reactor(args) => reactor::run(&args),
+                Part::Farm(args) => farm::run(&args),
             }
         });
     match result {
