@@ -28,7 +28,7 @@ fn greet_versions(f: &WholeFarm) -> usize {
 #[test]
 fn the_farm_goes_on_while_one_broker_node_and_then_another_is_down() {
     let cluster = Cluster::start(3);
-    let f = WholeFarm::start_on(&cluster.url(), &cluster.urls_line(), BOOKWORM_RELEASE);
+    let f = WholeFarm::start_on(&cluster.url(), &cluster.urls_line(), BOOKWORM_RELEASE, 1);
     let (code, packaging, head) = push_greet(&f, "Hello, 1");
     let mut merges = 0u64;
     let mut merge = |project: &str, head: &str| {

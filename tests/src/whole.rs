@@ -64,15 +64,27 @@ pub struct WholeFarm {
     pub key: OperatorKey,
     pub farm: Farm,
     pub gerrit: Gerrit,
-    /// The local mirror target's directory.
+    /// The first mirror target's directory.
     pub mirror: PathBuf,
-    _mirror_dir: tempfile::TempDir,
-    /// The mirror's http server, e.g. `http://127.0.0.1:8123`.
+    /// The first mirror's http server, e.g. `http://127.0.0.1:8123`.
     pub http: String,
+    /// Every mirror target (the first is [`WholeFarm::mirror`]).
+    pub mirrors: Vec<MirrorHost>,
     pub reactor: Daemon,
     pub worker: Daemon,
     pub publisher: Daemon,
     pub mirror_daemon: Daemon,
+}
+
+/// One mirror target of a [`WholeFarm`]: a directory the mirror daemon syncs to, served over
+/// http.
+pub struct MirrorHost {
+    /// Its name in `[[mirrors]]` (`local`, `local2`, …).
+    pub name: String,
+    pub dir: PathBuf,
+    /// Its http server, e.g. `http://127.0.0.1:8123`.
+    pub http: String,
+    _dir: tempfile::TempDir,
     _server: Daemon,
 }
 
@@ -84,28 +96,43 @@ impl WholeFarm {
 
     /// Starts everything with `release` (a TOML inline table) as the customer's release 9.0.
     pub fn start_with(release: &str) -> Self {
-        Self::start_on(&shared_amqp_url(), "", release)
+        Self::start_on(&shared_amqp_url(), "", release, 1)
     }
 
     /// [`WholeFarm::start_with`] on the broker at `amqp_url`, with `broker_extra` lines in
-    /// `[broker]` (e.g. a cluster's other nodes).
-    pub fn start_on(amqp_url: &str, broker_extra: &str, release: &str) -> Self {
+    /// `[broker]` (e.g. a cluster's other nodes), and `mirrors` mirror targets, each served
+    /// over http.
+    pub fn start_on(amqp_url: &str, broker_extra: &str, release: &str, mirrors: usize) -> Self {
         base_image("bookworm");
         let gerrit = Gerrit::start();
         let key = OperatorKey::new();
-        let mirror_tmp = tempfile::tempdir().unwrap();
-        let mirror_dir = mirror_tmp.path().to_owned();
-        let addr = format!("127.0.0.1:{}", free_port());
+        let targets: Vec<(String, tempfile::TempDir, String)> = (0..mirrors.max(1))
+            .map(|i| {
+                let name = match i {
+                    0 => "local".to_owned(),
+                    i => format!("local{}", i + 1),
+                };
+                let addr = format!("127.0.0.1:{}", free_port());
+                (name, tempfile::tempdir().unwrap(), addr)
+            })
+            .collect();
+        let sections: String = targets
+            .iter()
+            .map(|(name, dir, addr)| {
+                format!(
+                    "[[mirrors]]\nname = \"{name}\"\ntarget = \"{}\"\nhttp_url = \"http://{addr}\"\n",
+                    dir.path().display()
+                )
+            })
+            .collect();
         let farm = signed_farm_on(
             amqp_url,
             broker_extra,
             &[&key],
             &format!(
-                "{}\n[build]\npackage_cache = \"{}\"\ntimeout_secs = 900\n\n\
-                 [[mirrors]]\nname = \"local\"\ntarget = \"{}\"\nhttp_url = \"http://{addr}\"\n",
+                "{}\n[build]\npackage_cache = \"{}\"\ntimeout_secs = 900\n\n{sections}",
                 gerrit.config_section(),
                 package_cache(),
-                mirror_dir.display()
             ),
             release,
         );
@@ -122,18 +149,25 @@ impl WholeFarm {
         let worker = daemon("perestroika-worker", &["run"], "worker");
         let publisher = daemon("perestroika-publisher", &["run"], "publisher");
         let mirror_daemon = daemon("perestroika-mirror", &["run"], "mirror");
-        let server = daemon(
-            "perestroika-mirror",
-            &[
-                "serve",
-                "--root",
-                mirror_dir.to_str().unwrap(),
-                "--http",
-                &addr,
-            ],
-            "serve",
-        );
-        wait_for_listener(&addr, "perestroika-mirror serve", || server.output());
+        let mirrors: Vec<MirrorHost> = targets
+            .into_iter()
+            .map(|(name, dir, addr)| {
+                let root = dir.path().to_str().unwrap().to_owned();
+                let server = daemon(
+                    "perestroika-mirror",
+                    &["serve", "--root", &root, "--http", &addr],
+                    &format!("serve-{name}"),
+                );
+                wait_for_listener(&addr, "perestroika-mirror serve", || server.output());
+                MirrorHost {
+                    name,
+                    dir: dir.path().to_owned(),
+                    http: format!("http://{addr}"),
+                    _dir: dir,
+                    _server: server,
+                }
+            })
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !reactor
             .output()
@@ -151,14 +185,13 @@ impl WholeFarm {
             key,
             farm,
             gerrit,
-            mirror: mirror_dir,
-            _mirror_dir: mirror_tmp,
-            http: format!("http://{addr}"),
+            mirror: mirrors[0].dir.clone(),
+            http: mirrors[0].http.clone(),
+            mirrors,
             reactor,
             worker,
             publisher,
             mirror_daemon,
-            _server: server,
         }
     }
 
@@ -217,13 +250,24 @@ impl WholeFarm {
     /// Waits until the mirror's status says `tree` is live at a generation of at least
     /// `generation` (0: retired) on the local target; returns the synced generation.
     pub fn wait_mirrored(&self, tree: &str, generation: u64, within: Duration) -> u64 {
+        self.wait_mirrored_to("local", tree, generation, within)
+    }
+
+    /// [`WholeFarm::wait_mirrored`] for the mirror target `target`.
+    pub fn wait_mirrored_to(
+        &self,
+        target: &str,
+        tree: &str,
+        generation: u64,
+        within: Duration,
+    ) -> u64 {
         let status = self.farm.config.paths.state.join("mirror/status.json");
         let deadline = Instant::now() + within;
         loop {
             let synced = fs_err::read(&status)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| v["local"][tree]["synced"].as_u64());
+                .and_then(|v| v[target][tree]["synced"].as_u64());
             match synced {
                 Some(g) if generation == 0 && g == 0 => return 0,
                 Some(g) if generation > 0 && g >= generation => return g,
@@ -246,13 +290,18 @@ impl WholeFarm {
     /// mirror's http server, trusting only the mirrored `KEY.asc`; runs `check` after and
     /// returns its output.
     pub fn apt_install_from_mirror(&self, packages: &[&str], check: &str) -> String {
+        self.apt_install_from(&self.mirrors[0], packages, check)
+    }
+
+    /// [`WholeFarm::apt_install_from_mirror`] from the mirror target `mirror`.
+    pub fn apt_install_from(&self, mirror: &MirrorHost, packages: &[&str], check: &str) -> String {
         let image = base_image("bookworm");
         let tree = self.tree("9.0");
-        let key = self.mirror.join(&tree).join("KEY.asc");
+        let key = mirror.dir.join(&tree).join("KEY.asc");
         assert!(key.is_file(), "the mirror has no {tree}/KEY.asc");
         let line = format!(
             "deb [signed-by=/farm-key.asc] {}/{tree}/deb bookworm main",
-            self.http
+            mirror.http
         );
         let script = format!(
             "set -e; echo '{line}' > /etc/apt/sources.list.d/farm.list; \

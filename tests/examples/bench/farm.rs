@@ -1,27 +1,41 @@
-//! The farm under load: `--builds` jobs of a small package queued at once and taken by one,
-//! two and three workers (each its own state, as on a host of its own) until every publish
-//! job is queued. Printed: builds per minute for each count, next to the ideal (that many
-//! times one worker's) and the scaling ratio. On a host with fewer cores than workers the
-//! workers share them: read the ratio with the core count printed beside it.
+//! The farm under load.
+//!
+//! - `--builds` jobs of a small package queued at once and taken by one, two and three workers
+//!   (each its own state, as on a host of its own) until every publish job is queued. Printed:
+//!   builds per minute for each count, next to the ideal (that many times one worker's) and the
+//!   scaling ratio. On a host with fewer cores than workers the workers share them: read the
+//!   ratio with the core count printed beside it.
+//! - `--merges` merges in one burst through the whole farm (reactor, worker, publisher, mirror
+//!   daemon) to two mirror targets: for each, merge → installable from both mirrors, less its
+//!   build, and less its wait behind the builds before it too; p50 and p99.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
 use perestroika_protocol::broker::Broker;
 use perestroika_protocol::{QueueName, Stage};
-use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
+use perestroika_tests::apt::BOOKWORM_RELEASE;
+use perestroika_tests::debian::{base_image, greet_code, minimal_package, package_cache, GitRepo};
+use perestroika_tests::logs::{self, Event};
 use perestroika_tests::rabbit::Rabbit;
+use perestroika_tests::whole::{change, push_greet, WholeFarm, SPLIT_BRANCH};
 use perestroika_tests::{combined_job, Farm};
+
+use crate::measure::percentile;
 
 /// How many builds, across how many workers.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Builds queued at once.
+    /// Builds queued at once (0: none).
     #[arg(long, env = "BENCH_BUILDS", default_value_t = 200)]
     builds: u32,
     /// The worker counts measured, in turn.
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     workers: Vec<usize>,
+    /// Merges in the burst through the whole farm (0: none).
+    #[arg(long, env = "BENCH_MERGES", default_value_t = 50)]
+    merges: u32,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -29,20 +43,122 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let rabbit = Rabbit::start();
     let runtime = tokio::runtime::Runtime::new()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "farm: {} builds of a small deb queued at once, {cores} cores",
-        args.builds
-    );
-    println!("workers  minutes  builds/min  ideal (n × one)  ratio");
-    let mut one = None;
-    for &n in &args.workers {
-        let per_min = runtime.block_on(measure(&rabbit, args.builds, n))?;
-        let base = *one.get_or_insert(per_min / n as f64);
+    if args.builds > 0 {
         println!(
-            "{n:>7}  {:>7.2}  {per_min:>10.1}  {:>15.1}  {:>5.2}",
-            f64::from(args.builds) / per_min,
-            base * n as f64,
-            per_min / (base * n as f64)
+            "farm: {} builds of a small deb queued at once, {cores} cores",
+            args.builds
+        );
+        println!("workers  minutes  builds/min  ideal (n × one)  ratio");
+        let mut one = None;
+        for &n in &args.workers {
+            let per_min = runtime.block_on(measure(&rabbit, args.builds, n))?;
+            let base = *one.get_or_insert(per_min / n as f64);
+            println!(
+                "{n:>7}  {:>7.2}  {per_min:>10.1}  {:>15.1}  {:>5.2}",
+                f64::from(args.builds) / per_min,
+                base * n as f64,
+                per_min / (base * n as f64)
+            );
+        }
+    }
+    if args.merges > 0 {
+        merge_burst(&rabbit, args.merges)?;
+    }
+    Ok(())
+}
+
+/// `merges` merges of greet in one burst, each to both mirrors.
+fn merge_burst(rabbit: &Rabbit, merges: u32) -> anyhow::Result<()> {
+    let f = WholeFarm::start_on(&rabbit.url(), "", BOOKWORM_RELEASE, 2);
+    let tree = f.tree("9.0");
+    let (code, packaging, head) = push_greet(&f, "Hello, 0");
+    // A first build warms the caches; it is not counted.
+    f.event(
+        &change(&packaging, SPLIT_BRANCH, 500, 1, &head),
+        "change-merged",
+    );
+    let within = Duration::from_secs(600);
+    for m in &f.mirrors {
+        f.wait_mirrored_to(&m.name, &tree, 1, within);
+    }
+    let mut emitted = Vec::new();
+    for i in 1..=merges {
+        let head = f.gerrit.push(
+            &code,
+            SPLIT_BRANCH,
+            &greet_code(&format!("Hello, {i}")),
+            &format!("code {i}"),
+        );
+        let at = f.event(
+            &change(&code, SPLIT_BRANCH, 500 + u64::from(i), 1, &head),
+            "change-merged",
+        );
+        emitted.push(at);
+    }
+    let within = Duration::from_secs(120 * u64::from(merges));
+    f.wait_for("every merge published", within, || {
+        let ends = f.publisher.events();
+        ends.iter().filter(|e| e.ends("publish")).count() > merges as usize
+    });
+    let last = f
+        .publisher
+        .events()
+        .iter()
+        .filter_map(|e| e.ends("publish").then(|| e.number("generation")).flatten())
+        .fold(0.0, f64::max) as u64;
+    for m in &f.mirrors {
+        f.wait_mirrored_to(&m.name, &tree, last, within);
+    }
+
+    let jobs = f.queued_jobs();
+    if jobs.len() != merges as usize + 1 {
+        bail!("{} build jobs for {} merges", jobs.len(), merges + 1);
+    }
+    let (reactor, worker, publisher, mirror) = (
+        f.reactor.events(),
+        f.worker.events(),
+        f.publisher.events(),
+        f.mirror_daemon.events(),
+    );
+    let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64 / 1000.0;
+    let (mut less_build, mut less_wait) = (Vec::new(), Vec::new());
+    for (job, at) in jobs[1..].iter().zip(&emitted) {
+        let queued = found(&reactor, job, "queued", false)?.timestamp;
+        let started = found(&worker, job, "build", false)?.timestamp;
+        let built = found(&worker, job, "build", true)?.timestamp;
+        let generation = found(&publisher, job, "publish", true)?
+            .number("generation")
+            .context("no generation")?;
+        // Installable from both: the later of the two mirrors' first sync at or past it.
+        let mut both = built;
+        for m in &f.mirrors {
+            let synced = mirror
+                .iter()
+                .find(|e| {
+                    e.ends("mirror")
+                        && e.str("target") == Some(m.name.as_str())
+                        && e.str("tree") == Some(tree.as_str())
+                        && e.number("generation").is_some_and(|g| g >= generation)
+                })
+                .with_context(|| format!("job {job}: never on mirror {}", m.name))?;
+            both = both.max(synced.timestamp);
+        }
+        let total = secs(*at, both);
+        let build = secs(started, built);
+        less_build.push(total - build);
+        less_wait.push(total - build - secs(queued, started));
+    }
+    less_build.sort_by(f64::total_cmp);
+    less_wait.sort_by(f64::total_cmp);
+    println!("merge → installable from both mirrors, {merges} merges in one burst, one worker:");
+    for (what, v) in [
+        ("everything but the build", &less_build),
+        ("… and but the wait behind earlier builds", &less_wait),
+    ] {
+        println!(
+            "  {what:<44} p50 {:>7.3} s   p99 {:>7.3} s",
+            percentile(v, 0.5),
+            percentile(v, 0.99)
         );
     }
     Ok(())
@@ -102,4 +218,14 @@ async fn measure(rabbit: &Rabbit, builds: u32, workers: usize) -> anyhow::Result
     drop(daemons);
     broker.close().await;
     Ok(f64::from(builds) / minutes)
+}
+
+/// The event of `job` starting (or, with `end`, ending) `stage`.
+fn found<'a>(events: &'a [Event], job: &str, stage: &str, end: bool) -> anyhow::Result<&'a Event> {
+    if end {
+        logs::ended(events, job, stage)
+    } else {
+        logs::started(events, job, stage)
+    }
+    .with_context(|| format!("job {job}: no {stage} event"))
 }

@@ -20,6 +20,12 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The value at fraction `p` (0.5 the median, 0.99 the 99th percentile) of `sorted`, nearest
+/// rank.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
 /// One row: a label, our figure, theirs and the ratio, at `decimals` places.
 pub fn row(label: &str, ours: f64, theirs: f64, decimals: usize) -> String {
     format!(

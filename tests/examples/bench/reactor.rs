@@ -19,6 +19,8 @@ use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::gerrit::{ChangeSpec, Gerrit};
 use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::{Daemon, Farm};
+
+use crate::measure::percentile;
 use serde_json::json;
 
 /// How many events, and how fast.
@@ -75,10 +77,6 @@ async fn receive(consumer: &mut lapin::Consumer, count: u64) -> (Vec<f64>, Insta
         last = Instant::now();
     }
     (latencies, last)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Runs the reactor benchmark on a private broker and stand-in.
