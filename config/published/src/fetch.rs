@@ -1,0 +1,343 @@
+//! Where published files come from: the public root on this host, or a mirror's http server.
+//! Every read is of a path inside the tree (checked, never `..`), bounded in size, and over
+//! http bounded in time, with redirects refused.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+use crate::ReadError;
+
+/// A public tree's base: `http://host[:port]/path/` of a mirror, or a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The public root on this host (`[paths] public_root`).
+    Dir(PathBuf),
+    /// A mirror's http server serving the public root.
+    Http(BaseUrl),
+}
+
+/// An `http://` URL of a public root: host, port and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    host: String,
+    port: u16,
+    /// The path below which the tree lies, starting and ending with `/`.
+    prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `http://host[:port][/path]`. Only plain http: what is read is trusted for its
+    /// signatures, not its transport.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url:?} is not an http:// URL of the public tree"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+            return Err(format!(
+                "{url:?}: expected http://host[:port]/path/, without user, query or fragment"
+            ));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() || path.split('/').any(|c| c == "..") {
+            return Err(format!("{url:?}: no host, or `..` in the path"));
+        }
+        let mut prefix = path.to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            prefix,
+        })
+    }
+
+    /// `http://host:port/prefix/`.
+    pub fn as_url(&self) -> String {
+        format!("http://{}:{}{}", self.host, self.port, self.prefix)
+    }
+
+    fn url_of(&self, rel: &str) -> String {
+        format!("{}{}", self.as_url(), encode(rel))
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Dir(d) => write!(f, "{}", d.display()),
+            Source::Http(u) => write!(f, "{}", u.as_url()),
+        }
+    }
+}
+
+/// `rel` percent-encoded for a URL path (`/` kept).
+fn encode(rel: &str) -> String {
+    let mut out = String::with_capacity(rel.len());
+    for b in rel.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~+".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Refuses a path that is not plainly inside the tree: empty, absolute, `.` or `..`
+/// components, control characters or backslashes.
+pub fn check_rel(rel: &str) -> Result<(), ReadError> {
+    let bad = rel.is_empty()
+        || rel.starts_with('/')
+        || rel.len() > 4096
+        || rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        || rel.chars().any(|c| c.is_control() || c == '\\');
+    if bad {
+        return Err(ReadError::NotInTree(rel.to_owned()));
+    }
+    Ok(())
+}
+
+/// How long a connection may take to open, answer, or stall while sending.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub timeout: Duration,
+}
+
+impl Source {
+    /// Copies the file at `rel` (relative to the public root) into `sink`, at most `max`
+    /// bytes; `Ok(false)` when the tree has no such file.
+    pub async fn copy_to(
+        &self,
+        rel: &str,
+        max: u64,
+        limits: Limits,
+        sink: &mut dyn Write,
+    ) -> Result<bool, ReadError> {
+        check_rel(rel)?;
+        match self {
+            Source::Dir(root) => copy_local(root, rel, max, sink),
+            Source::Http(base) => copy_http(base, rel, max, limits, sink).await,
+        }
+    }
+
+    /// The file at `rel`, at most `max` bytes; `None` when the tree has no such file.
+    pub async fn get(
+        &self,
+        rel: &str,
+        max: u64,
+        limits: Limits,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        let mut out = Vec::new();
+        Ok(self
+            .copy_to(rel, max, limits, &mut out)
+            .await?
+            .then_some(out))
+    }
+}
+
+/// A file below `root`: the links of the tree (the live link, the pool) are followed, but
+/// the file must resolve inside the root.
+fn copy_local(root: &Path, rel: &str, max: u64, sink: &mut dyn Write) -> Result<bool, ReadError> {
+    let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", root.join(rel).display()));
+    let real = match std::fs::canonicalize(root.join(rel)) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(e)),
+    };
+    let root = std::fs::canonicalize(root).map_err(io)?;
+    if !real.starts_with(&root) {
+        return Err(ReadError::NotInTree(format!(
+            "{rel} (leads to {}, outside the public root)",
+            real.display()
+        )));
+    }
+    if !real.is_file() {
+        return Ok(false);
+    }
+    let mut file = std::fs::File::open(&real).map_err(io)?;
+    let copied = std::io::copy(&mut (&mut file).take(max + 1), sink).map_err(io)?;
+    if copied > max {
+        return Err(ReadError::TooBig {
+            what: real.display().to_string(),
+            max,
+        });
+    }
+    Ok(true)
+}
+
+async fn copy_http(
+    base: &BaseUrl,
+    rel: &str,
+    max: u64,
+    limits: Limits,
+    sink: &mut dyn Write,
+) -> Result<bool, ReadError> {
+    let url = base.url_of(rel);
+    let failed = |reason: String| ReadError::Http {
+        url: url.clone(),
+        reason,
+    };
+    let timed = |what: &str| failed(format!("{what} took longer than {:?}", limits.timeout));
+    let stream = tokio::time::timeout(
+        limits.timeout,
+        tokio::net::TcpStream::connect((base.host.as_str(), base.port)),
+    )
+    .await
+    .map_err(|_| timed("connecting"))?
+    .map_err(|e| failed(format!("cannot connect: {e}")))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let driver = tokio::spawn(conn);
+    let host = if base.port == 80 {
+        base.host.clone()
+    } else {
+        format!("{}:{}", base.host, base.port)
+    };
+    let request = hyper::Request::get(format!("{}{}", base.prefix, encode(rel)))
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::USER_AGENT, "perestroika")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| failed(e.to_string()))?;
+    let result = async {
+        let response = tokio::time::timeout(limits.timeout, sender.send_request(request))
+            .await
+            .map_err(|_| timed("the answer"))?
+            .map_err(|e| failed(e.to_string()))?;
+        let status = response.status();
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(hyper::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            return Err(ReadError::Redirect { url: url.clone(), to });
+        }
+        if status == hyper::StatusCode::NOT_FOUND || status == hyper::StatusCode::GONE {
+            return Ok(false);
+        }
+        if !status.is_success() {
+            return Err(failed(format!("answered {status}")));
+        }
+        let declared = response
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return Err(ReadError::TooBig {
+                what: url.clone(),
+                max,
+            });
+        }
+        let mut body = response.into_body();
+        let mut total = 0u64;
+        loop {
+            let frame = tokio::time::timeout(limits.timeout, body.frame())
+                .await
+                .map_err(|_| timed("a stalled transfer"))?;
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| failed(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                total += data.len() as u64;
+                if total > max {
+                    return Err(ReadError::TooBig {
+                        what: url.clone(),
+                        max,
+                    });
+                }
+                sink.write_all(&data)
+                    .map_err(|e| ReadError::Io(format!("writing what {url} sent: {e}")))?;
+            }
+        }
+        Ok(true)
+    }
+    .await;
+    driver.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let u = BaseUrl::parse("http://mirror:8080/perestroika").unwrap();
+        assert_eq!(u.as_url(), "http://mirror:8080/perestroika/");
+        assert_eq!(
+            u.url_of("acme/9.0/deb/pool/main/g/greet_1%3a1.0.deb"),
+            "http://mirror:8080/perestroika/acme/9.0/deb/pool/main/g/greet_1%253a1.0.deb"
+        );
+        assert_eq!(
+            BaseUrl::parse("http://127.0.0.1").unwrap().as_url(),
+            "http://127.0.0.1:80/"
+        );
+        for bad in [
+            "https://m/",
+            "ftp://m/",
+            "http://u@m/",
+            "http:///x",
+            "http://m/../x",
+            "http://m:x/",
+            "http://m/?a",
+        ] {
+            assert!(BaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_stay_in_the_tree() {
+        for bad in ["", "/etc/passwd", "a/../b", "a//b", "./a", "a/\n", "a\\b"] {
+            assert!(check_rel(bad).is_err(), "{bad:?}");
+        }
+        check_rel("acme/9.0/deb/dists/bookworm/InRelease").unwrap();
+    }
+
+    #[tokio::test]
+    async fn local_links_may_not_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs_err::create_dir_all(root.join("acme")).unwrap();
+        fs_err::write(dir.path().join("secret"), "s").unwrap();
+        fs_err::write(root.join("acme/ok"), "fine").unwrap();
+        std::os::unix::fs::symlink("../../secret", root.join("acme/out")).unwrap();
+        let src = Source::Dir(root);
+        let limits = Limits {
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(
+            src.get("acme/ok", 10, limits).await.unwrap().as_deref(),
+            Some(&b"fine"[..])
+        );
+        assert!(src.get("acme/missing", 10, limits).await.unwrap().is_none());
+        assert!(matches!(
+            src.get("acme/out", 10, limits).await,
+            Err(ReadError::NotInTree(_))
+        ));
+        assert!(matches!(
+            src.get("acme/ok", 2, limits).await,
+            Err(ReadError::TooBig { .. })
+        ));
+    }
+}
