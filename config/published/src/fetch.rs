@@ -130,7 +130,7 @@ impl Source {
         rel: &str,
         max: u64,
         limits: Limits,
-        sink: &mut dyn Write,
+        sink: &mut (dyn Write + Send),
     ) -> Result<bool, ReadError> {
         check_rel(rel)?;
         match self {
@@ -189,7 +189,7 @@ async fn copy_http(
     rel: &str,
     max: u64,
     limits: Limits,
-    sink: &mut dyn Write,
+    sink: &mut (dyn Write + Send),
 ) -> Result<bool, ReadError> {
     let url = base.url_of(rel);
     let failed = |reason: String| ReadError::Http {

@@ -48,6 +48,8 @@ pub struct Reader {
     source: Source,
     release_keys: Option<Keyring>,
     review_keys: Option<Keyring>,
+    release_files: Vec<PathBuf>,
+    review_files: Vec<PathBuf>,
     limits: Limits,
     scratch: tempfile::TempDir,
 }
@@ -75,6 +77,7 @@ impl Reader {
             fs_err::create_dir_all(&dir).map_err(|e| ReadError::Io(e.to_string()))?;
             Keyring::pinned(keys, &dir).map(Some).map_err(ReadError::Keys)
         };
+        let (release_keys_files, review_keys_files) = (release_keys, review_keys);
         let release_keys = ring(release_keys, "release")?;
         let review_keys = ring(review_keys, "review")?.or_else(|| release_keys.clone());
         if matches!(source, Source::Http(_)) && release_keys.is_none() {
@@ -87,9 +90,38 @@ impl Reader {
             source,
             release_keys,
             review_keys,
+            release_files: release_keys_files.to_vec(),
+            review_files: review_keys_files.to_vec(),
             limits: Limits { timeout },
             scratch,
         })
+    }
+
+    /// The reader of a farm's published state: `[public] url` when set, else the host's
+    /// `[paths] public_root`, with the keys `[public]` pins.
+    pub fn of_farm(farm: &perestroika_config::FarmConfig) -> Result<Self, ReadError> {
+        let public = &farm.public;
+        let source = match &public.url {
+            Some(url) => Source::Http(BaseUrl::parse(url).map_err(|e| {
+                ReadError::Keys(format!("configuration key `public.url`: {e}"))
+            })?),
+            None => Source::Dir(farm.paths.public_root.clone()),
+        };
+        Self::new(
+            source,
+            &public.keys,
+            &public.review_keys,
+            Duration::from_secs(public.timeout_secs.max(1)),
+        )
+    }
+
+    /// The armored key files pinned for `tree` (see [`Reader::keyring_for`]).
+    pub fn key_files_for(&self, tree: &str) -> &[PathBuf] {
+        if tree.split('/').nth(1) == Some("review") && !self.review_files.is_empty() {
+            &self.review_files
+        } else {
+            &self.release_files
+        }
     }
 
     /// Where it reads from.

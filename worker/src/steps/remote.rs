@@ -1,0 +1,125 @@
+//! Build dependencies from a mirror's http server: the worker reads each wanted suite through
+//! the pinned keys (its `InRelease`, the `Packages` indexes it names, every package file those
+//! name, each by size and sha256) into a copy laid out like the public tree, which is then
+//! mounted read-only like a local tree. The copy's `KEY.asc` is the pinned key, so apt in the
+//! container checks the same signature again; the container's network stays the package
+//! cache relay alone. Package files are kept by sha256 in a cache shared by builds.
+
+use std::path::{Path, PathBuf};
+
+use perestroika_formats::release_index::stanzas;
+use perestroika_published::{fetch::check_rel, ReadError, Reader};
+use perestroika_tree::GenerationDir;
+
+use super::request::DepRepo;
+
+/// Bound of one package file fetched as a build dependency.
+const MAX_PACKAGE_BYTES: u64 = 4 << 30;
+
+/// Copies the deb suites `wanted` (`(tree relative to the public root, suite)`) that exist,
+/// verified, below `dest` (`<dest>/<tree>`), taking package files from and adding them to
+/// `cache`. Returns the copies as dependency repositories; a suite the tree does not have is
+/// left out. Any file that is not what the pinned keys signed fails the whole copy.
+pub async fn copy_deb_suites(
+    reader: &Reader,
+    wanted: &[(String, String)],
+    dest: &Path,
+    cache: &Path,
+) -> Result<Vec<DepRepo>, ReadError> {
+    let io = |what: &Path, e: std::io::Error| ReadError::Io(format!("{}: {e}", what.display()));
+    fs_err::create_dir_all(cache).map_err(|e| ReadError::Io(e.to_string()))?;
+    let mut repos = Vec::new();
+    for (tree, suite) in wanted {
+        let Some(verified) = reader.deb_suite(tree, suite).await? else {
+            continue;
+        };
+        let Some(inrelease) = &verified.inrelease else {
+            return Err(ReadError::Keys(format!(
+                "{tree}: no keys pinned to check it with ([public] keys)"
+            )));
+        };
+        let copy = dest.join(tree);
+        let gen = GenerationDir::new(&copy);
+        let suite_dir = gen.deb_suite(suite);
+        fs_err::create_dir_all(&suite_dir).map_err(|e| io(&suite_dir, e))?;
+        // The pinned keys, never the KEY.asc the mirror serves.
+        let mut key = Vec::new();
+        for file in reader.key_files_for(tree) {
+            key.extend(fs_err::read(file).map_err(|e| ReadError::Keys(e.to_string()))?);
+        }
+        fs_err::write(gen.key(), key).map_err(|e| io(&gen.key(), e))?;
+        fs_err::write(suite_dir.join("InRelease"), inrelease)
+            .map_err(|e| io(&suite_dir, e))?;
+        let indexes: Vec<String> = verified
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let name = e.path.strip_suffix(".gz").unwrap_or(&e.path);
+                let mut parts = name.split('/');
+                let (_, arch, file) = (parts.next()?, parts.next()?, parts.next()?);
+                (arch.starts_with("binary-") && file == "Packages" && parts.next().is_none())
+                    .then(|| name.to_owned())
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for name in indexes {
+            let Some((entry, bytes)) = reader.deb_index_file(&verified, &name).await? else {
+                continue;
+            };
+            check_rel(&entry.path)?;
+            let file = suite_dir.join(&entry.path);
+            let parent = file.parent().unwrap_or(&suite_dir).to_owned();
+            let by_hash = parent.join("by-hash/SHA256");
+            fs_err::create_dir_all(&by_hash).map_err(|e| io(&by_hash, e))?;
+            fs_err::write(&file, &bytes).map_err(|e| io(&file, e))?;
+            fs_err::write(by_hash.join(&entry.sha256), &bytes).map_err(|e| io(&by_hash, e))?;
+            let Some(text) = reader.deb_index(&verified, &name).await? else {
+                continue;
+            };
+            for stanza in stanzas(&text) {
+                let (Some(filename), Some(size), Some(sum)) =
+                    (stanza.get("Filename"), stanza.get("Size"), stanza.get("SHA256"))
+                else {
+                    continue;
+                };
+                check_rel(filename)?;
+                let size: u64 = size.parse().map_err(|_| ReadError::Index {
+                    file: name.clone(),
+                    reason: format!("{filename}: size {size:?} is not a number"),
+                })?;
+                if size > MAX_PACKAGE_BYTES || sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ReadError::Index {
+                        file: name.clone(),
+                        reason: format!("{filename}: size or sha256 out of bounds"),
+                    });
+                }
+                let cached = cache.join(sum.to_ascii_lowercase());
+                if !cached.is_file() {
+                    let rel = format!("{tree}/deb/{filename}");
+                    if !reader.download_checked(&rel, size, sum, &cached).await? {
+                        return Err(ReadError::Index {
+                            file: rel,
+                            reason: "named by the signed index but missing".into(),
+                        });
+                    }
+                }
+                let target = copy.join("deb").join(filename);
+                if let Some(dir) = target.parent() {
+                    fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
+                }
+                let _ = fs_err::remove_file(&target);
+                if fs_err::hard_link(&cached, &target).is_err() {
+                    fs_err::copy(&cached, &target).map_err(|e| io(&target, e))?;
+                }
+            }
+        }
+        repos.push(DepRepo::new(copy, suite));
+    }
+    Ok(repos)
+}
+
+/// Where a job's copies go, below the worker's scratch directory.
+pub fn copies_dir(scratch: &Path, job_id: &str) -> PathBuf {
+    scratch.join(format!("published-{job_id}"))
+}
