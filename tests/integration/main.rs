@@ -11,6 +11,7 @@ mod lifecycle;
 mod mirror;
 mod outages;
 mod pinned;
+mod published;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;
