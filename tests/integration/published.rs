@@ -117,7 +117,10 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
         let output = build_refused(&with, &out);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains("is refused, nothing was built"), "{name}: {stderr}");
+        assert!(
+            stderr.contains("is refused, nothing was built"),
+            "{name}: {stderr}"
+        );
         assert!(stderr.contains(why), "{name}: {stderr}");
         assert!(
             !out.join("result.json").exists(),
@@ -144,7 +147,11 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
     let text = fs_err::read_to_string(&inrelease).unwrap();
     assert!(text.contains("Suite: bookworm"), "{text}");
     let _ = fs_err::remove_file(&inrelease);
-    fs_err::write(&inrelease, text.replace("Suite: bookworm", "Suite: bookwors")).unwrap();
+    fs_err::write(
+        &inrelease,
+        text.replace("Suite: bookworm", "Suite: bookwors"),
+    )
+    .unwrap();
     refused(&tampered, "out-inrelease", "bad signature, refused");
 
     // A tampered Packages (by name and by hash): refused by its sha256.
@@ -160,7 +167,11 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
             changed += 1;
         }
     }
-    assert!(changed > 0, "no Packages index found below {}", binary.display());
+    assert!(
+        changed > 0,
+        "no Packages index found below {}",
+        binary.display()
+    );
     // Longer than the signed size: cut off at that size and refused.
     refused(&packages, "out-packages", "binary-amd64");
 }

@@ -182,9 +182,7 @@ impl LocalBuild {
 }
 
 /// `http://host:port/prefix/<customer>/<version>` as the public root's URL and the tree.
-fn split_release_url(
-    url: &str,
-) -> Result<(perestroika_published::BaseUrl, String), LocalError> {
+fn split_release_url(url: &str) -> Result<(perestroika_published::BaseUrl, String), LocalError> {
     let bad = || LocalError::ReleaseUrl(url.to_owned());
     let trimmed = url.trim_end_matches('/');
     let (rest, version) = trimmed.rsplit_once('/').ok_or_else(bad)?;

@@ -130,7 +130,12 @@ struct BuildArgs {
     /// A release's tree as a mirror serves it (`http://host:port/[path/]<customer>/<version>`):
     /// its repository of the distro, verified against --release-key (never the KEY.asc it
     /// serves), provides build dependencies.
-    #[arg(long, value_name = "URL", requires = "release_key", conflicts_with = "release")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "release_key",
+        conflicts_with = "release"
+    )]
     release_url: Option<String>,
     /// Armored public key file the --release-url repository must be signed with (repeatable).
     #[arg(long, value_name = "FILE")]

@@ -231,7 +231,10 @@ async fn copy_http(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned();
-            return Err(ReadError::Redirect { url: url.clone(), to });
+            return Err(ReadError::Redirect {
+                url: url.clone(),
+                to,
+            });
         }
         if status == hyper::StatusCode::NOT_FOUND || status == hyper::StatusCode::GONE {
             return Ok(false);

@@ -75,7 +75,9 @@ impl Reader {
             }
             let dir = scratch.path().join(name);
             fs_err::create_dir_all(&dir).map_err(|e| ReadError::Io(e.to_string()))?;
-            Keyring::pinned(keys, &dir).map(Some).map_err(ReadError::Keys)
+            Keyring::pinned(keys, &dir)
+                .map(Some)
+                .map_err(ReadError::Keys)
         };
         let (release_keys_files, review_keys_files) = (release_keys, review_keys);
         let release_keys = ring(release_keys, "release")?;
@@ -102,9 +104,10 @@ impl Reader {
     pub fn of_farm(farm: &perestroika_config::FarmConfig) -> Result<Self, ReadError> {
         let public = &farm.public;
         let source = match &public.url {
-            Some(url) => Source::Http(BaseUrl::parse(url).map_err(|e| {
-                ReadError::Keys(format!("configuration key `public.url`: {e}"))
-            })?),
+            Some(url) => Source::Http(
+                BaseUrl::parse(url)
+                    .map_err(|e| ReadError::Keys(format!("configuration key `public.url`: {e}")))?,
+            ),
             None => Source::Dir(farm.paths.public_root.clone()),
         };
         Self::new(

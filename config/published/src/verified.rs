@@ -114,7 +114,9 @@ impl Reader {
                 let Some(bytes) = self.get(&path, entry.size).await? else {
                     continue;
                 };
-                if bytes.len() as u64 == entry.size && hex::encode(Sha256::digest(&bytes)) == entry.sha256 {
+                if bytes.len() as u64 == entry.size
+                    && hex::encode(Sha256::digest(&bytes)) == entry.sha256
+                {
                     return Ok(Some((entry.clone(), bytes)));
                 }
                 return Err(ReadError::Hash {

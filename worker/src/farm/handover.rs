@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use perestroika_config::{Family, FarmConfig};
-use perestroika_published::Reader;
 use perestroika_protocol::broker::{Broker, Disposition};
 use perestroika_protocol::messages::{BuildJob, BuildOutcome, Message, PublishJob, Target};
 use perestroika_protocol::{QueueName, Stage};
+use perestroika_published::Reader;
 use tracing::{error, info, warn};
 
 use crate::build;
@@ -29,7 +29,10 @@ fn wanted_repos(farm: &FarmConfig, job: &BuildJob) -> Vec<(String, String)> {
         repos.push((release, merges));
     }
     if let Target::Topic { .. } = job.target {
-        repos.push((job.target.tree(&job.customer, &job.version), job.distro.clone()));
+        repos.push((
+            job.target.tree(&job.customer, &job.version),
+            job.distro.clone(),
+        ));
     }
     repos
 }
@@ -58,7 +61,12 @@ async fn dep_repos(
     let cache = env.scratch.join("published-cache");
     copy_deb_suites(&reader, &wanted, copies, &cache)
         .await
-        .map_err(|e| format!("the release's repository at {} is refused: {e}", reader.source()))
+        .map_err(|e| {
+            format!(
+                "the release's repository at {} is refused: {e}",
+                reader.source()
+            )
+        })
 }
 
 /// Where a job's files end up for the publisher.

@@ -7,8 +7,8 @@ pub mod deps;
 pub mod env;
 pub mod failure;
 pub mod input;
-pub mod request;
 pub mod remote;
+pub mod request;
 pub mod results;
 
 pub use env::{cache_dir, farm_state, root_dirs, BuildEnv};

@@ -48,8 +48,7 @@ pub async fn copy_deb_suites(
             key.extend(fs_err::read(file).map_err(|e| ReadError::Keys(e.to_string()))?);
         }
         fs_err::write(gen.key(), key).map_err(|e| io(&gen.key(), e))?;
-        fs_err::write(suite_dir.join("InRelease"), inrelease)
-            .map_err(|e| io(&suite_dir, e))?;
+        fs_err::write(suite_dir.join("InRelease"), inrelease).map_err(|e| io(&suite_dir, e))?;
         let indexes: Vec<String> = verified
             .entries
             .iter()
@@ -78,9 +77,11 @@ pub async fn copy_deb_suites(
                 continue;
             };
             for stanza in stanzas(&text) {
-                let (Some(filename), Some(size), Some(sum)) =
-                    (stanza.get("Filename"), stanza.get("Size"), stanza.get("SHA256"))
-                else {
+                let (Some(filename), Some(size), Some(sum)) = (
+                    stanza.get("Filename"),
+                    stanza.get("Size"),
+                    stanza.get("SHA256"),
+                ) else {
                     continue;
                 };
                 check_rel(filename)?;
@@ -88,7 +89,10 @@ pub async fn copy_deb_suites(
                     file: name.clone(),
                     reason: format!("{filename}: size {size:?} is not a number"),
                 })?;
-                if size > MAX_PACKAGE_BYTES || sum.len() != 64 || !sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if size > MAX_PACKAGE_BYTES
+                    || sum.len() != 64
+                    || !sum.bytes().all(|b| b.is_ascii_hexdigit())
+                {
                     return Err(ReadError::Index {
                         file: name.clone(),
                         reason: format!("{filename}: size or sha256 out of bounds"),
