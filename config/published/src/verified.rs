@@ -35,6 +35,17 @@ pub struct RpmRepo {
     pub packages: Vec<(String, String)>,
 }
 
+impl DebSuite {
+    /// The components its `Release` names (`Components:`), in order.
+    pub fn components(&self) -> Vec<String> {
+        perestroika_formats::release_index::stanzas(&self.release)
+            .first()
+            .and_then(|s| s.get("Components"))
+            .map(|c| c.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
 fn rel(path: std::path::PathBuf) -> String {
     path.to_string_lossy().into_owned()
 }
