@@ -21,61 +21,10 @@ pub enum Source {
     Http(BaseUrl),
 }
 
-/// An `http://` URL of a public root: host, port and path prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseUrl {
-    host: String,
-    port: u16,
-    /// The path below which the tree lies, starting and ending with `/`.
-    prefix: String,
-}
+pub use perestroika_config::settings::BaseUrl;
 
-impl BaseUrl {
-    /// Parses `http://host[:port][/path]`. Only plain http: what is read is trusted for its
-    /// signatures, not its transport.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url:?} is not an http:// URL of the public tree"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
-            return Err(format!(
-                "{url:?}: expected http://host[:port]/path/, without user, query or fragment"
-            ));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
-            ),
-            _ => (authority, 80),
-        };
-        if host.is_empty() || path.split('/').any(|c| c == "..") {
-            return Err(format!("{url:?}: no host, or `..` in the path"));
-        }
-        let mut prefix = path.to_owned();
-        if !prefix.ends_with('/') {
-            prefix.push('/');
-        }
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-            prefix,
-        })
-    }
-
-    /// `http://host:port/prefix/`.
-    pub fn as_url(&self) -> String {
-        format!("http://{}:{}{}", self.host, self.port, self.prefix)
-    }
-
-    fn url_of(&self, rel: &str) -> String {
-        format!("{}{}", self.as_url(), encode(rel))
-    }
+fn url_of(base: &BaseUrl, rel: &str) -> String {
+    format!("{}{}", base.as_url(), encode(rel))
 }
 
 impl std::fmt::Display for Source {
@@ -191,7 +140,7 @@ async fn copy_http(
     limits: Limits,
     sink: &mut (dyn Write + Send),
 ) -> Result<bool, ReadError> {
-    let url = base.url_of(rel);
+    let url = url_of(base, rel);
     let failed = |reason: String| ReadError::Http {
         url: url.clone(),
         reason,
@@ -199,7 +148,7 @@ async fn copy_http(
     let timed = |what: &str| failed(format!("{what} took longer than {:?}", limits.timeout));
     let stream = tokio::time::timeout(
         limits.timeout,
-        tokio::net::TcpStream::connect((base.host.as_str(), base.port)),
+        tokio::net::TcpStream::connect((base.host(), base.port())),
     )
     .await
     .map_err(|_| timed("connecting"))?
@@ -208,12 +157,12 @@ async fn copy_http(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let driver = tokio::spawn(conn);
-    let host = if base.port == 80 {
-        base.host.clone()
+    let host = if base.port() == 80 {
+        base.host().to_owned()
     } else {
-        format!("{}:{}", base.host, base.port)
+        format!("{}:{}", base.host(), base.port())
     };
-    let request = hyper::Request::get(format!("{}{}", base.prefix, encode(rel)))
+    let request = hyper::Request::get(format!("{}{}", base.prefix(), encode(rel)))
         .header(hyper::header::HOST, host)
         .header(hyper::header::USER_AGENT, "perestroika")
         .body(Empty::<Bytes>::new())
@@ -289,7 +238,7 @@ mod tests {
         let u = BaseUrl::parse("http://mirror:8080/perestroika").unwrap();
         assert_eq!(u.as_url(), "http://mirror:8080/perestroika/");
         assert_eq!(
-            u.url_of("acme/9.0/deb/pool/main/g/greet_1%3a1.0.deb"),
+            url_of(&u, "acme/9.0/deb/pool/main/g/greet_1%3a1.0.deb"),
             "http://mirror:8080/perestroika/acme/9.0/deb/pool/main/g/greet_1%253a1.0.deb"
         );
         assert_eq!(

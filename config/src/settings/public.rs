@@ -41,3 +41,71 @@ impl Default for PublicSettings {
         }
     }
 }
+
+/// An `http://` URL of a public root: host, port and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    host: String,
+    port: u16,
+    /// The path below which the tree lies, starting and ending with `/`.
+    prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `http://host[:port][/path]`. Only plain http: what is read is trusted for its
+    /// signatures, not its transport.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url:?} is not an http:// URL of the public tree"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') || path.contains(['?', '#']) {
+            return Err(format!(
+                "{url:?}: expected http://host[:port]/path/, without user, query or fragment"
+            ));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| format!("{url:?}: {p:?} is not a port"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() || path.split('/').any(|c| c == "..") {
+            return Err(format!("{url:?}: no host, or `..` in the path"));
+        }
+        let mut prefix = path.to_owned();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+            prefix,
+        })
+    }
+
+    /// `http://host:port/prefix/`.
+    pub fn as_url(&self) -> String {
+        format!("http://{}:{}{}", self.host, self.port, self.prefix)
+    }
+
+    /// The host name or address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port (80 when the URL names none).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The path below which the tree lies, starting and ending with `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
