@@ -160,7 +160,14 @@ impl LocalBuild {
             let wanted = [(tree, self.distro.clone())];
             let cache = env.scratch.join("published-cache");
             let copied =
-                crate::steps::remote::copy_deb_suites(&reader, &wanted, &copies, &cache).await;
+                crate::steps::remote::copy_deb_suites(
+                    &reader,
+                    &wanted,
+                    &copies,
+                    &cache,
+                    crate::steps::remote::Copy::Binaries,
+                )
+                .await;
             if copied.is_err() {
                 let _ = fs_err::remove_dir_all(&copies);
             }

@@ -7,6 +7,7 @@
 
 pub mod fetch;
 pub mod keys;
+mod snapshots;
 mod verified;
 
 pub use fetch::{BaseUrl, Limits, Source};

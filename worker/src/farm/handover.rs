@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::build;
 use crate::source::SourceInput;
-use crate::steps::remote::{copies_dir, copy_deb_suites};
+use crate::steps::remote::{copies_dir, copy_deb_suites, Copy};
 use crate::steps::{BuildEnv, BuildRequest, DepRepo};
 
 /// Where a job's build dependencies may come from besides the base, as `(tree relative to the
@@ -59,7 +59,7 @@ async fn dep_repos(
     }
     let reader = Reader::of_farm(farm).map_err(|e| e.to_string())?;
     let cache = env.scratch.join("published-cache");
-    copy_deb_suites(&reader, &wanted, copies, &cache)
+    copy_deb_suites(&reader, &wanted, copies, &cache, Copy::Binaries)
         .await
         .map_err(|e| {
             format!(

@@ -16,6 +16,16 @@ use super::request::DepRepo;
 /// Bound of one package file fetched as a build dependency.
 const MAX_PACKAGE_BYTES: u64 = 4 << 30;
 
+/// What of a suite to copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copy {
+    /// The binary packages: what a build's dependencies need.
+    Binaries,
+    /// The binary packages and the source packages (`Sources` and the files each names):
+    /// what a rebuild of the suite needs.
+    WithSources,
+}
+
 /// Copies the deb suites `wanted` (`(tree relative to the public root, suite)`) that exist,
 /// verified, below `dest` (`<dest>/<tree>`), taking package files from and adding them to
 /// `cache`. Returns the copies as dependency repositories; a suite the tree does not have is
@@ -25,6 +35,7 @@ pub async fn copy_deb_suites(
     wanted: &[(String, String)],
     dest: &Path,
     cache: &Path,
+    what: Copy,
 ) -> Result<Vec<DepRepo>, ReadError> {
     let io = |what: &Path, e: std::io::Error| ReadError::Io(format!("{}: {e}", what.display()));
     fs_err::create_dir_all(cache).map_err(|e| ReadError::Io(e.to_string()))?;
@@ -56,8 +67,9 @@ pub async fn copy_deb_suites(
                 let name = e.path.strip_suffix(".gz").unwrap_or(&e.path);
                 let mut parts = name.split('/');
                 let (_, arch, file) = (parts.next()?, parts.next()?, parts.next()?);
-                (arch.starts_with("binary-") && file == "Packages" && parts.next().is_none())
-                    .then(|| name.to_owned())
+                let binaries = arch.starts_with("binary-") && file == "Packages";
+                let sources = what == Copy::WithSources && arch == "source" && file == "Sources";
+                ((binaries || sources) && parts.next().is_none()).then(|| name.to_owned())
             })
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
@@ -77,50 +89,69 @@ pub async fn copy_deb_suites(
                 continue;
             };
             for stanza in stanzas(&text) {
-                let (Some(filename), Some(size), Some(sum)) = (
-                    stanza.get("Filename"),
-                    stanza.get("Size"),
-                    stanza.get("SHA256"),
-                ) else {
-                    continue;
-                };
-                check_rel(filename)?;
-                let size: u64 = size.parse().map_err(|_| ReadError::Index {
-                    file: name.clone(),
-                    reason: format!("{filename}: size {size:?} is not a number"),
-                })?;
-                if size > MAX_PACKAGE_BYTES
-                    || sum.len() != 64
-                    || !sum.bytes().all(|b| b.is_ascii_hexdigit())
-                {
-                    return Err(ReadError::Index {
+                for (filename, size, sum) in named_files(&stanza) {
+                    check_rel(&filename)?;
+                    let size: u64 = size.parse().map_err(|_| ReadError::Index {
                         file: name.clone(),
-                        reason: format!("{filename}: size or sha256 out of bounds"),
-                    });
-                }
-                let cached = cache.join(sum.to_ascii_lowercase());
-                if !cached.is_file() {
-                    let rel = format!("{tree}/deb/{filename}");
-                    if !reader.download_checked(&rel, size, sum, &cached).await? {
+                        reason: format!("{filename}: size {size:?} is not a number"),
+                    })?;
+                    if size > MAX_PACKAGE_BYTES
+                        || sum.len() != 64
+                        || !sum.bytes().all(|b| b.is_ascii_hexdigit())
+                    {
                         return Err(ReadError::Index {
-                            file: rel,
-                            reason: "named by the signed index but missing".into(),
+                            file: name.clone(),
+                            reason: format!("{filename}: size or sha256 out of bounds"),
                         });
                     }
-                }
-                let target = copy.join("deb").join(filename);
-                if let Some(dir) = target.parent() {
-                    fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
-                }
-                let _ = fs_err::remove_file(&target);
-                if fs_err::hard_link(&cached, &target).is_err() {
-                    fs_err::copy(&cached, &target).map_err(|e| io(&target, e))?;
+                    let cached = cache.join(sum.to_ascii_lowercase());
+                    if !cached.is_file() {
+                        let rel = format!("{tree}/deb/{filename}");
+                        if !reader.download_checked(&rel, size, &sum, &cached).await? {
+                            return Err(ReadError::Index {
+                                file: rel,
+                                reason: "named by the signed index but missing".into(),
+                            });
+                        }
+                    }
+                    let target = copy.join("deb").join(&filename);
+                    if let Some(dir) = target.parent() {
+                        fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
+                    }
+                    let _ = fs_err::remove_file(&target);
+                    if fs_err::hard_link(&cached, &target).is_err() {
+                        fs_err::copy(&cached, &target).map_err(|e| io(&target, e))?;
+                    }
                 }
             }
         }
         repos.push(DepRepo::new(copy, suite));
     }
     Ok(repos)
+}
+
+/// The files a stanza of an index names, `(path below deb/, size, sha256)`: a `Packages`
+/// stanza's `Filename`, or each file of a `Sources` stanza's `Checksums-Sha256` in its
+/// `Directory` (a name with a `/` is left for [`check_rel`] to refuse).
+fn named_files(stanza: &perestroika_formats::release_index::Stanza) -> Vec<(String, String, String)> {
+    if let (Some(filename), Some(size), Some(sum)) = (
+        stanza.get("Filename"),
+        stanza.get("Size"),
+        stanza.get("SHA256"),
+    ) {
+        return vec![(filename.clone(), size.clone(), sum.clone())];
+    }
+    let (Some(dir), Some(sums)) = (stanza.get("Directory"), stanza.get("Checksums-Sha256")) else {
+        return Vec::new();
+    };
+    sums.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (sum, size, file) = (words.next()?, words.next()?, words.next()?);
+            let file = if file.contains('/') { format!("../{file}") } else { file.to_owned() };
+            Some((format!("{dir}/{file}"), size.to_owned(), sum.to_owned()))
+        })
+        .collect()
 }
 
 /// Where a job's copies go, below the worker's scratch directory.
