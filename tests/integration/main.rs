@@ -12,6 +12,7 @@ mod mirror;
 mod outages;
 mod pinned;
 mod published;
+mod published_farm;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;
