@@ -159,15 +159,24 @@ impl LocalBuild {
             let _ = fs_err::remove_dir_all(&copies);
             let wanted = [(tree, self.distro.clone())];
             let cache = env.scratch.join("published-cache");
-            let copied =
-                crate::steps::remote::copy_deb_suites(
-                    &reader,
-                    &wanted,
-                    &copies,
-                    &cache,
-                    crate::steps::remote::Copy::Binaries,
-                )
-                .await;
+            // Whichever of the two the tree has for the distro (the image tells the family).
+            let mut copied = crate::steps::remote::copy_deb_suites(
+                &reader,
+                &wanted,
+                &copies,
+                &cache,
+                crate::steps::remote::Copy::Binaries,
+            )
+            .await;
+            if let Ok(deb) = &mut copied {
+                let arch = std::env::consts::ARCH;
+                match crate::steps::remote::copy_rpm_repos(&reader, &wanted, arch, &copies, &cache)
+                    .await
+                {
+                    Ok(rpm) => deb.extend(rpm),
+                    Err(e) => copied = Err(e),
+                }
+            }
             if copied.is_err() {
                 let _ = fs_err::remove_dir_all(&copies);
             }

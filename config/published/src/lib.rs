@@ -12,7 +12,7 @@ mod verified;
 
 pub use fetch::{BaseUrl, Limits, Source};
 pub use keys::Keyring;
-pub use verified::{DebSuite, RpmRepo};
+pub use verified::{DebSuite, RpmFile, RpmRepo};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -163,13 +163,24 @@ impl Reader {
         sha256: &str,
         dest: &Path,
     ) -> Result<bool, ReadError> {
+        self.download(rel, size, Some(size), sha256, dest).await
+    }
+
+    async fn download(
+        &self,
+        rel: &str,
+        max: u64,
+        size: Option<u64>,
+        sha256: &str,
+        dest: &Path,
+    ) -> Result<bool, ReadError> {
         let tmp = dest.with_extension("part");
         let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", tmp.display()));
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut hashing = verified::HashingWriter::new(file);
         let found = self
             .source
-            .copy_to(rel, size, self.limits, &mut hashing)
+            .copy_to(rel, max, self.limits, &mut hashing)
             .await;
         let found = match found {
             Ok(found) => found,
@@ -183,7 +194,7 @@ impl Reader {
             let _ = fs_err::remove_file(&tmp);
             return Ok(false);
         }
-        if n != size || sum != sha256 {
+        if size.is_some_and(|size| n != size) || sum != sha256 {
             let _ = fs_err::remove_file(&tmp);
             return Err(ReadError::Hash {
                 file: rel.to_owned(),
@@ -192,6 +203,18 @@ impl Reader {
         }
         fs_err::rename(&tmp, dest).map_err(|e| ReadError::Io(e.to_string()))?;
         Ok(true)
+    }
+
+    /// Writes the file at `rel` to `dest`, at most `max` bytes, checking its sha256 against a
+    /// signed index that names no size. Returns `false` when it is not there.
+    pub async fn download_by_sum(
+        &self,
+        rel: &str,
+        max: u64,
+        sha256: &str,
+        dest: &Path,
+    ) -> Result<bool, ReadError> {
+        self.download(rel, max, None, sha256, dest).await
     }
 
     fn scratch(&self) -> &Path {

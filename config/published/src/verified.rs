@@ -31,8 +31,23 @@ pub struct DebSuite {
 /// An rpm repository whose `repomd.xml` was verified, and the packages its primary names.
 #[derive(Debug, Clone)]
 pub struct RpmRepo {
-    /// Each package's location (`Packages/greet-1.0-p1.0.src.rpm`) and sha256.
-    pub packages: Vec<(String, String)>,
+    /// `repomd.xml` as served, and its detached signature (when keys are pinned).
+    pub repomd: Vec<u8>,
+    pub repomd_asc: Option<Vec<u8>>,
+    /// Every metadata file `repomd.xml` names (primary, filelists, other, …).
+    pub data: Vec<RpmFile>,
+    /// Every package the primary names.
+    pub packages: Vec<RpmFile>,
+}
+
+/// A file of an rpm repository as its signed metadata names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpmFile {
+    /// Relative to the repository (`Packages/greet-1.0-p1.0.src.rpm`, `repodata/…`).
+    pub location: String,
+    pub sha256: String,
+    /// Its size, when the metadata names it.
+    pub size: Option<u64>,
 }
 
 impl DebSuite {
@@ -180,6 +195,7 @@ impl Reader {
         let Some(repomd) = self.get(&repomd_path, MAX_SIGNED_BYTES).await? else {
             return Ok(None);
         };
+        let mut repomd_asc = None;
         if let Some(keyring) = self.keyring_for(tree) {
             let asc_path = rel(repo.join("repodata/repomd.xml.asc"));
             let asc = self
@@ -199,11 +215,22 @@ impl Reader {
                 file: repomd_path.clone(),
                 reason,
             })?;
+            repomd_asc = Some(asc);
         }
-        let text = String::from_utf8_lossy(&repomd);
-        let data = Regex::new(r#"(?s)<data type="primary">.*?<checksum type="sha256">([0-9a-f]+)</checksum>.*?<location href="([^"]+)"/>.*?<size>([0-9]+)</size>"#)
+        let text = String::from_utf8_lossy(&repomd).into_owned();
+        let entries = Regex::new(r#"(?s)<data type="[^"]+">.*?<checksum type="sha256">([0-9a-f]{64})</checksum>.*?<location href="([^"]+)"/>.*?<size>([0-9]+)</size>.*?</data>"#)
             .expect("regex");
-        let Some(cap) = data.captures(&text) else {
+        let data: Vec<RpmFile> = entries
+            .captures_iter(&text)
+            .map(|c| RpmFile {
+                location: c[2].to_owned(),
+                sha256: c[1].to_owned(),
+                size: c[3].parse().ok(),
+            })
+            .collect();
+        let primary = Regex::new(r#"(?s)<data type="primary">.*?<checksum type="sha256">([0-9a-f]+)</checksum>.*?<location href="([^"]+)"/>.*?<size>([0-9]+)</size>"#)
+            .expect("regex");
+        let Some(cap) = primary.captures(&text) else {
             return Err(ReadError::Index {
                 file: repomd_path,
                 reason: "names no primary data".into(),
@@ -239,13 +266,26 @@ impl Reader {
             file: primary_path.clone(),
             reason: e.to_string(),
         })?;
-        let package = Regex::new(r#"(?s)<package type="rpm">.*?<checksum type="sha256"[^>]*>([0-9a-f]+)</checksum>.*?<location href="([^"]+)"/>"#)
-            .expect("regex");
+        let package = Regex::new(r#"(?s)<package type="rpm">(.*?)</package>"#).expect("regex");
+        let sum = Regex::new(r#"<checksum type="sha256"[^>]*>([0-9a-f]+)</checksum>"#).expect("regex");
+        let size = Regex::new(r#"<size package="([0-9]+)""#).expect("regex");
+        let location = Regex::new(r#"<location href="([^"]+)"/>"#).expect("regex");
+        let packages = package
+            .captures_iter(&primary)
+            .filter_map(|p| {
+                let body = &p[1];
+                Some(RpmFile {
+                    location: location.captures(body)?[1].to_owned(),
+                    sha256: sum.captures(body)?[1].to_owned(),
+                    size: size.captures(body).and_then(|c| c[1].parse().ok()),
+                })
+            })
+            .collect();
         Ok(Some(RpmRepo {
-            packages: package
-                .captures_iter(&primary)
-                .map(|p| (p[2].to_owned(), p[1].to_owned()))
-                .collect(),
+            repomd,
+            repomd_asc,
+            data,
+            packages,
         }))
     }
 }

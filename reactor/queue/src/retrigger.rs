@@ -240,7 +240,8 @@ async fn highest_rebuild(
     for suite in suites {
         best = best.max(highest_deb_rebuild(reader, tree, suite, package).await?);
         if let Some(repo) = reader.rpm_repo(tree, suite, "source").await? {
-            for (location, _) in &repo.packages {
+            for srpm in &repo.packages {
+                let location = &srpm.location;
                 let file = location.rsplit('/').next().unwrap_or(location);
                 best = best.max(rpm_rebuild(file, package));
             }
@@ -414,7 +415,7 @@ mod tests {
                 .iter()
                 .map(|n| {
                     format!(
-                        "<package type=\"rpm\"><checksum type=\"sha256\" pkgid=\"YES\">{}</checksum><location href=\"Packages/{n}\"/></package>\n",
+                        "<package type=\"rpm\"><checksum type=\"sha256\" pkgid=\"YES\">{}</checksum><size package=\"1\"/><location href=\"Packages/{n}\"/></package>\n",
                         "0".repeat(64)
                     )
                 })

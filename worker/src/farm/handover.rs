@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::build;
 use crate::source::SourceInput;
-use crate::steps::remote::{copies_dir, copy_deb_suites, Copy};
+use crate::steps::remote::{copies_dir, copy_deb_suites, copy_rpm_repos, Copy};
 use crate::steps::{BuildEnv, BuildRequest, DepRepo};
 
 /// Where a job's build dependencies may come from besides the base, as `(tree relative to the
@@ -53,15 +53,15 @@ async fn dep_repos(
             .map(|(tree, suite)| DepRepo::new(root.join(tree), suite))
             .collect());
     }
-    if job.family == Family::Rpm {
-        warn!(job = %job.job_id, "rpm build dependencies are not read over http yet: building from the base alone");
-        return Ok(Vec::new());
-    }
     let reader = Reader::of_farm(farm).map_err(|e| e.to_string())?;
     let cache = env.scratch.join("published-cache");
-    copy_deb_suites(&reader, &wanted, copies, &cache, Copy::Binaries)
-        .await
-        .map_err(|e| {
+    let copied = match job.family {
+        Family::Deb => copy_deb_suites(&reader, &wanted, copies, &cache, Copy::Binaries).await,
+        Family::Rpm => {
+            copy_rpm_repos(&reader, &wanted, std::env::consts::ARCH, copies, &cache).await
+        }
+    };
+    copied.map_err(|e| {
             format!(
                 "the release's repository at {} is refused: {e}",
                 reader.source()

@@ -130,6 +130,80 @@ pub async fn copy_deb_suites(
     Ok(repos)
 }
 
+/// Copies the rpm repositories `rpm/<suite>/<arch>` of `wanted` (`(tree, suite)`) that exist,
+/// verified, below `dest` (`<dest>/<tree>`): `repomd.xml` checked with its `.asc` against the
+/// pinned keys, every metadata file it names and every package the primary names by sha256
+/// (and size, when named), package files taken from and added to `cache`. Returns the copies
+/// as dependency repositories; a repository the tree does not have is left out.
+pub async fn copy_rpm_repos(
+    reader: &Reader,
+    wanted: &[(String, String)],
+    arch: &str,
+    dest: &Path,
+    cache: &Path,
+) -> Result<Vec<DepRepo>, ReadError> {
+    let io = |what: &Path, e: std::io::Error| ReadError::Io(format!("{}: {e}", what.display()));
+    fs_err::create_dir_all(cache).map_err(|e| ReadError::Io(e.to_string()))?;
+    let mut repos = Vec::new();
+    for (tree, suite) in wanted {
+        let Some(repo) = reader.rpm_repo(tree, suite, arch).await? else {
+            continue;
+        };
+        let Some(asc) = &repo.repomd_asc else {
+            return Err(ReadError::Keys(format!(
+                "{tree}: no keys pinned to check it with ([public] keys)"
+            )));
+        };
+        let copy = dest.join(tree);
+        let gen = GenerationDir::new(&copy);
+        let dir = gen.rpm_repo(suite, arch);
+        let remote = GenerationDir::new(tree).rpm_repo(suite, arch);
+        let repodata = dir.join("repodata");
+        fs_err::create_dir_all(&repodata).map_err(|e| io(&repodata, e))?;
+        let mut key = Vec::new();
+        for file in reader.key_files_for(tree) {
+            key.extend(fs_err::read(file).map_err(|e| ReadError::Keys(e.to_string()))?);
+        }
+        fs_err::write(gen.key(), key).map_err(|e| io(&gen.key(), e))?;
+        fs_err::write(repodata.join("repomd.xml"), &repo.repomd).map_err(|e| io(&repodata, e))?;
+        fs_err::write(repodata.join("repomd.xml.asc"), asc).map_err(|e| io(&repodata, e))?;
+        for file in repo.data.iter().chain(&repo.packages) {
+            check_rel(&file.location)?;
+            let size = file.size.unwrap_or(MAX_PACKAGE_BYTES);
+            if size > MAX_PACKAGE_BYTES || file.sha256.len() != 64 {
+                return Err(ReadError::Index {
+                    file: file.location.clone(),
+                    reason: "size or sha256 out of bounds".into(),
+                });
+            }
+            let cached = cache.join(&file.sha256);
+            if !cached.is_file() {
+                let rel = remote.join(&file.location).to_string_lossy().into_owned();
+                let found = match file.size {
+                    Some(size) => reader.download_checked(&rel, size, &file.sha256, &cached).await?,
+                    None => reader.download_by_sum(&rel, MAX_PACKAGE_BYTES, &file.sha256, &cached).await?,
+                };
+                if !found {
+                    return Err(ReadError::Index {
+                        file: rel,
+                        reason: "named by the signed metadata but missing".into(),
+                    });
+                }
+            }
+            let target = dir.join(&file.location);
+            if let Some(parent) = target.parent() {
+                fs_err::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            let _ = fs_err::remove_file(&target);
+            if fs_err::hard_link(&cached, &target).is_err() {
+                fs_err::copy(&cached, &target).map_err(|e| io(&target, e))?;
+            }
+        }
+        repos.push(DepRepo::new(copy, suite));
+    }
+    Ok(repos)
+}
+
 /// The files a stanza of an index names, `(path below deb/, size, sha256)`: a `Packages`
 /// stanza's `Filename`, or each file of a `Sources` stanza's `Checksums-Sha256` in its
 /// `Directory` (a name with a `/` is left for [`check_rel`] to refuse).
