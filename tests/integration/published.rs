@@ -188,3 +188,105 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The rpm side: greet-motd build-requires greet, which is only in the release's rpm
+/// repository served by the mirror: the worker copies it through the signed `repomd.xml` and
+/// builds; a `repomd.xml` changed by a byte is refused and nothing is built.
+#[test]
+fn an_rpm_build_takes_its_dependencies_from_the_mirror_and_refuses_a_forged_repomd() {
+    use perestroika_tests::debian::{greet_motd_spec, RPM_DISTRO};
+
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
+        "",
+        &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
+    );
+    let dir = farm.dir.path();
+    let args = GreetRepos::init(dir, "Hello, rpm from the mirror").build_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = dir.join("out-greet");
+    let (output, result) = build_for(RPM_DISTRO, &args, &out);
+    assert!(output.status.success(), "{result}");
+    let rpms: Vec<PathBuf> = result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| out.join(a["name"].as_str().unwrap()))
+        .filter(|p| p.extension().is_some_and(|e| e == "rpm"))
+        .collect();
+    farm.publish(RPM_DISTRO, &rpms);
+
+    let mut motd = GitRepo::init(&dir.join("greet-motd"));
+    let commit = motd.commit(&greet_motd_spec(), "motd");
+    let url = motd.url();
+    let pinned = key.public_file();
+    let pinned = pinned.to_str().unwrap();
+    let (_mirror, base) = serve(&farm, &farm.config.paths.public_root);
+    let release_url = format!("{base}/{}/9.0", farm.customer);
+    let with = [
+        "--git",
+        url.as_str(),
+        "--commit",
+        commit.as_str(),
+        "--release-url",
+        release_url.as_str(),
+        "--release-key",
+        pinned,
+    ];
+    let out = dir.join("out-motd");
+    let (output, result) = build_for(RPM_DISTRO, &with, &out);
+    assert!(
+        output.status.success(),
+        "{result}\n{}",
+        fs_err::read_to_string(out.join("build.log")).unwrap_or_default()
+    );
+    let names: Vec<&str> = result["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("greet-motd-") && n.ends_with(".noarch.rpm")),
+        "{names:?}"
+    );
+
+    // One byte of repomd.xml changed: its signature no longer holds.
+    let forged = copy_root(&farm, "forged-repomd");
+    let arch = std::env::consts::ARCH;
+    let repomd = forged
+        .join(&farm.customer)
+        .join("9.0/rpm")
+        .join(RPM_DISTRO)
+        .join(arch)
+        .join("repodata/repomd.xml");
+    let text = fs_err::read_to_string(&repomd).unwrap();
+    assert!(text.contains("<revision>"), "{text}");
+    let _ = fs_err::remove_file(&repomd);
+    fs_err::write(&repomd, text.replacen("<revision>", "<revision>9", 1)).unwrap();
+    let (_forged, base) = serve(&farm, &forged);
+    let release_url = format!("{base}/{}/9.0", farm.customer);
+    let mut with = with.to_vec();
+    with[5] = release_url.as_str();
+    let out = dir.join("out-forged");
+    let mut all = vec!["--distro", RPM_DISTRO];
+    all.extend_from_slice(&with);
+    let output = build_refused_rpm(&all, &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bad signature, refused"), "{stderr}");
+    assert!(!out.join("result.json").exists(), "something was built");
+}
+
+/// `perestroika-worker build` of any distro, expected to be refused before building.
+fn build_refused_rpm(args: &[&str], out: &Path) -> Output {
+    let cache = package_cache();
+    let mut all = vec!["build", "--quiet"];
+    all.extend(["--package-cache", &cache, "--out", out.to_str().unwrap()]);
+    all.extend_from_slice(args);
+    run("perestroika-worker", &all)
+}

@@ -90,7 +90,10 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 fn assert_refused(out: &Output, what: &str, words: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{what}: not refused\n{stderr}");
-    assert!(stderr.contains(words), "{what}: expected {words:?} in\n{stderr}");
+    assert!(
+        stderr.contains(words),
+        "{what}: expected {words:?} in\n{stderr}"
+    );
 }
 
 #[test]
@@ -203,11 +206,7 @@ fn a_farm_without_the_public_tree_builds_numbers_and_rebuilds_from_the_mirror() 
     });
     let (_serve_sources, cfg) = against(&sources, "forged-sources-cfg");
     assert_refused(&retrigger(&cfg, &code, true), "forged Sources", "refused");
-    assert_refused(
-        &rebuild_release(&cfg, &c, &[]),
-        "forged Sources",
-        "refused",
-    );
+    assert_refused(&rebuild_release(&cfg, &c, &[]), "forged Sources", "refused");
 
     // Another key re-signed the suite and put itself in KEY.asc: a bad signature.
     let rogue = OperatorKey::new();

@@ -65,7 +65,9 @@ pub async fn run(
     let timeout = Duration::from_secs(farm.build.timeout_secs);
     let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?;
     // Over http the snapshot is first copied here, verified; removed when done.
-    let copies = env.scratch.join(format!("published-rebuild-{}", std::process::id()));
+    let copies = env
+        .scratch
+        .join(format!("published-rebuild-{}", std::process::id()));
     let found = match farm.public.url {
         None => rebuild::snapshot_dir(&farm.paths.public_root, &customer, &version, snapshot)
             .map_err(RebuildReleaseError::from),
@@ -79,8 +81,10 @@ pub async fn run(
         }
     };
     let (number, dir) = found?;
-    let result = rebuild_from(farm, release, &env, &customer, &version, number, &dir, out, json)
-        .await;
+    let result = rebuild_from(
+        farm, release, &env, &customer, &version, number, &dir, out, json,
+    )
+    .await;
     let _ = fs_err::remove_dir_all(&copies);
     result
 }

@@ -267,7 +267,8 @@ impl Reader {
             reason: e.to_string(),
         })?;
         let package = Regex::new(r#"(?s)<package type="rpm">(.*?)</package>"#).expect("regex");
-        let sum = Regex::new(r#"<checksum type="sha256"[^>]*>([0-9a-f]+)</checksum>"#).expect("regex");
+        let sum =
+            Regex::new(r#"<checksum type="sha256"[^>]*>([0-9a-f]+)</checksum>"#).expect("regex");
         let size = Regex::new(r#"<size package="([0-9]+)""#).expect("regex");
         let location = Regex::new(r#"<location href="([^"]+)"/>"#).expect("regex");
         let packages = package

@@ -396,7 +396,11 @@ fn the_public_url_is_plain_http_with_its_keys_pinned() {
         "public.url",
         "set [public] keys",
     );
-    expect_invalid(&with("timeout_secs = 0"), "public.timeout_secs", "at least 1");
+    expect_invalid(
+        &with("timeout_secs = 0"),
+        "public.timeout_secs",
+        "at least 1",
+    );
     let farm = load_text(&with("url = \"http://mirror:8080/p\"\nkeys = [\"/k.asc\"]")).unwrap();
     assert_eq!(farm.public.url.as_deref(), Some("http://mirror:8080/p"));
 }

@@ -363,7 +363,11 @@ mod tests {
         let suites = ["bookworm".to_owned(), "bookworm-proposed".to_owned()];
         let highest = |tree: &'static str, package: &'static str| {
             let (reader, suites) = (&reader, &suites);
-            async move { highest_rebuild(reader, tree, suites, package).await.unwrap() }
+            async move {
+                highest_rebuild(reader, tree, suites, package)
+                    .await
+                    .unwrap()
+            }
         };
         assert_eq!(highest("acme/9.0", "greet").await, Some(4));
         assert_eq!(highest("acme/9.0", "other").await, Some(9));

@@ -62,11 +62,11 @@ async fn dep_repos(
         }
     };
     copied.map_err(|e| {
-            format!(
-                "the release's repository at {} is refused: {e}",
-                reader.source()
-            )
-        })
+        format!(
+            "the release's repository at {} is refused: {e}",
+            reader.source()
+        )
+    })
 }
 
 /// Where a job's files end up for the publisher.

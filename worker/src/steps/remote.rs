@@ -180,8 +180,16 @@ pub async fn copy_rpm_repos(
             if !cached.is_file() {
                 let rel = remote.join(&file.location).to_string_lossy().into_owned();
                 let found = match file.size {
-                    Some(size) => reader.download_checked(&rel, size, &file.sha256, &cached).await?,
-                    None => reader.download_by_sum(&rel, MAX_PACKAGE_BYTES, &file.sha256, &cached).await?,
+                    Some(size) => {
+                        reader
+                            .download_checked(&rel, size, &file.sha256, &cached)
+                            .await?
+                    }
+                    None => {
+                        reader
+                            .download_by_sum(&rel, MAX_PACKAGE_BYTES, &file.sha256, &cached)
+                            .await?
+                    }
                 };
                 if !found {
                     return Err(ReadError::Index {
@@ -207,7 +215,9 @@ pub async fn copy_rpm_repos(
 /// The files a stanza of an index names, `(path below deb/, size, sha256)`: a `Packages`
 /// stanza's `Filename`, or each file of a `Sources` stanza's `Checksums-Sha256` in its
 /// `Directory` (a name with a `/` is left for [`check_rel`] to refuse).
-fn named_files(stanza: &perestroika_formats::release_index::Stanza) -> Vec<(String, String, String)> {
+fn named_files(
+    stanza: &perestroika_formats::release_index::Stanza,
+) -> Vec<(String, String, String)> {
     if let (Some(filename), Some(size), Some(sum)) = (
         stanza.get("Filename"),
         stanza.get("Size"),
@@ -222,7 +232,11 @@ fn named_files(stanza: &perestroika_formats::release_index::Stanza) -> Vec<(Stri
         .filter_map(|line| {
             let mut words = line.split_whitespace();
             let (sum, size, file) = (words.next()?, words.next()?, words.next()?);
-            let file = if file.contains('/') { format!("../{file}") } else { file.to_owned() };
+            let file = if file.contains('/') {
+                format!("../{file}")
+            } else {
+                file.to_owned()
+            };
             Some((format!("{dir}/{file}"), size.to_owned(), sum.to_owned()))
         })
         .collect()
