@@ -35,3 +35,46 @@ impl Reader {
             .ok_or_else(|| bad("names no generation number".into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Source;
+
+    #[tokio::test]
+    async fn the_live_snapshot_is_what_its_record_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = dir.path().join("acme");
+        fs_err::create_dir_all(acme.join(".9.0.gen/7")).unwrap();
+        fs_err::write(
+            acme.join(".9.0.gen/7/snapshot.json"),
+            r#"{"generation": 7}"#,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(".9.0.gen/7", acme.join("9.0")).unwrap();
+        fs_err::create_dir_all(acme.join(".8.0.gen/1")).unwrap();
+        fs_err::write(
+            acme.join(".8.0.gen/1/snapshot.json"),
+            r#"{"generation": "x"}"#,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(".8.0.gen/1", acme.join("8.0")).unwrap();
+        let reader = Reader::new(
+            Source::Dir(dir.path().to_owned()),
+            &[],
+            &[],
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+        let tree = |t: &str| TreeName::parse(t).unwrap();
+        assert_eq!(
+            reader.live_snapshot(&tree("acme/9.0")).await.unwrap(),
+            Some(7)
+        );
+        assert_eq!(reader.live_snapshot(&tree("acme/1.0")).await.unwrap(), None);
+        assert!(matches!(
+            reader.live_snapshot(&tree("acme/8.0")).await,
+            Err(ReadError::Index { .. })
+        ));
+    }
+}

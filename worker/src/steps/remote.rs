@@ -246,3 +246,37 @@ fn named_files(
 pub fn copies_dir(scratch: &Path, job_id: &str) -> PathBuf {
     scratch.join(format!("published-{job_id}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_an_index_names() {
+        let binary = stanzas("Package: greet\nFilename: pool/main/g/greet/greet_1.0_amd64.deb\nSize: 12\nSHA256: ab\n");
+        assert_eq!(
+            named_files(&binary[0]),
+            [(
+                "pool/main/g/greet/greet_1.0_amd64.deb".to_owned(),
+                "12".to_owned(),
+                "ab".to_owned()
+            )]
+        );
+        let source = stanzas(
+            "Package: greet\nDirectory: pool/main/g/greet\nChecksums-Sha256:\n aa 10 greet_1.0.dsc\n bb 20 greet_1.0.tar.xz\n cc 1 ../../../etc/passwd\n",
+        );
+        let files = named_files(&source[0]);
+        assert_eq!(files[0].0, "pool/main/g/greet/greet_1.0.dsc");
+        assert_eq!(
+            files[1],
+            (
+                "pool/main/g/greet/greet_1.0.tar.xz".to_owned(),
+                "20".to_owned(),
+                "bb".to_owned()
+            )
+        );
+        // A name with a `/` is made to leave the directory, so check_rel refuses it.
+        assert!(check_rel(&files[2].0).is_err(), "{:?}", files[2]);
+        assert!(named_files(&stanzas("Package: x\n")[0]).is_empty());
+    }
+}
