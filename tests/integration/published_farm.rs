@@ -175,6 +175,9 @@ fn a_farm_without_the_public_tree_builds_numbers_and_rebuilds_from_the_mirror() 
     // A snapshot the mirror does not have is refused, by number.
     let out = rebuild_release(&remote, &c, &["--snapshot", "999"]);
     assert_refused(&out, "snapshot 999", "snapshot 999 does not exist");
+    // The mirror's listing is read, and each snapshot in it kept only once its own InRelease
+    // verifies: the three generations so far.
+    assert_refused(&out, "snapshot 999", "whose signature holds: 1, 2, 3");
 
     // Forged mirrors: a copy of the mirrored tree, changed, served at another URL.
     let forged = |name: &str, change: &dyn Fn(&Path)| -> PathBuf {
@@ -221,6 +224,11 @@ fn a_farm_without_the_public_tree_builds_numbers_and_rebuilds_from_the_mirror() 
         fs_err::copy(rogue.public_file(), tree.join("KEY.asc")).unwrap();
     });
     let (_serve_resigned, cfg) = against(&resigned, "forged-inrelease-cfg");
+    // The re-signed live snapshot drops out of the list; the others still verify.
+    let out = rebuild_release(&cfg, &c, &["--snapshot", "999"]);
+    assert_refused(&out, "re-signed listing", "whose signature holds: 1, 2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("holds: 1, 2, 3"), "{stderr}");
     assert_refused(
         &retrigger(&cfg, &code, true),
         "re-signed InRelease",

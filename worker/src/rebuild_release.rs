@@ -138,9 +138,18 @@ async fn copy_snapshot(
     )
     .await?;
     if copied.is_empty() {
+        let suites: Vec<String> = wanted.into_iter().map(|(_, suite)| suite).collect();
+        let there = reader.snapshots(&name, &suites).await?;
+        let there: Vec<String> = there.iter().map(u64::to_string).collect();
         return Err(failed(format!(
-            "snapshot {number} does not exist at {} (no signed suite of it there)",
-            reader.source()
+            "snapshot {number} does not exist at {} (no signed suite of it there); snapshots \
+             there whose signature holds: {}",
+            reader.source(),
+            if there.is_empty() {
+                "none".to_owned()
+            } else {
+                there.join(", ")
+            }
         )));
     }
     Ok((number, dest.join(&tree)))

@@ -23,6 +23,7 @@ pub enum Source {
 
 pub use perestroika_config::settings::BaseUrl;
 
+#[cfg(test)]
 fn url_of(base: &BaseUrl, rel: &str) -> String {
     format!("{}{}", base.as_url(), encode(rel))
 }
@@ -84,8 +85,62 @@ impl Source {
         check_rel(rel)?;
         match self {
             Source::Dir(root) => copy_local(root, rel, max, sink),
-            Source::Http(base) => copy_http(base, rel, max, limits, sink).await,
+            Source::Http(base) => copy_http(base, &encode(rel), max, limits, sink).await,
         }
+    }
+
+    /// The names in the directory at `rel` that are plain names (letters, digits, `. _ + ~ -`;
+    /// no links are told from files), from the directory itself or from the mirror's listing
+    /// page (at most 1 MiB); `None` when there is no such directory. Not trusted: whatever
+    /// is used from it is verified by its own signature.
+    pub async fn list(&self, rel: &str, limits: Limits) -> Result<Option<Vec<String>>, ReadError> {
+        check_rel(rel)?;
+        let plain = |n: &str| {
+            !n.is_empty()
+                && n != "."
+                && n != ".."
+                && n.len() <= 255
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+~-".contains(&b))
+        };
+        let mut names: Vec<String> = match self {
+            Source::Dir(root) => {
+                let root = std::fs::canonicalize(root)
+                    .map_err(|e| ReadError::Io(format!("{}: {e}", root.display())))?;
+                let Ok(real) = std::fs::canonicalize(root.join(rel)) else {
+                    return Ok(None);
+                };
+                if !real.starts_with(&root) {
+                    return Err(ReadError::NotInTree(rel.to_owned()));
+                }
+                let Ok(entries) = std::fs::read_dir(&real) else {
+                    return Ok(None);
+                };
+                entries
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| plain(n))
+                    .collect()
+            }
+            Source::Http(base) => {
+                let mut page = Vec::new();
+                let path = format!("{}/", encode(rel));
+                if !copy_http(base, &path, 1 << 20, limits, &mut page).await? {
+                    return Ok(None);
+                }
+                let page = String::from_utf8_lossy(&page);
+                page.split("href=\"")
+                    .skip(1)
+                    .filter_map(|rest| rest.split('"').next())
+                    .map(|href| href.trim_end_matches('/'))
+                    .filter(|n| plain(n))
+                    .map(str::to_owned)
+                    .collect()
+            }
+        };
+        names.sort();
+        names.dedup();
+        Ok(Some(names))
     }
 
     /// The file at `rel`, at most `max` bytes; `None` when the tree has no such file.
@@ -133,14 +188,15 @@ fn copy_local(root: &Path, rel: &str, max: u64, sink: &mut dyn Write) -> Result<
     Ok(true)
 }
 
+/// `GET` of `path` (encoded, relative to the base) into `sink`.
 async fn copy_http(
     base: &BaseUrl,
-    rel: &str,
+    path: &str,
     max: u64,
     limits: Limits,
     sink: &mut (dyn Write + Send),
 ) -> Result<bool, ReadError> {
-    let url = url_of(base, rel);
+    let url = format!("{}{path}", base.as_url());
     let failed = |reason: String| ReadError::Http {
         url: url.clone(),
         reason,
@@ -162,7 +218,7 @@ async fn copy_http(
     } else {
         format!("{}:{}", base.host(), base.port())
     };
-    let request = hyper::Request::get(format!("{}{}", base.prefix(), encode(rel)))
+    let request = hyper::Request::get(format!("{}{path}", base.prefix()))
         .header(hyper::header::HOST, host)
         .header(hyper::header::USER_AGENT, "perestroika")
         .body(Empty::<Bytes>::new())

@@ -34,6 +34,48 @@ impl Reader {
             .map(Some)
             .ok_or_else(|| bad("names no generation number".into()))
     }
+
+    /// The snapshots of `tree` that hold at least one of `suites` signed by the pinned keys
+    /// (without pinned keys, from a local root: with a `Release`), newest last. The list of
+    /// generations is read untrusted (the directory, or the mirror's listing page); each
+    /// number is kept only once its own `InRelease` below its generation path verifies, so
+    /// a forged listing can hide snapshots but never add one.
+    pub async fn snapshots(
+        &self,
+        tree: &TreeName,
+        suites: &[String],
+    ) -> Result<Vec<u64>, ReadError> {
+        let Some(names) = self
+            .source()
+            .list(&tree.generations(), self.limits())
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut numbers: Vec<u64> = names
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            .collect();
+        numbers.sort_unstable();
+        let mut verified = Vec::new();
+        for n in numbers {
+            let generation = tree.generation(n);
+            for suite in suites {
+                match self.deb_suite(&generation, suite).await {
+                    Ok(Some(_)) => {
+                        verified.push(n);
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(snapshot = n, %suite, error = %e, "a listed snapshot does not verify; left out");
+                    }
+                }
+            }
+        }
+        Ok(verified)
+    }
 }
 
 #[cfg(test)]
