@@ -165,7 +165,7 @@ impl LocalBuild {
                 &wanted,
                 &copies,
                 &cache,
-                crate::steps::remote::Copy::Binaries,
+                crate::steps::remote::Contents::Binaries,
             )
             .await;
             if let Ok(deb) = &mut copied {

@@ -134,7 +134,7 @@ async fn copy_snapshot(
         &wanted,
         dest,
         &cache,
-        crate::steps::remote::Copy::WithSources,
+        crate::steps::remote::Contents::WithSources,
     )
     .await?;
     if copied.is_empty() {

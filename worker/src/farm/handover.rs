@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::build;
 use crate::source::SourceInput;
-use crate::steps::remote::{copies_dir, copy_deb_suites, copy_rpm_repos, Copy};
+use crate::steps::remote::{copies_dir, copy_deb_suites, copy_rpm_repos, Contents};
 use crate::steps::{BuildEnv, BuildRequest, DepRepo};
 
 /// Where a job's build dependencies may come from besides the base, as `(tree relative to the
@@ -56,7 +56,7 @@ async fn dep_repos(
     let reader = Reader::of_farm(farm).map_err(|e| e.to_string())?;
     let cache = env.scratch.join("published-cache");
     let copied = match job.family {
-        Family::Deb => copy_deb_suites(&reader, &wanted, copies, &cache, Copy::Binaries).await,
+        Family::Deb => copy_deb_suites(&reader, &wanted, copies, &cache, Contents::Binaries).await,
         Family::Rpm => {
             copy_rpm_repos(&reader, &wanted, std::env::consts::ARCH, copies, &cache).await
         }

@@ -18,7 +18,7 @@ const MAX_PACKAGE_BYTES: u64 = 4 << 30;
 
 /// What of a suite to copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Copy {
+pub enum Contents {
     /// The binary packages: what a build's dependencies need.
     Binaries,
     /// The binary packages and the source packages (`Sources` and the files each names):
@@ -35,7 +35,7 @@ pub async fn copy_deb_suites(
     wanted: &[(String, String)],
     dest: &Path,
     cache: &Path,
-    what: Copy,
+    what: Contents,
 ) -> Result<Vec<DepRepo>, ReadError> {
     let io = |what: &Path, e: std::io::Error| ReadError::Io(format!("{}: {e}", what.display()));
     fs_err::create_dir_all(cache).map_err(|e| ReadError::Io(e.to_string()))?;
@@ -68,7 +68,8 @@ pub async fn copy_deb_suites(
                 let mut parts = name.split('/');
                 let (_, arch, file) = (parts.next()?, parts.next()?, parts.next()?);
                 let binaries = arch.starts_with("binary-") && file == "Packages";
-                let sources = what == Copy::WithSources && arch == "source" && file == "Sources";
+                let sources =
+                    what == Contents::WithSources && arch == "source" && file == "Sources";
                 ((binaries || sources) && parts.next().is_none()).then(|| name.to_owned())
             })
             .collect::<std::collections::BTreeSet<_>>()
