@@ -4,6 +4,8 @@
 mod broker_ops;
 mod broker_users;
 mod cli;
+mod cluster;
+mod cut_off;
 mod durability;
 mod farm;
 mod hostile;
@@ -18,6 +20,7 @@ mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
 mod rebuild;
+mod remote_staging;
 mod retention;
 mod review;
 mod signing_trust;

@@ -20,6 +20,7 @@ mod public;
 mod publish;
 mod releases;
 mod signing;
+mod staging;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ pub use public::*;
 pub use publish::*;
 pub use releases::*;
 pub use signing::*;
+pub use staging::*;
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "PERESTROIKA";
@@ -71,6 +73,12 @@ pub struct FarmConfig {
     /// without an entry gets a Debian root with Debian's rpm, dnf and createrepo-c.
     #[serde(default)]
     pub rpm_roots: BTreeMap<String, RpmRoot>,
+    /// This worker's name and its staging daemon (see `[fetch]` for the publisher's side).
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    /// The workers the publisher fetches staged files from, and the bounds of a fetch.
+    #[serde(default)]
+    pub fetch: FetchSettings,
 }
 
 impl FarmConfig {

@@ -404,3 +404,38 @@ fn the_public_url_is_plain_http_with_its_keys_pinned() {
     let farm = load_text(&with("url = \"http://mirror:8080/p\"\nkeys = [\"/k.asc\"]")).unwrap();
     assert_eq!(farm.public.url.as_deref(), Some("http://mirror:8080/p"));
 }
+
+#[test]
+fn a_worker_serving_its_staging_needs_a_name_and_the_publisher_and_workers_are_rsync_urls() {
+    let serving = format!(
+        "{MINIMAL}\n[worker]\nname = \"build-1\"\nserve_staging = \"127.0.0.2:8730\"\n\
+         publisher_hosts = [\"127.0.0.1\"]\n\n[fetch.workers]\nbuild-1 = \"rsync://127.0.0.2:8730/staging\"\n"
+    );
+    let farm = load_text(&serving).unwrap();
+    assert!(farm.worker.serves_staging());
+    assert_eq!(farm.fetch.worker_gone_secs, 600);
+    assert!(!load_text(MINIMAL).unwrap().worker.serves_staging());
+    expect_invalid(
+        &serving.replace("name = \"build-1\"\n", ""),
+        "worker.name",
+        "serve_staging needs the name",
+    );
+    expect_invalid(
+        &serving.replace("publisher_hosts = [\"127.0.0.1\"]", "publisher_hosts = []"),
+        "worker.publisher_hosts",
+        "nobody else may fetch",
+    );
+    expect_invalid(
+        &serving.replace("[\"127.0.0.1\"]", "[\"127.0.0.1 *\"]"),
+        "worker.publisher_hosts[0]",
+        "expected an address",
+    );
+    expect_invalid(
+        &serving.replace(
+            "\"rsync://127.0.0.2:8730/staging\"",
+            "\"http://127.0.0.2/\"",
+        ),
+        "fetch.workers.build-1",
+        "rsync://host:port/staging",
+    );
+}

@@ -37,7 +37,12 @@ pub async fn list_owned(docker: &Docker, owner: Option<&str>) -> Result<Vec<Stri
         Some(o) => format!("{OWNER_LABEL}={o}"),
         None => OWNER_LABEL.to_owned(),
     };
-    let filters = HashMap::from([("label".to_owned(), vec![label])]);
+    list_labelled(docker, vec![label]).await
+}
+
+/// The containers carrying every one of `labels` (`key` or `key=value`), running or not.
+async fn list_labelled(docker: &Docker, labels: Vec<String>) -> Result<Vec<String>, SandboxError> {
+    let filters = HashMap::from([("label".to_owned(), labels)]);
     let list = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -48,6 +53,19 @@ pub async fn list_owned(docker: &Docker, owner: Option<&str>) -> Result<Vec<Stri
         .await
         .map_err(docker_err("listing build containers"))?;
     Ok(list.into_iter().filter_map(|c| c.id).collect())
+}
+
+/// Removes the containers of `owner` that build `job_id` (a build abandoned midway).
+pub async fn remove_job(docker: &Docker, owner: &str, job_id: &str) -> Result<usize, SandboxError> {
+    let labels = vec![
+        format!("{OWNER_LABEL}={owner}"),
+        format!("{JOB_LABEL}={job_id}"),
+    ];
+    let ids = list_labelled(docker, labels).await?;
+    for id in &ids {
+        let _ = remove_container(docker, id).await;
+    }
+    Ok(ids.len())
 }
 
 /// Removes the containers a previous run of this worker left behind (after a crash or kill).
