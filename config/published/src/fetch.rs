@@ -348,4 +348,54 @@ mod tests {
             Err(ReadError::TooBig { .. })
         ));
     }
+
+    /// A server on loopback answering every request with `answer`, then holding the
+    /// connection open without sending more.
+    async fn answering(answer: &'static str) -> BaseUrl {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        BaseUrl::parse(&format!("http://127.0.0.1:{port}/tree/")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hostile_answers_are_bounded_and_refused() {
+        let limits = Limits {
+            timeout: Duration::from_millis(500),
+        };
+        let get =
+            |base: BaseUrl| async move { Source::Http(base).get("acme/9.0/x", 64, limits).await };
+        // A transfer that stalls halfway: cut off at the timeout.
+        let stalled = answering("HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\nten bytes.").await;
+        let started = std::time::Instant::now();
+        let err = get(stalled).await.unwrap_err();
+        assert!(err.to_string().contains("stalled transfer"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // No answer at all.
+        let silent = answering("").await;
+        let err = get(silent).await.unwrap_err();
+        assert!(err.to_string().contains("took longer"), "{err}");
+        // More than the bound, announced: refused before reading it.
+        let big = answering("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n").await;
+        assert!(matches!(get(big).await, Err(ReadError::TooBig { .. })));
+        // A redirect elsewhere is not followed.
+        let away = answering(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2/x\r\nContent-Length: 0\r\n\r\n",
+        )
+        .await;
+        assert!(matches!(get(away).await, Err(ReadError::Redirect { .. })));
+        // Not there: none, not an error.
+        let gone = answering("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(get(gone).await.unwrap().is_none());
+    }
 }
