@@ -14,6 +14,8 @@ mod mirror;
 mod outages;
 mod pinned;
 mod poison;
+mod published;
+mod published_farm;
 mod publisher;
 mod publisher_farm;
 mod publisher_rpm;

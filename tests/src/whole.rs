@@ -213,6 +213,31 @@ impl WholeFarm {
         );
     }
 
+    /// A configuration of this farm for a host without the public tree: its `public_root` an
+    /// empty directory of its own, and `[public] url` the mirror's http server at `url` (the
+    /// farm's own `http` when `None`) with the farm's public key pinned. Returns its path and
+    /// its (empty) public root.
+    pub fn config_without_tree(&self, name: &str, url: Option<&str>) -> (PathBuf, PathBuf) {
+        let dir = self.farm.dir.path().join(name);
+        let empty = dir.join("public");
+        fs_err::create_dir_all(&empty).unwrap();
+        let text = fs_err::read_to_string(&self.farm.path).unwrap();
+        let old = format!(
+            "public_root = \"{}\"",
+            self.farm.config.paths.public_root.display()
+        );
+        assert!(text.contains(&old), "{text}");
+        let text = text.replace(&old, &format!("public_root = \"{}\"", empty.display()));
+        let text = format!(
+            "{text}\n[public]\nurl = \"{}/\"\nkeys = [\"{}\"]\ntimeout_secs = 30\n",
+            url.unwrap_or(&self.http),
+            self.key.public_file().display()
+        );
+        let path = dir.join("farm.toml");
+        fs_err::write(&path, text).unwrap();
+        (path, empty)
+    }
+
     /// Waits up to `within` for `done`, failing with every daemon's log if it never holds.
     pub fn wait_for(&self, what: &str, within: Duration, done: impl Fn() -> bool) {
         let deadline = Instant::now() + within;

@@ -27,6 +27,10 @@ pub struct LocalBuild {
     pub packaging: Option<GitCommit>,
     /// A release's public tree whose repository of the distro provides build dependencies.
     pub release: Option<PathBuf>,
+    /// A release's tree as a mirror serves it (`http://host:port/<customer>/<version>`) and
+    /// the armored keys its repository must be signed with: read as in farm mode with
+    /// `[public] url`.
+    pub release_url: Option<(String, Vec<PathBuf>)>,
     /// Rebuild number (raises the revision of git builds).
     pub rebuild: u32,
     /// Where the artifacts, build log and result.json go.
@@ -59,6 +63,10 @@ pub enum LocalError {
     Env(#[from] SandboxError),
     #[error(transparent)]
     Infra(#[from] InfraError),
+    #[error("--release-url {0}: expected http://host[:port]/[path/]<customer>/<version>")]
+    ReleaseUrl(String),
+    #[error("the release's repository is refused, nothing was built: {0}")]
+    Published(#[from] perestroika_published::ReadError),
 }
 
 impl LocalError {
@@ -66,7 +74,10 @@ impl LocalError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            LocalError::NotASource(_) | LocalError::NoInput | LocalError::Name(_)
+            LocalError::NotASource(_)
+                | LocalError::NoInput
+                | LocalError::Name(_)
+                | LocalError::ReleaseUrl(_)
         )
     }
 }
@@ -131,19 +142,73 @@ impl LocalBuild {
             std::process::id(),
             chrono::Utc::now().format("%Y%m%d%H%M%S")
         );
+        let mut dep_repos: Vec<DepRepo> = self
+            .release
+            .iter()
+            .map(|tree| DepRepo::new(tree, &self.distro))
+            .collect();
+        let copies = crate::steps::remote::copies_dir(&env.scratch, &job_id);
+        if let Some((url, keys)) = &self.release_url {
+            let (base, tree) = split_release_url(url)?;
+            let reader = perestroika_published::Reader::new(
+                perestroika_published::Source::Http(base),
+                keys,
+                &[],
+                Duration::from_secs(60),
+            )?;
+            let _ = fs_err::remove_dir_all(&copies);
+            let wanted = [(tree, self.distro.clone())];
+            let cache = env.scratch.join("published-cache");
+            // Whichever of the two the tree has for the distro (the image tells the family).
+            let mut copied = crate::steps::remote::copy_deb_suites(
+                &reader,
+                &wanted,
+                &copies,
+                &cache,
+                crate::steps::remote::Contents::Binaries,
+            )
+            .await;
+            if let Ok(deb) = &mut copied {
+                let arch = std::env::consts::ARCH;
+                match crate::steps::remote::copy_rpm_repos(&reader, &wanted, arch, &copies, &cache)
+                    .await
+                {
+                    Ok(rpm) => deb.extend(rpm),
+                    Err(e) => copied = Err(e),
+                }
+            }
+            if copied.is_err() {
+                let _ = fs_err::remove_dir_all(&copies);
+            }
+            dep_repos.extend(copied?);
+        }
         let req = BuildRequest {
             job_id,
             input,
             distro: self.distro.clone(),
             family: None,
-            dep_repos: self
-                .release
-                .iter()
-                .map(|tree| DepRepo::new(tree, &self.distro))
-                .collect(),
+            dep_repos,
             out_dir: self.out.clone(),
             echo: self.echo,
         };
-        Ok(build::run(&env, &req).await?)
+        let report = build::run(&env, &req).await;
+        let _ = fs_err::remove_dir_all(&copies);
+        Ok(report?)
     }
+}
+
+/// `http://host:port/prefix/<customer>/<version>` as the public root's URL and the tree.
+fn split_release_url(url: &str) -> Result<(perestroika_published::BaseUrl, String), LocalError> {
+    let bad = || LocalError::ReleaseUrl(url.to_owned());
+    let trimmed = url.trim_end_matches('/');
+    let (rest, version) = trimmed.rsplit_once('/').ok_or_else(bad)?;
+    let (base, customer) = rest.rsplit_once('/').ok_or_else(bad)?;
+    if !base.contains("://") || base.ends_with(':') || base.ends_with('/') {
+        return Err(bad());
+    }
+    let tree = perestroika_tree::TreeName::parse(&format!("{customer}/{version}"))
+        .map_err(|_| bad())?
+        .to_string();
+    let base = perestroika_published::BaseUrl::parse(&format!("{base}/")).map_err(|_| bad())?;
+    Ok((base, tree))
 }

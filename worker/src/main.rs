@@ -127,6 +127,19 @@ struct BuildArgs {
     /// of the distro provides build dependencies, as in farm mode.
     #[arg(long, value_name = "DIR")]
     release: Option<PathBuf>,
+    /// A release's tree as a mirror serves it (`http://host:port/[path/]<customer>/<version>`):
+    /// its repository of the distro, verified against --release-key (never the KEY.asc it
+    /// serves), provides build dependencies.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "release_key",
+        conflicts_with = "release"
+    )]
+    release_url: Option<String>,
+    /// Armored public key file the --release-url repository must be signed with (repeatable).
+    #[arg(long, value_name = "FILE")]
+    release_key: Vec<PathBuf>,
     /// Rebuild number (raises the revision of git builds).
     #[arg(long, default_value_t = 0)]
     rebuild: u32,
@@ -202,6 +215,7 @@ impl BuildArgs {
                 _ => None,
             },
             release: self.release,
+            release_url: self.release_url.map(|url| (url, self.release_key)),
             rebuild: self.rebuild,
             out: self.out,
             package_cache: self.package_cache,

@@ -20,6 +20,15 @@ pub enum RebuildReleaseError {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Report(#[from] serde_json::Error),
+    /// The snapshot could not be read from `[public] url`, or is not what the keys signed.
+    #[error("reading the snapshot from [public] url: {0}")]
+    Published(#[from] perestroika_published::ReadError),
+    #[error("{customer} {version}: {reason}")]
+    Remote {
+        customer: String,
+        version: String,
+        reason: String,
+    },
     /// Some packages failed or differ from the published ones (each is reported).
     #[error("{bad} of {total} packages did not rebuild identically")]
     NotIdentical { bad: usize, total: usize },
@@ -53,18 +62,120 @@ pub async fn run(
         snapshot,
         out,
     } = request;
-    let (number, dir) =
-        rebuild::snapshot_dir(&farm.paths.public_root, &customer, &version, snapshot)?;
+    let timeout = Duration::from_secs(farm.build.timeout_secs);
+    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?;
+    // Over http the snapshot is first copied here, verified; removed when done.
+    let copies = env
+        .scratch
+        .join(format!("published-rebuild-{}", std::process::id()));
+    let found = match farm.public.url {
+        None => rebuild::snapshot_dir(&farm.paths.public_root, &customer, &version, snapshot)
+            .map_err(RebuildReleaseError::from),
+        Some(_) => {
+            let _ = fs_err::remove_dir_all(&copies);
+            let copied = copy_snapshot(farm, release, &customer, &version, snapshot, &copies).await;
+            if copied.is_err() {
+                let _ = fs_err::remove_dir_all(&copies);
+            }
+            copied
+        }
+    };
+    let (number, dir) = found?;
+    let result = rebuild_from(
+        farm, release, &env, &customer, &version, number, &dir, out, json,
+    )
+    .await;
+    let _ = fs_err::remove_dir_all(&copies);
+    result
+}
+
+/// Copies snapshot `snapshot` (the live one when `None`) of a release from `[public] url`
+/// below `dest`, every suite of its deb distros verified by the snapshot's own signed
+/// `InRelease` (see `perestroika_published::Reader::live_snapshot`): its number and the copy.
+async fn copy_snapshot(
+    farm: &FarmConfig,
+    release: &Release,
+    customer: &str,
+    version: &str,
+    snapshot: Option<u64>,
+    dest: &std::path::Path,
+) -> Result<(u64, PathBuf), RebuildReleaseError> {
+    let failed = |reason: String| RebuildReleaseError::Remote {
+        customer: customer.to_owned(),
+        version: version.to_owned(),
+        reason,
+    };
+    let reader = perestroika_published::Reader::of_farm(farm)?;
+    let name = perestroika_tree::TreeName::parse(&format!("{customer}/{version}"))
+        .map_err(|e| failed(e.to_string()))?;
+    let number = match snapshot {
+        Some(n) => n,
+        None => reader.live_snapshot(&name).await?.ok_or_else(|| {
+            failed(format!(
+                "{} serves no live snapshot (nothing was published yet?)",
+                reader.source()
+            ))
+        })?,
+    };
+    let tree = name.generation(number);
+    let mut wanted = Vec::new();
+    for (family, distro) in release.distros() {
+        if family == perestroika_config::Family::Rpm {
+            return Err(failed(format!(
+                "rebuilding rpm distro {distro} from [public] url is not supported: run \
+                 rebuild-release on a host with the public tree"
+            )));
+        }
+        wanted.push((tree.clone(), distro.to_owned()));
+    }
+    let cache = dest.join(".cache");
+    let copied = crate::steps::remote::copy_deb_suites(
+        &reader,
+        &wanted,
+        dest,
+        &cache,
+        crate::steps::remote::Contents::WithSources,
+    )
+    .await?;
+    if copied.is_empty() {
+        let suites: Vec<String> = wanted.into_iter().map(|(_, suite)| suite).collect();
+        let there = reader.snapshots(&name, &suites).await?;
+        let there: Vec<String> = there.iter().map(u64::to_string).collect();
+        return Err(failed(format!(
+            "snapshot {number} does not exist at {} (no signed suite of it there); snapshots \
+             there whose signature holds: {}",
+            reader.source(),
+            if there.is_empty() {
+                "none".to_owned()
+            } else {
+                there.join(", ")
+            }
+        )));
+    }
+    Ok((number, dest.join(&tree)))
+}
+
+/// Rebuilds every distro of `release` from the snapshot in `dir`.
+#[allow(clippy::too_many_arguments)]
+async fn rebuild_from(
+    farm: &FarmConfig,
+    release: &Release,
+    env: &BuildEnv,
+    customer: &str,
+    version: &str,
+    number: u64,
+    dir: &std::path::Path,
+    out: Option<PathBuf>,
+    json: bool,
+) -> Result<(), RebuildReleaseError> {
     let out = out.unwrap_or_else(|| {
         farm.paths
             .state
             .join("rebuild")
-            .join(&customer)
-            .join(&version)
+            .join(customer)
+            .join(version)
             .join(number.to_string())
     });
-    let timeout = Duration::from_secs(farm.build.timeout_secs);
-    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?;
     if !json {
         println!(
             "rebuilding snapshot {number} of {customer} {version} into {}",
@@ -73,7 +184,7 @@ pub async fn run(
     }
     let mut reports = Vec::new();
     for (family, distro) in release.distros() {
-        let made = rebuild::rebuild(&env, &dir, family, distro, &out.join(distro), |r| {
+        let made = rebuild::rebuild(env, dir, family, distro, &out.join(distro), |r| {
             if !json {
                 println!("{:<32} {:<28} {}", r.source, r.version, outcome(r));
             }

@@ -46,6 +46,19 @@ impl FarmConfig {
                 "a client certificate needs its key, and a key its certificate: set both client_cert_file and client_key_file",
             ));
         }
+        if let Some(url) = &self.public.url {
+            BaseUrl::parse(url).map_err(|e| self.invalid("public.url", e))?;
+            if self.public.keys.is_empty() {
+                return Err(self.invalid(
+                    "public.url",
+                    "reading the public tree over http needs the farm's public key pinned: set \
+                     [public] keys to the file(s) `perestroika-publisher export-key` wrote",
+                ));
+            }
+        }
+        if self.public.timeout_secs == 0 {
+            return Err(self.invalid("public.timeout_secs", "expected at least 1"));
+        }
         if self.broker.delivery_limit == 0 {
             return Err(self.invalid("broker.delivery_limit", "expected at least 1"));
         }

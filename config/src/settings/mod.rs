@@ -16,6 +16,7 @@ mod gerrit;
 mod load;
 mod mirror;
 mod paths;
+mod public;
 mod publish;
 mod releases;
 mod signing;
@@ -29,6 +30,7 @@ pub use defaults::*;
 pub use gerrit::*;
 pub use mirror::*;
 pub use paths::*;
+pub use public::*;
 pub use publish::*;
 pub use releases::*;
 pub use signing::*;
@@ -48,6 +50,9 @@ pub struct FarmConfig {
     #[serde(default)]
     pub gerrit: Option<GerritSettings>,
     pub paths: Paths,
+    /// Where published state is read over http, and the keys it must be signed with.
+    #[serde(default)]
+    pub public: PublicSettings,
     #[serde(default)]
     pub signing: Option<SigningSettings>,
     #[serde(default)]

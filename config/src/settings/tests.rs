@@ -377,6 +377,35 @@ fn unknown_and_missing_keys_are_named() {
 }
 
 #[test]
+fn the_public_url_is_plain_http_with_its_keys_pinned() {
+    let with = |public: &str| format!("{MINIMAL}\n[public]\n{public}\n");
+    for (url, words) in [
+        ("https://mirror/p/", "not an http:// URL"),
+        ("http://user@mirror/p/", "without user"),
+        ("http://mirror:port/p/", "is not a port"),
+        ("http://mirror/../p/", "`..`"),
+    ] {
+        expect_invalid(
+            &with(&format!("url = {url:?}\nkeys = [\"/k.asc\"]")),
+            "public.url",
+            words,
+        );
+    }
+    expect_invalid(
+        &with("url = \"http://mirror:8080/p/\""),
+        "public.url",
+        "set [public] keys",
+    );
+    expect_invalid(
+        &with("timeout_secs = 0"),
+        "public.timeout_secs",
+        "at least 1",
+    );
+    let farm = load_text(&with("url = \"http://mirror:8080/p\"\nkeys = [\"/k.asc\"]")).unwrap();
+    assert_eq!(farm.public.url.as_deref(), Some("http://mirror:8080/p"));
+}
+
+#[test]
 fn a_worker_serving_its_staging_needs_a_name_and_the_publisher_and_workers_are_rsync_urls() {
     let serving = format!(
         "{MINIMAL}\n[worker]\nname = \"build-1\"\nserve_staging = \"127.0.0.2:8730\"\n\

@@ -7,13 +7,14 @@
 
 use perestroika_tree::GenerationDir;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use perestroika_formats::deb822::{self, ChecksumEntry};
 use perestroika_formats::release_index::sha256_entries;
 use perestroika_protocol::messages::Artifact;
+use perestroika_published::keys::Keyring;
+#[cfg(test)]
+use perestroika_published::keys::{primary_fingerprints, signers};
 use regex::Regex;
 
 use crate::rsync::{relative, Target};
@@ -40,122 +41,6 @@ fn read_maybe_gz(path: &Path) -> Option<String> {
     Some(text)
 }
 
-/// The tree's `KEY.asc` as a gpgv keyring, and the fingerprints every signature must be by.
-struct Keyring<'a> {
-    file: PathBuf,
-    pinned: &'a [String],
-}
-
-impl<'a> Keyring<'a> {
-    /// Reads `key` into `<scratch>/key.gpg`. Returns the keyring and a problem for each key
-    /// in it that is not pinned; `Err` when the file holds no usable key.
-    fn open(
-        key: &Path,
-        scratch: &Path,
-        pinned: &'a [String],
-    ) -> Result<(Self, Vec<Problem>), Problem> {
-        let home = scratch.join("home");
-        let _ = fs_err::create_dir_all(&home);
-        let _ = fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
-        let file = scratch.join("key.gpg");
-        let _ = fs_err::remove_file(&file);
-        let unusable = |why: String| format!("{}: not a usable public key: {why}", key.display());
-        let dearmor = Command::new("gpg")
-            .args(["--batch", "--yes", "--dearmor", "-o"])
-            .arg(&file)
-            .arg(key)
-            .output()
-            .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
-        let listing = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&home)
-            .args(["--batch", "--with-colons", "--show-keys"])
-            .arg(key)
-            .output()
-            .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
-        if !dearmor.status.success() || !listing.status.success() {
-            return Err(unusable(
-                String::from_utf8_lossy(&listing.stderr).trim().to_owned(),
-            ));
-        }
-        let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
-        let problems: Vec<Problem> = held
-            .iter()
-            .filter(|f| !pinned.contains(f))
-            .map(|f| {
-                format!(
-                    "{}: holds key {f}, which is not pinned (expected {})",
-                    key.display(),
-                    pinned.join(" or ")
-                )
-            })
-            .collect();
-        if held.is_empty() {
-            return Err(unusable("no key in it".into()));
-        }
-        Ok((Self { file, pinned }, problems))
-    }
-
-    /// Verifies `files` (one clearsigned file, or a detached signature and its data) with
-    /// gpgv; every good signature must be by a pinned key.
-    fn check(&self, files: &[&Path]) -> Result<(), String> {
-        let out = Command::new("gpgv")
-            .args(["--status-fd", "1", "--keyring"])
-            .arg(&self.file)
-            .args(files)
-            .output()
-            .map_err(|e| format!("cannot run gpgv: {e}"))?;
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-        }
-        let signers = signers(&String::from_utf8_lossy(&out.stdout));
-        if signers.is_empty() {
-            return Err("gpgv reported no valid signature".into());
-        }
-        match signers.iter().find(|f| !self.pinned.contains(f)) {
-            Some(found) => Err(format!(
-                "signed by key {found}, expected {}",
-                self.pinned.join(" or ")
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The primary keys' fingerprints in `gpg --with-colons` output.
-fn primary_fingerprints(listing: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut after_pub = false;
-    for line in listing.lines() {
-        let mut fields = line.split(':');
-        match fields.next() {
-            Some("pub") => after_pub = true,
-            Some("fpr") if after_pub => {
-                out.extend(fields.nth(8).map(str::to_ascii_uppercase));
-                after_pub = false;
-            }
-            _ => after_pub = false,
-        }
-    }
-    out
-}
-
-/// The primary key of each good signature in gpgv's `--status-fd` output (`VALIDSIG`).
-fn signers(status: &str) -> Vec<String> {
-    status
-        .lines()
-        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-        .filter_map(|rest| {
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // The signing (sub)key first; the primary key's fingerprint, when given, last.
-            fields
-                .get(9)
-                .or(fields.first())
-                .map(|f| f.to_ascii_uppercase())
-        })
-        .collect()
-}
-
 /// Checks generation `dir` of a tree on this host (its pool links resolve beside it):
 /// `KEY.asc` may hold only `pinned` keys, and every signature must be by one of them.
 pub fn check_generation(dir: &Path, scratch: &Path, pinned: &[String]) -> Vec<Problem> {
@@ -165,7 +50,7 @@ pub fn check_generation(dir: &Path, scratch: &Path, pinned: &[String]) -> Vec<Pr
         return vec![format!("{}: missing", key.display())];
     }
     let _ = fs_err::create_dir_all(scratch);
-    match Keyring::open(&key, scratch, pinned) {
+    match Keyring::open(&[&key], scratch, pinned) {
         Ok((keyring, found)) => {
             // A stranger's key in KEY.asc is named, and so is every signature it made.
             problems.extend(found);

@@ -1,4 +1,6 @@
 use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 fn write(path: &Path, bytes: &[u8]) {
     fs_err::create_dir_all(path.parent().unwrap()).unwrap();

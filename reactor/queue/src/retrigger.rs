@@ -2,15 +2,14 @@
 //! or a change and patch set; the jobs are planned exactly as for the matching event, with a
 //! rebuild number above every one published, so the rebuilt version sorts higher.
 
-use std::path::Path;
-
 use perestroika_config::names::{check_commit, NameError};
 use perestroika_config::settings::{FarmConfig, GerritSettings};
 use perestroika_config::Mapping;
 use perestroika_formats::build_version::{BuildVersion, RpmRelease};
-use perestroika_formats::release_index::{read_index, stanzas};
+use perestroika_formats::release_index::stanzas;
 use perestroika_protocol::messages::{BuildJob, TriggerKind};
-use perestroika_tree::GenerationDir;
+use perestroika_published::{ReadError, Reader};
+use perestroika_tree::suite_name;
 
 use perestroika_gerrit::events::{parse_query_line, Event, QueryLine, Stamped};
 use perestroika_gerrit::plan::{Action, NotPlanned, NothingToDo, Planner};
@@ -50,11 +49,16 @@ pub enum RetriggerError {
     NoPatchSet { change: u64, patch_set: Option<u32> },
     #[error("the package is not built for distro {distro}")]
     NotForDistro { distro: String },
+    /// The published state the rebuild number is read from cannot be read or trusted.
+    #[error("reading the published versions: {0}")]
+    Published(#[from] ReadError),
 }
 
 /// The jobs of a manual rebuild, not yet queued.
+#[allow(clippy::too_many_arguments)]
 pub async fn plan(
     farm: &FarmConfig,
+    reader: &Reader,
     gerrit: &GerritSettings,
     mapping: &Mapping,
     session: &GerritSession,
@@ -131,7 +135,7 @@ pub async fn plan(
     for job in &mut jobs {
         job.rebuild = match rebuild {
             Some(n) => n,
-            None => next_rebuild(farm, job),
+            None => next_rebuild(farm, reader, job).await?,
         };
         job.trigger.kind = TriggerKind::Manual;
         job.job_id = job.compute_id();
@@ -188,20 +192,62 @@ async fn change_event(
 }
 
 /// One above the highest rebuild number published for the job's package in its repository
-/// (read from the live tree's deb source indexes and its source rpms); 1 when nothing is
-/// published yet.
-pub fn next_rebuild(farm: &FarmConfig, job: &BuildJob) -> u32 {
-    let tree = farm
-        .paths
-        .public_root
-        .join(job.target.tree(&job.customer, &job.version));
-    highest_rebuild(&tree, &job.package).map_or(1, |n| n + 1)
+/// (read through [`Reader`] — the public root on this host, or `[public] url` over http,
+/// verified against the pinned keys — from the live tree's deb source indexes and its
+/// source rpms); 1 when nothing is published yet. A tree that is not what the keys signed
+/// is an error, never a guess.
+pub async fn next_rebuild(
+    farm: &FarmConfig,
+    reader: &Reader,
+    job: &BuildJob,
+) -> Result<u32, ReadError> {
+    let tree = job.target.tree(&job.customer, &job.version);
+    let suites = candidate_suites(farm, job);
+    Ok(highest_rebuild(reader, &tree, &suites, &job.package)
+        .await?
+        .map_or(1, |n| n + 1))
 }
 
-/// The highest rebuild number among the published versions of a source package, deb or rpm.
-fn highest_rebuild(tree: &Path, package: &str) -> Option<u32> {
-    let tree = GenerationDir::new(tree);
-    highest_deb_rebuild(&tree, package).max(highest_rpm_rebuild(&tree, package))
+/// The suites a job's package may be published in: each distro of its release (the job's
+/// own when the release is not configured), alone and with each of `[publish] suites` and
+/// `proposed`. Over http nothing can be listed, so the configuration names them.
+fn candidate_suites(farm: &FarmConfig, job: &BuildJob) -> Vec<String> {
+    let distros: Vec<String> = match farm.release(&job.customer, &job.version) {
+        Some(release) => release.distros().map(|(_, d)| d.to_owned()).collect(),
+        None => vec![job.distro.clone()],
+    };
+    let mut out = Vec::new();
+    for distro in &distros {
+        out.push(distro.clone());
+        for s in farm.publish.suites.iter().chain([&farm.publish.proposed]) {
+            out.push(suite_name(distro, Some(s)));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The highest rebuild number among the published versions of a source package, deb or
+/// rpm, in the `suites` of `tree` (relative to the public root).
+async fn highest_rebuild(
+    reader: &Reader,
+    tree: &str,
+    suites: &[String],
+    package: &str,
+) -> Result<Option<u32>, ReadError> {
+    let mut best = None;
+    for suite in suites {
+        best = best.max(highest_deb_rebuild(reader, tree, suite, package).await?);
+        if let Some(repo) = reader.rpm_repo(tree, suite, "source").await? {
+            for srpm in &repo.packages {
+                let location = &srpm.location;
+                let file = location.rsplit('/').next().unwrap_or(location);
+                best = best.max(rpm_rebuild(file, package));
+            }
+        }
+    }
+    Ok(best)
 }
 
 /// The rebuild number of a source rpm of `package` named by the farm's rule
@@ -219,24 +265,21 @@ fn rpm_rebuild(file: &str, package: &str) -> Option<u32> {
     Some(RpmRelease::parse(release).ok()?.0.rebuild)
 }
 
-/// The highest rebuild number among the source rpms of `package` in every rpm repository of
-/// the tree.
-fn highest_rpm_rebuild(tree: &GenerationDir, package: &str) -> Option<u32> {
+/// The highest rebuild number among the deb source packages of `package` in a suite, read
+/// from the `Sources` index of each component its signed `Release` names.
+async fn highest_deb_rebuild(
+    reader: &Reader,
+    tree: &str,
+    suite: &str,
+    package: &str,
+) -> Result<Option<u32>, ReadError> {
+    let Some(verified) = reader.deb_suite(tree, suite).await? else {
+        return Ok(None);
+    };
     let mut best = None;
-    for repo in fs_err::read_dir(tree.rpm()).ok()?.flatten() {
-        let packages = repo.path().join("source").join("Packages");
-        for entry in fs_err::read_dir(&packages).into_iter().flatten().flatten() {
-            best = best.max(rpm_rebuild(&entry.file_name().to_string_lossy(), package));
-        }
-    }
-    best
-}
-
-/// The highest rebuild number among the deb source packages of `package` in the tree.
-fn highest_deb_rebuild(tree: &GenerationDir, package: &str) -> Option<u32> {
-    let mut best = None;
-    for (_, _, index) in tree.deb_source_indexes() {
-        let Some(text) = read_index(&index) else {
+    for component in verified.components() {
+        let index = format!("{component}/source/Sources");
+        let Some(text) = reader.deb_index(&verified, &index).await? else {
             continue;
         };
         for stanza in stanzas(&text) {
@@ -250,7 +293,7 @@ fn highest_deb_rebuild(tree: &GenerationDir, package: &str) -> Option<u32> {
             best = best.max(n);
         }
     }
-    best
+    Ok(best)
 }
 
 /// A one-line description of a planned job for people.
@@ -278,21 +321,64 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    #[test]
-    fn highest_rebuild_from_source_indexes() {
+    /// A reader of the public root `root` on this host, without pinned keys.
+    fn local(root: &std::path::Path) -> Reader {
+        Reader::new(
+            perestroika_published::Source::Dir(root.to_owned()),
+            &[],
+            &[],
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap()
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn highest_rebuild_from_source_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let source = dir.path().join("deb/dists/bookworm/main/source");
-        fs_err::create_dir_all(&source).unwrap();
+        let suite = dir.path().join("acme/9.0/deb/dists/bookworm");
+        fs_err::create_dir_all(suite.join("main/source")).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), Default::default());
         gz.write_all(
             b"Package: greet\nVersion: 1.0+git3-1+p2.0\n\nPackage: greet\nVersion: 1.0+git3-1+p2.4\n\nPackage: other\nVersion: 1.0+p1.9\n",
         )
         .unwrap();
-        fs_err::write(source.join("Sources.gz"), gz.finish().unwrap()).unwrap();
-        assert_eq!(highest_rebuild(dir.path(), "greet"), Some(4));
-        assert_eq!(highest_rebuild(dir.path(), "other"), Some(9));
-        assert_eq!(highest_rebuild(dir.path(), "missing"), None);
-        assert_eq!(highest_rebuild(&dir.path().join("nothing"), "greet"), None);
+        let gz = gz.finish().unwrap();
+        fs_err::write(suite.join("main/source/Sources.gz"), &gz).unwrap();
+        // The suite's Release names the index by size and sha256, as the publisher writes it.
+        fs_err::write(
+            suite.join("Release"),
+            format!(
+                "Suite: bookworm\nComponents: main\nSHA256:\n {} {} main/source/Sources.gz\n",
+                sha256(&gz),
+                gz.len()
+            ),
+        )
+        .unwrap();
+        let reader = local(dir.path());
+        let suites = ["bookworm".to_owned(), "bookworm-proposed".to_owned()];
+        let highest = |tree: &'static str, package: &'static str| {
+            let (reader, suites) = (&reader, &suites);
+            async move {
+                highest_rebuild(reader, tree, suites, package)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(highest("acme/9.0", "greet").await, Some(4));
+        assert_eq!(highest("acme/9.0", "other").await, Some(9));
+        assert_eq!(highest("acme/9.0", "missing").await, None);
+        assert_eq!(highest("acme/nothing", "greet").await, None);
+        // An index that is not what the Release names is refused, not read.
+        fs_err::write(suite.join("main/source/Sources.gz"), b"forged").unwrap();
+        assert!(matches!(
+            highest_rebuild(&reader, "acme/9.0", &suites, "greet").await,
+            Err(ReadError::Hash { .. })
+        ));
     }
 
     #[test]
@@ -307,8 +393,8 @@ mod tests {
         assert_eq!(rpm_rebuild("greet-1.0-p2.6.x86_64.rpm", "greet"), None);
     }
 
-    #[test]
-    fn highest_rebuild_from_source_rpms() {
+    #[tokio::test]
+    async fn highest_rebuild_from_source_rpms() {
         let dir = tempfile::tempdir().unwrap();
         for (repo, names) in [
             (
@@ -326,14 +412,36 @@ mod tests {
                 ],
             ),
         ] {
-            let packages = dir.path().join("rpm").join(repo).join("source/Packages");
-            fs_err::create_dir_all(&packages).unwrap();
-            for name in names {
-                fs_err::write(packages.join(name), "").unwrap();
-            }
+            // The repository's metadata names the packages, as createrepo_c writes it.
+            let source = dir.path().join("acme/9.0/rpm").join(repo).join("source");
+            fs_err::create_dir_all(source.join("repodata")).unwrap();
+            let primary: String = names
+                .iter()
+                .map(|n| {
+                    format!(
+                        "<package type=\"rpm\"><checksum type=\"sha256\" pkgid=\"YES\">{}</checksum><size package=\"1\"/><location href=\"Packages/{n}\"/></package>\n",
+                        "0".repeat(64)
+                    )
+                })
+                .collect();
+            fs_err::write(source.join("repodata/primary.xml"), &primary).unwrap();
+            fs_err::write(
+                source.join("repodata/repomd.xml"),
+                format!(
+                    "<repomd><data type=\"primary\"><checksum type=\"sha256\">{}</checksum><location href=\"repodata/primary.xml\"/><size>{}</size></data></repomd>",
+                    sha256(primary.as_bytes()),
+                    primary.len()
+                ),
+            )
+            .unwrap();
         }
-        assert_eq!(highest_rebuild(dir.path(), "greet"), Some(6));
-        assert_eq!(highest_rebuild(dir.path(), "greet-motd"), Some(11));
-        assert_eq!(highest_rebuild(dir.path(), "motd"), None);
+        let reader = local(dir.path());
+        let suites = ["el9".to_owned(), "el9-proposed".to_owned()];
+        for (package, want) in [("greet", Some(6)), ("greet-motd", Some(11)), ("motd", None)] {
+            let found = highest_rebuild(&reader, "acme/9.0", &suites, package)
+                .await
+                .unwrap();
+            assert_eq!(found, want, "{package}");
+        }
     }
 }

@@ -66,6 +66,7 @@ pub fn local(distro: &str, out: &Path) -> LocalBuild {
         git: None,
         packaging: None,
         release: None,
+        release_url: None,
         rebuild: 0,
         out: out.to_owned(),
         package_cache: None,

@@ -5,32 +5,68 @@
 
 use std::path::{Path, PathBuf};
 
-use perestroika_config::FarmConfig;
+use perestroika_config::{Family, FarmConfig};
 use perestroika_protocol::broker::{Broker, Disposition};
 use perestroika_protocol::messages::{BuildJob, BuildOutcome, Message, PublishJob, Target};
 use perestroika_protocol::{QueueName, Stage};
+use perestroika_published::Reader;
 use tracing::{error, info, warn};
 
 use crate::build;
 use crate::source::SourceInput;
+use crate::steps::remote::{copies_dir, copy_deb_suites, copy_rpm_repos, Contents};
 use crate::steps::{BuildEnv, BuildRequest, DepRepo};
 
-/// Where a job's build dependencies may come from besides the base: the release suite (and,
-/// in maintenance, `proposed`, where merges go), and for a topic build the topic's review
-/// repository, so that the topic's changes build against each other.
-fn dep_repos(farm: &FarmConfig, job: &BuildJob) -> Vec<DepRepo> {
-    let root = &farm.paths.public_root;
-    let release = root.join(Target::Release.tree(&job.customer, &job.version));
-    let mut repos = vec![DepRepo::new(&release, &job.distro)];
+/// Where a job's build dependencies may come from besides the base, as `(tree relative to the
+/// public root, suite)`: the release suite (and, in maintenance, `proposed`, where merges go),
+/// and for a topic build the topic's review repository, so that the topic's changes build
+/// against each other.
+fn wanted_repos(farm: &FarmConfig, job: &BuildJob) -> Vec<(String, String)> {
+    let release = Target::Release.tree(&job.customer, &job.version);
+    let mut repos = vec![(release.clone(), job.distro.clone())];
     let merges = farm.merge_suite(&job.customer, &job.version, &job.distro);
     if merges != job.distro {
-        repos.push(DepRepo::new(&release, &merges));
+        repos.push((release, merges));
     }
     if let Target::Topic { .. } = job.target {
-        let topic = root.join(job.target.tree(&job.customer, &job.version));
-        repos.push(DepRepo::new(topic, &job.distro));
+        repos.push((
+            job.target.tree(&job.customer, &job.version),
+            job.distro.clone(),
+        ));
     }
     repos
+}
+
+/// The dependency repositories of a job: in the local public root, or, with `[public] url`,
+/// verified copies of the mirror's (deb) made below `copies`.
+async fn dep_repos(
+    farm: &FarmConfig,
+    env: &BuildEnv,
+    job: &BuildJob,
+    copies: &Path,
+) -> Result<Vec<DepRepo>, String> {
+    let wanted = wanted_repos(farm, job);
+    if farm.public.url.is_none() {
+        let root = &farm.paths.public_root;
+        return Ok(wanted
+            .iter()
+            .map(|(tree, suite)| DepRepo::new(root.join(tree), suite))
+            .collect());
+    }
+    let reader = Reader::of_farm(farm).map_err(|e| e.to_string())?;
+    let cache = env.scratch.join("published-cache");
+    let copied = match job.family {
+        Family::Deb => copy_deb_suites(&reader, &wanted, copies, &cache, Contents::Binaries).await,
+        Family::Rpm => {
+            copy_rpm_repos(&reader, &wanted, std::env::consts::ARCH, copies, &cache).await
+        }
+    };
+    copied.map_err(|e| {
+        format!(
+            "the release's repository at {} is refused: {e}",
+            reader.source()
+        )
+    })
 }
 
 /// Where a job's files end up for the publisher.
@@ -78,6 +114,17 @@ pub(super) async fn handle(
     let staging = &farm.paths.staging;
     let incoming = incoming_dir(farm, &job.job_id);
     let _ = fs_err::remove_dir_all(&incoming);
+    let copies = copies_dir(&env.scratch, &job.job_id);
+    let _ = fs_err::remove_dir_all(&copies);
+    let dep_repos = match dep_repos(farm, env, &job, &copies).await {
+        Ok(repos) => repos,
+        Err(reason) => {
+            // Nothing is built from a tree that is not what the pinned keys signed.
+            error!(job = %job.job_id, %reason, "not building: build dependencies unavailable");
+            let _ = fs_err::remove_dir_all(&copies);
+            return Disposition::Later(reason);
+        }
+    };
     let req = BuildRequest {
         job_id: job.job_id.clone(),
         input: SourceInput::Git {
@@ -87,11 +134,13 @@ pub(super) async fn handle(
         },
         distro: job.distro.clone(),
         family: Some(job.family),
-        dep_repos: dep_repos(farm, &job),
+        dep_repos,
         out_dir: incoming.clone(),
         echo: false,
     };
-    let report = match build::run(env, &req).await {
+    let report = build::run(env, &req).await;
+    let _ = fs_err::remove_dir_all(&copies);
+    let report = match report {
         Ok(report) => report,
         Err(e) if !e.is_transient() => {
             error!(job = %job.job_id, error = %e, "cannot build this job here; returning it");

@@ -7,6 +7,7 @@ pub mod deps;
 pub mod env;
 pub mod failure;
 pub mod input;
+pub mod remote;
 pub mod request;
 pub mod results;
 

@@ -82,9 +82,11 @@ pub async fn run(
     let (rebuild, distro, dry_run) = (args.rebuild, args.distro.clone(), args.dry_run);
     let at = at(args)?;
     let mapping = farm.mapping()?;
+    let reader = perestroika_published::Reader::of_farm(farm)?;
     let session = GerritSession::connect(&gerrit).await?;
     let jobs = retrigger::plan(
         farm,
+        &reader,
         &gerrit,
         &mapping,
         &session,
