@@ -141,6 +141,7 @@ impl LocalBuild {
                 .iter()
                 .map(|tree| DepRepo::new(tree, &self.distro))
                 .collect(),
+            base_digest: None,
             out_dir: self.out.clone(),
             echo: self.echo,
         };

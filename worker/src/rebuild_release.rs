@@ -64,7 +64,8 @@ pub async fn run(
             .join(number.to_string())
     });
     let timeout = Duration::from_secs(farm.build.timeout_secs);
-    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?;
+    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?
+        .with_registry_of(farm);
     if !json {
         println!(
             "rebuilding snapshot {number} of {customer} {version} into {}",
@@ -73,7 +74,8 @@ pub async fn run(
     }
     let mut reports = Vec::new();
     for (family, distro) in release.distros() {
-        let made = rebuild::rebuild(&env, &dir, family, distro, &out.join(distro), |r| {
+        let pinned = release.base_digests.get(distro).map(String::as_str);
+        let made = rebuild::rebuild(&env, &dir, family, distro, pinned, &out.join(distro), |r| {
             if !json {
                 println!("{:<32} {:<28} {}", r.source, r.version, outcome(r));
             }

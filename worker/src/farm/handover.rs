@@ -68,6 +68,10 @@ pub(super) async fn handle(
         distro: job.distro.clone(),
         family: Some(job.family),
         dep_repos: dep_repos(farm, &job),
+        base_digest: farm
+            .release(&job.customer, &job.version)
+            .and_then(|r| r.base_digests.get(&job.distro))
+            .cloned(),
         out_dir: incoming.clone(),
         echo: false,
     };
