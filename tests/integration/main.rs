@@ -15,6 +15,7 @@ mod publisher;
 mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
+mod registry;
 mod rebuild;
 mod retention;
 mod review;
