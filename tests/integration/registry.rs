@@ -74,7 +74,11 @@ fn push(config: &Path, image: &str) -> String {
     );
     assert_success(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let digest = stdout.split_whitespace().last().unwrap_or_default().to_owned();
+    let digest = stdout
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
     assert!(digest.starts_with("sha256:"), "{stdout}");
     digest
 }
@@ -168,7 +172,10 @@ async fn build(
     worker: &Daemon,
 ) -> serde_json::Value {
     let build_queue = QueueName::new(Stage::Build, &farm.customer, &job.version).to_string();
-    broker.publish(&build_queue, job, &job.job_id).await.unwrap();
+    broker
+        .publish(&build_queue, job, &job.job_id)
+        .await
+        .unwrap();
     let queue = QueueName::new(Stage::Publish, &farm.customer, &job.version).to_string();
     let published = match broker.take(&queue, within).await.unwrap() {
         Some(d) => PublishJob::from_bytes(&d.data).unwrap(),
@@ -222,7 +229,11 @@ async fn workers_pull_the_base_by_digest_follow_a_new_one_and_keep_pinned_releas
     let record = build(&broker, &farm, &job(&farm, "9.0", &git, 1), long, &first).await;
     assert_eq!(record["image_digest"], old.as_str());
     assert_eq!(record["image_id"], image_id(&base).as_str());
-    assert!(first.output().contains("pulling the base image"), "{}", first.output());
+    assert!(
+        first.output().contains("pulling the base image"),
+        "{}",
+        first.output()
+    );
     first.kill();
     registry.forget_local();
     let second_config = second_worker(&farm);
@@ -231,7 +242,11 @@ async fn workers_pull_the_base_by_digest_follow_a_new_one_and_keep_pinned_releas
     let record = build(&broker, &farm, &job(&farm, "9.0", &git, 2), long, &second).await;
     assert_eq!(record["image_digest"], old.as_str());
     assert!(docker_has(&format!("{repository}@{old}")));
-    assert!(second.output().contains("pulling the base image"), "{}", second.output());
+    assert!(
+        second.output().contains("pulling the base image"),
+        "{}",
+        second.output()
+    );
 
     // A new base pushed from elsewhere: the running worker takes it for its next job.
     let newer = Derived::of(&base, dir.path());
@@ -272,7 +287,9 @@ async fn workers_pull_the_base_by_digest_follow_a_new_one_and_keep_pinned_releas
     assert_eq!(record["image_digest"], new.as_str());
     assert_eq!(record["image_id"], image_id(&newer.0).as_str());
     assert!(
-        second.output().contains("using the base digest resolved last"),
+        second
+            .output()
+            .contains("using the base digest resolved last"),
         "{}",
         second.output()
     );
@@ -295,7 +312,11 @@ async fn workers_pull_the_base_by_digest_follow_a_new_one_and_keep_pinned_releas
         .take(&publish_queue, Duration::from_secs(25))
         .await
         .unwrap();
-    assert!(early.is_none(), "built without its base:\n{}", second.output());
+    assert!(
+        early.is_none(),
+        "built without its base:\n{}",
+        second.output()
+    );
     assert!(
         second.output().contains("cannot pull the base image"),
         "{}",
@@ -353,7 +374,11 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
         .take(&publish_queue, Duration::from_secs(20))
         .await
         .unwrap();
-    assert!(published.is_none(), "built on tampered content:\n{}", worker.output());
+    assert!(
+        published.is_none(),
+        "built on tampered content:\n{}",
+        worker.output()
+    );
     let output = worker.output();
     assert!(
         output.contains("cannot pull the base image") && output.contains("verification failed"),

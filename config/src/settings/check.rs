@@ -275,7 +275,10 @@ impl FarmConfig {
             }
         }
         for (customer, release) in self.releases() {
-            let key = format!("customers.{}.versions.{}.base_digests", customer.name, release.name);
+            let key = format!(
+                "customers.{}.versions.{}.base_digests",
+                customer.name, release.name
+            );
             for (distro, digest) in &release.base_digests {
                 if release.family_of(distro).is_none() {
                     return Err(self.invalid(

@@ -45,7 +45,10 @@ pub fn is_registry_address(registry: &str) -> bool {
 /// Whether `digest` is an image digest as the registry names it: `sha256:` and 64 hex digits.
 pub fn is_image_digest(digest: &str) -> bool {
     digest.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 

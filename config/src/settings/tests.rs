@@ -389,7 +389,10 @@ fn a_pinned_base_needs_a_registry_a_digest_and_a_distro_of_the_release() {
     let farm = load_text(&pinned(&release, registry)).unwrap();
     assert_eq!(farm.images.registry.as_deref(), Some("127.0.0.1:5000"));
     assert_eq!(farm.images.resolve_secs, 30);
-    assert_eq!(farm.releases().next().unwrap().1.base_digests["bookworm"], digest);
+    assert_eq!(
+        farm.releases().next().unwrap().1.base_digests["bookworm"],
+        digest
+    );
 
     let e = load_text(&pinned(&release, "")).unwrap_err().to_string();
     assert!(e.contains("set [images] registry"), "{e}");
@@ -397,9 +400,12 @@ fn a_pinned_base_needs_a_registry_a_digest_and_a_distro_of_the_release() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("64 hex digits"), "{e}");
-    let e = load_text(&pinned(&release.replace("{ bookworm =", "{ trixie ="), registry))
-        .unwrap_err()
-        .to_string();
+    let e = load_text(&pinned(
+        &release.replace("{ bookworm =", "{ trixie ="),
+        registry,
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not one of the release's distros"), "{e}");
     let e = load_text(&pinned(
         r#"{ name = "9.0", deb = ["bookworm"] }"#,

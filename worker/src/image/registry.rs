@@ -112,10 +112,12 @@ impl Registry {
     /// The registry's digest of `distro`'s `latest`; `None` when it has no such tag.
     async fn ask(&self, docker: &Docker, distro: &str) -> Result<Option<String>, String> {
         let reference = format!("{}:{LATEST}", self.repository(distro));
-        let answer =
-            tokio::time::timeout(RESOLVE_DEADLINE, docker.inspect_registry_image(&reference, None))
-                .await
-                .map_err(|_| format!("no answer within {} s", RESOLVE_DEADLINE.as_secs()))?;
+        let answer = tokio::time::timeout(
+            RESOLVE_DEADLINE,
+            docker.inspect_registry_image(&reference, None),
+        )
+        .await
+        .map_err(|_| format!("no answer within {} s", RESOLVE_DEADLINE.as_secs()))?;
         match answer {
             Ok(inspect) => match inspect.descriptor.digest {
                 Some(digest) if is_image_digest(&digest) => Ok(Some(digest)),
@@ -161,12 +163,12 @@ impl Registry {
                         })
                     }
                 }
-                store::inspect(docker, &reference).await?.ok_or_else(|| {
-                    ImageError::NotABase {
+                store::inspect(docker, &reference)
+                    .await?
+                    .ok_or_else(|| ImageError::NotABase {
                         reference: reference.clone(),
                         distro: distro.to_owned(),
-                    }
-                })?
+                    })?
             }
         };
         if image.distro != distro {
@@ -246,8 +248,7 @@ impl Registry {
         if read.is_err() {
             return BTreeMap::new();
         }
-        let mut digests: BTreeMap<String, String> =
-            serde_json::from_str(&text).unwrap_or_default();
+        let mut digests: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
         digests.retain(|_, d| is_image_digest(d));
         digests
     }

@@ -80,10 +80,7 @@ pub(super) async fn inspect(
         }) => return Ok(None),
         Err(e) => return Err(docker_err(format!("inspecting {reference}"))(e)),
     };
-    let labels = inspected
-        .config
-        .and_then(|c| c.labels)
-        .unwrap_or_default();
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
     if labels.get(RECIPE_LABEL).map(String::as_str) != Some(RECIPE) {
         return Ok(None);
     }
