@@ -82,18 +82,13 @@ pub async fn refresh(
     recipe: &Recipe,
     scratch: &Path,
 ) -> Result<Refresh, ImageError> {
-    let (tarball, list) = make_root(distro, recipe, scratch).await?;
+    perestroika_config::names::check_token("distro", distro)?;
+    // Asked first: a registry out of reach is known before the long bootstrap.
     let current = match registry {
-        Some(registry) => registry.current(docker, distro).await,
-        None => store::latest(docker, distro).await,
+        Some(registry) => registry.current(docker, distro).await?,
+        None => store::latest(docker, distro).await?,
     };
-    let current = match current {
-        Ok(current) => current,
-        Err(e) => {
-            let _ = fs_err::remove_file(&tarball);
-            return Err(e);
-        }
-    };
+    let (tarball, list) = make_root(distro, recipe, scratch).await?;
     let result = match current {
         Some(image) if image.packages_sha256 == store::packages_hash(&list) => {
             Refresh::Unchanged { image }

@@ -40,6 +40,8 @@ pub struct Registry {
     /// `distro → digest` last resolved, kept across restarts.
     state: PathBuf,
     resolved: Mutex<HashMap<String, (Instant, String)>>,
+    /// Held while the state file is rewritten (builds in parallel slots resolve at once).
+    writing: Mutex<()>,
 }
 
 impl Registry {
@@ -51,6 +53,7 @@ impl Registry {
             ttl: Duration::from_secs(settings.resolve_secs),
             state: state_dir.join(STATE_FILE),
             resolved: Mutex::new(HashMap::new()),
+            writing: Mutex::new(()),
         })
     }
 
@@ -255,20 +258,63 @@ impl Registry {
 
     /// Keeps `digest` as the one last resolved of `distro`.
     fn remember(&self, distro: &str, digest: &str) {
+        let _writing = self.writing.lock().expect("state lock");
         let mut digests = self.remembered();
         if digests.get(distro).map(String::as_str) == Some(digest) {
             return;
         }
         digests.insert(distro.to_owned(), digest.to_owned());
         let json = serde_json::to_vec_pretty(&digests).expect("digests serialise");
-        let written = self
-            .state
-            .parent()
-            .map_or(Ok(()), fs_err::create_dir_all)
-            .and_then(|()| perestroika_host::files::write_durable(&self.state, &json));
-        if let Err(e) = written {
+        if let Err(e) = perestroika_host::files::write_durable(&self.state, &json) {
             tracing::warn!(path = %self.state.display(), error = %e,
                 "cannot keep the resolved base digest; an offline restart will not know it");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(dir: &Path) -> Registry {
+        let settings = ImageSettings {
+            registry: Some("127.0.0.1:5000".into()),
+            resolve_secs: 30,
+        };
+        Registry::configured(&settings, dir).unwrap()
+    }
+
+    #[test]
+    fn resolved_digests_are_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            format!("sha256:{}", "a".repeat(64)),
+            format!("sha256:{}", "b".repeat(64)),
+        );
+        registry(dir.path()).remember("bookworm", &a);
+        registry(dir.path()).remember("trixie", &b);
+        let kept = registry(&dir.path().join("other")).remembered();
+        assert!(kept.is_empty());
+        let kept = registry(dir.path()).remembered();
+        assert_eq!(kept.get("bookworm"), Some(&a));
+        assert_eq!(kept.get("trixie"), Some(&b));
+        assert_eq!(
+            registry(dir.path()).repository("bookworm"),
+            "127.0.0.1:5000/perestroika-build/bookworm"
+        );
+    }
+
+    #[test]
+    fn a_state_file_of_other_content_names_no_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(STATE_FILE);
+        fs_err::write(
+            &state,
+            r#"{"bookworm": "latest", "trixie": "sha256:../../x"}"#,
+        )
+        .unwrap();
+        assert!(registry(dir.path()).remembered().is_empty());
+        fs_err::write(&state, "x".repeat(2 * STATE_LIMIT as usize)).unwrap();
+        assert!(registry(dir.path()).remembered().is_empty());
     }
 }
