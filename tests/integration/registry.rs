@@ -389,3 +389,44 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
     assert!(!farm.config.paths.staging.join(&tampered.job_id).exists());
     broker.close().await;
 }
+
+#[tokio::test]
+async fn a_worker_that_never_reached_the_registry_waits_and_builds_on_no_other_base() {
+    let base = base_image("bookworm");
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("registry"));
+    let farm = farm_with(&registry);
+    registry.stop();
+    let mut git = GitRepo::init(&farm.dir.path().join("regpkg"));
+    git.commit(&minimal_package("regpkg", "true"), "one");
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let worker = start_worker(&farm.path, &farm.dir.path().join("worker.log"));
+    let waiting = job(&farm, "9.0", &git, 1);
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker
+        .publish(&build_queue, &waiting, &waiting.job_id)
+        .await
+        .unwrap();
+    let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
+    let published = broker
+        .take(&publish_queue, Duration::from_secs(15))
+        .await
+        .unwrap();
+    // This engine has a bookworm base of its own; the worker does not fall back to it.
+    assert!(docker_has(&base));
+    assert!(
+        published.is_none(),
+        "built without the registry:\n{}",
+        worker.output()
+    );
+    let output = worker.output();
+    assert!(
+        output.contains("cannot resolve the base image of bookworm")
+            && output.contains("has resolved none before"),
+        "{output}"
+    );
+    assert!(!farm.config.paths.staging.join(&waiting.job_id).exists());
+    let dead = broker.stats(&format!("{build_queue}.dead")).await.unwrap();
+    assert_eq!(dead.messages, 0, "{output}");
+    broker.close().await;
+}
