@@ -360,8 +360,13 @@ async fn image_command(
             } else {
                 for i in images {
                     println!(
-                        "{:<48} {} {} {:>5} packages  {}",
-                        i.tag, i.distro, i.family, i.package_count, &i.id
+                        "{:<48} {} {} {:>5} packages  {}{}",
+                        i.tag,
+                        i.distro,
+                        i.family,
+                        i.package_count,
+                        &i.id,
+                        digest(&i)
                     );
                 }
             }

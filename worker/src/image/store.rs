@@ -175,7 +175,14 @@ pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage
                 .or_else(|| s.repo_digests.first())
                 .cloned()
                 .unwrap_or_default();
-            BaseImage::from_labels(s.id.clone(), tag, &s.labels)
+            BaseImage {
+                // The digest a registry knows it by, if it was pushed or pulled.
+                digest: s
+                    .repo_digests
+                    .iter()
+                    .find_map(|d| d.split_once('@').map(|(_, digest)| digest.to_owned())),
+                ..BaseImage::from_labels(s.id.clone(), tag, &s.labels)
+            }
         })
         .collect();
     images.sort_by(|a, b| a.distro.cmp(&b.distro).then(b.created.cmp(&a.created)));
