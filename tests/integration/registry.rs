@@ -197,6 +197,22 @@ async fn build(
     record
 }
 
+/// Waits up to `within` until the worker has logged every one of `needles`.
+async fn wait_for_output(worker: &Daemon, needles: &[&str], within: Duration) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let output = worker.output();
+        if needles.iter().all(|n| output.contains(n)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker never logged {needles:?} within {within:?}:\n{output}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn start_worker(config: &Path, log: &Path) -> Daemon {
     Daemon::start(
         "perestroika-worker",
@@ -307,9 +323,10 @@ async fn workers_pull_the_base_by_digest_follow_a_new_one_and_keep_pinned_releas
         .publish(&build_queue, &waiting, &waiting.job_id)
         .await
         .unwrap();
+    wait_for_output(&second, &["cannot pull the base image"], long).await;
     let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
     let early = broker
-        .take(&publish_queue, Duration::from_secs(25))
+        .take(&publish_queue, Duration::from_secs(5))
         .await
         .unwrap();
     assert!(
@@ -369,9 +386,15 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
         .publish(&build_queue, &tampered, &tampered.job_id)
         .await
         .unwrap();
+    wait_for_output(
+        &worker,
+        &["cannot pull the base image", "verification failed"],
+        Duration::from_secs(300),
+    )
+    .await;
     let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
     let published = broker
-        .take(&publish_queue, Duration::from_secs(20))
+        .take(&publish_queue, Duration::from_secs(5))
         .await
         .unwrap();
     assert!(
@@ -407,9 +430,18 @@ async fn a_worker_that_never_reached_the_registry_waits_and_builds_on_no_other_b
         .publish(&build_queue, &waiting, &waiting.job_id)
         .await
         .unwrap();
+    wait_for_output(
+        &worker,
+        &[
+            "cannot resolve the base image of bookworm",
+            "has resolved none before",
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
     let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
     let published = broker
-        .take(&publish_queue, Duration::from_secs(15))
+        .take(&publish_queue, Duration::from_secs(5))
         .await
         .unwrap();
     // This engine has a bookworm base of its own; the worker does not fall back to it.
