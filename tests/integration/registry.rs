@@ -372,7 +372,10 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
     let dir = tempfile::tempdir().unwrap();
     let registry = TestRegistry::start(&dir.path().join("registry"));
     let farm = farm_with(&registry);
-    let digest = push(&farm.path, &base);
+    // An image of this test alone: the engine keeps manifests it once pulled and verified by
+    // digest, and would take a shared base's from there without asking the registry.
+    let image = Derived::of(&base, dir.path());
+    let digest = push(&farm.path, &image.0);
     registry.forget_local();
     // The attack: the registry serves other content under the same digest.
     registry.tamper_manifest(&digest);
@@ -411,6 +414,8 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
     assert!(!docker_has(&reference));
     assert!(!farm.config.paths.staging.join(&tampered.job_id).exists());
     broker.close().await;
+    drop(worker);
+    drop(image);
 }
 
 #[tokio::test]
