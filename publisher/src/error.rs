@@ -89,6 +89,8 @@ pub enum PublishError {
     #[error("the review repository {tree} was retired (its change was merged, abandoned or deleted); a late build of it is not published")]
     Retired { tree: String },
     #[error(transparent)]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
     Deb(#[from] DebError),
     #[error(transparent)]
     Rpm(#[from] RpmError),
@@ -136,6 +138,7 @@ impl PublishError {
                 | PublishError::NotInSuite { .. }
                 | PublishError::RpmQuery(_)
                 | PublishError::NoSnapshot { .. }
+                | PublishError::Fetch(_)
         )
     }
 }

@@ -11,12 +11,14 @@
 //!   deb indexes), [`release_file`], [`suite_contents`], [`links`]: the tools and files below;
 //! - [`signing`] (gpgme) and [`keys`] (the keys the configuration names);
 //! - [`farm`]: the queue consumer; [`staged`]: a worker's files taken as hostile input;
+//!   [`fetch`]: those files pulled from a worker on another host;
 //!   [`preflight`]: `check`; [`crash`]: crash points for the tests.
 
 pub mod crash;
 pub mod deb;
 pub mod error;
 pub mod farm;
+pub mod fetch;
 pub mod history;
 pub mod keys;
 pub mod links;

@@ -11,6 +11,16 @@ use crate::keys::signer;
 pub fn preflight(farm: &FarmConfig) -> Report {
     let mut report =
         perestroika_protocol::queues::consuming_report(farm, "publisher", Stage::Publish);
+    if !farm.fetch.workers.is_empty() {
+        for tool in ["rsync", "prlimit"] {
+            if !perestroika_host::command::on_path(tool) {
+                report.error(
+                    Some("fetch.workers"),
+                    format!("{tool} is not installed; fetching from workers needs it (apt-get install rsync util-linux)"),
+                );
+            }
+        }
+    }
     let Some(signing) = &farm.signing else {
         report.error(
             None,

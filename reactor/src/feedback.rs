@@ -11,6 +11,9 @@
 //! gone, the label does not exist) is dead-lettered with Gerrit's answer.
 //!
 //! The reactor's own notices (a refused recheck) go the same way, from [`post_notices`].
+//!
+//! The same queues carry the publisher's rebuild requests ([`crate::rebuild`]), so they are
+//! consumed also with `gerrit.feedback` off (the builds' feedback is then dropped).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,7 +25,9 @@ use perestroika_config::{Family, FarmConfig};
 use perestroika_gerrit::session::{shell_quote, GerritSession, SshError};
 use perestroika_host::backoff::Backoff;
 use perestroika_protocol::broker::{run_consumer, Disposition};
-use perestroika_protocol::messages::{BuildOutcome, Feedback, Message, Target, LOG_NAME};
+use perestroika_protocol::messages::{
+    BuildOutcome, Feedback, Message, RebuildRequest, Target, LOG_NAME,
+};
 use perestroika_protocol::{QueueName, Stage};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -90,6 +95,13 @@ async fn handle(
     queue: &QueueName,
     data: &[u8],
 ) -> Disposition {
+    if RebuildRequest::is_one(data) {
+        return crate::rebuild::handle(farm, queue, data).await;
+    }
+    if !gerrit.feedback {
+        info!("feedback to Gerrit is off (gerrit.feedback); dropping a build's feedback");
+        return Disposition::Ack;
+    }
     let feedback = match Feedback::from_bytes(data) {
         Ok(f) => f,
         Err(e) => return Disposition::DeadLetter(format!("not valid feedback: {e}")),

@@ -4,6 +4,8 @@
 mod broker_ops;
 mod broker_users;
 mod cli;
+mod cluster;
+mod cut_off;
 mod durability;
 mod farm;
 mod hostile;
@@ -17,6 +19,7 @@ mod publisher_rpm;
 mod reactor;
 mod rebuild;
 mod registry;
+mod remote_staging;
 mod retention;
 mod review;
 mod signing_trust;

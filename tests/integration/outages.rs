@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 use perestroika_protocol::broker::Broker;
 use perestroika_protocol::messages::{BuildJob, BuildOutcome, Message, PublishJob};
 use perestroika_protocol::{QueueName, Stage};
+use perestroika_tests::cut_proxy::CutProxy;
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
-use perestroika_tests::docker_proxy::DockerProxy;
 use perestroika_tests::rabbit::Rabbit;
 use perestroika_tests::whole::{change, WholeFarm};
 use perestroika_tests::{combined_job, shared_amqp_url, Daemon, Farm};
 
 const RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"] }"#;
 
-fn farm_on(amqp_url: &str, broker_extra: &str) -> Farm {
+pub(crate) fn farm_on(amqp_url: &str, broker_extra: &str) -> Farm {
     let farm = Farm::custom(
         amqp_url,
         broker_extra,
@@ -29,24 +29,40 @@ fn farm_on(amqp_url: &str, broker_extra: &str) -> Farm {
     farm
 }
 
-fn queue(farm: &Farm, stage: Stage) -> String {
+pub(crate) fn queue(farm: &Farm, stage: Stage) -> String {
     QueueName::new(stage, &farm.customer, "9.0").to_string()
 }
 
 /// A worker of `farm` whose state (containers, scratch, git cache) is its own, as on a host
 /// of its own; it shares the farm's staging and broker.
-fn worker(farm: &Farm, name: &str, env: &[(&str, &str)]) -> Daemon {
+pub(crate) fn worker(farm: &Farm, name: &str, env: &[(&str, &str)]) -> Daemon {
     worker_with(farm, name, env, "")
 }
 
 /// [`worker`] with `paths` lines added to its `[paths]`.
-fn worker_with(farm: &Farm, name: &str, env: &[(&str, &str)], paths: &str) -> Daemon {
+pub(crate) fn worker_with(farm: &Farm, name: &str, env: &[(&str, &str)], paths: &str) -> Daemon {
+    worker_at(farm, name, env, paths, &farm.config.broker.url)
+}
+
+/// [`worker_with`] reaching the broker at `broker_url`.
+pub(crate) fn worker_at(
+    farm: &Farm,
+    name: &str,
+    env: &[(&str, &str)],
+    paths: &str,
+    broker_url: &str,
+) -> Daemon {
     let text = fs_err::read_to_string(&farm.path).unwrap();
     let state = farm.dir.path().join(format!("state-{name}"));
-    let text = text.replace(
-        &format!("state = \"{}\"", farm.config.paths.state.display()),
-        &format!("state = \"{}\"\n{paths}", state.display()),
-    );
+    let text = text
+        .replace(
+            &format!("state = \"{}\"", farm.config.paths.state.display()),
+            &format!("state = \"{}\"\n{paths}", state.display()),
+        )
+        .replace(
+            &format!("url = \"{}\"", farm.config.broker.url),
+            &format!("url = \"{broker_url}\""),
+        );
     let path = farm.dir.path().join(format!("{name}.toml"));
     fs_err::write(&path, text).unwrap();
     let log = farm.dir.path().join(format!("{name}.log"));
@@ -65,7 +81,12 @@ fn worker_with(farm: &Farm, name: &str, env: &[(&str, &str)], paths: &str) -> Da
     daemon
 }
 
-fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool, logs: impl Fn() -> String) {
+pub(crate) fn wait_until(
+    what: &str,
+    within: Duration,
+    done: impl Fn() -> bool,
+    logs: impl Fn() -> String,
+) {
     let deadline = Instant::now() + within;
     while !done() {
         assert!(
@@ -78,7 +99,7 @@ fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool, logs: impl 
 }
 
 /// How many builds of `job` the workers' JSON log events say they started.
-fn builds_started(workers: &[&Daemon], job: &str) -> usize {
+pub(crate) fn builds_started(workers: &[&Daemon], job: &str) -> usize {
     workers
         .iter()
         .flat_map(|w| w.events())
@@ -86,7 +107,12 @@ fn builds_started(workers: &[&Daemon], job: &str) -> usize {
         .count()
 }
 
-async fn publish_jobs(broker: &Broker, farm: &Farm, n: usize, within: Duration) -> Vec<PublishJob> {
+pub(crate) async fn publish_jobs(
+    broker: &Broker,
+    farm: &Farm,
+    n: usize,
+    within: Duration,
+) -> Vec<PublishJob> {
     let q = queue(farm, Stage::Publish);
     let mut got = Vec::new();
     let deadline = Instant::now() + within;
@@ -104,11 +130,11 @@ async fn publish_jobs(broker: &Broker, farm: &Farm, n: usize, within: Duration) 
     got
 }
 
-async fn depth(broker: &Broker, queue: &str) -> u32 {
+pub(crate) async fn depth(broker: &Broker, queue: &str) -> u32 {
     broker.stats(queue).await.unwrap().messages
 }
 
-async fn wait_depth(broker: &Broker, queue: &str, want: u32, logs: impl Fn() -> String) {
+pub(crate) async fn wait_depth(broker: &Broker, queue: &str, want: u32, logs: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while depth(broker, queue).await != want {
         assert!(
@@ -178,8 +204,8 @@ async fn a_build_longer_than_the_consumer_timeout_is_built_once_and_published_on
 async fn a_docker_engine_outage_loses_nothing_and_dead_letters_nothing() {
     base_image("bookworm");
     let farm = farm_on(&shared_amqp_url(), "delivery_limit = 2\n");
-    let proxy = DockerProxy::start(&farm.dir.path().join("docker.sock"));
-    let host = proxy.docker_host();
+    let proxy = CutProxy::docker(&farm.dir.path().join("docker.sock"));
+    let host = proxy.address();
     let w = worker(&farm, "worker", &[("DOCKER_HOST", host.as_str())]);
     proxy.stop();
 

@@ -122,6 +122,8 @@ pub(crate) fn stage_debs_at(
             event_time: None,
         }),
         outcome: Default::default(),
+        rebuild: 0,
+        staged_on: None,
     }
 }
 

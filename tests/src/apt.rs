@@ -361,6 +361,18 @@ pub fn signed_farm(
     sections: &str,
     release: &str,
 ) -> crate::Farm {
+    signed_farm_on(amqp_url, "", keys, sections, release)
+}
+
+/// [`signed_farm`] whose `[broker]` section also holds `broker_extra` (e.g. a cluster's
+/// other nodes).
+pub fn signed_farm_on(
+    amqp_url: &str,
+    broker_extra: &str,
+    keys: &[&OperatorKey],
+    sections: &str,
+    release: &str,
+) -> crate::Farm {
     let also: Vec<String> = keys[1..]
         .iter()
         .map(|k| format!("\"{}\"", k.fingerprint))
@@ -370,7 +382,7 @@ pub fn signed_farm(
         keys[0].fingerprint,
         also.join(", ")
     );
-    let farm = crate::Farm::custom(amqp_url, "", &signing, release);
+    let farm = crate::Farm::custom(amqp_url, broker_extra, &signing, release);
     for key in keys {
         farm.import_key(key);
     }

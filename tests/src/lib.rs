@@ -3,8 +3,8 @@
 //! is skipped silently.
 
 pub mod apt;
+pub mod cut_proxy;
 pub mod debian;
-pub mod docker_proxy;
 pub mod gerrit;
 pub mod logs;
 pub mod rabbit;

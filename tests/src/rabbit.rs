@@ -48,6 +48,23 @@ impl Rabbit {
         rabbit
     }
 
+    /// Starts a node whose Erlang cookie is `cookie`, joining the cluster of the node on
+    /// `join` when given.
+    fn start_in_cluster(cookie: &str, join: Option<u16>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rabbit = Self {
+            dir,
+            port: free_port(),
+        };
+        let join = join.map(|p| p.to_string());
+        let mut env = vec![("RABBITMQ_COOKIE", cookie)];
+        if let Some(port) = &join {
+            env.push(("RABBITMQ_JOIN_PORT", port.as_str()));
+        }
+        rabbit.ctl_env("start", &env);
+        rabbit
+    }
+
     /// Starts a node that also speaks amqps on [`Rabbit::tls_port`], with a certificate
     /// authority of its own ([`Rabbit::tls_file`]: `ca.pem`, `client.pem`, `client.key`);
     /// `require_client_cert` makes it refuse clients without a certificate of that authority.
@@ -250,5 +267,40 @@ impl Drop for Rabbit {
             .arg(self.dir.path())
             .arg(self.port.to_string())
             .output();
+    }
+}
+
+/// Nodes of one RabbitMQ cluster, each owned by the test; its quorum queues have a replica on
+/// every node.
+pub struct Cluster {
+    pub nodes: Vec<Rabbit>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes, the second and later joining the first.
+    pub fn start(n: usize) -> Self {
+        let cookie = crate::unique("cookie").replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let first = Rabbit::start_in_cluster(&cookie, None);
+        let mut nodes = vec![];
+        let join = first.port;
+        nodes.push(first);
+        for _ in 1..n {
+            nodes.push(Rabbit::start_in_cluster(&cookie, Some(join)));
+        }
+        Self { nodes }
+    }
+
+    /// The first node's URL, for `[broker] url`.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The `[broker]` line naming the other nodes (`urls = [...]`).
+    pub fn urls_line(&self) -> String {
+        let others: Vec<String> = self.nodes[1..]
+            .iter()
+            .map(|n| format!("\"{}\"", n.url()))
+            .collect();
+        format!("urls = [{}]\n", others.join(", "))
     }
 }

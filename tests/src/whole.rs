@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::apt::{signed_farm, OperatorKey};
+use crate::apt::{signed_farm_on, OperatorKey};
 use crate::debian::{base_image, package_cache};
 use crate::gerrit::{ChangeSpec, Gerrit};
 use crate::logs;
@@ -84,14 +84,21 @@ impl WholeFarm {
 
     /// Starts everything with `release` (a TOML inline table) as the customer's release 9.0.
     pub fn start_with(release: &str) -> Self {
+        Self::start_on(&shared_amqp_url(), "", release)
+    }
+
+    /// [`WholeFarm::start_with`] on the broker at `amqp_url`, with `broker_extra` lines in
+    /// `[broker]` (e.g. a cluster's other nodes).
+    pub fn start_on(amqp_url: &str, broker_extra: &str, release: &str) -> Self {
         base_image("bookworm");
         let gerrit = Gerrit::start();
         let key = OperatorKey::new();
         let mirror_tmp = tempfile::tempdir().unwrap();
         let mirror_dir = mirror_tmp.path().to_owned();
         let addr = format!("127.0.0.1:{}", free_port());
-        let farm = signed_farm(
-            &shared_amqp_url(),
+        let farm = signed_farm_on(
+            amqp_url,
+            broker_extra,
             &[&key],
             &format!(
                 "{}\n[build]\npackage_cache = \"{}\"\ntimeout_secs = 900\n\n\

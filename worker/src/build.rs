@@ -4,7 +4,7 @@
 //! the container — whatever happened. The steps inside the container are the package family's
 //! ([`crate::deb`], [`crate::rpm`]); what they share is [`crate::steps`]'.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::Utc;
@@ -34,6 +34,25 @@ pub struct BuildReport {
     pub result: BuildResult,
     /// (stage, seconds) in order.
     pub timings: Vec<(&'static str, f64)>,
+}
+
+/// Where a build prepares its sources.
+fn work_dir(env: &BuildEnv, job_id: &str) -> PathBuf {
+    env.scratch.join(job_id)
+}
+
+/// Where a build's overlay root is mounted.
+fn root_dir(env: &BuildEnv, job_id: &str) -> PathBuf {
+    env.scratch.join(format!("{job_id}-root"))
+}
+
+/// Removes what a build stopped midway left in the scratch space: its build root (unmounted)
+/// and its prepared sources. Its containers are [`crate::container::docker::remove_job`]'s.
+pub fn release_work(env: &BuildEnv, job_id: &str) {
+    let root = root_dir(env, job_id);
+    rootfs::release_leftovers(&root);
+    let _ = fs_err::remove_dir_all(&root);
+    let _ = fs_err::remove_dir_all(work_dir(env, job_id));
 }
 
 /// Runs one build. Build failures are reported in the result; only problems of the farm
@@ -73,7 +92,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             .unwrap_or_default()
     ));
 
-    let work = env.scratch.join(&req.job_id);
+    let work = work_dir(env, &req.job_id);
     let _ = fs_err::remove_dir_all(&work);
     let mut timings = Vec::new();
     let t = Instant::now();
@@ -104,7 +123,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             }
             let t = Instant::now();
             let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
-            let root_dir = env.scratch.join(format!("{}-root", req.job_id));
+            let root_dir = root_dir(env, &req.job_id);
             let root = match BuildRoot::mount(&base, &root_dir, &env.settings.tmpfs_size) {
                 Ok(root) => Some(root),
                 Err(why) => {

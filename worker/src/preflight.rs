@@ -19,6 +19,16 @@ pub async fn preflight(farm: &FarmConfig) -> Report {
             report.error(Some("build.package_cache"), e.to_string());
         }
     }
+    if farm.worker.serve_staging.is_some() {
+        for tool in ["rsync", "setpriv"] {
+            if !perestroika_host::command::on_path(tool) {
+                report.error(
+                    Some("worker.serve_staging"),
+                    format!("{tool} is not installed; the staging daemon needs it (apt-get install rsync util-linux)"),
+                );
+            }
+        }
+    }
     let distros: BTreeSet<(Family, &str)> =
         farm.releases().flat_map(|(_, r)| r.distros()).collect();
     let docker = match container::connect() {

@@ -54,6 +54,17 @@ impl CommandError {
     }
 }
 
+/// Whether `program` is an executable file in a directory of `PATH`.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 /// Runs `cmd` (standard input closed) to completion within `deadline` and collects its
 /// output, as [`Command::output`] does; the exit status is the caller's to judge.
 pub fn output(cmd: &mut Command, deadline: Deadline) -> Result<Output, CommandError> {

@@ -12,6 +12,11 @@ use super::*;
 pub struct BrokerSettings {
     /// AMQP URL, e.g. `amqp://user:pass@127.0.0.1:5672/%2f`.
     pub url: String,
+    /// The other nodes of the broker's cluster, as AMQP URLs of the same user and virtual
+    /// host: tried in turn when the node at `url` cannot be reached, at the start and at every
+    /// reconnection.
+    #[serde(default)]
+    pub urls: Vec<String>,
     /// Deliveries of one message before it is dead-lettered.
     #[serde(default = "default_delivery_limit")]
     pub delivery_limit: u32,
@@ -33,4 +38,11 @@ pub struct BrokerSettings {
     /// acknowledged), which AMQP does not tell.
     #[serde(default)]
     pub management_url: Option<String>,
+}
+
+impl BrokerSettings {
+    /// Every node's URL: `url` first, then `urls`.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.url.as_str()).chain(self.urls.iter().map(String::as_str))
+    }
 }

@@ -21,11 +21,15 @@ impl FarmConfig {
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         let url = &self.broker.url;
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(self.invalid(
-                "broker.url",
-                format!("expected an amqp:// or amqps:// URL, found {url:?}"),
-            ));
+        for (key, node) in std::iter::once(("broker.url", url))
+            .chain(self.broker.urls.iter().map(|u| ("broker.urls", u)))
+        {
+            if !(node.starts_with("amqp://") || node.starts_with("amqps://")) {
+                return Err(self.invalid(
+                    key,
+                    format!("expected an amqp:// or amqps:// URL, found {node:?}"),
+                ));
+            }
         }
         let tls_files = self.broker.ca_file.is_some()
             || self.broker.client_cert_file.is_some()
@@ -258,7 +262,69 @@ impl FarmConfig {
                 ));
             }
         }
+        self.validate_staging()?;
         self.mapping()?;
+        Ok(())
+    }
+}
+
+impl FarmConfig {
+    /// The `[worker]` staging daemon and the `[fetch]` table of workers.
+    fn validate_staging(&self) -> Result<(), ConfigError> {
+        let w = &self.worker;
+        if let Some(name) = &w.name {
+            check_token("worker", name).map_err(|e| self.invalid("worker.name", e.to_string()))?;
+        }
+        if w.serve_staging.is_some() {
+            if w.name.is_none() {
+                return Err(self.invalid(
+                    "worker.name",
+                    "serve_staging needs the name the publisher's [fetch.workers] knows this worker by",
+                ));
+            }
+            if w.publisher_hosts.is_empty() {
+                return Err(self.invalid(
+                    "worker.publisher_hosts",
+                    "serve_staging needs the publisher's address(es): nobody else may fetch",
+                ));
+            }
+        }
+        for (i, host) in w.publisher_hosts.iter().enumerate() {
+            let ok = !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:/-_".contains(c));
+            if !ok {
+                return Err(self.invalid(
+                    format!("worker.publisher_hosts[{i}]"),
+                    format!("expected an address or network such as 10.0.0.7 or 10.0.0.0/24, found {host:?}"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("worker.max_connections", u64::from(w.max_connections)),
+            ("fetch.timeout_secs", self.fetch.timeout_secs),
+            ("fetch.max_bytes", self.fetch.max_bytes),
+        ] {
+            if value == 0 {
+                return Err(self.invalid(key, "expected at least 1"));
+            }
+        }
+        for (name, url) in &self.fetch.workers {
+            let key = format!("fetch.workers.{name}");
+            check_token("worker", name).map_err(|e| self.invalid(&key, e.to_string()))?;
+            let rest = url.strip_prefix("rsync://").unwrap_or_default();
+            let ok = !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".:/-_[]".contains(c));
+            if !ok {
+                return Err(self.invalid(
+                    key,
+                    format!("expected the worker's staging module as rsync://host:port/{STAGING_MODULE}, found {url:?}"),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ mod paths;
 mod publish;
 mod releases;
 mod signing;
+mod staging;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,7 @@ pub use paths::*;
 pub use publish::*;
 pub use releases::*;
 pub use signing::*;
+pub use staging::*;
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "PERESTROIKA";
@@ -71,6 +73,12 @@ pub struct FarmConfig {
     /// Where workers get their base images: each host's own, or a registry.
     #[serde(default)]
     pub images: ImageSettings,
+    /// This worker's name and its staging daemon (see `[fetch]` for the publisher's side).
+    #[serde(default)]
+    pub worker: WorkerSettings,
+    /// The workers the publisher fetches staged files from, and the bounds of a fetch.
+    #[serde(default)]
+    pub fetch: FetchSettings,
 }
 
 impl FarmConfig {

@@ -377,6 +377,41 @@ fn unknown_and_missing_keys_are_named() {
 }
 
 #[test]
+fn a_worker_serving_its_staging_needs_a_name_and_the_publisher_and_workers_are_rsync_urls() {
+    let serving = format!(
+        "{MINIMAL}\n[worker]\nname = \"build-1\"\nserve_staging = \"127.0.0.2:8730\"\n\
+         publisher_hosts = [\"127.0.0.1\"]\n\n[fetch.workers]\nbuild-1 = \"rsync://127.0.0.2:8730/staging\"\n"
+    );
+    let farm = load_text(&serving).unwrap();
+    assert!(farm.worker.serves_staging());
+    assert_eq!(farm.fetch.worker_gone_secs, 600);
+    assert!(!load_text(MINIMAL).unwrap().worker.serves_staging());
+    expect_invalid(
+        &serving.replace("name = \"build-1\"\n", ""),
+        "worker.name",
+        "serve_staging needs the name",
+    );
+    expect_invalid(
+        &serving.replace("publisher_hosts = [\"127.0.0.1\"]", "publisher_hosts = []"),
+        "worker.publisher_hosts",
+        "nobody else may fetch",
+    );
+    expect_invalid(
+        &serving.replace("[\"127.0.0.1\"]", "[\"127.0.0.1 *\"]"),
+        "worker.publisher_hosts[0]",
+        "expected an address",
+    );
+    expect_invalid(
+        &serving.replace(
+            "\"rsync://127.0.0.2:8730/staging\"",
+            "\"http://127.0.0.2/\"",
+        ),
+        "fetch.workers.build-1",
+        "rsync://host:port/staging",
+    );
+}
+
+#[test]
 fn a_pinned_base_needs_a_registry_a_digest_and_a_distro_of_the_release() {
     let digest = format!("sha256:{}", "0a".repeat(32));
     let pinned = |release: &str, images: &str| {

@@ -13,9 +13,11 @@ use tracing::{error, info, warn};
 
 use super::announce::{announce, feedback, send_feedback};
 use super::failure::publish_failure;
+use super::gone::{forget, worker_gone};
 use super::records::{record, record_path, refused};
 use super::staging::{incoming_dir, release_staging, take_job_files};
 use crate::error::PublishError;
+use crate::fetch::FetchError;
 use crate::publish::PublishRequest;
 use crate::publisher::Publisher;
 use crate::signing::Signer;
@@ -65,8 +67,15 @@ pub(super) async fn publish(
         return publish_failure(farm, signer, job).await;
     }
     let (files, log) = match take_job_files(&farm, &job) {
-        Ok(taken) => taken,
+        Ok(taken) => {
+            forget(&farm, &job.job_id);
+            taken
+        }
+        Err(PublishError::Fetch(e @ FetchError::Unreachable { .. })) => {
+            return worker_gone(&farm, &job, e).await;
+        }
         Err(e) => {
+            forget(&farm, &job.job_id);
             error!(job = %job.job_id, error = %e, "refusing to publish");
             record(
                 &farm,

@@ -5,7 +5,7 @@
 //!
 //! - `consumer`: the queues consumed, each message handed to what handles its kind;
 //! - `job`: a build's packages published (`failure`: a failed build's log), with the hand-over
-//!   of its staged files (`staging`);
+//!   of its staged files (`staging`), and a job whose worker is gone built again (`gone`);
 //! - `promote`, `retire`, `refresh`: promotions, review retirements, signature refreshes;
 //! - `announce`: the mirrors told of a new generation, the reactor of a build's outcome;
 //! - `records`: what became of each job, and the refusal of a message.
@@ -13,6 +13,7 @@
 mod announce;
 mod consumer;
 mod failure;
+mod gone;
 mod job;
 mod promote;
 mod records;

@@ -6,11 +6,18 @@ use perestroika_protocol::messages::PublishJob;
 use tracing::warn;
 
 use crate::error::PublishError;
+use crate::fetch::fetch;
 use crate::staged::take_staged;
 
 /// The publisher's private copy of a job's staged files, taken by [`take_staged`].
 pub(super) fn incoming_dir(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
     farm.paths.state.join("publisher/incoming").join(job_id)
+}
+
+/// Where a job's files fetched from a worker land before they are checked into
+/// [`incoming_dir`].
+fn fetched_dir(farm: &FarmConfig, job_id: &str) -> std::path::PathBuf {
+    farm.paths.state.join("publisher/fetched").join(job_id)
 }
 
 /// The job's files and its build log (when the job names one, within `max_log_bytes`), copied
@@ -20,7 +27,6 @@ pub(super) fn take_job_files(
     farm: &FarmConfig,
     job: &PublishJob,
 ) -> Result<(Vec<std::path::PathBuf>, Option<std::path::PathBuf>), PublishError> {
-    let staged = farm.paths.staging.join(&job.job_id);
     let mut wanted = job.artifacts.clone();
     let log = match &job.log {
         Some(log) if log.size <= farm.build.max_log_bytes => {
@@ -34,7 +40,26 @@ pub(super) fn take_job_files(
         None => false,
     };
     let incoming = incoming_dir(farm, &job.job_id);
-    let mut files = take_staged(&staged, &wanted, &incoming).inspect_err(|_| {
+    // Files staged on another host are fetched first, then checked like local ones.
+    let fetched = job
+        .staged_on
+        .as_ref()
+        .map(|worker| {
+            let dir = fetched_dir(farm, &job.job_id);
+            fetch(farm, worker, &job.job_id, &wanted, &dir).map(|()| dir)
+        })
+        .transpose()
+        .inspect_err(|_| {
+            let _ = fs_err::remove_dir_all(fetched_dir(farm, &job.job_id));
+        })?;
+    let staged = fetched
+        .clone()
+        .unwrap_or_else(|| farm.paths.staging.join(&job.job_id));
+    let taken = take_staged(&staged, &wanted, &incoming);
+    if let Some(dir) = fetched {
+        let _ = fs_err::remove_dir_all(dir);
+    }
+    let mut files = taken.inspect_err(|_| {
         let _ = fs_err::remove_dir_all(&incoming);
     })?;
     let log = log.then(|| files.pop()).flatten();

@@ -37,19 +37,18 @@ fn main() -> ExitCode {
                 preflight(&farm).demand()?;
                 let gerrit = gerrit_settings(&farm)?.clone();
                 let mapping = farm.mapping()?;
-                // Build outcomes go back to the changes over their own SSH session.
-                let feedback = gerrit.feedback.then(|| {
+                // Build outcomes go back to the changes over their own SSH session; the same
+                // queues carry the publisher's rebuild requests, taken with feedback off too.
+                let feedback = {
                     let (farm, gerrit) = (std::sync::Arc::new(farm.clone()), gerrit.clone());
                     tokio::spawn(perestroika_reactor::feedback::run(farm, gerrit))
-                });
+                };
                 let reactor = Reactor::start(farm, gerrit, mapping).await?;
                 let result: anyhow::Result<()> = tokio::select! {
                     e = reactor.run() => Err(e.into()),
                     _ = tokio::signal::ctrl_c() => Ok(()),
                 };
-                if let Some(task) = feedback {
-                    task.abort();
-                }
+                feedback.abort();
                 result?
             }
             Command::Check => preflight(&farm).print(cli.common.json)?,

@@ -50,6 +50,31 @@ pub async fn list_owned(docker: &Docker, owner: Option<&str>) -> Result<Vec<Stri
     Ok(list.into_iter().filter_map(|c| c.id).collect())
 }
 
+/// Removes the containers of `owner` that build `job_id` (a build abandoned midway).
+pub async fn remove_job(docker: &Docker, owner: &str, job_id: &str) -> Result<usize, SandboxError> {
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("{OWNER_LABEL}={owner}"),
+            format!("{JOB_LABEL}={job_id}"),
+        ],
+    )]);
+    let list = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(docker_err("listing build containers"))?;
+    let ids: Vec<String> = list.into_iter().filter_map(|c| c.id).collect();
+    for id in &ids {
+        let _ = remove_container(docker, id).await;
+    }
+    Ok(ids.len())
+}
+
 /// Removes the containers a previous run of this worker left behind (after a crash or kill).
 pub async fn remove_leftovers(docker: &Docker, owner: &str) -> Result<usize, SandboxError> {
     let ids = list_owned(docker, Some(owner)).await?;

@@ -238,12 +238,13 @@ impl BuildRoot {
     }
 }
 
-/// Unmounts build roots a killed worker left under `scratch`.
-pub fn release_leftovers(scratch: &Path) {
+/// Unmounts whatever is mounted at or below `dir`, deepest first: the build roots a killed
+/// worker left under its scratch space, or those of one abandoned build.
+pub fn release_leftovers(dir: &Path) {
     let Ok(mounts) = fs_err::read_to_string("/proc/self/mounts") else {
         return;
     };
-    let prefix = scratch.display().to_string();
+    let prefix = dir.display().to_string();
     let mut points: Vec<&str> = mounts
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))

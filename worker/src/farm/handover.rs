@@ -38,6 +38,26 @@ pub fn staged_dir(staging: &Path, job_id: &str) -> PathBuf {
     staging.join(job_id)
 }
 
+/// Where this process builds a job's results before they are staged whole.
+fn incoming_dir(farm: &FarmConfig, job_id: &str) -> PathBuf {
+    farm.paths
+        .staging
+        .join(format!(".incoming-{job_id}-{}", std::process::id()))
+}
+
+/// Cleans up after a build stopped midway (its job taken over by another worker): its
+/// containers, its build root and sources, and its unstaged results.
+pub(super) async fn abandon(farm: &FarmConfig, env: &BuildEnv, job_id: &str) {
+    match crate::container::docker::remove_job(&env.docker, &env.owner, job_id).await {
+        Ok(n) => info!(job = %job_id, containers = n, "removed the stopped build's containers"),
+        Err(e) => {
+            warn!(job = %job_id, error = %e, "cannot remove the stopped build's containers; they go at the next start")
+        }
+    }
+    crate::build::release_work(env, job_id);
+    let _ = fs_err::remove_dir_all(incoming_dir(farm, job_id));
+}
+
 /// Builds one job and hands it over; what becomes of its delivery.
 pub(super) async fn handle(
     farm: &FarmConfig,
@@ -56,7 +76,7 @@ pub(super) async fn handle(
     info!(job = %job.job_id, %queue, stage = "build", package = %job.package, distro = %job.distro, "starting the build");
     let started = std::time::Instant::now();
     let staging = &farm.paths.staging;
-    let incoming = staging.join(format!(".incoming-{}-{}", job.job_id, std::process::id()));
+    let incoming = incoming_dir(farm, &job.job_id);
     let _ = fs_err::remove_dir_all(&incoming);
     let req = BuildRequest {
         job_id: job.job_id.clone(),
@@ -111,7 +131,7 @@ pub(super) async fn handle(
         BuildOutcome::Succeeded => None,
     };
     // A failed build goes to the publisher too: it publishes the log and reports the failure.
-    let publish = PublishJob::of_build(
+    let mut publish = PublishJob::of_build(
         &job,
         result.package_version.clone().unwrap_or_default(),
         if failed.is_some() {
@@ -122,6 +142,10 @@ pub(super) async fn handle(
         result.log.clone(),
         result.outcome.clone(),
     );
+    // Served to a publisher on another host: the job names this worker, never an address.
+    if farm.worker.serves_staging() {
+        publish.staged_on = farm.worker.name.clone();
+    }
     let queue = QueueName::new(Stage::Publish, &job.customer, &job.version).to_string();
     if let Err(e) = Broker::publish_once(&farm.broker, &queue, &publish, &job.job_id).await {
         error!(job = %job.job_id, error = %e, "could not queue the publish job");

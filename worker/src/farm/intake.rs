@@ -42,14 +42,24 @@ pub const IDLE_POLL: Duration = Duration::from_secs(5);
 /// How often a job whose lease another worker holds is looked at again.
 const LEASE_POLL: Duration = Duration::from_secs(10);
 
-/// Jobs this process is building, by id: how each ended, once it has.
-type InFlight = Arc<Mutex<HashMap<String, watch::Receiver<Option<Disposition>>>>>;
+/// A job this process is building.
+struct Building {
+    /// How it ended, once it has.
+    ended: watch::Receiver<Option<Disposition>>,
+    /// Rung when another worker took the job over while this one was cut off from the broker.
+    taken_over: Arc<Notify>,
+}
+
+/// Jobs this process is building, by id.
+type InFlight = Arc<Mutex<HashMap<String, Building>>>;
 
 /// What every job task shares.
 struct Shared {
     farm: Arc<FarmConfig>,
     env: Arc<BuildEnv>,
-    broker: Arc<Broker>,
+    /// The broker connection of the moment: replaced when the worker reconnects, so that a
+    /// build that outlived its connection settles on the new one.
+    broker: Mutex<Arc<Broker>>,
     in_flight: InFlight,
     /// Set when the farm could not do a job now: intake waits this long before the next.
     pause: Arc<Mutex<Option<Duration>>>,
@@ -72,8 +82,23 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
         Duration::from_secs(farm.broker.reconnect_max_secs.max(1)),
     );
     let mut later = Backoff::new(Duration::from_secs(2), LATER_MAX_DELAY);
+    let shared = Arc::new(Shared {
+        farm: farm.clone(),
+        env: env.clone(),
+        broker: Mutex::new(Arc::new(Broker::connect_with_backoff(&farm.broker).await)),
+        in_flight: in_flight.clone(),
+        pause: Arc::default(),
+        slots: slots.clone(),
+    });
+    let mut first = true;
     loop {
-        let broker = Arc::new(Broker::connect_with_backoff(&farm.broker).await);
+        if !first {
+            let broker = Broker::connect_with_backoff(&farm.broker).await;
+            *shared.broker.lock().expect("broker lock") = Arc::new(broker);
+            keep_leases(&shared).await;
+        }
+        first = false;
+        let broker = shared.broker();
         for q in &queues {
             if let Err(e) = broker
                 .declare(&QueueName::parse(q).expect("a build queue"))
@@ -92,17 +117,14 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
             "taking build jobs"
         );
         reconnect.reset();
-        let shared = Arc::new(Shared {
-            farm: farm.clone(),
-            env: env.clone(),
-            broker: broker.clone(),
-            in_flight: in_flight.clone(),
-            pause: Arc::default(),
-            slots: slots.clone(),
-        });
         let mut next = 0;
         while broker.is_connected() {
-            let permit = slots.clone().acquire_owned().await.expect("semaphore open");
+            // Waiting for a slot, the worker still notices a lost connection: its builds in
+            // flight must take their leases again on the next one.
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.expect("semaphore open"),
+                () = lost(&broker) => break,
+            };
             let paused = shared.pause.lock().expect("pause lock").take();
             if let Some(pause) = paused {
                 let delay = pause.max(later.next_delay());
@@ -139,6 +161,48 @@ pub async fn run(farm: Arc<FarmConfig>, env: Arc<BuildEnv>) {
         let delay = reconnect.next_delay();
         warn!(retry_in = ?delay, "lost the broker; reconnecting (builds in flight go on)");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// Resolves once `broker`'s connection is gone.
+async fn lost(broker: &Broker) {
+    while broker.is_connected() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl Shared {
+    /// The broker connection of the moment.
+    fn broker(&self) -> Arc<Broker> {
+        self.broker.lock().expect("broker lock").clone()
+    }
+}
+
+/// After a reconnection: takes the lease of every job still building here on the new
+/// connection (the old one's leases went with it). A job whose lease another worker holds now
+/// was delivered to that worker meanwhile and is built there: its build here is stopped.
+async fn keep_leases(shared: &Shared) {
+    let broker = shared.broker();
+    let jobs: Vec<(String, Arc<Notify>)> = shared
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .iter()
+        .map(|(id, b)| (id.clone(), b.taken_over.clone()))
+        .collect();
+    for (job_id, taken_over) in jobs {
+        match lease::take(broker.connection(), &job_id).await {
+            Ok(Lease::Taken) => {
+                info!(job = %job_id, "kept the job's lease across the reconnection; building on")
+            }
+            Ok(Lease::HeldElsewhere) => {
+                warn!(job = %job_id, "another worker took the job over while this one was cut off from the broker; stopping the build here");
+                taken_over.notify_one();
+            }
+            Err(e) => {
+                warn!(job = %job_id, error = %e, "cannot take the job's lease again; building on")
+            }
+        }
     }
 }
 
@@ -242,7 +306,8 @@ async fn job(
     delivery: Delivery,
     permit: OwnedSemaphorePermit,
 ) {
-    let conn = shared.broker.connection();
+    let broker = shared.broker();
+    let conn = broker.connection();
     if let Some(why) = poisoned(&delivery, &shared.farm.broker) {
         let why = Disposition::DeadLetter(why);
         drop(permit);
@@ -259,7 +324,7 @@ async fn job(
         .lock()
         .expect("in-flight lock")
         .get(&job_id)
-        .cloned();
+        .map(|b| b.ended.clone());
     if let Some(mut ended) = building {
         // The broker gave back a job this worker is building: settle it as that build ends.
         drop(permit);
@@ -315,7 +380,8 @@ async fn wait_for_lease(
     job_id: &str,
     permit: OwnedSemaphorePermit,
 ) -> Option<OwnedSemaphorePermit> {
-    let conn = shared.broker.connection();
+    let broker = shared.broker();
+    let conn = broker.connection();
     match lease::take(conn, job_id).await {
         Ok(Lease::Taken) => return Some(permit),
         Ok(Lease::HeldElsewhere) => {}
@@ -356,16 +422,33 @@ async fn build_leased(
     permit: OwnedSemaphorePermit,
 ) {
     let (tx, rx) = watch::channel(None);
+    let taken_over = Arc::new(Notify::new());
     if !job_id.is_empty() {
+        shared.in_flight.lock().expect("in-flight lock").insert(
+            job_id.clone(),
+            Building {
+                ended: rx,
+                taken_over: taken_over.clone(),
+            },
+        );
+    }
+    let queue_name = QueueName::parse(&queue).expect("a build queue");
+    let built = tokio::select! {
+        d = handover::handle(&shared.farm, &shared.env, &queue_name, &delivery.data) => Some(d),
+        () = taken_over.notified() => None,
+    };
+    let Some(disposition) = built else {
+        // The lease and the delivery are another worker's now: nothing to settle or give back.
+        handover::abandon(&shared.farm, &shared.env, &job_id).await;
+        drop(permit);
+        let _ = tx.send(Some(Disposition::Later("built by another worker".into())));
         shared
             .in_flight
             .lock()
             .expect("in-flight lock")
-            .insert(job_id.clone(), rx);
-    }
-    let queue_name = QueueName::parse(&queue).expect("a build queue");
-    let disposition =
-        handover::handle(&shared.farm, &shared.env, &queue_name, &delivery.data).await;
+            .remove(&job_id);
+        return;
+    };
     drop(permit);
     let settled = settle(
         &shared,
@@ -378,7 +461,7 @@ async fn build_leased(
     .await;
     if !settled && matches!(disposition, Disposition::Ack | Disposition::DeadLetter(_)) {
         // Its effect is queued but the broker will deliver it again: say it is done.
-        if let Err(e) = lease::mark_done(shared.broker.connection(), &job_id).await {
+        if let Err(e) = lease::mark_done(shared.broker().connection(), &job_id).await {
             warn!(job = %job_id, error = %e, "cannot mark the job done; it will be built again");
         }
     }
@@ -389,7 +472,7 @@ async fn build_leased(
         .expect("in-flight lock")
         .remove(&job_id);
     if !job_id.is_empty() {
-        lease::release(shared.broker.connection(), &job_id).await;
+        lease::release(shared.broker().connection(), &job_id).await;
     }
 }
 
@@ -405,7 +488,7 @@ async fn settle(
     if let Disposition::Later(_) = &disposition {
         *shared.pause.lock().expect("pause lock") = Some(Duration::from_secs(2));
     }
-    let done = shared.broker.settle(queue, &delivery, &disposition).await;
+    let done = shared.broker().settle(queue, &delivery, &disposition).await;
     let _ = channel.close(200, "done".into()).await;
     match done {
         Ok(()) => true,

@@ -1,12 +1,15 @@
 //! Farm mode: the worker consumes the build queues of the configuration. At its start it
 //! removes what an earlier run left ([`retention`]); then it takes jobs only with a build slot
 //! free, each under a lease ([`intake`], [`lease`]), and builds each and hands it to the
-//! publisher ([`handover`]), until it is stopped.
+//! publisher ([`handover`]), until it is stopped. With `[worker] serve_staging` it serves its
+//! staging area to the publisher ([`serve`]) and removes staged jobs after
+//! `worker.staging_keep_secs` ([`retention::prune_staged`]).
 
 pub mod handover;
 pub mod intake;
 pub mod lease;
 pub mod retention;
+pub mod serve;
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use crate::container::rootfs;
 use crate::container::{docker, SandboxError};
 use crate::steps::{farm_state, BuildEnv};
 
-/// Farm mode could not start.
+/// Farm mode could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -29,6 +32,12 @@ pub enum StartError {
     PackageCache(#[from] RelayError),
     #[error("creating the staging directory")]
     Staging(#[source] std::io::Error),
+    #[error(
+        "starting the staging area's rsync daemon ([worker] serve_staging); is rsync installed?"
+    )]
+    Serve(#[source] std::io::Error),
+    #[error("the staging area's rsync daemon stopped ({0}); is [worker] serve_staging's address this host's and free? its messages are in this log")]
+    ServeStopped(String),
 }
 
 /// Names this worker instance's containers: its host plus its state directory, so that a
@@ -62,9 +71,32 @@ pub async fn run(farm: FarmConfig) -> Result<(), StartError> {
     }
     let env = BuildEnv::farm(&farm, docker, owner)?;
     fs_err::create_dir_all(&farm.paths.staging).map_err(StartError::Staging)?;
+    let served = serve::start(&farm, &state.join("rsyncd")).map_err(StartError::Serve)?;
+    // A worker whose files the publisher cannot fetch takes no jobs: it stops with the daemon.
+    let daemon = async {
+        match served {
+            Some(mut child) => match child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(e) => e.to_string(),
+            },
+            None => std::future::pending().await,
+        }
+    };
     let (farm, env) = (Arc::new(farm), Arc::new(env));
+    let prune = async {
+        if farm.worker.serves_staging() {
+            retention::prune_staged(farm.clone()).await;
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
-        _ = intake::run(farm, env.clone()) => Ok(()),
+        _ = intake::run(farm.clone(), env.clone()) => Ok(()),
+        _ = prune => Ok(()),
+        stopped = daemon => {
+            let removed = docker::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);
+            tracing::info!(removed, "stopping; unfinished jobs go back to the queue");
+            Err(StartError::ServeStopped(stopped))
+        }
         _ = shutdown_signal() => {
             // Builds in flight are abandoned; their jobs are redelivered. Remove their containers.
             let removed = docker::remove_leftovers(&env.docker, &env.owner).await.unwrap_or(0);

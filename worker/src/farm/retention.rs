@@ -67,6 +67,63 @@ pub async fn prune_roots(docker: &Docker, roots: &Path) -> usize {
     }
 }
 
+/// Removes the staged job directories in `staging` (not the `.incoming-…` of builds under
+/// way) last changed more than `keep` ago: a worker serving its staging to a publisher on
+/// another host, which cannot delete over the read-only module, keeps each job's files this
+/// long. Returns the directories removed.
+pub fn remove_old_staged(staging: &Path, keep: Duration) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs_err::read_dir(staging) else {
+        return removed;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // Never follows a link: its own metadata, and a link is removed as a link.
+        let Ok(meta) = fs_err::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > keep);
+        if !old {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if meta.is_dir() {
+            fs_err::remove_dir_all(&path)
+        } else {
+            fs_err::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => removed.push(path),
+            Err(e) => tracing::warn!(error = %e, "could not remove old staged files"),
+        }
+    }
+    removed
+}
+
+/// While the worker serves its staging area, removes staged jobs older than
+/// `worker.staging_keep_secs`, looking every tenth of that (at most every ten minutes).
+pub async fn prune_staged(farm: std::sync::Arc<FarmConfig>) {
+    let keep = Duration::from_secs(farm.worker.staging_keep_secs);
+    let every = (keep / 10).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    loop {
+        let removed = remove_old_staged(&farm.paths.staging, keep);
+        if !removed.is_empty() {
+            tracing::info!(
+                removed = removed.len(),
+                keep_secs = keep.as_secs(),
+                "removed staged jobs older than worker.staging_keep_secs"
+            );
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Everything a worker removes when it starts, with `state` its `<state>/worker`; logs what
 /// went.
 pub async fn at_start(farm: &FarmConfig, docker: &Docker, state: &Path) {
@@ -108,5 +165,25 @@ mod tests {
         assert!(!dead.exists());
         assert!(mine.join("sub/build.log").is_file());
         assert!(published.join("sub/build.log").is_file());
+    }
+
+    #[test]
+    fn only_staged_jobs_older_than_the_keep_time_are_removed() {
+        let staging = tempfile::tempdir().unwrap();
+        let job = staging.path().join("job-1");
+        let building = staging.path().join(".incoming-job-2-1");
+        for dir in [&job, &building] {
+            fs_err::create_dir_all(dir).unwrap();
+            fs_err::write(dir.join("a.deb"), "deb").unwrap();
+        }
+        let secret = staging.path().join("..").join("outside");
+        std::os::unix::fs::symlink(&secret, staging.path().join("link")).unwrap();
+        assert!(remove_old_staged(staging.path(), Duration::from_secs(3600)).is_empty());
+        std::thread::sleep(Duration::from_millis(20));
+        let removed = remove_old_staged(staging.path(), Duration::from_millis(1));
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        assert!(!job.exists());
+        assert!(fs_err::symlink_metadata(staging.path().join("link")).is_err());
+        assert!(building.join("a.deb").is_file());
     }
 }

@@ -12,9 +12,30 @@ use tracing::warn;
 
 use super::*;
 
+/// How long one node may take to accept a connection (a node cut off from the network drops
+/// packets rather than refusing them).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Broker {
-    /// Connects once.
+    /// Connects once: to the node at `url`, or, when it cannot be reached, to each of the
+    /// cluster's other nodes (`urls`) in turn. The error is the last node's.
     pub async fn connect(settings: &BrokerSettings) -> Result<Self, BrokerError> {
+        let mut last = None;
+        for node in settings.nodes() {
+            match Self::connect_to(settings, node).await {
+                Ok(broker) => return Ok(broker),
+                Err(e) => {
+                    if !settings.urls.is_empty() {
+                        warn!(node = %strip_credentials(node), error = %e, "a broker node cannot be reached");
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one broker node"))
+    }
+
+    async fn connect_to(settings: &BrokerSettings, node: &str) -> Result<Self, BrokerError> {
         let name = format!(
             "{} on {}",
             std::env::args().next().unwrap_or_default(),
@@ -23,13 +44,13 @@ impl Broker {
         let props = ConnectionProperties::default()
             .with_connection_name(LongString::from(name.into_bytes()));
         let connect_err = |source: lapin::Error| {
-            let url = strip_credentials(&settings.url);
+            let url = strip_credentials(node);
             let text = source.to_string();
             if text.contains("ACCESS_REFUSED") || text.contains("ACCESS-REFUSED") {
                 BrokerError::AccessRefused {
                     url,
-                    user: user_of(&settings.url),
-                    vhost: vhost_of(&settings.url),
+                    user: user_of(node),
+                    vhost: vhost_of(node),
                 }
             } else if text.to_ascii_lowercase().contains("certificate") {
                 BrokerError::Tls { url, source }
@@ -39,9 +60,16 @@ impl Broker {
         };
         let tls = tls_config(settings)?;
         let runtime = lapin::runtime::default_runtime().map_err(connect_err)?;
-        let conn = Connection::connect_with_config(&settings.url, props, tls, runtime)
-            .await
-            .map_err(connect_err)?;
+        let conn = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect_with_config(node, props, tls, runtime),
+        )
+        .await
+        .map_err(|_| BrokerError::ConnectTimeout {
+            url: strip_credentials(node),
+            secs: CONNECT_TIMEOUT.as_secs(),
+        })?
+        .map_err(connect_err)?;
         let publish = conn.create_channel().await.map_err(connect_err)?;
         publish
             .confirm_select(ConfirmSelectOptions::default())

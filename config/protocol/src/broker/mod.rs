@@ -58,6 +58,8 @@ pub enum BrokerError {
         #[source]
         source: lapin::Error,
     },
+    #[error("RabbitMQ at {url} did not answer within {secs} s; is the node up and its address reachable from this host?")]
+    ConnectTimeout { url: String, secs: u64 },
     #[error("RabbitMQ at {url} refused user {user} on virtual host {vhost}: check the password in [broker] url, and that the user may use the virtual host (`rabbitmqctl list_permissions -p {vhost}`)")]
     AccessRefused {
         url: String,

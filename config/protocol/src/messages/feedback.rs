@@ -100,3 +100,46 @@ impl Message for Feedback {
         check_target(k, &self.target)
     }
 }
+
+/// Sent on `feedback.<customer>.<version>` by the publisher when the worker that staged a
+/// job's files stayed unreachable (or lost them) past `fetch.worker_gone_secs`: the reactor
+/// checks the build job against the configuration and queues it again, so that another
+/// worker builds it. The publisher itself may not send on the build exchange.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildRequest {
+    pub schema_version: u32,
+    /// The build job to queue again (its id is checked against its content).
+    pub rebuild: BuildJob,
+    /// The worker that staged the lost files.
+    pub staged_on: String,
+    /// Why the files could not be fetched.
+    pub reason: String,
+}
+
+impl RebuildRequest {
+    /// Whether `bytes` look like a rebuild request rather than feedback (they carry
+    /// `rebuild` as an object).
+    pub fn is_one(bytes: &[u8]) -> bool {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("rebuild").is_some_and(serde_json::Value::is_object))
+    }
+
+    /// The queue it goes to: the release's feedback queue.
+    pub fn queue(&self) -> String {
+        crate::QueueName::new(
+            crate::Stage::Feedback,
+            &self.rebuild.customer,
+            &self.rebuild.version,
+        )
+        .to_string()
+    }
+}
+
+impl Message for RebuildRequest {
+    message_kind!("rebuild request");
+    fn check(&self) -> Result<(), MessageError> {
+        Names(Self::KIND).token("worker", &self.staged_on)?;
+        self.rebuild.check()
+    }
+}

@@ -40,6 +40,19 @@ pub struct PublishJob {
     /// the feedback says which step failed and why.
     #[serde(default)]
     pub outcome: BuildOutcome,
+    /// The build job's rebuild number (see [`BuildJob::rebuild`]), so that the job can be
+    /// built again as it was asked for.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rebuild: u32,
+    /// The worker whose staging daemon holds the files, by the name the publisher's
+    /// `[fetch.workers]` knows it; without it the files are in the publisher's own
+    /// `<staging>/<job id>/` (one host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_on: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl PublishJob {
@@ -67,7 +80,28 @@ impl PublishJob {
             requested_at: Some(job.requested_at),
             trigger: Some(job.trigger.clone()),
             outcome,
+            rebuild: job.rebuild,
+            staged_on: None,
         }
+    }
+
+    /// The build job this publish job came from, to be built again (its files are lost);
+    /// `None` without the trigger and request time the build job carried.
+    pub fn build_job(&self) -> Option<BuildJob> {
+        Some(BuildJob {
+            schema_version: SCHEMA_VERSION,
+            job_id: self.job_id.clone(),
+            customer: self.customer.clone(),
+            version: self.version.clone(),
+            package: self.package.clone(),
+            family: self.family,
+            distro: self.distro.clone(),
+            sources: self.sources.clone(),
+            target: self.target.clone(),
+            rebuild: self.rebuild,
+            trigger: self.trigger.clone()?,
+            requested_at: self.requested_at?,
+        })
     }
 }
 
@@ -89,6 +123,9 @@ impl Message for PublishJob {
             )?;
         }
         check_target(k, &self.target)?;
+        if let Some(worker) = &self.staged_on {
+            n.token("worker", worker)?;
+        }
         check_artifacts(k, &self.artifacts)?;
         check_artifacts(k, self.log.as_slice())?;
         match &self.log {

@@ -115,6 +115,8 @@ fn artifact_names_are_checked() {
         requested_at: None,
         trigger: None,
         outcome: BuildOutcome::Succeeded,
+        rebuild: 0,
+        staged_on: None,
     };
     assert!(PublishJob::from_bytes(&p.to_bytes()).is_err());
     let mut ok = p.clone();

@@ -132,7 +132,7 @@ fn build_result_on_the_wire() {
 #[test]
 fn publish_job_on_the_wire() {
     let job = build_job();
-    let publish = PublishJob::of_build(
+    let mut publish = PublishJob::of_build(
         &job,
         "2:13.0.0+git5-1+p1.1".into(),
         vec![
@@ -142,7 +142,24 @@ fn publish_job_on_the_wire() {
         Some(artifact(LOG_NAME, 'e', 56789)),
         BuildOutcome::Succeeded,
     );
+    publish.staged_on = Some("worker-1".into());
     insta::assert_snapshot!(wire(&publish));
+}
+
+#[test]
+fn rebuild_request_on_the_wire() {
+    let request = RebuildRequest {
+        schema_version: SCHEMA_VERSION,
+        rebuild: build_job(),
+        staged_on: "worker-1".into(),
+        reason: "cannot fetch the job's files from worker worker-1".into(),
+    };
+    assert!(RebuildRequest::is_one(&request.to_bytes()));
+    assert_eq!(
+        RebuildRequest::from_bytes(&request.to_bytes()).unwrap(),
+        request
+    );
+    insta::assert_snapshot!(wire(&request));
 }
 
 #[test]

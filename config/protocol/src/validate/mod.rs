@@ -7,8 +7,8 @@
 //! publisher did not retire. Every consumer calls these before acting on a message.
 
 use crate::messages::{
-    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, ReviewRetirement, Sources,
-    Target, Trigger,
+    BuildJob, Feedback, MirrorAnnouncement, Promotion, PublishJob, RebuildRequest,
+    ReviewRetirement, Sources, Target, Trigger,
 };
 use crate::queues::{QueueName, Stage};
 use perestroika_config::mapping::Role;
@@ -319,6 +319,26 @@ pub fn feedback(farm: &FarmConfig, queue: &QueueName, f: &Feedback) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A rebuild request the reactor may act on from `queue` (a feedback queue): its build job
+/// must be one a worker may take from the build queue of the same release.
+pub fn rebuild_request(
+    farm: &FarmConfig,
+    queue: &QueueName,
+    r: &RebuildRequest,
+) -> Result<(), Refused> {
+    let job = &r.rebuild;
+    on_queue(
+        "rebuild request",
+        farm,
+        queue,
+        Stage::Feedback,
+        &job.customer,
+        &job.version,
+    )?;
+    let build = QueueName::new(Stage::Build, &job.customer, &job.version);
+    build_job(farm, &build, job)
 }
 
 /// What the snapshot of an announcement that takes a tree down says.

@@ -85,6 +85,8 @@ fn publish(target: Target, change: Option<u64>) -> PublishJob {
         requested_at: Some(b.requested_at),
         trigger: Some(b.trigger),
         outcome: Default::default(),
+        rebuild: 0,
+        staged_on: None,
     }
 }
 
