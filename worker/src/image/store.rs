@@ -194,13 +194,18 @@ pub async fn latest(docker: &Docker, distro: &str) -> Result<Option<BaseImage>, 
     Ok(list(docker, Some(distro)).await?.into_iter().next())
 }
 
-/// The newest image of `distro` on this host, or a clear error if there is none.
+/// The newest image of `distro` on this host, or a clear error if there is none. It names no
+/// digest: a build without a registry did not take its base from one, even if it was pushed.
 pub(super) async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, ImageError> {
-    latest(docker, distro)
+    let image = latest(docker, distro)
         .await?
         .ok_or_else(|| ImageError::Missing {
             distro: distro.to_owned(),
-        })
+        })?;
+    Ok(BaseImage {
+        digest: None,
+        ..image
+    })
 }
 
 /// Removes all but the newest `keep` images of each distro (or of `distro` only); returns the
