@@ -21,6 +21,7 @@ mod publisher_farm;
 mod publisher_rpm;
 mod reactor;
 mod rebuild;
+mod registry;
 mod remote_staging;
 mod retention;
 mod review;

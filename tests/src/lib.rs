@@ -8,6 +8,7 @@ pub mod debian;
 pub mod gerrit;
 pub mod logs;
 pub mod rabbit;
+pub mod registry;
 pub mod rsyncd;
 pub mod whole;
 

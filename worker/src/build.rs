@@ -63,7 +63,13 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
     let log_path = req.out_dir.join(LOG_NAME);
     let mut log =
         BuildLog::create(&log_path, env.settings.max_log_bytes, req.echo).map_err(io(&log_path))?;
-    let image = image::for_build(&env.docker, &req.distro).await?;
+    let image = image::for_build(
+        &env.docker,
+        env.registry.as_deref(),
+        &req.distro,
+        req.base_digest.as_deref(),
+    )
+    .await?;
     if let Some(wanted) = req.family.filter(|f| *f != image.family) {
         return Err(InfraError::WrongFamily {
             job_id: req.job_id.clone(),
@@ -74,8 +80,16 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
         });
     }
     log.note(&format!(
-        "job {} on {}: {} (image {})",
-        req.job_id, env.worker_name, image.tag, image.id
+        "job {} on {}: {} (image {}{})",
+        req.job_id,
+        env.worker_name,
+        image.tag,
+        image.id,
+        image
+            .digest
+            .as_deref()
+            .map(|d| format!(", digest {d}"))
+            .unwrap_or_default()
     ));
 
     let work = work_dir(env, &req.job_id);
@@ -214,6 +228,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
         artifacts,
         log: Some(Artifact::of_file(&log_path).map_err(io(&log_path))?),
         image_id: Some(image.id),
+        image_digest: image.digest,
         worker: env.worker_name.clone(),
         started_at,
         finished_at: Utc::now(),

@@ -188,6 +188,7 @@ impl LocalBuild {
             distro: self.distro.clone(),
             family: None,
             dep_repos,
+            base_digest: None,
             out_dir: self.out.clone(),
             echo: self.echo,
         };

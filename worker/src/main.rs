@@ -165,7 +165,17 @@ enum ImageCommand {
     /// root with Debian's rpm and dnf when the distro has no repositories configured).
     Build(ImageArgs),
     /// Make a new base image only if the distro changed since the newest one (run daily).
+    /// With `[images] registry`, the newest is the registry's, and a new one is pushed there.
     Refresh(ImageArgs),
+    /// Push an image of this host to `[images] registry` as its distro's current base (the
+    /// newest of the distro, or --image): workers take it for their next jobs.
+    Push {
+        #[arg(long)]
+        distro: String,
+        /// The image to push (a tag or id of a base image of the distro).
+        #[arg(long)]
+        image: Option<String>,
+    },
     /// List base images, newest first.
     List,
     /// Remove all but the newest images of each distro (images in use are kept).
@@ -292,27 +302,70 @@ async fn image_command(
 ) -> anyhow::Result<()> {
     let docker = container::connect()?;
     let scratch = std::env::temp_dir().join("perestroika-images");
+    let farm = match cli_config {
+        Some(path) => Some(load_config(path)?),
+        None => None,
+    };
+    let registry = farm
+        .as_ref()
+        .and_then(|f| image::Registry::configured(&f.images, &steps::farm_state(f)));
+    let digest = |i: &image::BaseImage| {
+        i.digest
+            .as_deref()
+            .map(|d| format!(" digest {d}"))
+            .unwrap_or_default()
+    };
     match cmd {
         ImageCommand::Build(args) => {
             let recipe = recipe(cli_config, &args)?;
-            let img = image::build(&docker, &args.distro, &recipe, &scratch).await?;
+            let img =
+                image::build(&docker, &args.distro, &recipe, &scratch, registry.as_ref()).await?;
             println!(
-                "{} {} ({} packages, builds {})",
-                img.tag, img.id, img.package_count, img.family
+                "{} {} ({} packages, builds {}){}",
+                img.tag,
+                img.id,
+                img.package_count,
+                img.family,
+                digest(&img)
             );
         }
         ImageCommand::Refresh(args) => {
-            match image::refresh(&docker, &args.distro, &recipe(cli_config, &args)?, &scratch)
+            let recipe = recipe(cli_config, &args)?;
+            match image::refresh(&docker, registry.as_ref(), &args.distro, &recipe, &scratch)
                 .await?
             {
                 image::Refresh::Unchanged { image } => {
-                    println!("unchanged: {} is current", image.tag)
+                    println!("unchanged: {} is current{}", image.tag, digest(&image))
                 }
                 image::Refresh::New { image } => println!(
-                    "new: {} {} ({} packages)",
-                    image.tag, image.id, image.package_count
+                    "new: {} {} ({} packages){}",
+                    image.tag,
+                    image.id,
+                    image.package_count,
+                    digest(&image)
                 ),
             }
+        }
+        ImageCommand::Push { distro, image } => {
+            let registry = registry.ok_or_else(|| {
+                UsageError("image push needs a configuration with [images] registry".into())
+            })?;
+            let images = image::list(&docker, Some(&distro)).await?;
+            let chosen = match &image {
+                None => images.into_iter().next(),
+                Some(name) => {
+                    let id = docker.inspect_image(name).await.ok().and_then(|i| i.id);
+                    images.into_iter().find(|i| Some(&i.id) == id.as_ref())
+                }
+            }
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "no base image of {distro}{} on this host (see `image list`)",
+                    image.map(|i| format!(" named {i}")).unwrap_or_default()
+                ))
+            })?;
+            let pushed = registry.push(&docker, &chosen).await?;
+            println!("{} {} pushed as {}", chosen.tag, chosen.id, pushed);
         }
         ImageCommand::List => {
             let images = image::list(&docker, None).await?;
@@ -321,8 +374,13 @@ async fn image_command(
             } else {
                 for i in images {
                     println!(
-                        "{:<48} {} {} {:>5} packages  {}",
-                        i.tag, i.distro, i.family, i.package_count, &i.id
+                        "{:<48} {} {} {:>5} packages  {}{}",
+                        i.tag,
+                        i.distro,
+                        i.family,
+                        i.package_count,
+                        &i.id,
+                        digest(&i)
                     );
                 }
             }
@@ -331,10 +389,6 @@ async fn image_command(
             for tag in image::prune(&docker, keep.max(1), distro.as_deref()).await? {
                 println!("removed {tag}");
             }
-            let farm = match cli_config {
-                Some(path) => Some(load_config(path)?),
-                None => None,
-            };
             image::prune_roots(&docker, &steps::root_dirs(farm.as_ref())).await?;
         }
     }

@@ -9,8 +9,8 @@ use perestroika_protocol::Stage;
 use crate::container::{self, relay};
 use crate::image;
 
-/// A package cache URL the build relay can use, Docker, and a base image for every distro of
-/// every release. A missing image is a warning: `perestroika-worker image build` makes it,
+/// A package cache URL the build relay can use, Docker, and (without `[images] registry`) a
+/// base image for every distro of every release. A missing image is a warning: `perestroika-worker image build` makes it,
 /// and until then builds for that distro fail with the same advice.
 pub async fn preflight(farm: &FarmConfig) -> Report {
     let mut report = perestroika_protocol::queues::consuming_report(farm, "worker", Stage::Build);
@@ -38,6 +38,14 @@ pub async fn preflight(farm: &FarmConfig) -> Report {
             return report;
         }
     };
+    if let Some(registry) = &farm.images.registry {
+        // Resolved when a job is taken: a registry down now must not keep the worker from
+        // building with the digests it resolved before.
+        report.note(format!(
+            "base images come from the registry {registry}, pulled by digest as jobs arrive"
+        ));
+        return report;
+    }
     for (family, distro) in distros {
         let users: Vec<String> = farm
             .releases()

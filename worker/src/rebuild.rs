@@ -271,6 +271,7 @@ pub async fn rebuild(
     snapshot: &Path,
     family: Family,
     distro: &str,
+    base_digest: Option<&str>,
     out: &Path,
     mut progress: impl FnMut(&PackageReport),
 ) -> Result<Vec<PackageReport>, RebuildError> {
@@ -303,6 +304,7 @@ pub async fn rebuild(
             distro: distro.to_owned(),
             family: Some(family),
             dep_repos: vec![crate::build::DepRepo::new(snapshot, distro)],
+            base_digest: base_digest.map(str::to_owned),
             out_dir: out_dir.clone(),
             echo: false,
         };

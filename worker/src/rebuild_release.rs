@@ -63,7 +63,8 @@ pub async fn run(
         out,
     } = request;
     let timeout = Duration::from_secs(farm.build.timeout_secs);
-    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?;
+    let env = BuildEnv::local(&farm.build, farm.build.package_cache.as_deref(), timeout)?
+        .with_registry_of(farm);
     // Over http the snapshot is first copied here, verified; removed when done.
     let copies = env
         .scratch
@@ -184,7 +185,8 @@ async fn rebuild_from(
     }
     let mut reports = Vec::new();
     for (family, distro) in release.distros() {
-        let made = rebuild::rebuild(env, dir, family, distro, &out.join(distro), |r| {
+        let pinned = release.base_digests.get(distro).map(String::as_str);
+        let made = rebuild::rebuild(env, dir, family, distro, pinned, &out.join(distro), |r| {
             if !json {
                 println!("{:<32} {:<28} {}", r.source, r.version, outcome(r));
             }

@@ -145,6 +145,7 @@ impl FarmConfig {
                 }
             }
         }
+        self.validate_images()?;
         for (distro, root) in &self.rpm_roots {
             let key = format!("rpm_roots.{distro}");
             check_token("distro", distro).map_err(|e| self.invalid(&key, e.to_string()))?;
@@ -335,6 +336,47 @@ impl FarmConfig {
                     key,
                     format!("expected the worker's staging module as rsync://host:port/{STAGING_MODULE}, found {url:?}"),
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FarmConfig {
+    /// `[images]` and the releases' pinned base digests.
+    fn validate_images(&self) -> Result<(), ConfigError> {
+        if let Some(registry) = &self.images.registry {
+            if !is_registry_address(registry) {
+                return Err(self.invalid(
+                    "images.registry",
+                    format!("expected host[:port] of a registry, such as \"127.0.0.1:5000\", found {registry:?}"),
+                ));
+            }
+        }
+        for (customer, release) in self.releases() {
+            let key = format!(
+                "customers.{}.versions.{}.base_digests",
+                customer.name, release.name
+            );
+            for (distro, digest) in &release.base_digests {
+                if release.family_of(distro).is_none() {
+                    return Err(self.invalid(
+                        &key,
+                        format!("{distro:?} is not one of the release's distros"),
+                    ));
+                }
+                if !is_image_digest(digest) {
+                    return Err(self.invalid(
+                        format!("{key}.{distro}"),
+                        format!("expected \"sha256:\" and 64 hex digits, found {digest:?}"),
+                    ));
+                }
+                if self.images.registry.is_none() {
+                    return Err(self.invalid(
+                        format!("{key}.{distro}"),
+                        "a pinned base digest names an image of the registry: set [images] registry",
+                    ));
+                }
             }
         }
         Ok(())

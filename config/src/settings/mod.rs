@@ -13,6 +13,7 @@ mod build;
 mod check;
 mod defaults;
 mod gerrit;
+mod images;
 mod load;
 mod mirror;
 mod paths;
@@ -28,6 +29,7 @@ pub use broker::*;
 pub use build::*;
 pub use defaults::*;
 pub use gerrit::*;
+pub use images::*;
 pub use mirror::*;
 pub use paths::*;
 pub use public::*;
@@ -73,6 +75,9 @@ pub struct FarmConfig {
     /// without an entry gets a Debian root with Debian's rpm, dnf and createrepo-c.
     #[serde(default)]
     pub rpm_roots: BTreeMap<String, RpmRoot>,
+    /// Where workers get their base images: each host's own, or a registry.
+    #[serde(default)]
+    pub images: ImageSettings,
     /// This worker's name and its staging daemon (see `[fetch]` for the publisher's side).
     #[serde(default)]
     pub worker: WorkerSettings,

@@ -1,5 +1,7 @@
 //! Customers and their releases: what the farm builds and publishes.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -33,6 +35,10 @@ pub struct Release {
     /// Debian architectures (rpm architectures are derived: amd64 → x86_64).
     #[serde(default = "default_arches")]
     pub arches: Vec<String>,
+    /// The base image digest (`sha256:…` in `[images] registry`) each distro's builds of this
+    /// release use, by distro; a distro without one builds on the registry's newest base.
+    #[serde(default)]
+    pub base_digests: BTreeMap<String, String>,
 }
 
 impl Release {

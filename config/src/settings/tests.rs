@@ -439,3 +439,43 @@ fn a_worker_serving_its_staging_needs_a_name_and_the_publisher_and_workers_are_r
         "rsync://host:port/staging",
     );
 }
+
+#[test]
+fn a_pinned_base_needs_a_registry_a_digest_and_a_distro_of_the_release() {
+    let digest = format!("sha256:{}", "0a".repeat(32));
+    let pinned = |release: &str, images: &str| {
+        MINIMAL.replace(r#"{ name = "9.0", deb = ["bookworm"] }"#, release) + images
+    };
+    let release = format!(
+        r#"{{ name = "9.0", deb = ["bookworm"], base_digests = {{ bookworm = "{digest}" }} }}"#
+    );
+    let registry = "\n[images]\nregistry = \"127.0.0.1:5000\"\n";
+    let farm = load_text(&pinned(&release, registry)).unwrap();
+    assert_eq!(farm.images.registry.as_deref(), Some("127.0.0.1:5000"));
+    assert_eq!(farm.images.resolve_secs, 30);
+    assert_eq!(
+        farm.releases().next().unwrap().1.base_digests["bookworm"],
+        digest
+    );
+
+    let e = load_text(&pinned(&release, "")).unwrap_err().to_string();
+    assert!(e.contains("set [images] registry"), "{e}");
+    let e = load_text(&pinned(&release.replace(&digest, "sha256:abc"), registry))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("64 hex digits"), "{e}");
+    let e = load_text(&pinned(
+        &release.replace("{ bookworm =", "{ trixie ="),
+        registry,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not one of the release's distros"), "{e}");
+    let e = load_text(&pinned(
+        r#"{ name = "9.0", deb = ["bookworm"] }"#,
+        "\n[images]\nregistry = \"http://127.0.0.1:5000\"\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("images.registry"), "{e}");
+}

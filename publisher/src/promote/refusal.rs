@@ -169,6 +169,7 @@ mod tests {
             deb: vec!["bookworm".into()],
             rpm: Vec::new(),
             arches: vec!["amd64".into()],
+            base_digests: Default::default(),
         }
     }
 

@@ -37,6 +37,7 @@ async fn a_git_server_that_never_answers_is_retried_not_failed() {
         timeout: Duration::from_secs(60),
         settings,
         package_cache: None,
+        registry: None,
     };
     let repo = GitSource {
         project: "acme/packages/deb/bookworm/greet".into(),
@@ -55,6 +56,7 @@ async fn a_git_server_that_never_answers_is_retried_not_failed() {
         distro: "bookworm".into(),
         family: None,
         dep_repos: Vec::new(),
+        base_digest: None,
         out_dir: dir.path().join("out"),
         echo: false,
     };

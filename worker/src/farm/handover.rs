@@ -135,6 +135,10 @@ pub(super) async fn handle(
         distro: job.distro.clone(),
         family: Some(job.family),
         dep_repos,
+        base_digest: farm
+            .release(&job.customer, &job.version)
+            .and_then(|r| r.base_digests.get(&job.distro))
+            .cloned(),
         out_dir: incoming.clone(),
         echo: false,
     };

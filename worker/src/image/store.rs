@@ -1,4 +1,4 @@
-//! Base images in the local Docker engine: imported through its API (no registry involved),
+//! Base images in the local Docker engine: imported through its API,
 //! tagged `perestroika-build/<distro>:<date>` and labelled with what they contain and the
 //! package family they build; listed newest first, and pruned.
 
@@ -40,6 +40,55 @@ pub struct BaseImage {
     pub package_count: usize,
     /// The package family its builds make.
     pub family: Family,
+    /// The registry's digest it was pulled by or pushed as (`sha256:…`); none for an image
+    /// only this host has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl BaseImage {
+    /// The image `id` labelled `labels`, named `tag`.
+    pub(super) fn from_labels(id: String, tag: String, labels: &HashMap<String, String>) -> Self {
+        let label = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        BaseImage {
+            tag,
+            id,
+            distro: label(DISTRO_LABEL),
+            created: label(CREATED_LABEL),
+            packages_sha256: label(PACKAGES_LABEL),
+            package_count: label(COUNT_LABEL).parse().unwrap_or(0),
+            // Images from before the label build debs.
+            family: match label(FAMILY_LABEL).as_str() {
+                "rpm" => Family::Rpm,
+                _ => Family::Deb,
+            },
+            digest: None,
+        }
+    }
+}
+
+/// The base image Docker knows as `reference` (a tag, an id, or `repository@digest`), if it
+/// has it and it is a base image of the current recipe.
+pub(super) async fn inspect(
+    docker: &Docker,
+    reference: &str,
+) -> Result<Option<BaseImage>, ImageError> {
+    let inspected = match docker.inspect_image(reference).await {
+        Ok(inspected) => inspected,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Ok(None),
+        Err(e) => return Err(docker_err(format!("inspecting {reference}"))(e)),
+    };
+    let labels = inspected.config.and_then(|c| c.labels).unwrap_or_default();
+    if labels.get(RECIPE_LABEL).map(String::as_str) != Some(RECIPE) {
+        return Ok(None);
+    }
+    Ok(Some(BaseImage::from_labels(
+        inspected.id.unwrap_or_default(),
+        reference.to_owned(),
+        &labels,
+    )))
 }
 
 /// The sha256 of a package list: equal lists, equal content.
@@ -96,6 +145,7 @@ pub(super) async fn import(
         packages_sha256: hash,
         package_count: count,
         family,
+        digest: None,
     })
 }
 
@@ -116,24 +166,22 @@ pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage
     let mut images: Vec<BaseImage> = summaries
         .into_iter()
         .map(|s| {
-            let label = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            // Its own tag; else a registry's name of it (an image pulled by digest has no tag).
+            let tag = s
+                .repo_tags
+                .iter()
+                .find(|t| t.starts_with(IMAGE_REPO))
+                .or_else(|| s.repo_tags.first())
+                .or_else(|| s.repo_digests.first())
+                .cloned()
+                .unwrap_or_default();
             BaseImage {
-                tag: s
-                    .repo_tags
+                // The digest a registry knows it by, if it was pushed or pulled.
+                digest: s
+                    .repo_digests
                     .iter()
-                    .find(|t| t.starts_with(IMAGE_REPO))
-                    .cloned()
-                    .unwrap_or_default(),
-                id: s.id.clone(),
-                distro: label(DISTRO_LABEL),
-                created: label(CREATED_LABEL),
-                packages_sha256: label(PACKAGES_LABEL),
-                package_count: label(COUNT_LABEL).parse().unwrap_or(0),
-                // Images from before the label build debs.
-                family: match label(FAMILY_LABEL).as_str() {
-                    "rpm" => Family::Rpm,
-                    _ => Family::Deb,
-                },
+                    .find_map(|d| d.split_once('@').map(|(_, digest)| digest.to_owned())),
+                ..BaseImage::from_labels(s.id.clone(), tag, &s.labels)
             }
         })
         .collect();
@@ -141,18 +189,23 @@ pub async fn list(docker: &Docker, distro: Option<&str>) -> Result<Vec<BaseImage
     Ok(images)
 }
 
-/// The newest base image of `distro`.
+/// The newest base image of `distro` that this host made or holds.
 pub async fn latest(docker: &Docker, distro: &str) -> Result<Option<BaseImage>, ImageError> {
     Ok(list(docker, Some(distro)).await?.into_iter().next())
 }
 
-/// The image a build of `distro` uses, or a clear error if there is none.
-pub async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, ImageError> {
-    latest(docker, distro)
+/// The newest image of `distro` on this host, or a clear error if there is none. It names no
+/// digest: a build without a registry did not take its base from one, even if it was pushed.
+pub(super) async fn for_build(docker: &Docker, distro: &str) -> Result<BaseImage, ImageError> {
+    let image = latest(docker, distro)
         .await?
         .ok_or_else(|| ImageError::Missing {
             distro: distro.to_owned(),
-        })
+        })?;
+    Ok(BaseImage {
+        digest: None,
+        ..image
+    })
 }
 
 /// Removes all but the newest `keep` images of each distro (or of `distro` only); returns the

@@ -2,6 +2,7 @@
 //! roots, limits and the package cache, for farm mode and for builds on the command line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -11,6 +12,7 @@ use perestroika_protocol::broker::hostname;
 
 use crate::container::relay::{cache_address, RelayError};
 use crate::container::SandboxError;
+use crate::image::Registry;
 use crate::source::git::GitCache;
 
 /// How builds run on this worker.
@@ -31,6 +33,8 @@ pub struct BuildEnv {
     /// The package cache's `host:port`, as this host reaches it: the only address a build
     /// reaches, while its dependencies are installed (see [`crate::container::relay`]).
     pub package_cache: Option<String>,
+    /// The registry base images come from (`[images] registry`); `None`: this host's own.
+    pub registry: Option<Arc<Registry>>,
 }
 
 impl BuildEnv {
@@ -56,7 +60,15 @@ impl BuildEnv {
             timeout,
             settings: settings.clone(),
             package_cache,
+            registry: None,
         })
+    }
+
+    /// Takes base images from the registry of `farm`'s `[images]`, if one is configured,
+    /// keeping what it resolves in the worker's state.
+    pub fn with_registry_of(mut self, farm: &FarmConfig) -> Self {
+        self.registry = Registry::configured(&farm.images, &farm_state(farm)).map(Arc::new);
+        self
     }
 
     /// How builds run in farm mode: git mirrors, scratch space and exported roots under the
@@ -79,7 +91,9 @@ impl BuildEnv {
             timeout: Duration::from_secs(farm.build.timeout_secs),
             settings: farm.build.clone(),
             package_cache,
-        })
+            registry: None,
+        }
+        .with_registry_of(farm))
     }
 }
 

@@ -20,6 +20,9 @@ pub struct BuildRequest {
     /// of the distro yet is skipped. All lie below one customer's directory, or are one
     /// snapshot.
     pub dep_repos: Vec<DepRepo>,
+    /// The base image digest the build must use (a release's pin); `None`: the distro's
+    /// current base.
+    pub base_digest: Option<String>,
     /// Where the artifacts, log and record are written.
     pub out_dir: PathBuf,
     /// Copy the build log to stdout as it comes.

@@ -217,6 +217,9 @@ pub struct BuildResult {
     /// Docker image id of the base the build ran in.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The registry digest of that base (`sha256:…`), when it came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     pub worker: String,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,

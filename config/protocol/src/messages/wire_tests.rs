@@ -121,6 +121,7 @@ fn build_result_on_the_wire() {
         artifacts: vec![artifact("nova_13.0.0+git5-1+p1.1.dsc", 'd', 1234)],
         log: Some(artifact(LOG_NAME, 'e', 56789)),
         image_id: Some(format!("sha256:{}", "f".repeat(64))),
+        image_digest: None,
         worker: "worker-1".into(),
         started_at: at(10),
         finished_at: at(70),
