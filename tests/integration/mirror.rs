@@ -16,7 +16,7 @@ use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::apt::{dnf_install, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
 use perestroika_tests::rsyncd::RsyncHost;
 use perestroika_tests::{
-    assert_success, run, sh, shared_amqp_url, unique, wait_for_listener, Daemon, Farm,
+    assert_success, files_below, run, sh, shared_amqp_url, unique, wait_for_listener, Daemon, Farm,
 };
 
 const RELEASE: &str = r#"{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }"#;
@@ -203,7 +203,7 @@ fn a_synced_mirror_serves_apt_and_dnf_and_verifies() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified"));
-    let pool_deb = walk(&host.data.join(format!("{}/.9.0.pool", s.farm.customer)))
+    let pool_deb = files_below(&host.data.join(format!("{}/.9.0.pool", s.farm.customer)))
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "deb"))
         .expect("the deb is in the mirror's pool");
@@ -215,19 +215,6 @@ fn a_synced_mirror_serves_apt_and_dnf_and_verifies() {
         err.contains("target differs") && err.contains("mirrored_1.0_all.deb"),
         "{err}"
     );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() && !p.is_symlink() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -448,7 +435,7 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
     let pool = host.data.join(format!("{}/.9.0.pool", s.farm.customer));
     // A loaded host (the suite's other tests build in parallel) may take a while to get there.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !walk(&pool).iter().any(|p| {
+    while !files_below(&pool).iter().any(|p| {
         p.file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(".big_2.0"))
     }) {
@@ -472,7 +459,7 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
     s.sync();
     apt.update();
     assert_eq!(apt.versions("big"), ["2.0", "1.0"]);
-    let leftovers: Vec<_> = walk(&pool)
+    let leftovers: Vec<_> = files_below(&pool)
         .into_iter()
         .filter(|p| {
             p.file_name()
@@ -679,7 +666,7 @@ fn a_tree_re_signed_by_a_stranger_with_its_key_replaced_fails_verify() {
         stranger.sign(&release, &suite.join("Release.gpg"), false);
         signed += 2;
     }
-    for repomd in walk(&generation.join("rpm"))
+    for repomd in files_below(&generation.join("rpm"))
         .into_iter()
         .filter(|p| p.ends_with("repodata/repomd.xml"))
     {

@@ -7,7 +7,7 @@ use std::process::Output;
 
 use perestroika_tests::apt::{signed_farm, OperatorKey};
 use perestroika_tests::debian::{dh_package, package_cache, GitRepo, GreetRepos};
-use perestroika_tests::{run, sh, unique, wait_for_listener, Daemon, Farm};
+use perestroika_tests::{files_below, run, sh, unique, wait_for_listener, Daemon, Farm};
 
 use crate::worker::build_for;
 
@@ -158,7 +158,7 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
     let packages = copy_root(&farm, "tampered-packages");
     let binary = tree(&packages).join("deb/dists/bookworm/main/binary-amd64");
     let mut changed = 0;
-    for entry in walk(&binary) {
+    for entry in files_below(&binary) {
         if entry.file_name().is_some_and(|n| n != "Release") {
             let mut bytes = fs_err::read(&entry).unwrap();
             bytes.extend_from_slice(b"\n");
@@ -174,19 +174,6 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
     );
     // Longer than the signed size: cut off at that size and refused.
     refused(&packages, "out-packages", "binary-amd64");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs_err::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// The rpm side: greet-motd build-requires greet, which is only in the release's rpm

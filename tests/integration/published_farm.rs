@@ -151,27 +151,8 @@ fn a_farm_without_the_public_tree_builds_numbers_and_rebuilds_from_the_mirror() 
 
     // rebuild-release over http: the live snapshot, copied and verified, rebuilds identically.
     let out = rebuild_release(&remote, &c, &[]);
-    let reports: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(
-        out.status.success(),
-        "{reports:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rebuilt: Vec<&str> = reports
-        .iter()
-        .map(|r| r["source"].as_str().unwrap())
-        .collect();
-    rebuilt.sort_unstable();
-    assert_eq!(rebuilt, ["greet", "greet-user"]);
-    for r in &reports {
-        assert_eq!(r["identical"], true, "{r:#}");
-    }
+    let reports = perestroika_tests::rebuild_reports(&out);
+    perestroika_tests::assert_rebuilt_identically(&out, &reports, &["greet", "greet-user"]);
     // A snapshot the mirror does not have is refused, by number.
     let out = rebuild_release(&remote, &c, &["--snapshot", "999"]);
     assert_refused(&out, "snapshot 999", "snapshot 999 does not exist");

@@ -54,13 +54,7 @@ fn rebuild_release(farm: &Farm) -> (std::process::Output, Vec<serde_json::Value>
             "9.0",
         ],
     );
-    let reports = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let reports = perestroika_tests::rebuild_reports(&out);
     (out, reports)
 }
 
@@ -68,21 +62,7 @@ fn rebuild_release(farm: &Farm) -> (std::process::Output, Vec<serde_json::Value>
 /// rebuilt identically.
 fn assert_rebuilt_identically(farm: &Farm, sources: &[&str]) {
     let (out, reports) = rebuild_release(farm);
-    assert!(
-        out.status.success(),
-        "{reports:#?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut rebuilt: Vec<&str> = reports
-        .iter()
-        .map(|r| r["source"].as_str().unwrap())
-        .collect();
-    rebuilt.sort_unstable();
-    assert_eq!(rebuilt, sources);
-    for r in &reports {
-        assert_eq!(r["result"], "succeeded", "{r:#}");
-        assert_eq!(r["identical"], true, "{r:#}");
-    }
+    perestroika_tests::assert_rebuilt_identically(&out, &reports, sources);
 }
 
 /// greet (C), greet-user (build-depends on greet) and greet-more (on greet-user), each built

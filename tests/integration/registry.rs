@@ -198,6 +198,36 @@ async fn build(
 }
 
 /// Waits up to `within` until the worker has logged every one of `needles`.
+/// Queues one build of a small package for 9.0 and starts a worker, which must log every one
+/// of `said` within `within` and hand nothing to the publisher: the broker, the worker and
+/// the job.
+async fn one_job_not_built(
+    farm: &Farm,
+    said: &[&str],
+    within: Duration,
+) -> (Broker, Daemon, BuildJob) {
+    let mut git = GitRepo::init(&farm.dir.path().join("regpkg"));
+    git.commit(&minimal_package("regpkg", "true"), "one");
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let worker = start_worker(&farm.path, &farm.dir.path().join("worker.log"));
+    let job = job(farm, "9.0", &git, 1);
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
+    broker
+        .publish(&build_queue, &job, &job.job_id)
+        .await
+        .unwrap();
+    wait_for_output(&worker, said, within).await;
+    let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
+    let published = broker
+        .take(&publish_queue, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let output = worker.output();
+    assert!(published.is_none(), "built:\n{output}");
+    assert!(said.iter().all(|s| output.contains(s)), "{output}");
+    (broker, worker, job)
+}
+
 async fn wait_for_output(worker: &Daemon, needles: &[&str], within: Duration) {
     let deadline = std::time::Instant::now() + within;
     loop {
@@ -379,37 +409,12 @@ async fn a_registry_serving_content_that_does_not_match_its_digest_is_refused() 
     registry.forget_local();
     // The attack: the registry serves other content under the same digest.
     registry.tamper_manifest(&digest);
-    let mut git = GitRepo::init(&farm.dir.path().join("regpkg"));
-    git.commit(&minimal_package("regpkg", "true"), "one");
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    let worker = start_worker(&farm.path, &farm.dir.path().join("worker.log"));
-    let tampered = job(&farm, "9.0", &git, 1);
-    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
-    broker
-        .publish(&build_queue, &tampered, &tampered.job_id)
-        .await
-        .unwrap();
-    wait_for_output(
-        &worker,
+    let (broker, worker, tampered) = one_job_not_built(
+        &farm,
         &["cannot pull the base image", "verification failed"],
         Duration::from_secs(300),
     )
     .await;
-    let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
-    let published = broker
-        .take(&publish_queue, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        published.is_none(),
-        "built on tampered content:\n{}",
-        worker.output()
-    );
-    let output = worker.output();
-    assert!(
-        output.contains("cannot pull the base image") && output.contains("verification failed"),
-        "{output}"
-    );
     let reference = format!("{}/perestroika-build/bookworm@{digest}", registry.address());
     assert!(!docker_has(&reference));
     assert!(!farm.config.paths.staging.join(&tampered.job_id).exists());
@@ -425,18 +430,8 @@ async fn a_worker_that_never_reached_the_registry_waits_and_builds_on_no_other_b
     let mut registry = TestRegistry::start(&dir.path().join("registry"));
     let farm = farm_with(&registry);
     registry.stop();
-    let mut git = GitRepo::init(&farm.dir.path().join("regpkg"));
-    git.commit(&minimal_package("regpkg", "true"), "one");
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    let worker = start_worker(&farm.path, &farm.dir.path().join("worker.log"));
-    let waiting = job(&farm, "9.0", &git, 1);
-    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
-    broker
-        .publish(&build_queue, &waiting, &waiting.job_id)
-        .await
-        .unwrap();
-    wait_for_output(
-        &worker,
+    let (broker, worker, waiting) = one_job_not_built(
+        &farm,
         &[
             "cannot resolve the base image of bookworm",
             "has resolved none before",
@@ -444,24 +439,10 @@ async fn a_worker_that_never_reached_the_registry_waits_and_builds_on_no_other_b
         Duration::from_secs(120),
     )
     .await;
-    let publish_queue = QueueName::new(Stage::Publish, &farm.customer, "9.0").to_string();
-    let published = broker
-        .take(&publish_queue, Duration::from_secs(5))
-        .await
-        .unwrap();
     // This engine has a bookworm base of its own; the worker does not fall back to it.
     assert!(docker_has(&base));
-    assert!(
-        published.is_none(),
-        "built without the registry:\n{}",
-        worker.output()
-    );
     let output = worker.output();
-    assert!(
-        output.contains("cannot resolve the base image of bookworm")
-            && output.contains("has resolved none before"),
-        "{output}"
-    );
+    let build_queue = QueueName::new(Stage::Build, &farm.customer, "9.0").to_string();
     assert!(!farm.config.paths.staging.join(&waiting.job_id).exists());
     let dead = broker.stats(&format!("{build_queue}.dead")).await.unwrap();
     assert_eq!(dead.messages, 0, "{output}");

@@ -118,6 +118,52 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The reports `perestroika-queue --json rebuild-release` printed (its output named when
+/// they cannot be read).
+pub fn rebuild_reports(out: &Output) -> Vec<serde_json::Value> {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Asserts that a `rebuild-release` succeeded and rebuilt exactly `sources`, each identically.
+pub fn assert_rebuilt_identically(out: &Output, reports: &[serde_json::Value], sources: &[&str]) {
+    assert!(
+        out.status.success(),
+        "{reports:#?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rebuilt: Vec<&str> = reports
+        .iter()
+        .map(|r| r["source"].as_str().unwrap())
+        .collect();
+    rebuilt.sort_unstable();
+    assert_eq!(rebuilt, sources);
+    for r in reports {
+        assert_eq!(r["result"], "succeeded", "{r:#}");
+        assert_eq!(r["identical"], true, "{r:#}");
+    }
+}
+
+/// Every file (and link) below `dir`, never following links into other directories; nothing
+/// when `dir` cannot be read.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(files_below(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// A farm configuration in a temporary directory, pointing at `amqp_url`, with one customer
 /// (a unique name) and one release `9.0` building for bookworm.
 pub struct Farm {
