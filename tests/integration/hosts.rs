@@ -205,7 +205,7 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
             ),
         );
         assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 "),
+            String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.0 200"),
             "a client and mirror{m}'s http: {}",
             text(&out)
         );

@@ -27,7 +27,7 @@ impl Hosts {
     /// Removes whatever an earlier run left, then brings the whole set up.
     pub fn up() -> Self {
         let dir = repo_root().join("target/hosts-test");
-        let hosts = Self {
+        let mut hosts = Self {
             dir: dir.clone(),
             env: HashMap::new(),
         };
@@ -40,13 +40,13 @@ impl Hosts {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let env = fs_err::read_to_string(dir.join("farm.env"))
+        hosts.env = fs_err::read_to_string(dir.join("farm.env"))
             .unwrap()
             .lines()
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        Self { dir, env }
+        hosts
     }
 
     fn farm(&self, verb: &str) -> Output {
