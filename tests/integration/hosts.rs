@@ -60,7 +60,10 @@ fn open_ports(h: &Hosts, from: &str, targets: &[String]) -> Vec<String> {
             b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1
         })
         .sum();
-    assert_eq!(tried, expected, "the scan from {from} did not try every port");
+    assert_eq!(
+        tried, expected,
+        "the scan from {from} did not try every port"
+    );
     words.map(str::to_owned).collect()
 }
 
@@ -166,7 +169,12 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         keyring.display()
     );
     let keyring_seen = h.exec("worker1", &["test", "-e", keyring.to_str().unwrap()]);
-    assert_eq!(keyring_seen.status.code(), Some(1), "{}", text(&keyring_seen));
+    assert_eq!(
+        keyring_seen.status.code(),
+        Some(1),
+        "{}",
+        text(&keyring_seen)
+    );
     let found = h.exec(
         "worker1",
         &[
@@ -177,7 +185,11 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         ],
     );
     assert!(found.status.success(), "{}", text(&found));
-    assert_eq!(String::from_utf8_lossy(&found.stdout), "", "a keyring on worker1");
+    assert_eq!(
+        String::from_utf8_lossy(&found.stdout),
+        "",
+        "a keyring on worker1"
+    );
     // The publisher pulls from each worker's staging daemon; nobody else may.
     for w in 1..=3u8 {
         let url = format!("rsync://{}:8730/staging/", h.address(4, 40 + w));
@@ -185,10 +197,17 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
             "publisher",
             &["rsync", "--contimeout=10", "--timeout=20", &url],
         );
-        assert!(pulled.status.success(), "publisher → worker{w}: {}", text(&pulled));
+        assert!(
+            pulled.status.success(),
+            "publisher → worker{w}: {}",
+            text(&pulled)
+        );
     }
     let url = format!("rsync://{}:8730/staging/", h.address(4, 41));
-    let refused = h.exec("worker2", &["rsync", "--contimeout=10", "--timeout=20", &url]);
+    let refused = h.exec(
+        "worker2",
+        &["rsync", "--contimeout=10", "--timeout=20", &url],
+    );
     assert!(!refused.status.success(), "worker2 read worker1's staging");
     assert!(
         text(&refused).contains("access denied") || text(&refused).contains("@ERROR"),
@@ -212,23 +231,39 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     }
     let cut = h.client(
         &image,
-        &format!("timeout 5 sh -c 'exec 3<>/dev/tcp/{}/873' && echo reached || echo unreachable", h.address(4, 50)),
+        &format!(
+            "timeout 5 sh -c 'exec 3<>/dev/tcp/{}/873' && echo reached || echo unreachable",
+            h.address(4, 50)
+        ),
     );
-    assert_eq!(String::from_utf8_lossy(&cut.stdout).trim(), "unreachable", "{}", text(&cut));
+    assert_eq!(
+        String::from_utf8_lossy(&cut.stdout).trim(),
+        "unreachable",
+        "{}",
+        text(&cut)
+    );
 
     // One merge, built by a worker through the package cache (debhelper), published, pushed
     // to both mirrors, installed by apt from each.
     let g = h.gerrit();
     g.wait_for_streams(1);
     let project = format!("{customer}/packages/deb/bookworm/hostpkg");
-    let head = g.push(&project, "9.0", &dh_package("hostpkg", "", "echo built across hosts"), "hostpkg");
+    let head = g.push(
+        &project,
+        "9.0",
+        &dh_package("hostpkg", "", "echo built across hosts"),
+        "hostpkg",
+    );
     let merged = Instant::now();
     merge(&h, &project, 1, &head);
     let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
     h.wait_for("hostpkg on both mirrors", BUILD_TIME, &all, || {
         !mirrored(&h, 1, "hostpkg").is_empty() && !mirrored(&h, 2, "hostpkg").is_empty()
     });
-    eprintln!("merge to both mirrors: {:.1} s", merged.elapsed().as_secs_f64());
+    eprintln!(
+        "merge to both mirrors: {:.1} s",
+        merged.elapsed().as_secs_f64()
+    );
     assert_eq!(mirrored(&h, 1, "hostpkg"), mirrored(&h, 2, "hostpkg"));
     for m in 1..=2u8 {
         let said = install_from(&h, &image, m, "hostpkg", "cat /usr/share/hostpkg/output");
@@ -237,14 +272,23 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
 
     // A worker killed mid-build: another builds the job, published once.
     let project = format!("{customer}/packages/deb/bookworm/slowpkg");
-    let head = g.push(&project, "9.0", &minimal_package("slowpkg", "sleep 40"), "slowpkg");
+    let head = g.push(
+        &project,
+        "9.0",
+        &minimal_package("slowpkg", "sleep 40"),
+        "slowpkg",
+    );
     merge(&h, &project, 2, &head);
     let deadline = Instant::now() + BUILD_TIME;
     let (victim, job) = loop {
         if let Some(b) = builds().into_iter().next() {
             break b;
         }
-        assert!(Instant::now() < deadline, "slowpkg never started building:\n{}", h.log("reactor"));
+        assert!(
+            Instant::now() < deadline,
+            "slowpkg never started building:\n{}",
+            h.log("reactor")
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     std::thread::sleep(Duration::from_secs(3));
@@ -254,19 +298,30 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     h.wait_for("slowpkg on both mirrors", BUILD_TIME, &all, || {
         !mirrored(&h, 1, "slowpkg").is_empty() && !mirrored(&h, 2, "slowpkg").is_empty()
     });
-    eprintln!("worker killed to published on both mirrors: {:.1} s", killed.elapsed().as_secs_f64());
+    eprintln!(
+        "worker killed to published on both mirrors: {:.1} s",
+        killed.elapsed().as_secs_f64()
+    );
     let handed = |w: &str| {
-        h.events(w)
-            .iter()
-            .any(|e| e.job() == Some(job.as_str()) && e.message().contains("built and handed to the publisher"))
+        h.events(w).iter().any(|e| {
+            e.job() == Some(job.as_str())
+                && e.message().contains("built and handed to the publisher")
+        })
     };
-    assert!(!handed(&victim), "{victim} was killed before it built {job}");
+    assert!(
+        !handed(&victim),
+        "{victim} was killed before it built {job}"
+    );
     let builders: Vec<&str> = ["worker1", "worker2", "worker3"]
         .into_iter()
         .filter(|w| *w != victim)
         .filter(|w| handed(w))
         .collect();
-    assert_eq!(builders.len(), 1, "one other worker built {job}: {builders:?}");
+    assert_eq!(
+        builders.len(),
+        1,
+        "one other worker built {job}: {builders:?}"
+    );
     let published = h
         .events("publisher")
         .iter()

@@ -92,10 +92,8 @@ impl Hosts {
 
     /// Host `name`'s log (its processes' stdout and stderr).
     pub fn log(&self, name: &str) -> String {
-        let out = output(Command::new("docker").args([
-            "logs",
-            &format!("perestroika-hosts-{name}"),
-        ]));
+        let out =
+            output(Command::new("docker").args(["logs", &format!("perestroika-hosts-{name}")]));
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -110,8 +108,13 @@ impl Hosts {
 
     /// Kills host `name` at once (SIGKILL to all its processes).
     pub fn kill(&self, name: &str) {
-        let out = output(Command::new("docker").args(["kill", &format!("perestroika-hosts-{name}")]));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out =
+            output(Command::new("docker").args(["kill", &format!("perestroika-hosts-{name}")]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// A GET of `url` from this machine (curl, 10 s at most); the body on a 2xx answer.
@@ -164,7 +167,9 @@ impl Hosts {
 impl Drop for Hosts {
     fn drop(&mut self) {
         if std::env::var_os("PERESTROIKA_HOSTS_KEEP").is_some() {
-            eprintln!("hosts kept up (PERESTROIKA_HOSTS_KEEP); `deploy/hosts/farm down` removes them");
+            eprintln!(
+                "hosts kept up (PERESTROIKA_HOSTS_KEEP); `deploy/hosts/farm down` removes them"
+            );
             return;
         }
         self.farm("down");
