@@ -265,6 +265,28 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         merged.elapsed().as_secs_f64()
     );
     assert_eq!(mirrored(&h, 1, "hostpkg"), mirrored(&h, 2, "hostpkg"));
+    // Built on the base image's own root (a worker's mounts do not reach the engine), its
+    // build dependencies fetched through the cache host.
+    let logs: Vec<String> = (1..=3u8)
+        .flat_map(|w| {
+            fs_err::read_dir(h.worker_dir(w).join("staging"))
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|e| fs_err::read_to_string(e.ok()?.path().join("build.log")).ok())
+        .filter(|l| l.contains("hostpkg"))
+        .collect();
+    assert_eq!(
+        logs.len(),
+        1,
+        "one build log of hostpkg in the workers' staging"
+    );
+    assert!(
+        logs[0].contains("build.overlay_roots is off"),
+        "{}",
+        logs[0]
+    );
+    assert!(logs[0].contains("Setting up debhelper"), "{}", logs[0]);
     for m in 1..=2u8 {
         let said = install_from(&h, &image, m, "hostpkg", "cat /usr/share/hostpkg/output");
         assert_eq!(said.trim(), "built across hosts");
