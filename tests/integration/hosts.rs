@@ -154,6 +154,9 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
             format!("{}:1-65535", h.address(4, 50)),
             format!("{}:1-65535", h.address(1, 50)),
             format!("{}:8700-8760", h.address(4, 42)),
+            // The mirrors' writable rsync modules: the push network is not the workers'.
+            format!("{}:873-873", h.address(5, 61)),
+            format!("{}:873-873", h.address(5, 62)),
         ],
     );
     assert_eq!(
