@@ -9,6 +9,8 @@ mod cut_off;
 mod durability;
 mod farm;
 mod hostile;
+#[cfg(feature = "hosts")]
+mod hosts;
 mod lifecycle;
 mod mirror;
 mod outages;

@@ -6,6 +6,7 @@ pub mod apt;
 pub mod cut_proxy;
 pub mod debian;
 pub mod gerrit;
+pub mod hosts;
 pub mod logs;
 pub mod rabbit;
 pub mod registry;

@@ -122,16 +122,21 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 )),
             }
             let t = Instant::now();
-            let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
-            let root_dir = root_dir(env, &req.job_id);
-            let root = match BuildRoot::mount(&base, &root_dir, &env.settings.tmpfs_size) {
-                Ok(root) => Some(root),
-                Err(why) => {
-                    log.note(&format!(
-                        "no overlay build root ({why}); using the image's own root"
-                    ));
-                    None
+            let root = if env.settings.overlay_roots {
+                let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
+                let root_dir = root_dir(env, &req.job_id);
+                match BuildRoot::mount(&base, &root_dir, &env.settings.tmpfs_size) {
+                    Ok(root) => Some(root),
+                    Err(why) => {
+                        log.note(&format!(
+                            "no overlay build root ({why}); using the image's own root"
+                        ));
+                        None
+                    }
                 }
+            } else {
+                log.note("no overlay build root (build.overlay_roots is off); using the image's own root");
+                None
             };
             timings.push(("root", t.elapsed().as_secs_f64()));
             let spec = SandboxSpec {

@@ -101,6 +101,15 @@ pub struct BuildSettings {
     /// worker starts (it is cloned again when a build needs it). 0 keeps them all.
     #[serde(default = "default_git_cache_days")]
     pub git_cache_days: u32,
+    /// Build on a kernel overlay of the base image mounted by the worker (true), or on the
+    /// image's own root file system (false). Turn it off where the worker's mounts do not reach
+    /// the Docker engine: a worker in a container of its own using the host's engine.
+    #[serde(default = "default_overlay_roots")]
+    pub overlay_roots: bool,
+}
+
+fn default_overlay_roots() -> bool {
+    true
 }
 
 fn default_git_cache_days() -> u32 {
@@ -132,6 +141,7 @@ impl Default for BuildSettings {
             max_results: default_max_results(),
             git_timeout_secs: default_git_timeout_secs(),
             git_cache_days: default_git_cache_days(),
+            overlay_roots: default_overlay_roots(),
         }
     }
 }

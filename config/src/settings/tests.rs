@@ -269,6 +269,7 @@ fn kept_snapshots_hold_the_live_one_and_those_reachable_by_hash() {
     );
     assert_eq!(farm.paths.min_free_bytes, 2 << 30);
     assert_eq!(farm.build.git_cache_days, 30);
+    assert!(farm.build.overlay_roots);
 }
 
 fn expect_invalid(text: &str, key: &str, words: &str) {
