@@ -429,7 +429,7 @@ async fn commands_in_a_build_root_cannot_mount() {
     let docker = perestroika_worker::container::connect().unwrap();
     let id = docker.inspect_image(&tag).await.unwrap().id.unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let base = base_root(&docker, &id, &scratch.path().join("roots"))
+    let base = base_root(&docker, &id, &scratch.path().join("roots"), "test")
         .await
         .unwrap();
     let root = BuildRoot::mount(&base, &scratch.path().join("root"), "1g").expect("overlayfs");

@@ -123,7 +123,8 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
             }
             let t = Instant::now();
             let root = if env.settings.overlay_roots {
-                let base = rootfs::base_root(&env.docker, &image.id, &env.roots).await?;
+                let base =
+                    rootfs::base_root(&env.docker, &image.id, &env.roots, &env.owner).await?;
                 let root_dir = root_dir(env, &req.job_id);
                 match BuildRoot::mount(&base, &root_dir, &env.settings.tmpfs_size) {
                     Ok(root) => Some(root),

@@ -51,11 +51,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RootError + '_ {
     }
 }
 
-/// The plain-directory copy of an image, made once per image under `roots`.
+/// The plain-directory copy of an image, made once per image under `roots`. The container it
+/// is exported from is labelled `owner`'s, so that one left by a worker killed midway is
+/// removed with that worker's other leftovers.
 pub async fn base_root(
     docker: &Docker,
     image_id: &str,
     roots: &Path,
+    owner: &str,
 ) -> Result<PathBuf, RootError> {
     let key = image_id.trim_start_matches("sha256:");
     let dir = roots.join(&key[..key.len().min(24)]);
@@ -81,6 +84,10 @@ pub async fn base_root(
     let body = ContainerCreateBody {
         image: Some(image_id.to_owned()),
         cmd: Some(vec!["true".into()]),
+        labels: Some(std::collections::HashMap::from([(
+            super::docker::OWNER_LABEL.to_owned(),
+            owner.to_owned(),
+        )])),
         ..Default::default()
     };
     let created = docker
