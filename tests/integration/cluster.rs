@@ -55,8 +55,8 @@ fn the_farm_goes_on_while_one_broker_node_and_then_another_is_down() {
     });
     cluster.nodes[0].stop();
     let stopped = Instant::now();
-    // The release's first generation before more merges: a build that starts while it is
-    // being published was seen to fail its build-deps step (see docs/status.md).
+    // The release's first generation is published (with the first node down) before the
+    // next merges, which then build against it.
     f.wait_mirrored(&f.tree("9.0"), 1, WITHIN);
     for n in 2..=3 {
         let head = push(n);

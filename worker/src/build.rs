@@ -18,7 +18,7 @@ use crate::container::sandbox::{Sandbox, SandboxSpec};
 use crate::deb::source::{DebSourceError, PreparedSource};
 use crate::image;
 use crate::rpm::source::{PreparedRpm, RpmSourceError};
-use crate::steps::deps::dep_mount;
+use crate::steps::deps::{dep_mount, present_repos};
 use crate::steps::failure::{fail, io, Step};
 use crate::{deb, rpm};
 
@@ -140,6 +140,13 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 None
             };
             timings.push(("root", t.elapsed().as_secs_f64()));
+            // The dependency repositories present now are those mounted and those the
+            // dependency step lists, the same set: one appearing in between is left for the
+            // next build.
+            let req = &BuildRequest {
+                dep_repos: present_repos(req, image.family),
+                ..req.clone()
+            };
             let spec = SandboxSpec {
                 image: image.id.clone(),
                 job_id: req.job_id.clone(),
@@ -148,7 +155,7 @@ pub async fn run(env: &BuildEnv, req: &BuildRequest) -> Result<BuildReport, Infr
                 tmp_size: env.settings.tmp_size.clone(),
                 // Checked when the configuration was read.
                 memory_bytes: size_bytes(&env.settings.memory).unwrap_or(u64::MAX),
-                read_only_binds: dep_mount(req, image.family)
+                read_only_binds: dep_mount(&req.dep_repos)
                     .map(|m| m.bind)
                     .into_iter()
                     .collect(),

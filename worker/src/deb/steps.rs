@@ -5,8 +5,6 @@
 
 use std::time::Instant;
 
-use perestroika_config::Family;
-
 use super::source::PreparedSource;
 use crate::container::buildlog::BuildLog;
 use crate::container::sandbox::{As, Sandbox};
@@ -49,7 +47,7 @@ pub(crate) async fn in_container(
     timings.push(("unpack", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    install_deps(env, req, Family::Deb, sandbox, DEPS, log).await?;
+    install_deps(env, req, sandbox, DEPS, log).await?;
     timings.push(("build-deps", t.elapsed().as_secs_f64()));
     let root_list = record_build_root(
         sandbox,

@@ -5,8 +5,6 @@
 
 use std::time::Instant;
 
-use perestroika_config::Family;
-
 use super::source::PreparedRpm;
 use crate::container::buildlog::BuildLog;
 use crate::container::sandbox::{As, Sandbox};
@@ -137,7 +135,7 @@ async fn install_build_deps(
             MISSING_DEPS => {}
             _ => return Err(Step::failed("spec", log, "rpmbuild -br failed")),
         }
-        install_deps(env, req, Family::Rpm, sandbox, DEPS, log).await?;
+        install_deps(env, req, sandbox, DEPS, log).await?;
     }
     Err(Step::failed(
         "build-deps",

@@ -23,16 +23,23 @@ pub(crate) struct DepMount {
 /// Where the container sees the directory holding the customer's public trees.
 const RELEASES_INSIDE: &str = "/srv/releases";
 
-/// The customer's directory is mounted read-only, not each tree alone: a tree is a link to its
-/// current generation, and a generation's package files link to the pool beside the
-/// generations. A snapshot (`<customer>/.<version>.gen/<N>`) and a review tree
-/// (`<customer>/review/<name>`) are seen below the same mount.
-pub(crate) fn dep_mount(req: &BuildRequest, family: Family) -> Option<DepMount> {
-    let present: Vec<&DepRepo> = req
-        .dep_repos
+/// The repositories of `req` that hold a signed repository of `family` now. Looked at once,
+/// before the container is made: what is mounted and what the dependency step lists must be
+/// the same (a release's first generation may appear in between).
+pub(crate) fn present_repos(req: &BuildRequest, family: Family) -> Vec<DepRepo> {
+    req.dep_repos
         .iter()
         .filter(|r| has_repo(&r.tree, family, &r.suite))
-        .collect();
+        .cloned()
+        .collect()
+}
+
+/// Where `present` ([`present_repos`]) are seen in the container. The customer's directory is
+/// mounted read-only, not each tree alone: a tree is a link to its current generation, and a
+/// generation's package files link to the pool beside the generations. A snapshot
+/// (`<customer>/.<version>.gen/<N>`) and a review tree (`<customer>/review/<name>`) are seen
+/// below the same mount.
+pub(crate) fn dep_mount(present: &[DepRepo]) -> Option<DepMount> {
     let parent = present.first()?.tree.parent()?;
     let parent_name = parent.file_name()?.to_str()?;
     let snapshot = perestroika_tree::is_generations_dir_name(parent_name);
@@ -86,12 +93,14 @@ fn has_repo(tree: &Path, family: Family, suite: &str) -> bool {
 pub(crate) async fn install_deps(
     env: &BuildEnv,
     req: &BuildRequest,
-    family: Family,
     sandbox: &Sandbox,
     script: &str,
     log: &mut BuildLog,
 ) -> Result<(), Step> {
-    let repos = dep_mount(req, family).map(|m| m.repos).unwrap_or_default();
+    // `req.dep_repos` are those found present when the container was made.
+    let repos = dep_mount(&req.dep_repos)
+        .map(|m| m.repos)
+        .unwrap_or_default();
     let relay = match &env.package_cache {
         Some(cache) => Some(sandbox.relay(cache).await?),
         None => {
