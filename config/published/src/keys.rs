@@ -23,87 +23,44 @@ impl Keyring {
         scratch: &Path,
         pinned: &[String],
     ) -> Result<(Self, Vec<String>), String> {
-        let home = scratch.join("home");
-        let _ = fs_err::create_dir_all(&home);
-        let _ = fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
-        let file = scratch.join("key.gpg");
-        let mut ring = Vec::new();
-        let mut problems = Vec::new();
-        for key in keys {
-            let unusable =
-                |why: String| format!("{}: not a usable public key: {why}", key.display());
-            let dearmor = Command::new("gpg")
-                .args(["--batch", "--yes", "--dearmor", "-o", "-"])
-                .arg(key)
-                .output()
-                .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
-            let listing = Command::new("gpg")
-                .arg("--homedir")
-                .arg(&home)
-                .args(["--batch", "--with-colons", "--show-keys"])
-                .arg(key)
-                .output()
-                .map_err(|e| unusable(format!("cannot run gpg: {e}")))?;
-            if !dearmor.status.success() || !listing.status.success() {
-                return Err(unusable(
-                    String::from_utf8_lossy(&listing.stderr).trim().to_owned(),
-                ));
-            }
-            let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
-            if held.is_empty() {
-                return Err(unusable("no key in it".into()));
-            }
-            problems.extend(held.iter().filter(|f| !pinned.contains(f)).map(|f| {
-                format!(
-                    "{}: holds key {f}, which is not pinned (expected {})",
-                    key.display(),
-                    pinned.join(" or ")
-                )
-            }));
-            ring.extend_from_slice(&dearmor.stdout);
-        }
-        fs_err::write(&file, ring).map_err(|e| e.to_string())?;
-        Ok((
-            Self {
-                file,
-                pinned: pinned.to_vec(),
-            },
-            problems,
-        ))
+        let (ring, held) = dearmored(keys, scratch)?;
+        let problems = keys
+            .iter()
+            .zip(&held)
+            .flat_map(|(key, held)| {
+                held.iter().filter(|f| !pinned.contains(f)).map(move |f| {
+                    format!(
+                        "{}: holds key {f}, which is not pinned (expected {})",
+                        key.display(),
+                        pinned.join(" or ")
+                    )
+                })
+            })
+            .collect();
+        Ok((Self::write(ring, scratch, pinned)?, problems))
     }
 
     /// A keyring of the armored `keys`, each of whose primary keys is pinned: the keys an
     /// operator configured as the ones to trust.
     pub fn pinned(keys: &[PathBuf], scratch: &Path) -> Result<Self, String> {
-        let mut all = Vec::new();
-        for key in keys {
-            all.extend(Self::fingerprints(key, scratch)?);
-        }
         let refs: Vec<&Path> = keys.iter().map(PathBuf::as_path).collect();
-        Self::open(&refs, scratch, &all).map(|(ring, _)| ring)
+        let (ring, held) = dearmored(&refs, scratch)?;
+        Self::write(ring, scratch, &held.concat())
     }
 
     /// The primary keys' fingerprints of the armored key file `key`.
     pub fn fingerprints(key: &Path, scratch: &Path) -> Result<Vec<String>, String> {
-        let home = scratch.join("home");
-        let _ = fs_err::create_dir_all(&home);
-        let _ = fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
-        let listing = Command::new("gpg")
-            .arg("--homedir")
-            .arg(&home)
-            .args(["--batch", "--with-colons", "--show-keys"])
-            .arg(key)
-            .output()
-            .map_err(|e| format!("{}: cannot run gpg: {e}", key.display()))?;
-        let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
-        if !listing.status.success() || held.is_empty() {
-            return Err(format!(
-                "{}: not a usable public key: {}",
-                key.display(),
-                String::from_utf8_lossy(&listing.stderr).trim()
-            ));
-        }
-        Ok(held)
+        listed(key, &gpg_home(scratch))
+    }
+
+    /// Writes `ring` to `<scratch>/key.gpg`, signatures to be by `pinned`.
+    fn write(ring: Vec<u8>, scratch: &Path, pinned: &[String]) -> Result<Self, String> {
+        let file = scratch.join("key.gpg");
+        fs_err::write(&file, ring).map_err(|e| e.to_string())?;
+        Ok(Self {
+            file,
+            pinned: pinned.to_vec(),
+        })
     }
 
     /// The fingerprints signatures must be by.
@@ -154,6 +111,65 @@ impl Keyring {
             None => Ok(()),
         }
     }
+}
+
+/// A private gpg home below `scratch`, for listing keys.
+fn gpg_home(scratch: &Path) -> PathBuf {
+    let home = scratch.join("home");
+    let _ = fs_err::create_dir_all(&home);
+    let _ = fs_err::set_permissions(&home, std::fs::Permissions::from_mode(0o700));
+    home
+}
+
+/// The armored `keys` made binary, one keyring, with the primary keys each file holds; `Err`
+/// when a file holds no usable key.
+fn dearmored(keys: &[&Path], scratch: &Path) -> Result<(Vec<u8>, Vec<Vec<String>>), String> {
+    let home = gpg_home(scratch);
+    let mut ring = Vec::new();
+    let mut held = Vec::new();
+    for key in keys {
+        held.push(listed(key, &home)?);
+        let dearmor = Command::new("gpg")
+            .args(["--batch", "--yes", "--dearmor", "-o", "-"])
+            .arg(key)
+            .output()
+            .map_err(|e| unusable(key, &format!("cannot run gpg: {e}")))?;
+        if !dearmor.status.success() {
+            return Err(unusable(
+                key,
+                String::from_utf8_lossy(&dearmor.stderr).trim(),
+            ));
+        }
+        ring.extend_from_slice(&dearmor.stdout);
+    }
+    Ok((ring, held))
+}
+
+/// The primary keys' fingerprints the armored `key` holds, listed with gpg in `home`; `Err`
+/// when it holds none.
+fn listed(key: &Path, home: &Path) -> Result<Vec<String>, String> {
+    let listing = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args(["--batch", "--with-colons", "--show-keys"])
+        .arg(key)
+        .output()
+        .map_err(|e| unusable(key, &format!("cannot run gpg: {e}")))?;
+    if !listing.status.success() {
+        return Err(unusable(
+            key,
+            String::from_utf8_lossy(&listing.stderr).trim(),
+        ));
+    }
+    let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
+    if held.is_empty() {
+        return Err(unusable(key, "no key in it"));
+    }
+    Ok(held)
+}
+
+fn unusable(key: &Path, why: &str) -> String {
+    format!("{}: not a usable public key: {why}", key.display())
 }
 
 /// The primary keys' fingerprints in `gpg --with-colons` output.
