@@ -95,31 +95,13 @@ impl GenerationDir {
 
     /// Every deb suite of the generation, as named by its `deb/dists` entries, sorted.
     pub fn deb_suites(&self) -> Vec<String> {
-        let mut out: Vec<String> = fs_err::read_dir(self.deb_dists())
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
+        subdirs(&self.deb_dists())
     }
 
     /// The components of deb suite `suite` (`main`, `restricted`, …), as named by its
     /// directories, sorted; none when the suite is not there.
     pub fn deb_components(&self, suite: &str) -> Vec<String> {
-        let mut out: Vec<String> = fs_err::read_dir(self.deb_suite(suite))
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .filter(|e| e.path().is_dir())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort();
-        out
+        subdirs(&self.deb_suite(suite))
     }
 
     /// Every `Sources` index of the generation: `(suite, component, path without extension)`.
@@ -142,6 +124,20 @@ impl AsRef<Path> for GenerationDir {
     fn as_ref(&self) -> &Path {
         &self.0
     }
+}
+
+/// The names of the directories in `dir`, sorted; none when it cannot be read.
+fn subdirs(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs_err::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
 }
 
 #[cfg(test)]
