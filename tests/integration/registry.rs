@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use perestroika_config::Family;
 use perestroika_protocol::broker::Broker;
-use perestroika_protocol::messages::{
-    BuildJob, GitSource, Message, PublishJob, Sources, Target, Trigger, TriggerKind,
-};
+use perestroika_protocol::messages::{BuildJob, Message, PublishJob};
 use perestroika_protocol::{QueueName, Stage};
 use perestroika_tests::debian::{base_image, minimal_package, package_cache, GitRepo};
 use perestroika_tests::registry::TestRegistry;
@@ -136,30 +134,14 @@ impl Drop for Derived {
 
 /// A manual build job of `version` for a package of `repo`; `rebuild` keeps job ids apart.
 fn job(farm: &Farm, version: &str, repo: &GitRepo, rebuild: u32) -> BuildJob {
-    let customer = &farm.customer;
-    BuildJob::new(
-        customer,
+    perestroika_tests::combined_job_in(
+        &farm.customer,
         version,
         "regpkg",
-        Family::Deb,
-        "bookworm",
-        Sources::Combined {
-            repo: GitSource {
-                project: format!("{customer}/packages/deb/bookworm/regpkg"),
-                url: repo.url(),
-                branch: version.to_owned(),
-                commit: repo.head(),
-                fetch_ref: None,
-            },
-        },
-        Target::Release,
+        (Family::Deb, "bookworm"),
+        &repo.url(),
+        &repo.head(),
         rebuild,
-        Trigger {
-            kind: TriggerKind::Manual,
-            change: None,
-            patchset: None,
-            event_time: None,
-        },
     )
 }
 

@@ -460,12 +460,33 @@ pub fn combined_job_for(
     commit: &str,
     rebuild: u32,
 ) -> perestroika_protocol::messages::BuildJob {
+    combined_job_in(
+        customer,
+        "9.0",
+        package,
+        (family, distro),
+        url,
+        commit,
+        rebuild,
+    )
+}
+
+/// Like [`combined_job_for`], for release `version` (its branch of the same name).
+pub fn combined_job_in(
+    customer: &str,
+    version: &str,
+    package: &str,
+    (family, distro): (perestroika_config::Family, &str),
+    url: &str,
+    commit: &str,
+    rebuild: u32,
+) -> perestroika_protocol::messages::BuildJob {
     use perestroika_protocol::messages::{
         BuildJob, GitSource, Sources, Target, Trigger, TriggerKind,
     };
     BuildJob::new(
         customer,
-        "9.0",
+        version,
         package,
         family,
         distro,
@@ -473,7 +494,7 @@ pub fn combined_job_for(
             repo: GitSource {
                 project: format!("{customer}/packages/{family}/{distro}/{package}"),
                 url: url.to_owned(),
-                branch: "9.0".into(),
+                branch: version.to_owned(),
                 commit: commit.to_owned(),
                 fetch_ref: None,
             },
