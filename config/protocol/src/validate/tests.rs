@@ -272,3 +272,43 @@ fn retirements_promotions_and_feedback_keep_to_their_queues() {
     fb.change = 8;
     assert!(feedback(&f, &q(Stage::Feedback, "acme"), &fb).is_err());
 }
+
+#[test]
+fn a_forged_rebuild_request_is_refused() {
+    use crate::messages::RebuildRequest;
+    let f = farm();
+    let request = |job: BuildJob| RebuildRequest {
+        schema_version: SCHEMA_VERSION,
+        rebuild: job,
+        staged_on: "worker-1".into(),
+        reason: "connection refused".into(),
+    };
+    let honest = request(build(Target::Release, None));
+    rebuild_request(&f, &q(Stage::Feedback, "acme"), &honest).unwrap();
+    // On another release's feedback queue.
+    let err = why(rebuild_request(&f, &q(Stage::Feedback, "other"), &honest));
+    assert!(err.contains("arrived on feedback.other.9.0"), "{err}");
+    // A build job for a clone URL outside the configured Gerrit.
+    let mut job = build(Target::Release, None);
+    let Sources::Combined { repo: source } = &mut job.sources else {
+        unreachable!()
+    };
+    source.url = "https://evil.example/acme/packages/deb/bookworm/hello".into();
+    let err = why(rebuild_request(
+        &f,
+        &q(Stage::Feedback, "acme"),
+        &request(job),
+    ));
+    assert!(err.contains("not the configured Gerrit's"), "{err}");
+    // A project that maps to another customer.
+    let mut job = build(Target::Release, None);
+    job.sources = Sources::Combined {
+        repo: repo("other/packages/deb/bookworm/hello"),
+    };
+    let err = why(rebuild_request(
+        &f,
+        &q(Stage::Feedback, "acme"),
+        &request(job),
+    ));
+    assert!(err.contains("maps to other 9.0 hello"), "{err}");
+}
