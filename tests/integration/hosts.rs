@@ -1,13 +1,17 @@
 //! The farm as hosts on this machine (`deploy/hosts`, behind the `hosts` feature; run by
 //! `.ci/test-hosts`): a merge in the Gerrit stand-in becomes a package apt installs from both
-//! mirrors, the zones hold (checked from the hosts themselves), and a worker killed mid-build
-//! is replaced by another, the job published once.
+//! mirrors, the zones hold (checked from the hosts themselves), and the farm loses nothing
+//! under real faults — hosts killed, stopped and cut off the network — while apt and dnf
+//! clients read both mirrors the whole time.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use perestroika_tests::debian::{base_image, dh_package, minimal_package};
-use perestroika_tests::hosts::Hosts;
+use perestroika_tests::debian::{
+    base_image, dh_package, greet_code, greet_packaging, minimal_package, rpm_image,
+};
+use perestroika_tests::hosts::{Clients, Hosts};
+use perestroika_tests::logs;
 use perestroika_tests::whole::change;
 use serde_json::json;
 
@@ -71,10 +75,8 @@ fn open_ports(h: &Hosts, from: &str, targets: &[String]) -> Vec<String> {
 /// read over its http; empty while the index is missing.
 fn mirrored(h: &Hosts, m: u8, package: &str) -> Vec<String> {
     let url = format!(
-        "http://{}/{}/{}/deb/dists/bookworm/main/binary-amd64/Packages",
-        h.address(6, 60 + m),
-        h.var("PERESTROIKA_HOSTS_CUSTOMER"),
-        h.var("PERESTROIKA_HOSTS_RELEASE")
+        "{}/deb/dists/bookworm/main/binary-amd64/Packages",
+        h.mirror_url(m)
     );
     let Some(body) = Hosts::get(&url) else {
         return Vec::new();
@@ -91,10 +93,8 @@ fn mirrored(h: &Hosts, m: u8, package: &str) -> Vec<String> {
 /// checks on and the key pinned; returns what `check` prints.
 fn install_from(h: &Hosts, image: &str, m: u8, package: &str, check: &str) -> String {
     let line = format!(
-        "deb [signed-by=/farm-key.asc] http://{}/{}/{}/deb bookworm main",
-        h.address(6, 60 + m),
-        h.var("PERESTROIKA_HOSTS_CUSTOMER"),
-        h.var("PERESTROIKA_HOSTS_RELEASE")
+        "deb [signed-by=/farm-key.asc] {}/deb bookworm main",
+        h.mirror_url(m)
     );
     let script = format!(
         "set -e; echo '{line}' > /etc/apt/sources.list.d/farm.list; \
@@ -113,6 +113,29 @@ fn merge(h: &Hosts, project: &str, number: u64, head: &str) {
     let g = h.gerrit();
     g.record(&ch.row("MERGED"));
     g.emit(&ch.event("change-merged", json!({})));
+}
+
+/// Pushes `files` as package `name`'s project of `family` (`deb` or `rpm`) and `distro`, and
+/// merges it as the next change.
+fn push_and_merge(h: &Hosts, family: &str, distro: &str, name: &str, files: &[(String, String)]) {
+    let project = format!(
+        "{}/packages/{family}/{distro}/{name}",
+        h.var("PERESTROIKA_HOSTS_CUSTOMER")
+    );
+    let g = h.gerrit();
+    let head = g.push(&project, "9.0", files, name);
+    merge(h, &project, g.next_change_number(), &head);
+}
+
+/// [`push_and_merge`] of a small native deb for bookworm whose build runs `build_step`.
+fn merge_deb(h: &Hosts, name: &str, build_step: &str) {
+    push_and_merge(
+        h,
+        "deb",
+        "bookworm",
+        name,
+        &minimal_package(name, build_step),
+    );
 }
 
 /// The farm's running build containers: (worker host, job id).
@@ -157,6 +180,9 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
             // The mirrors' writable rsync modules: the push network is not the workers'.
             format!("{}:873-873", h.address(5, 61)),
             format!("{}:873-873", h.address(5, 62)),
+            // Their http is the workers' (build dependencies); their rsync is not.
+            format!("{}:873-873", h.address(3, 61)),
+            format!("{}:873-873", h.address(3, 62)),
         ],
     );
     assert_eq!(
@@ -295,7 +321,8 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         assert_eq!(said.trim(), "built across hosts");
     }
 
-    // A worker killed mid-build: another builds the job, published once.
+    // A worker killed mid-build: another builds the job, published once; the killed worker's
+    // leftovers are gone once it is back.
     let project = format!("{customer}/packages/deb/bookworm/slowpkg");
     let head = g.push(
         &project,
@@ -318,8 +345,40 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     };
     std::thread::sleep(Duration::from_secs(3));
     let victim = victim.trim_start_matches("perestroika-hosts-").to_owned();
+    assert_eq!(containers_left_by(&victim), 1, "{victim}'s build container");
     h.kill(&victim);
     let killed = Instant::now();
+    h.wait_for("another worker building slowpkg", BUILD_TIME, &all, || {
+        builds()
+            .iter()
+            .any(|(w, j)| *j == job && !w.ends_with(&victim))
+    });
+    // The killed worker's build root and sources stay on its disk until it comes back; its
+    // container (named for the job) the worker that took the job over has replaced.
+    let number: u8 = victim.trim_start_matches("worker").parse().unwrap();
+    let left = || {
+        (
+            containers_left_by(&victim),
+            paths_naming(&h.worker_dir(number), &job),
+        )
+    };
+    let (_, paths) = left();
+    assert!(
+        !paths.is_empty(),
+        "the killed worker left no files of {job}"
+    );
+    h.start(&victim);
+    let back = Instant::now();
+    h.wait_for(
+        "the returned worker removing its dead build's container and files",
+        Duration::from_secs(120),
+        &[&victim],
+        || left() == (0, Vec::new()),
+    );
+    eprintln!(
+        "the returned worker removed its dead build's leftovers in {:.1} s",
+        back.elapsed().as_secs_f64()
+    );
     h.wait_for("slowpkg on both mirrors", BUILD_TIME, &all, || {
         !mirrored(&h, 1, "slowpkg").is_empty() && !mirrored(&h, 2, "slowpkg").is_empty()
     });
@@ -355,4 +414,719 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     assert_eq!(published, 1, "{}", h.log("publisher"));
     assert_eq!(mirrored(&h, 1, "slowpkg"), ["1.0+p1.0"]);
     assert_eq!(mirrored(&h, 2, "slowpkg"), ["1.0+p1.0"]);
+}
+
+/// Containers of any state that host `worker` started (its owner label).
+fn containers_left_by(worker: &str) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "--filter",
+            "label=perestroika.owner",
+            "--format",
+            "{{.Label \"perestroika.owner\"}}",
+        ])
+        .output()
+        .unwrap();
+    let prefix = format!("worker@perestroika-hosts-{worker}:");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .count()
+}
+
+/// Paths below `dir` whose name holds `job` (its id).
+fn paths_naming(dir: &std::path::Path, job: &str) -> Vec<String> {
+    perestroika_tests::files_below(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(job))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// One fault as the note records it.
+struct Fault {
+    name: &'static str,
+    injected: String,
+    /// From the fault (or its end, where the farm waits for it) to every job it touched
+    /// published on both mirrors.
+    recovery: Duration,
+    lost: usize,
+    duplicates: usize,
+    failed_reads: usize,
+}
+
+/// The faults of one run, printed as a table as each ends and judged at the end (each must
+/// lose nothing, publish nothing twice and fail no client read).
+#[derive(Default)]
+struct Ledger {
+    faults: Vec<Fault>,
+}
+
+impl Ledger {
+    fn record(&mut self, fault: Fault) {
+        eprintln!(
+            "fault | {} | {} | recovery {:.1} s | lost {} | duplicates {} | failed client reads {}",
+            fault.name,
+            fault.injected,
+            fault.recovery.as_secs_f64(),
+            fault.lost,
+            fault.duplicates,
+            fault.failed_reads
+        );
+        self.faults.push(fault);
+    }
+
+    fn judge(&self, clients: &mut Clients) {
+        let seen = clients.stop();
+        eprintln!(
+            "client reads: {} in all, {} failed",
+            seen.reads,
+            seen.failed.len()
+        );
+        assert!(seen.reads > 0, "the clients read nothing");
+        assert!(
+            seen.failed.is_empty(),
+            "failed client reads:\n{}",
+            seen.failed.join("\n")
+        );
+        for f in &self.faults {
+            assert_eq!(
+                (f.lost, f.duplicates, f.failed_reads),
+                (0, 0, 0),
+                "{}: lost, duplicates, failed reads",
+                f.name
+            );
+        }
+    }
+}
+
+/// Every worker host's JSON log events.
+fn worker_events(h: &Hosts) -> Vec<logs::Event> {
+    ["worker1", "worker2", "worker3"]
+        .iter()
+        .flat_map(|w| h.events(w))
+        .collect()
+}
+
+/// The build jobs the reactor queued for `package` (first queueing and any re-queueing).
+fn jobs_of(h: &Hosts, package: &str) -> Vec<String> {
+    let events = h.events("reactor");
+    let prefix = format!("build {package} for ");
+    let mut jobs: Vec<String> = events
+        .iter()
+        .filter(|e| e.stage() == Some("queued"))
+        .filter(|e| e.str("what").is_some_and(|w| w.starts_with(&prefix)))
+        .filter_map(|e| e.job().map(str::to_owned))
+        .collect();
+    jobs.dedup();
+    jobs
+}
+
+/// How often each job of `package` was built and handed over, and published.
+fn built_and_published(h: &Hosts, package: &str) -> (usize, usize) {
+    let jobs = jobs_of(h, package);
+    let mine = |e: &logs::Event| e.job().is_some_and(|j| jobs.iter().any(|x| x == j));
+    let handed = worker_events(h)
+        .iter()
+        .filter(|e| mine(e) && e.message().contains("built and handed to the publisher"))
+        .count();
+    let published = h
+        .events("publisher")
+        .iter()
+        .filter(|e| mine(e) && e.message() == "published")
+        .count();
+    (handed, published)
+}
+
+/// Jobs lost and published twice among `packages` (debs of bookworm): a package is lost when
+/// it was never published or is missing on a mirror; a duplicate is a second publish, or a
+/// second version on a mirror.
+fn tally(h: &Hosts, packages: &[String]) -> (usize, usize) {
+    let (mut lost, mut duplicates) = (0, 0);
+    for p in packages {
+        let (_, published) = built_and_published(h, p);
+        let on = [mirrored(h, 1, p).len(), mirrored(h, 2, p).len()];
+        if published == 0 || on.contains(&0) {
+            lost += 1;
+        }
+        duplicates +=
+            published.saturating_sub(1) + on.iter().map(|n| n.saturating_sub(1)).sum::<usize>();
+    }
+    (lost, duplicates)
+}
+
+/// Waits until every one of `packages` is on both mirrors; returns when it was.
+fn wait_mirrored(h: &Hosts, what: &str, packages: &[String]) -> Instant {
+    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+    h.wait_for(what, BUILD_TIME, &all, || {
+        packages
+            .iter()
+            .all(|p| !mirrored(h, 1, p).is_empty() && !mirrored(h, 2, p).is_empty())
+    });
+    Instant::now()
+}
+
+/// Records a fault over `packages`, its recovery counted from `from`, its failed client reads
+/// those since `reads_before`.
+fn record(
+    ledger: &mut Ledger,
+    h: &Hosts,
+    clients: &Clients,
+    (name, injected): (&'static str, String),
+    packages: &[String],
+    from: Instant,
+    reads_before: usize,
+) {
+    let recovered = wait_mirrored(h, name, packages);
+    let (lost, duplicates) = tally(h, packages);
+    ledger.record(Fault {
+        name,
+        injected,
+        recovery: recovered - from,
+        lost,
+        duplicates,
+        failed_reads: clients.seen().failed.len() - reads_before,
+    });
+}
+
+/// The farm with a deb and an rpm published on both mirrors, and apt and dnf clients reading
+/// both mirrors from then on.
+fn seeded_farm() -> (Hosts, Clients) {
+    base_image("bookworm");
+    rpm_image();
+    let h = Hosts::up();
+    h.gerrit().wait_for_streams(1);
+    merge_deb(&h, "seeddeb", "true");
+    let rpm_distro = h.var("PERESTROIKA_HOSTS_RPM_DISTRO").to_owned();
+    let mut greet = greet_code("Hello from the hosts");
+    greet.extend(greet_packaging());
+    push_and_merge(&h, "rpm", &rpm_distro, "greet", &greet);
+    wait_mirrored(&h, "seeddeb on both mirrors", &["seeddeb".into()]);
+    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+    h.wait_for(
+        "greet's rpm repository on both mirrors",
+        BUILD_TIME,
+        &all,
+        || {
+            (1..=2).all(|m| {
+                Hosts::get(&format!(
+                    "{}/rpm/{rpm_distro}/x86_64/repodata/repomd.xml",
+                    h.mirror_url(m)
+                ))
+                .is_some_and(|x| x.contains("primary"))
+            })
+        },
+    );
+    let clients = Clients::start(&h, h.var("PERESTROIKA_HOSTS_DISTRO"), &rpm_distro);
+    (h, clients)
+}
+
+/// The job of the running build of `package`, once it runs: (worker host, job id).
+fn running_build(h: &Hosts, package: &str) -> (String, String) {
+    let deadline = Instant::now() + BUILD_TIME;
+    loop {
+        let jobs = jobs_of(h, package);
+        if let Some(b) = builds().into_iter().find(|(_, j)| jobs.contains(j)) {
+            return (b.0.trim_start_matches("perestroika-hosts-").to_owned(), b.1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{package} never started building:\n{}",
+            h.log("reactor")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The worker hosts whose events say they built `package` and handed it over.
+fn builders_of(h: &Hosts, package: &str) -> Vec<String> {
+    let jobs = jobs_of(h, package);
+    ["worker1", "worker2", "worker3"]
+        .into_iter()
+        .filter(|w| {
+            h.events(w).iter().any(|e| {
+                e.job().is_some_and(|j| jobs.iter().any(|x| x == j))
+                    && e.message().contains("built and handed to the publisher")
+            })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Fault 2: the worker that built a job is killed after staging it, before the publisher
+/// (stopped meanwhile) fetched its files: the publisher finds it gone, the reactor queues the
+/// build again, another worker builds it, published once.
+fn worker_killed_after_staging(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    h.stop("publisher");
+    merge_deb(h, "stagedpkg", "true");
+    let all = ["reactor", "worker1", "worker2", "worker3"];
+    h.wait_for("stagedpkg staged by a worker", BUILD_TIME, &all, || {
+        !builders_of(h, "stagedpkg").is_empty()
+    });
+    let victim = builders_of(h, "stagedpkg").remove(0);
+    h.kill(&victim);
+    let killed = Instant::now();
+    h.start("publisher");
+    record(
+        ledger,
+        h,
+        clients,
+        (
+            "worker killed after staging",
+            format!("docker kill {victim} with its job staged, the publisher down until then"),
+        ),
+        &["stagedpkg".into()],
+        killed,
+        before,
+    );
+    let again = h.events("reactor").iter().any(|e| {
+        e.message().starts_with("queued the build again")
+            && e.str("worker") == Some(victim.as_str())
+    });
+    assert!(
+        again,
+        "the reactor never queued stagedpkg again:\n{}",
+        h.log("reactor")
+    );
+    let builders = builders_of(h, "stagedpkg");
+    assert_eq!(
+        builders.len(),
+        2,
+        "{victim} and one other built it: {builders:?}"
+    );
+    h.start(&victim);
+}
+
+/// Follows host `name`'s log from `since` (seconds since the epoch) until a line holding
+/// every one of `words` appears; false if none does within the build time.
+fn follow_until(name: &str, since: f64, words: &[&str]) -> bool {
+    use std::io::BufRead;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec timeout {} docker logs -f --since {since:.3} perestroika-hosts-{name} 2>&1",
+            BUILD_TIME.as_secs()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let found = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| words.iter().all(|w| l.contains(w)));
+    let _ = child.kill();
+    let _ = child.wait();
+    found
+}
+
+/// Seconds since the epoch.
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Fault 3: the publisher host killed at several points of one job's publish — as it starts
+/// signing and switching, and 0.1, 0.3 and 0.7 s later — and started again each time: the
+/// redelivered job completes once.
+fn publisher_killed_mid_publish(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    let mut since = epoch();
+    merge_deb(h, "pubkillpkg", "true");
+    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+    h.wait_for("pubkillpkg's job queued", BUILD_TIME, &all, || {
+        !jobs_of(h, "pubkillpkg").is_empty()
+    });
+    let job = jobs_of(h, "pubkillpkg").remove(0);
+    let mut points = Vec::new();
+    let mut first = None;
+    for delay_ms in [0u64, 100, 300, 700] {
+        assert!(
+            follow_until("publisher", since, &[&job, "\"publishing\""]),
+            "the publisher's log ended before it published {job}"
+        );
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        h.kill("publisher");
+        first.get_or_insert_with(Instant::now);
+        let done = built_and_published(h, "pubkillpkg").1 > 0;
+        points.push(format!(
+            "{delay_ms} ms{}",
+            if done { " (after its switch)" } else { "" }
+        ));
+        since = epoch();
+        h.start("publisher");
+        if done {
+            break;
+        }
+    }
+    assert!(
+        points.len() >= 2,
+        "the publisher was killed mid-publish only at {points:?}"
+    );
+    record(
+        ledger,
+        h,
+        clients,
+        (
+            "publisher killed mid-publish",
+            format!(
+                "docker kill publisher {} after its publish started, started again each time",
+                points.join(", ")
+            ),
+        ),
+        &["pubkillpkg".into()],
+        first.unwrap(),
+        before,
+    );
+}
+
+/// Fault 6: one mirror cut off its push network while two jobs are published and synced: the
+/// other mirror has them at once, the cut one converges once reachable.
+fn mirror_cut_off(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    h.disconnect("mirror2", "push");
+    let packages: Vec<String> = vec!["cutpkg1".into(), "cutpkg2".into()];
+    for p in &packages {
+        merge_deb(h, p, "true");
+    }
+    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+    h.wait_for(
+        "both on mirror1 while mirror2 is cut off",
+        BUILD_TIME,
+        &all,
+        || packages.iter().all(|p| !mirrored(h, 1, p).is_empty()),
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        packages.iter().all(|p| mirrored(h, 2, p).is_empty()),
+        "mirror2 got them while cut off"
+    );
+    h.reconnect("mirror2", "push", 62);
+    let back = Instant::now();
+    record(
+        ledger,
+        h,
+        clients,
+        (
+            "mirror cut off during syncs",
+            "mirror2 off the push network for two publishes and 10 s".into(),
+        ),
+        &packages,
+        back,
+        before,
+    );
+}
+
+/// The base image digest in the result of each staged build of `package`.
+fn base_digests_of(h: &Hosts, package: &str) -> Vec<String> {
+    let jobs = jobs_of(h, package);
+    (1..=3u8)
+        .flat_map(|w| {
+            fs_err::read_dir(h.worker_dir(w).join("staging"))
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|e| fs_err::read_to_string(e.ok()?.path().join("result.json")).ok())
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+        .filter(|r| {
+            r["job_id"]
+                .as_str()
+                .is_some_and(|j| jobs.iter().any(|x| x == j))
+        })
+        .filter_map(|r| r["image_digest"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Fault 8: the registry down while a worker starts: the only worker left running builds with
+/// the base digest it resolved before, never another.
+fn registry_down(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    let builder = builders_of(h, "seeddeb").remove(0);
+    let digest = base_digests_of(h, "seeddeb");
+    assert_eq!(
+        digest.len(),
+        1,
+        "seeddeb's result names its base digest: {digest:?}"
+    );
+    let others: Vec<&str> = ["worker1", "worker2", "worker3"]
+        .into_iter()
+        .filter(|w| *w != builder)
+        .collect();
+    for w in &others {
+        h.stop(w);
+    }
+    h.stop("registry");
+    h.stop(&builder);
+    h.start(&builder);
+    let started = Instant::now();
+    merge_deb(h, "offlinepkg", "true");
+    record(
+        ledger,
+        h,
+        clients,
+        (
+            "registry down",
+            format!("registry stopped, {builder} restarted, the other workers stopped"),
+        ),
+        &["offlinepkg".into()],
+        started,
+        before,
+    );
+    assert_eq!(
+        base_digests_of(h, "offlinepkg"),
+        digest,
+        "offlinepkg built on another base"
+    );
+    let offline = h.events(&builder).iter().any(|e| {
+        e.message() == "the registry is unreachable; using the base digest resolved last"
+            && e.str("digest") == Some(digest[0].as_str())
+    });
+    assert!(
+        offline,
+        "{builder} never found the registry unreachable:\n{}",
+        h.log(&builder)
+    );
+    h.start("registry");
+    for w in &others {
+        h.start(w);
+    }
+}
+
+/// Fault 7: a job whose build takes its worker down every time (the test kills the worker host
+/// whenever its build runs, and starts it again): dead-lettered after the delivery limit with
+/// its reason; the job merged after it is published once.
+fn poison_job(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    merge_deb(h, "poisonpkg", "sleep 600");
+    merge_deb(h, "afterpoison", "true");
+    let first = Instant::now();
+    let mut kills = Vec::new();
+    let dead = |h: &Hosts| {
+        worker_events(h)
+            .iter()
+            .any(|e| e.render().contains("times without being settled"))
+    };
+    while !dead(h) {
+        assert!(kills.len() <= 6, "built past the delivery limit: {kills:?}");
+        assert!(
+            first.elapsed() < BUILD_TIME,
+            "poisonpkg never dead-lettered"
+        );
+        let jobs = jobs_of(h, "poisonpkg");
+        if let Some((w, _)) = builds().into_iter().find(|(_, j)| jobs.contains(j)) {
+            let w = w.trim_start_matches("perestroika-hosts-").to_owned();
+            h.kill(&w);
+            h.start(&w);
+            kills.push(w);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        kills.len(),
+        5,
+        "one kill per delivery the limit allows: {kills:?}"
+    );
+    let (_, poison_published) = built_and_published(h, "poisonpkg");
+    assert_eq!(poison_published, 0);
+    record(
+        ledger,
+        h,
+        clients,
+        (
+            "poison job",
+            format!("the worker building it killed {} times", kills.len()),
+        ),
+        &["afterpoison".into()],
+        first,
+        before,
+    );
+    h.wait_for(
+        "no container of poisonpkg left",
+        Duration::from_secs(120),
+        &["worker1", "worker2", "worker3"],
+        || {
+            let jobs = jobs_of(h, "poisonpkg");
+            builds().iter().all(|(_, j)| !jobs.contains(j))
+        },
+    );
+}
+
+#[test]
+fn workers_the_publisher_a_mirror_and_the_registry_fail_and_nothing_is_lost() {
+    let (h, mut clients) = seeded_farm();
+    let mut ledger = Ledger::default();
+    worker_killed_after_staging(&h, &clients, &mut ledger);
+    publisher_killed_mid_publish(&h, &clients, &mut ledger);
+    mirror_cut_off(&h, &clients, &mut ledger);
+    registry_down(&h, &clients, &mut ledger);
+    poison_job(&h, &clients, &mut ledger);
+    ledger.judge(&mut clients);
+}
+
+/// The names of the broker nodes running as one cluster, as node 1 (or, when it is down,
+/// node 2) sees them.
+fn running_nodes(h: &Hosts) -> Vec<String> {
+    for n in [1, 2, 3] {
+        let out = h.exec(
+            &format!("rabbit{n}"),
+            &[
+                "env",
+                "HOME=/var/lib/rabbitmq",
+                "/usr/lib/rabbitmq/bin/rabbitmqctl",
+                "-q",
+                "-n",
+                &format!("rabbit@rabbit{n}"),
+                "cluster_status",
+                "--formatter",
+                "json",
+            ],
+        );
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            if let Some(nodes) = v["running_nodes"].as_array() {
+                return nodes
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect();
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// Fault 4: a broker node stopped while a build is in flight and another merge arrives, then
+/// brought back; later another node cut off the shared network the same way, then restored.
+fn broker_nodes_fail(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    for (round, node, cut) in [(1, "rabbit1", false), (2, "rabbit2", true)] {
+        let before = clients.seen().failed.len();
+        let slow = format!("brokerslow{round}");
+        let quick = format!("brokerquick{round}");
+        merge_deb(h, &slow, "sleep 20");
+        running_build(h, &slow);
+        if cut {
+            h.disconnect(node, "shared");
+        } else {
+            h.stop(node);
+        }
+        let injected = Instant::now();
+        merge_deb(h, &quick, "true");
+        let packages = vec![slow.clone(), quick.clone()];
+        record(
+            ledger,
+            h,
+            clients,
+            (
+                if cut {
+                    "broker node cut off"
+                } else {
+                    "broker node stopped"
+                },
+                format!(
+                    "{} {node} during a 20 s build and a merge; {} once both were published",
+                    if cut {
+                        "docker network disconnect shared"
+                    } else {
+                        "docker stop"
+                    },
+                    if cut { "reconnected" } else { "started again" }
+                ),
+            ),
+            &packages,
+            injected,
+            before,
+        );
+        if cut {
+            h.reconnect(node, "shared", 10 + round);
+        } else {
+            h.start(node);
+        }
+        let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+        h.wait_for(
+            "three broker nodes running again",
+            Duration::from_secs(180),
+            &all,
+            || running_nodes(h).len() == 3,
+        );
+        for p in &packages {
+            assert_eq!(builders_of(h, p).len(), 1, "{p} built once");
+        }
+    }
+}
+
+/// Fault 5: the reactor's SSH session to Gerrit cut twice during a burst of 50 merges — its
+/// sessions killed on the Gerrit host, then the reactor off the review network for 15 s —
+/// each time it opens a new one and catches up: each merge is built exactly once and
+/// published once.
+fn ssh_cut_during_merges(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
+    let before = clients.seen().failed.len();
+    let g = h.gerrit();
+    let customer = h.var("PERESTROIKA_HOSTS_CUSTOMER").to_owned();
+    let packages: Vec<String> = (1..=50).map(|i| format!("burst{i:02}")).collect();
+    let heads: Vec<(String, String)> = packages
+        .iter()
+        .map(|p| {
+            let project = format!("{customer}/packages/deb/bookworm/{p}");
+            let head = g.push(&project, "9.0", &minimal_package(p, "true"), p);
+            (project, head)
+        })
+        .collect();
+    let sessions = || {
+        h.events("reactor")
+            .iter()
+            .filter(|e| e.message() == "listening to gerrit stream-events")
+            .count()
+    };
+    let before_cuts = sessions();
+    let mut first = None;
+    let mut off = None;
+    for (i, (project, head)) in heads.iter().enumerate() {
+        if i == 15 {
+            let out = h.exec("gerrit", &["pkill", "-f", "gerrit-shell"]);
+            assert!(out.status.success(), "no Gerrit session to cut");
+            first.get_or_insert_with(Instant::now);
+        }
+        if i == 35 {
+            h.disconnect("reactor", "review");
+            off = Some(Instant::now());
+        }
+        if i == 45 {
+            // Off for 15 s: longer than the reactor's keepalive (5 s) lets a dead session last.
+            let off = off.unwrap().elapsed();
+            std::thread::sleep(Duration::from_secs(15).saturating_sub(off));
+            h.reconnect("reactor", "review", 30);
+        }
+        merge(h, project, g.next_change_number(), head);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    record(
+        ledger,
+        h,
+        clients,
+        ("Gerrit session cut during 50 merges", "its sessions killed on the Gerrit host at merge 15; the reactor off the review network from merge 35 to 45".into()),
+        &packages,
+        first.unwrap(),
+        before,
+    );
+    let twice: Vec<&String> = packages
+        .iter()
+        .filter(|p| builders_of(h, p).len() != 1)
+        .collect();
+    assert!(twice.is_empty(), "not built exactly once: {twice:?}");
+    assert!(
+        sessions() >= before_cuts + 2,
+        "the reactor did not open a new Gerrit session after each cut:\n{}",
+        h.log("reactor")
+    );
+}
+
+#[test]
+fn broker_nodes_and_the_gerrit_session_fail_and_nothing_is_lost() {
+    let (h, mut clients) = seeded_farm();
+    let mut ledger = Ledger::default();
+    broker_nodes_fail(&h, &clients, &mut ledger);
+    ssh_cut_during_merges(&h, &clients, &mut ledger);
+    ledger.judge(&mut clients);
 }

@@ -3,10 +3,14 @@
 //! `farm down` when dropped.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::apt::AptRoot;
 use crate::gerrit::StandIn;
 use crate::{logs, repo_root};
 
@@ -15,7 +19,15 @@ pub struct Hosts {
     /// Their configuration and state (`PERESTROIKA_HOSTS_DIR`).
     pub dir: PathBuf,
     env: HashMap<String, String>,
+    /// One set at a time on this machine: its names and addresses are fixed.
+    _turn: MutexGuard<'static, ()>,
 }
+
+/// Held by the running set; a test that failed with it leaves it to the next.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// The zones' networks, in the order of their address's third octet (docs/hosts.md).
+const ZONES: [&str; 6] = ["shared", "review", "build", "staging", "push", "public"];
 
 /// Runs `cmd`, returning its output whatever its exit status.
 fn output(cmd: &mut Command) -> Output {
@@ -30,6 +42,7 @@ impl Hosts {
         let mut hosts = Self {
             dir: dir.clone(),
             env: HashMap::new(),
+            _turn: TURN.lock().unwrap_or_else(|e| e.into_inner()),
         };
         hosts.farm("down");
         let _ = fs_err::remove_dir_all(&dir);
@@ -54,7 +67,9 @@ impl Hosts {
             Command::new("bash")
                 .arg(repo_root().join("deploy/hosts/farm"))
                 .arg(verb)
-                .env("PERESTROIKA_HOSTS_DIR", &self.dir),
+                .env("PERESTROIKA_HOSTS_DIR", &self.dir)
+                // A publisher that cannot reach a job's worker asks for a rebuild after 20 s.
+                .env("PERESTROIKA_HOSTS_WORKER_GONE_SECS", "20"),
         )
     }
 
@@ -106,15 +121,67 @@ impl Hosts {
         logs::events(&self.log(name))
     }
 
-    /// Kills host `name` at once (SIGKILL to all its processes).
-    pub fn kill(&self, name: &str) {
-        let out =
-            output(Command::new("docker").args(["kill", &format!("perestroika-hosts-{name}")]));
+    /// Runs `docker VERB [ARGS…] perestroika-hosts-<name>`, asserting success.
+    fn docker(&self, verb: &[&str], name: &str) {
+        let out = output(
+            Command::new("docker")
+                .args(verb)
+                .arg(format!("perestroika-hosts-{name}")),
+        );
         assert!(
             out.status.success(),
-            "{}",
+            "docker {verb:?} {name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// Kills host `name` at once (SIGKILL to all its processes).
+    pub fn kill(&self, name: &str) {
+        self.docker(&["kill"], name);
+    }
+
+    /// Stops host `name` as an operator would (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&self, name: &str) {
+        self.docker(&["stop"], name);
+    }
+
+    /// Starts host `name` again (its state and configuration as they were).
+    pub fn start(&self, name: &str) {
+        self.docker(&["start"], name);
+    }
+
+    /// The network of `zone` (`shared`, `review`, `build`, `staging`, `push`, `public`) and
+    /// the third octet of its addresses.
+    fn zone(zone: &str) -> (String, u8) {
+        let n = ZONES
+            .iter()
+            .position(|z| *z == zone)
+            .unwrap_or_else(|| panic!("no zone {zone}"));
+        (format!("perestroika-hosts-{zone}"), n as u8 + 1)
+    }
+
+    /// Cuts host `name` off `zone`'s network (its address there is gone until
+    /// [`Hosts::reconnect`]).
+    pub fn disconnect(&self, name: &str, zone: &str) {
+        let (network, _) = Self::zone(zone);
+        self.docker(&["network", "disconnect", &network], name);
+    }
+
+    /// Gives host `name` its address `host` on `zone`'s network back.
+    pub fn reconnect(&self, name: &str, zone: &str, host: u8) {
+        let (network, n) = Self::zone(zone);
+        let ip = self.address(n, host);
+        self.docker(&["network", "connect", "--ip", &ip, &network], name);
+    }
+
+    /// The release's public root on mirror `m` (1 or 2), over its http on the public network.
+    pub fn mirror_url(&self, m: u8) -> String {
+        format!(
+            "http://{}/{}/{}",
+            self.address(6, 60 + m),
+            self.var("PERESTROIKA_HOSTS_CUSTOMER"),
+            self.var("PERESTROIKA_HOSTS_RELEASE")
+        )
     }
 
     /// A GET of `url` from this machine (curl, 10 s at most); the body on a 2xx answer.
@@ -162,6 +229,117 @@ impl Hosts {
     pub fn publisher_keyring(&self) -> PathBuf {
         self.dir.join("publisher/state/publisher/gnupg")
     }
+}
+
+/// What the polling clients saw: reads made, and each failed one with its output.
+#[derive(Debug, Default, Clone)]
+pub struct ClientReads {
+    pub reads: usize,
+    pub failed: Vec<String>,
+}
+
+/// apt and dnf on this machine reading the release from both mirrors over their public http,
+/// in turn, about once a second each, signatures checked against the pinned key (never a
+/// mirror's copy), until dropped or [`Clients::stop`]ped.
+pub struct Clients {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<ClientReads>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Clients {
+    /// Starts polling the deb repository of `distro` and, unless `rpm_distro` is empty, the
+    /// rpm repository of `rpm_distro` on mirrors 1 and 2 of `hosts`.
+    pub fn start(hosts: &Hosts, distro: &str, rpm_distro: &str) -> Self {
+        let key = hosts.key();
+        let mut readers: Vec<(String, Box<dyn FnMut() -> Output + Send>)> = Vec::new();
+        for m in 1..=2u8 {
+            let base = hosts.mirror_url(m);
+            let apt = AptRoot::new(&key, &format!("{base}/deb {distro} main"));
+            readers.push((
+                format!("apt from mirror{m}"),
+                Box::new(move || {
+                    apt.apt_get(&["update", "-q", "-o", "APT::Update::Error-Mode=any"])
+                }),
+            ));
+            if !rpm_distro.is_empty() {
+                let root = tempfile::tempdir().unwrap();
+                let (key, rpm_distro) = (key.clone(), rpm_distro.to_owned());
+                readers.push((
+                    format!("dnf from mirror{m}"),
+                    Box::new(move || dnf_makecache(root.path(), &base, &rpm_distro, &key)),
+                ));
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(ClientReads::default()));
+        let thread = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for (what, read) in readers.iter_mut() {
+                        let out = read();
+                        let mut seen = seen.lock().unwrap();
+                        seen.reads += 1;
+                        if !out.status.success() {
+                            seen.failed.push(format!(
+                                "{what}: exit {:?}\n{}{}",
+                                out.status.code(),
+                                String::from_utf8_lossy(&out.stdout),
+                                String::from_utf8_lossy(&out.stderr)
+                            ));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        };
+        Self {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// What was seen so far.
+    pub fn seen(&self) -> ClientReads {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Stops polling (after the round in progress); returns what was seen.
+    pub fn stop(&mut self) -> ClientReads {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the polling clients panicked");
+        }
+        self.seen()
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `dnf makecache` of the `rpm_distro` repository below `base` into `root`, its metadata
+/// fetched again each time, `repomd.xml`'s signature checked against `key`.
+fn dnf_makecache(root: &Path, base: &str, rpm_distro: &str, key: &Path) -> Output {
+    Command::new("dnf")
+        .arg(format!("--installroot={}", root.display()))
+        .args(["--releasever=9", "--disablerepo=*", "-y", "-q"])
+        .arg(format!(
+            "--repofrompath=farm,{base}/rpm/{rpm_distro}/x86_64"
+        ))
+        .args([
+            "--setopt=farm.gpgcheck=1",
+            "--setopt=farm.repo_gpgcheck=1",
+            "--setopt=farm.metadata_expire=0",
+        ])
+        .arg(format!("--setopt=farm.gpgkey=file://{}", key.display()))
+        .args(["--enablerepo=farm", "makecache"])
+        .output()
+        .unwrap()
 }
 
 impl Drop for Hosts {

@@ -85,6 +85,7 @@ pub(super) async fn publish(
             return Disposition::DeadLetter(e.to_string());
         }
     };
+    info!(job = %job.job_id, %queue, stage = "publish", files = files.len(), "publishing");
     let request = PublishRequest {
         customer: job.customer.clone(),
         version: job.version.clone(),
