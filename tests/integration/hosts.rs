@@ -605,20 +605,16 @@ fn seeded_farm() -> (Hosts, Clients) {
     push_and_merge(&h, "rpm", &rpm_distro, "greet", &greet);
     wait_mirrored(&h, "seeddeb on both mirrors", &["seeddeb".into()]);
     let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
-    h.wait_for(
-        "greet's rpm repository on both mirrors",
-        BUILD_TIME,
-        &all,
-        || {
-            (1..=2).all(|m| {
-                Hosts::get(&format!(
-                    "{}/rpm/{rpm_distro}/x86_64/repodata/repomd.xml",
-                    h.mirror_url(m)
-                ))
-                .is_some_and(|x| x.contains("primary"))
-            })
-        },
-    );
+    h.wait_for("greet's rpm on both mirrors", BUILD_TIME, &all, || {
+        (1..=2).all(|m| {
+            Hosts::get(&format!(
+                "{}/rpm/{rpm_distro}/x86_64/Packages/greet-1.0-p1.0.x86_64.rpm",
+                h.mirror_url(m)
+            ))
+            .is_some()
+        })
+    });
+    assert_eq!(built_and_published(&h, "greet"), (1, 1));
     let clients = Clients::start(&h, h.var("PERESTROIKA_HOSTS_DISTRO"), &rpm_distro);
     (h, clients)
 }

@@ -92,3 +92,45 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     );
     assert!(!out.status.success(), "dnf accepted a tampered repomd.xml");
 }
+
+/// A release with a deb and an rpm distro whose first publish is an rpm: it is published (it
+/// was refused for want of the deb side's indexes), and the generation holds a signed, empty
+/// deb side apt reads; a deb published afterwards joins it.
+#[test]
+fn an_rpm_published_first_into_a_release_with_a_deb_distro_leaves_both_sides_valid() {
+    use perestroika_tests::apt::{make_deb, AptRoot};
+    let key = OperatorKey::new();
+    let farm = signed_farm(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        &[&key],
+        "",
+        r#"{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }"#,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let (binary, _) = make_rpm(work.path(), "rpmfirst", "1.0", "a");
+    assert_success(&farm.include("el9", &[], &[&binary]).output().unwrap());
+    let tree = farm.release_tree();
+    let apt = AptRoot::new(
+        &tree.join("KEY.asc"),
+        &format!("file:{}/deb bookworm main", tree.display()),
+    );
+    apt.update();
+    assert!(apt.versions("debafter").is_empty());
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(
+        &format!("file://{}", tree.display()),
+        "el9",
+        root.path(),
+        "rpmfirst",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let deb = make_deb(work.path(), "debafter", "1.0", false, "d");
+    assert_success(&farm.include("bookworm", &[], &[&deb]).output().unwrap());
+    apt.update();
+    assert_eq!(apt.versions("debafter"), ["1.0"]);
+}

@@ -158,7 +158,6 @@ impl Publisher<'_> {
                 }
             }
             let _ = fs_err::remove_dir_all(&scratch);
-            repo.export_missing(&deb_suites)?;
             let history = self.state_dir(&tree_name).join("history");
             crate::history::keep_every_version(&repo.dists(), &history, &deb_suites)
                 .map_err(io(&history))?;

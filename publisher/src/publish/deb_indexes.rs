@@ -26,7 +26,8 @@ pub(super) struct Signing<'a> {
 }
 
 impl Publisher<'_> {
-    /// The deb repository of a tree (none when the release has no deb distro), and its suites.
+    /// The deb repository of a tree (none when the release has no deb distro), and its suites,
+    /// each with indexes (empty ones written for a suite that has none yet).
     pub(crate) fn open_deb(
         &self,
         tree: &Tree,
@@ -64,6 +65,11 @@ impl Publisher<'_> {
                 lock,
             )?)
         };
+        // Every suite has indexes from the start, even while only the release's rpm side
+        // has been published: each generation holds a signed (empty) deb side.
+        if let Some(repo) = &deb {
+            repo.export_missing(&deb_suites)?;
+        }
         Ok((deb, deb_suites))
     }
 

@@ -54,7 +54,6 @@ impl Publisher<'_> {
             (Family::Deb, Some(repo)) => {
                 repo.include(&suite, None, &req.files)?;
                 crate::crash::point("included");
-                repo.export_missing(&deb_suites)?;
                 // A release keeps every version; a review repository shows its change's
                 // latest patch set only (reprepro's indexes name the newest version).
                 if req.target == Target::Release {

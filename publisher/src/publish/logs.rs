@@ -50,9 +50,6 @@ impl Publisher<'_> {
         }
         let (deb, deb_suites) =
             self.open_deb(&tree, &lock, &tree_name, customer, version, target)?;
-        if let Some(repo) = &deb {
-            repo.export_missing(&deb_suites)?;
-        }
         keep_log(&logs, job_id, log)?;
         let rpm_repos = self.rpm_repos(
             &tree,
