@@ -17,6 +17,9 @@ use serde_json::json;
 
 const BUILD_TIME: Duration = Duration::from_secs(900);
 
+/// The hosts whose logs a failed wait shows.
+const PARTS: [&str; 5] = ["reactor", "worker1", "worker2", "worker3", "publisher"];
+
 /// Tries TCP connections from a host: each argument `ADDR:FIRST-LAST`; prints how many ports
 /// were tried, then the open ones.
 const SCAN: &str = r#"
@@ -285,8 +288,7 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     );
     let merged = Instant::now();
     merge(&h, &project, 1, &head);
-    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
-    h.wait_for("hostpkg on both mirrors", BUILD_TIME, &all, || {
+    h.wait_for("hostpkg on both mirrors", BUILD_TIME, &PARTS, || {
         !mirrored(&h, 1, "hostpkg").is_empty() && !mirrored(&h, 2, "hostpkg").is_empty()
     });
     eprintln!(
@@ -348,11 +350,16 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     assert_eq!(containers_left_by(&victim), 1, "{victim}'s build container");
     h.kill(&victim);
     let killed = Instant::now();
-    h.wait_for("another worker building slowpkg", BUILD_TIME, &all, || {
-        builds()
-            .iter()
-            .any(|(w, j)| *j == job && !w.ends_with(&victim))
-    });
+    h.wait_for(
+        "another worker building slowpkg",
+        BUILD_TIME,
+        &PARTS,
+        || {
+            builds()
+                .iter()
+                .any(|(w, j)| *j == job && !w.ends_with(&victim))
+        },
+    );
     // The killed worker's build root and sources stay on its disk until it comes back; its
     // container (named for the job) the worker that took the job over has replaced.
     let number: u8 = victim.trim_start_matches("worker").parse().unwrap();
@@ -379,7 +386,7 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         "the returned worker removed its dead build's leftovers in {:.1} s",
         back.elapsed().as_secs_f64()
     );
-    h.wait_for("slowpkg on both mirrors", BUILD_TIME, &all, || {
+    h.wait_for("slowpkg on both mirrors", BUILD_TIME, &PARTS, || {
         !mirrored(&h, 1, "slowpkg").is_empty() && !mirrored(&h, 2, "slowpkg").is_empty()
     });
     eprintln!(
@@ -559,8 +566,7 @@ fn tally(h: &Hosts, packages: &[String]) -> (usize, usize) {
 
 /// Waits until every one of `packages` is on both mirrors; returns when it was.
 fn wait_mirrored(h: &Hosts, what: &str, packages: &[String]) -> Instant {
-    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
-    h.wait_for(what, BUILD_TIME, &all, || {
+    h.wait_for(what, BUILD_TIME, &PARTS, || {
         packages
             .iter()
             .all(|p| !mirrored(h, 1, p).is_empty() && !mirrored(h, 2, p).is_empty())
@@ -604,8 +610,7 @@ fn seeded_farm() -> (Hosts, Clients) {
     greet.extend(greet_packaging());
     push_and_merge(&h, "rpm", &rpm_distro, "greet", &greet);
     wait_mirrored(&h, "seeddeb on both mirrors", &["seeddeb".into()]);
-    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
-    h.wait_for("greet's rpm on both mirrors", BUILD_TIME, &all, || {
+    h.wait_for("greet's rpm on both mirrors", BUILD_TIME, &PARTS, || {
         (1..=2).all(|m| {
             Hosts::get(&format!(
                 "{}/rpm/{rpm_distro}/x86_64/Packages/greet-1.0-p1.0.x86_64.rpm",
@@ -658,8 +663,7 @@ fn worker_killed_after_staging(h: &Hosts, clients: &Clients, ledger: &mut Ledger
     let before = clients.seen().failed.len();
     h.stop("publisher");
     merge_deb(h, "stagedpkg", "true");
-    let all = ["reactor", "worker1", "worker2", "worker3"];
-    h.wait_for("stagedpkg staged by a worker", BUILD_TIME, &all, || {
+    h.wait_for("stagedpkg staged by a worker", BUILD_TIME, &PARTS, || {
         !builders_of(h, "stagedpkg").is_empty()
     });
     let victim = builders_of(h, "stagedpkg").remove(0);
@@ -733,8 +737,7 @@ fn publisher_killed_mid_publish(h: &Hosts, clients: &Clients, ledger: &mut Ledge
     let before = clients.seen().failed.len();
     let mut since = epoch();
     merge_deb(h, "pubkillpkg", "true");
-    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
-    h.wait_for("pubkillpkg's job queued", BUILD_TIME, &all, || {
+    h.wait_for("pubkillpkg's job queued", BUILD_TIME, &PARTS, || {
         !jobs_of(h, "pubkillpkg").is_empty()
     });
     let job = jobs_of(h, "pubkillpkg").remove(0);
@@ -789,11 +792,10 @@ fn mirror_cut_off(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
     for p in &packages {
         merge_deb(h, p, "true");
     }
-    let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
     h.wait_for(
         "both on mirror1 while mirror2 is cut off",
         BUILD_TIME,
-        &all,
+        &PARTS,
         || packages.iter().all(|p| !mirrored(h, 1, p).is_empty()),
     );
     std::thread::sleep(Duration::from_secs(10));
@@ -1039,11 +1041,10 @@ fn broker_nodes_fail(h: &Hosts, clients: &Clients, ledger: &mut Ledger) {
         } else {
             h.start(node);
         }
-        let all = ["reactor", "worker1", "worker2", "worker3", "publisher"];
         h.wait_for(
             "three broker nodes running again",
             Duration::from_secs(180),
-            &all,
+            &PARTS,
             || running_nodes(h).len() == 3,
         );
         for p in &packages {
