@@ -29,9 +29,11 @@ fn short_of_space(farm: &FarmConfig) -> Option<perestroika_host::disk::LowSpace>
     perestroika_host::disk::first_short(paths.map(|p| p.as_path()), farm.paths.min_free_bytes)
 }
 
-/// Whether a job whose staging directory is gone was published (or its failure log) before:
-/// a redelivery after the publisher removed `<staging>/<job id>` but before its
-/// acknowledgement reached the broker.
+/// Whether a job whose staging directory is gone was published before as this job asks (its
+/// packages, or for a failed build its log): a redelivery after the publisher removed
+/// `<staging>/<job id>` but before its acknowledgement reached the broker. A failure's log
+/// published before never stands for a build of the job that succeeded (a worker cut off
+/// from the broker may report a failure while another builds the job).
 fn done_before(farm: &FarmConfig, job: &PublishJob) -> bool {
     if farm.paths.staging.join(&job.job_id).exists() {
         return false;
@@ -39,8 +41,9 @@ fn done_before(farm: &FarmConfig, job: &PublishJob) -> bool {
     let Ok(text) = fs_err::read(record_path(farm, &job.job_id)) else {
         return false;
     };
+    let failed = matches!(job.outcome, BuildOutcome::Failed { .. });
     serde_json::from_slice::<serde_json::Value>(&text)
-        .is_ok_and(|r| r["published"] == true || r["log_published"] == true)
+        .is_ok_and(|r| r["published"] == true || (failed && r["log_published"] == true))
 }
 
 /// Publishes a build's packages (or, for a failed build, its log) and tells whom it concerns.

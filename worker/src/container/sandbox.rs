@@ -168,8 +168,11 @@ impl Sandbox {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let name = format!("perestroika-{}", spec.job_id);
-        // A container of the same name is a leftover of an earlier attempt at this job.
+        // Named for the job and this worker instance: a container of the same name is this
+        // worker's leftover of an earlier attempt at the job, while another worker's build of
+        // the same job on the same engine (it took the job over while this one was cut off
+        // from the broker) is left alone.
+        let name = container_name(&spec.job_id, &spec.owner);
         let _ = remove_container(docker, &name).await;
         let created = docker
             .create_container(
@@ -426,5 +429,26 @@ impl Sandbox {
         if let Err(e) = remove_container(&self.docker, &self.id).await {
             tracing::warn!(container = %self.id, error = %e, "could not remove build container");
         }
+    }
+}
+
+/// The build container's name: `perestroika-<job id>-<a digest of the owner>`.
+fn container_name(job_id: &str, owner: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let owner = hex::encode(&Sha256::digest(owner.as_bytes())[..4]);
+    format!("perestroika-{job_id}-{owner}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::container_name;
+
+    #[test]
+    fn two_workers_never_name_their_builds_of_one_job_alike() {
+        let a = container_name("j1", "worker@host-a:0123456789ab");
+        assert_eq!(a, container_name("j1", "worker@host-a:0123456789ab"));
+        assert_ne!(a, container_name("j1", "worker@host-b:0123456789ab"));
+        assert_ne!(a, container_name("j2", "worker@host-a:0123456789ab"));
+        assert!(a.starts_with("perestroika-j1-"));
     }
 }
