@@ -464,3 +464,72 @@ fn a_worker_whose_staging_daemon_cannot_listen_stops_and_says_why() {
     assert!(!out.status.success(), "{said}");
     assert!(said.contains("rsync daemon stopped"), "{said}");
 }
+
+/// Waits up to two minutes until the publisher's record of `job_id` says `key` is true.
+async fn recorded(farm: &Farm, job_id: &str, key: &str, publisher: &Daemon) {
+    let path = farm.config.paths.state.join("publisher/records");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(path.join(format!("{job_id}.json")).is_file() && record(farm, job_id)[key] == true) {
+        assert!(
+            Instant::now() < deadline,
+            "{job_id}: no record with {key}:\n{}",
+            publisher.output()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A worker cut off from the broker may report a failure of a job that another worker then
+/// builds and stages (the job was handed to it meanwhile): the failure's log is published
+/// first, and the success after it is published too — a failure's record never stands for a
+/// build of the job that succeeded.
+#[tokio::test]
+async fn a_success_staged_after_a_failure_of_the_same_job_is_published() {
+    use perestroika_tests::apt::make_deb;
+    let key = OperatorKey::new();
+    let w1 = WorkerHost::new(&unique("w"), "127.0.0.2");
+    let farm = farm_for(&key, &[&w1], "");
+    let worker = w1.start(&farm);
+    let publisher = start_publisher(&farm);
+    let build = job_of(&farm, "laterpkg", "file:///nowhere", &"a".repeat(40));
+    let dir = w1.staging().join(&build.job_id);
+    fs_err::create_dir_all(&dir).unwrap();
+    fs_err::write(dir.join("build.log"), "killed\n").unwrap();
+    let log = Artifact::of_file(&dir.join("build.log")).unwrap();
+    let job = |artifacts, outcome| {
+        let mut p =
+            PublishJob::of_build(&build, "1.0".into(), artifacts, Some(log.clone()), outcome);
+        p.staged_on = Some(w1.name.clone());
+        p
+    };
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    let publish = queue(&farm, Stage::Publish);
+    let failed = job(
+        Vec::new(),
+        BuildOutcome::Failed {
+            step: "dpkg-buildpackage".into(),
+            reason: "dpkg-buildpackage exited with 137".into(),
+        },
+    );
+    broker
+        .publish(&publish, &failed, &failed.job_id)
+        .await
+        .unwrap();
+    recorded(&farm, &build.job_id, "log_published", &publisher).await;
+    assert_eq!(record(&farm, &build.job_id)["published"], false);
+
+    let deb = make_deb(&dir, "laterpkg", "1.0", false, "a");
+    let succeeded = job(
+        vec![Artifact::of_file(&deb).unwrap()],
+        BuildOutcome::Succeeded,
+    );
+    broker
+        .publish(&publish, &succeeded, &succeeded.job_id)
+        .await
+        .unwrap();
+    recorded(&farm, &build.job_id, "published", &publisher).await;
+    let apt = apt_for(&farm);
+    apt.update();
+    assert_eq!(apt.versions("laterpkg"), ["1.0"], "{}", worker.output());
+    broker.close().await;
+}
