@@ -166,6 +166,8 @@ fn builds() -> Vec<(String, String)> {
 #[test]
 fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_replaced() {
     let image = base_image("bookworm");
+    // `farm up` pushes the release's rpm base image to the farm's registry too.
+    rpm_image();
     let started = Instant::now();
     let h = Hosts::up();
     eprintln!("farm up: {:.1} s", started.elapsed().as_secs_f64());
