@@ -224,11 +224,12 @@ pub async fn sync(
     ))];
     let generation_sub = format!("{}/", tree.generation(generation));
     let new_generation = target.run("generation", &args, &generation_dir, &generation_sub);
-    // Once the target has the tree's directories (any sync but the first), both go at once.
+    // Once the target has the tree's directories (any sync but the first), the new generation
+    // goes first and its links after it: run at once, both receivers made the generation's
+    // directory, and one failed with "mkdir … File exists".
     let mut moved = if known.is_some() {
-        let (a, b) = tokio::try_join!(listed, new_generation)?;
-        let mut m = a;
-        m += b;
+        let mut m = new_generation.await?;
+        m += listed.await?;
         m
     } else {
         let mut m = target
