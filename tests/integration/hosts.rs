@@ -298,6 +298,8 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
         merged.elapsed().as_secs_f64()
     );
     assert_eq!(mirrored(&h, 1, "hostpkg"), mirrored(&h, 2, "hostpkg"));
+    // From here on apt and dnf read both mirrors (the rpm side is the release's empty one).
+    let mut clients = Clients::start(&h, "bookworm", h.var("PERESTROIKA_HOSTS_RPM_DISTRO"));
     // Built on the base image's own root (a worker's mounts do not reach the engine), its
     // build dependencies fetched through the cache host.
     let logs: Vec<String> = (1..=3u8)
@@ -391,10 +393,7 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     h.wait_for("slowpkg on both mirrors", BUILD_TIME, &PARTS, || {
         !mirrored(&h, 1, "slowpkg").is_empty() && !mirrored(&h, 2, "slowpkg").is_empty()
     });
-    eprintln!(
-        "worker killed to published on both mirrors: {:.1} s",
-        killed.elapsed().as_secs_f64()
-    );
+    let published_at = Instant::now();
     let handed = |w: &str| {
         h.events(w).iter().any(|e| {
             e.job() == Some(job.as_str())
@@ -423,6 +422,17 @@ fn a_merge_is_published_to_both_mirrors_across_hosts_and_a_killed_worker_is_repl
     assert_eq!(published, 1, "{}", h.log("publisher"));
     assert_eq!(mirrored(&h, 1, "slowpkg"), ["1.0+p1.0"]);
     assert_eq!(mirrored(&h, 2, "slowpkg"), ["1.0+p1.0"]);
+    let (lost, duplicates) = tally(&h, &["slowpkg".into()]);
+    let mut ledger = Ledger::default();
+    ledger.record(Fault {
+        name: "worker killed mid-build",
+        injected: format!("docker kill {victim} 3 s into a 40 s build"),
+        recovery: published_at - killed,
+        lost,
+        duplicates,
+        failed_reads: clients.seen().failed.len(),
+    });
+    ledger.judge(&mut clients);
 }
 
 /// Containers of any state that host `worker` started (its owner label).
