@@ -129,18 +129,10 @@ fn dearmored(keys: &[&Path], scratch: &Path) -> Result<(Vec<u8>, Vec<Vec<String>
     let mut held = Vec::new();
     for key in keys {
         held.push(listed(key, &home)?);
-        let dearmor = Command::new("gpg")
-            .args(["--batch", "--yes", "--dearmor", "-o", "-"])
-            .arg(key)
-            .output()
-            .map_err(|e| unusable(key, &format!("cannot run gpg: {e}")))?;
-        if !dearmor.status.success() {
-            return Err(unusable(
-                key,
-                String::from_utf8_lossy(&dearmor.stderr).trim(),
-            ));
-        }
-        ring.extend_from_slice(&dearmor.stdout);
+        ring.extend(gpg_on(
+            key,
+            Command::new("gpg").args(["--batch", "--yes", "--dearmor", "-o", "-"]),
+        )?);
     }
     Ok((ring, held))
 }
@@ -148,24 +140,31 @@ fn dearmored(keys: &[&Path], scratch: &Path) -> Result<(Vec<u8>, Vec<Vec<String>
 /// The primary keys' fingerprints the armored `key` holds, listed with gpg in `home`; `Err`
 /// when it holds none.
 fn listed(key: &Path, home: &Path) -> Result<Vec<String>, String> {
-    let listing = Command::new("gpg")
-        .arg("--homedir")
-        .arg(home)
-        .args(["--batch", "--with-colons", "--show-keys"])
-        .arg(key)
-        .output()
-        .map_err(|e| unusable(key, &format!("cannot run gpg: {e}")))?;
-    if !listing.status.success() {
-        return Err(unusable(
-            key,
-            String::from_utf8_lossy(&listing.stderr).trim(),
-        ));
-    }
-    let held = primary_fingerprints(&String::from_utf8_lossy(&listing.stdout));
+    let listing = gpg_on(
+        key,
+        Command::new("gpg").arg("--homedir").arg(home).args([
+            "--batch",
+            "--with-colons",
+            "--show-keys",
+        ]),
+    )?;
+    let held = primary_fingerprints(&String::from_utf8_lossy(&listing));
     if held.is_empty() {
         return Err(unusable(key, "no key in it"));
     }
     Ok(held)
+}
+
+/// Runs the gpg command `gpg` on the key file `key`; its output, or why the key is unusable.
+fn gpg_on(key: &Path, gpg: &mut Command) -> Result<Vec<u8>, String> {
+    let out = gpg
+        .arg(key)
+        .output()
+        .map_err(|e| unusable(key, &format!("cannot run gpg: {e}")))?;
+    if !out.status.success() {
+        return Err(unusable(key, String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(out.stdout)
 }
 
 fn unusable(key: &Path, why: &str) -> String {
