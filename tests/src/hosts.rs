@@ -346,7 +346,9 @@ impl Drop for Hosts {
     fn drop(&mut self) {
         if std::env::var_os("PERESTROIKA_HOSTS_KEEP").is_some() {
             eprintln!(
-                "hosts kept up (PERESTROIKA_HOSTS_KEEP); `deploy/hosts/farm down` removes them"
+                "hosts kept up (PERESTROIKA_HOSTS_KEEP); `PERESTROIKA_HOSTS_DIR={} \
+                 deploy/hosts/farm status` shows them, `… farm down` removes them",
+                self.dir.display()
             );
             return;
         }
