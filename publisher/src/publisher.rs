@@ -9,7 +9,6 @@ use perestroika_protocol::messages::{review_tree_customer, Target};
 
 use crate::error::PublishError;
 use crate::signing::Signer;
-use crate::tree::{Tree, TreeLock};
 use crate::trees::Trees;
 
 /// Publishes into one farm's public tree with one signer.
@@ -24,22 +23,6 @@ impl Publisher<'_> {
     /// The farm's trees, without the keys.
     pub fn trees(&self) -> Trees<'_> {
         Trees { farm: self.farm }
-    }
-
-    /// The public tree a target publishes into, and its path relative to the public root.
-    pub fn tree(&self, customer: &str, version: &str, target: &Target) -> (Tree, String) {
-        self.trees().tree(customer, version, target)
-    }
-
-    /// The tree a target publishes into, locked against every other writer (see
-    /// [`Trees::lock_tree`]) until the returned lock is dropped.
-    pub fn lock_tree(
-        &self,
-        customer: &str,
-        version: &str,
-        target: &Target,
-    ) -> Result<(Tree, String, TreeLock), PublishError> {
-        self.trees().lock_tree(customer, version, target)
     }
 
     /// The releases whose repositories a tree holds: a topic's changes may sit on several

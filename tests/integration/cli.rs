@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use perestroika_tests::{assert_success, bin, run, Farm};
+use perestroika_tests::{assert_success, bin, run, Farm, NO_BROKER};
 
 const BINARIES: [&str; 5] = [
     "perestroika-reactor",
@@ -43,7 +43,7 @@ fn a_missing_configuration_exits_2_and_names_the_file() {
 
 #[test]
 fn an_invalid_configuration_names_the_key() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let text = fs_err::read_to_string(&farm.path).unwrap();
     fs_err::write(
         &farm.path,
@@ -62,7 +62,7 @@ fn an_invalid_configuration_names_the_key() {
 #[test]
 fn an_unreachable_broker_exits_1_with_advice() {
     // Port 1 on loopback: nothing listens there.
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let out = run(
         "perestroika-queue",
         &["--config", farm.path.to_str().unwrap(), "bootstrap"],
@@ -78,7 +78,7 @@ fn an_unreachable_broker_exits_1_with_advice() {
 
 #[test]
 fn check_lists_the_queues_a_part_consumes() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let cfg = farm.path.to_str().unwrap();
     for (name, queue) in [
         ("perestroika-worker", "build"),
@@ -113,7 +113,7 @@ fn check_lists_the_queues_a_part_consumes() {
 
 #[test]
 fn map_explains_a_project() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let cfg = farm.path.to_str().unwrap();
     let project = format!("{}/openstack-build/nova", farm.customer);
     let out = run(
@@ -146,7 +146,7 @@ fn map_explains_a_project() {
 
 #[test]
 fn map_prints_text_for_people() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let project = format!("{}/packages/deb/bookworm/hello", farm.customer);
     let out = run(
         "perestroika-reactor",
@@ -201,7 +201,7 @@ fn write_mode(path: &Path, text: &str, mode: u32) {
 /// A farm with a `[gerrit]` section whose key and known_hosts live in its directory, not yet
 /// written.
 fn gerrit_farm() -> (Farm, PathBuf, PathBuf) {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let dir = farm.dir.path();
     let (key, hosts) = (dir.join("gerrit_ed25519"), dir.join("known_hosts"));
     let text = fs_err::read_to_string(&farm.path).unwrap();
@@ -274,7 +274,7 @@ fn reactor_check_and_run_demand_the_gerrit_key_and_known_hosts() {
 }
 
 fn mirror_check(section: &str) -> (Output, String) {
-    let farm = Farm::with_sections("amqp://guest:guest@127.0.0.1:1/%2f", "", section);
+    let farm = Farm::with_sections(NO_BROKER, "", section);
     let out = run(
         "perestroika-mirror",
         &["--config", farm.path.to_str().unwrap(), "check"],
@@ -331,7 +331,7 @@ fn mirror_check_refuses_unsupported_targets_and_missing_ssh_keys() {
 
 #[test]
 fn a_proposed_suite_outside_the_suites_is_refused() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let text = fs_err::read_to_string(&farm.path).unwrap();
     fs_err::write(
         &farm.path,
@@ -356,12 +356,7 @@ fn a_proposed_suite_outside_the_suites_is_refused() {
 
 #[test]
 fn worker_check_warns_of_a_distro_without_an_image() {
-    let farm = Farm::custom(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        "",
-        "",
-        r#"{ name = "9.0", deb = ["bookwrom"] }"#,
-    );
+    let farm = Farm::custom(NO_BROKER, "", "", r#"{ name = "9.0", deb = ["bookwrom"] }"#);
     let out = run(
         "perestroika-worker",
         &["--config", farm.path.to_str().unwrap(), "check"],
@@ -423,7 +418,7 @@ fn check_of_the_examples_passes_or_names_what_is_missing() {
 
 #[test]
 fn configuration_errors_say_file_key_and_fix() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let text = fs_err::read_to_string(&farm.path).unwrap();
     fs_err::write(
         &farm.path,
@@ -452,7 +447,7 @@ fn configuration_errors_say_file_key_and_fix() {
         "{err}"
     );
 
-    let good = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let good = Farm::new(NO_BROKER, "");
     let out = Command::new(bin("perestroika-worker"))
         .args(["--config", good.path.to_str().unwrap(), "check"])
         .env("PERESTROIKA_BUILD__SLOT", "2")
@@ -470,7 +465,7 @@ fn configuration_errors_say_file_key_and_fix() {
 
 #[test]
 fn mirror_commands_refuse_trees_the_configuration_does_not_have() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let cfg = farm.path.to_str().unwrap();
     for tree in [
         "nosuch/9.0",

@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE};
+use perestroika_tests::NO_BROKER;
 
 /// One completed system call of the trace.
 struct Call {
@@ -151,12 +152,7 @@ impl Audit<'_> {
 #[test]
 fn a_publish_syncs_everything_it_makes_live_before_the_switch_and_the_switch_after() {
     let key = OperatorKey::new();
-    let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &[&key],
-        "",
-        BOOKWORM_RELEASE,
-    );
+    let farm = signed_farm(NO_BROKER, &[&key], "", BOOKWORM_RELEASE);
     let debs = tempfile::tempdir().unwrap();
     // A first generation, so that the audited one also reuses files of a previous one.
     farm.publish(

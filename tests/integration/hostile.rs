@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use perestroika_tests::debian::{dh_package, minimal_package, GitRepo};
-use perestroika_tests::{sh, Farm};
+use perestroika_tests::{sh, Farm, NO_BROKER};
 
 use crate::worker::{artifact_names, build_in, failure};
 
@@ -41,7 +41,7 @@ fn succeeded(output: &Output, result: &serde_json::Value, out: &Path) {
 /// worker writes its changelog entry as root on the host: it must refuse, and write nothing.
 #[test]
 fn a_changelog_linked_out_of_the_tree_writes_nothing_on_the_host() {
-    let farm = Farm::new("amqp://guest:guest@127.0.0.1:1/%2f", "");
+    let farm = Farm::new(NO_BROKER, "");
     let dir = farm.dir.path();
     let victim = dir.join("victim");
     fs_err::write(&victim, "original\n").unwrap();
@@ -94,7 +94,7 @@ fn a_changelog_linked_out_of_the_tree_writes_nothing_on_the_host() {
 #[test]
 fn what_a_build_leaves_is_bounded_and_no_file_name_is_an_option() {
     let farm = Farm::with_sections(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         "",
         "[build]\nmemory = \"768m\"\ntmp_size = \"16m\"\nmax_result_bytes = 67108864\n",
     );
@@ -209,7 +209,7 @@ fn package_with_postinst(dir: &Path, name: &str, script: &str) -> std::path::Pat
 fn a_build_dependency_gets_neither_out_of_the_build_root_nor_onto_the_network() {
     let key = perestroika_tests::apt::OperatorKey::new();
     let farm = perestroika_tests::apt::signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         perestroika_tests::apt::BOOKWORM_RELEASE,
@@ -278,11 +278,7 @@ exit 0
 /// memory or disk.
 #[test]
 fn sources_beyond_the_limit_are_refused_at_the_source_step() {
-    let farm = Farm::with_sections(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        "",
-        "[build]\nmax_source_bytes = 8388608\n",
-    );
+    let farm = Farm::with_sections(NO_BROKER, "", "[build]\nmax_source_bytes = 8388608\n");
     let dir = farm.dir.path();
     let mut repo = GitRepo::init(&dir.join("big"));
     sh(Command::new("truncate")

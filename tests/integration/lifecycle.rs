@@ -7,7 +7,7 @@ use std::process::Output;
 
 use perestroika_formats::release_index::{read_index, stanzas};
 use perestroika_tests::apt::{
-    dnf_install, make_deb_with, make_dsc, make_rpm_with, signed_farm, AptRoot, OperatorKey,
+    dnf_installs, make_deb_with, make_dsc, make_rpm_with, signed_farm, AptRoot, OperatorKey,
 };
 use perestroika_tests::{free_port, run, shared_amqp_url, wait_for_listener, Daemon, Farm};
 
@@ -60,11 +60,7 @@ impl Lifecycle {
         assert!(run("perestroika-queue", &["--config", cfg, "bootstrap"])
             .status
             .success());
-        let publisher = Daemon::start(
-            "perestroika-publisher",
-            &["--config", cfg, "run"],
-            &farm.dir.path().join("publisher.log"),
-        );
+        let publisher = farm.daemon("perestroika-publisher", "publisher.log");
         Self {
             farm,
             _key: key,
@@ -432,14 +428,11 @@ fn rpms_are_promoted_between_sibling_repositories() {
     assert!(tree
         .join("rpm/el9-updates/source/Packages/librpmfix-2.0-1.src.rpm")
         .is_file());
-    let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(
+    dnf_installs(
         &format!("file://{}", tree.display()),
         "el9-updates",
-        root.path(),
         "librpmfix",
     );
-    assert!(out.status.success(), "dnf: {}", text(&out));
 
     let out = l.promote(&["rpmfix-user", "--to", "updates"]);
     assert!(out.status.success(), "{}", text(&out));

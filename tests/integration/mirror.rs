@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use perestroika_protocol::broker::Broker;
 use perestroika_protocol::messages::{MirrorAnnouncement, SCHEMA_VERSION};
 use perestroika_protocol::{QueueName, Stage};
-use perestroika_tests::apt::{dnf_install, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
+use perestroika_tests::apt::{dnf_installs, make_deb, make_rpm, signed_farm, AptRoot, OperatorKey};
 use perestroika_tests::rsyncd::RsyncHost;
 use perestroika_tests::{
     assert_success, files_below, run, sh, shared_amqp_url, unique, wait_for_listener, Daemon, Farm,
@@ -97,26 +97,6 @@ impl Setup {
     }
 }
 
-/// `perestroika-mirror serve` on a mirror host's data.
-fn serve(s: &Setup, host: &RsyncHost) -> (Daemon, String) {
-    let addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &[
-            "--config",
-            s.cfg(),
-            "serve",
-            "--root",
-            host.data.to_str().unwrap(),
-            "--http",
-            &addr,
-        ],
-        &s.farm.dir.path().join(format!("{}.log", unique("serve"))),
-    );
-    wait_for_listener(&addr, "perestroika-mirror serve", || daemon.output());
-    (daemon, format!("http://{addr}"))
-}
-
 fn apt_for(s: &Setup, host: &RsyncHost, url: &str) -> AptRoot {
     AptRoot::new(
         &host.data.join(s.tree()).join("KEY.asc"),
@@ -150,25 +130,13 @@ fn a_synced_mirror_serves_apt_and_dnf_and_verifies() {
     s.include("el9", &[rpm]);
     s.sync();
 
-    let (_server, url) = serve(&s, &host);
+    let (_server, url) = s.farm.serve_mirror(&host.data);
     let apt = apt_for(&s, &host, &url);
     apt.update();
     assert_eq!(apt.versions("mirrored"), ["1.0"]);
     let dl = apt.apt_get(&["install", "-y", "--download-only", "mirrored"]);
     assert_success(&dl);
-    let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(
-        &format!("{url}/{}", s.tree()),
-        "el9",
-        root.path(),
-        "mirroredrpm",
-    );
-    assert!(
-        out.status.success(),
-        "dnf: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dnf_installs(&format!("{url}/{}", s.tree()), "el9", "mirroredrpm");
 
     // The http server: ranges, types, listings, and nothing outside its root.
     let key = format!("{url}/{}/KEY.asc", s.tree());
@@ -223,7 +191,7 @@ fn apt_never_fails_against_a_mirror_while_twenty_syncs_run() {
     let s = setup(&[("m1", &host)]);
     s.include("bookworm", &[s.deb("busy", "1.0")]);
     s.sync();
-    let (_server, url) = serve(&s, &host);
+    let (_server, url) = s.farm.serve_mirror(&host.data);
     let apt = Arc::new(apt_for(&s, &host, &url));
     let stop = Arc::new(AtomicBool::new(false));
     let client = {
@@ -297,11 +265,7 @@ async fn a_failing_tree_does_not_hold_up_the_others_on_its_target() {
     let up = RsyncHost::start();
     let s = setup(&[("up", &up)]);
     s.farm.bootstrap();
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &["--config", s.cfg(), "run"],
-        &s.farm.dir.path().join("mirror.log"),
-    );
+    let daemon = s.farm.daemon("perestroika-mirror", "mirror.log");
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     let queue = QueueName::new(Stage::Mirror, &s.farm.customer, "9.0").to_string();
     // The release tree (first in order) at a generation that does not exist: it fails.
@@ -345,11 +309,7 @@ async fn a_target_that_is_down_gets_the_newest_state_once_back() {
     let s = setup(&[("up", &up), ("down", &down)]);
     assert!(s.mirror(&["check"]).status.success());
     s.farm.bootstrap();
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &["--config", s.cfg(), "run"],
-        &s.farm.dir.path().join("mirror.log"),
-    );
+    let daemon = s.farm.daemon("perestroika-mirror", "mirror.log");
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     let queue = QueueName::new(Stage::Mirror, &s.farm.customer, "9.0").to_string();
     for v in 1..=3 {
@@ -400,7 +360,7 @@ fn a_sync_killed_midway_leaves_the_target_valid() {
     let s = setup(&[("m1", &host)]);
     s.include("bookworm", &[s.deb("big", "1.0")]);
     s.sync();
-    let (_server, url) = serve(&s, &host);
+    let (_server, url) = s.farm.serve_mirror(&host.data);
     let apt = apt_for(&s, &host, &url);
     apt.update();
 
@@ -484,11 +444,7 @@ async fn a_retired_review_tree_is_taken_off_the_mirror() {
     let review = host.data.join(format!("{}/review", s.farm.customer));
     assert!(review.join("77/KEY.asc").is_file());
 
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &["--config", s.cfg(), "run"],
-        &s.farm.dir.path().join("m.log"),
-    );
+    let daemon = s.farm.daemon("perestroika-mirror", "m.log");
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     // The publisher takes the tree down (link first) before it announces generation 0.
     fs_err::remove_file(s.farm.config.paths.public_root.join(&tree)).unwrap();

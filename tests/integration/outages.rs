@@ -251,12 +251,7 @@ fn a_gerrit_outage_during_queued_work_loses_nothing_and_votes_nothing() {
     let git = f.gerrit.git_root();
     let away = git.with_extension("away");
     fs_err::rename(&git, &away).unwrap();
-    let cfg = f.farm.path.to_str().unwrap().to_owned();
-    f.worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", &cfg, "run"],
-        &f.farm.dir.path().join("worker-outage.log"),
-    );
+    f.worker = f.farm.daemon("perestroika-worker", "worker-outage.log");
     f.wait_for(
         "the worker tries to fetch",
         Duration::from_secs(120),

@@ -7,29 +7,9 @@ use std::process::Output;
 
 use perestroika_tests::apt::{signed_farm, OperatorKey};
 use perestroika_tests::debian::{dh_package, package_cache, GitRepo, GreetRepos};
-use perestroika_tests::{files_below, run, sh, unique, wait_for_listener, Daemon, Farm};
+use perestroika_tests::{files_below, run, sh, Farm, NO_BROKER};
 
 use crate::worker::build_for;
-
-/// `perestroika-mirror serve` of `root`; its daemon and URL.
-fn serve(farm: &Farm, root: &Path) -> (Daemon, String) {
-    let addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &[
-            "--config",
-            farm.path.to_str().unwrap(),
-            "serve",
-            "--root",
-            root.to_str().unwrap(),
-            "--http",
-            &addr,
-        ],
-        &farm.dir.path().join(format!("{}.log", unique("serve"))),
-    );
-    wait_for_listener(&addr, "perestroika-mirror serve", || daemon.output());
-    (daemon, format!("http://{addr}"))
-}
 
 /// A copy of the public root (links kept), for a mirror that serves something else.
 fn copy_root(farm: &Farm, name: &str) -> PathBuf {
@@ -54,7 +34,7 @@ fn build_refused(args: &[&str], out: &Path) -> Output {
 fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         r#"{ name = "9.0", deb = ["bookworm"] }"#,
@@ -79,7 +59,7 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
     let git = ["--git", url.as_str(), "--commit", commit.as_str()];
 
     // The real tree, served: the build takes greet from it, and the result installs.
-    let (_mirror, base) = serve(&farm, &farm.config.paths.public_root);
+    let (_mirror, base) = farm.serve_mirror(&farm.config.paths.public_root);
     let release_url = format!("{base}/{}/9.0", farm.customer);
     let mut with = git.to_vec();
     with.extend(["--release-url", &release_url, "--release-key", pinned]);
@@ -109,7 +89,7 @@ fn a_worker_without_the_tree_builds_from_the_mirror_and_refuses_a_forged_one() {
 
     let tree = |root: &Path| root.join(&farm.customer).join("9.0");
     let refused = |root: &Path, name: &str, why: &str| {
-        let (_daemon, base) = serve(&farm, root);
+        let (_daemon, base) = farm.serve_mirror(root);
         let release_url = format!("{base}/{}/9.0", farm.customer);
         let mut with = git.to_vec();
         with.extend(["--release-url", &release_url, "--release-key", pinned]);
@@ -185,7 +165,7 @@ fn an_rpm_build_takes_its_dependencies_from_the_mirror_and_refuses_a_forged_repo
 
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
@@ -210,7 +190,7 @@ fn an_rpm_build_takes_its_dependencies_from_the_mirror_and_refuses_a_forged_repo
     let url = motd.url();
     let pinned = key.public_file();
     let pinned = pinned.to_str().unwrap();
-    let (_mirror, base) = serve(&farm, &farm.config.paths.public_root);
+    let (_mirror, base) = farm.serve_mirror(&farm.config.paths.public_root);
     let release_url = format!("{base}/{}/9.0", farm.customer);
     let with = [
         "--git",
@@ -255,7 +235,7 @@ fn an_rpm_build_takes_its_dependencies_from_the_mirror_and_refuses_a_forged_repo
     assert!(text.contains("<revision>"), "{text}");
     let _ = fs_err::remove_file(&repomd);
     fs_err::write(&repomd, text.replacen("<revision>", "<revision>9", 1)).unwrap();
-    let (_forged, base) = serve(&farm, &forged);
+    let (_forged, base) = farm.serve_mirror(&forged);
     let release_url = format!("{base}/{}/9.0", farm.customer);
     let mut with = with.to_vec();
     with[5] = release_url.as_str();

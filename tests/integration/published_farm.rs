@@ -11,29 +11,9 @@ use perestroika_protocol::messages::BuildJob;
 use perestroika_tests::apt::OperatorKey;
 use perestroika_tests::debian::dh_package;
 use perestroika_tests::whole::{change, push_greet, WholeFarm, SPLIT_BRANCH};
-use perestroika_tests::{run, sh, unique, wait_for_listener, Daemon};
+use perestroika_tests::{run, sh, Daemon};
 
 const BUILD_TIME: Duration = Duration::from_secs(600);
-
-/// `perestroika-mirror serve` of `root`; its daemon and URL.
-fn serve(f: &WholeFarm, root: &Path) -> (Daemon, String) {
-    let addr = format!("127.0.0.1:{}", perestroika_tests::free_port());
-    let daemon = Daemon::start(
-        "perestroika-mirror",
-        &[
-            "--config",
-            f.farm.path.to_str().unwrap(),
-            "serve",
-            "--root",
-            root.to_str().unwrap(),
-            "--http",
-            &addr,
-        ],
-        &f.farm.dir.path().join(format!("{}.log", unique("serve"))),
-    );
-    wait_for_listener(&addr, "perestroika-mirror serve", || daemon.output());
-    (daemon, format!("http://{addr}"))
-}
 
 fn retrigger(cfg: &Path, code: &str, dry_run: bool) -> Output {
     let mut args = vec![
@@ -171,7 +151,7 @@ fn a_farm_without_the_public_tree_builds_numbers_and_rebuilds_from_the_mirror() 
         copy
     };
     let against = |root: &Path, name: &str| -> (Daemon, PathBuf) {
-        let (daemon, url) = serve(&f, root);
+        let (daemon, url) = f.farm.serve_mirror(root);
         let (cfg, _) = f.config_without_tree(name, Some(&url));
         (daemon, cfg)
     };

@@ -6,7 +6,7 @@ use std::process::Output;
 use perestroika_tests::apt::{
     make_deb, make_deb_with, signed_farm, AptRoot, OperatorKey, BOOKWORM_RELEASE,
 };
-use perestroika_tests::{assert_success, run, Farm};
+use perestroika_tests::{assert_success, run, Farm, NO_BROKER};
 
 /// A farm with the operator's key imported into the publisher.
 struct Published {
@@ -18,12 +18,7 @@ struct Published {
 impl Published {
     fn new() -> Self {
         let key = OperatorKey::new();
-        let farm = signed_farm(
-            "amqp://guest:guest@127.0.0.1:1/%2f",
-            &[&key],
-            "",
-            BOOKWORM_RELEASE,
-        );
+        let farm = signed_farm(NO_BROKER, &[&key], "", BOOKWORM_RELEASE);
         Self {
             farm,
             _key: key,
@@ -540,12 +535,7 @@ fn during_a_key_rotation_clients_of_either_key_accept_the_repository() {
 fn farm_signing_with_two_keys() -> (OperatorKey, OperatorKey, Farm) {
     let old = OperatorKey::new();
     let new = OperatorKey::new();
-    let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &[&old, &new],
-        "",
-        BOOKWORM_RELEASE,
-    );
+    let farm = signed_farm(NO_BROKER, &[&old, &new], "", BOOKWORM_RELEASE);
     (old, new, farm)
 }
 
@@ -608,7 +598,7 @@ fn one_topic_published_for_two_releases_at_once_keeps_every_package_and_generati
     const ROUNDS: usize = 12;
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         r#"{ name = "9.0", deb = ["bookworm"] }, { name = "10.0", deb = ["trixie"] }"#,
@@ -664,12 +654,7 @@ fn one_topic_published_for_two_releases_at_once_keeps_every_package_and_generati
         "each publish made its own generation"
     );
 
-    let root = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join("review");
+    let root = farm.customer_root().join("review");
     let mut on_disk: Vec<String> = fs_err::read_dir(root.join(".shared-fix.gen"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

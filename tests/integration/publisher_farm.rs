@@ -181,12 +181,7 @@ async fn a_publish_job_is_published_recorded_and_announced() {
         .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
         .await
         .unwrap();
-    let cfg = s.farm.path.to_str().unwrap();
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("pub.log"),
-    );
+    let publisher = s.farm.daemon("perestroika-publisher", "pub.log");
     let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
     assert_eq!(ann.tree, format!("{}/9.0", s.farm.customer));
     assert_eq!(ann.generation, 1);
@@ -223,12 +218,7 @@ async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_publ
         .publish(&queue(&s.farm, Stage::Publish), &job, &job.job_id)
         .await
         .unwrap();
-    let cfg = s.farm.path.to_str().unwrap();
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("pub.log"),
-    );
+    let publisher = s.farm.daemon("perestroika-publisher", "pub.log");
     let reason = dead_letter(&broker, &s.farm, &publisher).await;
     assert!(reason.contains("checksum differs"), "{reason}");
     assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
@@ -251,17 +241,8 @@ async fn a_build_job_becomes_an_installable_signed_package() {
         .publish(&queue(&s.farm, Stage::Build), &job, &job.job_id)
         .await
         .unwrap();
-    let cfg = s.farm.path.to_str().unwrap();
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("worker.log"),
-    );
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("pub.log"),
-    );
+    let worker = s.farm.daemon("perestroika-worker", "worker.log");
+    let publisher = s.farm.daemon("perestroika-publisher", "pub.log");
     let ann = announcement(
         &broker,
         &s.farm,
@@ -282,19 +263,10 @@ async fn a_build_job_becomes_an_installable_signed_package() {
 #[tokio::test]
 async fn a_second_publisher_waits_and_takes_over_when_the_first_dies() {
     let s = setup();
-    let cfg = s.farm.path.to_str().unwrap();
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
-    let mut first = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("first.log"),
-    );
+    let mut first = s.farm.daemon("perestroika-publisher", "first.log");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("second.log"),
-    );
+    let second = s.farm.daemon("perestroika-publisher", "second.log");
     tokio::time::sleep(Duration::from_secs(2)).await;
     for name in ["sac1", "sac2"] {
         let job = stage_debs(&s.farm, &unique(name), &[name]);
@@ -378,12 +350,7 @@ async fn a_review_repository_is_retired_and_can_start_again() {
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     let publish = queue(&s.farm, Stage::Publish);
     broker.publish(&publish, &job, &job.job_id).await.unwrap();
-    let cfg = s.farm.path.to_str().unwrap();
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("pub.log"),
-    );
+    let publisher = s.farm.daemon("perestroika-publisher", "pub.log");
     let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
     let review_root = s
         .farm
@@ -457,12 +424,7 @@ async fn staged_links_to_the_publishers_secrets_are_never_followed() {
     let s = setup();
     let broker = Broker::connect(&s.farm.config.broker).await.unwrap();
     let publish = queue(&s.farm, Stage::Publish);
-    let cfg = s.farm.path.to_str().unwrap();
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &s.farm.dir.path().join("pub.log"),
-    );
+    let publisher = s.farm.daemon("perestroika-publisher", "pub.log");
     let keys = s
         .farm
         .config
@@ -486,7 +448,7 @@ async fn staged_links_to_the_publishers_secrets_are_never_followed() {
     broker.publish(&publish, &job, &job.job_id).await.unwrap();
     let ann = announcement(&broker, &s.farm, Duration::from_secs(60), &[&publisher]).await;
     assert_eq!(ann.generation, 1);
-    let pool = s.farm.config.paths.public_root.join(&s.farm.customer);
+    let pool = s.farm.customer_root();
     assert!(
         !sh_grep(&pool, &secret_bytes),
         "the secret key reached the public tree"
@@ -567,11 +529,7 @@ async fn forged_publish_jobs_are_dead_lettered_and_change_nothing() {
         .success());
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
     let publish = queue(&farm, Stage::Publish);
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("pub.log"),
-    );
+    let publisher = farm.daemon("perestroika-publisher", "pub.log");
     let wait = Duration::from_secs(60);
 
     // A release and a review repository, published; the review is then retired.

@@ -3,18 +3,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
-use perestroika_tests::{assert_success, sh};
+use perestroika_tests::apt::{dnf_install, dnf_installs, make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::{assert_success, sh, NO_BROKER};
 
 #[test]
 fn rpms_are_signed_indexed_and_installable_with_dnf() {
     let key = OperatorKey::new();
-    let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &[&key],
-        "",
-        r#"{ name = "9.0", rpm = ["el9"] }"#,
-    );
+    let farm = signed_farm(NO_BROKER, &[&key], "", r#"{ name = "9.0", rpm = ["el9"] }"#);
     let work = tempfile::tempdir().unwrap();
     let (binary, source) = make_rpm(work.path(), "rpmtest", "1.0", "a");
     let include = |files: &[&Path]| farm.include("el9", &[], files).output().unwrap();
@@ -49,19 +44,7 @@ fn rpms_are_signed_indexed_and_installable_with_dnf() {
     );
 
     // dnf installs it with both package and repository signatures checked.
-    let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(
-        &format!("file://{}", tree.display()),
-        "el9",
-        root.path(),
-        "rpmtest",
-    );
-    assert!(
-        out.status.success(),
-        "dnf failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let root = dnf_installs(&format!("file://{}", tree.display()), "el9", "rpmtest");
     assert!(root.path().join("usr/share/rpmtest/marker").is_file());
 
     // The same rpm again changes nothing; another rpm under the same name is refused.
@@ -101,7 +84,7 @@ fn an_rpm_published_first_into_a_release_with_a_deb_distro_leaves_both_sides_val
     use perestroika_tests::apt::{make_deb, AptRoot};
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         r#"{ name = "9.0", deb = ["bookworm"], rpm = ["el9"] }"#,
@@ -116,18 +99,7 @@ fn an_rpm_published_first_into_a_release_with_a_deb_distro_leaves_both_sides_val
     );
     apt.update();
     assert!(apt.versions("debafter").is_empty());
-    let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(
-        &format!("file://{}", tree.display()),
-        "el9",
-        root.path(),
-        "rpmfirst",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    dnf_installs(&format!("file://{}", tree.display()), "el9", "rpmfirst");
 
     let deb = make_deb(work.path(), "debafter", "1.0", false, "d");
     assert_success(&farm.include("bookworm", &[], &[&deb]).output().unwrap());

@@ -656,16 +656,8 @@ async fn a_retrigger_rebuilds_with_a_higher_revision_through_worker_and_publishe
     assert!(String::from_utf8_lossy(&out.stderr).contains("no mapping rule"));
 
     let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("worker.log"),
-    );
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("pub.log"),
-    );
+    let worker = farm.daemon("perestroika-worker", "worker.log");
+    let publisher = farm.daemon("perestroika-publisher", "pub.log");
     let tree = farm.release_tree();
     let apt = AptRoot::new(
         &tree.join("KEY.asc"),

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use perestroika_tests::apt::{signed_farm, OperatorKey, BOOKWORM_RELEASE};
 use perestroika_tests::debian::{dh_package, package_cache, GitRepo, GreetRepos};
-use perestroika_tests::{run, Farm};
+use perestroika_tests::{run, Farm, NO_BROKER};
 
 use crate::worker::build_for;
 
 fn release(key: &OperatorKey) -> Farm {
     signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[key],
         &format!("[build]\npackage_cache = \"{}\"\n", package_cache()),
         BOOKWORM_RELEASE,
@@ -129,7 +129,7 @@ fn an_rpm_release_rebuilds_identically() {
 
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         &format!("[build]\npackage_cache = \"{}\"\n", package_cache()),
         &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),

@@ -389,12 +389,7 @@ async fn a_job_whose_worker_is_gone_before_the_fetch_is_built_again_and_publishe
     }
     first.kill();
     let started = Instant::now();
-    let cfg = farm.path.to_str().unwrap();
-    let reactor = Daemon::start(
-        "perestroika-reactor",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("reactor.log"),
-    );
+    let reactor = farm.daemon("perestroika-reactor", "reactor.log");
     let second = w2.start(&farm);
     let publisher = start_publisher(&farm);
     let logs = [&reactor, &second, &publisher];

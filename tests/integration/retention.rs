@@ -88,7 +88,7 @@ struct Usage {
 }
 
 fn usage(farm: &Farm) -> Usage {
-    let customer = farm.config.paths.public_root.join(&farm.customer);
+    let customer = farm.customer_root();
     Usage {
         pool: disk_kib(&[customer.join(".9.0.pool")]),
         generations: disk_kib(&[customer.join(".9.0.gen")]),
@@ -151,13 +151,7 @@ async fn two_hundred_publishes_stay_within_the_configured_retention() {
     for (queue, job) in queued {
         broker.publish(&queue, job, &job.job_id).await.unwrap();
     }
-    let start = |farm: &Farm, name: &str| {
-        Daemon::start(
-            "perestroika-publisher",
-            &["--config", farm.path.to_str().unwrap(), "run"],
-            &farm.dir.path().join(name),
-        )
-    };
+    let start = |farm: &Farm, name: &str| farm.daemon("perestroika-publisher", name);
     let kept_publisher = start(&kept, "kept.log");
     let all_publisher = start(&all, "all.log");
 
@@ -328,12 +322,7 @@ fn a_review_repositorys_old_patch_sets_leave_the_pool_and_reprepro_forgets_them(
     for file in &files[..6] {
         include(file);
     }
-    let tree = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join("review");
+    let tree = farm.customer_root().join("review");
     assert_eq!(names_in(&tree.join(".77.gen")), ["5", "6"]);
     let pool = tree.join(".77.pool/deb/pool/main/r/revchurn");
     assert_eq!(
@@ -440,11 +429,7 @@ async fn a_worker_start_removes_killed_builds_and_stale_git_mirrors() {
     let roots = farm.config.paths.state.join("worker/roots");
     fs_err::create_dir_all(roots.join("0123456789ab/usr")).unwrap();
 
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", farm.path.to_str().unwrap(), "run"],
-        &farm.dir.path().join("worker.log"),
-    );
+    let worker = farm.daemon("perestroika-worker", "worker.log");
     worker.wait_for_log("removed leftovers of killed builds", 1);
     let log = worker.output();
     assert!(
@@ -563,11 +548,7 @@ async fn staging_goes_once_published_and_a_later_redelivery_is_acknowledged() {
     for job in [&published, &failed] {
         broker.publish(&queue, job, &job.job_id).await.unwrap();
     }
-    let publisher = Daemon::start(
-        "perestroika-publisher",
-        &["--config", farm.path.to_str().unwrap(), "run"],
-        &farm.dir.path().join("pub.log"),
-    );
+    let publisher = farm.daemon("perestroika-publisher", "pub.log");
     wait_for_generation(&farm, 2, &publisher);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !names_in(&farm.config.paths.staging).is_empty() {
@@ -636,12 +617,7 @@ fn a_client_updating_in_a_loop_never_fails_while_snapshots_are_pruned() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let updates = client.join().expect("the client never failed");
     assert!(updates >= 5, "the client ran only {updates} updates");
-    let gens = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join(".9.0.gen");
+    let gens = farm.customer_root().join(".9.0.gen");
     assert_eq!(names_in(&gens), ["40", "41"]);
 }
 
@@ -669,12 +645,7 @@ fn a_kept_snapshot_stays_until_unkept() {
         all.extend_from_slice(args);
         run("perestroika-publisher", &all)
     };
-    let gens = farm
-        .config
-        .paths
-        .public_root
-        .join(&farm.customer)
-        .join(".9.0.gen");
+    let gens = farm.customer_root().join(".9.0.gen");
     for i in 1..=2 {
         publish(i);
     }

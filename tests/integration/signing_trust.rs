@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use perestroika_tests::apt::{make_deb, signed_farm, AptRoot, OperatorKey};
-use perestroika_tests::{run, sh, shared_amqp_url, Daemon, Farm};
+use perestroika_tests::{run, sh, shared_amqp_url, Daemon, Farm, NO_BROKER};
 
 /// A farm whose review and topic trees are signed with a key of their own, with `publish`
 /// settings appended.
@@ -54,12 +54,7 @@ fn valid_until(release: &str) -> chrono::DateTime<chrono::Utc> {
 #[test]
 fn a_review_tree_cannot_pass_for_the_release() {
     let (release_key, review_key) = (OperatorKey::new(), OperatorKey::new());
-    let farm = farm_with_review_key(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &release_key,
-        &review_key,
-        "",
-    );
+    let farm = farm_with_review_key(NO_BROKER, &release_key, &review_key, "");
     let dir = farm.dir.path();
     farm.publish(
         "bookworm",
@@ -193,12 +188,7 @@ fn a_frozen_release_expires_and_the_publisher_signs_it_again_in_time() {
 fn a_customer_review_key_signs_that_customers_review_trees() {
     let (release_key, farm_review, own_review) =
         (OperatorKey::new(), OperatorKey::new(), OperatorKey::new());
-    let farm = farm_with_review_key(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
-        &release_key,
-        &farm_review,
-        "",
-    );
+    let farm = farm_with_review_key(NO_BROKER, &release_key, &farm_review, "");
     // The configuration ends in the customer's table.
     let text = fs_err::read_to_string(&farm.path).unwrap();
     fs_err::write(

@@ -22,6 +22,19 @@ fn build_queue(farm: &Farm) -> QueueName {
     QueueName::new(Stage::Build, &farm.customer, "9.0")
 }
 
+/// A farm (with `extra` in its `[broker]`), its build queue declared and one job in it: the
+/// farm, the queue and its name, a connection, the job.
+async fn one_queued(extra: &str) -> (Farm, QueueName, String, Broker, BuildJob) {
+    let farm = Farm::new(&shared_amqp_url(), extra);
+    let queue = build_queue(&farm);
+    let name = queue.to_string();
+    let broker = Broker::connect(&farm.config.broker).await.unwrap();
+    broker.declare(&queue).await.unwrap();
+    let job = job(&farm.customer, 0);
+    broker.publish(&name, &job, &job.job_id).await.unwrap();
+    (farm, queue, name, broker, job)
+}
+
 async fn wait_for_depth(broker: &Broker, queue: &str, depth: u32) {
     for _ in 0..100 {
         if broker.stats(queue).await.unwrap().messages == depth {
@@ -117,13 +130,7 @@ async fn a_confirmed_message_survives_a_broker_restart() {
 
 #[tokio::test]
 async fn a_message_rejected_past_the_delivery_limit_is_dead_lettered() {
-    let farm = Farm::new(&shared_amqp_url(), "delivery_limit = 2\n");
-    let queue = build_queue(&farm);
-    let name = queue.to_string();
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    broker.declare(&queue).await.unwrap();
-    let j = job(&farm.customer, 0);
-    broker.publish(&name, &j, &j.job_id).await.unwrap();
+    let (farm, queue, name, broker, j) = one_queued("delivery_limit = 2\n").await;
 
     // A consumer that fails the message every time, for a reason it cannot tell: returned and
     // counted, and dead-lettered by the consumer on the delivery the limit allows last.
@@ -159,13 +166,7 @@ async fn a_message_rejected_past_the_delivery_limit_is_dead_lettered() {
 /// delivery limit allows never dead-letter it.
 #[tokio::test]
 async fn a_message_that_waits_comes_back_uncounted() {
-    let farm = Farm::new(&shared_amqp_url(), "delivery_limit = 1\n");
-    let queue = build_queue(&farm);
-    let name = queue.to_string();
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    broker.declare(&queue).await.unwrap();
-    let j = job(&farm.customer, 0);
-    broker.publish(&name, &j, &j.job_id).await.unwrap();
+    let (_farm, queue, name, broker, j) = one_queued("delivery_limit = 1\n").await;
     for round in 0..3 {
         let d = loop {
             if let Some(d) = broker.get(&name).await.unwrap() {
@@ -270,13 +271,7 @@ async fn recv(rx: &mut tokio::sync::mpsc::UnboundedReceiver<u32>) -> u32 {
 #[tokio::test]
 async fn a_reason_longer_than_a_frame_is_cut_and_the_message_still_dead_lettered() {
     use perestroika_protocol::broker::{MAX_HEADER_TEXT, REASON_HEADER};
-    let farm = Farm::new(&shared_amqp_url(), "");
-    let queue = build_queue(&farm);
-    let name = queue.to_string();
-    let broker = Broker::connect(&farm.config.broker).await.unwrap();
-    broker.declare(&queue).await.unwrap();
-    let sent = job(&farm.customer, 0);
-    broker.publish(&name, &sent, &sent.job_id).await.unwrap();
+    let (_farm, queue, name, broker, sent) = one_queued("").await;
     wait_for_depth(&broker, &name, 1).await;
     let delivery = broker.get(&name).await.unwrap().unwrap();
     // Mostly two-byte chars, so the cut has to find a char boundary.

@@ -9,7 +9,7 @@ use perestroika_tests::debian::{
     package_cache, rpm_image, GitRepo, RPM_DISTRO,
 };
 use perestroika_tests::debian::{dh_package, GreetRepos};
-use perestroika_tests::run;
+use perestroika_tests::{run, NO_BROKER};
 
 /// Runs `perestroika-worker build` for bookworm and returns its output and result.json.
 fn build(args: &[&str], out: &Path) -> (Output, serde_json::Value) {
@@ -485,7 +485,7 @@ async fn commands_in_a_build_root_cannot_mount() {
 fn build_dependencies_come_from_the_release_repository() {
     let key = perestroika_tests::apt::OperatorKey::new();
     let farm = perestroika_tests::apt::signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[&key],
         "",
         r#"{ name = "9.0", deb = ["bookworm"] }"#,

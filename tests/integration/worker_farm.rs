@@ -42,11 +42,7 @@ async fn queue_and_build(farm: &Farm, job: &BuildJob) -> (Broker, Daemon, Publis
         .publish(&build_queue, job, &job.job_id)
         .await
         .unwrap();
-    let worker = Daemon::start(
-        "perestroika-worker",
-        &["--config", farm.path.to_str().unwrap(), "run"],
-        &farm.dir.path().join("worker.log"),
-    );
+    let worker = farm.daemon("perestroika-worker", "worker.log");
     let published = next_publish_job(&broker, farm, Duration::from_secs(120), &worker).await;
     assert_eq!(published.job_id, job.job_id);
     (broker, worker, published)
@@ -139,12 +135,7 @@ async fn a_worker_killed_mid_build_leaves_the_job_to_the_next_one() {
         .await
         .unwrap();
 
-    let cfg = farm.path.to_str().unwrap();
-    let mut first = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("first.log"),
-    );
+    let mut first = farm.daemon("perestroika-worker", "first.log");
     let deadline = Instant::now() + Duration::from_secs(120);
     while containers_of_job(&job.job_id).is_empty() {
         assert!(
@@ -160,11 +151,7 @@ async fn a_worker_killed_mid_build_leaves_the_job_to_the_next_one() {
         "a killed worker cannot have cleaned up"
     );
 
-    let second = Daemon::start(
-        "perestroika-worker",
-        &["--config", cfg, "run"],
-        &farm.dir.path().join("second.log"),
-    );
+    let second = farm.daemon("perestroika-worker", "second.log");
     let published = next_publish_job(&broker, &farm, Duration::from_secs(120), &second).await;
     assert_eq!(published.job_id, job.job_id);
     assert_staged(&farm, &published);

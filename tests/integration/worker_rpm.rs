@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perestroika_tests::apt::{dnf_install, make_rpm, signed_farm, OperatorKey};
+use perestroika_tests::apt::{dnf_installs, make_rpm, signed_farm, OperatorKey};
 use perestroika_tests::debian::{greet_motd_spec, GitRepo, GreetRepos, RPM_DISTRO};
-use perestroika_tests::{assert_success, run, sh, unique, Farm};
+use perestroika_tests::{assert_success, run, sh, unique, Farm, NO_BROKER};
 
 use crate::worker::{artifact_names, build_for, failure};
 
@@ -38,7 +38,7 @@ fn file(out: &Path, name: &str) -> PathBuf {
 /// A release of the tests' rpm distro with its own signing key.
 fn rpm_release(key: &OperatorKey) -> Farm {
     signed_farm(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         &[key],
         "",
         &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
@@ -189,18 +189,10 @@ fn rpm_packages_build_against_the_release_and_install_with_dnf() {
     );
 
     // dnf installs both from the published repository, signatures checked.
-    let root = tempfile::tempdir().unwrap();
-    let out = dnf_install(
+    let root = dnf_installs(
         &format!("file://{}", tree.display()),
         RPM_DISTRO,
-        root.path(),
         "greet-motd",
-    );
-    assert!(
-        out.status.success(),
-        "dnf failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
         fs_err::read_to_string(root.path().join("usr/share/greet-motd/motd")).unwrap(),
@@ -264,7 +256,7 @@ fn an_rpm_root_is_bootstrapped_from_the_configured_repositories() {
     sh(Command::new("createrepo_c").arg("-q").arg(&repo));
     let distro = unique("dnfroot");
     let farm = Farm::with_sections(
-        "amqp://guest:guest@127.0.0.1:1/%2f",
+        NO_BROKER,
         "",
         &format!(
             "[rpm_roots.{distro}]\nreleasever = \"1\"\nrepos = [\"file://{}\"]\n\

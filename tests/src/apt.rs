@@ -440,3 +440,17 @@ pub fn dnf_install(base: &str, distro: &str, root: &Path, package: &str) -> Outp
         .output()
         .unwrap()
 }
+
+/// [`dnf_install`] of `package` into a fresh root, asserting that dnf succeeded; the root is
+/// returned for the test to look into.
+pub fn dnf_installs(base: &str, distro: &str, package: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let out = dnf_install(base, distro, root.path(), package);
+    assert!(
+        out.status.success(),
+        "dnf could not install {package} from {base} ({distro}):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    root
+}

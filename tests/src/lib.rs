@@ -25,6 +25,9 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// A broker URL nothing listens on, for farms whose commands never connect to one.
+pub const NO_BROKER: &str = "amqp://guest:guest@127.0.0.1:1/%2f";
+
 /// Path of a workspace binary, built by `cargo build --workspace` before the tests run.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -175,13 +178,15 @@ pub struct Farm {
 }
 
 impl Farm {
+    /// The customer's directory of the public root: its releases' trees, `review/`, `topic/`
+    /// and the generations (`.<version>.gen`).
+    pub fn customer_root(&self) -> PathBuf {
+        self.config.paths.public_root.join(&self.customer)
+    }
+
     /// The public tree of this farm's release `9.0` (what clients read).
     pub fn release_tree(&self) -> PathBuf {
-        self.config
-            .paths
-            .public_root
-            .join(&self.customer)
-            .join("9.0")
+        self.customer_root().join("9.0")
     }
 
     /// `perestroika-publisher include` of `files` into this farm's release `9.0` for `distro`,
@@ -207,6 +212,37 @@ impl Farm {
             "publishing failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// `perestroika-mirror serve` of `root` over http on a free loopback port, started with
+    /// this farm's configuration; its daemon and URL, once it listens.
+    pub fn serve_mirror(&self, root: &Path) -> (Daemon, String) {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let daemon = Daemon::start(
+            "perestroika-mirror",
+            &[
+                "--config",
+                self.path.to_str().unwrap(),
+                "serve",
+                "--root",
+                root.to_str().unwrap(),
+                "--http",
+                &addr,
+            ],
+            &self.dir.path().join(format!("{}.log", unique("serve"))),
+        );
+        wait_for_listener(&addr, "perestroika-mirror serve", || daemon.output());
+        (daemon, format!("http://{addr}"))
+    }
+
+    /// Starts daemon `name` (`perestroika-worker`, `-publisher`, …) on this farm's
+    /// configuration (`--config <farm.toml> run`), logging to `log` in the farm's directory.
+    pub fn daemon(&self, name: &str, log: impl AsRef<Path>) -> Daemon {
+        Daemon::start(
+            name,
+            &["--config", self.path.to_str().unwrap(), "run"],
+            &self.dir.path().join(log),
+        )
     }
 
     /// Starts a worker of this farm whose state (containers, scratch, git cache) is its own,

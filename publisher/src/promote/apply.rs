@@ -45,7 +45,9 @@ impl Publisher<'_> {
         if p.from == p.to {
             return Err(PublishError::SameSuite);
         }
-        let (tree, tree_name, lock) = self.lock_tree(&p.customer, &p.version, &Target::Release)?;
+        let (tree, tree_name, lock) =
+            self.trees()
+                .lock_tree(&p.customer, &p.version, &Target::Release)?;
         let live = tree.current().map(|n| tree.generation(n)).ok_or_else(|| {
             PublishError::NothingPublished {
                 tree: tree_name.clone(),

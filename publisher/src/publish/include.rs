@@ -39,7 +39,9 @@ impl Publisher<'_> {
                 distro: req.distro.clone(),
                 of: format!("{} {}", req.customer, req.version),
             })?;
-        let (tree, tree_name, lock) = self.lock_tree(&req.customer, &req.version, &req.target)?;
+        let (tree, tree_name, lock) =
+            self.trees()
+                .lock_tree(&req.customer, &req.version, &req.target)?;
         self.check_not_retired(&tree_name, req.requested_at)?;
         let (deb, deb_suites) = self.open_deb(
             &tree,

@@ -29,7 +29,7 @@ impl Publisher<'_> {
                 path: log.to_owned(),
             });
         }
-        let (tree, tree_name, lock) = self.lock_tree(customer, version, target)?;
+        let (tree, tree_name, lock) = self.trees().lock_tree(customer, version, target)?;
         self.check_not_retired(&tree_name, requested_at)?;
         let logs = tree.pool().join("logs");
         // Published already when the live generation was written after the log was kept (a

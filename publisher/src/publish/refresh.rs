@@ -19,7 +19,9 @@ impl Publisher<'_> {
         let Some(valid_for) = self.valid_for() else {
             return Ok(None);
         };
-        let (tree, tree_name, lock) = self.lock_tree(customer, version, &Target::Release)?;
+        let (tree, tree_name, lock) =
+            self.trees()
+                .lock_tree(customer, version, &Target::Release)?;
         let Some(current) = tree.current() else {
             return Ok(None);
         };

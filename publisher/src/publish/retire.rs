@@ -48,7 +48,7 @@ impl Publisher<'_> {
         requested_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(String, bool), PublishError> {
         let target = Target::Review { change };
-        let (tree, tree_name, lock) = self.lock_tree(customer, "", &target)?;
+        let (tree, tree_name, lock) = self.trees().lock_tree(customer, "", &target)?;
         let mark = self.retired_mark(&tree_name);
         fs_err::create_dir_all(mark.parent().expect("below the state")).map_err(io(&mark))?;
         perestroika_host::files::write_durable(&mark, requested_at.to_rfc3339().as_bytes())

@@ -122,13 +122,14 @@ fn merge_burst(rabbit: &Rabbit, merges: u32) -> anyhow::Result<()> {
     );
     let secs = |a: DateTime<Utc>, b: DateTime<Utc>| (b - a).num_milliseconds() as f64 / 1000.0;
     let (mut less_build, mut less_wait) = (Vec::new(), Vec::new());
+    // Where the rest goes: event → queued, built → published, published → on both mirrors.
+    let (mut to_queue, mut to_publish, mut to_mirrors) = (Vec::new(), Vec::new(), Vec::new());
     for (job, at) in jobs[1..].iter().zip(&emitted) {
         let queued = found(&reactor, job, "queued", false)?.timestamp;
         let started = found(&worker, job, "build", false)?.timestamp;
         let built = found(&worker, job, "build", true)?.timestamp;
-        let generation = found(&publisher, job, "publish", true)?
-            .number("generation")
-            .context("no generation")?;
+        let published = found(&publisher, job, "publish", true)?;
+        let generation = published.number("generation").context("no generation")?;
         // Installable from both: the later of the two mirrors' first sync at or past it.
         let mut both = built;
         for m in &f.mirrors {
@@ -144,17 +145,22 @@ fn merge_burst(rabbit: &Rabbit, merges: u32) -> anyhow::Result<()> {
             both = both.max(synced.timestamp);
         }
         let total = secs(*at, both);
+        to_queue.push(secs(*at, queued));
+        to_publish.push(secs(built, published.timestamp));
+        to_mirrors.push(secs(published.timestamp, both));
         let build = secs(started, built);
         less_build.push(total - build);
         less_wait.push(total - build - secs(queued, started));
     }
-    less_build.sort_by(f64::total_cmp);
-    less_wait.sort_by(f64::total_cmp);
     println!("merge → installable from both mirrors, {merges} merges in one burst, one worker:");
     for (what, v) in [
-        ("everything but the build", &less_build),
-        ("… and but the wait behind earlier builds", &less_wait),
+        ("everything but the build", &mut less_build),
+        ("… and but the wait behind earlier builds", &mut less_wait),
+        ("of which: event → queued (reactor)", &mut to_queue),
+        ("          built → published (publisher)", &mut to_publish),
+        ("          published → on both mirrors", &mut to_mirrors),
     ] {
+        v.sort_by(f64::total_cmp);
         println!(
             "  {what:<44} p50 {:>7.3} s   p99 {:>7.3} s",
             percentile(v, 0.5),

@@ -52,7 +52,7 @@ pub fn run(root: &Path, args: &Args) -> Result<()> {
     );
     let farm = &release.farm;
     let tree = format!("{}/9.0", farm.customer);
-    let public = farm.config.paths.public_root.join(&farm.customer);
+    let public = farm.customer_root();
     let sync = || {
         try_sh(
             Command::new(bin("perestroika-mirror"))

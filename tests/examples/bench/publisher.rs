@@ -35,7 +35,7 @@ impl PublishOnly {
     pub fn new(release: &str, sections: &str) -> Self {
         let key = OperatorKey::new();
         let farm = signed_farm(
-            "amqp://127.0.0.1:1/%2f",
+            perestroika_tests::NO_BROKER,
             &[&key],
             &format!("[publish]\nsuites = [\"proposed\"]\n{sections}"),
             release,

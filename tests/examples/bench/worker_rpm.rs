@@ -32,7 +32,7 @@ pub fn run(root: &Path, runs: usize) -> Result<()> {
     fs_err::create_dir_all(&work)?;
     let key = OperatorKey::new();
     let farm = signed_farm(
-        "amqp://127.0.0.1:1/%2f",
+        perestroika_tests::NO_BROKER,
         &[&key],
         "[publish]\nsuites = [\"proposed\"]\n",
         &format!(r#"{{ name = "9.0", rpm = ["{RPM_DISTRO}"] }}"#),
