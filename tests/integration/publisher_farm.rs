@@ -54,15 +54,6 @@ async fn dead_letter(broker: &Broker, farm: &Farm, publisher: &Daemon) -> String
     panic!("nothing dead-lettered:\n{}", publisher.output())
 }
 
-/// Where the publisher records what became of a job (its own state, never staging).
-fn record_path(farm: &Farm, job_id: &str) -> std::path::PathBuf {
-    farm.config
-        .paths
-        .state
-        .join("publisher/records")
-        .join(format!("{job_id}.json"))
-}
-
 fn stage_debs(farm: &Farm, job_id: &str, names: &[&str]) -> PublishJob {
     stage_debs_at(farm, job_id, names, "1.0")
 }
@@ -189,7 +180,8 @@ async fn a_publish_job_is_published_recorded_and_announced() {
     apt.update();
     assert_eq!(apt.versions("farmpub"), ["1.0"]);
     let record: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(record_path(&s.farm, &job.job_id)).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(s.farm.publisher_record(&job.job_id)).unwrap())
+            .unwrap();
     assert_eq!(record["published"], true);
     let log = s
         .farm
@@ -224,7 +216,7 @@ async fn an_artifact_whose_checksum_differs_is_dead_lettered_and_nothing_is_publ
     assert!(reason.contains("badsum_1.0_all.deb"), "{reason}");
     let live = s.farm.release_tree();
     assert!(!live.exists(), "something was published");
-    let record = fs_err::read_to_string(record_path(&s.farm, &job.job_id)).unwrap();
+    let record = fs_err::read_to_string(s.farm.publisher_record(&job.job_id)).unwrap();
     assert!(record.contains("checksum differs"), "{record}");
     broker.close().await;
 }
@@ -598,7 +590,7 @@ async fn forged_publish_jobs_are_dead_lettered_and_change_nothing() {
     for (job, want) in &forged {
         let reason = dead_letter(&broker, &farm, &publisher).await;
         assert!(reason.contains(want), "{reason:?} lacks {want:?}");
-        assert!(!record_path(&farm, &job.job_id).exists());
+        assert!(!farm.publisher_record(&job.job_id).exists());
     }
     assert!(
         fs_err::symlink_metadata(&review_tree).is_err(),
@@ -675,7 +667,7 @@ async fn a_hung_reprepro_times_out_and_the_job_publishes_once_it_answers() {
     let dead = format!("{}.dead", queue(&farm, Stage::Publish));
     assert_eq!(broker.stats(&dead).await.unwrap().messages, 0, "{log}");
     assert!(
-        !record_path(&farm, &job.job_id).exists() && !farm.release_tree().exists(),
+        !farm.publisher_record(&job.job_id).exists() && !farm.release_tree().exists(),
         "published while reprepro hung:\n{log}"
     );
 
@@ -689,7 +681,7 @@ async fn a_hung_reprepro_times_out_and_the_job_publishes_once_it_answers() {
         (format!("{}/9.0", farm.customer).as_str(), 1)
     );
     let record: serde_json::Value =
-        serde_json::from_slice(&fs_err::read(record_path(&farm, &job.job_id)).unwrap()).unwrap();
+        serde_json::from_slice(&fs_err::read(farm.publisher_record(&job.job_id)).unwrap()).unwrap();
     assert_eq!(record["published"], true);
     assert_eq!(broker.stats(&dead).await.unwrap().messages, 0);
     let apt = apt_for(&farm);

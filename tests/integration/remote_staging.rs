@@ -117,13 +117,9 @@ fn queue(farm: &Farm, stage: Stage) -> String {
 }
 
 fn start_publisher(farm: &Farm) -> Daemon {
-    Daemon::start(
+    farm.daemon(
         "perestroika-publisher",
-        &["--config", farm.path.to_str().unwrap(), "run"],
-        &farm
-            .dir
-            .path()
-            .join(format!("publisher-{}.log", unique("r"))),
+        format!("publisher-{}.log", unique("r")),
     )
 }
 
@@ -159,13 +155,7 @@ async fn dead_letter(broker: &Broker, farm: &Farm, publisher: &Daemon) -> String
 }
 
 fn record(farm: &Farm, job_id: &str) -> serde_json::Value {
-    let path = farm
-        .config
-        .paths
-        .state
-        .join("publisher/records")
-        .join(format!("{job_id}.json"));
-    serde_json::from_slice(&fs_err::read(&path).unwrap()).unwrap()
+    serde_json::from_slice(&fs_err::read(farm.publisher_record(job_id)).unwrap()).unwrap()
 }
 
 fn apt_for(farm: &Farm) -> AptRoot {
@@ -462,9 +452,8 @@ fn a_worker_whose_staging_daemon_cannot_listen_stops_and_says_why() {
 
 /// Waits up to two minutes until the publisher's record of `job_id` says `key` is true.
 async fn recorded(farm: &Farm, job_id: &str, key: &str, publisher: &Daemon) {
-    let path = farm.config.paths.state.join("publisher/records");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !(path.join(format!("{job_id}.json")).is_file() && record(farm, job_id)[key] == true) {
+    while !(farm.publisher_record(job_id).is_file() && record(farm, job_id)[key] == true) {
         assert!(
             Instant::now() < deadline,
             "{job_id}: no record with {key}:\n{}",

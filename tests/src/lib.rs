@@ -184,6 +184,16 @@ impl Farm {
         self.config.paths.public_root.join(&self.customer)
     }
 
+    /// Where the publisher records what became of job `job_id` (its own state, never
+    /// staging).
+    pub fn publisher_record(&self, job_id: &str) -> PathBuf {
+        self.config
+            .paths
+            .state
+            .join("publisher/records")
+            .join(format!("{job_id}.json"))
+    }
+
     /// The public tree of this farm's release `9.0` (what clients read).
     pub fn release_tree(&self) -> PathBuf {
         self.customer_root().join("9.0")
